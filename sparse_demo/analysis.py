@@ -1,0 +1,346 @@
+"""Pure analysis of sparse vectors: token tables, statistics and stopword leakage.
+
+Definitions (all over the *full* vector the model produced, special tokens included, ranked
+by descending weight):
+
+- ``l1`` = sum of weights; ``active_dims`` = number of weights > 0;
+  ``flops`` = sum of squared weights (the FLOPS regulariser of a one-vector batch, which
+  predicts the cost of dot products with this vector);
+  ``topk_mass_ratio`` = mass of the top-k tokens / ``l1``.
+- ``stopword_mass_ratio`` = mass on stopword tokens / ``l1``; ``special_mass_ratio`` likewise
+  for special tokens (``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>``, ...).
+- ``stopword_topk_ratio`` / ``special_topk_ratio`` = share of the top-k slots (``min(k,
+  active_dims)`` slots) held by stopword / special tokens.
+- ``first_stopword_rank`` = 1-based rank of the highest-weighted stopword (None if none).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .encoder import Encoding, SpladeEncoder
+from .korean import StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
+
+Category = Literal["content", "stopword", "special", "punctuation"]
+CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation")
+DEFAULT_TOP_K = 20
+#: Token rows kept per analysis beyond the requested top-k (leakage always uses every token).
+MIN_ROWS = 100
+_MORPHEME_LABEL_CHARS = 24
+
+# Token categories depend only on (vocabulary, stopword rule): cache them per encoder.
+_CATEGORY_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def classify_token(raw: str, token_id: int, special_ids: frozenset[int], rule: StopwordRule) -> Category:
+    """Category of one vocabulary token: special, punctuation, stopword or content."""
+    if token_id in special_ids:
+        return "special"
+    surface = strip_marker(raw)
+    if not surface or is_punctuation(surface):
+        return "punctuation"
+    if rule.is_stopword(raw):
+        return "stopword"
+    return "content"
+
+
+def normalize_surface(raw: str) -> str:
+    """A vocabulary-independent key: marker-free, NFC, lower-cased (``▁치료`` and ``치료`` match)."""
+    return unicodedata.normalize("NFC", strip_marker(raw)).lower()
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One active token of a vector, with where it came from."""
+
+    rank: int
+    token: str
+    raw: str
+    id: int
+    weight: float
+    position: int
+    source_subword: str
+    source_text: str
+    origin: Literal["input", "expansion"]
+    category: Category
+    morpheme: str | None
+
+
+@dataclass(frozen=True)
+class VectorStats:
+    active_dims: int
+    l1: float
+    flops: float
+    top_k: int
+    topk_mass_ratio: float
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    top_k: int
+    total_mass: float
+    stopword_mass: float
+    special_mass: float
+    stopword_mass_ratio: float
+    special_mass_ratio: float
+    stopword_topk_ratio: float
+    special_topk_ratio: float
+    first_stopword_rank: int | None
+    stopword_tokens: tuple[str, ...] = ()
+    special_tokens: tuple[str, ...] = ()
+
+
+def vector_stats(weights: np.ndarray, top_k: int = DEFAULT_TOP_K) -> VectorStats:
+    """Statistics of one vector's active weights (any order)."""
+    w = np.sort(np.asarray(weights, dtype=np.float64)[np.asarray(weights) > 0])[::-1]
+    l1 = float(w.sum())
+    k = min(top_k, w.size)
+    return VectorStats(
+        active_dims=int(w.size),
+        l1=l1,
+        flops=float(np.square(w).sum()),
+        top_k=top_k,
+        topk_mass_ratio=float(w[:k].sum() / l1) if l1 > 0 else 0.0,
+    )
+
+
+def leakage_report(
+    weights: Sequence[float] | np.ndarray,
+    categories: Sequence[str],
+    tokens: Sequence[str] | None = None,
+    top_k: int = DEFAULT_TOP_K,
+) -> LeakageReport:
+    """Stopword and special-token leakage of one vector.
+
+    Args:
+        weights: active weights (any order; ranks are by descending weight, ties by input order).
+        categories: the category of each weight (see :func:`classify_token`).
+        tokens: readable tokens, to list the leaking ones.
+        top_k: number of top slots examined.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape[0] != len(categories):
+        raise ValueError(f"{w.shape[0]} weights but {len(categories)} categories")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    order = np.argsort(-w, kind="stable")
+    cats = np.asarray(categories, dtype=object)[order] if len(categories) else np.array([], dtype=object)
+    w = w[order]
+    names = [tokens[i] for i in order] if tokens is not None else [""] * len(order)
+    total = float(w.sum())
+    stop = cats == "stopword"
+    special = cats == "special"
+    k = min(top_k, w.size)
+    stop_ranks = np.flatnonzero(stop)
+    return LeakageReport(
+        top_k=top_k,
+        total_mass=total,
+        stopword_mass=float(w[stop].sum()),
+        special_mass=float(w[special].sum()),
+        stopword_mass_ratio=float(w[stop].sum() / total) if total > 0 else 0.0,
+        special_mass_ratio=float(w[special].sum() / total) if total > 0 else 0.0,
+        stopword_topk_ratio=float(stop[:k].sum() / k) if k else 0.0,
+        special_topk_ratio=float(special[:k].sum() / k) if k else 0.0,
+        first_stopword_rank=int(stop_ranks[0]) + 1 if stop_ranks.size else None,
+        stopword_tokens=tuple(names[i] for i in stop_ranks[:k] if i < k),
+        special_tokens=tuple(names[i] for i in np.flatnonzero(special)),
+    )
+
+
+@dataclass
+class QueryAnalysis:
+    """Everything the Explore tab shows for one text."""
+
+    encoding: Encoding
+    rows: list[TokenRow]
+    stats: VectorStats
+    leakage: LeakageReport
+    model: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def top(self, k: int) -> list[TokenRow]:
+        return self.rows[:k]
+
+    def to_frame(self, k: int | None = None) -> pd.DataFrame:
+        rows = self.rows if k is None else self.rows[:k]
+        columns = [f for f in TokenRow.__dataclass_fields__]
+        return pd.DataFrame([asdict(r) for r in rows], columns=columns)
+
+    def to_json(self, k: int | None = None) -> dict:
+        rows = self.rows if k is None else self.rows[:k]
+        return {
+            "text": self.encoding.text,
+            "model": self.model,
+            "truncated": self.encoding.truncated,
+            "num_tokens": len(self.encoding.input_ids),
+            "tokens": [asdict(r) for r in rows],
+            "stats": asdict(self.stats),
+            "leakage": {k_: v for k_, v in asdict(self.leakage).items()},
+            "notes": list(self.notes),
+        }
+
+
+class Analyzer:
+    """Binds an encoder and a stopword rule; turns texts into :class:`QueryAnalysis`.
+
+    Args:
+        encoder: a loaded :class:`SpladeEncoder`.
+        rule: the stopword rule (bundled list + Kiwi POS rule when None).
+    """
+
+    def __init__(self, encoder: SpladeEncoder, rule: StopwordRule | None = None) -> None:
+        self.encoder = encoder
+        self.rule = rule or StopwordRule()
+        per_encoder = _CATEGORY_CACHE.setdefault(encoder, {})
+        self._categories: dict[int, Category] = per_encoder.setdefault(
+            (self.rule.words, self.rule.use_pos_rule), {}
+        )
+
+    def category(self, token_id: int) -> Category:
+        cat = self._categories.get(token_id)
+        if cat is None:
+            cat = classify_token(self.encoder.id_to_token(token_id), token_id, self.encoder.special_ids, self.rule)
+            self._categories[token_id] = cat
+        return cat
+
+    def analyze(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, *, batch_size: int = 32,
+                progress: Callable[[int, int], None] | None = None) -> list[QueryAnalysis]:
+        encodings = self.encoder.encode(list(texts), batch_size=batch_size, progress=progress)
+        return [self.analyze_encoding(e, top_k) for e in encodings]
+
+    def analyze_encoding(self, enc: Encoding, top_k: int = DEFAULT_TOP_K) -> QueryAnalysis:
+        vec = enc.vector
+        input_ids = set(enc.input_ids)
+        morphs = morphemes(enc.text)
+        cats: list[str] = [self.category(int(t)) for t in vec.token_ids]
+        rows = []
+        n_rows = max(top_k, MIN_ROWS)
+        triples = zip(vec.token_ids[:n_rows], vec.weights[:n_rows], vec.positions[:n_rows])
+        for rank, (tid, weight, pos) in enumerate(triples, start=1):
+            tid, pos = int(tid), int(pos)
+            raw = self.encoder.id_to_token(tid)
+            start, end = enc.offsets[pos] if pos < len(enc.offsets) else (0, 0)
+            morph = morpheme_at(morphs, start, end) if end > start else None
+            src_raw = self.encoder.id_to_token(enc.input_ids[pos]) if pos < len(enc.input_ids) else ""
+            rows.append(
+                TokenRow(
+                    rank=rank,
+                    token=strip_marker(raw) or raw,
+                    raw=raw,
+                    id=tid,
+                    weight=round(float(weight), 6),
+                    position=pos,
+                    source_subword=strip_marker(src_raw) or src_raw,
+                    source_text=enc.text[start:end],
+                    origin="input" if tid in input_ids else "expansion",
+                    category=cats[rank - 1],
+                    morpheme=_short(morph.label) if morph else None,
+                )
+            )
+        notes = []
+        if enc.truncated:
+            notes.append(
+                f"Input truncated to {enc.max_length} tokens (it has {enc.num_text_tokens}); "
+                "the rest of the text did not contribute."
+            )
+        if not enc.text.strip():
+            notes.append("Empty text: only special tokens were encoded.")
+        return QueryAnalysis(
+            encoding=enc,
+            rows=rows,
+            stats=vector_stats(vec.weights, top_k),
+            leakage=leakage_report(vec.weights, cats, self._readable(vec.token_ids), top_k),
+            model=self.encoder.name,
+            notes=notes,
+        )
+
+
+    def _readable(self, ids: np.ndarray) -> list[str]:
+        return [strip_marker(raw) or raw for raw in map(self.encoder.id_to_token, map(int, ids))]
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _MORPHEME_LABEL_CHARS else label[: _MORPHEME_LABEL_CHARS - 1] + "…"
+
+
+# ---------------------------------------------------------------------- batch mode
+@dataclass
+class BatchLeakage:
+    """Leakage over a query set."""
+
+    per_query: pd.DataFrame
+    summary: dict[str, float]
+    leaking_tokens: pd.DataFrame
+
+
+def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K) -> BatchLeakage:
+    """Aggregate leakage over queries.
+
+    ``summary``: number of queries, mean stopword / special mass ratio, mean stopword top-k
+    ratio, mean active dims, and the share of queries whose top-1 / top-5 holds a stopword.
+    ``leaking_tokens``: per stopword or special token, the number of queries with it in their
+    top-k and its mean weight there, most frequent first.
+    """
+    records = []
+    token_queries: Counter[str] = Counter()
+    token_weight: dict[str, float] = defaultdict(float)
+    token_category: dict[str, str] = {}
+    for a in analyses:
+        lk = a.leakage
+        top = a.rows[:top_k]
+        records.append(
+            {
+                "query": a.encoding.text,
+                "active_dims": a.stats.active_dims,
+                "l1": round(a.stats.l1, 4),
+                "stopword_mass_ratio": round(lk.stopword_mass_ratio, 4),
+                "special_mass_ratio": round(lk.special_mass_ratio, 4),
+                "stopword_topk_ratio": round(lk.stopword_topk_ratio, 4),
+                "first_stopword_rank": lk.first_stopword_rank,
+                "stopword_in_top1": bool(top[:1] and top[0].category == "stopword"),
+                "stopword_in_top5": any(r.category == "stopword" for r in top[:5]),
+                "top_tokens": " ".join(r.token for r in top[:10]),
+                "truncated": a.encoding.truncated,
+            }
+        )
+        for r in top:
+            if r.category in ("stopword", "special"):
+                token_queries[r.token] += 1
+                token_weight[r.token] += r.weight
+                token_category[r.token] = r.category
+    per_query = pd.DataFrame(records)
+    n = len(records)
+    if n:
+        summary = {
+            "queries": n,
+            "mean_stopword_mass_ratio": float(per_query["stopword_mass_ratio"].mean()),
+            "mean_special_mass_ratio": float(per_query["special_mass_ratio"].mean()),
+            "mean_stopword_topk_ratio": float(per_query["stopword_topk_ratio"].mean()),
+            "mean_active_dims": float(per_query["active_dims"].mean()),
+            "share_stopword_in_top1": float(per_query["stopword_in_top1"].mean()),
+            "share_stopword_in_top5": float(per_query["stopword_in_top5"].mean()),
+        }
+    else:
+        summary = {"queries": 0}
+    leaking = pd.DataFrame(
+        [
+            {
+                "token": t,
+                "category": token_category[t],
+                "queries": c,
+                "share_of_queries": round(c / n, 4) if n else 0.0,
+                "mean_weight": round(token_weight[t] / c, 4),
+            }
+            for t, c in token_queries.most_common()
+        ],
+        columns=["token", "category", "queries", "share_of_queries", "mean_weight"],
+    )
+    return BatchLeakage(per_query=per_query, summary=summary, leaking_tokens=leaking)

@@ -1,0 +1,429 @@
+"""SPLADE encoder: load any ``*ForMaskedLM`` checkpoint and pool it into sparse vectors.
+
+The sparse vector is the model card's formula
+
+    w[v] = max_{t : mask[t] = 1} log(1 + relu(logits[t, v]))
+
+computed without materialising the ``[batch, length, vocab]`` logits: the encoder body and
+the MLM head's transform run once, then the final vocabulary projection is applied a few
+positions at a time while a running maximum (and the position that produced it) is kept.
+Because ``log(1 + relu(x))`` is monotone, the running maximum is taken over raw logits and
+the activation applied once at the end; padded positions are excluded, which equals the
+card's multiply-by-mask because every weight is >= 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_LENGTH = 192
+#: Upper bound on the number of logits held at once (``batch * positions * vocab``):
+#: 2**24 float32 values = 64 MiB.
+DEFAULT_CHUNK_ELEMENTS = 2**24
+#: Inputs longer than this many characters are rejected before tokenisation.
+MAX_TEXT_CHARS = 100_000
+
+ProgressFn = Callable[[int, int], None]
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; ``reason`` is a sentence a user can act on."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"Could not load model '{source}': {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Active dimensions of one sparse vector, sorted by descending weight.
+
+    Attributes:
+        token_ids: vocabulary ids (int64).
+        weights: ``log(1 + relu(max logit))`` per id (float32, all > 0).
+        positions: index into the encoded ``input_ids`` of the position whose logit was the max.
+    """
+
+    token_ids: np.ndarray
+    weights: np.ndarray
+    positions: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.token_ids.shape[0])
+
+    @property
+    def l1(self) -> float:
+        return float(self.weights.sum(dtype=np.float64))
+
+    def without(self, ids: frozenset[int] | set[int]) -> SparseVector:
+        """A copy without the given token ids (e.g. the special tokens)."""
+        if not ids or len(self) == 0:
+            return self
+        keep = ~np.isin(self.token_ids, np.fromiter(ids, dtype=np.int64))
+        return SparseVector(self.token_ids[keep], self.weights[keep], self.positions[keep])
+
+    def as_dict(self) -> dict[int, float]:
+        return {int(i): float(w) for i, w in zip(self.token_ids, self.weights)}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One encoded text: its tokens, their character spans and its full sparse vector.
+
+    ``vector`` holds every active dimension, special tokens included (they are part of the
+    leakage report); use :meth:`SpladeEncoder.search_vector` for the vector used in search.
+    """
+
+    text: str
+    input_ids: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]
+    vector: SparseVector
+    num_text_tokens: int = 0
+    max_length: int = DEFAULT_MAX_LENGTH
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def truncated(self) -> bool:
+        """True when the text had more tokens than fit in ``max_length``."""
+        return self.num_text_tokens > len(self.input_ids)
+
+
+def pool_logits(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The card's formula on full logits (differentiable; used for training small models).
+
+    Args:
+        logits: ``[batch, length, vocab]`` MLM logits.
+        attention_mask: ``[batch, length]``, 1 for real tokens.
+
+    Returns:
+        ``[batch, vocab]`` = ``max_t log(1 + relu(logits)) * mask``.
+    """
+    values = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
+    return values.max(dim=1).values
+
+
+@torch.no_grad()
+def max_pool_projection(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    *,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running max over positions of ``hidden @ weight.T + bias``, chunked over positions.
+
+    Args:
+        hidden: ``[batch, length, hidden]`` inputs of the vocabulary projection.
+        weight: ``[vocab, hidden]`` projection weight; ``bias``: ``[vocab]`` or None.
+        attention_mask: ``[batch, length]``; positions with 0 never win.
+        chunk_elements: at most this many logits (``batch * chunk * vocab``) exist at once.
+
+    Returns:
+        ``(max_logits [batch, vocab] float32, argmax_position [batch, vocab] int64)``;
+        ``max_logits`` is ``-inf`` where a row has no real position.
+    """
+    batch, length, _ = hidden.shape
+    vocab = weight.shape[0]
+    chunk = max(1, min(length, chunk_elements // max(1, batch * vocab)))
+    best = torch.full((batch, vocab), -math.inf, dtype=torch.float32, device=hidden.device)
+    best_pos = torch.zeros((batch, vocab), dtype=torch.int64, device=hidden.device)
+    valid = attention_mask.to(torch.bool)
+    for start in range(0, length, chunk):
+        stop = min(length, start + chunk)
+        if not bool(valid[:, start:stop].any()):
+            continue  # pure padding (inputs are sorted by length, so this is the tail)
+        logits = nn.functional.linear(hidden[:, start:stop], weight, bias)
+        logits.masked_fill_(~valid[:, start:stop, None], -math.inf)
+        values, index = logits.max(dim=1)
+        values = values.float()
+        better = values > best  # strict: the earliest position wins ties, like torch.max
+        best = torch.where(better, values, best)
+        best_pos = torch.where(better, index + start, best_pos)
+        del logits, values, index, better
+    return best, best_pos
+
+
+def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
+    for name, module in model.named_modules():
+        if module is target and name:
+            parent_name, _, attr = name.rpartition(".")
+            return model.get_submodule(parent_name) if parent_name else model, attr
+    raise ModelLoadError(type(model).__name__, "could not locate the MLM output projection")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. Other values are passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+def _explain_load_error(source: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    local = Path(source).expanduser()
+    if local.exists() and not local.is_dir():
+        return "the path is a file; point to the model folder (config.json, model.safetensors, tokenizer)"
+    if local.is_dir():
+        return f"the folder is not a loadable *ForMaskedLM checkpoint ({text})"
+    lowered = text.lower()
+    if any(s in lowered for s in ("connect", "offline", "resolve", "network", "timed out", "max retries")):
+        return (
+            "the Hugging Face Hub is not reachable from this machine (offline or closed network). "
+            "Download the checkpoint elsewhere and give its local folder instead."
+        )
+    if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
+        return "no such model on the Hugging Face Hub (check the id), and no local folder by that name"
+    return text
+
+
+class SpladeEncoder:
+    """A loaded ``*ForMaskedLM`` checkpoint that encodes texts into SPLADE sparse vectors.
+
+    Load with :meth:`load`; encode with :meth:`encode`. Thread-safe: one batch runs at a time.
+
+    Example:
+        >>> enc = SpladeEncoder.load("path/to/model-folder")  # doctest: +SKIP
+        >>> e = enc.encode(["당뇨병 치료 방법"])[0]  # doctest: +SKIP
+        >>> enc.search_vector(e)  # doctest: +SKIP
+        {'▁당뇨병': 2.31, '▁치료': 2.05, ...}
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        *,
+        name: str = "model",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        drop_special: bool = True,
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    ) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = max_length
+        self.drop_special = drop_special
+        self.chunk_elements = chunk_elements
+        self._lock = threading.Lock()
+        decoder = model.get_output_embeddings()
+        if not isinstance(decoder, nn.Linear):
+            raise ModelLoadError(name, "the model's output embedding is not a Linear projection")
+        self._decoder = decoder
+        self._decoder_parent, self._decoder_attr = _find_parent(model, decoder)
+        self.special_ids: frozenset[int] = frozenset(int(i) for i in tokenizer.all_special_ids)
+        self._id_to_token: list[str] | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        name: str | None = None,
+        drop_special: bool = True,
+    ) -> SpladeEncoder:
+        """Load a checkpoint from a local folder or a Hub id (safetensors only, no remote code).
+
+        Args:
+            source: a local folder or a Hugging Face Hub id.
+            revision: a Hub revision (commit sha, tag or branch) to pin; ignored for folders.
+            device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:n]``.
+                On CUDA the model runs in half precision.
+            max_length: tokens per text (longer texts are truncated; the encoding says so).
+            name: a display name (defaults to ``source``).
+            drop_special: drop special tokens from :meth:`search_vector`.
+
+        Raises:
+            ModelLoadError: with a reason a user can act on.
+        """
+        from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+        target = resolve_device(device)
+        is_local = Path(source).expanduser().is_dir()
+        src = str(Path(source).expanduser()) if is_local else source
+        kwargs = {"trust_remote_code": False}
+        if revision and not is_local:
+            kwargs["revision"] = revision
+        try:
+            config = AutoConfig.from_pretrained(src, **kwargs)
+            archs = [a for a in (getattr(config, "architectures", None) or []) if a]
+            if archs and not any(a.endswith("ForMaskedLM") for a in archs):
+                raise ModelLoadError(
+                    source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)"
+                )
+            if is_local and not any(Path(src).glob("*.safetensors")):
+                raise ModelLoadError(
+                    source, "no *.safetensors weights in the folder (this app loads safetensors only)"
+                )
+            tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+            dtype = torch.float16 if target.type == "cuda" else torch.float32
+            model = AutoModelForMaskedLM.from_pretrained(
+                src, config=config, use_safetensors=True, dtype=dtype, **kwargs
+            )
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message
+            logger.warning("Loading %s failed: %s", source, exc)
+            raise ModelLoadError(source, _explain_load_error(source, exc)) from exc
+        model.to(target)
+        logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
+        return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self._decoder.weight.device
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._decoder.weight.shape[0])
+
+    def id_to_token(self, token_id: int) -> str:
+        """The raw vocabulary string of an id (e.g. ``▁치료``, ``##료``, ``<s>``)."""
+        if self._id_to_token is None:
+            table = [""] * self.vocab_size
+            for tok, idx in self.tokenizer.get_vocab().items():
+                if 0 <= idx < len(table):
+                    table[idx] = tok
+            self._id_to_token = table
+        if 0 <= token_id < len(self._id_to_token):
+            return self._id_to_token[token_id] or f"[{token_id}]"
+        return f"[{token_id}]"
+
+    # ------------------------------------------------------------------ encoding
+    @contextlib.contextmanager
+    def _projection_detached(self) -> Iterator[None]:
+        """Temporarily replace the vocabulary projection by identity to get its inputs."""
+        setattr(self._decoder_parent, self._decoder_attr, nn.Identity())
+        try:
+            yield
+        finally:
+            setattr(self._decoder_parent, self._decoder_attr, self._decoder)
+
+    def _tokenize(self, texts: Sequence[str]) -> list[dict]:
+        out = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings, got {type(text).__name__}")
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+            full = self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)
+            enc = self.tokenizer(
+                text,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_offsets_mapping=getattr(self.tokenizer, "is_fast", False),
+            )
+            offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
+            out.append(
+                {
+                    "input_ids": list(enc["input_ids"]),
+                    "offsets": [tuple(map(int, o)) for o in offsets],
+                    "full_len": len(full["input_ids"]),
+                }
+            )
+        return out
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: ProgressFn | None = None
+    ) -> list[Encoding]:
+        """Encode texts (batched, sorted by length to minimise padding), in input order.
+
+        Raises:
+            ValueError: a text is longer than ``MAX_TEXT_CHARS`` or ``batch_size`` < 1.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        items = self._tokenize(texts)
+        order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+        results: list[Encoding | None] = [None] * len(items)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        done = 0
+        for b0 in range(0, len(order), batch_size):
+            idx = order[b0 : b0 + batch_size]
+            width = max(len(items[i]["input_ids"]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                seq = items[i]["input_ids"]
+                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+                mask[row, : len(seq)] = 1
+            values, positions = self._pool_batch(ids, mask)
+            for row, i in enumerate(idx):
+                results[i] = self._to_encoding(texts[i], items[i], values[row], positions[row])
+            done += len(idx)
+            if progress is not None:
+                progress(done, len(items))
+        return [r for r in results if r is not None]
+
+    def _pool_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        device = self.device
+        with self._lock, torch.inference_mode(), self._projection_detached():
+            try:
+                out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+            except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
+                raise RuntimeError(
+                    "GPU out of memory while encoding; lower the batch size (batch_size=...)"
+                ) from exc
+            hidden = out.logits  # the projection's input, since the projection is identity now
+            best, pos = max_pool_projection(
+                hidden,
+                self._decoder.weight,
+                self._decoder.bias,
+                mask.to(device),
+                chunk_elements=self.chunk_elements,
+            )
+            weights = torch.log1p(torch.relu(best))
+        return weights.cpu().numpy(), pos.cpu().numpy()
+
+    def _to_encoding(self, text: str, item: dict, weights: np.ndarray, positions: np.ndarray) -> Encoding:
+        active = np.flatnonzero(weights > 0)
+        order = active[np.argsort(-weights[active], kind="stable")]
+        vector = SparseVector(
+            token_ids=order.astype(np.int64),
+            weights=weights[order].astype(np.float32),
+            positions=positions[order].astype(np.int32),
+        )
+        return Encoding(
+            text=text,
+            input_ids=tuple(item["input_ids"]),
+            offsets=tuple(item["offsets"]),
+            vector=vector,
+            num_text_tokens=item["full_len"],
+            max_length=self.max_length,
+        )
+
+    # ------------------------------------------------------------------ search view
+    def search_sparse_vector(self, encoding: Encoding, drop_special: bool | None = None) -> SparseVector:
+        """The vector used for search: special tokens dropped unless switched off."""
+        drop = self.drop_special if drop_special is None else drop_special
+        return encoding.vector.without(self.special_ids) if drop else encoding.vector
+
+    def search_vector(self, encoding: Encoding, drop_special: bool | None = None) -> dict[str, float]:
+        """``{raw token string: weight}`` for indexing and querying (special tokens dropped)."""
+        vec = self.search_sparse_vector(encoding, drop_special)
+        return {self.id_to_token(int(i)): float(w) for i, w in zip(vec.token_ids, vec.weights)}

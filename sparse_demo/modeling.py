@@ -1,0 +1,89 @@
+"""Build small MLM encoders and tokenizers locally (offline; for tests and from-scratch training).
+
+``train_tokenizer`` makes an XLM-R-style SentencePiece (Unigram, ``▁`` word marker) tokenizer
+from texts; ``make_mlm`` makes a randomly initialised ``XLMRobertaForMaskedLM`` of a named size
+for any tokenizer. Both save as standard folders that :class:`~sparse_demo.encoder.SpladeEncoder`
+and ``transformers.AutoModelForMaskedLM`` load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+ModelSize = Literal["tiny", "mini", "small"]
+_SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+    "mini": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
+    "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024},
+}
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
+    """Train an XLM-R-style Unigram tokenizer (``<s> X </s>``, ``▁`` marker) on ``texts``.
+
+    Returns a ``transformers`` fast tokenizer with ``<s> <pad> </s> <unk> <mask>`` as ids 0-4.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < len(SPECIAL_TOKENS) + 10:
+        raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 10}, got {vocab_size}")
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator((t for t in texts if t and t.strip()), trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def make_mlm(tokenizer, size: ModelSize = "tiny", *, max_positions: int = 514, seed: int = 0):
+    """A randomly initialised ``XLMRobertaForMaskedLM`` sized for ``tokenizer``.
+
+    Args:
+        tokenizer: any transformers tokenizer (its length sets the vocabulary size).
+        size: ``tiny`` (hidden 32, 2 layers), ``mini`` (128, 2) or ``small`` (256, 4).
+        max_positions: position embeddings (XLM-R uses 514 = 512 + padding offset).
+        seed: torch seed for reproducible weights.
+    """
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    if size not in _SIZES:
+        raise ValueError(f"size must be one of {sorted(_SIZES)}, got {size!r}")
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0,
+        eos_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 2,
+        type_vocab_size=1,
+        **_SIZES[size],
+    )
+    model = XLMRobertaForMaskedLM(config)
+    model.config.architectures = ["XLMRobertaForMaskedLM"]
+    return model
