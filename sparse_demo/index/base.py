@@ -1,0 +1,244 @@
+"""The search-backend protocol, typed results and token/weight validation.
+
+Every backend (in-memory, OpenSearch) indexes :class:`IndexDocument` objects and answers
+two *legs*: BM25 over Kiwi morpheme terms and a sparse dot product over ``dict[str, float]``
+vectors. Hybrid fusion (:mod:`sparse_demo.index.fusion`) works on the legs alone, so results
+are identical whichever backend produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(done, total)`` callback used by indexing and encoding helpers.
+ProgressCallback = Callable[[int, int], None]
+
+#: Smallest weight Lucene's ``FeatureField`` accepts (a normal float32).
+MIN_FEATURE_WEIGHT = 1.17549435e-38
+
+
+@dataclass(frozen=True)
+class IndexDocument:
+    """A document ready for indexing.
+
+    Attributes:
+        id: Unique document id.
+        text: Body text (stored and shown, not searched directly).
+        terms: BM25 terms, normally ``sparse_demo.korean.bm25_terms(text)``.
+        sparse: Search vector, token string -> positive weight.
+        title: Optional title.
+    """
+
+    id: str
+    text: str
+    terms: Sequence[str]
+    sparse: Mapping[str, float]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search hit: document id and score, ``rank`` is 1-based within its list."""
+
+    id: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The ranked hits of one leg (``"bm25"`` or ``"sparse"``) from one backend."""
+
+    leg: str
+    hits: list[Hit]
+    took_ms: float = 0.0
+    backend: str = ""
+
+    @property
+    def ids(self) -> list[str]:
+        return [h.id for h in self.hits]
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+
+@dataclass(frozen=True)
+class TokenContribution:
+    """One token's share of a sparse score: ``query_weight * doc_weight``."""
+
+    token: str
+    query_weight: float
+    doc_weight: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class SparseExplanation:
+    """Per-token breakdown of a document's sparse score (sorted by contribution)."""
+
+    doc_id: str
+    score: float
+    contributions: list[TokenContribution] = field(default_factory=list)
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    """What the app needs from a search engine.
+
+    ``search_bm25`` takes the query's BM25 terms (with multiplicity, as Lucene's ``match``
+    query counts a repeated term twice); ``search_sparse`` takes the query's search vector.
+    Both return hits with score > 0 only, best first, ties broken by id.
+    """
+
+    name: str
+
+    def add(
+        self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None
+    ) -> int:
+        """Index documents (an existing id is replaced); returns how many were added."""
+        ...
+
+    def search_bm25(self, terms: Sequence[str], k: int = 10) -> SearchResult: ...
+
+    def search_sparse(self, qvec: Mapping[str, float], k: int = 10) -> SearchResult: ...
+
+    def count(self) -> int: ...
+
+    def clear(self) -> None: ...
+
+
+def validate_k(k: int) -> int:
+    """Check a result count ``k`` (a positive int)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return k
+
+
+def validate_sparse_vector(vec: Mapping[str, float], *, what: str = "sparse vector") -> dict[str, float]:
+    """Check a sparse vector: non-empty string tokens, finite positive weights.
+
+    Weights below the smallest normal float32 are rejected too, because Lucene's
+    ``FeatureField`` (``rank_features``) cannot store them.
+
+    Raises:
+        ValueError: naming the first bad token and what is allowed.
+    """
+    if not isinstance(vec, Mapping):
+        raise ValueError(f"{what} must be a mapping token -> weight, got {type(vec).__name__}")
+    out: dict[str, float] = {}
+    for token, weight in vec.items():
+        if not isinstance(token, str) or token == "":
+            raise ValueError(f"{what}: token names must be non-empty strings, got {token!r}")
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: weight of {token!r} is not a number: {weight!r}") from None
+        if not math.isfinite(w) or w <= 0.0:
+            raise ValueError(
+                f"{what}: weight of {token!r} must be a finite number > 0, got {weight!r} "
+                "(drop zero-weight tokens before indexing or searching)"
+            )
+        if w < MIN_FEATURE_WEIGHT:
+            raise ValueError(
+                f"{what}: weight of {token!r} is {w!r}, below the smallest storable "
+                f"weight {MIN_FEATURE_WEIGHT!r}"
+            )
+        out[token] = w
+    return out
+
+
+def validate_document(doc: IndexDocument) -> IndexDocument:
+    """Check a document's id, terms and vector; returns it unchanged."""
+    if not isinstance(doc, IndexDocument):
+        raise ValueError(f"expected IndexDocument, got {type(doc).__name__}")
+    if not isinstance(doc.id, str) or not doc.id:
+        raise ValueError(f"document id must be a non-empty string, got {doc.id!r}")
+    for term in doc.terms:
+        if not isinstance(term, str) or not term or any(ch.isspace() for ch in term):
+            raise ValueError(
+                f"document {doc.id!r}: BM25 terms must be non-empty strings without whitespace, "
+                f"got {term!r}"
+            )
+    validate_sparse_vector(doc.sparse, what=f"document {doc.id!r}")
+    return doc
+
+
+class _EncoderLike(Protocol):
+    def encode(self, texts: list[str], batch_size: int = 32) -> list[Any]: ...
+
+    def search_vector(self, encoding: Any) -> dict[str, float]: ...
+
+
+def encode_documents(
+    docs: Sequence[Any],
+    encoder: _EncoderLike | None,
+    *,
+    batch_size: int = 32,
+    content_only: bool = False,
+    progress: ProgressCallback | None = None,
+    terms_fn: Callable[[str], list[str]] | None = None,
+) -> list[IndexDocument]:
+    """Turn corpus documents into :class:`IndexDocument` objects.
+
+    BM25 terms come from :func:`sparse_demo.korean.bm25_terms`; sparse vectors from
+    ``encoder.encode`` + ``encoder.search_vector`` in batches (any object with those two
+    methods works, e.g. ``SpladeEncoder``). With ``encoder=None`` the vectors are empty.
+
+    Args:
+        docs: Objects with ``id``, ``text`` and optional ``title`` attributes
+            (e.g. :class:`sparse_demo.corpus.Document`).
+        encoder: Sparse encoder, or None.
+        batch_size: Texts per ``encode`` call.
+        content_only: Passed to ``bm25_terms`` (keep content morphemes only).
+        progress: ``progress(done, total)`` after each batch.
+        terms_fn: Override the BM25 tokenizer (tests).
+
+    Returns:
+        One IndexDocument per input, in order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if terms_fn is None:
+        from sparse_demo.korean import bm25_terms
+
+        def terms_fn(text: str) -> list[str]:
+            return bm25_terms(text, content_only=content_only)
+
+    total = len(docs)
+    out: list[IndexDocument] = []
+    for start in range(0, total, batch_size):
+        batch = docs[start : start + batch_size]
+        texts = [_doc_text(d) for d in batch]
+        if encoder is not None:
+            encodings = encoder.encode(texts, batch_size=batch_size)
+            vectors = [
+                {t: float(w) for t, w in encoder.search_vector(e).items() if w > 0}
+                for e in encodings
+            ]
+        else:
+            vectors = [{} for _ in batch]
+        for d, text, vec in zip(batch, texts, vectors):
+            out.append(
+                IndexDocument(
+                    id=str(d.id),
+                    text=d.text,
+                    terms=terms_fn(text),
+                    sparse=vec,
+                    title=getattr(d, "title", "") or "",
+                )
+            )
+        if progress is not None:
+            progress(len(out), total)
+    return out
+
+
+def _doc_text(doc: Any) -> str:
+    """Title and body joined, as the encoder and BM25 see them."""
+    title = getattr(doc, "title", "") or ""
+    return f"{title}\n{doc.text}" if title else doc.text
