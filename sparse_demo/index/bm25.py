@@ -9,22 +9,24 @@ Lucene 9 (OpenSearch 2.x) ``BM25Similarity`` with ``k1 = 1.2``, ``b = 0.75``::
 the mean length of those documents. A query term given twice counts twice (Lucene merges
 duplicate ``SHOULD`` clauses into one clause with boost 2).
 
-With ``lucene_norms=True`` (the default) two Lucene details are reproduced so the scores
-equal OpenSearch's to float32 precision:
+With ``opensearch_compat=True`` (the default) three details of OpenSearch's ``BM25``
+similarity are reproduced so the scores equal OpenSearch's to float32 precision:
 
+* OpenSearch wraps Lucene's formula in ``LegacyBM25Similarity``, which multiplies every
+  score by ``k1 + 1`` (2.2): it changes no ranking, only the scale;
 * the document length is stored lossily in one byte (``SmallFloat.intToByte4``): lengths
   below 24 are exact, longer ones keep 4 significant bits (e.g. 150 -> 144);
 * per-term scores are computed in float32 as ``w - w / (1 + tf * normInverse)`` and summed
   in float64, then rounded to float32.
 
-With ``lucene_norms=False`` the textbook formula runs in float64 on exact lengths (what
-``bm25s`` computes with ``method="lucene"``).
+With ``opensearch_compat=False`` the formula above runs in float64 on exact lengths and
+without the ``k1 + 1`` factor (what ``bm25s`` computes with ``method="lucene"``).
 
 Example:
     >>> idx = BM25Index()
     >>> idx.add(["d1", "d2"], [["혈당/NNG", "검사/NNG"], ["검사/NNG"]])
     >>> [(h.id, round(h.score, 4)) for h in idx.search(["혈당/NNG"], k=5)]
-    [('d1', 0.2773)]
+    [('d1', 0.61)]
 """
 
 from __future__ import annotations
@@ -223,17 +225,18 @@ class BM25Index:
     Args:
         k1: Term-frequency saturation (Lucene default 1.2).
         b: Length normalisation (Lucene default 0.75).
-        lucene_norms: Reproduce Lucene's one-byte length norms and float32 arithmetic.
+        opensearch_compat: Reproduce OpenSearch exactly: the ``k1 + 1`` factor, one-byte
+            length norms and float32 arithmetic.
     """
 
-    def __init__(self, k1: float = DEFAULT_K1, b: float = DEFAULT_B, *, lucene_norms: bool = True):
+    def __init__(self, k1: float = DEFAULT_K1, b: float = DEFAULT_B, *, opensearch_compat: bool = True):
         if not (k1 >= 0 and math.isfinite(k1)):
             raise ValueError(f"k1 must be a finite number >= 0, got {k1}")
         if not (0.0 <= b <= 1.0):
             raise ValueError(f"b must be in [0, 1], got {b}")
         self.k1 = float(k1)
         self.b = float(b)
-        self.lucene_norms = lucene_norms
+        self.opensearch_compat = opensearch_compat
         self._store = CsrRowStore(dtype=np.float32)
         self._stats: dict[str, np.ndarray] | None = None
         self.n_docs = 0
@@ -281,7 +284,7 @@ class BM25Index:
 
     def clear(self) -> None:
         """Remove every document."""
-        self.__init__(self.k1, self.b, lucene_norms=self.lucene_norms)
+        self.__init__(self.k1, self.b, opensearch_compat=self.opensearch_compat)
 
     def __len__(self) -> int:
         return len(self._store)
@@ -298,7 +301,7 @@ class BM25Index:
         avgdl64 = lengths.sum() / n_docs if n_docs else 1.0
         idf64 = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
         k1, b = self.k1, self.b
-        if self.lucene_norms:
+        if self.opensearch_compat:
             f32 = np.float32
             avgdl = f32(avgdl64)
             dl = lucene_doc_length(lengths).astype(np.float32)
@@ -327,19 +330,21 @@ class BM25Index:
                 counts[tid] = counts.get(tid, 0) + 1
         indptr, docs, tf = csc.indptr, csc.indices, csc.data
         norm_inv, idf = st["norm_inv"], st["idf"]
+        k1 = self.k1
         for tid, c in counts.items():
             s, e = indptr[tid], indptr[tid + 1]
             if s == e:
                 continue
             d = docs[s:e]
-            if self.lucene_norms:
-                w = np.float32(c) * idf[tid]  # BoostQuery(boost=c) * idf, in float32
+            if self.opensearch_compat:
+                # LegacyBM25Similarity: boost * (1 + k1); BoostQuery(boost=c) for repeats.
+                w = (np.float32(c) * (np.float32(1.0) + np.float32(k1))) * idf[tid]
                 part = w - w / (np.float32(1.0) + tf[s:e] * norm_inv[d])
             else:
                 x = tf[s:e] * norm_inv[d]
                 part = c * idf[tid] * x / (1.0 + x)
             acc[d] += part
-        if self.lucene_norms:
+        if self.opensearch_compat:
             acc = acc.astype(np.float32).astype(np.float64)
         return acc
 

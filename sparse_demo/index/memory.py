@@ -199,7 +199,7 @@ class MemoryBackend:
     Args:
         k1: BM25 ``k1`` (Lucene default 1.2).
         b: BM25 ``b`` (Lucene default 0.75).
-        lucene_norms: BM25 with Lucene's one-byte length norms (match OpenSearch exactly).
+        opensearch_compat: BM25 exactly as OpenSearch scores it (see :class:`BM25Index`).
         feature_precision: ``"exact"`` or ``"lucene"`` (9-bit stored weights, as OpenSearch).
     """
 
@@ -210,10 +210,10 @@ class MemoryBackend:
         k1: float = DEFAULT_K1,
         b: float = DEFAULT_B,
         *,
-        lucene_norms: bool = True,
+        opensearch_compat: bool = True,
         feature_precision: FeaturePrecision = "exact",
     ):
-        self.bm25 = BM25Index(k1, b, lucene_norms=lucene_norms)
+        self.bm25 = BM25Index(k1, b, opensearch_compat=opensearch_compat)
         self.sparse = SparseIndex(feature_precision)
         self._docs: dict[str, IndexDocument] = {}
 
