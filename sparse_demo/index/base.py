@@ -130,7 +130,7 @@ def validate_sparse_vector(vec: Mapping[str, float], *, what: str = "sparse vect
         ValueError: naming the first bad token and what is allowed.
     """
     if not isinstance(vec, Mapping):
-        raise ValueError(f"{what} must be a mapping token -> weight, got {type(vec).__name__}")
+        raise ValueError(f"{what} must be a mapping token -> weight, got {type(vec).__name__}")  # noqa: TRY004 - user data: ValueError by design
     out: dict[str, float] = {}
     for token, weight in vec.items():
         if not isinstance(token, str) or token == "":
@@ -156,7 +156,7 @@ def validate_sparse_vector(vec: Mapping[str, float], *, what: str = "sparse vect
 def validate_document(doc: IndexDocument) -> IndexDocument:
     """Check a document's id, terms and vector; returns it unchanged."""
     if not isinstance(doc, IndexDocument):
-        raise ValueError(f"expected IndexDocument, got {type(doc).__name__}")
+        raise ValueError(f"expected IndexDocument, got {type(doc).__name__}")  # noqa: TRY004 - user data: ValueError by design
     if not isinstance(doc.id, str) or not doc.id:
         raise ValueError(f"document id must be a non-empty string, got {doc.id!r}")
     for term in doc.terms:

@@ -39,7 +39,13 @@ from sparse_demo.index.base import (
     validate_k,
     validate_sparse_vector,
 )
-from sparse_demo.index.bm25 import DEFAULT_B, DEFAULT_K1, BM25Index, CsrRowStore, top_k_indices
+from sparse_demo.index.bm25 import (
+    DEFAULT_B,
+    DEFAULT_K1,
+    BM25Index,
+    CsrRowStore,
+    top_k_indices,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,375 @@
+"""Corpus loaders: JSON Lines, CSV/TSV and BEIR folders, as typed objects.
+
+Formats:
+
+* ``.jsonl``: one object per line with ``"id"`` (or ``"_id"``), ``"text"`` and optional
+  ``"title"``; blank lines are skipped.
+* ``.csv`` / ``.tsv``: a header row with an id column (``id``, ``_id``, ``doc_id`` or
+  ``docid``), a text column (``text``, ``contents`` or ``body``) and optionally ``title``.
+* BEIR folder: ``corpus.jsonl``, optional ``queries.jsonl`` (``_id``, ``text``) and
+  ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``, header optional).
+
+Every loader checks its input and raises ``ValueError`` with a message meant for users:
+unknown format, empty file, bytes that are not UTF-8, a file over the size limit, a
+malformed line, missing fields or columns, duplicate ids.
+
+Example:
+    >>> c = load_corpus("assets/corpus/ko_sample")  # doctest: +SKIP
+    >>> c.documents[0].id, len(c.queries) > 0  # doctest: +SKIP
+    ('med-001', True)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: Default size limit of one file (bytes).
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+SUPPORTED_FORMATS = ("jsonl", "csv", "tsv", "beir")
+_ID_COLUMNS = ("id", "_id", "doc_id", "docid")
+_TEXT_COLUMNS = ("text", "contents", "body")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus document."""
+
+    id: str
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query of an evaluation set."""
+
+    id: str
+    text: str
+
+
+@dataclass
+class Corpus:
+    """Documents, and for BEIR folders the queries and relevance judgements.
+
+    Attributes:
+        name: Display name (file or folder name).
+        documents: Documents in file order.
+        queries: Queries (empty unless loaded from a BEIR folder).
+        qrels: ``query id -> doc id -> relevance`` (empty unless loaded from BEIR).
+    """
+
+    name: str
+    documents: list[Document]
+    queries: list[Query] = field(default_factory=list)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {d.id: d for d in self.documents}
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def get(self, doc_id: str) -> Document | None:
+        return self._by_id.get(doc_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.id for d in self.documents]
+
+
+# --- reading text --------------------------------------------------------------------------
+
+
+def _read_text(path: Path, max_bytes: int) -> str:
+    if not path.is_file():
+        raise ValueError(f"{path.name}: file not found")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path.name} is {size:,} bytes; the limit is {max_bytes:,} bytes")
+    data = path.read_bytes()
+    return decode_text(data, path.name)
+
+
+def decode_text(data: bytes, name: str = "file") -> str:
+    """Decode UTF-8 (BOM allowed); non-empty content required."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{name} is not UTF-8 text (invalid byte at offset {exc.start}, line {line}); "
+            "save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise ValueError(f"{name} is empty")
+    return text
+
+
+def _as_id(value: object, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{where}: id must be a string or integer, got {value!r}")  # noqa: TRY004 - user data: ValueError by design
+    s = str(value).strip()
+    if not s:
+        raise ValueError(f"{where}: id is empty")
+    return s
+
+
+def _as_text(value: object, key: str, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: {key!r} must be a string, got {type(value).__name__}")  # noqa: TRY004 - user data: ValueError by design
+    return value
+
+
+def _check_unique(docs: list[Document] | list[Query], name: str) -> None:
+    seen: set[str] = set()
+    for d in docs:
+        if d.id in seen:
+            raise ValueError(f"{name}: duplicate id {d.id!r}")
+        seen.add(d.id)
+
+
+# --- JSON Lines ----------------------------------------------------------------------------
+
+
+def _jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{name} line {lineno}: expected a JSON object, got {type(obj).__name__}")  # noqa: TRY004 - user data: ValueError by design
+        yield lineno, obj
+
+
+def parse_jsonl_documents(text: str, name: str = "corpus.jsonl") -> list[Document]:
+    """Documents from JSON Lines text (``id``/``_id``, ``text``, optional ``title``)."""
+    docs = []
+    for lineno, obj in _jsonl_records(text, name):
+        where = f"{name} line {lineno}"
+        key = "id" if "id" in obj else "_id" if "_id" in obj else None
+        if key is None:
+            raise ValueError(f"{where}: missing 'id' (or '_id'); keys present: {sorted(obj)}")
+        if "text" not in obj:
+            raise ValueError(f"{where}: missing 'text'; keys present: {sorted(obj)}")
+        doc = Document(
+            id=_as_id(obj[key], where),
+            text=_as_text(obj["text"], "text", where),
+            title=_as_text(obj.get("title"), "title", where),
+        )
+        if not doc.text.strip() and not doc.title.strip():
+            raise ValueError(f"{where}: document {doc.id!r} has neither text nor title")
+        docs.append(doc)
+    if not docs:
+        raise ValueError(f"{name} holds no document")
+    _check_unique(docs, name)
+    return docs
+
+
+def load_jsonl(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+    """Load a JSON Lines corpus."""
+    p = Path(path)
+    return Corpus(p.stem, parse_jsonl_documents(_read_text(p, max_bytes), p.name))
+
+
+def parse_jsonl_queries(text: str, name: str = "queries.jsonl") -> list[Query]:
+    """Queries from JSON Lines text (``_id``/``id`` and ``text``)."""
+    queries = []
+    for lineno, obj in _jsonl_records(text, name):
+        where = f"{name} line {lineno}"
+        key = "_id" if "_id" in obj else "id" if "id" in obj else None
+        if key is None or "text" not in obj:
+            raise ValueError(f"{where}: a query needs '_id' (or 'id') and 'text'; keys present: {sorted(obj)}")
+        q = Query(_as_id(obj[key], where), _as_text(obj["text"], "text", where))
+        if not q.text.strip():
+            raise ValueError(f"{where}: query {q.id!r} has empty text")
+        queries.append(q)
+    if not queries:
+        raise ValueError(f"{name} holds no query")
+    _check_unique(queries, name)
+    return queries
+
+
+# --- CSV / TSV -----------------------------------------------------------------------------
+
+
+def _pick(columns: dict[str, str], choices: tuple[str, ...]) -> str | None:
+    for c in choices:
+        if c in columns:
+            return columns[c]
+    return None
+
+
+def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv") -> list[Document]:
+    """Documents from CSV/TSV text with a header row."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f"{name} is empty") from None
+    except csv.Error as exc:
+        raise ValueError(f"{name}: cannot parse the header ({exc})") from None
+    columns = {h.strip().lower(): h for h in header}
+    id_col = _pick(columns, _ID_COLUMNS)
+    text_col = _pick(columns, _TEXT_COLUMNS)
+    missing = []
+    if id_col is None:
+        missing.append(f"an id column ({', '.join(_ID_COLUMNS)})")
+    if text_col is None:
+        missing.append(f"a text column ({', '.join(_TEXT_COLUMNS)})")
+    if missing:
+        sep = "tab" if delimiter == "\t" else repr(delimiter)
+        raise ValueError(f"{name} needs {' and '.join(missing)}; its header ({sep}-separated) is {header}")
+    title_col = columns.get("title")
+    idx = {h: i for i, h in enumerate(header)}
+    docs = []
+    try:
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            where = f"{name} row {lineno}"
+            if len(row) != len(header):
+                raise ValueError(f"{where}: {len(row)} fields, the header has {len(header)}")
+            doc = Document(
+                id=_as_id(row[idx[id_col]], where),
+                text=row[idx[text_col]],
+                title=row[idx[title_col]] if title_col else "",
+            )
+            if not doc.text.strip() and not doc.title.strip():
+                raise ValueError(f"{where}: document {doc.id!r} has neither text nor title")
+            docs.append(doc)
+    except csv.Error as exc:
+        raise ValueError(f"{name}: malformed CSV ({exc})") from None
+    if not docs:
+        raise ValueError(f"{name} has a header but no document rows")
+    _check_unique(docs, name)
+    return docs
+
+
+def load_table(path: str | Path, *, delimiter: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+    """Load a CSV (``,``) or TSV (tab) corpus; the delimiter follows the extension."""
+    p = Path(path)
+    if delimiter is None:
+        delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
+    return Corpus(p.stem, parse_table_documents(_read_text(p, max_bytes), delimiter, p.name))
+
+
+# --- BEIR ------------------------------------------------------------------------------------
+
+
+def parse_qrels(text: str, name: str = "qrels/test.tsv") -> dict[str, dict[str, int]]:
+    """BEIR qrels: ``query-id<TAB>corpus-id<TAB>score`` lines, header optional."""
+    qrels: dict[str, dict[str, int]] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) < 3:
+            raise ValueError(f"{name} line {lineno}: expected query-id, corpus-id and score separated by tabs")
+        qid, did, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
+        if not qid or not did:
+            raise ValueError(f"{name} line {lineno}: empty query-id or corpus-id")
+        try:
+            rel = int(float(score))
+        except ValueError:
+            raise ValueError(f"{name} line {lineno}: score must be an integer, got {score!r}") from None
+        qrels.setdefault(qid, {})[did] = rel
+    if not qrels:
+        raise ValueError(f"{name} holds no judgement")
+    return qrels
+
+
+def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+    """Load a BEIR folder: ``corpus.jsonl`` plus optional ``queries.jsonl`` and ``qrels/<split>.tsv``.
+
+    Queries without judgements are kept; judgements naming unknown documents or queries are
+    dropped with a warning.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder")
+    corpus_file = root / "corpus.jsonl"
+    if not corpus_file.is_file():
+        raise ValueError(f"{root.name} is not a BEIR folder: corpus.jsonl is missing")
+    docs = parse_jsonl_documents(_read_text(corpus_file, max_bytes), "corpus.jsonl")
+    queries: list[Query] = []
+    qrels: dict[str, dict[str, int]] = {}
+    if (root / "queries.jsonl").is_file():
+        queries = parse_jsonl_queries(_read_text(root / "queries.jsonl", max_bytes), "queries.jsonl")
+    qrels_dir = root / "qrels"
+    if qrels_dir.is_dir():
+        qrels_file = qrels_dir / f"{split}.tsv"
+        if not qrels_file.is_file():
+            available = sorted(p.stem for p in qrels_dir.glob("*.tsv"))
+            raise ValueError(f"{root.name}: qrels/{split}.tsv is missing; available splits: {available or 'none'}")
+        qrels = parse_qrels(_read_text(qrels_file, max_bytes), f"qrels/{split}.tsv")
+        doc_ids = {d.id for d in docs}
+        query_ids = {q.id for q in queries}
+        dropped = 0
+        for qid in list(qrels):
+            if queries and qid not in query_ids:
+                dropped += len(qrels.pop(qid))
+                continue
+            for did in list(qrels[qid]):
+                if did not in doc_ids:
+                    del qrels[qid][did]
+                    dropped += 1
+            if not qrels[qid]:
+                del qrels[qid]
+        if dropped:
+            logger.warning("%s: dropped %d judgements naming unknown queries or documents", root.name, dropped)
+    return Corpus(root.name, docs, queries, qrels)
+
+
+def load_corpus(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test") -> Corpus:
+    """Load any supported corpus: a BEIR folder, ``.jsonl``, ``.csv`` or ``.tsv``.
+
+    Raises:
+        ValueError: unsupported format or bad content (the message says what to fix).
+    """
+    p = Path(path)
+    if p.is_dir():
+        return load_beir(p, split=split, max_bytes=max_bytes)
+    if not p.exists():
+        raise ValueError(f"{p}: no such file or folder")
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return load_jsonl(p, max_bytes=max_bytes)
+    if suffix in (".csv", ".tsv"):
+        return load_table(p, max_bytes=max_bytes)
+    raise ValueError(
+        f"{p.name}: unsupported corpus format {suffix or '(no extension)'!r}; "
+        f"supported: {', '.join(SUPPORTED_FORMATS)} (.jsonl, .csv, .tsv files or a BEIR folder)"
+    )
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "SUPPORTED_FORMATS",
+    "Corpus",
+    "Document",
+    "Query",
+    "decode_text",
+    "load_beir",
+    "load_corpus",
+    "load_jsonl",
+    "load_table",
+    "parse_jsonl_documents",
+    "parse_jsonl_queries",
+    "parse_qrels",
+    "parse_table_documents",
+]
