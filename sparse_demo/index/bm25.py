@@ -239,8 +239,8 @@ class BM25Index:
         self.opensearch_compat = opensearch_compat
         self._store = CsrRowStore(dtype=np.float32)
         self._stats: dict[str, np.ndarray] | None = None
-        self.n_docs = 0
-        self.avgdl = 0.0
+        self._n_docs = 0
+        self._avgdl = 0.0
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -312,9 +312,21 @@ class BM25Index:
             norm_inv = 1.0 / (k1 * ((1.0 - b) + b * lengths / avgdl64))
             idf = idf64
         self._stats = {"idf": idf, "norm_inv": np.asarray(norm_inv), "lengths": lengths}
-        self.n_docs = n_docs
-        self.avgdl = float(avgdl64)
+        self._n_docs = n_docs
+        self._avgdl = float(avgdl64)
         return self._stats
+
+    @property
+    def n_docs(self) -> int:
+        """Documents with at least one term (Lucene's ``docCount``)."""
+        self._build()
+        return self._n_docs
+
+    @property
+    def avgdl(self) -> float:
+        """Mean length of the documents counted in :attr:`n_docs`."""
+        self._build()
+        return self._avgdl
 
     # -- searching -------------------------------------------------------------------------
 
