@@ -145,7 +145,7 @@ def test_hybrid_matches_memory(indexed, data, method):
 
 
 def test_dot_tokens_round_trip(indexed, data):
-    node, exact, _ = indexed
+    node, _, _ = indexed
     docs = data[0]
     doc = docs[1]
     stored = node.get(doc.id)
