@@ -174,6 +174,36 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+_HUB_PROBE: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0, ttl: float = 60.0) -> bool:
+    """Whether the Hugging Face Hub host answers a TCP connect (cached for ``ttl`` seconds).
+
+    ``HF_HUB_OFFLINE=1`` means no. Used to fail fast (and fall back to the local HF cache)
+    instead of waiting for the hub client's retries in a closed network.
+    """
+    import os
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    now = time.monotonic()
+    cached = _HUB_PROBE.get(host)
+    if cached and now - cached[0] < ttl:
+        return cached[1]
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _HUB_PROBE[host] = (now, ok)
+    return ok
+
+
 def _explain_load_error(source: str, exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     local = Path(source).expanduser()
@@ -260,11 +290,18 @@ class SpladeEncoder:
         from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
         target = resolve_device(device)
+        if not source or not str(source).strip():
+            raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
+        if Path(source).expanduser().is_file():
+            raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)))
         is_local = Path(source).expanduser().is_dir()
         src = str(Path(source).expanduser()) if is_local else source
         kwargs = {"trust_remote_code": False}
         if revision and not is_local:
             kwargs["revision"] = revision
+        offline = not is_local and not hub_reachable()
+        if offline:
+            kwargs["local_files_only"] = True  # only the local HF cache can serve it
         try:
             config = AutoConfig.from_pretrained(src, **kwargs)
             archs = [a for a in (getattr(config, "architectures", None) or []) if a]
@@ -285,6 +322,13 @@ class SpladeEncoder:
             raise
         except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message
             logger.warning("Loading %s failed: %s", source, exc)
+            if offline:
+                raise ModelLoadError(
+                    source,
+                    "the Hugging Face Hub is not reachable from this machine (offline or closed network) "
+                    "and the model is not in the local Hugging Face cache. Download the checkpoint "
+                    "elsewhere and give its local folder instead.",
+                ) from exc
             raise ModelLoadError(source, _explain_load_error(source, exc)) from exc
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)

@@ -1,0 +1,136 @@
+"""Reading user-supplied text: single queries and query files (txt, csv/tsv, jsonl).
+
+Every failure is a :class:`ValueError` whose message a user can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+#: Largest accepted query text, in characters (longer texts are truncated by the encoder
+#: anyway; this only guards against pasting a whole book).
+MAX_QUERY_CHARS = 20_000
+#: Largest accepted query file.
+MAX_QUERY_FILE_BYTES = 10_000_000
+#: Most queries taken from one file or paste.
+MAX_QUERIES = 5_000
+_TEXT_COLUMNS = ("query", "text", "question", "sentence", "sentence1")
+
+
+def clean_query(text: str | None) -> str:
+    """Strip a query and check it is usable.
+
+    Zero-width characters are removed (they are invisible and only split words).
+
+    Raises:
+        ValueError: empty or whitespace-only text, or longer than ``MAX_QUERY_CHARS``.
+    """
+    if text is None:
+        raise ValueError("Type a query first (the box is empty).")
+    for zw in ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"):
+        text = text.replace(zw, "")
+    text = text.strip()
+    if not text:
+        raise ValueError("The query is empty or only whitespace: type some text.")
+    if len(text) > MAX_QUERY_CHARS:
+        raise ValueError(
+            f"The text has {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}. "
+            "The encoder reads at most its max length in tokens anyway: paste a shorter passage."
+        )
+    return text
+
+
+def decode_utf8(data: bytes, what: str = "file") -> str:
+    """Decode UTF-8 (with or without BOM) or raise a ValueError naming the bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"The {what} is not UTF-8 text (invalid byte at offset {exc.start}). "
+            "Save it as UTF-8 (e.g. 'Save as… UTF-8' or iconv -f cp949 -t utf-8)."
+        ) from exc
+
+
+def split_queries(block: str) -> list[str]:
+    """One query per non-empty line of a pasted block."""
+    return [line.strip() for line in (block or "").splitlines() if line.strip()]
+
+
+def parse_query_file(data: bytes, filename: str) -> list[str]:
+    """Queries from a ``.txt`` (one per line), ``.csv``/``.tsv`` (a ``query``/``text``/``question``
+    column, else the first column) or ``.jsonl``/``.json`` file (``query``/``text`` field).
+
+    Raises:
+        ValueError: too large, not UTF-8, unknown extension, malformed rows, or no text.
+    """
+    name = Path(filename or "").name
+    suffix = Path(name).suffix.lower()
+    if len(data) > MAX_QUERY_FILE_BYTES:
+        raise ValueError(f"{name} is {len(data):,} bytes; the limit is {MAX_QUERY_FILE_BYTES:,}.")
+    text = decode_utf8(data, name or "file")
+    if suffix in (".txt", ""):
+        queries = split_queries(text)
+    elif suffix in (".csv", ".tsv"):
+        queries = _from_table(text, "\t" if suffix == ".tsv" else ",", name)
+    elif suffix in (".jsonl", ".json"):
+        queries = _from_jsonl(text, name)
+    else:
+        raise ValueError(f"{name}: unsupported file type '{suffix}'; use .txt, .csv, .tsv or .jsonl.")
+    queries = [q for q in (" ".join(q.split()) for q in queries) if q]
+    if not queries:
+        raise ValueError(f"{name} holds no text: expected one query per line / row.")
+    return queries[:MAX_QUERIES]
+
+
+def _from_table(text: str, delimiter: str, name: str) -> list[str]:
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    col = next((header.index(c) for c in _TEXT_COLUMNS if c in header), None)
+    body = rows[1:] if col is not None else rows
+    col = 0 if col is None else col
+    return [r[col].strip() for r in body if len(r) > col]
+
+
+def _from_jsonl(text: str, name: str) -> list[str]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name}: invalid JSON ({exc.msg}, line {exc.lineno}).") from exc
+    else:
+        items = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{name}: line {lineno} is not valid JSON ({exc.msg}).") from exc
+    out = []
+    for i, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            value = next((item[c] for c in _TEXT_COLUMNS if isinstance(item.get(c), str)), None)
+            if value is None:
+                raise ValueError(f"{name}: item {i} has no 'query' or 'text' field.")
+            out.append(value)
+        else:
+            raise ValueError(f"{name}: item {i} is neither a string nor an object.")
+    return out
+
+
+def read_query_file(path: str | Path) -> list[str]:
+    """:func:`parse_query_file` on a file path (e.g. a Gradio upload)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_QUERY_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size:,} bytes; the limit is {MAX_QUERY_FILE_BYTES:,}.")
+    return parse_query_file(path.read_bytes(), path.name)

@@ -1,0 +1,233 @@
+"""Explore tab: a query's top activated tokens, where each came from, and stopword leakage.
+
+The handlers are plain functions (``explore_query``, ``explore_batch``) that tests and notebooks
+call directly; ``build_tab`` only wires them to widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
+from ..textio import MAX_QUERIES, clean_query, read_query_file, split_queries
+from .common import EXAMPLE_QUERIES, AppContext, UserError, load_custom_stopwords, message, write_csv
+from .plots import leakage_bar_chart, safe_chart, token_bar_chart
+
+logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["rank", "token", "weight", "category", "origin", "position", "source_subword",
+                 "source_text", "morpheme", "id", "raw"]
+
+
+@dataclass
+class ExploreResult:
+    status: str
+    leakage: str
+    table: pd.DataFrame
+    chart: object | None
+    analysis: QueryAnalysis | None = None
+
+
+@dataclass
+class BatchResult:
+    status: str
+    per_query: pd.DataFrame
+    leaking: pd.DataFrame
+    chart: object | None
+    csv_path: str | None
+    batch: BatchLeakage | None = None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def leakage_markdown(a: QueryAnalysis) -> str:
+    """The leakage summary shown under the query."""
+    lk, st = a.leakage, a.stats
+    k = min(lk.top_k, st.active_dims)
+    first = "none" if lk.first_stopword_rank is None else f"rank {lk.first_stopword_rank}"
+    stop_list = ", ".join(lk.stopword_tokens[:10]) or "none"
+    special = ", ".join(
+        f"`{r.token}` {r.weight:.3f}" for r in a.rows if r.category == "special"
+    ) or ", ".join(f"`{t}`" for t in lk.special_tokens) or "none"
+    lines = [
+        f"**Stopword leakage**: {_pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
+        f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
+        f"**Special tokens**: {_pct(lk.special_mass_ratio)} of the mass ({special}); "
+        "reported here, dropped from the vector used for search.",
+        f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, FLOPS (sum w²) {st.flops:.2f}, "
+        f"top-{lk.top_k} hold {_pct(st.topk_mass_ratio)} of the mass.",
+    ]
+    return "\n\n".join(lines)
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=TABLE_COLUMNS)
+
+
+def explore_query(
+    ctx: AppContext,
+    text: str | None,
+    model_choice: str | None,
+    folder: str | None = None,
+    top_k: int = 20,
+    stopword_file: str | None = None,
+    use_pos_rule: bool = True,
+    visitor_models: dict[str, str] | None = None,
+) -> ExploreResult:
+    """Analyse one query; every input problem becomes a status message."""
+    try:
+        query = clean_query(text)
+        top_k = int(top_k)
+        if not 1 <= top_k <= 500:
+            raise UserError(f"top-k must be between 1 and 500, got {top_k}.")
+        custom = load_custom_stopwords(stopword_file)
+        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        analysis = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule)).analyze([query], top_k)[0]
+    except (UserError, ValueError) as exc:
+        return ExploreResult(message(str(exc), "error"), "", _empty_table(), None)
+    except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
+        logger.exception("Explore failed")
+        return ExploreResult(message(f"Encoding failed: {exc}", "error"), "", _empty_table(), None)
+    frame = analysis.to_frame(top_k)[TABLE_COLUMNS]
+    status = [f"**{encoder.name}** on {encoder.device.type}: {len(analysis.encoding.input_ids)} tokens encoded."]
+    status += [message(n, "warning") for n in analysis.notes]
+    if text is not None and text.strip() != query:
+        status.append(message("Zero-width characters were removed from the text.", "info"))
+    chart = safe_chart(token_bar_chart, frame, f"Top {top_k} tokens: {encoder.name}")
+    return ExploreResult("\n\n".join(status), leakage_markdown(analysis), frame, chart, analysis)
+
+
+def collect_queries(block: str | None, upload: str | None) -> list[str]:
+    """Queries from an uploaded file (wins) or a pasted block, one per line."""
+    if upload:
+        queries = read_query_file(upload)
+    else:
+        queries = split_queries(block or "")
+        if not queries:
+            raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
+    if len(queries) > MAX_QUERIES:
+        queries = queries[:MAX_QUERIES]
+    return queries
+
+
+def explore_batch(
+    ctx: AppContext,
+    block: str | None,
+    upload: str | None,
+    model_choice: str | None,
+    folder: str | None = None,
+    top_k: int = 20,
+    stopword_file: str | None = None,
+    use_pos_rule: bool = True,
+    visitor_models: dict[str, str] | None = None,
+    progress=None,
+) -> BatchResult:
+    """Leakage over many queries: summary, per-query table, most leaking tokens, CSV."""
+    empty = pd.DataFrame()
+    try:
+        queries = collect_queries(block, upload)
+        custom = load_custom_stopwords(stopword_file)
+        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        analyzer = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule))
+
+        def report(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done / max(total, 1), desc=f"encoded {done}/{total}")
+
+        analyses = analyzer.analyze(queries, int(top_k), progress=report)
+        batch = batch_leakage(analyses, int(top_k))
+    except (UserError, ValueError) as exc:
+        return BatchResult(message(str(exc), "error"), empty, empty, None, None)
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("Batch explore failed")
+        return BatchResult(message(f"Encoding failed: {exc}", "error"), empty, empty, None, None)
+    s = batch.summary
+    status = (
+        f"**{encoder.name}**, {s['queries']} queries, top-{int(top_k)}: mean stopword mass "
+        f"{_pct(s['mean_stopword_mass_ratio'])}, mean special-token mass {_pct(s['mean_special_mass_ratio'])}, "
+        f"stopword in top-1: {_pct(s['share_stopword_in_top1'])} of queries, in top-5: "
+        f"{_pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
+    )
+    truncated = int(batch.per_query["truncated"].sum())
+    if truncated:
+        status += "\n\n" + message(f"{truncated} queries were longer than the model's max length and truncated.",
+                                   "warning")
+    csv_path = write_csv(batch.per_query, ctx.workdir, "leakage")
+    top = batch.leaking_tokens.head(25)
+    chart = safe_chart(leakage_bar_chart, top, "Most leaking tokens") if len(top) else None
+    return BatchResult(status, batch.per_query, batch.leaking_tokens, chart, csv_path, batch)
+
+
+# ---------------------------------------------------------------------- widgets
+def model_picker(ctx: AppContext, prefix: str, label: str = "Model") -> tuple[gr.Dropdown, gr.Textbox]:
+    """A preset dropdown plus a local-folder / Hub-id box (which wins when filled)."""
+    choices = ctx.model_choices()
+    default = ctx.settings.default_model if ctx.settings.default_model in choices else (choices or [None])[0]
+    dropdown = gr.Dropdown(choices=choices, value=default, label=label, elem_id=f"{prefix}-model",
+                           allow_custom_value=False)
+    folder = gr.Textbox(label="…or a local model folder / Hub id", placeholder="/models/korean-sparse-v26",
+                        elem_id=f"{prefix}-folder")
+    return dropdown, folder
+
+
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
+    """Widgets of the Explore tab (call inside ``with gr.Tab(...)``)."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="explore-query",
+                               placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법")
+            gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
+        with gr.Column(scale=2):
+            model, folder = model_picker(ctx, "explore")
+            top_k = gr.Slider(5, 100, value=20, step=1, label="top-k", elem_id="explore-topk")
+            with gr.Accordion("Stopwords", open=False):
+                stop_file = gr.File(label="Your stopword list (.txt, one per line; replaces the bundled "
+                                    f"{len(ctx.stopwords)}-word list)", file_types=[".txt", ".csv", ".tsv"])
+                pos_rule = gr.Checkbox(value=True, label="Also count Kiwi function-morpheme tokens "
+                                       "(particles, endings, copulas) as stopwords")
+    run = gr.Button("Analyze", variant="primary", elem_id="explore-run")
+    status = gr.Markdown(elem_id="explore-status")
+    leakage = gr.Markdown(elem_id="explore-leakage")
+    with gr.Row():
+        table = gr.Dataframe(label="Top tokens (position = input position whose logit was the max)",
+                             elem_id="explore-table", interactive=False, wrap=True)
+        chart = gr.Plot(label="Weights by category", elem_id="explore-chart")
+
+    def on_run(text, choice, folder_, k, stop, pos, vm):
+        r = explore_query(ctx, text, choice, folder_, k, stop, pos, vm)
+        return r.status, r.leakage, r.table, r.chart
+
+    inputs = [query, model, folder, top_k, stop_file, pos_rule, visitor_models]
+    outputs = [status, leakage, table, chart]
+    run.click(on_run, inputs, outputs)
+    query.submit(on_run, inputs, outputs)
+
+    with gr.Accordion("Batch mode: leakage over many queries", open=False):
+        with gr.Row():
+            block = gr.Textbox(label="Queries, one per line", lines=6, elem_id="explore-batch-text",
+                               value="\n".join(EXAMPLE_QUERIES))
+            upload = gr.File(label="…or upload .txt / .csv / .tsv / .jsonl",
+                             file_types=[".txt", ".csv", ".tsv", ".jsonl", ".json"])
+        batch_run = gr.Button("Analyze all", elem_id="explore-batch-run")
+        batch_status = gr.Markdown(elem_id="explore-batch-status")
+        with gr.Row():
+            leaking = gr.Dataframe(label="Most leaking tokens", interactive=False)
+            batch_chart = gr.Plot(label="Leaking tokens")
+        per_query = gr.Dataframe(label="Per query", interactive=False, wrap=True)
+        download = gr.File(label="CSV", interactive=False)
+
+        def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, progress=gr.Progress()):
+            r = explore_batch(ctx, block_, upload_, choice, folder_, k, stop, pos, vm, progress)
+            return r.status, r.leaking, r.chart, r.per_query, r.csv_path
+
+        batch_run.click(
+            on_batch,
+            [block, upload, model, folder, top_k, stop_file, pos_rule, visitor_models],
+            [batch_status, leaking, batch_chart, per_query, download],
+        )

@@ -1,0 +1,185 @@
+"""Shared fixtures: tiny models built here (no network), the app server, a headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+XLMR_TOKENIZER = SHARED / "models" / "xlmr-tokenizer"
+SHARED_DATA = SHARED / "data"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+
+#: Korean sentences used to train test tokenizers when the shared XLM-R tokenizer is absent.
+KOREAN_TEXTS = [
+    "당뇨병 치료 방법은 식이요법과 운동, 약물 치료로 나뉩니다.",
+    "혈당 관리를 위해 규칙적인 운동이 필요합니다.",
+    "고혈압 환자는 소금 섭취를 줄여야 합니다.",
+    "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다.",
+    "연말정산에서 의료비와 교육비는 세액공제 대상입니다.",
+    "클라우드 컴퓨팅은 서버와 저장소를 인터넷으로 빌려 쓰는 방식입니다.",
+    "여권을 발급받으려면 신분증과 사진이 있어야 합니다.",
+    "김치찌개는 잘 익은 김치와 돼지고기로 끓이면 맛있습니다.",
+    "주택담보대출 금리는 은행마다 다르므로 비교하는 것이 좋습니다.",
+    "개인정보 보호법은 개인의 정보를 수집하고 이용하는 기준을 정합니다.",
+    "Python and 5G networks are used in 2024 for AI services.",
+    "감기에 걸리면 충분히 쉬고 물을 많이 마시는 것이 좋습니다.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer():
+    """The real 250,002-token XLM-R tokenizer when ../shared has it, else one trained here."""
+    from transformers import AutoTokenizer
+
+    from sparse_demo.modeling import train_tokenizer
+
+    if XLMR_TOKENIZER.is_dir():
+        return AutoTokenizer.from_pretrained(str(XLMR_TOKENIZER))
+    return train_tokenizer(KOREAN_TEXTS * 5, vocab_size=300)
+
+
+def _save_tiny(tokenizer, path: Path, seed: int) -> Path:
+    from sparse_demo.modeling import make_mlm
+
+    model = make_mlm(tokenizer, "tiny", seed=seed)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, xlmr_tokenizer) -> Path:
+    """A random tiny XLM-R-architecture MLM folder (hidden 32, 2 layers)."""
+    return _save_tiny(xlmr_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_a"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_b(tmp_path_factory, xlmr_tokenizer) -> Path:
+    """A second tiny model with the same tokenizer and other weights (a 'V25' to compare)."""
+    return _save_tiny(xlmr_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_b"), seed=2)
+
+
+@pytest.fixture(scope="session")
+def wordpiece_model_dir(tmp_path_factory) -> Path:
+    """A random tiny BertForMaskedLM with a WordPiece tokenizer trained here (other vocabulary)."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(KOREAN_TEXTS * 5, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+    )
+    torch.manual_seed(3)
+    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256, pad_token_id=fast.pad_token_id)
+    model = BertForMaskedLM(config)
+    model.config.architectures = ["BertForMaskedLM"]
+    path = tmp_path_factory.mktemp("tiny_wordpiece")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def presets_file(tmp_path_factory, tiny_model_dir, tiny_model_dir_b) -> Path:
+    """A presets file naming the tiny models (as a closed-network team would name theirs)."""
+    path = tmp_path_factory.mktemp("presets") / "models.json"
+    path.write_text(
+        json.dumps(
+            {
+                "default": "tiny-a",
+                "presets": [
+                    {"name": "tiny-a", "source": str(tiny_model_dir), "description": "random tiny A"},
+                    {"name": "tiny-b", "source": str(tiny_model_dir_b), "description": "random tiny B"},
+                    {"name": "missing", "source": "/nonexistent/model/folder", "description": "broken"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def app_context(presets_file):
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    settings = load_settings({"SPARSE_DEMO_MODELS": str(presets_file), "SPARSE_DEMO_DEVICE": "cpu"})
+    return AppContext.create(settings)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_context):
+    """The whole app served on a free local port for browser tests."""
+    from app import build_app
+
+    demo = build_app(app_context)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright; skipped when Chromium is not installed."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install chromium); browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url)
+    yield pg
+    context.close()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns a truthy value or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+

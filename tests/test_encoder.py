@@ -1,0 +1,154 @@
+"""The pooled vector against an independent computation of the card's formula on full logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparse_demo.encoder import ModelLoadError, SpladeEncoder
+
+TEXTS = [
+    "당뇨병 치료 방법",
+    "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다. " * 12,  # long: truncated
+    "고혈압",
+    "Python 3.11 and 5G 네트워크 2024년",
+    "😀 이모지와\u200b제로폭 문자",
+]
+
+
+def reference_vectors(encoder: SpladeEncoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The card's snippet: full logits, log(1 + relu) * mask, max over positions."""
+    tok = encoder.tokenizer
+    batch = tok(texts, padding=True, truncation=True, max_length=encoder.max_length, return_tensors="pt")
+    with torch.no_grad():
+        logits = encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    values = torch.log1p(torch.relu(logits)) * batch["attention_mask"].unsqueeze(-1)
+    return values.max(dim=1).values.numpy(), logits.numpy(), batch["attention_mask"].numpy()
+
+
+def dense(vec, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=np.float32)
+    out[vec.token_ids] = vec.weights
+    return out
+
+
+@pytest.fixture(scope="module", params=["xlmr", "wordpiece"])
+def encoder(request, tiny_model_dir, wordpiece_model_dir):
+    folder = tiny_model_dir if request.param == "xlmr" else wordpiece_model_dir
+    return SpladeEncoder.load(str(folder), device="cpu", max_length=64)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 2**20, 2**26])
+def test_pooling_matches_card_formula(encoder, chunk_elements):
+    encoder.chunk_elements = chunk_elements
+    ours = encoder.encode(TEXTS, batch_size=3)  # batches mix lengths after sorting
+    ref, logits, mask = reference_vectors(encoder, TEXTS)
+    assert any(e.truncated for e in ours)
+    for i, enc in enumerate(ours):
+        got = dense(enc.vector, ref.shape[1])
+        np.testing.assert_allclose(got, ref[i], atol=1e-5, rtol=0)
+        # every active token's position is a real (unpadded) position whose logit is the max
+        n_real = int(mask[i].sum())
+        assert len(enc.input_ids) == n_real
+        pos = enc.vector.positions
+        assert (pos >= 0).all() and (pos < n_real).all()
+        at_pos = np.log1p(np.maximum(logits[i, pos, enc.vector.token_ids], 0))
+        np.testing.assert_allclose(at_pos, enc.vector.weights, atol=1e-5)
+        # sorted by descending weight, all positive
+        assert (np.diff(enc.vector.weights) <= 0).all() and (enc.vector.weights > 0).all()
+
+
+def test_order_and_batching_do_not_change_vectors(encoder):
+    one_by_one = [encoder.encode([t])[0] for t in TEXTS]
+    batched = encoder.encode(TEXTS, batch_size=2)
+    for a, b in zip(one_by_one, batched):
+        assert a.text == b.text
+        np.testing.assert_allclose(dense(a.vector, encoder.vocab_size), dense(b.vector, encoder.vocab_size),
+                                   atol=1e-5)
+
+
+def test_special_tokens_reported_but_dropped_for_search(encoder):
+    enc = encoder.encode(["당뇨병 치료 방법"])[0]
+    specials = set(enc.vector.token_ids.tolist()) & encoder.special_ids
+    assert specials, "a random model activates its special tokens somewhere; they must be reported"
+    search = encoder.search_vector(enc)
+    special_strings = {encoder.id_to_token(i) for i in encoder.special_ids}
+    assert not special_strings & set(search)
+    assert len(search) == len(enc.vector) - len(specials)
+    kept = encoder.search_vector(enc, drop_special=False)
+    assert special_strings & set(kept)
+
+
+def test_offsets_point_into_text(encoder):
+    enc = encoder.encode(["당뇨병 치료 방법"])[0]
+    spans = [enc.text[s:e] for s, e in enc.offsets if e > s]
+    assert "".join(spans).replace(" ", "") == "당뇨병치료방법"
+
+
+def test_empty_and_huge_inputs(encoder):
+    empty, huge = encoder.encode(["", "당뇨병 치료 " * 2_500])  # 17,500 characters
+    assert set(empty.input_ids) <= encoder.special_ids
+    assert huge.truncated and len(huge.input_ids) == encoder.max_length
+    with pytest.raises(ValueError, match="limit"):
+        encoder.encode(["가" * 200_000])
+    with pytest.raises(ValueError, match="batch_size"):
+        encoder.encode(["a"], batch_size=0)
+
+
+def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
+    """Another *ForMaskedLM architecture (different head layout) pools identically."""
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "ModernBertForMaskedLM"):
+        pytest.skip("this transformers has no ModernBERT")
+    torch.manual_seed(0)
+    cfg = transformers.ModernBertConfig(
+        vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, pad_token_id=xlmr_tokenizer.pad_token_id,
+        bos_token_id=0, eos_token_id=2, cls_token_id=0, sep_token_id=2,
+    )
+    model = transformers.ModernBertForMaskedLM(cfg)
+    model.config.architectures = ["ModernBertForMaskedLM"]
+    model.save_pretrained(tmp_path)
+    xlmr_tokenizer.save_pretrained(tmp_path)
+    enc = SpladeEncoder.load(str(tmp_path), device="cpu", max_length=64)
+    ours = enc.encode(TEXTS[:3])
+    ref, _, _ = reference_vectors(enc, TEXTS[:3])
+    for i, e in enumerate(ours):
+        np.testing.assert_allclose(dense(e.vector, ref.shape[1]), ref[i], atol=1e-5)
+
+
+def test_load_errors_are_readable(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelLoadError, match="not a loadable|config"):
+        SpladeEncoder.load(str(tmp_path))  # empty folder
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(ModelLoadError, match="is a file"):
+        SpladeEncoder.load(str(f))
+    # a folder with pickle weights only is refused (safetensors only)
+    import shutil
+
+    bad = tmp_path / "pickle_only"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "model.safetensors").rename(bad / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        SpladeEncoder.load(str(bad))
+
+
+def test_unreachable_hub_id_fails_fast_with_reason(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="not reachable|local folder"):
+        SpladeEncoder.load("sewoong/korean-neural-sparse-encoder-v26", revision="main")
+
+
+def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    cfg = XLMRobertaConfig(vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=64)
+    m = XLMRobertaModel(cfg)
+    m.config.architectures = ["XLMRobertaModel"]
+    m.save_pretrained(tmp_path)
+    xlmr_tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="ForMaskedLM"):
+        SpladeEncoder.load(str(tmp_path))
