@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparse_demo.index import IndexDocument, MemoryBackend, hybrid_search
-from sparse_demo.index.memory import lucene_feature_value
+from sparse_demo.index.memory import SparseIndex, lucene_feature_value
 
 TOKENS = [f"▁t{i}" for i in range(200)] + ["3.5", "a.b", ".", "%", "100%", "x y", "..."]
 
@@ -194,3 +194,11 @@ def test_hybrid_search(backend, method):
         hybrid_search(backend, ["w1/NNG"], qvec, k=5, candidates=3)
     with pytest.raises(ValueError, match="minmax, rrf"):
         hybrid_search(backend, ["w1/NNG"], qvec, method="sum")
+
+
+def test_add_encoded_leaves_caller_arrays_alone():
+    indptr = np.array([0, 3])
+    cols = np.array([2, 0, 1])
+    vals = np.array([0.5, 1.5, 2.5], dtype=np.float32)
+    SparseIndex().add_encoded(["d"], indptr, cols, vals, ["a", "b", "c"])
+    assert cols.tolist() == [2, 0, 1] and vals.tolist() == [0.5, 1.5, 2.5]

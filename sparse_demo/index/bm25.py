@@ -153,8 +153,13 @@ class CsrRowStore:
         n = len(ids)
         if n == 0:
             return
+        # Copies: sum_duplicates() sorts in place and must not reorder the caller's arrays.
         chunk = sp.csr_matrix(
-            (np.asarray(vals, dtype=self.dtype), np.asarray(cols, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+            (
+                np.array(vals, dtype=self.dtype, copy=True),
+                np.array(cols, dtype=np.int32, copy=True),
+                np.array(indptr, dtype=np.int64, copy=True),
+            ),
             shape=(n, max(len(self.tokens), 1)),
         )
         chunk.sum_duplicates()

@@ -1,0 +1,205 @@
+"""Benchmark the in-memory index against brute force and bm25s, side by side in one run.
+
+Synthetic corpus: ``--docs`` documents (default 100,000) whose tokens are drawn from a Zipf
+distribution over ``--vocab`` token ids; each document keeps 150-300 distinct tokens with
+positive weights (the sparse leg) and the same number of draws *with* repeats as its BM25
+term list. Queries have 20-40 sparse tokens and 5-15 BM25 terms.
+
+Sparse leg: ``SparseIndex`` (inverted index, accumulate per query token) versus a
+brute-force ``scipy.sparse`` CSR matrix-vector product over all documents; top-10 checked
+identical. BM25 leg: ``BM25Index(opensearch_compat=False)`` versus ``bm25s`` with
+``method="lucene"`` on the same token lists; top-10 checked identical.
+
+Usage:
+    python benchmarks/bench_index_memory.py [--docs 100000] [--queries 200] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sparse_demo.index.bm25 import BM25Index
+from sparse_demo.index.memory import SparseIndex
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def zipf_probs(vocab: int, a: float = 1.1) -> np.ndarray:
+    p = 1.0 / np.arange(1, vocab + 1) ** a
+    return p / p.sum()
+
+
+def make_corpus(n_docs: int, vocab: int, rng: np.random.Generator):
+    """CSR pieces of the sparse corpus (distinct tokens) and the BM25 term draws."""
+    p = zipf_probs(vocab)
+    target = rng.integers(150, 301, size=n_docs)
+    # BM25 term lists: `target` Zipf draws per document, repeats allowed.
+    bm25_indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(target, out=bm25_indptr[1:])
+    bm25_terms = rng.choice(vocab, size=int(bm25_indptr[-1]), p=p)
+    # Sparse vectors: distinct tokens, drawn Zipf until each row has its target count.
+    rows = np.repeat(np.arange(n_docs), target * 3)
+    draws = rng.choice(vocab, size=rows.size, p=p)
+    key = np.unique(rows.astype(np.int64) * vocab + draws)
+    r, t = key // vocab, key % vocab
+    order = np.lexsort((rng.random(r.size), r))  # random order within each row
+    r, t = r[order], t[order]
+    starts = np.searchsorted(r, np.arange(n_docs))
+    pos = np.arange(r.size) - starts[r]
+    keep = pos < target[r]
+    r, t = r[keep], t[keep]
+    counts = np.bincount(r, minlength=n_docs)
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    weights = rng.uniform(0.05, 3.0, size=t.size).astype(np.float32)
+    return indptr, t.astype(np.int64), weights, bm25_indptr, bm25_terms.astype(np.int64)
+
+
+def make_queries(n: int, vocab: int, rng: np.random.Generator, lo: int, hi: int) -> list[np.ndarray]:
+    p = zipf_probs(vocab)
+    out = []
+    for _ in range(n):
+        size = int(rng.integers(lo, hi + 1))
+        q = np.unique(rng.choice(vocab, size=size * 3, p=p))
+        out.append(rng.permutation(q)[:size])
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def topk_csr(csr: sp.csr_matrix, qdense: np.ndarray, k: int, id_order: np.ndarray) -> list[int]:
+    scores = csr @ qdense
+    cand = np.flatnonzero(scores > 0)
+    if cand.size > k:
+        kth = np.partition(scores[cand], cand.size - k)[cand.size - k]
+        cand = cand[scores[cand] >= kth]
+    order = np.lexsort((id_order[cand], -scores[cand]))
+    return cand[order[:k]].tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--vocab", type=int, default=50_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-bm25s", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+
+    t0 = time.perf_counter()
+    indptr, tokens, weights, bm25_indptr, bm25_terms = make_corpus(args.docs, args.vocab, rng)
+    vocab = [f"tok{i}" for i in range(args.vocab)]
+    ids = [f"doc{i:06d}" for i in range(args.docs)]
+    id_order = np.arange(args.docs)  # ids sort like their row numbers
+    lengths = np.diff(indptr)
+    print(f"corpus: {args.docs:,} docs, {tokens.size:,} sparse entries "
+          f"({lengths.min()}-{lengths.max()} tokens/doc, mean {lengths.mean():.0f}), "
+          f"{bm25_terms.size:,} BM25 term occurrences; generated in {time.perf_counter() - t0:.1f}s")
+    sq = make_queries(args.queries, args.vocab, rng, 20, 40)
+    sq_w = [rng.uniform(0.1, 2.5, size=q.size) for q in sq]
+    bq = make_queries(args.queries, args.vocab, rng, 5, 15)
+
+    # ---------------- sparse leg ----------------
+    m0 = rss_mb()
+    t0 = time.perf_counter()
+    index = SparseIndex()
+    index.add_encoded(ids, indptr, tokens, weights, vocab)
+    index._store.matrix()  # consolidate now so the build is timed here
+    build_idx = time.perf_counter() - t0
+    mem_idx = rss_mb() - m0
+
+    m0 = rss_mb()
+    t0 = time.perf_counter()
+    csr = sp.csr_matrix((weights, tokens.astype(np.int32), indptr), shape=(args.docs, args.vocab))
+    csr.sum_duplicates()
+    build_csr = time.perf_counter() - t0
+    mem_csr = rss_mb() - m0
+
+    lat_idx, lat_csr, same = [], [], 0
+    for q, w in zip(sq, sq_w):
+        qvec = {vocab[t]: float(x) for t, x in zip(q.tolist(), w.tolist())}
+        t0 = time.perf_counter()
+        hits = index.search(qvec, 10)
+        lat_idx.append((time.perf_counter() - t0) * 1000)
+        qdense = np.zeros(args.vocab)
+        qdense[q] = w
+        t0 = time.perf_counter()
+        ref = topk_csr(csr, qdense, 10, id_order)
+        lat_csr.append((time.perf_counter() - t0) * 1000)
+        same += [h.id for h in hits] == [ids[i] for i in ref]
+    print("\nsparse leg (top-10, dot product)")
+    print(f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
+          f"build {build_idx:6.2f} s  RSS +{mem_idx:7.1f} MB")
+    print(f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
+          f"build {build_csr:6.2f} s  RSS +{mem_csr:7.1f} MB")
+    print(f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
+          f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}")
+    print(f"  identical top-10: {same}/{len(sq)} queries")
+    del csr, index
+    gc.collect()
+
+    # ---------------- BM25 leg ----------------
+    m0 = rss_mb()
+    t0 = time.perf_counter()
+    bm = BM25Index(opensearch_compat=False)
+    bm.add_encoded(ids, bm25_indptr, bm25_terms, vocab)
+    bm.n_docs  # noqa: B018 - builds postings and statistics
+    build_bm = time.perf_counter() - t0
+    mem_bm = rss_mb() - m0
+    lat_bm = []
+    ours = []
+    for q in bq:
+        terms = [vocab[t] for t in q.tolist()]
+        t0 = time.perf_counter()
+        ours.append(bm.search(terms, 10))
+        lat_bm.append((time.perf_counter() - t0) * 1000)
+    print("\nBM25 leg (top-10, Lucene formula k1=1.2 b=0.75)")
+    print(f"  BM25Index      : p50 {pct(lat_bm, 50):7.2f} ms  p95 {pct(lat_bm, 95):7.2f} ms  "
+          f"build {build_bm:6.2f} s  RSS +{mem_bm:7.1f} MB")
+    if args.skip_bm25s:
+        return
+    import bm25s
+
+    token_lists = [bm25_terms[bm25_indptr[i] : bm25_indptr[i + 1]].tolist() for i in range(args.docs)]
+    m0 = rss_mb()
+    t0 = time.perf_counter()
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index(bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
+              show_progress=False)
+    build_ref = time.perf_counter() - t0
+    mem_ref = rss_mb() - m0
+    lat_ref, same, close = [], 0, 0
+    for q, mine in zip(bq, ours):
+        t0 = time.perf_counter()
+        docs, scores = ref.retrieve([q.tolist()], k=10, show_progress=False, n_threads=0)
+        lat_ref.append((time.perf_counter() - t0) * 1000)
+        ref_ids = [ids[i] for i in docs[0].tolist()]
+        same += [h.id for h in mine] == ref_ids
+        close += np.allclose([h.score for h in mine], scores[0], rtol=1e-5)
+    print(f"  bm25s (numpy)  : p50 {pct(lat_ref, 50):7.2f} ms  p95 {pct(lat_ref, 95):7.2f} ms  "
+          f"build {build_ref:6.2f} s  RSS +{mem_ref:7.1f} MB (bm25s index only)")
+    print(f"  ratio (bm25s / BM25Index): p50 x{pct(lat_ref, 50) / pct(lat_bm, 50):.2f}  "
+          f"p95 x{pct(lat_ref, 95) / pct(lat_bm, 95):.2f}  build x{build_ref / build_bm:.2f}")
+    print(f"  identical top-10 ids: {same}/{len(bq)} queries; top-10 scores within 1e-5: {close}/{len(bq)}")
+    print(f"\nmedian latency over {len(sq)} queries; {statistics.mean(lengths):.0f} tokens/doc on average")
+
+
+if __name__ == "__main__":
+    main()
