@@ -17,10 +17,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +36,29 @@ from sparse_demo.index.memory import SparseIndex
 
 
 def rss_mb() -> float:
-    gc.collect()
+    release_freed_memory()
     return psutil.Process().memory_info().rss / 2**20
 
 
 def zipf_probs(vocab: int, a: float = 1.1) -> np.ndarray:
     p = 1.0 / np.arange(1, vocab + 1) ** a
     return p / p.sum()
+
+
+def zipf_draws(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray:
+    """``size`` token ids drawn with probabilities ``p`` (inverse CDF; faster than choice)."""
+    cdf = np.cumsum(p)
+    cdf[-1] = 1.0
+    return np.searchsorted(cdf, rng.random(size), side="right")
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS so RSS deltas measure what is kept."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
 
 
 def make_corpus(n_docs: int, vocab: int, rng: np.random.Generator):
@@ -50,10 +68,10 @@ def make_corpus(n_docs: int, vocab: int, rng: np.random.Generator):
     # BM25 term lists: `target` Zipf draws per document, repeats allowed.
     bm25_indptr = np.zeros(n_docs + 1, dtype=np.int64)
     np.cumsum(target, out=bm25_indptr[1:])
-    bm25_terms = rng.choice(vocab, size=int(bm25_indptr[-1]), p=p)
+    bm25_terms = zipf_draws(rng, p, int(bm25_indptr[-1]))
     # Sparse vectors: distinct tokens, drawn Zipf until each row has its target count.
     rows = np.repeat(np.arange(n_docs), target * 3)
-    draws = rng.choice(vocab, size=rows.size, p=p)
+    draws = zipf_draws(rng, p, rows.size)
     key = np.unique(rows.astype(np.int64) * vocab + draws)
     r, t = key // vocab, key % vocab
     order = np.lexsort((rng.random(r.size), r))  # random order within each row
@@ -74,9 +92,39 @@ def make_queries(n: int, vocab: int, rng: np.random.Generator, lo: int, hi: int)
     out = []
     for _ in range(n):
         size = int(rng.integers(lo, hi + 1))
-        q = np.unique(rng.choice(vocab, size=size * 3, p=p))
+        q = np.unique(zipf_draws(rng, p, size * 3))
         out.append(rng.permutation(q)[:size])
     return out
+
+
+class Mem:
+    """Memory of one build: RSS delta, and tracemalloc's retained and peak bytes."""
+
+    def __init__(self, rss: float, kept: float, peak: float):
+        self.rss, self.kept, self.peak = rss, kept, peak
+
+    def __str__(self) -> str:
+        return f"RSS +{self.rss:6.0f} MB (kept {self.kept:6.0f} MB, peak {self.peak:6.0f} MB)"
+
+
+def measure(build):
+    """Run ``build()``; return its result, seconds, and :class:`Mem`.
+
+    Timing and memory come from two separate builds, because tracemalloc slows Python code.
+    """
+    release_freed_memory()
+    r0 = rss_mb()
+    t0 = time.perf_counter()
+    result = build()
+    seconds = time.perf_counter() - t0
+    rss = rss_mb() - r0
+    del result
+    release_freed_memory()
+    tracemalloc.start()
+    result = build()
+    kept, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return result, seconds, Mem(rss, kept / 2**20, peak / 2**20)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -117,20 +165,19 @@ def main() -> None:
     bq = make_queries(args.queries, args.vocab, rng, 5, 15)
 
     # ---------------- sparse leg ----------------
-    m0 = rss_mb()
-    t0 = time.perf_counter()
-    index = SparseIndex()
-    index.add_encoded(ids, indptr, tokens, weights, vocab)
-    index._store.matrix()  # consolidate now so the build is timed here
-    build_idx = time.perf_counter() - t0
-    mem_idx = rss_mb() - m0
+    def build_index():
+        index = SparseIndex()
+        index.add_encoded(ids, indptr, tokens, weights, vocab)
+        index._store.matrix()  # consolidate now so the build is timed here
+        return index
 
-    m0 = rss_mb()
-    t0 = time.perf_counter()
-    csr = sp.csr_matrix((weights, tokens.astype(np.int32), indptr), shape=(args.docs, args.vocab))
-    csr.sum_duplicates()
-    build_csr = time.perf_counter() - t0
-    mem_csr = rss_mb() - m0
+    def build_csr():
+        csr = sp.csr_matrix((weights.copy(), tokens.astype(np.int32), indptr.copy()), shape=(args.docs, args.vocab))
+        csr.sum_duplicates()
+        return csr
+
+    index, build_idx, mem_idx = measure(build_index)
+    csr, build_csr_s, mem_csr = measure(build_csr)
 
     lat_idx, lat_csr, same = [], [], 0
     for q, w in zip(sq, sq_w):
@@ -146,9 +193,9 @@ def main() -> None:
         same += [h.id for h in hits] == [ids[i] for i in ref]
     print("\nsparse leg (top-10, dot product)")
     print(f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
-          f"build {build_idx:6.2f} s  RSS +{mem_idx:7.1f} MB")
+          f"build {build_idx:6.2f} s  {mem_idx}")
     print(f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
-          f"build {build_csr:6.2f} s  RSS +{mem_csr:7.1f} MB")
+          f"build {build_csr_s:6.2f} s  {mem_csr}")
     print(f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
           f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}")
     print(f"  identical top-10: {same}/{len(sq)} queries")
@@ -156,13 +203,13 @@ def main() -> None:
     gc.collect()
 
     # ---------------- BM25 leg ----------------
-    m0 = rss_mb()
-    t0 = time.perf_counter()
-    bm = BM25Index(opensearch_compat=False)
-    bm.add_encoded(ids, bm25_indptr, bm25_terms, vocab)
-    bm.n_docs  # noqa: B018 - builds postings and statistics
-    build_bm = time.perf_counter() - t0
-    mem_bm = rss_mb() - m0
+    def build_bm25():
+        bm = BM25Index(opensearch_compat=False)
+        bm.add_encoded(ids, bm25_indptr, bm25_terms, vocab)
+        bm.n_docs  # noqa: B018 - builds postings and statistics
+        return bm
+
+    bm, build_bm, mem_bm = measure(build_bm25)
     lat_bm = []
     ours = []
     for q in bq:
@@ -172,19 +219,19 @@ def main() -> None:
         lat_bm.append((time.perf_counter() - t0) * 1000)
     print("\nBM25 leg (top-10, Lucene formula k1=1.2 b=0.75)")
     print(f"  BM25Index      : p50 {pct(lat_bm, 50):7.2f} ms  p95 {pct(lat_bm, 95):7.2f} ms  "
-          f"build {build_bm:6.2f} s  RSS +{mem_bm:7.1f} MB")
+          f"build {build_bm:6.2f} s  {mem_bm}")
     if args.skip_bm25s:
         return
     import bm25s
 
     token_lists = [bm25_terms[bm25_indptr[i] : bm25_indptr[i + 1]].tolist() for i in range(args.docs)]
-    m0 = rss_mb()
-    t0 = time.perf_counter()
-    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-    ref.index(bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
-              show_progress=False)
-    build_ref = time.perf_counter() - t0
-    mem_ref = rss_mb() - m0
+    def build_bm25s():
+        ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        ref.index(bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
+                  show_progress=False)
+        return ref
+
+    ref, build_ref, mem_ref = measure(build_bm25s)
     lat_ref, same, close = [], 0, 0
     for q, mine in zip(bq, ours):
         t0 = time.perf_counter()
@@ -194,7 +241,7 @@ def main() -> None:
         same += [h.id for h in mine] == ref_ids
         close += np.allclose([h.score for h in mine], scores[0], rtol=1e-5)
     print(f"  bm25s (numpy)  : p50 {pct(lat_ref, 50):7.2f} ms  p95 {pct(lat_ref, 95):7.2f} ms  "
-          f"build {build_ref:6.2f} s  RSS +{mem_ref:7.1f} MB (bm25s index only)")
+          f"build {build_ref:6.2f} s  {mem_ref}")
     print(f"  ratio (bm25s / BM25Index): p50 x{pct(lat_ref, 50) / pct(lat_bm, 50):.2f}  "
           f"p95 x{pct(lat_ref, 95) / pct(lat_bm, 95):.2f}  build x{build_ref / build_bm:.2f}")
     print(f"  identical top-10 ids: {same}/{len(bq)} queries; top-10 scores within 1e-5: {close}/{len(bq)}")

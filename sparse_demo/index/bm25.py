@@ -316,7 +316,18 @@ class BM25Index:
         else:
             norm_inv = 1.0 / (k1 * ((1.0 - b) + b * lengths / avgdl64))
             idf = idf64
-        self._stats = {"idf": idf, "norm_inv": np.asarray(norm_inv), "lengths": lengths}
+        norm_inv = np.asarray(norm_inv)
+        # Eager per-posting scores for a query term given once (the common case), computed
+        # exactly as the lazy path below does, so a query is mostly gathers and adds.
+        term_of = np.repeat(np.arange(df.size), df)
+        tf, rows = csc.data, csc.indices
+        if self.opensearch_compat:
+            w = (np.float32(1.0) * (np.float32(1.0) + np.float32(k1))) * idf[term_of]
+            posting = w - w / (np.float32(1.0) + tf * norm_inv[rows])
+        else:
+            x = tf * norm_inv[rows]
+            posting = idf[term_of] * x / (1.0 + x)
+        self._stats = {"idf": idf, "norm_inv": norm_inv, "lengths": lengths, "posting": posting}
         self._n_docs = n_docs
         self._avgdl = float(avgdl64)
         return self._stats
@@ -346,14 +357,16 @@ class BM25Index:
             if tid is not None:
                 counts[tid] = counts.get(tid, 0) + 1
         indptr, docs, tf = csc.indptr, csc.indices, csc.data
-        norm_inv, idf = st["norm_inv"], st["idf"]
+        norm_inv, idf, posting = st["norm_inv"], st["idf"], st["posting"]
         k1 = self.k1
         for tid, c in counts.items():
             s, e = indptr[tid], indptr[tid + 1]
             if s == e:
                 continue
             d = docs[s:e]
-            if self.opensearch_compat:
+            if c == 1:
+                part = posting[s:e]
+            elif self.opensearch_compat:
                 # LegacyBM25Similarity: boost * (1 + k1); BoostQuery(boost=c) for repeats.
                 w = (np.float32(c) * (np.float32(1.0) + np.float32(k1))) * idf[tid]
                 part = w - w / (np.float32(1.0) + tf[s:e] * norm_inv[d])
