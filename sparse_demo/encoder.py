@@ -41,10 +41,18 @@ ProgressFn = Callable[[int, int], None]
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; ``reason`` is a sentence a user can act on."""
 
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"Could not load model '{source}': {reason}")
+    def __init__(self, source: str, reason: str, name: str | None = None) -> None:
+        label = f"'{name}' ({source})" if name and name != source else f"'{source}'"
+        super().__init__(f"Could not load model {label}: {reason}")
         self.source = source
         self.reason = reason
+        self.name = name or source
+
+
+def looks_like_path(source: str) -> bool:
+    """A filesystem path rather than a Hub id (``org/name``)."""
+    s = source.strip()
+    return s.startswith(("/", ".", "~", "\\")) or s.count("/") > 1 or "\\" in s or (len(s) > 1 and s[1] == ":")
 
 
 @dataclass(frozen=True)
@@ -293,7 +301,9 @@ class SpladeEncoder:
         if not source or not str(source).strip():
             raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
         if Path(source).expanduser().is_file():
-            raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)))
+            raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)), name)
+        if looks_like_path(source) and not Path(source).expanduser().exists():
+            raise ModelLoadError(source, "no such folder on this machine", name)
         is_local = Path(source).expanduser().is_dir()
         src = str(Path(source).expanduser()) if is_local else source
         kwargs = {"trust_remote_code": False}
@@ -307,11 +317,11 @@ class SpladeEncoder:
             archs = [a for a in (getattr(config, "architectures", None) or []) if a]
             if archs and not any(a.endswith("ForMaskedLM") for a in archs):
                 raise ModelLoadError(
-                    source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)"
+                    source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)", name
                 )
             if is_local and not any(Path(src).glob("*.safetensors")):
                 raise ModelLoadError(
-                    source, "no *.safetensors weights in the folder (this app loads safetensors only)"
+                    source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
                 )
             tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
             dtype = torch.float16 if target.type == "cuda" else torch.float32
@@ -328,8 +338,9 @@ class SpladeEncoder:
                     "the Hugging Face Hub is not reachable from this machine (offline or closed network) "
                     "and the model is not in the local Hugging Face cache. Download the checkpoint "
                     "elsewhere and give its local folder instead.",
+                    name,
                 ) from exc
-            raise ModelLoadError(source, _explain_load_error(source, exc)) from exc
+            raise ModelLoadError(source, _explain_load_error(source, exc), name) from exc
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
         return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special)

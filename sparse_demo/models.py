@@ -79,7 +79,7 @@ class ModelRegistry:
             if key in self._models:
                 return self._models[key]
             if key in self._errors and not retry:
-                raise ModelLoadError(preset.source, self._errors[key])
+                raise ModelLoadError(preset.source, self._errors[key], preset.name)
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one load per model, other models load in parallel
             if key in self._models:

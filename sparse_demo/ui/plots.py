@@ -10,6 +10,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+CHART_WIDTH = 360
 CATEGORY_COLORS = {
     "content": "#2f6fdf",
     "stopword": "#e8590c",
@@ -49,7 +50,7 @@ def token_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
             color=alt.Color("category:N", scale=_category_scale(), legend=alt.Legend(orient="bottom")),
             tooltip=tooltip,
         )
-        .properties(height=max(120, 18 * len(data)), width="container")
+        .properties(height=max(120, 18 * len(data)), width=CHART_WIDTH)
     )
 
 
@@ -64,5 +65,5 @@ def leakage_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
             color=alt.Color("category:N", scale=_category_scale(), legend=alt.Legend(orient="bottom")),
             tooltip=["token", "category", "queries", "share_of_queries", "mean_weight"],
         )
-        .properties(height=max(120, 18 * len(frame)), width="container")
+        .properties(height=max(120, 18 * len(frame)), width=CHART_WIDTH)
     )
