@@ -91,7 +91,7 @@ def main() -> None:
         bulk_s = time.perf_counter() - t0
         print(f"bulk indexing: {len(docs) / bulk_s:,.0f} docs/s ({bulk_s:.1f} s incl. refresh and count check)")
 
-        memory = MemoryBackend()
+        memory = MemoryBackend(feature_precision="lucene")  # 9-bit weights, as rank_features
         t0 = time.perf_counter()
         memory.add(docs)
         print(f"memory backend build: {len(docs) / (time.perf_counter() - t0):,.0f} docs/s")

@@ -377,7 +377,16 @@ class OpenSearchBackend:
                     progress(done, total)
 
         t0 = time.perf_counter()
-        self._call("index documents", run_bulk)
+        big = total >= 5 * self.chunk_size
+        if big:  # no periodic refreshes while a large batch streams in
+            self._call("tune the index", lambda: self.client.indices.put_settings(
+                index=self.index, body={"index": {"refresh_interval": "-1"}}))
+        try:
+            self._call("index documents", run_bulk)
+        finally:
+            if big:
+                self._call("tune the index", lambda: self.client.indices.put_settings(
+                    index=self.index, body={"index": {"refresh_interval": None}}))
         self._call("refresh the index", lambda: self.client.indices.refresh(index=self.index))
         if errors:
             shown = "; ".join(e for e in errors if e)
