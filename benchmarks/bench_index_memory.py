@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import statistics
@@ -55,10 +56,8 @@ def zipf_draws(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray
 def release_freed_memory() -> None:
     """Hand freed heap pages back to the OS so RSS deltas measure what is kept."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):  # not glibc: skip
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
 
 
 def make_corpus(n_docs: int, vocab: int, rng: np.random.Generator):
@@ -157,9 +156,11 @@ def main() -> None:
     ids = [f"doc{i:06d}" for i in range(args.docs)]
     id_order = np.arange(args.docs)  # ids sort like their row numbers
     lengths = np.diff(indptr)
-    print(f"corpus: {args.docs:,} docs, {tokens.size:,} sparse entries "
-          f"({lengths.min()}-{lengths.max()} tokens/doc, mean {lengths.mean():.0f}), "
-          f"{bm25_terms.size:,} BM25 term occurrences; generated in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"corpus: {args.docs:,} docs, {tokens.size:,} sparse entries "
+        f"({lengths.min()}-{lengths.max()} tokens/doc, mean {lengths.mean():.0f}), "
+        f"{bm25_terms.size:,} BM25 term occurrences; generated in {time.perf_counter() - t0:.1f}s"
+    )
     sq = make_queries(args.queries, args.vocab, rng, 20, 40)
     sq_w = [rng.uniform(0.1, 2.5, size=q.size) for q in sq]
     bq = make_queries(args.queries, args.vocab, rng, 5, 15)
@@ -192,12 +193,18 @@ def main() -> None:
         lat_csr.append((time.perf_counter() - t0) * 1000)
         same += [h.id for h in hits] == [ids[i] for i in ref]
     print("\nsparse leg (top-10, dot product)")
-    print(f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
-          f"build {build_idx:6.2f} s  {mem_idx}")
-    print(f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
-          f"build {build_csr_s:6.2f} s  {mem_csr}")
-    print(f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
-          f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}")
+    print(
+        f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
+        f"build {build_idx:6.2f} s  {mem_idx}"
+    )
+    print(
+        f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
+        f"build {build_csr_s:6.2f} s  {mem_csr}"
+    )
+    print(
+        f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
+        f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}"
+    )
     print(f"  identical top-10: {same}/{len(sq)} queries")
     del csr, index
     gc.collect()
@@ -218,17 +225,22 @@ def main() -> None:
         ours.append(bm.search(terms, 10))
         lat_bm.append((time.perf_counter() - t0) * 1000)
     print("\nBM25 leg (top-10, Lucene formula k1=1.2 b=0.75)")
-    print(f"  BM25Index      : p50 {pct(lat_bm, 50):7.2f} ms  p95 {pct(lat_bm, 95):7.2f} ms  "
-          f"build {build_bm:6.2f} s  {mem_bm}")
+    print(
+        f"  BM25Index      : p50 {pct(lat_bm, 50):7.2f} ms  p95 {pct(lat_bm, 95):7.2f} ms  "
+        f"build {build_bm:6.2f} s  {mem_bm}"
+    )
     if args.skip_bm25s:
         return
     import bm25s
 
     token_lists = [bm25_terms[bm25_indptr[i] : bm25_indptr[i + 1]].tolist() for i in range(args.docs)]
+
     def build_bm25s():
         ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-        ref.index(bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
-                  show_progress=False)
+        ref.index(
+            bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
+            show_progress=False,
+        )
         return ref
 
     ref, build_ref, mem_ref = measure(build_bm25s)
@@ -240,10 +252,14 @@ def main() -> None:
         ref_ids = [ids[i] for i in docs[0].tolist()]
         same += [h.id for h in mine] == ref_ids
         close += np.allclose([h.score for h in mine], scores[0], rtol=1e-5)
-    print(f"  bm25s (numpy)  : p50 {pct(lat_ref, 50):7.2f} ms  p95 {pct(lat_ref, 95):7.2f} ms  "
-          f"build {build_ref:6.2f} s  {mem_ref}")
-    print(f"  ratio (bm25s / BM25Index): p50 x{pct(lat_ref, 50) / pct(lat_bm, 50):.2f}  "
-          f"p95 x{pct(lat_ref, 95) / pct(lat_bm, 95):.2f}  build x{build_ref / build_bm:.2f}")
+    print(
+        f"  bm25s (numpy)  : p50 {pct(lat_ref, 50):7.2f} ms  p95 {pct(lat_ref, 95):7.2f} ms  "
+        f"build {build_ref:6.2f} s  {mem_ref}"
+    )
+    print(
+        f"  ratio (bm25s / BM25Index): p50 x{pct(lat_ref, 50) / pct(lat_bm, 50):.2f}  "
+        f"p95 x{pct(lat_ref, 95) / pct(lat_bm, 95):.2f}  build x{build_ref / build_bm:.2f}"
+    )
     print(f"  identical top-10 ids: {same}/{len(bq)} queries; top-10 scores within 1e-5: {close}/{len(bq)}")
     print(f"\nmedian latency over {len(sq)} queries; {statistics.mean(lengths):.0f} tokens/doc on average")
 

@@ -78,13 +78,17 @@ def main() -> None:
         info = backend.ping()
     except OpenSearchUnavailable as exc:
         sys.exit(str(exc))
-    print(f"OpenSearch {info['version']['number']} at {backend.settings.display_url}, "
-          f"sparse query: {'neural_sparse' if backend.has_neural_plugin() else 'rank_feature (linear)'}")
+    print(
+        f"OpenSearch {info['version']['number']} at {backend.settings.display_url}, "
+        f"sparse query: {'neural_sparse' if backend.has_neural_plugin() else 'rank_feature (linear)'}"
+    )
     docs = make_docs(args.docs, args.vocab, rng)
     queries = make_queries(args.queries, args.vocab, rng)
     n_feat = sum(len(d.sparse) for d in docs)
-    print(f"corpus: {len(docs):,} docs, {n_feat / len(docs):.0f} sparse tokens and "
-          f"{sum(len(d.terms) for d in docs) / len(docs):.0f} BM25 terms per doc")
+    print(
+        f"corpus: {len(docs):,} docs, {n_feat / len(docs):.0f} sparse tokens and "
+        f"{sum(len(d.terms) for d in docs) / len(docs):.0f} BM25 terms per doc"
+    )
     try:
         t0 = time.perf_counter()
         backend.add(docs)
@@ -113,8 +117,7 @@ def main() -> None:
         for leg in ("bm25", "sparse", "hybrid"):
             print(f"  ratio opensearch/memory {leg:<6}: x{p50[('opensearch', leg)] / p50[('memory', leg)]:.2f}")
         same = sum(
-            hybrid_search(backend, t, q, k=10).ids[:5] == hybrid_search(memory, t, q, k=10).ids[:5]
-            for t, q in queries
+            hybrid_search(backend, t, q, k=10).ids[:5] == hybrid_search(memory, t, q, k=10).ids[:5] for t, q in queries
         )
         print(f"  hybrid top-5 identical to memory backend: {same}/{len(queries)}")
     finally:

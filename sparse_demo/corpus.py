@@ -105,8 +105,7 @@ def decode_text(data: bytes, name: str = "file") -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ValueError(
-            f"{name} is not UTF-8 text (invalid byte at offset {exc.start}, line {line}); "
-            "save it as UTF-8"
+            f"{name} is not UTF-8 text (invalid byte at offset {exc.start}, line {line}); save it as UTF-8"
         ) from None
     if not text.strip():
         raise ValueError(f"{name} is empty")

@@ -131,9 +131,15 @@ def test_missing_path(tmp_path):
     "files, match",
     [
         ({"queries.jsonl": jsonl({"_id": "q", "text": "x"})}, "corpus.jsonl is missing"),
-        ({"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "qrels/dev.tsv": "q\td\t1\n"}, r"test.tsv is missing; available splits: \['dev'\]"),
+        (
+            {"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "qrels/dev.tsv": "q\td\t1\n"},
+            r"test.tsv is missing; available splits: \['dev'\]",
+        ),
         ({"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "qrels/test.tsv": "q\td\n"}, "separated by tabs"),
-        ({"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "qrels/test.tsv": "q\td\thigh\n"}, "score must be an integer"),
+        (
+            {"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "qrels/test.tsv": "q\td\thigh\n"},
+            "score must be an integer",
+        ),
         ({"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "queries.jsonl": '{"_id": "q"}\n'}, "needs '_id'"),
         ({"corpus.jsonl": jsonl({"_id": "d", "text": "x"}), "queries.jsonl": ""}, "queries.jsonl is empty"),
     ],

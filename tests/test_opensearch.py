@@ -49,10 +49,7 @@ def closed_port() -> int:
 def hand_vector(terms: list[str], doc_index: int) -> dict[str, float]:
     """A deterministic stand-in for an encoder: morpheme forms weighted by tf and a hash."""
     counts = Counter(t.rsplit("/", 1)[0] for t in terms)
-    vec = {
-        f"▁{form}": math.log1p(c) * (0.5 + (zlib.crc32(form.encode()) % 97) / 40)
-        for form, c in counts.items()
-    }
+    vec = {f"▁{form}": math.log1p(c) * (0.5 + (zlib.crc32(form.encode()) % 97) / 40) for form, c in counts.items()}
     vec[DOT_TOKENS[doc_index % len(DOT_TOKENS)]] = 0.3 + (doc_index % 11) / 7
     return vec
 
@@ -202,9 +199,13 @@ def test_replace_and_clear(node):
 def test_unreachable_node_gives_readable_error():
     port = closed_port()
     backend = OpenSearchBackend("anything", ConnectionSettings(url=f"http://127.0.0.1:{port}", timeout=2))
-    for call in (backend.ping, backend.count, lambda: backend.search_bm25(["x/NNG"]),
-                 lambda: backend.search_sparse({"x": 1.0}),
-                 lambda: backend.add([IndexDocument("a", "t", [], {"x": 1.0})])):
+    for call in (
+        backend.ping,
+        backend.count,
+        lambda: backend.search_bm25(["x/NNG"]),
+        lambda: backend.search_sparse({"x": 1.0}),
+        lambda: backend.add([IndexDocument("a", "t", [], {"x": 1.0})]),
+    ):
         with pytest.raises(OpenSearchUnavailable) as info:
             call()
         message = str(info.value)

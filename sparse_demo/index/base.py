@@ -98,9 +98,7 @@ class SearchBackend(Protocol):
 
     name: str
 
-    def add(
-        self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None
-    ) -> int:
+    def add(self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None) -> int:
         """Index documents (an existing id is replaced); returns how many were added."""
         ...
 
@@ -146,8 +144,7 @@ def validate_sparse_vector(vec: Mapping[str, float], *, what: str = "sparse vect
             )
         if w < MIN_FEATURE_WEIGHT:
             raise ValueError(
-                f"{what}: weight of {token!r} is {w!r}, below the smallest storable "
-                f"weight {MIN_FEATURE_WEIGHT!r}"
+                f"{what}: weight of {token!r} is {w!r}, below the smallest storable weight {MIN_FEATURE_WEIGHT!r}"
             )
         out[token] = w
     return out
@@ -162,8 +159,7 @@ def validate_document(doc: IndexDocument) -> IndexDocument:
     for term in doc.terms:
         if not isinstance(term, str) or not term or any(ch.isspace() for ch in term):
             raise ValueError(
-                f"document {doc.id!r}: BM25 terms must be non-empty strings without whitespace, "
-                f"got {term!r}"
+                f"document {doc.id!r}: BM25 terms must be non-empty strings without whitespace, got {term!r}"
             )
     validate_sparse_vector(doc.sparse, what=f"document {doc.id!r}")
     return doc
@@ -217,10 +213,7 @@ def encode_documents(
         texts = [_doc_text(d) for d in batch]
         if encoder is not None:
             encodings = encoder.encode(texts, batch_size=batch_size)
-            vectors = [
-                {t: float(w) for t, w in encoder.search_vector(e).items() if w > 0}
-                for e in encodings
-            ]
+            vectors = [{t: float(w) for t, w in encoder.search_vector(e).items() if w > 0} for e in encodings]
         else:
             vectors = [{} for _ in batch]
         for d, text, vec in zip(batch, texts, vectors):

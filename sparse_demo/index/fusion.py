@@ -143,9 +143,7 @@ def _leg_hits(leg: Leg, index: int) -> list[Hit]:
 
 
 def _leg_names(legs: Sequence[Leg]) -> tuple[str, ...]:
-    return tuple(
-        leg.leg if isinstance(leg, SearchResult) else f"leg{i}" for i, leg in enumerate(legs)
-    )
+    return tuple(leg.leg if isinstance(leg, SearchResult) else f"leg{i}" for i, leg in enumerate(legs))
 
 
 def _finish(

@@ -223,7 +223,9 @@ class MemoryBackend:
         self.sparse = SparseIndex(feature_precision)
         self._docs: dict[str, IndexDocument] = {}
 
-    def add(self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None, batch_size: int = 1000) -> int:
+    def add(
+        self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None, batch_size: int = 1000
+    ) -> int:
         """Index documents (validated first; an existing id is replaced).
 
         Returns:
@@ -272,9 +274,7 @@ class MemoryBackend:
         if self.sparse._store.row_of(doc_id) is None:
             raise KeyError(f"document {doc_id!r} is not in the index")
         dvec = self.sparse.doc_weights(doc_id, qvec)
-        contribs = [
-            TokenContribution(t, qw, dvec[t], qw * dvec[t]) for t, qw in qvec.items() if t in dvec
-        ]
+        contribs = [TokenContribution(t, qw, dvec[t], qw * dvec[t]) for t, qw in qvec.items() if t in dvec]
         contribs.sort(key=lambda c: (-c.contribution, c.token))
         return SparseExplanation(doc_id, float(sum(c.contribution for c in contribs)), contribs)
 

@@ -211,7 +211,9 @@ class OpenSearchBackend:
             try:
                 from opensearchpy import OpenSearch
             except ImportError as exc:  # pragma: no cover - dependency is in requirements
-                raise ImportError("opensearch-py is required for the OpenSearch backend: pip install opensearch-py") from exc
+                raise ImportError(
+                    "opensearch-py is required for the OpenSearch backend: pip install opensearch-py"
+                ) from exc
             s = self.settings
             client_logger = logging.getLogger("opensearch")
             if _DROP_TRACEBACK not in client_logger.filters:
@@ -308,7 +310,9 @@ class OpenSearchBackend:
             from opensearchpy import exceptions as exc
 
             try:
-                self._call("create the index", lambda: self.client.indices.create(index=self.index, body=self.index_body()))
+                self._call(
+                    "create the index", lambda: self.client.indices.create(index=self.index, body=self.index_body())
+                )
                 logger.info("created OpenSearch index %s", self.index)
             except exc.RequestError as e:  # created concurrently
                 if "resource_already_exists" not in str(e.error):
@@ -379,14 +383,20 @@ class OpenSearchBackend:
         t0 = time.perf_counter()
         big = total >= 5 * self.chunk_size
         if big:  # no periodic refreshes while a large batch streams in
-            self._call("tune the index", lambda: self.client.indices.put_settings(
-                index=self.index, body={"index": {"refresh_interval": "-1"}}))
+            self._call(
+                "tune the index",
+                lambda: self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": "-1"}}),
+            )
         try:
             self._call("index documents", run_bulk)
         finally:
             if big:
-                self._call("tune the index", lambda: self.client.indices.put_settings(
-                    index=self.index, body={"index": {"refresh_interval": None}}))
+                self._call(
+                    "tune the index",
+                    lambda: self.client.indices.put_settings(
+                        index=self.index, body={"index": {"refresh_interval": None}}
+                    ),
+                )
         self._call("refresh the index", lambda: self.client.indices.refresh(index=self.index))
         if errors:
             shown = "; ".join(e for e in errors if e)
@@ -412,9 +422,7 @@ class OpenSearchBackend:
 
     def clear(self) -> None:
         """Delete the index (recreated empty on the next :meth:`add`)."""
-        self._call(
-            "delete the index", lambda: self.client.indices.delete(index=self.index, ignore_unavailable=True)
-        )
+        self._call("delete the index", lambda: self.client.indices.delete(index=self.index, ignore_unavailable=True))
         self._index_ready = False
 
     delete_index = clear
@@ -449,7 +457,9 @@ class OpenSearchBackend:
         if not terms:
             return SearchResult("bm25", [], 0.0, self.name)
         if len(set(terms)) > MAX_QUERY_CLAUSES:
-            raise ValueError(f"query has {len(set(terms))} distinct terms; OpenSearch allows at most {MAX_QUERY_CLAUSES}")
+            raise ValueError(
+                f"query has {len(set(terms))} distinct terms; OpenSearch allows at most {MAX_QUERY_CLAUSES}"
+            )
         return self._search("bm25", {"match": {"bm25_terms": {"query": " ".join(terms)}}}, k)
 
     def sparse_query(self, qvec: Mapping[str, float]) -> dict[str, Any]:
