@@ -5,8 +5,9 @@ The sparse vector is the model card's formula
     w[v] = max_{t : mask[t] = 1} log(1 + relu(logits[t, v]))
 
 computed without materialising the ``[batch, length, vocab]`` logits: the encoder body and
-the MLM head's transform run once, then the final vocabulary projection is applied a few
-positions at a time while a running maximum (and the position that produced it) is kept.
+the MLM head's transform run once, then the final vocabulary projection is applied one
+vocabulary tile at a time (and, for very long batches, a chunk of positions at a time with a
+running maximum), keeping the maximum and the position that produced it.
 Because ``log(1 + relu(x))`` is monotone, the running maximum is taken over raw logits and
 the activation applied once at the end; padded positions are excluded, which equals the
 card's multiply-by-mask because every weight is >= 0.
@@ -123,6 +124,10 @@ def pool_logits(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
     return values.max(dim=1).values
 
 
+#: Narrowest vocabulary tile: wide enough for an efficient matrix product.
+MIN_VOCAB_TILE = 2048
+
+
 @torch.no_grad()
 def max_pool_projection(
     hidden: torch.Tensor,
@@ -132,36 +137,56 @@ def max_pool_projection(
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Running max over positions of ``hidden @ weight.T + bias``, chunked over positions.
+    """Max over positions of ``hidden @ weight.T + bias`` without holding all the logits.
+
+    The vocabulary is processed in tiles and, when ``batch * length`` is large, the positions
+    in chunks with a running max: at most ``chunk_elements`` logits exist at once. Tiling the
+    vocabulary keeps each weight tile in cache while every position is multiplied by it (one
+    large matrix product per tile), instead of streaming the whole projection matrix from
+    memory once per position chunk.
 
     Args:
         hidden: ``[batch, length, hidden]`` inputs of the vocabulary projection.
         weight: ``[vocab, hidden]`` projection weight; ``bias``: ``[vocab]`` or None.
         attention_mask: ``[batch, length]``; positions with 0 never win.
-        chunk_elements: at most this many logits (``batch * chunk * vocab``) exist at once.
+        chunk_elements: bound on ``batch * positions * vocab_tile``.
 
     Returns:
         ``(max_logits [batch, vocab] float32, argmax_position [batch, vocab] int64)``;
-        ``max_logits`` is ``-inf`` where a row has no real position.
+        ``max_logits`` is ``-inf`` where a row has no real position. Ties go to the earliest
+        position, like ``torch.max``.
     """
     batch, length, _ = hidden.shape
     vocab = weight.shape[0]
-    chunk = max(1, min(length, chunk_elements // max(1, batch * vocab)))
+    min_tile = min(vocab, MIN_VOCAB_TILE)
+    chunk = max(1, min(length, chunk_elements // max(1, batch * min_tile)))
+    tile = max(min_tile, min(vocab, chunk_elements // max(1, batch * chunk)))
     best = torch.full((batch, vocab), -math.inf, dtype=torch.float32, device=hidden.device)
     best_pos = torch.zeros((batch, vocab), dtype=torch.int64, device=hidden.device)
     valid = attention_mask.to(torch.bool)
+    first = True
     for start in range(0, length, chunk):
         stop = min(length, start + chunk)
-        if not bool(valid[:, start:stop].any()):
+        part_valid = valid[:, start:stop]
+        if not bool(part_valid.any()):
             continue  # pure padding (inputs are sorted by length, so this is the tail)
-        logits = nn.functional.linear(hidden[:, start:stop], weight, bias)
-        logits.masked_fill_(~valid[:, start:stop, None], -math.inf)
-        values, index = logits.max(dim=1)
-        values = values.float()
-        better = values > best  # strict: the earliest position wins ties, like torch.max
-        best = torch.where(better, values, best)
-        best_pos = torch.where(better, index + start, best_pos)
-        del logits, values, index, better
+        pad = None if bool(part_valid.all()) else ~part_valid[:, :, None]
+        h = hidden[:, start:stop]
+        for v0 in range(0, vocab, tile):
+            v1 = min(vocab, v0 + tile)
+            logits = nn.functional.linear(h, weight[v0:v1], None if bias is None else bias[v0:v1])
+            if pad is not None:
+                logits.masked_fill_(pad, -math.inf)
+            values, index = logits.max(dim=1)
+            values = values.float()
+            if first:
+                best[:, v0:v1] = values
+                best_pos[:, v0:v1] = index + start
+            else:
+                better = values > best[:, v0:v1]  # strict: the earliest position wins ties
+                best[:, v0:v1] = torch.where(better, values, best[:, v0:v1])
+                best_pos[:, v0:v1] = torch.where(better, index + start, best_pos[:, v0:v1])
+        first = False
     return best, best_pos
 
 

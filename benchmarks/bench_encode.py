@@ -1,0 +1,216 @@
+"""Encoding speed and peak memory: this project's encoder vs the card's formula vs SparseEncoder.
+
+Builds (once, cached under .cache/) a real-size xlm-roberta-base configuration with random
+weights and the 250,002-token XLM-R tokenizer, then encodes the same 32 documents of exactly
+192 tokens with each method in its OWN process (so peak RSS is per method), and prints docs/s,
+peak RSS of the process, the RSS added during encoding (above the loaded model) and the largest
+difference between each method's vectors and this project's.
+
+    python benchmarks/bench_encode.py [--tokenizer ../shared/models/xlmr-tokenizer] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_TOKENIZER = ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
+CACHE = ROOT / ".cache" / "bench_xlmr_base"
+METHODS = ("ours", "card_formula", "sentence_transformers")
+N_DOCS, N_TOKENS = 32, 192
+
+
+class PeakRSS:
+    """Samples this process's RSS every 5 ms to find the peak during a block."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.proc.memory_info().rss
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def build_model(tokenizer_dir: Path) -> Path:
+    if (CACHE / "model.safetensors").exists():
+        return CACHE
+    import torch
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(vocab_size=len(tok))  # xlm-roberta-base defaults: 768 hidden, 12 layers
+    model = XLMRobertaForMaskedLM(config)
+    model.config.architectures = ["XLMRobertaForMaskedLM"]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(CACHE)
+    tok.save_pretrained(CACHE)
+    return CACHE
+
+
+def make_docs(model_dir: Path) -> list[str]:
+    """32 Korean documents of exactly 192 tokens (with <s> and </s>) from the sample corpus."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    corpus = ROOT / "assets" / "corpus" / "ko_sample" / "corpus.jsonl"
+    texts = [json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    docs, i = [], 0
+    while len(docs) < N_DOCS:
+        ids: list[int] = []
+        while len(ids) < N_TOKENS:
+            ids += tok(texts[i % len(texts)], add_special_tokens=False)["input_ids"]
+            i += 1
+        doc = tok.decode(ids[: N_TOKENS - 2])
+        n = len(tok(doc)["input_ids"])
+        while n > N_TOKENS:  # decoding can merge pieces differently; trim until it fits exactly
+            doc = doc[:-1]
+            n = len(tok(doc)["input_ids"])
+        docs.append(doc)
+    return docs
+
+
+def run_method(method: str, model_dir: Path, docs: list[str], repeats: int, out: Path) -> dict:
+    import torch
+
+    torch.set_grad_enabled(False)
+    if method == "ours":
+        from sparse_demo.encoder import SpladeEncoder
+
+        enc = SpladeEncoder.load(str(model_dir), device="cpu", max_length=N_TOKENS)
+
+        def encode():
+            res = enc.encode(docs, batch_size=N_DOCS)
+            dense = np.zeros((len(docs), enc.vocab_size), dtype=np.float32)
+            for r, e in enumerate(res):
+                dense[r, e.vector.token_ids] = e.vector.weights
+            return dense
+    elif method == "card_formula":
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForMaskedLM.from_pretrained(str(model_dir)).eval()
+
+        def encode():
+            tokens = tok(docs, return_tensors="pt", padding=True, truncation=True, max_length=N_TOKENS)
+            logits = model(**tokens).logits
+            vec = torch.max(torch.log(1 + torch.relu(logits)) * tokens["attention_mask"].unsqueeze(-1), dim=1)
+            return vec.values.numpy()
+    elif method == "sentence_transformers":
+        from sentence_transformers import SparseEncoder
+        from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+
+        mlm = MLMTransformer(str(model_dir), max_seq_length=N_TOKENS)
+        model = SparseEncoder(modules=[mlm, SpladePooling(pooling_strategy="max")], device="cpu")
+
+        def encode():
+            emb = model.encode(docs, batch_size=N_DOCS, convert_to_tensor=True, convert_to_sparse_tensor=False)
+            return emb.to_dense().numpy() if emb.is_sparse else emb.numpy()
+    else:
+        raise ValueError(f"method must be one of {METHODS}")
+    times, peaks, starts = [], [], []
+    result = None
+    for _ in range(repeats):
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            result = encode()
+            times.append(time.perf_counter() - t0)
+        peaks.append(mem.peak)
+        starts.append(mem.start)
+    np.save(out, result)
+    return {
+        "method": method,
+        "seconds": min(times),
+        "docs_per_s": len(docs) / min(times),
+        "peak_rss_gb": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, max(peaks)) / 2**30,
+        "encode_extra_gb": max(p - s for p, s in zip(peaks, starts)) / 2**30,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    model_dir = CACHE
+    if args.worker:
+        docs = json.loads(Path(args.out.with_suffix(".docs.json")).read_text(encoding="utf-8"))
+        print(json.dumps(run_method(args.worker, model_dir, docs, args.repeats, args.out)))
+        return
+    if not args.tokenizer.is_dir():
+        sys.exit(f"tokenizer folder not found: {args.tokenizer} (pass --tokenizer)")
+    build_model(args.tokenizer)
+    docs = make_docs(model_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_encode_"))
+    rows, outputs = [], {}
+    for method in args.methods:
+        out = tmp / f"{method}.npy"
+        out.with_suffix(".docs.json").write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", method, "--out", str(out), "--repeats", str(args.repeats)],
+            capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        )
+        if proc.returncode != 0:
+            print(f"{method}: FAILED\n{proc.stderr[-2000:]}")
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        outputs[method] = np.load(out)
+    import platform
+
+    import torch
+
+    print(f"\n{N_DOCS} docs x {N_TOKENS} tokens, xlm-roberta-base config (random weights), vocab 250,002; "
+          f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"best of {args.repeats}")
+    print(f"{'method':<24}{'docs/s':>9}{'seconds':>9}{'peak RSS GB':>13}{'encode +GB':>12}{'max |diff| vs ours':>20}")
+    ref = outputs.get("ours")
+    for r in rows:
+        diff = float(np.abs(outputs[r["method"]] - ref).max()) if ref is not None else float("nan")
+        print(f"{r['method']:<24}{r['docs_per_s']:>9.2f}{r['seconds']:>9.1f}{r['peak_rss_gb']:>13.2f}"
+              f"{r['encode_extra_gb']:>12.2f}{diff:>20.2e}")
+    by = {r["method"]: r for r in rows}
+    if "ours" in by and "sentence_transformers" in by:
+        o, s = by["ours"], by["sentence_transformers"]
+        print(f"\nours vs SparseEncoder: throughput x{o['docs_per_s'] / s['docs_per_s']:.2f} (target >= 1.5), "
+              f"peak RSS ratio {o['peak_rss_gb'] / s['peak_rss_gb']:.2f} (target <= 0.20), "
+              f"encode-time extra RSS ratio {o['encode_extra_gb'] / max(s['encode_extra_gb'], 1e-9):.3f}")
+    if "ours" in by and "card_formula" in by:
+        o, c = by["ours"], by["card_formula"]
+        print(f"ours vs card formula: throughput x{o['docs_per_s'] / c['docs_per_s']:.2f}, "
+              f"peak RSS ratio {o['peak_rss_gb'] / c['peak_rss_gb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
