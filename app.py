@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from sparse_demo.ui import explore
+from sparse_demo.ui import compare, explore
 from sparse_demo.ui.common import AppContext
 
 logger = logging.getLogger("sparse_demo.app")
@@ -54,6 +54,8 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             refresh = gr.Button("Refresh model status", size="sm")
         with gr.Tab("Explore", elem_id="tab-explore"):
             explore.build_tab(ctx, visitor_models)
+        with gr.Tab("Compare", elem_id="tab-compare"):
+            compare.build_tab(ctx, visitor_models)
         refresh.click(lambda: ctx.registry.status_markdown(), None, banner)
         demo.load(lambda: model_banner(ctx), None, banner)
     return demo

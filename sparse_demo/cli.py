@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     add_encode_parser(sub)
+    from .compare import add_compare_parser
+    from .train import add_finetune_parser
+
+    add_compare_parser(sub)
+    add_finetune_parser(sub)
     return parser
 
 
@@ -109,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    if getattr(args, "model", "") is None:
+    if args.command == "encode" and args.model is None:
         args.model = load_settings().default_model
-    if getattr(args, "top_k", 1) < 1:
+    if (getattr(args, "top_k", 1) or 1) < 1:
         parser.error("--top-k must be >= 1")
     return args.func(args)
