@@ -1,0 +1,157 @@
+"""Reading and validating pairs files; the benchmark loaders (skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparse_demo.train.data import (
+    SHARED_DATA_DIR,
+    Pair,
+    load_boolq,
+    load_korsts,
+    read_pairs,
+    retrieval_set_from_pairs,
+    split_pairs,
+)
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8")
+
+
+def test_reads_csv_tsv_jsonl_alike(tmp_path):
+    rows = [("당뇨병 증상", "혈당이 높아진다", "날씨가 맑다"), ("서울 맛집", "을지로 노포 냉면집", "")]
+    csv_text = "query,positive,negative\n" + "\n".join(",".join(r) for r in rows)
+    tsv_text = "query\tpositive\tnegative\n" + "\n".join("\t".join(r) for r in rows)
+    (tmp_path / "p.csv").write_text(csv_text, encoding="utf-8")
+    (tmp_path / "p.tsv").write_text(tsv_text, encoding="utf-8")
+    jl = _jsonl([{"query": q, "positive": p, "negative": n} for q, p, n in rows])
+    expected = [Pair("당뇨병 증상", "혈당이 높아진다", "날씨가 맑다"), Pair("서울 맛집", "을지로 노포 냉면집", None)]
+    assert read_pairs(tmp_path / "p.csv").pairs == expected
+    assert read_pairs(tmp_path / "p.tsv").pairs == expected
+    ds = read_pairs(jl, "pairs.jsonl")
+    assert ds.pairs == expected
+    assert ds.report.kept == 2 and ds.report.with_negative == 1 and ds.report.format == "jsonl"
+
+
+def test_teacher_scores_are_parsed():
+    ds = read_pairs(b"query,positive,teacher_score\nq1,p1,0.5\nq2,p2,\n", "t.csv")
+    assert [p.teacher_score for p in ds.pairs] == [0.5, None]
+    assert ds.has_teacher_scores
+    with pytest.raises(ValueError, match="teacher_score 'abc' is not a number"):
+        read_pairs(b"query,positive,teacher_score\nq1,p1,abc\n", "t.csv")
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "missing"),
+    [
+        (b"question,answer\nq,a\n", "p.csv", "'query', 'positive'"),
+        (b"query\tdoc\nq\td\n", "p.tsv", "'positive'"),
+        (b'{"query": "q", "pos": "d"}\n', "p.jsonl", "'positive'"),
+    ],
+)
+def test_missing_columns_are_named(data, name, missing):
+    with pytest.raises(ValueError, match="missing required column") as err:
+        read_pairs(data, name)
+    assert missing in str(err.value)
+    assert "Required: query, positive" in str(err.value)
+
+
+def test_empty_rows_are_skipped_and_counted():
+    data = b"query,positive\nq1,p1\n,p2\nq3,\n  ,  \nq5,p5\n"
+    ds = read_pairs(data, "p.csv")
+    assert [p.query for p in ds.pairs] == ["q1", "q5"]
+    assert ds.report.empty_rows == 3 and ds.report.rows_read == 5
+    assert any("empty query" in w for w in ds.report.warnings)
+    assert "3 empty skipped" in ds.report.summary()
+
+
+def test_duplicates_are_dropped_and_reported():
+    data = _jsonl([{"query": "q", "positive": "p"}, {"query": "q", "positive": "p"}, {"query": "q", "positive": "p2"}])
+    ds = read_pairs(data, "p.jsonl")
+    assert len(ds) == 2 and ds.report.duplicates == 1
+    assert "1 duplicate removed" in ds.report.summary()
+
+
+def test_oversize_file_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(_jsonl([{"query": f"q{i}", "positive": "p" * 100} for i in range(50)]))
+    from pathlib import Path
+
+    def no_read(self):  # the size check must come first
+        raise AssertionError("file was read")
+
+    monkeypatch.setattr(Path, "read_bytes", no_read)
+    with pytest.raises(ValueError, match="the limit is 0.0 MB"):
+        read_pairs(path, max_bytes=1000)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="limit"):
+        read_pairs(path.read_bytes(), "big.jsonl", max_bytes=1000)
+    assert len(read_pairs(path, max_bytes=100_000)) == 50
+
+
+def test_non_utf8_reports_byte_offset():
+    data = "query,positive\n당뇨,혈당\n".encode() + "서울,맛집\n".encode("cp949")
+    offset = len("query,positive\n당뇨,혈당\n".encode())
+    with pytest.raises(ValueError, match=f"not UTF-8 text: invalid byte 0x[0-9a-f]{{2}} at byte offset {offset} "):
+        read_pairs(data, "p.csv")
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "match"),
+    [
+        (b"query,positive\n", "p.csv", "no usable pair"),
+        (b"", "p.csv", "is empty"),
+        (b"q,p", "p.xlsx", r"use one of \.csv, \.tsv, \.jsonl"),
+        (b"not json\n", "p.jsonl", "line 1 is not valid JSON"),
+    ],
+)
+def test_bad_inputs_have_clear_messages(data, name, match):
+    with pytest.raises(ValueError, match=match):
+        read_pairs(data, name)
+
+
+def test_bytes_need_a_filename_and_paths_must_exist(tmp_path):
+    with pytest.raises(ValueError, match="filename is required"):
+        read_pairs(b"query,positive\nq,p\n")
+    with pytest.raises(ValueError, match="not found"):
+        read_pairs(tmp_path / "nope.csv")
+
+
+def test_split_is_seeded_and_grouped_by_query():
+    pairs = [Pair(f"q{i % 30}", f"p{i}") for i in range(60)]
+    a_train, a_eval = split_pairs(pairs, 0.2, seed=1)
+    b_train, b_eval = split_pairs(pairs, 0.2, seed=1)
+    assert a_eval == b_eval and a_train == b_train
+    assert {p.query for p in a_train}.isdisjoint({p.query for p in a_eval})
+    assert len({p.query for p in a_eval}) == 6 and len(a_train) + len(a_eval) == 60
+    assert split_pairs(pairs[:5], 0.2) == (pairs[:5], [])
+
+
+def test_retrieval_set_from_pairs_groups_gold():
+    rs = retrieval_set_from_pairs([Pair("q", "a", "n"), Pair("q", "b"), Pair("r", "a")])
+    assert rs.queries == ["q", "r"] and rs.corpus == ["a", "n", "b"]
+    assert rs.gold == [{0, 2}, {0}]
+
+
+needs_data = pytest.mark.skipif(
+    not (SHARED_DATA_DIR / "kobest_boolq").is_dir(), reason=f"benchmark data not found at {SHARED_DATA_DIR}"
+)
+
+
+@needs_data
+def test_boolq_loader_matches_readme_counts():
+    pairs, rs = load_boolq("test")
+    assert len(pairs) == 1404 and len(rs) == 1404
+    assert len(rs.corpus) == 5757
+    assert all(rs.corpus[next(iter(g))] == p.positive for g, p in zip(rs.gold, pairs))
+
+
+@needs_data
+def test_korsts_loader_matches_readme_counts():
+    pairs, rs = load_korsts("test", corpus_from="all")
+    assert len(pairs) == 338 and len(rs.corpus) == 8000
+    _, split_only = load_korsts("test")
+    assert len(split_only.corpus) < len(rs.corpus)
