@@ -483,6 +483,22 @@ ALIGNED_COLUMNS = ["key", "status", "rank_a", "token_a", "weight_a", "rank_b", "
                    "rank_shift", "weight_delta", "category", "note", "source_a", "source_b"]
 
 
+def aligned_frame(rows: Sequence[AlignedRow], top_k: int) -> pd.DataFrame:
+    """Aligned rows as a table (:data:`ALIGNED_COLUMNS`); ``note`` says where the other model
+    ranks a key it does not have in its top-k."""
+    records = []
+    for r in rows:
+        note = ""
+        if r.status == "only_a":
+            note = (f"B: rank {r.beyond_rank_b} (past its top-{top_k})" if r.beyond_rank_b
+                    else "B: not among its analysed tokens")
+        elif r.status == "only_b":
+            note = (f"A: rank {r.beyond_rank_a} (past its top-{top_k})" if r.beyond_rank_a
+                    else "A: not among its analysed tokens")
+        records.append({**asdict(r), "category": r.category, "note": note})
+    return pd.DataFrame(records, columns=ALIGNED_COLUMNS)
+
+
 @dataclass
 class QueryComparison:
     """Two models on one query: aligned top-k keys, overlap figures, leakage and morphemes."""
@@ -526,17 +542,7 @@ class QueryComparison:
 
     def to_frame(self) -> pd.DataFrame:
         """The aligned table (one row per key of the union of both top-k lists)."""
-        records = []
-        for r in self.rows:
-            note = ""
-            if r.status == "only_a":
-                note = (f"B: rank {r.beyond_rank_b} (past its top-{self.top_k})" if r.beyond_rank_b
-                        else "B: not among its analysed tokens")
-            elif r.status == "only_b":
-                note = (f"A: rank {r.beyond_rank_a} (past its top-{self.top_k})" if r.beyond_rank_a
-                        else "A: not among its analysed tokens")
-            records.append({**asdict(r), "category": r.category, "note": note})
-        return pd.DataFrame(records, columns=ALIGNED_COLUMNS)
+        return aligned_frame(self.rows, self.top_k)
 
     def sides_frame(self) -> pd.DataFrame:
         """Stats and leakage of both models, one row per figure."""

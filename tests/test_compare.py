@@ -15,7 +15,6 @@ from sparse_demo.compare import (
     add_compare_parser,
     align,
     compare_analyses,
-    compare_query_set,
     jaccard,
     keyed_top,
     rbo,
@@ -193,3 +192,294 @@ def test_different_texts_rejected():
     b = _analysis("나", ROWS_B, [(0, 1)], "B")
     with pytest.raises(ValueError, match="different texts"):
         compare_analyses(a, b)
+
+
+# ---------------------------------------------------------------------- real tiny models
+def _sparse_copy(src, dst, active: int, tok=None):
+    """Copy a tiny model folder, lowering its MLM decoder bias so a query activates ~``active`` dims.
+
+    Random tiny models activate about half of their vocabulary (230k of XLM-R's 250k ids), which
+    makes every analysis slow; trained SPLADE models activate a few hundred. Same tokenizer,
+    same weights otherwise.
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    shutil.copytree(src, dst)
+    model = AutoModelForMaskedLM.from_pretrained(dst).eval()
+    tok = tok or AutoTokenizer.from_pretrained(dst)
+    batch = tok(["당뇨병 치료 방법은 무엇인가요", "전세 보증금 Python 2024"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        top = model(**batch).logits.amax(dim=(0, 1)).sort(descending=True).values
+        model.get_output_embeddings().bias -= top[min(active, top.numel() - 1)]
+    model.save_pretrained(dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def sparse_dirs(tmp_path_factory, tiny_model_dir, tiny_model_dir_b, wordpiece_model_dir, xlmr_tokenizer):
+    root = tmp_path_factory.mktemp("compare_sparse")
+    return {
+        "xa": _sparse_copy(tiny_model_dir, root / "xa", 150, xlmr_tokenizer),
+        "xb": _sparse_copy(tiny_model_dir_b, root / "xb", 150, xlmr_tokenizer),
+        "wp": _sparse_copy(wordpiece_model_dir, root / "wp", 60),
+    }
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, sparse_dirs):
+    """An app context whose presets are sparse copies of the conftest tiny models, plus a broken one."""
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    presets = [{"name": n, "source": str(p)} for n, p in
+               (("tiny-a", sparse_dirs["xa"]), ("tiny-b", sparse_dirs["xb"]), ("wp", sparse_dirs["wp"]))]
+    presets.append({"name": "missing", "source": "/nonexistent/model/folder"})
+    path = tmp_path_factory.mktemp("compare_presets") / "models.json"
+    path.write_text(json.dumps({"default": "tiny-a", "presets": presets}), encoding="utf-8")
+    return AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(path), "SPARSE_DEMO_DEVICE": "cpu"}))
+
+
+@pytest.fixture(scope="module")
+def ui():
+    from sparse_demo.ui import compare as ui_compare
+
+    return ui_compare
+
+
+def test_per_query_two_tiny_models(ctx, ui):
+    r = ui.compare_query(ctx, "당뇨병 치료 방법", "tiny-a", "tiny-b", top_k=10)
+    c = r.comparison
+    assert c is not None, r.status
+    assert "tiny-a" in r.status and "tiny-b" in r.status
+    assert len(c.rows) == len(set(c.to_frame()["key"]))  # one row per key
+    keys_a = [row.key for row in c.rows if row.rank_a]
+    keys_b = [row.key for row in c.rows if row.rank_b]
+    assert len(keys_a) == len(keys_b) == 10
+    assert c.overlap.jaccard == pytest.approx(len(set(keys_a) & set(keys_b)) / len(set(keys_a) | set(keys_b)))
+    for metric in (c.overlap.jaccard, c.overlap.weighted_overlap, c.overlap.rbo):
+        assert 0.0 <= metric <= 1.0
+    # the morpheme view accounts for the whole vector of each model
+    assert r.morphemes["mass_a"].sum() == pytest.approx(c.side_a.stats.l1, rel=1e-3)
+    assert r.morphemes["mass_b"].sum() == pytest.approx(c.side_b.stats.l1, rel=1e-3)
+    assert "Jaccard" in r.metrics and r.chart is not None and r.csv_path
+
+
+def test_same_model_twice_is_identical(ctx, ui):
+    r = ui.compare_query(ctx, "전세 보증금", "tiny-a", "tiny-a", top_k=15)
+    ov = r.comparison.overlap
+    assert (ov.jaccard, ov.weighted_overlap, ov.rbo) == (1.0, 1.0, pytest.approx(1.0))
+    assert "same model" in r.status
+
+
+def test_different_tokenizers_meet_on_surface_forms(ctx, ui, sparse_dirs):
+    r = ui.compare_query(ctx, "당뇨병 치료 방법", "tiny-a", None, folder_b=str(sparse_dirs["wp"]), top_k=30)
+    c = r.comparison
+    assert c is not None, r.status
+    # WordPiece [CLS]/[SEP] and XLM-R <s>/</s> are keyed by role; surface keys carry no marker
+    assert all(not k.startswith(("▁", "##")) or k in ("▁", "##") for k in r.aligned["key"])
+    shared = {row.key for row in c.shared}
+    assert shared == set(r.aligned.loc[r.aligned["status"] == "both", "key"])
+
+
+def test_failing_model_leaves_the_other_usable(ctx, ui):
+    r = ui.compare_query(ctx, "당뇨병 치료 방법", "missing", "tiny-b", top_k=10)
+    assert "Model A (missing) could not be loaded" in r.status and "/nonexistent/model/folder" in r.status
+    assert len(r.aligned) == 10 and set(r.aligned["status"]) == {"only_b"}
+    r2 = ui.compare_query(ctx, "당뇨병", "tiny-a", None, folder_b="/no/such/dir", top_k=5)
+    assert "Model B (/no/such/dir)" in r2.status and len(r2.aligned) == 5
+    r3 = ui.compare_query(ctx, "당뇨병", "missing", None, folder_b="/no/such/dir")
+    assert r3.status.count("could not be loaded") == 2 and r3.aligned.empty
+
+
+@pytest.mark.parametrize(
+    "text, ok, expect",
+    [
+        ("", False, "empty"),
+        ("   \n\t ", False, "empty"),
+        ("가" * 20_001, False, "20,000"),
+        ("당뇨병 😀\u200b치료\u200d 방법 🩺", True, "Zero-width"),
+        ("Python 3.11로 당뇨병 치료 데이터 2024년 분석 AI", True, "A = tiny-a"),
+    ],
+)
+def test_bad_and_odd_text(ctx, ui, text, ok, expect):
+    r = ui.compare_query(ctx, text, "tiny-a", "tiny-b", top_k=10)
+    assert (r.comparison is not None) == ok, r.status
+    assert expect in r.status
+
+
+def test_top_k_out_of_range(ctx, ui):
+    r = ui.compare_query(ctx, "당뇨병", "tiny-a", "tiny-b", top_k=0)
+    assert "top-k" in r.status and r.comparison is None
+
+
+QUERIES = ["당뇨병 치료 방법", "전세 보증금 돌려받는 방법", "주택담보대출 금리 비교", "Python 3.11 설치"]
+
+
+def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, monkeypatch):
+    calls: list[tuple[str, int]] = []
+    for name in ("tiny-a", "tiny-b"):
+        enc = ctx.registry.get(name)
+        original = enc.encode
+
+        def counting(texts, *args, _orig=original, _name=name, **kwargs):
+            calls.append((_name, len(texts)))
+            return _orig(texts, *args, **kwargs)
+
+        monkeypatch.setattr(enc, "encode", counting)
+    seen = []
+    r = ui.compare_set(ctx, "\n".join(QUERIES), None, ["tiny-a", "tiny-b"], str(sparse_dirs["wp"]),
+                       top_k=10, progress=lambda frac, desc="": seen.append(frac))
+    s = r.comparison
+    assert s is not None, r.status
+    assert calls == [("tiny-a", 4), ("tiny-b", 4)]
+    assert seen and max(seen) == pytest.approx(1.0)
+    assert len(s.models) == 3 and len(s.pairs) == 3 and len(r.pair_choices) == 3
+    assert list(r.summary["model"]) == s.models
+    assert set(r.summary.columns) >= {"mean_stopword_mass_ratio", "mean_special_mass_ratio", "mean_active_dims",
+                                      "share_stopword_in_top1", "share_stopword_in_top5"}
+    assert len(r.pairs) == 3 and len(r.csv_paths) == 2 + 3
+    # disagreements: ascending weighted overlap, one row per query
+    d = r.disagreements
+    assert len(d) == 4 and list(d["weighted_overlap"]) == sorted(d["weighted_overlap"])
+    # another pair and metric, from the stored state
+    other = ui.disagreement_table(r.state, r.pair_choices[2], "rbo")
+    assert list(other["rbo"]) == sorted(other["rbo"])
+    # selecting a row gives the same figures as the set for that query and pair
+    row = d.iloc[0]
+    query, spec_a, spec_b, one = ui.compare_selected(ctx, r.state, r.pair_choices[0],
+                                                     int(row["query_index"]))
+    assert query == row["query"] and spec_a == ("tiny-a", None) and spec_b == ("tiny-b", None)
+    assert one.comparison.overlap.weighted_overlap == pytest.approx(row["weighted_overlap"], abs=1e-4)
+    assert one.comparison.overlap.rbo == pytest.approx(row["rbo"], abs=1e-4)
+    # the WordPiece model's pair, in the reverse orientation
+    a, b = s.pairs[1]
+    flipped = s.pair_frame(b, a)
+    straight = s.pair_frame(a, b)
+    assert list(flipped["only_a"]) == list(straight["only_b"])
+
+
+def test_set_mode_with_a_failing_model(ctx, ui):
+    r = ui.compare_set(ctx, "\n".join(QUERIES[:2]), None, ["tiny-a", "missing", "tiny-b"], top_k=5)
+    assert "Model missing could not be loaded" in r.status
+    assert r.comparison is not None and r.comparison.models == ["tiny-a", "tiny-b"]
+    assert r.comparison.failed.keys() == {"missing"}
+    only = ui.compare_set(ctx, "당뇨병", None, ["tiny-a", "missing"], top_k=5)
+    assert "Only one model" in only.status and len(only.summary) == 1 and only.pair_choices == []
+    none = ui.compare_set(ctx, "당뇨병", None, ["missing"], top_k=5)
+    assert "could not be loaded" in none.status and none.comparison is None
+    nothing = ui.compare_set(ctx, "당뇨병", None, [], top_k=5)
+    assert "two or more models" in nothing.status
+
+
+@pytest.mark.parametrize(
+    "name, data, expect",
+    [
+        ("cp949.txt", "당뇨병 치료".encode("cp949"), "UTF-8"),
+        ("empty.txt", b"  \n\n ", "no text"),
+        ("header_only.csv", b"query\n", "no text"),
+        ("bad.jsonl", b'{"query": "a"}\n{oops\n', "not valid JSON"),
+        ("table.xlsx", b"PK\x03\x04", "unsupported"),
+    ],
+)
+def test_bad_uploads(ctx, ui, tmp_path, name, data, expect):
+    path = tmp_path / name
+    path.write_bytes(data)
+    r = ui.compare_set(ctx, "", str(path), ["tiny-a", "tiny-b"], top_k=5)
+    assert r.comparison is None and expect in r.status
+
+
+def test_set_uploads_and_odd_lines(ctx, ui, tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"_id": "1", "text": "당뇨병 치료"}\n{"query": "전세 😀\u200b보증금"}\n', encoding="utf-8")
+    r = ui.compare_set(ctx, "ignored", str(path), ["tiny-a", "tiny-b"], top_k=5)
+    assert r.comparison is not None and r.comparison.queries == ["당뇨병 치료", "전세 😀보증금"]
+    r2 = ui.compare_set(ctx, "당뇨병\n" + "가" * 20_001, None, ["tiny-a", "tiny-b"], top_k=5)
+    assert r2.comparison is not None and len(r2.comparison.queries) == 1 and "skipped" in r2.status
+    r3 = ui.compare_set(ctx, "  \n ", None, ["tiny-a", "tiny-b"], top_k=5)
+    assert r3.comparison is None and "Paste queries" in r3.status
+
+
+def test_sample_queries_fall_back(ui, monkeypatch, tmp_path):
+    assert len(ui.sample_queries()) >= 8
+    monkeypatch.setattr(ui, "SAMPLE_QUERIES_PATH", tmp_path / "absent.jsonl")
+    from sparse_demo.ui.common import EXAMPLE_QUERIES
+
+    assert ui.sample_queries() == EXAMPLE_QUERIES
+
+
+def test_compare_selected_without_a_result(ctx, ui):
+    _, _, _, r = ui.compare_selected(ctx, None, None, 0)
+    assert "Run a query-set comparison first" in r.status
+
+
+def test_build_tab_smoke(ctx, ui):
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        vm = gr.State({})
+        with gr.Tab("Compare"):
+            ui.build_tab(ctx, vm)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"compare-query", "compare-run", "compare-aligned", "compare-set-disagreements"} <= ids
+
+
+# ---------------------------------------------------------------------- command line
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sparse_demo")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["compare", *argv])
+
+
+def test_cli_per_query_json(ctx, sparse_dirs):
+    args = _parse(["--model-a", "tiny-a", "--model-b", str(sparse_dirs["wp"]), "--top-k", "8",
+                   "--json", "당뇨병 치료 방법", "전세 보증금"])
+    assert args.func is run_compare
+    out, err = io.StringIO(), io.StringIO()
+    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0, err.getvalue()
+    data = json.loads(out.getvalue())
+    assert [q["text"] for q in data["queries"]] == ["당뇨병 치료 방법", "전세 보증금"]
+    q = data["queries"][0]
+    assert {"tokens", "only_a", "only_b", "jaccard", "weighted_overlap", "rbo", "a", "b"} <= set(q)
+    assert set(q["a"]["leakage"]) >= {"stopword_mass_ratio", "special_mass_ratio"}
+    assert len([t for t in q["tokens"] if t["rank_a"]]) == 8
+
+
+def test_cli_table_and_set_mode(ctx, tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    args = _parse(["--model-a", "tiny-a", "--model-b", "tiny-b", "--top-k", "5", "당뇨병 치료 방법"])
+    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0
+    assert "jaccard" in out.getvalue() and "weighted overlap" in out.getvalue()
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("\n".join(QUERIES), encoding="utf-8")
+    out = io.StringIO()
+    args = _parse(["--model", "tiny-a", "--model", "tiny-b", "--model", "wp",
+                   "--model", "missing", "--queries", str(qfile), "--top-k", "5", "--json"])
+    rc = run_compare(args, registry=ctx.registry, out=out, err=err)
+    assert rc == 1 and "missing" in err.getvalue()  # printed, but one model failed
+    data = json.loads(out.getvalue())
+    assert len(data["models"]) == 3 and len(data["pairs"]) == 3 and data["queries"] == 4
+    assert "missing" in data["failed"]
+    assert len(data["pairs"][0]["queries"]) == 4 and data["pairs"][0]["most_disagreeing"]
+    out = io.StringIO()
+    args = _parse(["--model", "tiny-a", "--model", "tiny-b", "--queries", str(qfile), "--top-k", "5"])
+    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0
+    assert "most disagreeing" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["--model-a", "tiny-a", "당뇨병"], "two models"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b"], "TEXT"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b", "   "], "empty"),
+        (["--model-a", "tiny-a", "--model-b", "missing", "당뇨병"], "comparing needs two"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b", "--queries", "/no/file.txt"], "error"),
+    ],
+)
+def test_cli_errors(ctx, argv, expect):
+    out, err = io.StringIO(), io.StringIO()
+    assert run_compare(_parse(argv), registry=ctx.registry, out=out, err=err) == 2
+    assert expect in err.getvalue() and out.getvalue() == ""

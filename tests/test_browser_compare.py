@@ -1,0 +1,48 @@
+"""A real browser opens the Compare tab, compares two models on a Korean query and reads rows back."""
+
+from __future__ import annotations
+
+#: The conftest models are random tiny XLM-R models that activate ~230k ids per query; their
+#: first analysis classifies every one of them (seconds, minutes on a busy 2-core machine).
+SLOW_MS = 300_000
+
+
+def _open_compare(page) -> None:
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-query textarea").wait_for()
+
+
+def _row_cells(page, table_id: str, index: int = 0) -> list[str]:
+    row = page.locator(f'#{table_id} [role="row"][data-index="{index}"]')  # Gradio 6 virtual grid
+    row.wait_for()
+    return [c.strip() for c in row.locator('[role="gridcell"]').all_inner_texts()]
+
+
+def test_compare_one_query_in_browser(page):
+    _open_compare(page)
+    page.locator("#compare-query textarea").fill("당뇨병 치료 방법")
+    page.locator("#compare-run").click()
+    page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
+    cells = _row_cells(page, "compare-aligned")
+    # columns: rank_a, token_a, weight_a, rank_b, token_b, weight_b, rank_shift, weight_delta, status, ...
+    assert "1" in (cells[0], cells[3]), cells  # the first row holds a rank-1 token of A or B
+    weights = [float(c) for c in (cells[2], cells[5]) if c not in ("", "None", "nan", "NaN")]
+    assert weights and all(w > 0 for w in weights), cells
+    assert cells[8] in {"both", "only_a", "only_b"}, cells
+    assert "Jaccard" in page.locator("#compare-metrics").inner_text()
+
+
+def test_compare_query_set_then_pick_a_row_in_browser(page):
+    _open_compare(page)
+    page.get_by_role("tab", name="Query set").click()
+    page.locator("#compare-set-text textarea").fill("당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증")
+    page.locator("#compare-set-run").click()
+    page.locator("#compare-set-status").get_by_text("3 queries").wait_for(timeout=SLOW_MS)
+    cells = _row_cells(page, "compare-set-disagreements")
+    assert cells[0] == "1", cells  # rank 1 = the query where the pair disagrees most
+    query = cells[2]
+    assert query in {"당뇨병 치료 방법", "전세 보증금 돌려받는 방법", "클라우드 보안 인증"}
+    page.locator('#compare-set-disagreements [role="row"][data-index="0"] [role="gridcell"]').nth(2).click()
+    page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
+    assert page.locator("#compare-query textarea").input_value() == query
+    _row_cells(page, "compare-aligned")
