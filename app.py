@@ -12,8 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from sparse_demo.ui import compare, explore
-from sparse_demo.ui.common import AppContext
+from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model, register_cached_local_model
+from sparse_demo.ui import compare, explore, finetune
+from sparse_demo.ui.common import AppContext, message
 
 logger = logging.getLogger("sparse_demo.app")
 
@@ -38,26 +39,67 @@ def model_banner(ctx: AppContext) -> str:
     if failed:
         head = (
             "⚠️ **Some models could not be loaded** (see the reasons below). Every tab still works with "
-            "any model that loads: type a local model folder in the *local folder* box.\n\n"
+            "any model that loads: type a local model folder in the *local folder* box, or build the small "
+            f"local model from the sample pairs (**{LOCAL_MODEL_NAME}**, button below).\n\n"
         )
     return head + table
+
+
+def build_local(ctx: AppContext, progress=None) -> str:
+    """Build (or reuse) the small local model and describe the models afterwards."""
+
+    def report(ev: dict) -> None:
+        if progress is not None and ev.get("phase") == "train" and ev.get("max_steps"):
+            progress(min(1.0, ev["step"] / ev["max_steps"]), desc=f"training step {ev['step']}/{ev['max_steps']}")
+
+    try:
+        folder = build_local_model(ctx.registry, progress=report)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        logger.exception("Building the local model failed")
+        return message(f"Building the local model failed: {exc}", "error") + "\n\n" + ctx.registry.status_markdown()
+    return message(f"**{LOCAL_MODEL_NAME}** is ready ({folder}); pick it in any tab.") + "\n\n" + \
+        ctx.registry.status_markdown()
+
+
+def _model_dropdowns(demo: gr.Blocks) -> list[gr.Dropdown]:
+    """Every model picker of every tab (elem_id ending in -model / -models)."""
+    return [b for b in demo.blocks.values()
+            if isinstance(b, gr.Dropdown) and (b.elem_id or "").endswith(("-model", "-models"))]
 
 
 def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     """Build the whole app. ``ctx`` holds the shared settings and model registry."""
     ctx = ctx or AppContext.create()
+    register_cached_local_model(ctx.registry)
     with gr.Blocks(title="Korean neural sparse explorer") as demo:
         visitor_models = gr.State({})  # this visitor's own (fine-tuned) models: name -> folder
         gr.Markdown(INTRO)
         with gr.Accordion("Models", open=False):
             banner = gr.Markdown(ctx.registry.status_markdown(), elem_id="model-banner")
-            refresh = gr.Button("Refresh model status", size="sm")
+            with gr.Row():
+                refresh = gr.Button("Refresh model status", size="sm")
+                local = gr.Button(f"Build {LOCAL_MODEL_NAME} (a few minutes on CPU, cached)", size="sm",
+                                  elem_id="build-local")
         with gr.Tab("Explore", elem_id="tab-explore"):
             explore.build_tab(ctx, visitor_models)
         with gr.Tab("Compare", elem_id="tab-compare"):
             compare.build_tab(ctx, visitor_models)
+        with gr.Tab("Fine-tune", elem_id="tab-finetune"):
+            finetune.build_tab(ctx, visitor_models)
+        pickers = _model_dropdowns(demo)
+
+        def refresh_pickers(vm):
+            choices = ctx.model_choices(vm)
+            return [gr.update(choices=choices) for _ in pickers]
+
         refresh.click(lambda: ctx.registry.status_markdown(), None, banner)
         demo.load(lambda: model_banner(ctx), None, banner)
+
+        def on_local(progress=gr.Progress()):
+            return build_local(ctx, progress)
+
+        local.click(on_local, None, banner).then(refresh_pickers, visitor_models, pickers)
+        visitor_models.change(refresh_pickers, visitor_models, pickers)
     return demo
 
 

@@ -39,6 +39,7 @@ class ModelRegistry:
         self._models: dict[str, SpladeEncoder] = {}
         self._errors: dict[str, str] = {}
         self._extra: dict[str, ModelPreset] = {}
+        self._private: set[str] = set()
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
 
@@ -53,17 +54,26 @@ class ModelRegistry:
             return preset
         return ModelPreset(name=key, source=key)
 
-    def register(self, name: str, source: str, description: str = "") -> ModelPreset:
-        """Add a model (e.g. a local folder or a fine-tuned model) under ``name``."""
+    def register(self, name: str, source: str, description: str = "", *, public: bool = True) -> ModelPreset:
+        """Add a model (a local folder, a fine-tuned model) under ``name``.
+
+        ``public=False`` keeps it out of :attr:`names` (one visitor's fine-tuned model is
+        loadable by its name but listed only in that visitor's session).
+        """
         preset = ModelPreset(name=name, source=source, description=description)
         with self._lock:
             self._extra[name] = preset
             self._errors.pop(name, None)
+            if public:
+                self._private.discard(name)
+            else:
+                self._private.add(name)
         return preset
 
     @property
     def names(self) -> list[str]:
-        return self.settings.preset_names + [n for n in self._extra if self.settings.preset(n) is None]
+        extra = [n for n in self._extra if self.settings.preset(n) is None and n not in self._private]
+        return self.settings.preset_names + extra
 
     # ------------------------------------------------------------------ loading
     def get(self, name_or_source: str, *, retry: bool = False) -> SpladeEncoder:

@@ -73,7 +73,8 @@ class AppContext:
         elif choice and visitor_models and choice in visitor_models:
             key = choice
             if self.registry.resolve(choice).source != visitor_models[choice]:
-                self.registry.register(choice, visitor_models[choice], "this visitor's fine-tuned model")
+                self.registry.register(choice, visitor_models[choice], "this visitor's fine-tuned model",
+                                       public=False)
         else:
             key = (choice or "").strip()
         if not key:
