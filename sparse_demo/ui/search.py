@@ -1,0 +1,397 @@
+"""Search tab: index a corpus, search it with BM25 / sparse / hybrid, and see why a hit matched.
+
+The handlers (``load_upload``, ``build_search_index``, ``run_search``, ``explain_hit``,
+``backend_note``) are plain functions returning dataclasses with a Markdown ``status``;
+``build_tab`` only wires them to widgets. Built indexes live in one
+:class:`~sparse_demo.search.SearchSession` per app (shared by every visitor, keyed by corpus
+content, model and backend); a visitor's uploaded corpus lives in ``gr.State``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import altair as alt
+import gradio as gr
+import pandas as pd
+
+from .. import search as svc
+from ..corpus import Corpus
+from .common import EXAMPLE_QUERIES, AppContext, UserError, message
+from .explore import model_picker
+from .plots import CHART_WIDTH, safe_chart
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_LABEL = "Bundled sample (ko_sample)"
+UPLOAD_LABEL = "My upload"
+RESULT_COLUMNS = ["rank", "gold", "id", "title", "score", "bm25_score", "bm25_rank", "sparse_score", "sparse_rank"]
+EXPLAIN_COLUMNS = ["token", "query_weight", "doc_weight", "product"]
+METHOD_CHOICES = [("Hybrid (BM25 + sparse)", "hybrid"), ("Sparse (dot product)", "sparse"),
+                  ("BM25 (Kiwi morphemes)", "bm25")]
+FUSION_CHOICES = [("Min-max, weighted mean", "minmax"), ("RRF (rank constant 60)", "rrf")]
+BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
+CHART_TOKENS = 20
+
+_sample_cache: dict[str, Corpus] = {}
+
+
+def sample_corpus() -> Corpus:
+    """The bundled sample corpus, loaded once (read-only, shared)."""
+    if "sample" not in _sample_cache:
+        _sample_cache["sample"] = svc.load_sample_corpus()
+    return _sample_cache["sample"]
+
+
+# ---------------------------------------------------------------------- results
+@dataclass
+class UploadResult:
+    status: str
+    corpus: Corpus | None
+
+
+@dataclass
+class IndexResult:
+    status: str
+    key: svc.IndexKey | None = None
+
+
+@dataclass
+class ExplainResult:
+    status: str
+    passage: str
+    table: pd.DataFrame
+    chart: object | None
+    explanation: svc.Explanation | None = None
+
+
+@dataclass
+class SearchTabResult:
+    status: str
+    table: pd.DataFrame
+    passage: str
+    explain: ExplainResult
+    outcome: svc.SearchOutcome | None = None
+
+
+def _empty_results() -> pd.DataFrame:
+    return pd.DataFrame(columns=RESULT_COLUMNS)
+
+
+def _empty_explain(status: str = "") -> ExplainResult:
+    return ExplainResult(status, "", pd.DataFrame(columns=EXPLAIN_COLUMNS), None)
+
+
+def _describe(corpus: Corpus) -> str:
+    extra = f", {len(corpus.queries)} queries with {len(corpus.qrels)} judged" if corpus.queries else ""
+    return f"**{corpus.name}**: {len(corpus):,} documents{extra}"
+
+
+# ---------------------------------------------------------------------- handlers
+def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
+    """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder)."""
+    if not path:
+        return UploadResult(message("No file uploaded.", "warning"), None)
+    try:
+        corpus = svc.load_corpus_file(path, workdir=ctx.workdir)
+    except ValueError as exc:
+        return UploadResult(message(f"Corpus upload: {exc}", "error"), None)
+    except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
+        logger.exception("Corpus upload failed")
+        return UploadResult(message(f"Corpus upload failed: {exc}", "error"), None)
+    return UploadResult(message(f"Loaded {_describe(corpus)}. Build the index or search.", "info"), corpus)
+
+
+def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
+    """The corpus picked in the radio: the bundled sample or this visitor's upload."""
+    if choice == UPLOAD_LABEL:
+        if uploaded is None:
+            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
+                            "or pick the bundled sample.")
+        return uploaded
+    return sample_corpus()
+
+
+def backend_note(backend: str | None) -> str:
+    """What picking a backend means right now (OpenSearch: reachable or not)."""
+    if backend != "opensearch":
+        return message("In-memory backend: BM25 and the sparse inverted index live in this process.", "info")
+    ok, text = svc.opensearch_status()
+    if ok:
+        return message(text, "info")
+    return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
+
+
+def _progress_fn(progress: Any) -> svc.StageProgress | None:
+    if progress is None:
+        return None
+
+    def report(fraction: float, desc: str) -> None:
+        progress(fraction, desc=desc)
+
+    return report
+
+
+def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
+    st = index.stats
+    model = index.model_name or "none (BM25 only)"
+    where = f" (`{st.index_name}`)" if st.index_name else ""
+    head = (f"**Index ready**: {_describe(index.corpus)}, model **{model}**, backend "
+            f"**{index.backend_name}**{where}.")
+    if not st.reused and st.encode_seconds:
+        head += (f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
+                 f"{st.avg_tokens:.0f} sparse tokens per document on average.")
+    lines = [head]
+    for n in notes:
+        lines.append(message(n, "info" if n.startswith(("Built", "Reused")) else "warning"))
+    return "\n\n".join(lines)
+
+
+def build_search_index(
+    ctx: AppContext,
+    session: svc.SearchSession,
+    corpus_choice: str | None,
+    uploaded: Corpus | None,
+    model_choice: str | None,
+    folder: str | None = None,
+    backend: str = "memory",
+    visitor_models: dict[str, str] | None = None,
+    progress: Any = None,
+) -> IndexResult:
+    """Build (or reuse) the index for the chosen corpus, model and backend."""
+    try:
+        corpus = resolve_corpus(corpus_choice, uploaded)
+        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        index, notes = session.get_or_build(corpus, encoder, backend or "memory", progress=_progress_fn(progress))
+    except (UserError, ValueError) as exc:
+        return IndexResult(message(str(exc), "error"))
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("Index build failed")
+        return IndexResult(message(f"Building the index failed: {exc}", "error"))
+    return IndexResult(_index_status(index, notes), index.key)
+
+
+def _index_for_search(
+    ctx: AppContext,
+    session: svc.SearchSession,
+    corpus: Corpus,
+    method: str,
+    model_choice: str | None,
+    folder: str | None,
+    backend: str,
+    visitor_models: dict[str, str] | None,
+    progress: svc.StageProgress | None,
+) -> tuple[svc.SearchIndex, list[str]]:
+    """The index a search needs; BM25 never waits for the model to encode the corpus."""
+    if method == "bm25":
+        try:
+            encoder = ctx.encoder(model_choice, folder, visitor_models)
+        except UserError:
+            encoder = None
+        if encoder is not None:
+            found = session.get(session.key_for(corpus, encoder, backend))
+            if found is not None:
+                return found, []
+        return session.get_or_build(corpus, None, backend, progress=progress)
+    encoder = ctx.encoder(model_choice, folder, visitor_models)
+    return session.get_or_build(corpus, encoder, backend, progress=progress)
+
+
+def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str]) -> str:
+    how = {"bm25": "BM25", "sparse": "sparse"}.get(outcome.method, "hybrid")
+    if outcome.method == "hybrid":
+        how += (f" (min-max, sparse weight {outcome.weight:.2f})" if outcome.fusion == "minmax"
+                else " (RRF, rank constant 60)")
+    lines = [
+        f"**{len(outcome.hits)} hits** in **{outcome.total_ms:.1f} ms** (query encoding {outcome.encode_ms:.1f} ms, "
+        f"search + fusion {outcome.search_ms:.1f} ms) · {how} · backend **{outcome.backend}** · model "
+        f"**{index.model_name or 'none (BM25 only)'}** · {len(index.corpus):,} documents."
+    ]
+    if outcome.gold_query_id:
+        lines.append(
+            f"Query `{outcome.gold_query_id}` of the corpus: {outcome.gold_found}/{outcome.gold_total} judged "
+            "relevant passages in these results (marked ✅)."
+        )
+    if outcome.query_terms:
+        lines.append("BM25 terms: " + " ".join(f"`{t}`" for t in outcome.query_terms))
+    if outcome.query_vector:
+        lines.append(f"Top query tokens: {svc.as_mapping(outcome.query_vector)}")
+    for n in [*notes, *outcome.notes]:
+        if n.startswith("Reused"):
+            continue
+        lines.append(message(n, "info" if n.startswith("Built") else "warning"))
+    if not outcome.hits:
+        lines.append(message("No document matched this query.", "warning"))
+    return "\n\n".join(lines)
+
+
+def run_search(
+    ctx: AppContext,
+    session: svc.SearchSession,
+    query: str | None,
+    corpus_choice: str | None,
+    uploaded: Corpus | None,
+    model_choice: str | None,
+    folder: str | None = None,
+    backend: str = "memory",
+    method: str = "hybrid",
+    fusion: str = "minmax",
+    weight: float = 0.5,
+    top_k: int = 10,
+    visitor_models: dict[str, str] | None = None,
+    progress: Any = None,
+) -> SearchTabResult:
+    """Search (building the index first when needed) and explain the top hit."""
+    try:
+        text = (query or "").strip()
+        if not text:
+            raise UserError("The query is empty: type a question or keywords, e.g. 당뇨병 치료 방법.")
+        k = int(top_k)
+        if not 1 <= k <= 100:
+            raise UserError(f"top-k must be between 1 and 100, got {k}.")
+        corpus = resolve_corpus(corpus_choice, uploaded)
+        report = _progress_fn(progress)
+        index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
+                                         backend or "memory", visitor_models, report)
+        outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
+                                       weight=float(weight))
+    except (UserError, ValueError) as exc:
+        return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("Search failed")
+        return SearchTabResult(message(f"Search failed: {exc}", "error"), _empty_results(), "", _empty_explain())
+    table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
+    status = _search_status(outcome, used, notes)
+    first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
+    return SearchTabResult(status, table, first.passage, first, outcome)
+
+
+def contribution_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Bars of per-token products ``query weight × doc weight`` (largest first)."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar(color="#2f6fdf")
+        .encode(
+            x=alt.X("product:Q", title="query weight × document weight"),
+            y=alt.Y("token:N", sort="-x", title=None),
+            tooltip=EXPLAIN_COLUMNS,
+        )
+        .properties(height=max(120, 18 * len(frame)), width=CHART_WIDTH)
+    )
+
+
+def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, row: int | None) -> ExplainResult:
+    """'Why did this match': per-token contributions of one hit, its passage highlighted."""
+    if outcome is None or not outcome.hits:
+        return _empty_explain(message("Search first, then select a result row.", "info"))
+    if row is None or not 0 <= int(row) < len(outcome.hits):
+        return _empty_explain(message(f"Pick a row between 1 and {len(outcome.hits)}.", "warning"))
+    hit = outcome.hits[int(row)]
+    index = session.get(outcome.key)
+    if index is None:
+        return _empty_explain(message("That index is no longer cached; search again.", "warning"))
+    try:
+        exp, _, notes = session.explain(index, hit.id, outcome.query)
+    except (KeyError, ValueError) as exc:
+        return _empty_explain(message(str(exc), "error"))
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("Explain failed")
+        return _empty_explain(message(f"Explaining failed: {exc}", "error"))
+    frame = pd.DataFrame(exp.rows(), columns=EXPLAIN_COLUMNS)
+    if index.encoder is None:
+        lines = [f"**{hit.id}**: BM25-only index, no sparse contributions. Shared morphemes: "
+                 + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none")]
+    else:
+        top = frame.head(3)
+        share = (float(top["product"].sum()) / exp.sparse_score) if exp.sparse_score > 0 else 0.0
+        lines = [
+            f"**Why {hit.id} matched**: sparse score {exp.sparse_score:.4f} = sum of {len(frame)} token products; "
+            f"the top 3 tokens give {100 * share:.1f}%. Shared BM25 morphemes: "
+            + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none") + "."
+        ]
+    lines += [message(n, "warning") for n in notes]
+    chart = (safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")
+             if len(frame) else None)
+    passage = svc.passage_html(hit, exp)
+    return ExplainResult("\n\n".join(lines), passage, frame, chart, exp)
+
+
+# ---------------------------------------------------------------------- widgets
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
+    """Widgets of the Search tab (call inside ``with gr.Tab(...)``)."""
+    session = svc.SearchSession()  # shared by every visitor of this app
+    uploaded = gr.State(None)  # this visitor's uploaded Corpus
+    last = gr.State(None)  # this visitor's last SearchOutcome (for row selection)
+    with gr.Row():
+        with gr.Column(scale=3):
+            query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="search-query",
+                               placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법")
+            gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
+            with gr.Row():
+                method = gr.Radio(METHOD_CHOICES, value="hybrid", label="Method", elem_id="search-method")
+                fusion = gr.Radio(FUSION_CHOICES, value="minmax", label="Fusion", elem_id="search-fusion")
+            with gr.Row():
+                weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, elem_id="search-weight",
+                                   label="Sparse weight w (min-max fusion; BM25 gets 1 − w)")
+                top_k = gr.Slider(1, 100, value=10, step=1, label="top-k", elem_id="search-topk")
+        with gr.Column(scale=2):
+            corpus_choice = gr.Radio([SAMPLE_LABEL, UPLOAD_LABEL], value=SAMPLE_LABEL, label="Corpus",
+                                     elem_id="search-corpus")
+            upload = gr.File(label="Upload a corpus: .jsonl / .csv / .tsv (id, text, optional title) or a .zip "
+                             "of a BEIR folder", file_types=[".jsonl", ".csv", ".tsv", ".zip"],
+                             elem_id="search-upload")
+            backend = gr.Radio(BACKEND_CHOICES, value="memory", label="Backend", elem_id="search-backend")
+            model, folder = model_picker(ctx, "search")
+    with gr.Row():
+        index_btn = gr.Button("Build index", elem_id="search-index")
+        run = gr.Button("Search", variant="primary", elem_id="search-run")
+    index_status = gr.Markdown(elem_id="search-index-status")
+    status = gr.Markdown(elem_id="search-status")
+    results = gr.Dataframe(label="Results (select a row to see why it matched)", elem_id="search-results",
+                           interactive=False, wrap=True, headers=RESULT_COLUMNS)
+    passage = gr.HTML(elem_id="search-passage")
+    explain_status = gr.Markdown(elem_id="search-explain-status")
+    with gr.Row():
+        explain_table = gr.Dataframe(label="Per-token contributions to the sparse score",
+                                     elem_id="search-explain-table", interactive=False)
+        explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
+
+    def on_upload(path):
+        r = load_upload(ctx, path)
+        choice = UPLOAD_LABEL if r.corpus is not None else gr.update()
+        return r.status, r.corpus, choice
+
+    upload.upload(on_upload, [upload], [index_status, uploaded, corpus_choice])
+    backend.input(backend_note, [backend], [index_status])
+
+    def on_method(m, f):
+        return gr.update(interactive=m == "hybrid"), gr.update(interactive=m == "hybrid" and f == "minmax")
+
+    method.change(on_method, [method, fusion], [fusion, weight])
+    fusion.change(on_method, [method, fusion], [fusion, weight])
+
+    def on_index(choice, up, model_, folder_, backend_, vm, progress=gr.Progress()):
+        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress).status
+
+    index_btn.click(on_index, [corpus_choice, uploaded, model, folder, backend, visitor_models], [index_status])
+
+    def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, progress=gr.Progress()):
+        r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w, k, vm, progress)
+        ex = r.explain
+        return r.status, r.table, r.passage, ex.status, ex.table, ex.chart, r.outcome
+
+    search_inputs = [query, corpus_choice, uploaded, model, folder, backend, method, fusion, weight, top_k,
+                     visitor_models]
+    search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last]
+    run.click(on_search, search_inputs, search_outputs)
+    query.submit(on_search, search_inputs, search_outputs)
+
+    def on_select(outcome, evt: gr.SelectData):
+        idx = evt.index
+        row = idx[0] if isinstance(idx, (list, tuple)) else idx
+        r = explain_hit(session, outcome, row)
+        return r.passage, r.status, r.table, r.chart
+
+    results.select(on_select, [last], [passage, explain_status, explain_table, explain_chart])
