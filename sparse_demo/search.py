@@ -867,6 +867,15 @@ class SearchSession:
                     return EncodedCorpus(other.documents, other.stats.pruned_docs, 0.0)
         return None
 
+    def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
+        """The memory index for ``index``'s corpus and model, built from its encoded documents."""
+        kwargs: dict[str, Any] = {"doc_top_k": index.doc_top_k, "query_top_k": index.query_top_k}
+        if index.documents:
+            kwargs["encoded"] = EncodedCorpus(index.documents, index.stats.pruned_docs, 0.0)
+        mem, _ = self.get_or_build(index.corpus, index.encoder, "memory", progress=progress, fallback=False,
+                                   **kwargs)
+        return mem
+
     def search(self, index: SearchIndex, query: str, *, progress: StageProgress | None = None,
                **kwargs: Any) -> tuple[SearchOutcome, SearchIndex]:
         """:func:`search`, falling back to a memory index when OpenSearch stops answering.
@@ -881,8 +890,7 @@ class SearchSession:
         except OpenSearchUnavailable as exc:
             note = f"OpenSearch stopped answering: {exc} Searched the in-memory index instead."
             logger.warning("%s", note)
-            mem, notes = self.get_or_build(index.corpus, index.encoder, "memory", progress=progress,
-                                           fallback=False)
+            mem = self.memory_twin(index, progress)
             out = search(mem, query, **kwargs)
             from dataclasses import replace
 
@@ -895,7 +903,7 @@ class SearchSession:
         try:
             return explain(index, doc_id, query), index, []
         except OpenSearchUnavailable as exc:
-            mem, _ = self.get_or_build(index.corpus, index.encoder, "memory", fallback=False)
+            mem = self.memory_twin(index)
             note = f"OpenSearch stopped answering: {exc} Explained with the in-memory index instead."
             return explain(mem, doc_id, query), mem, [note]
 
