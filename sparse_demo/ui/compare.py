@@ -54,6 +54,8 @@ TABLE_COLUMNS = ["rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b
 DISAGREEMENT_COLUMNS = ["rank", "query_index", "query", "weighted_overlap", "rbo", "jaccard", "shared",
                         "only_a", "only_b"]
 _PAIR_SEP = "  vs  "
+#: Fixed chart width in pixels (``width="container"`` renders these charts 0 px wide in gr.Plot).
+CHART_WIDTH = 520
 
 
 @dataclass
@@ -154,20 +156,19 @@ def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart
             })
     data = pd.DataFrame(records)
     scale = alt.Scale(domain=list(CATEGORY_COLORS), range=list(CATEGORY_COLORS.values()))
-    base = alt.Chart(data)
-    bars = base.mark_bar().encode(
-        x=alt.X("value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶",
-                axis=alt.Axis(labelExpr="abs(datum.value)")),
-        y=alt.Y("key:N", sort=alt.SortField("order", order="ascending"), title=None),
-        color=alt.Color("category:N", scale=scale, legend=alt.Legend(orient="bottom")),
-        opacity=alt.condition(alt.datum.status == "both", alt.value(1.0), alt.value(0.45)),
-        tooltip=["model", "token", "rank", "weight", "category", "status", "rank_shift"],
-    )
-    rule = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#333").encode(x="x:Q")
     n_keys = int(data["key"].nunique()) if len(data) else 1
-    return (bars + rule).properties(
-        title="Shared keys are solid, keys only one model has are faded",
-        height=max(120, 18 * n_keys), width="container",
+    return (
+        alt.Chart(data, title="Shared keys solid; keys only one model has in its top-k faded")
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶",
+                    axis=alt.Axis(labelExpr="abs(datum.value)")),
+            y=alt.Y("key:N", sort=alt.SortField("order", order="ascending"), title=None),
+            color=alt.Color("category:N", scale=scale, legend=alt.Legend(orient="bottom")),
+            opacity=alt.condition(alt.datum.status == "both", alt.value(1.0), alt.value(0.4)),
+            tooltip=["model", "token", "rank", "weight", "category", "status", "rank_shift"],
+        )
+        .properties(height=max(120, 16 * n_keys), width=CHART_WIDTH)
     )
 
 
@@ -193,7 +194,7 @@ def summary_chart(summary: pd.DataFrame) -> alt.Chart:
             color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
             tooltip=["model", "metric", alt.Tooltip("value:Q", format=".1%")],
         )
-        .properties(height=max(150, 14 * len(long)), width="container")
+        .properties(height=max(150, 14 * len(long)), width=CHART_WIDTH)
     )
 
 
@@ -519,14 +520,15 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
             status = gr.Markdown(elem_id="compare-status")
             metrics = gr.Markdown(elem_id="compare-metrics")
+            aligned = gr.Dataframe(label="Top-k side by side (one row per surface form; rank_shift = rank A − "
+                                   "rank B, positive when B ranks it higher)",
+                                   elem_id="compare-aligned", interactive=False, wrap=True)
             with gr.Row():
-                aligned = gr.Dataframe(label="Top-k side by side (rank_shift = rank A − rank B)",
-                                       elem_id="compare-aligned", interactive=False, wrap=True)
                 chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
-            with gr.Row():
                 sides = gr.Dataframe(label="Stats and leakage", elem_id="compare-sides", interactive=False)
-                morphs = gr.Dataframe(label="Per Kiwi morpheme: weight mass and top tokens each model puts there",
-                                      elem_id="compare-morphemes", interactive=False, wrap=True)
+            morphs = gr.Dataframe(label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
+                                  "puts there (through each token's source position)",
+                                  elem_id="compare-morphemes", interactive=False, wrap=True)
             download = gr.File(label="CSV", interactive=False, elem_id="compare-csv")
         with gr.Tab("Query set", id="compare-set", elem_id="compare-set-tab"):
             with gr.Row():
