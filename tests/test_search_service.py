@@ -441,3 +441,24 @@ def test_cli_index_reports_counts_and_errors(cli, jsonl_corpus, tiny_model_dir):
     assert report["pruned_documents"] == len(DOCS) and report["avg_sparse_tokens"] == svc.DEFAULT_DOC_TOP_K
     bad = _run(cli, "search", "--corpus", "/nonexistent/corpus.jsonl", "--method", "bm25", "--json", "x")
     assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ----------------------------------------------------------------------------- tab handlers
+def test_tab_handlers_upload_search_and_fallback(app_context, jsonl_corpus, monkeypatch):
+    from sparse_demo.ui import search as tab
+
+    up = tab.load_upload(app_context, str(jsonl_corpus))
+    assert up.corpus is not None and "6 documents" in up.status
+    assert tab.load_upload(app_context, str(jsonl_corpus.with_suffix(".xml"))).status.startswith("⛔")
+    monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{closed_port()}")
+    session = svc.SearchSession()
+    r = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, "missing",
+                       backend="opensearch", method="bm25", top_k=3)
+    assert r.table["id"].tolist()[0] == "law-001", r.status
+    assert "not reachable" in r.status and "in-memory" in r.status  # fell back, said so, no crash
+    assert r.outcome.backend == "memory" and "<mark" in r.passage
+    assert tab.backend_note("opensearch").startswith("⚠️")
+    err = tab.run_search(app_context, session, "x", tab.UPLOAD_LABEL, None, "tiny-a")
+    assert err.status.startswith("⛔") and "Upload a corpus" in err.status
+    bad_model = tab.run_search(app_context, session, "전세", tab.UPLOAD_LABEL, up.corpus, "missing", method="sparse")
+    assert bad_model.status.startswith("⛔") and "local model folder" in bad_model.status
