@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model, register_cached_local_model
-from sparse_demo.ui import compare, explore, finetune
+from sparse_demo.ui import compare, explore, finetune, search
 from sparse_demo.ui.common import AppContext, message
 
 logger = logging.getLogger("sparse_demo.app")
@@ -84,6 +84,8 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             explore.build_tab(ctx, visitor_models)
         with gr.Tab("Compare", elem_id="tab-compare"):
             compare.build_tab(ctx, visitor_models)
+        with gr.Tab("Search", elem_id="tab-search"):
+            search.build_tab(ctx, visitor_models)
         with gr.Tab("Fine-tune", elem_id="tab-finetune"):
             finetune.build_tab(ctx, visitor_models)
         pickers = _model_dropdowns(demo)

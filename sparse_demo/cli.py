@@ -103,9 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_encode_parser(sub)
     from .compare import add_compare_parser
+    from .search_cli import add_index_parser, add_search_parser
     from .train import add_finetune_parser
 
     add_compare_parser(sub)
+    add_index_parser(sub)
+    add_search_parser(sub)
     add_finetune_parser(sub)
     return parser
 
