@@ -56,7 +56,7 @@ def test_short_training_run_produces_a_private_model(app_context, tmp_path):
     ("name", "content", "match"),
     [
         ("p.jsonl", "당뇨".encode("cp949"), "UTF-8"),
-        ("p.csv", "question,answer\na,b\n".encode(), "query"),
+        ("p.csv", b"question,answer\na,b\n", "query"),
         ("p.pdf", b"%PDF-1.4", "csv"),
     ],
 )
