@@ -8,7 +8,7 @@ SLOW_MS = 300_000
 
 
 def _open_compare(page) -> None:
-    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     page.locator("#compare-query textarea").wait_for()
 
 
@@ -34,7 +34,7 @@ def test_compare_one_query_in_browser(page):
 
 def test_compare_query_set_then_pick_a_row_in_browser(page):
     _open_compare(page)
-    page.get_by_role("tab", name="Query set").click()
+    page.get_by_role("tab", name="Query set", exact=True).click()
     page.locator("#compare-set-text textarea").fill("당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증")
     page.locator("#compare-set-run").click()
     page.locator("#compare-set-status").get_by_text("3 queries").wait_for(timeout=SLOW_MS)
