@@ -496,7 +496,10 @@ def aligned_frame(rows: Sequence[AlignedRow], top_k: int) -> pd.DataFrame:
             note = (f"A: rank {r.beyond_rank_a} (past its top-{top_k})" if r.beyond_rank_a
                     else "A: not among its analysed tokens")
         records.append({**asdict(r), "category": r.category, "note": note})
-    return pd.DataFrame(records, columns=ALIGNED_COLUMNS)
+    frame = pd.DataFrame(records, columns=ALIGNED_COLUMNS)
+    for col in ("rank_a", "rank_b", "rank_shift"):  # integers with gaps, not floats
+        frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+    return frame
 
 
 @dataclass
@@ -899,7 +902,8 @@ def run_compare(args: argparse.Namespace, *, registry=None, out: TextIO | None =
     as_json = bool(getattr(args, "json", False))
     try:
         if len(models) < 2:
-            raise ValueError("give two models: --model-a A --model-b B (or --model repeated)")
+            same = " (the ones given name the same model)" if getattr(args, "model_a", None) else ""
+            raise ValueError(f"give two different models: --model-a A --model-b B (or --model repeated){same}")
         if top_k < 1:
             raise ValueError(f"--top-k must be >= 1, got {top_k}")
         if not 0 < rbo_p < 1:
@@ -990,7 +994,7 @@ def format_comparison(c: QueryComparison) -> str:
         )
     lines += [f"note: {n}" for n in c.notes]
     frame = c.to_frame()[["rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b", "rank_shift", "status"]]
-    lines.append(frame.to_string(index=False, na_rep="-"))
+    lines.append(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
     return "\n".join(lines) + "\n"
 
 

@@ -472,7 +472,7 @@ def test_cli_table_and_set_mode(ctx, tmp_path):
 @pytest.mark.parametrize(
     "argv, expect",
     [
-        (["--model-a", "tiny-a", "당뇨병"], "two models"),
+        (["--model-a", "tiny-a", "당뇨병"], "two different models"),
         (["--model-a", "tiny-a", "--model-b", "tiny-b"], "TEXT"),
         (["--model-a", "tiny-a", "--model-b", "tiny-b", "   "], "empty"),
         (["--model-a", "tiny-a", "--model-b", "missing", "당뇨병"], "comparing needs two"),
