@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--bm25-negatives", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for needed in (SHARED_DATA_DIR / "kobest_boolq", SHARED_DATA_DIR / "korsts", TOKENIZER_DIR):
@@ -83,6 +84,7 @@ def main() -> int:
         bm25_negatives=args.bm25_negatives,
         out_path=out,
         log_every=10,
+        num_threads=args.threads,
     )
 
     def progress(info: dict) -> None:

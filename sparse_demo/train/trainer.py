@@ -1215,6 +1215,7 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--bm25-negatives", action="store_true", help="mine BM25 hard negatives")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 helps on a busy machine)")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
     p.set_defaults(func=run_finetune)
     return p
@@ -1229,6 +1230,7 @@ def run_finetune(args: argparse.Namespace, progress: ProgressFn | None = None) -
         "bf16": getattr(args, "bf16", "auto"),
         "seed": getattr(args, "seed", 0),
         "out_path": args.out,
+        "num_threads": getattr(args, "threads", None),
     }
     for arg, name in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("time_limit", "time_limit_s"), ("max_steps", "max_steps"), ("max_length", "max_length")):
