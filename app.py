@@ -87,7 +87,7 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
         with gr.Tab("Search", elem_id="tab-search"):
             search.build_tab(ctx, visitor_models)
         with gr.Tab("Fine-tune", elem_id="tab-finetune"):
-            finetune.build_tab(ctx, visitor_models)
+            trained = finetune.build_tab(ctx, visitor_models)
         pickers = _model_dropdowns(demo)
 
         def refresh_pickers(vm):
@@ -101,7 +101,7 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             return build_local(ctx, progress)
 
         local.click(on_local, None, banner).then(refresh_pickers, visitor_models, pickers)
-        visitor_models.change(refresh_pickers, visitor_models, pickers)
+        trained.then(refresh_pickers, visitor_models, pickers)
     return demo
 
 

@@ -252,8 +252,11 @@ def _describe(ev: dict) -> str:
 
 
 # ---------------------------------------------------------------------- widgets
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Fine-tune tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State):
+    """Widgets of the Fine-tune tab (call inside ``with gr.Tab(...)``).
+
+    Returns the training event, so the app can chain a refresh of every model picker to it.
+    """
     gr.Markdown(
         "Upload (query, positive[, negative][, teacher_score]) pairs as csv, tsv or jsonl, or leave it empty to use "
         "the bundled sample pairs. `new-small` trains a small model from scratch (CPU, offline, minutes); a preset, "
@@ -291,7 +294,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         stop = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
     status = gr.Markdown(elem_id="ft-status")
     curves = gr.Plot(label="Training curves", elem_id="ft-curves")
-    metrics = gr.Dataframe(label="Held-out retrieval before / after", interactive=False, elem_id="ft-metrics")
+    metrics = gr.Dataframe(pd.DataFrame(columns=["when", "system", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]),
+                           label="Held-out retrieval before / after", interactive=False, elem_id="ft-metrics")
     expansions = gr.Markdown(elem_id="ft-expansions")
     download = gr.File(label="Model folder (zip)", interactive=False, elem_id="ft-zip")
     cancel_state = gr.State(None)
@@ -315,7 +319,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         finally:
             _CANCELS.pop(token, None)
 
-    start.click(
+    event = start.click(
         on_start,
         [pairs_file, eval_file, base, size, tokenizer, epochs, batch, lr, time_limit, lam, stop_pen, idf_alpha,
          special_pen, bm25_neg, visitor_models],
@@ -331,3 +335,4 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return message("Cancelling after the current step…", "warning")
 
     stop.click(on_cancel, cancel_state, status, queue=False)
+    return event
