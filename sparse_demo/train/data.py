@@ -84,19 +84,19 @@ class PairsReport:
 
     def summary(self) -> str:
         """One line for the UI, e.g. ``412 pairs kept of 415 rows (2 empty skipped, 1 duplicate)``."""
-        parts = [f"{self.kept} pairs kept of {self.rows_read} rows"]
+        text = f"{self.kept} pairs kept of {self.rows_read} rows"
         notes = []
         if self.empty_rows:
             notes.append(f"{self.empty_rows} empty skipped")
         if self.duplicates:
             notes.append(f"{self.duplicates} duplicate{'s' if self.duplicates != 1 else ''} removed")
         if notes:
-            parts.append(f"({', '.join(notes)})")
+            text += f" ({', '.join(notes)})"
         if self.with_negative:
-            parts.append(f"; {self.with_negative} with negatives")
+            text += f"; {self.with_negative} with negatives"
         if self.with_teacher_score:
-            parts.append(f"; {self.with_teacher_score} with teacher scores")
-        return " ".join(parts)
+            text += f"; {self.with_teacher_score} with teacher scores"
+        return text
 
 
 @dataclass
