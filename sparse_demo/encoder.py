@@ -111,17 +111,21 @@ class Encoding:
 
 
 def pool_logits(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The card's formula on full logits (differentiable; used for training small models).
+    """The card's formula on full logits (differentiable; used to train small models).
+
+    ``max_t log(1 + relu(logits[:, t])) * mask[:, t]``, computed as ``log(1 + relu(max_t
+    masked logits))``: the activation is monotone and every weight is >= 0, so values and
+    gradients are the card's while one ``[batch, length, vocab]`` tensor fewer is allocated.
 
     Args:
         logits: ``[batch, length, vocab]`` MLM logits.
         attention_mask: ``[batch, length]``, 1 for real tokens.
 
     Returns:
-        ``[batch, vocab]`` = ``max_t log(1 + relu(logits)) * mask``.
+        ``[batch, vocab]`` sparse vectors.
     """
-    values = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
-    return values.max(dim=1).values
+    masked = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
+    return torch.log1p(torch.relu(masked.max(dim=1).values))
 
 
 #: Narrowest vocabulary tile: wide enough for an efficient matrix product.

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from sparse_demo.encoder import pool_logits as sparse_pool
 from sparse_demo.evaluation import (
     RetrievalMetrics,
     hybrid_score_matrix,
@@ -465,17 +466,6 @@ def _build_model(config: TrainConfig, train_pairs: Sequence[Pair], work_dir: Pat
 
 
 # ---------------------------------------------------------------------- encoding helpers
-def sparse_pool(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """``max_t log(1 + relu(logits)) * mask`` (= :func:`sparse_demo.encoder.pool_logits`).
-
-    The max is taken over masked raw logits and the activation applied once: the activation is
-    monotone, so values and gradients equal the card's formula while one ``[B, L, V]`` tensor
-    fewer is allocated.
-    """
-    masked = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
-    return torch.log1p(torch.relu(masked.max(dim=1).values))
-
-
 def _pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
