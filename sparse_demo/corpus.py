@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sparse_demo.textio import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -140,23 +140,10 @@ def _check_unique(docs: list[Document] | list[Query], name: str) -> None:
 # --- JSON Lines ----------------------------------------------------------------------------
 
 
-def _jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{name} line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"{name} line {lineno}: expected a JSON object, got {type(obj).__name__}")  # noqa: TRY004 - user data: ValueError by design
-        yield lineno, obj
-
-
 def parse_jsonl_documents(text: str, name: str = "corpus.jsonl") -> list[Document]:
     """Documents from JSON Lines text (``id``/``_id``, ``text``, optional ``title``)."""
     docs = []
-    for lineno, obj in _jsonl_records(text, name):
+    for lineno, obj in iter_jsonl(text, name):
         where = f"{name} line {lineno}"
         key = "id" if "id" in obj else "_id" if "_id" in obj else None
         if key is None:
@@ -186,7 +173,7 @@ def load_jsonl(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpu
 def parse_jsonl_queries(text: str, name: str = "queries.jsonl") -> list[Query]:
     """Queries from JSON Lines text (``_id``/``id`` and ``text``)."""
     queries = []
-    for lineno, obj in _jsonl_records(text, name):
+    for lineno, obj in iter_jsonl(text, name):
         where = f"{name} line {lineno}"
         key = "_id" if "_id" in obj else "id" if "id" in obj else None
         if key is None or "text" not in obj:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 #: Largest accepted query text, in characters (longer texts are truncated by the encoder
 #: anyway; this only guards against pasting a whole book).
@@ -97,6 +99,25 @@ def _from_table(text: str, delimiter: str, name: str) -> list[str]:
     return [r[col].strip() for r in body if len(r) > col]
 
 
+def iter_jsonl(text: str, name: str, *, objects_only: bool = True) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of JSON Lines text.
+
+    Raises:
+        ValueError: ``"<name> line N is not valid JSON: ..."``, or (with ``objects_only``)
+            ``"<name> line N: expected a JSON object, got ..."``.
+    """
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} line {lineno} is not valid JSON: {exc.msg}") from None
+        if objects_only and not isinstance(value, dict):
+            raise ValueError(f"{name} line {lineno}: expected a JSON object, got {type(value).__name__}")
+        yield lineno, value
+
+
 def _from_jsonl(text: str, name: str) -> list[str]:
     stripped = text.strip()
     if stripped.startswith("["):
@@ -105,14 +126,7 @@ def _from_jsonl(text: str, name: str) -> list[str]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{name}: invalid JSON ({exc.msg}, line {exc.lineno}).") from exc
     else:
-        items = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{name}: line {lineno} is not valid JSON ({exc.msg}).") from exc
+        items = [value for _, value in iter_jsonl(text, name, objects_only=False)]
     out = []
     for i, item in enumerate(items, start=1):
         if isinstance(item, str):

@@ -90,7 +90,7 @@ def test_sample_corpus_if_present():
         ("c.csv", "", "empty"),
         ("c.jsonl", b"\xff\xfe\x00bad", "not UTF-8"),
         ("c.csv", b"id,text\n" + "가".encode("euc-kr") + b"\n", "not UTF-8"),
-        ("c.jsonl", '{"id": "a", "text": "x"}\n{"id": "b", "text": \n', "line 2: not valid JSON"),
+        ("c.jsonl", '{"id": "a", "text": "x"}\n{"id": "b", "text": \n', "line 2 is not valid JSON"),
         ("c.jsonl", '["a", "b"]\n', "expected a JSON object"),
         ("c.jsonl", '{"text": "x"}\n', "missing 'id'"),
         ("c.jsonl", '{"id": "a"}\n', "missing 'text'"),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -25,6 +24,8 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sparse_demo.textio import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -168,15 +169,7 @@ def _rows(text: str, fmt: str, name: str) -> Iterator[tuple[int, dict]]:
     if fmt == "jsonl":
         seen_columns: set[str] = set()
         checked = False
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"'{name}' line {lineno} is not valid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"'{name}' line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        for lineno, obj in iter_jsonl(text, f"'{name}'"):
             seen_columns.update(obj)
             if not checked:
                 _check_columns(list(obj), name)
