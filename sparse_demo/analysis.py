@@ -38,6 +38,7 @@ _MORPHEME_LABEL_CHARS = 24
 
 # Token categories depend only on (vocabulary, stopword rule): cache them per encoder.
 _CATEGORY_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_UNKNOWN = 255
 
 
 def classify_token(raw: str, token_id: int, special_ids: frozenset[int], rule: StopwordRule) -> Category:
@@ -134,7 +135,10 @@ def leakage_report(
     order = np.argsort(-w, kind="stable")
     cats = np.asarray(categories, dtype=object)[order] if len(categories) else np.array([], dtype=object)
     w = w[order]
-    names = [tokens[i] for i in order] if tokens is not None else [""] * len(order)
+
+    def name(rank: int) -> str:  # only the few listed tokens are looked up
+        return tokens[order[rank]] if tokens is not None else ""
+
     total = float(w.sum())
     stop = cats == "stopword"
     special = cats == "special"
@@ -150,8 +154,8 @@ def leakage_report(
         stopword_topk_ratio=float(stop[:k].sum() / k) if k else 0.0,
         special_topk_ratio=float(special[:k].sum() / k) if k else 0.0,
         first_stopword_rank=int(stop_ranks[0]) + 1 if stop_ranks.size else None,
-        stopword_tokens=tuple(names[i] for i in stop_ranks[:k] if i < k),
-        special_tokens=tuple(names[i] for i in np.flatnonzero(special)),
+        stopword_tokens=tuple(name(i) for i in stop_ranks[:k] if i < k),
+        special_tokens=tuple(name(i) for i in np.flatnonzero(special)),
     )
 
 
@@ -200,16 +204,21 @@ class Analyzer:
         self.encoder = encoder
         self.rule = rule or StopwordRule()
         per_encoder = _CATEGORY_CACHE.setdefault(encoder, {})
-        self._categories: dict[int, Category] = per_encoder.setdefault(
-            (self.rule.words, self.rule.use_pos_rule), {}
-        )
+        key = (self.rule.words, self.rule.use_pos_rule)
+        if key not in per_encoder:  # one code per vocabulary id, filled in as ids show up
+            per_encoder[key] = np.full(encoder.vocab_size, _UNKNOWN, dtype=np.uint8)
+        self._codes: np.ndarray = per_encoder[key]
 
     def category(self, token_id: int) -> Category:
-        cat = self._categories.get(token_id)
-        if cat is None:
-            cat = classify_token(self.encoder.id_to_token(token_id), token_id, self.encoder.special_ids, self.rule)
-            self._categories[token_id] = cat
-        return cat
+        return CATEGORIES[int(self.categories(np.array([token_id]))[0])]
+
+    def categories(self, token_ids: np.ndarray) -> np.ndarray:
+        """Category codes (indexes into :data:`CATEGORIES`) of many ids, classifying new ids once."""
+        codes = self._codes[token_ids]
+        for tid in np.unique(token_ids[codes == _UNKNOWN]).tolist():
+            raw = self.encoder.id_to_token(tid)
+            self._codes[tid] = CATEGORIES.index(classify_token(raw, tid, self.encoder.special_ids, self.rule))
+        return self._codes[token_ids]
 
     def analyze(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, *, batch_size: int = 32,
                 progress: Callable[[int, int], None] | None = None) -> list[QueryAnalysis]:
@@ -220,7 +229,8 @@ class Analyzer:
         vec = enc.vector
         input_ids = set(enc.input_ids)
         morphs = morphemes(enc.text)
-        cats: list[str] = [self.category(int(t)) for t in vec.token_ids]
+        codes = self.categories(vec.token_ids)
+        cats = np.asarray(CATEGORIES, dtype=object)[codes]
         rows = []
         n_rows = max(top_k, MIN_ROWS)
         triples = zip(vec.token_ids[:n_rows], vec.weights[:n_rows], vec.positions[:n_rows])
@@ -257,14 +267,25 @@ class Analyzer:
             encoding=enc,
             rows=rows,
             stats=vector_stats(vec.weights, top_k),
-            leakage=leakage_report(vec.weights, cats, self._readable(vec.token_ids), top_k),
+            leakage=leakage_report(vec.weights, cats, _ReadableTokens(self.encoder, vec.token_ids), top_k),
             model=self.encoder.name,
             notes=notes,
         )
 
 
-    def _readable(self, ids: np.ndarray) -> list[str]:
-        return [strip_marker(raw) or raw for raw in map(self.encoder.id_to_token, map(int, ids))]
+
+class _ReadableTokens:
+    """Readable token strings of a vector's ids, looked up only when indexed."""
+
+    def __init__(self, encoder: SpladeEncoder, ids: np.ndarray) -> None:
+        self.encoder, self.ids = encoder, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> str:
+        raw = self.encoder.id_to_token(int(self.ids[i]))
+        return strip_marker(raw) or raw
 
 
 def _short(label: str) -> str:

@@ -8,6 +8,7 @@ Environment variables (all optional):
 - ``SPARSE_DEMO_DEFAULT_MODEL``: the preset selected at start.
 - ``SPARSE_DEMO_DEVICE``: ``auto`` (default), ``cpu`` or ``cuda``.
 - ``SPARSE_DEMO_MAX_LENGTH``: tokens per text (default 192).
+- ``SPARSE_DEMO_PRECISION``: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``.
 - ``SPARSE_DEMO_STOPWORDS``: path to a stopword list replacing the bundled one.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .encoder import DEFAULT_MAX_LENGTH
+from .encoder import DEFAULT_MAX_LENGTH, PRECISIONS
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_PRESETS_PATH = ASSETS_DIR / "models.json"
@@ -46,6 +47,7 @@ class Settings:
     default_model: str
     device: str = "auto"
     max_length: int = DEFAULT_MAX_LENGTH
+    precision: str = "auto"
     stopwords_path: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -111,11 +113,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_length = int(env.get("SPARSE_DEMO_MAX_LENGTH", DEFAULT_MAX_LENGTH))
     except ValueError as exc:
         raise ValueError("SPARSE_DEMO_MAX_LENGTH must be an integer") from exc
+    precision = env.get("SPARSE_DEMO_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise ValueError(f"SPARSE_DEMO_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     stop = env.get("SPARSE_DEMO_STOPWORDS")
     return Settings(
         presets=tuple(merged),
         default_model=default,
         device=env.get("SPARSE_DEMO_DEVICE", "auto"),
         max_length=max_length,
+        precision=precision,
         stopwords_path=Path(stop) if stop else None,
     )

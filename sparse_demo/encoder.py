@@ -37,6 +37,9 @@ DEFAULT_CHUNK_ELEMENTS = 2**24
 MAX_TEXT_CHARS = 100_000
 
 ProgressFn = Callable[[int, int], None]
+#: ``auto``: float32 on CPU (exact), float16 on CUDA. ``bf16``: bfloat16 autocast (about 2x
+#: faster on CPUs with avx512_bf16/AMX; weights differ from float32 by ~1e-2). ``fp32``: exact.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ModelLoadError(RuntimeError):
@@ -144,10 +147,10 @@ def max_pool_projection(
     """Max over positions of ``hidden @ weight.T + bias`` without holding all the logits.
 
     The vocabulary is processed in tiles and, when ``batch * length`` is large, the positions
-    in chunks with a running max: at most ``chunk_elements`` logits exist at once. Tiling the
-    vocabulary keeps each weight tile in cache while every position is multiplied by it (one
-    large matrix product per tile), instead of streaming the whole projection matrix from
-    memory once per position chunk.
+    in chunks with a running max: at most ``chunk_elements`` logits exist at once. Each tile is
+    one large matrix product ``weight_tile @ hidden.T`` laid out ``[tile, batch, positions]``,
+    so the max over positions reads contiguous memory and the weight tile stays in cache,
+    instead of streaming the whole projection matrix once per position chunk.
 
     Args:
         hidden: ``[batch, length, hidden]`` inputs of the vocabulary projection.
@@ -160,13 +163,13 @@ def max_pool_projection(
         ``max_logits`` is ``-inf`` where a row has no real position. Ties go to the earliest
         position, like ``torch.max``.
     """
-    batch, length, _ = hidden.shape
+    batch, length, width = hidden.shape
     vocab = weight.shape[0]
     min_tile = min(vocab, MIN_VOCAB_TILE)
     chunk = max(1, min(length, chunk_elements // max(1, batch * min_tile)))
     tile = max(min_tile, min(vocab, chunk_elements // max(1, batch * chunk)))
-    best = torch.full((batch, vocab), -math.inf, dtype=torch.float32, device=hidden.device)
-    best_pos = torch.zeros((batch, vocab), dtype=torch.int64, device=hidden.device)
+    best = torch.full((vocab, batch), -math.inf, dtype=torch.float32, device=hidden.device)
+    best_pos = torch.zeros((vocab, batch), dtype=torch.int64, device=hidden.device)
     valid = attention_mask.to(torch.bool)
     first = True
     for start in range(0, length, chunk):
@@ -174,24 +177,27 @@ def max_pool_projection(
         part_valid = valid[:, start:stop]
         if not bool(part_valid.any()):
             continue  # pure padding (inputs are sorted by length, so this is the tail)
-        pad = None if bool(part_valid.all()) else ~part_valid[:, :, None]
-        h = hidden[:, start:stop]
+        pad = None if bool(part_valid.all()) else ~part_valid[None]
+        flat_t = hidden[:, start:stop].reshape(-1, width).T  # [hidden, batch * positions]
         for v0 in range(0, vocab, tile):
             v1 = min(vocab, v0 + tile)
-            logits = nn.functional.linear(h, weight[v0:v1], None if bias is None else bias[v0:v1])
+            logits = weight[v0:v1] @ flat_t
+            if bias is not None:
+                logits += bias[v0:v1, None]
+            logits = logits.view(v1 - v0, batch, stop - start)
             if pad is not None:
                 logits.masked_fill_(pad, -math.inf)
-            values, index = logits.max(dim=1)
+            values, index = logits.max(dim=2)
             values = values.float()
             if first:
-                best[:, v0:v1] = values
-                best_pos[:, v0:v1] = index + start
+                best[v0:v1] = values
+                best_pos[v0:v1] = index + start
             else:
-                better = values > best[:, v0:v1]  # strict: the earliest position wins ties
-                best[:, v0:v1] = torch.where(better, values, best[:, v0:v1])
-                best_pos[:, v0:v1] = torch.where(better, index + start, best_pos[:, v0:v1])
+                better = values > best[v0:v1]  # strict: the earliest position wins ties
+                best[v0:v1] = torch.where(better, values, best[v0:v1])
+                best_pos[v0:v1] = torch.where(better, index + start, best_pos[v0:v1])
         first = False
-    return best, best_pos
+    return best.T, best_pos.T
 
 
 def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
@@ -280,9 +286,13 @@ class SpladeEncoder:
         max_length: int = DEFAULT_MAX_LENGTH,
         drop_special: bool = True,
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+        precision: str = "auto",
     ) -> None:
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2, got {max_length}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -309,6 +319,7 @@ class SpladeEncoder:
         max_length: int = DEFAULT_MAX_LENGTH,
         name: str | None = None,
         drop_special: bool = True,
+        precision: str = "auto",
     ) -> SpladeEncoder:
         """Load a checkpoint from a local folder or a Hub id (safetensors only, no remote code).
 
@@ -320,6 +331,8 @@ class SpladeEncoder:
             max_length: tokens per text (longer texts are truncated; the encoding says so).
             name: a display name (defaults to ``source``).
             drop_special: drop special tokens from :meth:`search_vector`.
+            precision: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``
+                (bfloat16 autocast: faster on CPUs with bf16 units, weights within ~1e-2).
 
         Raises:
             ModelLoadError: with a reason a user can act on.
@@ -327,6 +340,8 @@ class SpladeEncoder:
         from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
         target = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not source or not str(source).strip():
             raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
         if Path(source).expanduser().is_file():
@@ -353,7 +368,7 @@ class SpladeEncoder:
                     source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
                 )
             tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-            dtype = torch.float16 if target.type == "cuda" else torch.float32
+            dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
             model = AutoModelForMaskedLM.from_pretrained(
                 src, config=config, use_safetensors=True, dtype=dtype, **kwargs
             )
@@ -372,7 +387,8 @@ class SpladeEncoder:
             raise ModelLoadError(source, _explain_load_error(source, exc), name) from exc
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
-        return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special)
+        return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special,
+                   precision=precision)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -466,7 +482,8 @@ class SpladeEncoder:
 
     def _pool_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         device = self.device
-        with self._lock, torch.inference_mode(), self._projection_detached():
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with self._lock, torch.inference_mode(), self._projection_detached(), autocast:
             try:
                 out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
             except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only

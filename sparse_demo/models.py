@@ -101,6 +101,7 @@ class ModelRegistry:
                     device=self.settings.device,
                     max_length=self.settings.max_length,
                     name=preset.name,
+                    precision=self.settings.precision,
                 )
             except ModelLoadError as exc:
                 with self._lock:

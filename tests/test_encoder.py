@@ -152,3 +152,15 @@ def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
     xlmr_tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="ForMaskedLM"):
         SpladeEncoder.load(str(tmp_path))
+
+
+def test_bf16_precision_is_close_to_fp32(tiny_model_dir):
+    exact = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="fp32")
+    fast = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="bf16")
+    for a, b in zip(exact.encode(TEXTS[:3]), fast.encode(TEXTS[:3])):
+        da, db = dense(a.vector, exact.vocab_size), dense(b.vector, exact.vocab_size)
+        assert np.abs(da - db).max() < 0.05
+        top_a, top_b = set(a.vector.token_ids[:20].tolist()), set(b.vector.token_ids[:20].tolist())
+        assert len(top_a & top_b) >= 10
+    with pytest.raises(ValueError, match="precision"):
+        SpladeEncoder.load(str(tiny_model_dir), precision="fp8")
