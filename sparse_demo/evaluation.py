@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from sparse_demo.index.fusion import MINMAX_MIN_SCORE, MINMAX_SINGLE_SCORE, minmax_normalize
+
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
 
@@ -131,9 +133,11 @@ def minmax_hybrid(
 ) -> list[tuple[Hashable, float]]:
     """Fuse two legs' candidate scores like OpenSearch's normalization processor.
 
-    Each leg is min-max normalised over its own candidates, ``(s - min) / (max - min)``
-    (all candidates get 1.0 when ``max == min``); a document missing from a leg scores 0 in
-    that leg; the fused score is ``weight_a * a + (1 - weight_a) * b``.
+    Each leg is min-max normalised over its own candidates with
+    :func:`sparse_demo.index.fusion.minmax_normalize` (``(s - min) / (max - min)``, the
+    minimum mapped to 0.001 as OpenSearch does, all 1.0 when ``max == min``); a document
+    missing from a leg scores 0 in that leg; the fused score is
+    ``weight_a * a + (1 - weight_a) * b``. The Search tab fuses with the same normalisation.
 
     Args:
         scores_a: ``{doc: score}`` of leg A's candidates (e.g. the sparse model's top 100).
@@ -145,17 +149,13 @@ def minmax_hybrid(
 
     Example:
         >>> minmax_hybrid({"a": 3.0, "b": 1.0}, {"b": 10.0, "c": 5.0}, 0.5)
-        [('b', 0.5), ('a', 0.5), ('c', 0.0)]
+        [('b', 0.5005), ('a', 0.5), ('c', 0.0005)]
     """
     if not 0.0 <= weight_a <= 1.0:
         raise ValueError(f"weight_a must be in [0, 1], got {weight_a}")
 
     def norm(scores: Mapping[Hashable, float]) -> dict[Hashable, float]:
-        if not scores:
-            return {}
-        lo, hi = min(scores.values()), max(scores.values())
-        span = hi - lo
-        return {d: (s - lo) / span if span > 0 else 1.0 for d, s in scores.items()}
+        return dict(zip(scores, minmax_normalize(list(scores.values()))))
 
     na, nb = norm(scores_a), norm(scores_b)
     order = list(dict.fromkeys([*scores_b.keys(), *scores_a.keys()]))
@@ -186,7 +186,8 @@ def hybrid_score_matrix(
         vals = np.take_along_axis(scores, top, axis=1)
         lo, hi = vals.min(axis=1, keepdims=True), vals.max(axis=1, keepdims=True)
         span = hi - lo
-        normed = np.where(span > 0, (vals - lo) / np.where(span > 0, span, 1.0), 1.0)
+        normed = np.where(span > 0, (vals - lo) / np.where(span > 0, span, 1.0), MINMAX_SINGLE_SCORE)
+        normed = np.where(normed == 0.0, MINMAX_MIN_SCORE, normed)  # as minmax_normalize
         full = np.zeros_like(scores)
         cand = np.zeros(scores.shape, dtype=bool)
         np.put_along_axis(full, top, normed, axis=1)

@@ -57,8 +57,9 @@ def test_minmax_hybrid_by_hand():
     a = {"d1": 10.0, "d2": 6.0, "d3": 2.0}
     b = {"d2": 4.0, "d4": 3.0, "d1": 1.0}
     fused = dict(minmax_hybrid(a, b, 0.3))
-    # a normalised: d1 1, d2 0.5, d3 0; b normalised: d2 1, d4 2/3, d1 0
-    expected = {"d1": 0.3 * 1 + 0.7 * 0, "d2": 0.3 * 0.5 + 0.7 * 1, "d3": 0.0, "d4": 0.7 * 2 / 3}
+    # a normalised: d1 1, d2 0.5, d3 0.001 (OpenSearch floors a leg's minimum at 0.001);
+    # b normalised: d2 1, d4 2/3, d1 0.001
+    expected = {"d1": 0.3 * 1 + 0.7 * 0.001, "d2": 0.3 * 0.5 + 0.7 * 1, "d3": 0.3 * 0.001, "d4": 0.7 * 2 / 3}
     assert fused == pytest.approx(expected)
     assert [d for d, _ in minmax_hybrid(a, b, 0.3)] == ["d2", "d4", "d1", "d3"]
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
