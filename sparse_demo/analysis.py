@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .encoder import Encoding, SpladeEncoder
-from .korean import StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
+from .korean import CONTENT_TAG_PREFIXES, StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
 
 Category = Literal["content", "stopword", "special", "punctuation"]
 CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation")
@@ -169,6 +169,8 @@ class QueryAnalysis:
     leakage: LeakageReport
     model: str = ""
     notes: list[str] = field(default_factory=list)
+    #: category of every active dimension, aligned with ``encoding.vector`` (rows hold the top only)
+    categories: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
 
     def top(self, k: int) -> list[TokenRow]:
         return self.rows[:k]
@@ -231,6 +233,7 @@ class Analyzer:
         morphs = morphemes(enc.text)
         codes = self.categories(vec.token_ids)
         cats = np.asarray(CATEGORIES, dtype=object)[codes]
+        self._apply_context(enc, morphs, input_ids, cats)
         rows = []
         n_rows = max(top_k, MIN_ROWS)
         triples = zip(vec.token_ids[:n_rows], vec.weights[:n_rows], vec.positions[:n_rows])
@@ -270,8 +273,27 @@ class Analyzer:
             leakage=leakage_report(vec.weights, cats, _ReadableTokens(self.encoder, vec.token_ids), top_k),
             model=self.encoder.name,
             notes=notes,
+            categories=cats,
         )
 
+
+    def _apply_context(self, enc: Encoding, morphs: list, input_ids: set[int], cats: np.ndarray) -> None:
+        """Undo the POS rule for input subwords that sit inside content morphemes.
+
+        Kiwi sees a lone fragment such as ``뇨`` (of ``당뇨병``) as an ending; in the query it is
+        part of a noun. A token that is a stopword only by the POS rule (not by the list) and
+        whose every occurrence in the input lies inside a content morpheme counts as content
+        for this query.
+        """
+        vec = enc.vector
+        for i in np.flatnonzero(cats == "stopword"):
+            tid = int(vec.token_ids[i])
+            if tid not in input_ids or self.rule.in_list(self.encoder.id_to_token(tid)):
+                continue
+            spans = [enc.offsets[p] for p, t in enumerate(enc.input_ids) if t == tid and p < len(enc.offsets)]
+            found = [morpheme_at(morphs, s_, e_) for s_, e_ in spans if e_ > s_]
+            if found and all(m is not None and m.tag.startswith(CONTENT_TAG_PREFIXES) for m in found):
+                cats[i] = "content"
 
 
 class _ReadableTokens:

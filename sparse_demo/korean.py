@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_STOPWORDS_PATH = ASSETS_DIR / "stopwords_ko.txt"
 
+#: Kiwi tag prefixes of content morphemes: a subword inside one of these in the input is not a
+#: function word, whatever Kiwi makes of the fragment alone (``뇨`` of ``당뇨병``).
+CONTENT_TAG_PREFIXES: tuple[str, ...] = ("NN", "NR", "NP", "VV", "VA", "MA", "MM", "XR", "SL", "SH", "SN")
 #: Kiwi tag prefixes of function morphemes (particles, endings, suffixes, copulas).
 FUNCTION_TAG_PREFIXES: tuple[str, ...] = ("J", "E", "XS", "VCP", "VCN")
 #: Kiwi tags of content morphemes used for BM25 terms when ``content_only`` is set.
@@ -184,12 +187,16 @@ class StopwordRule:
         self.use_pos_rule = use_pos_rule
 
     def is_stopword(self, token: str) -> bool:
-        surface = unicodedata.normalize("NFC", strip_marker(token))
-        if not surface:
-            return False
-        if surface in self.words or surface.lower() in self.words:
-            return True
-        return self.use_pos_rule and is_function_only(surface)
+        return self.in_list(token) or (self.use_pos_rule and is_function_only(self._surface(token)))
+
+    def in_list(self, token: str) -> bool:
+        """True when the token's surface is in the stopword list (the POS rule aside)."""
+        surface = self._surface(token)
+        return bool(surface) and (surface in self.words or surface.lower() in self.words)
+
+    @staticmethod
+    def _surface(token: str) -> str:
+        return unicodedata.normalize("NFC", strip_marker(token))
 
     def __len__(self) -> int:
         return len(self.words)

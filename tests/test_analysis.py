@@ -16,7 +16,7 @@ from sparse_demo.analysis import (
     vector_stats,
 )
 from sparse_demo.encoder import SpladeEncoder
-from sparse_demo.korean import StopwordRule
+from sparse_demo.korean import StopwordRule, is_punctuation, strip_marker
 
 
 def test_leakage_on_constructed_vector():
@@ -109,11 +109,16 @@ def test_rows_describe_source_positions(analyzer):
         assert row.origin == ("input" if row.id in enc.input_ids else "expansion")
         if row.source_text:
             assert row.morpheme is not None and row.morpheme.split("/")[0] in enc.text
-    # leakage mass equals the independent sum over the vector's own categories
+    # with the list alone (no context-dependent POS rule) the stopword mass is the plain sum of
+    # the weights whose surface is listed
+    rule = StopwordRule(use_pos_rule=False)
+    listed = Analyzer(analyzer.encoder, rule).analyze_encoding(enc, top_k=10)
     vec = enc.vector
-    cats = [analyzer.category(int(t)) for t in vec.token_ids]
-    stop = sum(float(w) for w, c in zip(vec.weights, cats) if c == "stopword")
-    assert a.leakage.stopword_mass == pytest.approx(stop, rel=1e-6)
+    stop = sum(float(w) for t, w in zip(vec.token_ids, vec.weights)
+               if int(t) not in analyzer.encoder.special_ids and rule.in_list(analyzer.encoder.id_to_token(int(t)))
+               and strip_marker(analyzer.encoder.id_to_token(int(t))) and not is_punctuation(
+                   strip_marker(analyzer.encoder.id_to_token(int(t)))))
+    assert listed.leakage.stopword_mass == pytest.approx(stop, rel=1e-6)
     assert a.stats.l1 == pytest.approx(float(np.sum(vec.weights, dtype=np.float64)), rel=1e-9)
 
 
@@ -137,3 +142,19 @@ def test_truncation_note(analyzer):
     a = analyzer.analyze(["당뇨병 " * 400], top_k=5)[0]
     assert a.encoding.truncated and any("truncated" in n for n in a.notes)
     assert math.isfinite(a.stats.l1)
+
+
+def test_pos_rule_does_not_flag_fragments_of_content_words(tiny_model_dir):
+    """뇨 alone looks like an ending to Kiwi; inside 당뇨병 of the query it is part of a noun."""
+    enc = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    analyzer = Analyzer(enc, StopwordRule(frozenset({"수"})))
+    a = analyzer.analyze(["당뇨병 치료"], top_k=5)[0]
+    fragment_ids = [i for i in a.encoding.input_ids if enc.id_to_token(i) == "뇨"]
+    if not fragment_ids:
+        pytest.skip("this tokenizer does not split 당뇨병 into a 뇨 piece")
+    assert StopwordRule(frozenset({"수"})).is_stopword("뇨")  # the POS rule alone says stopword
+    where = np.flatnonzero(a.encoding.vector.token_ids == fragment_ids[0])
+    assert where.size == 1 and a.categories[where[0]] == "content"
+    # a listed stopword stays a stopword even inside the input
+    listed = Analyzer(enc, StopwordRule(frozenset({"뇨"}))).analyze(["당뇨병 치료"], top_k=5)[0]
+    assert listed.categories[where[0]] == "stopword"
