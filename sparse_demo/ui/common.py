@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gradio as gr
 import pandas as pd
 
 from ..analysis import Analyzer
@@ -99,6 +100,37 @@ def load_custom_stopwords(path: str | None) -> frozenset[str] | None:
         return parse_stopwords(Path(path).read_bytes())
     except ValueError as exc:
         raise UserError(f"Stopword file: {exc}") from exc
+
+
+MAX_TOP_K = 500
+
+
+def pct(x: float) -> str:
+    """A ratio as a percentage with one decimal."""
+    return f"{100 * x:.1f}%"
+
+
+def check_top_k(top_k: float) -> int:
+    """``top_k`` as an int in ``[1, MAX_TOP_K]``, else a :class:`UserError`."""
+    k = int(top_k)
+    if not 1 <= k <= MAX_TOP_K:
+        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {k}.")
+    return k
+
+
+def model_picker(ctx: AppContext, prefix: str, label: str = "Model", value: str | None = None,
+                 folder_label: str = "…or a local model folder / Hub id") -> tuple[gr.Dropdown, gr.Textbox]:
+    """A preset dropdown (``#<prefix>-model``) plus a local-folder / Hub-id box that wins when filled.
+
+    ``value`` defaults to the settings' default model (or the first choice).
+    """
+    choices = ctx.model_choices()
+    if value is None:
+        value = ctx.settings.default_model if ctx.settings.default_model in choices else (choices or [None])[0]
+    dropdown = gr.Dropdown(choices=choices, value=value, label=label, elem_id=f"{prefix}-model",
+                           allow_custom_value=False)
+    folder = gr.Textbox(label=folder_label, placeholder="/models/korean-sparse-v26", elem_id=f"{prefix}-folder")
+    return dropdown, folder
 
 
 def message(text: str, kind: str = "info") -> str:

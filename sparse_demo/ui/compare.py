@@ -39,8 +39,11 @@ from .common import (
     EXAMPLE_QUERIES,
     AppContext,
     UserError,
+    check_top_k,
     load_custom_stopwords,
     message,
+    model_picker,
+    pct,
     write_csv,
 )
 from .explore import collect_queries
@@ -95,10 +98,6 @@ class _Loaded:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def sample_queries() -> list[str]:
     """The bundled Korean sample queries, or the example queries when the file is absent/broken."""
     if SAMPLE_QUERIES_PATH.is_file():
@@ -107,13 +106,6 @@ def sample_queries() -> list[str]:
         except (OSError, ValueError) as exc:
             logger.warning("Sample queries unreadable (%s); using the examples", exc)
     return list(EXAMPLE_QUERIES)
-
-
-def _check_top_k(top_k: float) -> int:
-    k = int(top_k)
-    if not 1 <= k <= 500:
-        raise UserError(f"top-k must be between 1 and 500, got {k}.")
-    return k
 
 
 def _load(ctx: AppContext, choice: str | None, folder: str | None,
@@ -214,9 +206,9 @@ def metrics_markdown(c: QueryComparison) -> str:
         f"**Only A** ({c.model_a}): {only_a}",
         f"**Only B** ({c.model_b}): {only_b}",
         f"**Biggest rank shifts** (A rank → B rank): {shift_text}",
-        (f"**Leakage** A vs B: stopword mass {_pct(la.stopword_mass_ratio)} vs {_pct(lb.stopword_mass_ratio)}, "
-         f"special-token mass {_pct(la.special_mass_ratio)} vs {_pct(lb.special_mass_ratio)}, stopword top-k "
-         f"slots {_pct(la.stopword_topk_ratio)} vs {_pct(lb.stopword_topk_ratio)}; active dims "
+        (f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)}, "
+         f"special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, stopword top-k "
+         f"slots {pct(la.stopword_topk_ratio)} vs {pct(lb.stopword_topk_ratio)}; active dims "
          f"{c.side_a.stats.active_dims:,} vs {c.side_b.stats.active_dims:,}"),
     ]
     return "\n\n".join(lines)
@@ -242,7 +234,7 @@ def compare_query(
     """
     try:
         query = clean_query(text)
-        k = _check_top_k(top_k)
+        k = check_top_k(top_k)
         rule = ctx.rule(load_custom_stopwords(stopword_file), use_pos_rule)
     except (UserError, ValueError) as exc:
         return _empty_result(message(str(exc), "error"))
@@ -292,8 +284,8 @@ def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str]
     names = (analysis.model, "—") if side == "A" else ("—", analysis.model)
     chart = safe_chart(comparison_chart, frame, *names)
     lk = analysis.leakage
-    metrics = (f"**{side} ({analysis.model})** alone: stopword mass {_pct(lk.stopword_mass_ratio)}, "
-               f"special-token mass {_pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims.")
+    metrics = (f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)}, "
+               f"special-token mass {pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims.")
     sides = pd.DataFrame({"figure": ["active_dims", "stopword_mass_ratio", "special_mass_ratio"],
                           f"{side}: {analysis.model}": [analysis.stats.active_dims,
                                                         round(lk.stopword_mass_ratio, 4),
@@ -380,7 +372,7 @@ def compare_set(
             columns=DISAGREEMENT_COLUMNS), [])
 
     try:
-        k = _check_top_k(top_k)
+        k = check_top_k(top_k)
         queries, skipped = _clean_set(collect_queries(block, upload))
         if not queries:
             raise UserError("No usable query: " + "; ".join(skipped[:3]))
@@ -468,14 +460,6 @@ def compare_selected(
 
 
 # ---------------------------------------------------------------------- widgets
-def _picker(ctx: AppContext, prefix: str, label: str, value: str | None) -> tuple[gr.Dropdown, gr.Textbox]:
-    dropdown = gr.Dropdown(choices=ctx.model_choices(), value=value, label=label, elem_id=f"{prefix}-model",
-                           allow_custom_value=False)
-    folder = gr.Textbox(label=f"…or a local folder / Hub id for {label[-1]}", elem_id=f"{prefix}-folder",
-                        placeholder="/models/korean-sparse-v25")
-    return dropdown, folder
-
-
 def _defaults(ctx: AppContext) -> tuple[str | None, str | None]:
     """Default A / B: the default model and the next preset (V26 vs V25 with the bundled presets)."""
     choices = ctx.model_choices()
@@ -503,9 +487,11 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     )
     with gr.Row():
         with gr.Column():
-            model_a, folder_a = _picker(ctx, "compare-a", "Model A", default_a)
+            model_a, folder_a = model_picker(ctx, "compare-a", "Model A", default_a,
+                                             "…or a local folder / Hub id for A")
         with gr.Column():
-            model_b, folder_b = _picker(ctx, "compare-b", "Model B", default_b)
+            model_b, folder_b = model_picker(ctx, "compare-b", "Model B", default_b,
+                                             "…or a local folder / Hub id for B")
         with gr.Column():
             top_k = gr.Slider(5, 100, value=20, step=1, label="top-k", elem_id="compare-topk")
             with gr.Accordion("Stopwords", open=False):

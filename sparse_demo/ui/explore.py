@@ -14,7 +14,17 @@ import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
 from ..textio import MAX_QUERIES, clean_query, read_query_file, split_queries
-from .common import EXAMPLE_QUERIES, AppContext, UserError, load_custom_stopwords, message, write_csv
+from .common import (
+    EXAMPLE_QUERIES,
+    AppContext,
+    UserError,
+    check_top_k,
+    load_custom_stopwords,
+    message,
+    model_picker,
+    pct,
+    write_csv,
+)
 from .plots import leakage_bar_chart, safe_chart, token_bar_chart
 
 logger = logging.getLogger(__name__)
@@ -42,10 +52,6 @@ class BatchResult:
     batch: BatchLeakage | None = None
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def leakage_markdown(a: QueryAnalysis) -> str:
     """The leakage summary shown under the query."""
     lk, st = a.leakage, a.stats
@@ -56,12 +62,12 @@ def leakage_markdown(a: QueryAnalysis) -> str:
         f"`{r.token}` {r.weight:.3f}" for r in a.rows if r.category == "special"
     ) or ", ".join(f"`{t}`" for t in lk.special_tokens) or "none"
     lines = [
-        f"**Stopword leakage**: {_pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
+        f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
         f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
-        f"**Special tokens**: {_pct(lk.special_mass_ratio)} of the mass ({special}); "
+        f"**Special tokens**: {pct(lk.special_mass_ratio)} of the mass ({special}); "
         "reported here, dropped from the vector used for search.",
         f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, FLOPS (sum w²) {st.flops:.2f}, "
-        f"top-{lk.top_k} hold {_pct(st.topk_mass_ratio)} of the mass.",
+        f"top-{lk.top_k} hold {pct(st.topk_mass_ratio)} of the mass.",
     ]
     return "\n\n".join(lines)
 
@@ -83,9 +89,7 @@ def explore_query(
     """Analyse one query; every input problem becomes a status message."""
     try:
         query = clean_query(text)
-        top_k = int(top_k)
-        if not 1 <= top_k <= 500:
-            raise UserError(f"top-k must be between 1 and 500, got {top_k}.")
+        top_k = check_top_k(top_k)
         custom = load_custom_stopwords(stopword_file)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analysis = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule)).analyze([query], top_k)[0]
@@ -150,9 +154,9 @@ def explore_batch(
     s = batch.summary
     status = (
         f"**{encoder.name}**, {s['queries']} queries, top-{int(top_k)}: mean stopword mass "
-        f"{_pct(s['mean_stopword_mass_ratio'])}, mean special-token mass {_pct(s['mean_special_mass_ratio'])}, "
-        f"stopword in top-1: {_pct(s['share_stopword_in_top1'])} of queries, in top-5: "
-        f"{_pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
+        f"{pct(s['mean_stopword_mass_ratio'])}, mean special-token mass {pct(s['mean_special_mass_ratio'])}, "
+        f"stopword in top-1: {pct(s['share_stopword_in_top1'])} of queries, in top-5: "
+        f"{pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
     )
     truncated = int(batch.per_query["truncated"].sum())
     if truncated:
@@ -165,17 +169,6 @@ def explore_batch(
 
 
 # ---------------------------------------------------------------------- widgets
-def model_picker(ctx: AppContext, prefix: str, label: str = "Model") -> tuple[gr.Dropdown, gr.Textbox]:
-    """A preset dropdown plus a local-folder / Hub-id box (which wins when filled)."""
-    choices = ctx.model_choices()
-    default = ctx.settings.default_model if ctx.settings.default_model in choices else (choices or [None])[0]
-    dropdown = gr.Dropdown(choices=choices, value=default, label=label, elem_id=f"{prefix}-model",
-                           allow_custom_value=False)
-    folder = gr.Textbox(label="…or a local model folder / Hub id", placeholder="/models/korean-sparse-v26",
-                        elem_id=f"{prefix}-folder")
-    return dropdown, folder
-
-
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     """Widgets of the Explore tab (call inside ``with gr.Tab(...)``)."""
     with gr.Row():

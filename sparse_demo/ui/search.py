@@ -19,8 +19,7 @@ import pandas as pd
 
 from .. import search as svc
 from ..corpus import Corpus
-from .common import EXAMPLE_QUERIES, AppContext, UserError, message
-from .explore import model_picker
+from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
 from .plots import CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
