@@ -20,7 +20,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,6 @@ class Encoding:
     vector: SparseVector
     num_text_tokens: int = 0
     max_length: int = DEFAULT_MAX_LENGTH
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def truncated(self) -> bool:
@@ -428,14 +427,12 @@ class SpladeEncoder:
                 raise TypeError(f"texts must be strings, got {type(text).__name__}")
             if len(text) > MAX_TEXT_CHARS:
                 raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-            full = self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)
-            enc = self.tokenizer(
-                text,
-                add_special_tokens=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_offsets_mapping=getattr(self.tokenizer, "is_fast", False),
-            )
+            offsets_ok = getattr(self.tokenizer, "is_fast", False)
+            enc = full = self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False,
+                                        return_offsets_mapping=offsets_ok)
+            if len(full["input_ids"]) > self.max_length:  # only long texts are tokenised twice
+                enc = self.tokenizer(text, add_special_tokens=True, truncation=True, max_length=self.max_length,
+                                     return_offsets_mapping=offsets_ok)
             offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
             out.append(
                 {
