@@ -23,7 +23,6 @@ from sparse_demo.index.base import (
     SearchResult,
     SparseExplanation,
     TokenContribution,
-    encode_documents,
     validate_sparse_vector,
 )
 from sparse_demo.index.bm25 import BM25Index
@@ -57,7 +56,6 @@ __all__ = [
     "SparseExplanation",
     "SparseIndex",
     "TokenContribution",
-    "encode_documents",
     "fuse",
     "fuse_minmax",
     "fuse_rrf",

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
@@ -163,75 +163,3 @@ def validate_document(doc: IndexDocument) -> IndexDocument:
             )
     validate_sparse_vector(doc.sparse, what=f"document {doc.id!r}")
     return doc
-
-
-class _EncoderLike(Protocol):
-    def encode(self, texts: list[str], batch_size: int = 32) -> list[Any]: ...
-
-    def search_vector(self, encoding: Any) -> dict[str, float]: ...
-
-
-def encode_documents(
-    docs: Sequence[Any],
-    encoder: _EncoderLike | None,
-    *,
-    batch_size: int = 32,
-    content_only: bool = False,
-    progress: ProgressCallback | None = None,
-    terms_fn: Callable[[str], list[str]] | None = None,
-) -> list[IndexDocument]:
-    """Turn corpus documents into :class:`IndexDocument` objects.
-
-    BM25 terms come from :func:`sparse_demo.korean.bm25_terms`; sparse vectors from
-    ``encoder.encode`` + ``encoder.search_vector`` in batches (any object with those two
-    methods works, e.g. ``SpladeEncoder``). With ``encoder=None`` the vectors are empty.
-
-    Args:
-        docs: Objects with ``id``, ``text`` and optional ``title`` attributes
-            (e.g. :class:`sparse_demo.corpus.Document`).
-        encoder: Sparse encoder, or None.
-        batch_size: Texts per ``encode`` call.
-        content_only: Passed to ``bm25_terms`` (keep content morphemes only).
-        progress: ``progress(done, total)`` after each batch.
-        terms_fn: Override the BM25 tokenizer (tests).
-
-    Returns:
-        One IndexDocument per input, in order.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if terms_fn is None:
-        from sparse_demo.korean import bm25_terms
-
-        def terms_fn(text: str) -> list[str]:
-            return bm25_terms(text, content_only=content_only)
-
-    total = len(docs)
-    out: list[IndexDocument] = []
-    for start in range(0, total, batch_size):
-        batch = docs[start : start + batch_size]
-        texts = [_doc_text(d) for d in batch]
-        if encoder is not None:
-            encodings = encoder.encode(texts, batch_size=batch_size)
-            vectors = [{t: float(w) for t, w in encoder.search_vector(e).items() if w > 0} for e in encodings]
-        else:
-            vectors = [{} for _ in batch]
-        for d, text, vec in zip(batch, texts, vectors):
-            out.append(
-                IndexDocument(
-                    id=str(d.id),
-                    text=d.text,
-                    terms=terms_fn(text),
-                    sparse=vec,
-                    title=getattr(d, "title", "") or "",
-                )
-            )
-        if progress is not None:
-            progress(len(out), total)
-    return out
-
-
-def _doc_text(doc: Any) -> str:
-    """Title and body joined, as the encoder and BM25 see them."""
-    title = getattr(doc, "title", "") or ""
-    return f"{title}\n{doc.text}" if title else doc.text
