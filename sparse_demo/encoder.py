@@ -264,6 +264,64 @@ def _explain_load_error(source: str, exc: BaseException) -> str:
     return text
 
 
+def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype = torch.float32,
+             name: str | None = None):
+    """Load ``(model, tokenizer)`` of a ``*ForMaskedLM`` checkpoint: a local folder or a Hub id.
+
+    Safetensors only, never remote code. When the Hub is unreachable, only the local HF cache
+    is tried (fast failure instead of the hub client's retries). Used for encoding
+    (:meth:`SpladeEncoder.load`) and as the base of a fine-tune.
+
+    Raises:
+        ModelLoadError: with a reason a user can act on.
+    """
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    if not source or not str(source).strip():
+        raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
+    if Path(source).expanduser().is_file():
+        raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)), name)
+    if looks_like_path(source) and not Path(source).expanduser().exists():
+        raise ModelLoadError(source, "no such folder on this machine", name)
+    is_local = Path(source).expanduser().is_dir()
+    src = str(Path(source).expanduser()) if is_local else source
+    kwargs = {"trust_remote_code": False}
+    if revision and not is_local:
+        kwargs["revision"] = revision
+    offline = not is_local and not hub_reachable()
+    if offline:
+        kwargs["local_files_only"] = True  # only the local HF cache can serve it
+    try:
+        config = AutoConfig.from_pretrained(src, **kwargs)
+        archs = [a for a in (getattr(config, "architectures", None) or []) if a]
+        if archs and not any(a.endswith("ForMaskedLM") for a in archs):
+            raise ModelLoadError(
+                source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)", name
+            )
+        if is_local and not any(Path(src).glob("*.safetensors")):
+            raise ModelLoadError(
+                source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
+            )
+        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+        model = AutoModelForMaskedLM.from_pretrained(
+            src, config=config, use_safetensors=True, dtype=dtype, **kwargs
+        )
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message
+        logger.warning("Loading %s failed: %s", source, exc)
+        if offline:
+            raise ModelLoadError(
+                source,
+                "the Hugging Face Hub is not reachable from this machine (offline or closed network) "
+                "and the model is not in the local Hugging Face cache. Download the checkpoint "
+                "elsewhere and give its local folder instead.",
+                name,
+            ) from exc
+        raise ModelLoadError(source, _explain_load_error(source, exc), name) from exc
+    return model, tokenizer
+
+
 class SpladeEncoder:
     """A loaded ``*ForMaskedLM`` checkpoint that encodes texts into SPLADE sparse vectors.
 
@@ -336,54 +394,12 @@ class SpladeEncoder:
         Raises:
             ModelLoadError: with a reason a user can act on.
         """
-        from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
         target = resolve_device(device)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if not source or not str(source).strip():
-            raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
-        if Path(source).expanduser().is_file():
-            raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)), name)
-        if looks_like_path(source) and not Path(source).expanduser().exists():
-            raise ModelLoadError(source, "no such folder on this machine", name)
-        is_local = Path(source).expanduser().is_dir()
-        src = str(Path(source).expanduser()) if is_local else source
-        kwargs = {"trust_remote_code": False}
-        if revision and not is_local:
-            kwargs["revision"] = revision
-        offline = not is_local and not hub_reachable()
-        if offline:
-            kwargs["local_files_only"] = True  # only the local HF cache can serve it
-        try:
-            config = AutoConfig.from_pretrained(src, **kwargs)
-            archs = [a for a in (getattr(config, "architectures", None) or []) if a]
-            if archs and not any(a.endswith("ForMaskedLM") for a in archs):
-                raise ModelLoadError(
-                    source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)", name
-                )
-            if is_local and not any(Path(src).glob("*.safetensors")):
-                raise ModelLoadError(
-                    source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
-                )
-            tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-            dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
-            model = AutoModelForMaskedLM.from_pretrained(
-                src, config=config, use_safetensors=True, dtype=dtype, **kwargs
-            )
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message
-            logger.warning("Loading %s failed: %s", source, exc)
-            if offline:
-                raise ModelLoadError(
-                    source,
-                    "the Hugging Face Hub is not reachable from this machine (offline or closed network) "
-                    "and the model is not in the local Hugging Face cache. Download the checkpoint "
-                    "elsewhere and give its local folder instead.",
-                    name,
-                ) from exc
-            raise ModelLoadError(source, _explain_load_error(source, exc), name) from exc
+        dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
+        model, tokenizer = load_mlm(source, revision=revision, dtype=dtype, name=name)
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
         return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special,

@@ -422,22 +422,11 @@ def _resolve_base(base: str) -> tuple[str, str | None]:
 
 
 def _load_base(base: str):
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    from sparse_demo.encoder import ModelLoadError, _explain_load_error
+    """``(model, tokenizer)`` of a preset, Hub id or folder, with the encoder's loading rules."""
+    from sparse_demo.encoder import load_mlm
 
     source, revision = _resolve_base(base)
-    local = Path(source).expanduser()
-    kwargs: dict[str, Any] = {"trust_remote_code": False}
-    if revision and not local.is_dir():
-        kwargs["revision"] = revision
-    src = str(local) if local.is_dir() else source
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-        model = AutoModelForMaskedLM.from_pretrained(src, use_safetensors=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - one readable message
-        raise ModelLoadError(base, _explain_load_error(source, exc)) from exc
-    return model, tokenizer
+    return load_mlm(source, revision=revision, name=base)
 
 
 def _build_model(config: TrainConfig, train_pairs: Sequence[Pair], work_dir: Path):
