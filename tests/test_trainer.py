@@ -166,3 +166,18 @@ def test_run_finetune_cli(tmp_path):
     assert result.model_dir == tmp_path / "model" and (tmp_path / "model" / "model.safetensors").is_file()
     assert (tmp_path / "model.zip").is_file()
     assert run_finetune is args.func
+
+
+def test_fine_tune_from_a_local_model_folder(tiny_model_dir, tmp_path):
+    """A pretrained base goes through encoder.load_mlm and saves a loadable folder."""
+    from sparse_demo.encoder import ModelLoadError, SpladeEncoder
+    from sparse_demo.train import Pair, TrainConfig, train
+
+    pairs = [Pair(f"질문 {i} 당뇨병", f"당뇨병 문서 {i} 혈당 관리") for i in range(8)]
+    config = TrainConfig(base=str(tiny_model_dir), batch_size=4, max_steps=2, max_length=16, query_max_length=8,
+                         time_limit_s=120, eval_every=0, out_path=str(tmp_path / "ft"), bf16="off")
+    result = train(config, pairs, pairs[:4])
+    assert result.model_dir is not None and result.steps == 2
+    assert len(SpladeEncoder.load(str(result.model_dir), device="cpu").encode(["당뇨병"])[0].vector) > 0
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        train(TrainConfig(base=str(tmp_path / "missing" / "model"), max_steps=1, batch_size=4), pairs)
