@@ -8,8 +8,10 @@ bf16 autocast on CPU, batch 64, lr 1e-3, FLOPS_idf weights 5e-3 (query) / 3e-3 (
 Reports R@1/5/10, MRR@10 and nDCG@10 on BoolQ test (1,404 questions over all 5,757 unique
 paragraphs) and on KorSTS test pairs scoring >= 4 (query sentence1, corpus all sentence2 of
 the test split, and of all splits as in the data README), for the model alone, BM25 over
-Kiwi morphemes and the 0.5/0.5 min-max hybrid, with a paired randomization test of the
-hybrid against BM25 on per-query reciprocal ranks.
+Kiwi morphemes and the 0.5/0.5 min-max hybrid (all three computed by the Search tab's code:
+``sparse_demo.search.build_index`` on the memory backend + ``search``), with a paired
+randomization test of the hybrid against BM25 on per-query reciprocal ranks. Training evaluates
+on 200 BoolQ dev questions every epoch and keeps the best checkpoint.
 
 Usage::
 
@@ -33,8 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparse_demo.evaluation import paired_randomization_test  # noqa: E402
-from sparse_demo.train.data import SHARED_DATA_DIR, load_boolq, load_korsts  # noqa: E402
-from sparse_demo.train.trainer import EvalSuite, TrainConfig, evaluate_retrieval, train  # noqa: E402
+from sparse_demo.train import HeldOutSet, TrainConfig, evaluate_retrieval, load_boolq, load_korsts, train  # noqa: E402
+from sparse_demo.train.data import SHARED_DATA_DIR  # noqa: E402
 
 TOKENIZER_DIR = SHARED_DATA_DIR.parent / "models" / "xlmr-tokenizer"
 
@@ -78,7 +80,7 @@ def main() -> int:
         lr=args.lr,
         epochs=args.epochs,
         time_limit_s=args.time_limit,
-        eval_every=0,
+        eval_every=0,  # every epoch, keeping the best held-out checkpoint
         eval_distractors=300,
         max_length=args.max_length,
         bm25_negatives=args.bm25_negatives,
@@ -104,6 +106,7 @@ def main() -> int:
     t_trained = time.time()
     print(f"\nTraining: {result.status}, {result.steps} steps, {result.epochs:.2f} epochs, "
           f"loop {result.train_s:.0f}s, run {result.elapsed_s:.0f}s -> {result.model_dir}")
+    print(f"Saved weights: step {result.best_step} (restored best: {result.restored_best}). {result.split_note}")
     print("Held-out (200 BoolQ dev questions + 300 distractors), before -> after:")
     for name in ("model", "bm25", "hybrid"):
         print(f"  {name:7s} {_fmt(result.metrics_before[name])}  ->  {_fmt(result.metrics_after[name])}")
@@ -120,8 +123,7 @@ def main() -> int:
     print("\n                              R@1    R@5    R@10   MRR@10 nDCG@10")
     for rset in (boolq_test, sts_split, sts_all):
         t_eval = time.time()
-        suite = EvalSuite.build(rset)
-        metrics = evaluate_retrieval(model, tokenizer, suite, max_length=args.max_length, bf16=True)
+        metrics = evaluate_retrieval(model, tokenizer, HeldOutSet.from_retrieval_set(rset), max_length=args.max_length)
         sig = paired_randomization_test(metrics["bm25"].reciprocal_ranks, metrics["hybrid"].reciprocal_ranks)
         label = f"{rset.name} ({len(rset)} q, {len(rset.corpus)} docs)"
         print(label)

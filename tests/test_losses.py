@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sparse_demo.encoder import pool_logits as sparse_pool
 from sparse_demo.train.losses import (
     LossConfig,
     document_frequencies,
@@ -20,7 +21,6 @@ from sparse_demo.train.losses import (
     ramp,
     splade_loss,
 )
-from sparse_demo.train.trainer import sparse_pool
 
 Q = [[1.0, 0.0, 2.0, 0.0], [0.0, 1.5, 0.0, 0.5], [0.5, 0.5, 0.0, 1.0]]
 D = [[2.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.5, 0.0], [1.0, 0.0, 0.0, 2.0]]

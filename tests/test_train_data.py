@@ -6,13 +6,12 @@ import json
 
 import pytest
 
+from sparse_demo.train.benchsets import SHARED_DATA_DIR, load_boolq, load_korsts
 from sparse_demo.train.data import (
-    SHARED_DATA_DIR,
     Pair,
-    load_boolq,
-    load_korsts,
     read_pairs,
     retrieval_set_from_pairs,
+    separate_from_heldout,
     split_pairs,
 )
 
@@ -120,14 +119,75 @@ def test_bytes_need_a_filename_and_paths_must_exist(tmp_path):
         read_pairs(tmp_path / "nope.csv")
 
 
-def test_split_is_seeded_and_grouped_by_query():
-    pairs = [Pair(f"q{i % 30}", f"p{i}") for i in range(60)]
+def _chain_pairs() -> list[Pair]:
+    """40 passages; passage 2k and 2k+1 share a query, so they form 20 groups of 3 pairs."""
+    pairs = []
+    for k in range(20):
+        a, b = f"passage {2 * k}", f"passage {2 * k + 1}"
+        pairs += [Pair(f"q{k}a", a), Pair(f"q{k}b", a), Pair(f"q{k}b", b)]
+    return pairs
+
+
+def test_split_is_seeded_and_never_shares_a_passage_or_query():
+    pairs = _chain_pairs()
     a_train, a_eval = split_pairs(pairs, 0.2, seed=1)
     b_train, b_eval = split_pairs(pairs, 0.2, seed=1)
     assert a_eval == b_eval and a_train == b_train
+    assert {p.positive for p in a_train}.isdisjoint({p.positive for p in a_eval})
     assert {p.query for p in a_train}.isdisjoint({p.query for p in a_eval})
-    assert len({p.query for p in a_eval}) == 6 and len(a_train) + len(a_eval) == 60
-    assert split_pairs(pairs[:5], 0.2) == (pairs[:5], [])
+    # 20% of 40 passages = 8 passages = 4 whole groups of 3 pairs
+    assert len({p.positive for p in a_eval}) == 8 and len(a_eval) == 12 and len(a_train) == 48
+    assert split_pairs(pairs, 0.2, seed=2)[1] != a_eval
+    assert split_pairs(pairs[:6], 0.2) == (pairs[:6], [])  # fewer than 10 passages: no held-out set
+
+
+def test_split_by_passage_keeps_every_query_of_a_held_out_passage_together():
+    # ten queries about one passage and one query per other passage
+    pairs = [Pair(f"many {i}", "popular passage") for i in range(10)]
+    pairs += [Pair(f"single {i}", f"passage {i}") for i in range(20)]
+    for seed in range(10):
+        train, held = split_pairs(pairs, 0.1, seed=seed)
+        popular = [p for p in held if p.positive == "popular passage"]
+        assert len(popular) in (0, 10)
+        assert {p.positive for p in train}.isdisjoint({p.positive for p in held})
+
+
+def test_split_drops_training_negatives_that_are_held_out_passages():
+    pairs = [Pair(f"q{i}", f"passage {i}", f"passage {(i + 1) % 20}") for i in range(20)]
+    train, held = split_pairs(pairs, 0.1, seed=0)
+    held_passages = {p.positive for p in held}
+    assert len(held) == 2
+    assert not any(p.negative in held_passages for p in train)
+    assert sum(p.negative is None for p in train) == 2  # by hand: the pairs whose next passage is held out
+
+
+def test_separate_from_heldout_counts_what_it_removed():
+    train = [Pair("a", "x"), Pair("b", "y", "z", 0.5), Pair("c", "w"), Pair("held q", "v")]
+    kept, removed, cleared = separate_from_heldout(train, [Pair("held q", "z"), Pair("d", "w")])
+    assert kept == [Pair("a", "x"), Pair("b", "y")] and (removed, cleared) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ({"query": ["당뇨", "혈당"], "positive": "p"}, r"line 2: query must be text, got a list"),
+        ({"query": "q", "positive": {"text": "p"}}, r"line 2: positive must be text, got an object"),
+        ({"query": 123, "positive": "p"}, r"line 2: query must be text, got a number \(123\)"),
+        ({"query": "q", "positive": "p", "negative": True}, r"line 2: negative must be text, got true/false"),
+        ({"query": "q", "positive": "p", "teacher_score": [1]}, r"line 2: teacher_score \[1\] is not a number"),
+        ({"query": "q", "positive": "p", "teacher_score": True}, r"line 2: teacher_score True is not a number"),
+    ],
+)
+def test_non_text_values_are_refused_with_the_line(row, match):
+    data = _jsonl([{"query": "ok", "positive": "fine"}, row])
+    with pytest.raises(ValueError, match=match):
+        read_pairs(data, "pairs.jsonl")
+
+
+def test_null_values_count_as_empty():
+    ds = read_pairs(_jsonl([{"query": "q", "positive": "p", "negative": None, "teacher_score": None},
+                            {"query": None, "positive": "p"}]), "pairs.jsonl")
+    assert ds.pairs == [Pair("q", "p")] and ds.report.empty_rows == 1
 
 
 def test_retrieval_set_from_pairs_groups_gold():

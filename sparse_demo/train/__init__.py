@@ -1,45 +1,50 @@
-"""Fine-tuning: pairs data, the card's loss terms and the training loop.
+"""Fine-tuning: pairs data, the card's loss terms, the training loop and its held-out evaluation.
 
-Public API (re-exported): :func:`read_pairs`, :class:`PairsDataset`, :class:`TrainConfig`,
-:func:`train`, :class:`TrainResult`, :func:`build_offline_model`, :func:`zip_model`,
-:func:`add_finetune_parser`, :func:`run_finetune`.
+Modules by concept: :mod:`~sparse_demo.train.data` (pairs files, held-out split by passage),
+:mod:`~sparse_demo.train.benchsets` (BoolQ, KorSTS), :mod:`~sparse_demo.train.losses` (the card's
+loss), :mod:`~sparse_demo.train.config` (settings and result), :mod:`~sparse_demo.train.vocab` (bases,
+pruned vocabularies, new models), :mod:`~sparse_demo.train.batching` (batches, BM25 hard negatives),
+:mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.evaluation` (held-out
+figures through the Search code), :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
+zip) and :mod:`~sparse_demo.train.local_model` (the cached offline model).
 """
 
 from __future__ import annotations
 
+from sparse_demo.train.artifacts import zip_model
+from sparse_demo.train.benchsets import load_boolq, load_korsts
+from sparse_demo.train.config import (
+    DEFAULT_SAMPLE_PAIRS,
+    NEW_MODEL_BASES,
+    OFFLINE_MODEL_NOTE,
+    SIZES,
+    TrainConfig,
+    TrainResult,
+)
 from sparse_demo.train.data import (
     DEFAULT_MAX_BYTES,
     Pair,
     PairsDataset,
     PairsReport,
     RetrievalSet,
-    load_boolq,
-    load_korsts,
     parse_pairs,
     read_pairs,
     retrieval_set_from_pairs,
+    separate_from_heldout,
     split_pairs,
 )
+from sparse_demo.train.evaluation import HeldOutSet, evaluate_retrieval
+from sparse_demo.train.local_model import build_offline_model
+from sparse_demo.train.loop import TrainingBusyError, train, training_busy
 from sparse_demo.train.losses import LossConfig, LossOutput, idf_penalties, splade_loss
-from sparse_demo.train.trainer import (
-    DEFAULT_SAMPLE_PAIRS,
-    OFFLINE_MODEL_NOTE,
-    TrainConfig,
-    TrainingBusyError,
-    TrainResult,
-    add_finetune_parser,
-    build_offline_model,
-    evaluate_retrieval,
-    run_finetune,
-    train,
-    training_busy,
-    zip_model,
-)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SAMPLE_PAIRS",
+    "NEW_MODEL_BASES",
     "OFFLINE_MODEL_NOTE",
+    "SIZES",
+    "HeldOutSet",
     "LossConfig",
     "LossOutput",
     "Pair",
@@ -49,7 +54,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingBusyError",
-    "add_finetune_parser",
     "build_offline_model",
     "evaluate_retrieval",
     "idf_penalties",
@@ -58,7 +62,7 @@ __all__ = [
     "parse_pairs",
     "read_pairs",
     "retrieval_set_from_pairs",
-    "run_finetune",
+    "separate_from_heldout",
     "splade_loss",
     "split_pairs",
     "train",

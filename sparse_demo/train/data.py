@@ -10,7 +10,8 @@ missing columns (named), an unknown format, or no usable row. Rows with an empty
 positive are skipped and duplicate ``(query, positive)`` pairs are dropped; both are counted
 in the :class:`PairsReport` rather than raised.
 
-Also here: loaders of the benchmark sets in ``../shared/data`` (KoBEST BoolQ and KorSTS).
+Also here: the held-out split by passage (:func:`split_pairs`) and :class:`RetrievalSet`
+(queries with gold passages); the benchmark loaders are in :mod:`sparse_demo.train.benchsets`.
 """
 
 from __future__ import annotations
@@ -189,17 +190,26 @@ def _rows(text: str, fmt: str, name: str) -> Iterator[tuple[int, dict]]:
         yield reader.line_num, row
 
 
-def _text(value) -> str:
+_JSON_KINDS = {list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number"}
+
+
+def _text(value: object, key: str, where: str) -> str:
+    """A text cell, stripped; None is empty. Anything but a string is refused with its line."""
     if value is None:
         return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return str(value).strip()
+    if not isinstance(value, str):
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ValueError(f"{where}: {key} must be text, got {kind} ({shown}); write it as a JSON string")
+    return value.strip()
 
 
-def _score(value, where: str) -> float | None:
+def _score(value: object, where: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{where}: teacher_score {value!r} is not a number")
     try:
         score = float(value)
     except (TypeError, ValueError) as exc:
@@ -231,7 +241,8 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
     seen: set[tuple[str, str]] = set()
     for lineno, row in _rows(text, fmt, name):
         report.rows_read += 1
-        query, positive = _text(row.get("query")), _text(row.get("positive"))
+        where = f"'{name}' line {lineno}"
+        query, positive = _text(row.get("query"), "query", where), _text(row.get("positive"), "positive", where)
         if not query or not positive:
             report.empty_rows += 1
             if report.empty_rows <= _MAX_WARNINGS:
@@ -245,8 +256,8 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
                 report.warnings.append(f"line {lineno}: duplicate pair dropped (query {query[:30]!r})")
             continue
         seen.add(key)
-        negative = _text(row.get("negative")) or None
-        teacher = _score(row.get("teacher_score"), f"'{name}' line {lineno}")
+        negative = _text(row.get("negative"), "negative", where) or None
+        teacher = _score(row.get("teacher_score"), where)
         pairs.append(Pair(query, positive, negative, teacher))
     report.kept = len(pairs)
     report.with_negative = sum(1 for p in pairs if p.negative)
@@ -308,33 +319,105 @@ def read_pairs(
     return parse_pairs(path.read_bytes(), filename or path.name, max_bytes=max_bytes)
 
 
+def _pair_groups(pairs: Sequence[Pair]) -> list[list[int]]:
+    """Pair indices grouped into connected components of shared queries and shared positives."""
+    parent = list(range(len(pairs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, p in enumerate(pairs):
+        for key in (("q", p.query), ("p", p.positive)):
+            j = first.setdefault(key, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
 def split_pairs(
     dataset: PairsDataset | Sequence[Pair], eval_fraction: float = 0.1, *, seed: int = 0, max_eval: int = 500
 ) -> tuple[list[Pair], list[Pair]]:
-    """A seeded held-out split, grouped by query (a query never lands in both parts).
+    """A seeded held-out split by passage: no positive passage and no query lands in both parts.
+
+    Pairs are grouped into connected components (pairs sharing a query or a positive belong
+    together); whole groups are held out, in seeded random order, until ``eval_fraction`` of the
+    distinct positives are held out. Training pairs whose *negative* is a held-out positive lose
+    that negative (see :func:`separate_from_heldout`).
 
     Args:
         dataset: the pairs.
-        eval_fraction: share of queries held out, in ``[0, 0.5]``.
+        eval_fraction: share of positive passages held out, in ``[0, 0.5]``.
         seed: RNG seed.
-        max_eval: cap on held-out pairs.
+        max_eval: cap on held-out pairs (a group that would exceed it stays in training).
 
     Returns:
-        ``(train, eval)``; ``eval`` is empty when there are fewer than 10 queries.
+        ``(train, eval)``; ``eval`` is empty when there are fewer than 10 distinct positives or
+        fewer than 2 groups.
+
+    Example:
+        >>> pairs = [Pair(f"q{i}", f"passage {i // 2}") for i in range(40)]  # 2 queries per passage
+        >>> train, held = split_pairs(pairs, 0.1, seed=0)
+        >>> len(held), {p.positive for p in train} & {p.positive for p in held}
+        (4, set())
     """
     if not 0.0 <= eval_fraction <= 0.5:
         raise ValueError(f"eval_fraction must be in [0, 0.5], got {eval_fraction}")
+    if max_eval < 1:
+        raise ValueError(f"max_eval must be >= 1, got {max_eval}")
     pairs = list(dataset.pairs if isinstance(dataset, PairsDataset) else dataset)
-    queries = list(dict.fromkeys(p.query for p in pairs))
-    if len(queries) < 10 or eval_fraction == 0:
+    n_passages = len({p.positive for p in pairs})
+    groups = _pair_groups(pairs)
+    if n_passages < 10 or len(groups) < 2 or eval_fraction == 0:
         return pairs, []
-    rng = random.Random(seed)
-    rng.shuffle(queries)
-    n_eval = max(1, int(round(len(queries) * eval_fraction)))
-    held = set(queries[:n_eval])
-    train = [p for p in pairs if p.query not in held]
-    evals = [p for p in pairs if p.query in held][:max_eval]
+    random.Random(seed).shuffle(groups)
+    target = max(1, int(round(n_passages * eval_fraction)))
+    held: set[int] = set()
+    held_passages: set[str] = set()
+    for group in groups[:-1]:  # at least one group always trains
+        if len(held_passages) >= target:
+            break
+        if len(held) + len(group) > max_eval:
+            continue
+        held.update(group)
+        held_passages.update(pairs[i].positive for i in group)
+    evals = [pairs[i] for i in sorted(held)]
+    train, _, _ = separate_from_heldout([pairs[i] for i in range(len(pairs)) if i not in held], evals)
     return train, evals
+
+
+def separate_from_heldout(train: Sequence[Pair], held: Sequence[Pair]) -> tuple[list[Pair], int, int]:
+    """Training pairs that share nothing with the held-out pairs' queries and positives.
+
+    Returns:
+        ``(kept pairs, pairs removed because their query or positive is held out, negatives
+        cleared because they are a held-out positive)``.
+
+    Example:
+        >>> kept, removed, cleared = separate_from_heldout(
+        ...     [Pair("a", "x"), Pair("b", "y", "z"), Pair("z?", "z")], [Pair("c", "z")])
+        >>> [(p.query, p.negative) for p in kept], removed, cleared
+        ([('a', None), ('b', None)], 1, 1)
+    """
+    queries = {p.query for p in held}
+    positives = {p.positive for p in held}
+    kept: list[Pair] = []
+    removed = cleared = 0
+    for p in train:
+        if p.query in queries or p.positive in positives:
+            removed += 1
+            continue
+        if p.negative and p.negative in positives:
+            p = Pair(p.query, p.positive)  # a teacher margin against the dropped negative no longer applies
+            cleared += 1
+        kept.append(p)
+    return kept, removed, cleared
 
 
 # ---------------------------------------------------------------------- benchmark sets
@@ -355,94 +438,6 @@ class RetrievalSet:
 
     def __len__(self) -> int:
         return len(self.queries)
-
-
-def _read_tsv(path: Path, min_fields: int) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [r for r in rows[1:] if len(r) >= min_fields]
-
-
-def _data_dir(data_dir: str | Path | None) -> Path:
-    base = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
-    if not base.is_dir():
-        raise FileNotFoundError(f"benchmark data folder not found: {base}")
-    return base
-
-
-def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tuple[list[Pair], RetrievalSet]:
-    """KoBEST BoolQ as retrieval: question -> its paragraph.
-
-    Args:
-        split: ``train``, ``dev`` or ``test``.
-        data_dir: the shared data folder (default ``../shared/data``).
-
-    Returns:
-        ``(pairs of the split, RetrievalSet of the split over the corpus of all unique
-        paragraphs of the three splits)``.
-    """
-    if split not in ("train", "dev", "test"):
-        raise ValueError(f"split must be one of train, dev, test; got {split!r}")
-    folder = _data_dir(data_dir) / "kobest_boolq"
-    corpus: dict[str, int] = {}
-    by_split: dict[str, list[list[str]]] = {}
-    for name in ("train", "dev", "test"):
-        rows = _read_tsv(folder / f"{name}.tsv", 3)
-        by_split[name] = rows
-        for r in rows:
-            corpus.setdefault(r[1].strip(), len(corpus))
-    pairs, queries, gold = [], [], []
-    for r in by_split[split]:
-        text, question = r[1].strip(), r[2].strip()
-        if not text or not question:
-            continue
-        pairs.append(Pair(question, text))
-        queries.append(question)
-        gold.append({corpus[text]})
-    return pairs, RetrievalSet(f"BoolQ {split}", queries, gold, list(corpus))
-
-
-def load_korsts(
-    split: str = "test",
-    data_dir: str | Path | None = None,
-    min_score: float = 4.0,
-    corpus_from: str = "split",
-) -> tuple[list[Pair], RetrievalSet]:
-    """KorSTS as paraphrase retrieval: sentence1 -> sentence2 for pairs scoring >= ``min_score``.
-
-    Args:
-        split: ``train``, ``dev`` or ``test``.
-        data_dir: the shared data folder.
-        min_score: paraphrase threshold (0-5 scale).
-        corpus_from: ``split`` (every sentence2 of the split) or ``all`` (every sentence2 of
-            the three splits, as in the data README's reference table).
-    """
-    names = {"train": "sts-train.tsv", "dev": "sts-dev.tsv", "test": "sts-test.tsv"}
-    if split not in names:
-        raise ValueError(f"split must be one of {', '.join(names)}; got {split!r}")
-    if corpus_from not in ("split", "all"):
-        raise ValueError(f"corpus_from must be 'split' or 'all', got {corpus_from!r}")
-    folder = _data_dir(data_dir) / "korsts"
-    rows = _read_tsv(folder / names[split], 7)
-    corpus: dict[str, int] = {}
-    for r in rows:
-        corpus.setdefault(r[6].strip(), len(corpus))
-    if corpus_from == "all":
-        for other in names.values():
-            for r in _read_tsv(folder / other, 7):
-                corpus.setdefault(r[6].strip(), len(corpus))
-    pairs, queries, gold = [], [], []
-    for r in rows:
-        try:
-            score = float(r[4])
-        except ValueError:
-            continue
-        s1, s2 = r[5].strip(), r[6].strip()
-        if score >= min_score and s1 and s2:
-            pairs.append(Pair(s1, s2))
-            queries.append(s1)
-            gold.append({corpus[s2]})
-    return pairs, RetrievalSet(f"KorSTS {split} (score >= {min_score:g})", queries, gold, list(corpus))
 
 
 def retrieval_set_from_pairs(pairs: Sequence[Pair], name: str = "held-out") -> RetrievalSet:

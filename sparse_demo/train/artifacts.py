@@ -1,0 +1,192 @@
+"""What a run leaves behind: the model folder, its model card, the training record, a zip.
+
+A saved folder is a standard ``*ForMaskedLM`` checkpoint (``model.safetensors``, ``config.json``,
+tokenizer files) plus ``README.md`` (model card with the held-out table) and
+``training_info.json`` (the record: settings, data hash, metrics before/after, keep-best step).
+It is written to a temporary sibling folder and renamed into place, so a failed save never
+leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sparse_demo.train.config import TrainResult
+from sparse_demo.train.data import Pair
+
+logger = logging.getLogger(__name__)
+
+_METRIC_COLUMNS = ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10")
+
+
+def hash_pairs(pairs: Sequence[Pair]) -> str:
+    """sha256 of the pairs' contents (order matters); identifies the training data in the record."""
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(json.dumps([p.query, p.positive, p.negative, p.teacher_score], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def metrics_table(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> str:
+    """A Markdown table of the held-out figures before and after training (BM25 once)."""
+    if not after:
+        return "(no held-out evaluation)\n"
+    lines = ["| system | " + " | ".join(_METRIC_COLUMNS) + " |", "|---" * (len(_METRIC_COLUMNS) + 1) + "|"]
+    for when, table in (("before", before), ("after", after)):
+        for name, row in table.items():
+            if when == "before" and name == "bm25":
+                continue
+            label = "BM25 (Kiwi morphemes)" if name == "bm25" else f"{name} ({when})"
+            lines.append(f"| {label} | " + " | ".join(f"{row.get(k, 0):.3f}" for k in _METRIC_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _checkpoint_line(result: TrainResult) -> str:
+    if result.best_step is None:
+        return "No held-out evaluation ran, so the saved weights are the last step's."
+    by = result.config.get("best_by", "model")
+    if result.restored_best:
+        return (f"Keep-best: the saved weights are the best held-out checkpoint (step {result.best_step}, "
+                f"by {by} MRR@10), restored at the end of the run.")
+    return f"Keep-best: the last evaluated weights (step {result.best_step}) were the best by {by} MRR@10."
+
+
+def model_card(result: TrainResult, description: str, data_hash: str, note: str) -> str:
+    """The folder's ``README.md``: what was trained, on what, with which settings and results."""
+    cfg = result.config
+    loss = cfg.get("loss", {})
+    title = f"# Sparse encoder ({note})" if note else "# Fine-tuned Korean sparse (SPLADE) encoder"
+    return f"""---
+library_name: transformers
+tags: [splade, sparse-retrieval, korean]
+---
+{title}
+
+{description}. Trained by `sparse_demo.train` on {result.num_train_pairs:,} pairs
+(held-out: {result.num_eval_pairs:,}); data sha256 `{data_hash[:16]}`.
+Status: **{result.status}** after {result.steps:,} steps ({result.epochs:.2f} epochs, {result.train_s:.0f} s).
+{_checkpoint_line(result)}
+
+Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
+`AutoModelForMaskedLM` or `sparse_demo.encoder.SpladeEncoder.load(folder)`.
+
+## Hyperparameters
+| name | value |
+|---|---|
+| base | {cfg.get('base')} |
+| size | {cfg.get('size')} |
+| batch size | {cfg.get('batch_size')} |
+| lr | {cfg.get('lr')} |
+| max length (doc / query) | {cfg.get('max_length')} / {cfg.get('query_max_length')} |
+| epochs (configured) | {cfg.get('epochs')} |
+| lambda FLOPS (query / doc) | {loss.get('lambda_flops_query')} / {loss.get('lambda_flops_doc')} |
+| idf_alpha | {loss.get('idf_alpha')} |
+| stopword / special-token penalty | {loss.get('stopword_penalty')} / {loss.get('special_token_penalty')} |
+| temperature | {loss.get('temperature')} |
+| BM25 hard negatives | {cfg.get('bm25_negatives')} |
+
+## Held-out retrieval (before -> after)
+{result.split_note}
+Computed by the Search tab's code (memory index, BM25 with the default Korean analyzer, min-max
+hybrid at sparse weight {cfg.get('hybrid_weight', 0.5)}), max length {cfg.get('max_length')}.
+
+{metrics_table(result.metrics_before, result.metrics_after)}
+"""
+
+
+def training_record(result: TrainResult, description: str, data_hash: str, note: str) -> dict[str, Any]:
+    """The ``training_info.json`` content."""
+    return {
+        "note": note,
+        "description": description,
+        "data_sha256": data_hash,
+        "status": result.status,
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "train_s": result.train_s,
+        "num_train_pairs": result.num_train_pairs,
+        "num_eval_pairs": result.num_eval_pairs,
+        "split_note": result.split_note,
+        "best_step": result.best_step,
+        "restored_best": result.restored_best,
+        "metrics_before": result.metrics_before,
+        "metrics_after": result.metrics_after,
+        "expansions": result.expansions,
+        "evaluations": [e for e in result.history if e.get("phase") == "eval"],
+        "config": result.config,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_model(
+    model: Any,
+    tokenizer: Any,
+    folder: Path,
+    result: TrainResult,
+    description: str,
+    data_hash: str,
+    note: str,
+    work_dir: Path | None = None,
+) -> None:
+    """Write the model folder atomically (temporary sibling, then rename).
+
+    Args:
+        model, tokenizer: what to save (the model should be on the CPU).
+        folder: the final folder (replaced when it exists).
+        result: the run's result (for the card and the record).
+        description: how the model was made.
+        data_hash: :func:`hash_pairs` of the training pairs.
+        note: free text for the card and ``config.json`` (``sparse_demo.note``).
+        work_dir: the run's scratch folder; its ``vocab_pruning.json`` is kept when present.
+    """
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    try:
+        model.config.architectures = [type(model).__name__]
+        model.config.sparse_demo = {
+            "note": note,
+            "description": description,
+            "data_sha256": data_hash,
+            "status": result.status,
+            "steps": result.steps,
+            "best_step": result.best_step,
+        }
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        pruning = (work_dir / "vocab_pruning.json") if work_dir is not None else None
+        if pruning is not None and pruning.is_file():
+            shutil.copy(pruning, tmp / "vocab_pruning.json")
+        (tmp / "README.md").write_text(model_card(result, description, data_hash, note), encoding="utf-8")
+        record = training_record(result, description, data_hash, note)
+        (tmp / "training_info.json").write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Saved the model to %s", folder)
+
+
+def zip_model(folder: str | Path, zip_path: str | Path | None = None) -> Path:
+    """Zip a model folder (for download); returns the ``.zip`` path (default: next to the folder).
+
+    Raises:
+        ValueError: ``folder`` has no ``config.json``.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder} is not a model folder (no config.json)")
+    base = Path(zip_path).with_suffix("") if zip_path else folder
+    return Path(shutil.make_archive(str(base), "zip", root_dir=folder))
+
+
+__all__ = ["hash_pairs", "metrics_table", "model_card", "save_model", "training_record", "zip_model"]

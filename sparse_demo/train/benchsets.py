@@ -1,0 +1,104 @@
+"""Benchmark sets in ``../shared/data`` as training pairs and retrieval sets: KoBEST BoolQ and KorSTS.
+
+The folder is ``../shared/data`` next to the checkout, or ``SPARSE_DEMO_DATA_DIR``
+(:data:`sparse_demo.train.data.SHARED_DATA_DIR`); a missing folder is a ``FileNotFoundError``
+naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sparse_demo.train.data import SHARED_DATA_DIR, Pair, RetrievalSet
+
+
+def _read_tsv(path: Path, min_fields: int) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [r for r in rows[1:] if len(r) >= min_fields]
+
+
+def _data_dir(data_dir: str | Path | None) -> Path:
+    base = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
+    if not base.is_dir():
+        raise FileNotFoundError(f"benchmark data folder not found: {base}")
+    return base
+
+
+def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tuple[list[Pair], RetrievalSet]:
+    """KoBEST BoolQ as retrieval: question -> its paragraph.
+
+    Args:
+        split: ``train``, ``dev`` or ``test``.
+        data_dir: the shared data folder (default ``../shared/data``).
+
+    Returns:
+        ``(pairs of the split, RetrievalSet of the split over the corpus of all unique
+        paragraphs of the three splits)``.
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be one of train, dev, test; got {split!r}")
+    folder = _data_dir(data_dir) / "kobest_boolq"
+    corpus: dict[str, int] = {}
+    by_split: dict[str, list[list[str]]] = {}
+    for name in ("train", "dev", "test"):
+        rows = _read_tsv(folder / f"{name}.tsv", 3)
+        by_split[name] = rows
+        for r in rows:
+            corpus.setdefault(r[1].strip(), len(corpus))
+    pairs, queries, gold = [], [], []
+    for r in by_split[split]:
+        text, question = r[1].strip(), r[2].strip()
+        if not text or not question:
+            continue
+        pairs.append(Pair(question, text))
+        queries.append(question)
+        gold.append({corpus[text]})
+    return pairs, RetrievalSet(f"BoolQ {split}", queries, gold, list(corpus))
+
+
+def load_korsts(
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    min_score: float = 4.0,
+    corpus_from: str = "split",
+) -> tuple[list[Pair], RetrievalSet]:
+    """KorSTS as paraphrase retrieval: sentence1 -> sentence2 for pairs scoring >= ``min_score``.
+
+    Args:
+        split: ``train``, ``dev`` or ``test``.
+        data_dir: the shared data folder.
+        min_score: paraphrase threshold (0-5 scale).
+        corpus_from: ``split`` (every sentence2 of the split) or ``all`` (every sentence2 of
+            the three splits, as in the data README's reference table).
+    """
+    names = {"train": "sts-train.tsv", "dev": "sts-dev.tsv", "test": "sts-test.tsv"}
+    if split not in names:
+        raise ValueError(f"split must be one of {', '.join(names)}; got {split!r}")
+    if corpus_from not in ("split", "all"):
+        raise ValueError(f"corpus_from must be 'split' or 'all', got {corpus_from!r}")
+    folder = _data_dir(data_dir) / "korsts"
+    rows = _read_tsv(folder / names[split], 7)
+    corpus: dict[str, int] = {}
+    for r in rows:
+        corpus.setdefault(r[6].strip(), len(corpus))
+    if corpus_from == "all":
+        for other in names.values():
+            for r in _read_tsv(folder / other, 7):
+                corpus.setdefault(r[6].strip(), len(corpus))
+    pairs, queries, gold = [], [], []
+    for r in rows:
+        try:
+            score = float(r[4])
+        except ValueError:
+            continue
+        s1, s2 = r[5].strip(), r[6].strip()
+        if score >= min_score and s1 and s2:
+            pairs.append(Pair(s1, s2))
+            queries.append(s1)
+            gold.append({corpus[s2]})
+    return pairs, RetrievalSet(f"KorSTS {split} (score >= {min_score:g})", queries, gold, list(corpus))
+
+
+__all__ = ["SHARED_DATA_DIR", "load_boolq", "load_korsts"]
