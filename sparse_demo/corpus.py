@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparse_demo.textio import iter_jsonl
+from sparse_demo.textio import iter_jsonl, split_lines
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,15 @@ class Corpus:
         documents: Documents in file order.
         queries: Queries (empty unless loaded from a BEIR folder).
         qrels: ``query id -> doc id -> relevance`` (empty unless loaded from BEIR).
+        dropped_judgements: BEIR judgements left out because they name a query or document id
+            the corpus does not have (shown to the user: see :attr:`notes`).
     """
 
     name: str
     documents: list[Document]
     queries: list[Query] = field(default_factory=list)
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped_judgements: int = 0
 
     def __post_init__(self) -> None:
         self._by_id = {d.id: d for d in self.documents}
@@ -83,6 +86,14 @@ class Corpus:
     @property
     def ids(self) -> list[str]:
         return [d.id for d in self.documents]
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about how the corpus was read (one sentence each)."""
+        if not self.dropped_judgements:
+            return []
+        return [f"{self.dropped_judgements:,} relevance judgement(s) of {self.name} name a query or document id "
+                "that is not in the corpus; they were left out."]
 
 
 # --- reading text --------------------------------------------------------------------------
@@ -258,10 +269,10 @@ def load_table(path: str | Path, *, delimiter: str | None = None, max_bytes: int
 def parse_qrels(text: str, name: str = "qrels/test.tsv") -> dict[str, dict[str, int]]:
     """BEIR qrels: ``query-id<TAB>corpus-id<TAB>score`` lines, header optional."""
     qrels: dict[str, dict[str, int]] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
-        parts = line.rstrip("\r\n").split("\t")
+        parts = line.split("\t")
         if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
             continue
         if len(parts) < 3:
@@ -283,7 +294,7 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
     """Load a BEIR folder: ``corpus.jsonl`` plus optional ``queries.jsonl`` and ``qrels/<split>.tsv``.
 
     Queries without judgements are kept; judgements naming unknown documents or queries are
-    dropped with a warning.
+    left out and counted in :attr:`Corpus.dropped_judgements` (and logged).
     """
     root = Path(folder)
     if not root.is_dir():
@@ -294,6 +305,7 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
     docs = parse_jsonl_documents(_read_text(corpus_file, max_bytes), "corpus.jsonl")
     queries: list[Query] = []
     qrels: dict[str, dict[str, int]] = {}
+    dropped = 0
     if (root / "queries.jsonl").is_file():
         queries = parse_jsonl_queries(_read_text(root / "queries.jsonl", max_bytes), "queries.jsonl")
     qrels_dir = root / "qrels"
@@ -305,7 +317,6 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
         qrels = parse_qrels(_read_text(qrels_file, max_bytes), f"qrels/{split}.tsv")
         doc_ids = {d.id for d in docs}
         query_ids = {q.id for q in queries}
-        dropped = 0
         for qid in list(qrels):
             if queries and qid not in query_ids:
                 dropped += len(qrels.pop(qid))
@@ -318,7 +329,7 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
                 del qrels[qid]
         if dropped:
             logger.warning("%s: dropped %d judgements naming unknown queries or documents", root.name, dropped)
-    return Corpus(root.name, docs, queries, qrels)
+    return Corpus(root.name, docs, queries, qrels, dropped_judgements=dropped)
 
 
 def load_corpus(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test") -> Corpus:

@@ -56,9 +56,22 @@ def decode_utf8(data: bytes, what: str = "file") -> str:
         ) from exc
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines of ``text`` split on ``\\n`` (``\\r\\n`` and a lone ``\\r`` count as one break).
+
+    Unlike :meth:`str.splitlines`, characters such as U+2028, U+2029, U+0085, form feed or
+    vertical tab stay inside their line: they are valid text (and valid inside JSON strings).
+
+    Example:
+        >>> split_lines("a\\u2028b\\r\\nc\\n")
+        ['a\\u2028b', 'c', '']
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def split_queries(block: str) -> list[str]:
-    """One query per non-empty line of a pasted block."""
-    return [line.strip() for line in (block or "").splitlines() if line.strip()]
+    """One query per non-empty line of a pasted block (lines as :func:`split_lines` cuts them)."""
+    return [line.strip() for line in split_lines(block or "") if line.strip()]
 
 
 def parse_query_file(data: bytes, filename: str) -> list[str]:
@@ -102,12 +115,25 @@ def _from_table(text: str, delimiter: str, name: str) -> list[str]:
 def iter_jsonl(text: str, name: str, *, objects_only: bool = True) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of JSON Lines text.
 
+    Lines end at ``\\n`` only (a ``\\r`` before it is JSON whitespace), as the JSON Lines
+    format defines them: U+2028, U+2029 or U+0085 inside a text are valid JSON and do not
+    start a new line, so line numbers match what an editor shows.
+
+    Args:
+        text: the decoded file content.
+        name: the file name used in messages.
+        objects_only: require every value to be a JSON object.
+
     Raises:
         ValueError: ``"<name> line N is not valid JSON: ..."``, or (with ``objects_only``)
             ``"<name> line N: expected a JSON object, got ..."``.
+
+    Example:
+        >>> list(iter_jsonl('{"text": "a\\u2028b"}\\n\\n{"text": "c"}\\n', "x.jsonl"))
+        [(1, {'text': 'a\\u2028b'}), (3, {'text': 'c'})]
     """
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(" \t\r"):
             continue
         try:
             value = json.loads(line)

@@ -1,24 +1,28 @@
-"""Model comparison: overlap metrics against hand computation, alignment, set mode, UI handlers, CLI."""
+"""Model comparison: overlap metrics against hand computation, alignment, set mode, UI handlers, CLI.
+
+Expected values come from hand computation (constructed vectors) or from an independent keying
+of the encoders' raw vectors written here (:func:`_independent_top_keys`), never from the rows
+the comparison itself produced.
+"""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import random
+import sys
+import unicodedata
 
 import numpy as np
 import pytest
 
 from sparse_demo.analysis import QueryAnalysis, TokenRow, leakage_report, vector_stats
 from sparse_demo.compare import (
-    add_compare_parser,
     align,
     compare_analyses,
     jaccard,
     keyed_top,
     rbo,
-    run_compare,
     token_key,
     weighted_overlap,
 )
@@ -37,6 +41,28 @@ def _rbo_direct(a: list[str], b: list[str], p: float) -> float:
     first = sum(x(d) / d * p**d for d in range(1, l_ + 1))
     second = sum(x(s) * (d - s) / (s * d) * p**d for d in range(s + 1, l_ + 1))
     return (1 - p) / p * (first + second) + ((x(l_) - x(s)) / l_ + x(s) / s) * p**l_
+
+
+#: Special tokens by role, written out for the two tokenizers the tests use (XLM-R, WordPiece).
+_ROLES = {"<s>": "[CLS]", "[CLS]": "[CLS]", "</s>": "[SEP]", "[SEP]": "[SEP]", "<pad>": "[PAD]", "[PAD]": "[PAD]",
+          "<unk>": "[UNK]", "[UNK]": "[UNK]", "<mask>": "[MASK]", "[MASK]": "[MASK]"}
+
+
+def _independent_top_keys(encoder, text: str, k: int) -> dict[str, float]:
+    """The top-``k`` keys of ``encoder``'s raw vector for ``text``, keyed here from the tokenizer's
+    own token strings: role for specials, else marker (``▁``/``##``) stripped, NFC, lower case;
+    tokens sharing a key keep the larger weight."""
+    vec = encoder.encode([text])[0].vector
+    raws = encoder.tokenizer.convert_ids_to_tokens([int(i) for i in vec.token_ids])
+    best: dict[str, float] = {}
+    for raw, w in zip(raws, vec.weights.tolist()):
+        if raw in _ROLES:
+            key = _ROLES[raw]
+        else:
+            key = unicodedata.normalize("NFC", raw.removeprefix("▁").removeprefix("##")).lower() or raw
+        best[key] = max(best.get(key, 0.0), float(w))
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+    return dict(ranked)
 
 
 def _row(rank: int, raw: str, weight: float, category: str = "content", position: int = 1,
@@ -229,17 +255,23 @@ def sparse_dirs(tmp_path_factory, tiny_model_dir, tiny_model_dir_b, wordpiece_mo
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory, sparse_dirs):
-    """An app context whose presets are sparse copies of the conftest tiny models, plus a broken one."""
-    from sparse_demo.config import load_settings
-    from sparse_demo.ui.common import AppContext
-
+def compare_presets(tmp_path_factory, sparse_dirs) -> str:
+    """A presets file naming sparse copies of the conftest tiny models, plus a broken one."""
     presets = [{"name": n, "source": str(p)} for n, p in
                (("tiny-a", sparse_dirs["xa"]), ("tiny-b", sparse_dirs["xb"]), ("wp", sparse_dirs["wp"]))]
     presets.append({"name": "missing", "source": "/nonexistent/model/folder"})
     path = tmp_path_factory.mktemp("compare_presets") / "models.json"
     path.write_text(json.dumps({"default": "tiny-a", "presets": presets}), encoding="utf-8")
-    return AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(path), "SPARSE_DEMO_DEVICE": "cpu"}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ctx(compare_presets):
+    """An app context on :func:`compare_presets`."""
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    return AppContext.create(load_settings({"SPARSE_DEMO_MODELS": compare_presets, "SPARSE_DEMO_DEVICE": "cpu"}))
 
 
 @pytest.fixture(scope="module")
@@ -255,10 +287,17 @@ def test_per_query_two_tiny_models(ctx, ui):
     assert c is not None, r.status
     assert "tiny-a" in r.status and "tiny-b" in r.status
     assert len(c.rows) == len(set(c.to_frame()["key"]))  # one row per key
-    keys_a = [row.key for row in c.rows if row.rank_a]
-    keys_b = [row.key for row in c.rows if row.rank_b]
-    assert len(keys_a) == len(keys_b) == 10
-    assert c.overlap.jaccard == pytest.approx(len(set(keys_a) & set(keys_b)) / len(set(keys_a) | set(keys_b)))
+    # expected from the encoders' raw vectors, keyed independently of compare.keyed_top
+    exp_a = _independent_top_keys(ctx.registry.get("tiny-a"), "당뇨병 치료 방법", 10)
+    exp_b = _independent_top_keys(ctx.registry.get("tiny-b"), "당뇨병 치료 방법", 10)
+    assert [row.key for row in sorted(c.rows, key=lambda r: r.rank_a or 99) if row.rank_a] == list(exp_a)
+    assert [row.key for row in sorted(c.rows, key=lambda r: r.rank_b or 99) if row.rank_b] == list(exp_b)
+    assert {row.key for row in c.shared} == set(exp_a) & set(exp_b)
+    assert c.overlap.jaccard == pytest.approx(len(set(exp_a) & set(exp_b)) / len(set(exp_a) | set(exp_b)))
+    union = set(exp_a) | set(exp_b)
+    assert c.overlap.weighted_overlap == pytest.approx(
+        sum(min(exp_a.get(k, 0), exp_b.get(k, 0)) for k in union)
+        / sum(max(exp_a.get(k, 0), exp_b.get(k, 0)) for k in union), rel=1e-5)
     for metric in (c.overlap.jaccard, c.overlap.weighted_overlap, c.overlap.rbo):
         assert 0.0 <= metric <= 1.0
     # the morpheme view accounts for the whole vector of each model
@@ -280,8 +319,11 @@ def test_different_tokenizers_meet_on_surface_forms(ctx, ui, sparse_dirs):
     assert c is not None, r.status
     # WordPiece [CLS]/[SEP] and XLM-R <s>/</s> are keyed by role; surface keys carry no marker
     assert all(not k.startswith(("▁", "##")) or k in ("▁", "##") for k in r.aligned["key"])
-    shared = {row.key for row in c.shared}
-    assert shared == set(r.aligned.loc[r.aligned["status"] == "both", "key"])
+    exp_a = _independent_top_keys(ctx.registry.get("tiny-a"), "당뇨병 치료 방법", 30)
+    exp_b = _independent_top_keys(ctx.registry.get(str(sparse_dirs["wp"])), "당뇨병 치료 방법", 30)
+    assert {row.key for row in c.shared} == set(exp_a) & set(exp_b)
+    assert {row.key for row in c.only_a} == set(exp_a) - set(exp_b)
+    assert {row.key for row in c.only_b} == set(exp_b) - set(exp_a)
 
 
 def test_failing_model_leaves_the_other_usable(ctx, ui):
@@ -427,19 +469,29 @@ def test_build_tab_smoke(ctx, ui):
 
 
 # ---------------------------------------------------------------------- command line
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sparse_demo")
-    add_compare_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["compare", *argv])
+# In-process runs of ``sparse_demo.cli.main`` on this module's presets (exit codes and the
+# one-line errors through ``python -m sparse_demo`` are in tests/test_cli.py).
+@pytest.fixture()
+def cli(compare_presets, monkeypatch, capsys):
+    from sparse_demo.cli import main
+
+    monkeypatch.setenv("SPARSE_DEMO_MODELS", compare_presets)
+    monkeypatch.setenv("SPARSE_DEMO_DEVICE", "cpu")
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8"))  # empty pipe
+        rc = main(["compare", *argv])
+        captured = capsys.readouterr()
+        return rc, captured.out, captured.err
+
+    return run
 
 
-def test_cli_per_query_json(ctx, sparse_dirs):
-    args = _parse(["--model-a", "tiny-a", "--model-b", str(sparse_dirs["wp"]), "--top-k", "8",
-                   "--json", "당뇨병 치료 방법", "전세 보증금"])
-    assert args.func is run_compare
-    out, err = io.StringIO(), io.StringIO()
-    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0, err.getvalue()
-    data = json.loads(out.getvalue())
+def test_cli_per_query_json(cli, sparse_dirs):
+    rc, out, err = cli(["--model-a", "tiny-a", "--model-b", str(sparse_dirs["wp"]), "--top-k", "8",
+                        "--json", "당뇨병 치료 방법", "전세 보증금"])
+    assert rc == 0, err
+    data = json.loads(out)
     assert [q["text"] for q in data["queries"]] == ["당뇨병 치료 방법", "전세 보증금"]
     q = data["queries"][0]
     assert {"tokens", "only_a", "only_b", "jaccard", "weighted_overlap", "rbo", "a", "b"} <= set(q)
@@ -447,39 +499,34 @@ def test_cli_per_query_json(ctx, sparse_dirs):
     assert len([t for t in q["tokens"] if t["rank_a"]]) == 8
 
 
-def test_cli_table_and_set_mode(ctx, tmp_path):
-    out, err = io.StringIO(), io.StringIO()
-    args = _parse(["--model-a", "tiny-a", "--model-b", "tiny-b", "--top-k", "5", "당뇨병 치료 방법"])
-    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0
-    assert "jaccard" in out.getvalue() and "weighted overlap" in out.getvalue()
+def test_cli_table_and_set_mode(cli, tmp_path):
+    rc, out, _ = cli(["--model-a", "tiny-a", "--model-b", "tiny-b", "--top-k", "5", "당뇨병 치료 방법"])
+    assert rc == 0 and "jaccard" in out and "weighted overlap" in out
     qfile = tmp_path / "q.txt"
     qfile.write_text("\n".join(QUERIES), encoding="utf-8")
-    out = io.StringIO()
-    args = _parse(["--model", "tiny-a", "--model", "tiny-b", "--model", "wp",
-                   "--model", "missing", "--queries", str(qfile), "--top-k", "5", "--json"])
-    rc = run_compare(args, registry=ctx.registry, out=out, err=err)
-    assert rc == 1 and "missing" in err.getvalue()  # printed, but one model failed
-    data = json.loads(out.getvalue())
+    rc, out, err = cli(["--model", "tiny-a", "--model", "tiny-b", "--model", "wp",
+                        "--model", "missing", "--queries", str(qfile), "--top-k", "5", "--json"])
+    assert rc == 1 and "missing" in err  # printed, but one model failed
+    data = json.loads(out)
     assert len(data["models"]) == 3 and len(data["pairs"]) == 3 and data["queries"] == 4
     assert "missing" in data["failed"]
     assert len(data["pairs"][0]["queries"]) == 4 and data["pairs"][0]["most_disagreeing"]
-    out = io.StringIO()
-    args = _parse(["--model", "tiny-a", "--model", "tiny-b", "--queries", str(qfile), "--top-k", "5"])
-    assert run_compare(args, registry=ctx.registry, out=out, err=err) == 0
-    assert "most disagreeing" in out.getvalue()
+    rc, out, _ = cli(["--model", "tiny-a", "--model", "tiny-b", "--queries", str(qfile), "--top-k", "5"])
+    assert rc == 0 and "most disagreeing" in out
 
 
 @pytest.mark.parametrize(
-    "argv, expect",
+    "argv, status, expect",
     [
-        (["--model-a", "tiny-a", "당뇨병"], "two different models"),
-        (["--model-a", "tiny-a", "--model-b", "tiny-b"], "TEXT"),
-        (["--model-a", "tiny-a", "--model-b", "tiny-b", "   "], "empty"),
-        (["--model-a", "tiny-a", "--model-b", "missing", "당뇨병"], "comparing needs two"),
-        (["--model-a", "tiny-a", "--model-b", "tiny-b", "--queries", "/no/file.txt"], "error"),
+        (["--model-a", "tiny-a", "당뇨병"], 2, "two different models"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b"], 2, "TEXT"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b", "   "], 2, "TEXT"),
+        (["--model-a", "tiny-a", "--model-b", "missing", "당뇨병"], 1, "comparing needs two"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b", "--queries", "/no/file.txt"], 2, "file.txt"),
+        (["--model-a", "tiny-a", "--model-b", "tiny-b", "--rbo-p", "1.5", "당뇨병"], 2, "--rbo-p"),
     ],
 )
-def test_cli_errors(ctx, argv, expect):
-    out, err = io.StringIO(), io.StringIO()
-    assert run_compare(_parse(argv), registry=ctx.registry, out=out, err=err) == 2
-    assert expect in err.getvalue() and out.getvalue() == ""
+def test_cli_errors(cli, argv, status, expect):
+    rc, out, err = cli(argv)
+    assert rc == status and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and expect in err, err

@@ -149,3 +149,30 @@ def test_bad_beir_folders(tmp_path, files, match):
         write(tmp_path / "b" / rel, content)
     with pytest.raises(ValueError, match=match):
         load_corpus(tmp_path / "b")
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\u0085"])
+def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path, sep):
+    # valid JSON Lines: the separator sits raw inside a string (str.splitlines would cut there)
+    assert len(f"a{sep}b".splitlines()) == 2
+    p = write(tmp_path / "c.jsonl", jsonl({"id": "a", "text": f"혈당{sep}관리"}, {"id": "b", "text": "운동"}))
+    assert load_corpus(p).documents == [Document("a", f"혈당{sep}관리"), Document("b", "운동")]
+
+
+def test_jsonl_error_line_numbers_count_newlines_only(tmp_path):
+    content = jsonl({"id": "a", "text": "혈당\u2028관리\u0085"}) + "\r\n" + '{"id": "b", "text": }\n'
+    with pytest.raises(ValueError, match=r"line 3 is not valid JSON"):
+        load_corpus(write(tmp_path / "c.jsonl", content))
+
+
+def test_beir_counts_judgements_naming_unknown_ids(tmp_path):
+    write(tmp_path / "b" / "corpus.jsonl", jsonl({"_id": "d1", "text": "혈당"}, {"_id": "d2", "text": "운동"}))
+    write(tmp_path / "b" / "queries.jsonl", jsonl({"_id": "q1", "text": "혈당"}))
+    # q1-d1 kept; q1-d9 (unknown document), q7-d1 and q7-d2 (unknown query) left out: 3 by hand
+    write(tmp_path / "b" / "qrels" / "test.tsv", "q1\td1\t1\nq1\td9\t1\nq7\td1\t1\nq7\td2\t2\n")
+    c = load_beir(tmp_path / "b")
+    assert c.qrels == {"q1": {"d1": 1}}
+    assert c.dropped_judgements == 3
+    assert len(c.notes) == 1 and c.notes[0].startswith("3 relevance judgement")
+    clean = load_beir(SAMPLE)  # the bundled sample's judgements all name known ids
+    assert clean.dropped_judgements == 0 and clean.notes == []

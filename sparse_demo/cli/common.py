@@ -1,0 +1,251 @@
+"""Helpers shared by the subcommands: the model registry, reading texts, errors and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+from ..config import load_settings
+from ..models import ModelRegistry
+from ..textio import read_query_file
+
+#: Exit status of a run that failed (a model, index or training error).
+EXIT_FAILED = 1
+#: Exit status of bad input (arguments, files, stdin).
+EXIT_INPUT = 2
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line: ``error: <prog>: <message> (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+class CliError(Exception):
+    """A problem the user can fix, reported as one ``error: ...`` line with exit ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_INPUT) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (newlines and runs of spaces collapsed).
+
+    Example:
+        >>> one_line("Could not load model\\n  (offline)")
+        'Could not load model (offline)'
+    """
+    return " ".join(str(message).split())
+
+
+def error_line(message: str, status: int = EXIT_INPUT, *, err: TextIO | None = None) -> int:
+    """Print ``error: <message>`` as one line on stderr and return ``status``."""
+    stream = err or sys.stderr
+    stream.write(f"error: {one_line(message)}\n")
+    stream.flush()
+    return status
+
+
+def note_line(message: str, *, err: TextIO | None = None) -> None:
+    """Print ``note: <message>`` as one line on stderr."""
+    (err or sys.stderr).write(f"note: {one_line(message)}\n")
+
+
+def check_utf8_arguments(argv: Sequence[str]) -> None:
+    """Refuse arguments that were not valid UTF-8 (Python keeps their bytes as lone surrogates).
+
+    Raises:
+        CliError: ``argument N is not valid UTF-8 text``.
+    """
+    for i, arg in enumerate(argv, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CliError(f"argument {i} is not valid UTF-8 text; pass UTF-8 (e.g. iconv -f cp949 -t utf-8)") from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser, model_help: str = "preset name, Hub id or local folder") -> None:
+    """``--model``, ``--device`` and ``--max-length``: what :func:`registry` reads."""
+    p.add_argument("--model", "-m", default=None, help=model_help)
+    p.add_argument("--device", choices=DEVICES, default=None, help="default: settings (SPARSE_DEMO_DEVICE)")
+    p.add_argument("--max-length", type=positive_int, default=None, help="encoder max length in tokens")
+
+
+def registry(args: argparse.Namespace) -> ModelRegistry:
+    """A :class:`ModelRegistry` built as the app builds it (:func:`load_settings`), with the
+    ``--device`` / ``--max-length`` overrides of ``args`` where given."""
+    settings = load_settings()
+    overrides: dict[str, Any] = {}
+    if getattr(args, "device", None):
+        overrides["device"] = args.device
+    if getattr(args, "max_length", None):
+        overrides["max_length"] = args.max_length
+    if overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    return ModelRegistry(settings)
+
+
+def default_model() -> str:
+    """The settings' default model (raises :class:`CliError` when there is none)."""
+    name = load_settings().default_model
+    if not name:
+        raise CliError("give --model (a preset name, Hub id or local folder)")
+    return name
+
+
+def read_stdin_lines(stream: TextIO | None = None) -> list[str]:
+    """Lines of stdin, decoded as strict UTF-8 (split on ``\\n`` only; trailing ``\\r`` removed).
+
+    Returns [] when stdin is a terminal.
+
+    Raises:
+        ValueError: stdin is not UTF-8 (the message names the line).
+    """
+    stream = stream or sys.stdin
+    if stream is None or stream.isatty():
+        return []
+    buffer = getattr(stream, "buffer", None)
+    data = buffer.read() if buffer is not None else stream.read().encode("utf-8", "surrogateescape")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"stdin line {lineno} is not valid UTF-8 text; pipe UTF-8 "
+                         "(e.g. iconv -f cp949 -t utf-8)") from None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def read_texts(args: argparse.Namespace, *, keep_empty: bool = False) -> list[str]:
+    """Texts from ``args.texts`` (positional), ``args.file`` and, when neither gives any, stdin.
+
+    Args:
+        args: parsed arguments with ``texts`` and optionally ``file``.
+        keep_empty: keep blank arguments and stdin lines (so output lines match input lines).
+
+    Raises:
+        CliError: no text at all.
+        ValueError: an unreadable file or non-UTF-8 stdin.
+    """
+    texts = [t.strip() for t in (getattr(args, "texts", None) or [])]
+    if getattr(args, "file", None):
+        texts += read_query_file(args.file)
+    if not texts:
+        texts = [t.strip() for t in read_stdin_lines()]
+    if not keep_empty:
+        texts = [t for t in texts if t]
+    if not texts:
+        raise CliError("give at least one text (arguments, --file or stdin)")
+    return texts
+
+
+def json_default(value: object) -> object:
+    """``json.dumps`` fallback: numpy scalars and arrays, NaN as null, dataclasses, paths as text."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def dumps(payload: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text (NaN and infinities as null, Korean kept as is, numpy values as numbers).
+
+    Example:
+        >>> import numpy as np
+        >>> dumps({"q": "당뇨", "score": np.float32(0.5), "ids": np.array([1, 2]), "bad": float("nan")})
+        '{"q": "당뇨", "score": 0.5, "ids": [1, 2], "bad": null}'
+    """
+    return json.dumps(_nan_to_none(payload), ensure_ascii=False, indent=indent, default=json_default,
+                      allow_nan=False)
+
+
+def print_json(payload: Any, *, out: TextIO | None = None, indent: int | None = None) -> None:
+    """Write ``payload`` as JSON followed by a newline (one line unless ``indent``)."""
+    stream = out or sys.stdout
+    stream.write(dumps(payload, indent=indent) + "\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+__all__ = [
+    "ArgumentParser",
+    "DEVICES",
+    "EXIT_FAILED",
+    "EXIT_INPUT",
+    "CliError",
+    "add_model_arguments",
+    "check_utf8_arguments",
+    "default_model",
+    "dumps",
+    "error_line",
+    "json_default",
+    "note_line",
+    "one_line",
+    "positive_int",
+    "non_negative_int",
+    "print_json",
+    "read_stdin_lines",
+    "read_texts",
+    "registry",
+    "unit_float",
+]

@@ -1,0 +1,105 @@
+"""``index``: encode a corpus and build a search index (memory or OpenSearch).
+
+    python -m sparse_demo index --corpus assets/corpus/ko_sample --model V26 [--backend opensearch]
+
+``--corpus`` is a ``.jsonl`` file of ``{"id", "text"}`` objects (``title`` optional), a ``.csv`` /
+``.tsv`` file, a BEIR folder or a zip of one. The memory backend keeps nothing between runs, so
+``--backend memory`` only validates, encodes and reports counts; ``--backend opensearch`` fills an
+index that later ``search`` runs reuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .. import search as svc
+from .common import (
+    add_model_arguments,
+    default_model,
+    non_negative_int,
+    note_line,
+    positive_int,
+    print_json,
+    registry,
+)
+
+
+def add_corpus_arguments(p: argparse.ArgumentParser, model_help: str) -> None:
+    """The corpus, model and backend options shared by ``index`` and ``search``."""
+    p.add_argument("--corpus", required=True, help="a .jsonl/.csv/.tsv file, a BEIR folder or a zip of one")
+    add_model_arguments(p, model_help)
+    p.add_argument("--backend", choices=svc.BACKENDS, default="memory")
+    p.add_argument("--index-name", default=None, help="OpenSearch index name (default: derived from corpus+model)")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="fail instead of using the memory backend when OpenSearch is unreachable")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--doc-top-k", type=non_negative_int, default=svc.DEFAULT_DOC_TOP_K,
+                   help=f"tokens kept per document vector (0: all; default {svc.DEFAULT_DOC_TOP_K})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``index``."""
+    p = subparsers.add_parser("index", help="encode a corpus and build a search index (memory or OpenSearch)")
+    add_corpus_arguments(p, "preset name, Hub id or local folder (default: the default preset)")
+
+
+def _progress(enabled: bool) -> svc.StageProgress | None:
+    if not enabled:
+        return None
+    last = {"pct": -10}
+
+    def report(fraction: float, desc: str) -> None:
+        pct = int(fraction * 100)
+        if pct >= last["pct"] + 10 or fraction >= 1.0:
+            last["pct"] = pct
+            print(f"[{pct:3d}%] {desc}", file=sys.stderr)
+
+    return report
+
+
+def corpus_notes(corpus: Any) -> list[str]:
+    """What the user should know about a loaded corpus (e.g. judgements naming unknown ids)."""
+    return list(getattr(corpus, "notes", ()) or ())
+
+
+def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[svc.SearchIndex, list[str]]:
+    """Build the index of ``corpus`` as ``args`` say; returns the index and the notes worth showing."""
+    session = svc.SearchSession(max_indexes=1)
+    index, notes = session.get_or_build(
+        corpus, encoder, args.backend, fallback=args.fallback, progress=_progress(not args.quiet),
+        index_name=args.index_name, batch_size=args.batch_size,
+        doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k,
+    )
+    notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
+    return index, corpus_notes(corpus) + notes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the index and print what was built; 0 on success."""
+    corpus = svc.load_corpus_file(args.corpus)  # bad input fails before a model loads
+    encoder = registry(args).get(args.model or default_model())
+    index, notes = build(args, corpus, encoder)
+    report = {
+        "corpus": index.corpus.name,
+        "corpus_id": index.key.corpus_id,
+        "model": index.model_name,
+        "backend": index.backend_name,
+        "queries": len(index.corpus.queries),
+        "dropped_judgements": int(getattr(index.corpus, "dropped_judgements", 0) or 0),
+        **index.stats.to_json(),
+        "notes": notes,
+    }
+    if args.json:
+        print_json(report)
+        return 0
+    for n in notes:
+        note_line(n)
+    where = f" into {report['index_name']}" if report.get("index_name") else " (in memory: nothing persisted)"
+    print(f"indexed {report['documents']} documents of {report['corpus']} with {report['model']}{where}; "
+          f"{report['avg_sparse_tokens']} sparse tokens per document, {report['pruned_documents']} pruned, "
+          f"encoding {report['encode_seconds']} s")
+    return 0
