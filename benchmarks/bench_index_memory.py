@@ -7,11 +7,12 @@ term list. Queries have 20-40 sparse tokens and 5-15 BM25 terms.
 
 Sparse leg: ``SparseIndex`` (inverted index, accumulate per query token) versus a
 brute-force ``scipy.sparse`` CSR matrix-vector product over all documents; top-10 checked
-identical. BM25 leg: ``BM25Index(opensearch_compat=False)`` versus ``bm25s`` with
-``method="lucene"`` on the same token lists; top-10 checked identical.
+identical. BM25 leg: ``BM25Index(opensearch_compat=False)`` (and ``True``, the app's
+setting) versus ``bm25s`` with ``method="lucene"`` on the same token lists, timed side by side
+query by query over ``--repeat`` passes; top-10 checked identical.
 
 Usage:
-    python benchmarks/bench_index_memory.py [--docs 100000] [--queries 200] [--seed 0]
+    python benchmarks/bench_index_memory.py [--docs 100000] [--queries 200] [--seed 0] [--skip-sparse] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-bm25s", action="store_true")
+    ap.add_argument("--skip-sparse", action="store_true", help="measure the BM25 leg only")
+    ap.add_argument("--repeat", type=int, default=3, help="passes over the BM25 queries (latencies pooled)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -166,101 +169,122 @@ def main() -> None:
     bq = make_queries(args.queries, args.vocab, rng, 5, 15)
 
     # ---------------- sparse leg ----------------
-    def build_index():
-        index = SparseIndex()
-        index.add_encoded(ids, indptr, tokens, weights, vocab)
-        index._store.matrix()  # consolidate now so the build is timed here
-        return index
+    if not args.skip_sparse:
 
-    def build_csr():
-        csr = sp.csr_matrix((weights.copy(), tokens.astype(np.int32), indptr.copy()), shape=(args.docs, args.vocab))
-        csr.sum_duplicates()
-        return csr
+        def build_index():
+            index = SparseIndex()
+            index.add_encoded(ids, indptr, tokens, weights, vocab)
+            index._store.matrix()  # consolidate now so the build is timed here
+            return index
 
-    index, build_idx, mem_idx = measure(build_index)
-    csr, build_csr_s, mem_csr = measure(build_csr)
+        def build_csr():
+            csr = sp.csr_matrix((weights.copy(), tokens.astype(np.int32), indptr.copy()), shape=(args.docs, args.vocab))
+            csr.sum_duplicates()
+            return csr
 
-    lat_idx, lat_csr, same = [], [], 0
-    for q, w in zip(sq, sq_w):
-        qvec = {vocab[t]: float(x) for t, x in zip(q.tolist(), w.tolist())}
-        t0 = time.perf_counter()
-        hits = index.search(qvec, 10)
-        lat_idx.append((time.perf_counter() - t0) * 1000)
-        qdense = np.zeros(args.vocab)
-        qdense[q] = w
-        t0 = time.perf_counter()
-        ref = topk_csr(csr, qdense, 10, id_order)
-        lat_csr.append((time.perf_counter() - t0) * 1000)
-        same += [h.id for h in hits] == [ids[i] for i in ref]
-    print("\nsparse leg (top-10, dot product)")
-    print(
-        f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
-        f"build {build_idx:6.2f} s  {mem_idx}"
-    )
-    print(
-        f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
-        f"build {build_csr_s:6.2f} s  {mem_csr}"
-    )
-    print(
-        f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
-        f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}"
-    )
-    print(f"  identical top-10: {same}/{len(sq)} queries")
-    del csr, index
-    gc.collect()
+        index, build_idx, mem_idx = measure(build_index)
+        csr, build_csr_s, mem_csr = measure(build_csr)
+
+        lat_idx, lat_csr, same = [], [], 0
+        for q, w in zip(sq, sq_w):
+            qvec = {vocab[t]: float(x) for t, x in zip(q.tolist(), w.tolist())}
+            t0 = time.perf_counter()
+            hits = index.search(qvec, 10)
+            lat_idx.append((time.perf_counter() - t0) * 1000)
+            qdense = np.zeros(args.vocab)
+            qdense[q] = w
+            t0 = time.perf_counter()
+            ref = topk_csr(csr, qdense, 10, id_order)
+            lat_csr.append((time.perf_counter() - t0) * 1000)
+            same += [h.id for h in hits] == [ids[i] for i in ref]
+        print("\nsparse leg (top-10, dot product)")
+        print(
+            f"  inverted index : p50 {pct(lat_idx, 50):7.2f} ms  p95 {pct(lat_idx, 95):7.2f} ms  "
+            f"build {build_idx:6.2f} s  {mem_idx}"
+        )
+        print(
+            f"  scipy CSR brute: p50 {pct(lat_csr, 50):7.2f} ms  p95 {pct(lat_csr, 95):7.2f} ms  "
+            f"build {build_csr_s:6.2f} s  {mem_csr}"
+        )
+        print(
+            f"  ratio (brute / index): p50 x{pct(lat_csr, 50) / pct(lat_idx, 50):.2f}  "
+            f"p95 x{pct(lat_csr, 95) / pct(lat_idx, 95):.2f}"
+        )
+        print(f"  identical top-10: {same}/{len(sq)} queries")
+        del csr, index
+        gc.collect()
 
     # ---------------- BM25 leg ----------------
-    def build_bm25():
-        bm = BM25Index(opensearch_compat=False)
-        bm.add_encoded(ids, bm25_indptr, bm25_terms, vocab)
-        bm.n_docs  # noqa: B018 - builds postings and statistics
-        return bm
+    def build_bm25(compat: bool):
+        def build():
+            bm = BM25Index(opensearch_compat=compat)
+            bm.add_encoded(ids, bm25_indptr, bm25_terms, vocab)
+            bm.n_docs  # noqa: B018 - builds postings and statistics
+            return bm
 
-    bm, build_bm, mem_bm = measure(build_bm25)
-    lat_bm = []
-    ours = []
-    for q in bq:
-        terms = [vocab[t] for t in q.tolist()]
-        t0 = time.perf_counter()
-        ours.append(bm.search(terms, 10))
-        lat_bm.append((time.perf_counter() - t0) * 1000)
+        return build
+
+    bm, build_bm, mem_bm = measure(build_bm25(False))
+    bm_os, build_os, mem_os = measure(build_bm25(True))
     print("\nBM25 leg (top-10, Lucene formula k1=1.2 b=0.75)")
-    print(
-        f"  BM25Index      : p50 {pct(lat_bm, 50):7.2f} ms  p95 {pct(lat_bm, 95):7.2f} ms  "
-        f"build {build_bm:6.2f} s  {mem_bm}"
-    )
-    if args.skip_bm25s:
-        return
-    import bm25s
+    query_terms = [[vocab[t] for t in q.tolist()] for q in bq]
+    ref = None
+    if not args.skip_bm25s:
+        import bm25s
 
-    token_lists = [bm25_terms[bm25_indptr[i] : bm25_indptr[i + 1]].tolist() for i in range(args.docs)]
+        token_lists = [bm25_terms[bm25_indptr[i] : bm25_indptr[i + 1]].tolist() for i in range(args.docs)]
 
-    def build_bm25s():
-        ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-        ref.index(
-            bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
-            show_progress=False,
+        def build_bm25s():
+            r = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+            r.index(
+                bm25s.tokenization.Tokenized(ids=token_lists, vocab={v: i for i, v in enumerate(vocab)}),
+                show_progress=False,
+            )
+            return r
+
+        ref, build_ref, mem_ref = measure(build_bm25s)
+    # Side by side: every query runs on each index in turn (rotating which goes first), and
+    # the whole query set is repeated, so load from other processes hits all of them alike.
+    runners = {
+        "BM25Index      ": lambda i: bm.search(query_terms[i], 10),
+        "BM25Index (OS) ": lambda i: bm_os.search(query_terms[i], 10),
+    }
+    if ref is not None:
+        runners["bm25s (numpy)  "] = lambda i: ref.retrieve([bq[i].tolist()], k=10, show_progress=False, n_threads=0)
+    lat: dict[str, list[float]] = {name: [] for name in runners}
+    last: dict[str, list] = {name: [None] * len(bq) for name in runners}
+    names = list(runners)
+    for rep in range(args.repeat):
+        for i in range(len(bq)):
+            shift = (i + rep) % len(names)
+            for name in names[shift:] + names[:shift]:
+                t0 = time.perf_counter()
+                last[name][i] = runners[name](i)
+                lat[name].append((time.perf_counter() - t0) * 1000)
+    builds = {"BM25Index      ": (build_bm, mem_bm), "BM25Index (OS) ": (build_os, mem_os)}
+    if ref is not None:
+        builds["bm25s (numpy)  "] = (build_ref, mem_ref)
+    for name in names:
+        seconds, mem = builds[name]
+        print(
+            f"  {name}: p50 {pct(lat[name], 50):7.2f} ms  p95 {pct(lat[name], 95):7.2f} ms  "
+            f"build {seconds:6.2f} s  {mem}"
         )
-        return ref
-
-    ref, build_ref, mem_ref = measure(build_bm25s)
-    lat_ref, same, close = [], 0, 0
-    for q, mine in zip(bq, ours):
-        t0 = time.perf_counter()
-        docs, scores = ref.retrieve([q.tolist()], k=10, show_progress=False, n_threads=0)
-        lat_ref.append((time.perf_counter() - t0) * 1000)
-        ref_ids = [ids[i] for i in docs[0].tolist()]
-        same += [h.id for h in mine] == ref_ids
-        close += np.allclose([h.score for h in mine], scores[0], rtol=1e-5)
-    print(
-        f"  bm25s (numpy)  : p50 {pct(lat_ref, 50):7.2f} ms  p95 {pct(lat_ref, 95):7.2f} ms  "
-        f"build {build_ref:6.2f} s  {mem_ref}"
-    )
-    print(
-        f"  ratio (bm25s / BM25Index): p50 x{pct(lat_ref, 50) / pct(lat_bm, 50):.2f}  "
-        f"p95 x{pct(lat_ref, 95) / pct(lat_bm, 95):.2f}  build x{build_ref / build_bm:.2f}"
-    )
-    print(f"  identical top-10 ids: {same}/{len(bq)} queries; top-10 scores within 1e-5: {close}/{len(bq)}")
+    print("  (OS) = opensearch_compat=True, the app's setting: x2.2 scale, one-byte norms, float32 terms")
+    if ref is not None:
+        b, o, r = (lat[n] for n in names)
+        print(
+            f"  ratio (bm25s / BM25Index): p50 x{pct(r, 50) / pct(b, 50):.2f}  p95 x{pct(r, 95) / pct(b, 95):.2f}  "
+            f"build x{build_ref / build_bm:.2f}"
+        )
+        print(
+            f"  ratio (bm25s / BM25Index (OS)): p50 x{pct(r, 50) / pct(o, 50):.2f}  p95 x{pct(r, 95) / pct(o, 95):.2f}"
+        )
+        same = close = 0
+        for mine, (docs, scores) in zip(last[names[0]], last[names[2]]):
+            same += [h.id for h in mine] == [ids[j] for j in docs[0].tolist()]
+            close += np.allclose([h.score for h in mine], scores[0], rtol=1e-5)
+        print(f"  identical top-10 ids: {same}/{len(bq)} queries; top-10 scores within 1e-5: {close}/{len(bq)}")
     print(f"\nmedian latency over {len(sq)} queries; {statistics.mean(lengths):.0f} tokens/doc on average")
 
 

@@ -1,4 +1,9 @@
-"""Korean language resources: Kiwi morphemes, stopwords and the stopword rule.
+"""Korean language resources: Kiwi morphemes, the BM25 analyzer, stopwords and the stopword rule.
+
+BM25 terms are Kiwi morphemes as ``form/tag`` strings after *stop tags*, as OpenSearch's
+Korean analyzer (nori) drops them: :func:`get_analyzer` builds a :class:`BM25Analyzer` from a
+spec (``"default"``, ``"all"``, ``"nori"`` or a custom tag list) and
+:func:`bm25_terms` applies the default one.
 
 A token is a *stopword* when its surface form (with the SentencePiece ``▁`` or WordPiece
 ``##`` marker removed) is in the stopword list, or when Kiwi analyses that surface as
@@ -15,7 +20,8 @@ import functools
 import logging
 import threading
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -28,11 +34,11 @@ DEFAULT_STOPWORDS_PATH = ASSETS_DIR / "stopwords_ko.txt"
 CONTENT_TAG_PREFIXES: tuple[str, ...] = ("NN", "NR", "NP", "VV", "VA", "MA", "MM", "XR", "SL", "SH", "SN")
 #: Kiwi tag prefixes of function morphemes (particles, endings, suffixes, copulas).
 FUNCTION_TAG_PREFIXES: tuple[str, ...] = ("J", "E", "XS", "VCP", "VCN")
-#: Kiwi tags of content morphemes used for BM25 terms when ``content_only`` is set.
+#: Kiwi tags of content morphemes (the default BM25 analyzer keeps these, their irregular
+#: variants such as ``VV-I`` and user tags).
 CONTENT_TAGS: frozenset[str] = frozenset(
     {"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "MAG", "SL", "SH", "SN", "XR"}
 )
-_PUNCT_TAGS = frozenset({"SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW"})
 #: Markers that tokenizers put on subwords: SentencePiece word start, WordPiece continuation,
 #: GPT-2 style byte-level space.
 _SUBWORD_MARKERS = ("▁", "##", "Ġ")
@@ -78,22 +84,165 @@ def morphemes(text: str) -> list[Morpheme]:
     return [Morpheme(t.form, t.tag, t.start, t.start + t.len) for t in tokens]
 
 
-def bm25_terms(text: str, *, content_only: bool = False) -> list[str]:
-    """Terms for Korean BM25: Kiwi morphemes as ``form/tag`` strings.
+# --- BM25 analyzer (nori-like stop tags) ---------------------------------------------------
+
+#: Every Kiwi part-of-speech tag (irregular variants such as ``VV-I`` share their base tag).
+KIWI_TAGS: tuple[str, ...] = (
+    "NNG", "NNP", "NNB", "NR", "NP",
+    "VV", "VA", "VX", "VCP", "VCN",
+    "MM", "MAG", "MAJ", "IC",
+    "JKS", "JKC", "JKG", "JKO", "JKB", "JKV", "JKQ", "JX", "JC",
+    "EP", "EF", "EC", "ETN", "ETM",
+    "XPN", "XSN", "XSV", "XSA", "XSM", "XR",
+    "SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW", "SB",
+    "SL", "SH", "SN", "UN",
+    "W_URL", "W_EMAIL", "W_HASHTAG", "W_MENTION", "W_SERIAL", "W_EMOJI",
+    "Z_CODA", "Z_SIOT",
+    "USER0", "USER1", "USER2", "USER3", "USER4",
+)  # fmt: skip
+#: Tag prefixes every analyzer drops: punctuation and symbols (``SF SP SS* SE SO SW``) and
+#: Kiwi's web tags (``W_*``: URLs, e-mails, hashtags, emoji).
+ALWAYS_STOPPED: tuple[str, ...] = ("SF", "SP", "SS", "SE", "SO", "SW", "W_")
+#: Stop-tag prefixes of the named analyzers (on top of :data:`ALWAYS_STOPPED`).
+#: ``default`` was chosen by measuring BM25 R@1 / MRR@10 on BoolQ test, KorSTS test (score
+#: >= 4) and the bundled sample (``benchmarks/bench_analyzer.py``): it was best or tied on all
+#: three, ahead of ``all``, of nori's own stop tags and of particles/endings/suffixes/copulas
+#: alone (``"E,J,VCN,VCP,XS"``).
+ANALYZER_PRESETS: dict[str, tuple[str, ...]] = {
+    # Content morphemes only: drops particles J*, endings E*, suffixes XS*, copulas VCP/VCN,
+    # auxiliary verbs VX, determiners MM, conjunctive adverbs MAJ, interjections IC, prefixes
+    # XPN, bullets SB, unknown UN and Kiwi's coda fragments Z_*. Keeps nouns NN*, numerals NR,
+    # pronouns NP, verbs VV, adjectives VA (irregular VV-I etc. too), adverbs MAG, roots XR,
+    # foreign words SL, hanja SH, numbers SN and user tags.
+    "default": ("J", "E", "XS", "VCP", "VCN", "VX", "MM", "MAJ", "IC", "XPN", "SB", "UN", "Z_"),
+    # Every morpheme but punctuation (the terms of versions before the analyzer existed).
+    "all": (),
+    # The default stop tags of OpenSearch's nori analyzer, in Kiwi's tag set.
+    "nori": ("E", "IC", "J", "MAG", "MAJ", "MM", "UN", "XPN", "XS"),
+}
+#: The analyzer spec used when none is given.
+DEFAULT_ANALYZER = "default"
+
+
+@dataclass(frozen=True)
+class BM25Analyzer:
+    """Korean BM25 terms: Kiwi morphemes as ``form/tag`` strings, minus stop tags.
+
+    Like the ``stoptags`` of OpenSearch's Korean analyzer (nori), a morpheme is dropped when
+    its tag (irregular variants such as ``VV-I`` count as their base tag ``VV``) starts with
+    one of :attr:`stoptags`. Build one with :func:`get_analyzer`.
+
+    Attributes:
+        spec: Canonical spec: a preset name (``"default"``, ``"all"``, ``"nori"``) or the
+            sorted comma-separated stop tags of a custom analyzer (e.g. ``"E,J,XSV"``).
+        stoptags: Every dropped tag prefix, :data:`ALWAYS_STOPPED` included.
+
+    Example:
+        >>> get_analyzer("default").terms("혈당을 낮추는 방법")
+        ['혈당/NNG', '낮추/VV', '방법/NNG']
+        >>> get_analyzer("all").terms("혈당을 낮추는 방법")
+        ['혈당/NNG', '을/JKO', '낮추/VV', '는/ETM', '방법/NNG']
+    """
+
+    spec: str
+    stoptags: frozenset[str]
+    _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_prefixes", tuple(sorted(self.stoptags)))
+
+    def keeps(self, tag: str) -> bool:
+        """Whether a morpheme with this Kiwi tag becomes a term."""
+        return not tag.split("-", 1)[0].startswith(self._prefixes)
+
+    def terms_from_morphemes(self, morphs: Iterable[Morpheme]) -> list[str]:
+        """The terms of already analysed morphemes (to analyse a text once for several analyzers)."""
+        out = []
+        for m in morphs:
+            if not self.keeps(m.tag):
+                continue
+            form = "".join(m.form.split())  # terms never contain whitespace
+            if form:
+                out.append(f"{form}/{m.tag}")
+        return out
+
+    def terms(self, text: str) -> list[str]:
+        """The BM25 terms of ``text`` (both search backends index exactly these strings)."""
+        return self.terms_from_morphemes(morphemes(text))
+
+    def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
+        """:meth:`terms` of each text, in order."""
+        return [self.terms(t) for t in texts]
+
+
+def _parse_stoptags(spec: str) -> tuple[str, ...]:
+    items = [part.strip().upper() for part in spec.split(",") if part.strip()]
+    bad = [item for item in items if not any(tag.startswith(item) for tag in KIWI_TAGS)]
+    if bad or not items:
+        what = f"unknown Kiwi tag {bad[0]!r}" if bad else "no tag"
+        raise ValueError(
+            f"{what} in analyzer spec {spec!r}: use one of {', '.join(repr(p) for p in ANALYZER_PRESETS)} "
+            f"or a comma-separated list of Kiwi tags or tag prefixes (e.g. 'J,E,XSV') from {', '.join(KIWI_TAGS)}"
+        )
+    return tuple(sorted(set(items)))
+
+
+@functools.lru_cache(maxsize=64)
+def _analyzer(spec: str) -> BM25Analyzer:
+    key = spec.strip()
+    if key.lower() in ANALYZER_PRESETS:
+        name = key.lower()
+        return BM25Analyzer(name, frozenset(ANALYZER_PRESETS[name] + ALWAYS_STOPPED))
+    tags = _parse_stoptags(key)
+    return BM25Analyzer(",".join(tags), frozenset(tags + ALWAYS_STOPPED))
+
+
+def get_analyzer(spec: str | BM25Analyzer = DEFAULT_ANALYZER) -> BM25Analyzer:
+    """The BM25 analyzer for a spec.
+
+    Args:
+        spec: ``"default"`` (content morphemes only: drop particles ``J*``, endings ``E*``,
+            suffixes ``XS*``, copulas ``VCP``/``VCN``, auxiliaries ``VX``, determiners ``MM``,
+            conjunctive adverbs ``MAJ``, interjections ``IC``, prefixes ``XPN``, ``SB``, ``UN``,
+            ``Z_*``), ``"all"`` (keep every morpheme), ``"nori"`` (nori's default stop tags),
+            or a comma-separated list of Kiwi stop tags or tag prefixes (``"J,E,XSV"``).
+            Punctuation, symbols and web tags are always dropped. An
+            analyzer is returned as is.
+
+    Raises:
+        ValueError: the spec is not a string, is empty, or names an unknown tag (the message
+            lists the valid ones).
+
+    Example:
+        >>> get_analyzer(" J, e ").spec
+        'E,J'
+    """
+    if isinstance(spec, BM25Analyzer):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(  # noqa: TRY004 - user data: ValueError by design
+            f"analyzer spec must be a string such as {', '.join(repr(p) for p in ANALYZER_PRESETS)} "
+            f"or 'J,E,XSV', got {type(spec).__name__}"
+        )
+    if not spec.strip():
+        raise ValueError(
+            "empty analyzer spec: use 'all' to keep every morpheme, 'default', 'nori' or a "
+            "comma-separated list of Kiwi stop tags such as 'J,E,XSV'"
+        )
+    return _analyzer(spec)
+
+
+def bm25_terms(text: str, analyzer: str | BM25Analyzer = DEFAULT_ANALYZER) -> list[str]:
+    """Terms for Korean BM25: Kiwi ``form/tag`` morphemes after the analyzer's stop tags.
 
     Both search backends index exactly these strings (OpenSearch receives them space-joined
-    in a whitespace-analysed field), so they rank identically. Punctuation is dropped.
+    in a whitespace-analysed field), so they rank identically. See :func:`get_analyzer`.
+
+    Example:
+        >>> bm25_terms("혈당 수치를 낮추려면?")
+        ['혈당/NNG', '수치/NNG', '낮추/VV']
     """
-    out = []
-    for m in morphemes(text):
-        if m.tag in _PUNCT_TAGS or m.tag.startswith("W_"):
-            continue
-        if content_only and m.tag not in CONTENT_TAGS:
-            continue
-        form = "".join(m.form.split())  # terms never contain whitespace
-        if form:
-            out.append(f"{form}/{m.tag}")
-    return out
+    return get_analyzer(analyzer).terms(text)
 
 
 def morpheme_at(morphs: list[Morpheme], start: int, end: int) -> Morpheme | None:

@@ -13,6 +13,7 @@ from sparse_demo.index.bm25 import (
     byte4_to_int,
     int_to_byte4,
     lucene_doc_length,
+    top_k_indices,
 )
 
 DOCS = {
@@ -143,3 +144,40 @@ def test_rankings_equal_bm25s_lucene():
         order = sorted(range(len(ids)), key=lambda i: (-float(ref_scores[i]), ids[i]))
         ref_top = [ids[i] for i in order if ref_scores[i] > 0][:10]
         assert [h.id for h in hits] == ref_top
+
+
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_top_k_matches_a_full_sort(k):
+    # Large enough for the block-max prefilter (>= 4 * k blocks of 128 rows), with many ties
+    # and zeros; the expected order is a plain sort by (-score, id rank).
+    rng = np.random.default_rng(k)
+    n = 200_000
+    scores = np.where(rng.random(n) < 0.7, rng.integers(0, 50, n) / 7.0, 0.0)
+    id_rank = rng.permutation(n)
+    expected = sorted((i for i in range(n) if scores[i] > 0), key=lambda i: (-scores[i], id_rank[i]))[:k]
+    assert top_k_indices(scores, k, id_rank).tolist() == expected
+    few = np.zeros(n)
+    few[[5, 70_000, 123]] = [1.0, 3.0, 1.0]
+    assert top_k_indices(few, k, np.arange(n)).tolist() == [70_000, 5, 123][:k]
+    assert top_k_indices(np.zeros(n), k, np.arange(n)).tolist() == []
+
+
+def test_large_corpus_equals_bm25s_lucene():
+    # Enough documents for the block-max top-k path; scores and rankings as bm25s computes them.
+    bm25s = pytest.importorskip("bm25s")
+    rng = np.random.default_rng(3)
+    n_docs, vocab = 6_000, 300
+    p = 1 / np.arange(1, vocab + 1)
+    p /= p.sum()
+    corpus = [[f"t{j}" for j in rng.choice(vocab, size=int(rng.integers(1, 40)), p=p)] for _ in range(n_docs)]
+    ids = [f"d{i:05d}" for i in range(n_docs)]
+    ours = BM25Index(opensearch_compat=False)
+    ours.add(ids, corpus)
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index(corpus, show_progress=False)
+    for _ in range(20):
+        query = list(dict.fromkeys(f"t{j}" for j in rng.choice(vocab, size=int(rng.integers(1, 8)), p=p)))
+        ref_scores = np.asarray(ref.get_scores(query), dtype=np.float64)
+        assert ours.scores(query) == pytest.approx(ref_scores, rel=1e-5, abs=1e-6)
+        hits = ours.search(query, k=10)
+        assert [h.score for h in hits] == pytest.approx(sorted(ref_scores[ref_scores > 0], reverse=True)[:10], rel=1e-5)

@@ -18,12 +18,14 @@ import pytest
 
 from sparse_demo.index import IndexDocument, MemoryBackend, hybrid_search
 from sparse_demo.index.opensearch import (
+    AnalyzerMismatchError,
     ConnectionSettings,
     OpenSearchBackend,
     OpenSearchUnavailable,
     decode_feature_name,
     encode_feature_name,
 )
+from sparse_demo.korean import get_analyzer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "assets" / "corpus" / "ko_sample"
@@ -68,23 +70,22 @@ def load_texts() -> tuple[list[tuple[str, str]], list[str]]:
 
 @pytest.fixture(scope="module")
 def data():
-    from sparse_demo.korean import bm25_terms
-
+    analyzer = get_analyzer("default")
     texts, queries = load_texts()
     docs = []
     for i, (doc_id, text) in enumerate(texts):
-        terms = bm25_terms(text)
+        terms = analyzer.terms(text)
         docs.append(IndexDocument(doc_id, text, terms, hand_vector(terms, i)))
     qs = []
     for j, q in enumerate(queries):
-        terms = bm25_terms(q)
+        terms = analyzer.terms(q)
         qs.append((terms, hand_vector(terms, j)))
     return docs, qs
 
 
 @pytest.fixture(scope="module")
 def node():
-    backend = OpenSearchBackend(f"test-sparse-demo-{uuid.uuid4().hex[:12]}")
+    backend = OpenSearchBackend(f"test-sparse-demo-{uuid.uuid4().hex[:12]}", analyzer="default")
     try:
         backend.ping()
     except OpenSearchUnavailable as exc:
@@ -110,12 +111,51 @@ def indexed(node, data):
 
 
 def test_bm25_matches_memory(indexed, data):
+    # The default analyzer's terms on the sample corpus: the same top 10, the same scores.
     node, exact, _ = indexed
+    assert node.analyzer.spec == exact.analyzer.spec == "default"
+    assert node.index_analyzer() == "default"
+    searched = 0
     for terms, _ in data[1]:
         got = node.search_bm25(terms, k=10)
         want = exact.search_bm25(terms, k=10)
         assert got.ids == want.ids, terms
         assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=1e-5)
+        searched += bool(want.hits)
+    assert searched >= len(data[1]) - 1
+
+
+def test_analyzer_recorded_and_mismatch_detected(node):
+    name = f"test-sparse-demo-{uuid.uuid4().hex[:12]}"
+    first = OpenSearchBackend(name, analyzer="all")
+    try:
+        first.add([IndexDocument("a", "혈당을", get_analyzer("all").terms("혈당을"), {"x": 1.0})])
+        assert first.index_meta()["bm25_analyzer"] == "all"
+        assert first.index_analyzer() == "all"
+        other = OpenSearchBackend(name)  # default analyzer on an index of "all" terms
+        with pytest.raises(AnalyzerMismatchError, match="analyzer 'all', not 'default'"):
+            other.add([IndexDocument("b", "t", ["x/NNG"], {"x": 1.0})])
+        with pytest.raises(AnalyzerMismatchError, match="rebuild the index"):
+            OpenSearchBackend(name).search_bm25(["혈당/NNG"])
+        assert first.count() == 1
+        same = OpenSearchBackend(name, analyzer=" ALL ")
+        assert same.search_bm25(["혈당/NNG"]).ids == ["a"]
+    finally:
+        first.clear()
+    assert first.index_meta() == {} and first.index_analyzer() is None
+
+
+def test_index_without_recorded_analyzer_is_accepted(node):
+    backend = OpenSearchBackend(f"test-sparse-demo-{uuid.uuid4().hex[:12]}")
+    body = backend.index_body()
+    del body["mappings"]["_meta"]  # as indexes made before the analyzer was recorded
+    backend.client.indices.create(index=backend.index, body=body)
+    try:
+        assert backend.index_meta() == {} and backend.index_analyzer() is None
+        backend.add([IndexDocument("a", "t", ["x/NNG"], {"x": 1.0})])
+        assert backend.search_bm25(["x/NNG"]).ids == ["a"]
+    finally:
+        backend.clear()
 
 
 def test_sparse_matches_memory(indexed, data):

@@ -41,6 +41,7 @@ from sparse_demo.index.memory import MemoryBackend, SparseIndex
 
 __all__ = [
     "FUSION_METHODS",
+    "AnalyzerMismatchError",
     "BM25Index",
     "FusedHit",
     "FusionResult",
@@ -103,7 +104,7 @@ def hybrid_search(
 
     Args:
         backend: Any :class:`SearchBackend` (memory or OpenSearch).
-        query_terms: BM25 terms of the query (``korean.bm25_terms``).
+        query_terms: BM25 terms of the query (``backend.analyzer.terms(query)``).
         qvec: Query search vector; empty for a BM25-only search.
         k: Fused hits to return.
         method: ``"minmax"`` (normalization processor) or ``"rrf"`` (score ranker).
@@ -135,7 +136,7 @@ def hybrid_search(
 
 def __getattr__(name: str):
     # opensearch-py is imported only when the OpenSearch backend is used.
-    if name in ("OpenSearchBackend", "OpenSearchUnavailable"):
+    if name in ("AnalyzerMismatchError", "OpenSearchBackend", "OpenSearchUnavailable"):
         from sparse_demo.index import opensearch
 
         return getattr(opensearch, name)

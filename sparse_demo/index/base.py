@@ -12,7 +12,10 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sparse_demo.korean import BM25Analyzer
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ class IndexDocument:
     Attributes:
         id: Unique document id.
         text: Body text (stored and shown, not searched directly).
-        terms: BM25 terms, normally ``sparse_demo.korean.bm25_terms(text)``.
+        terms: BM25 terms, normally ``backend.analyzer.terms(text)`` (the backend's
+            :class:`~sparse_demo.korean.BM25Analyzer`; ``korean.bm25_terms`` for the default).
         sparse: Search vector, token string -> positive weight.
         title: Optional title.
     """
@@ -93,10 +97,12 @@ class SearchBackend(Protocol):
 
     ``search_bm25`` takes the query's BM25 terms (with multiplicity, as Lucene's ``match``
     query counts a repeated term twice); ``search_sparse`` takes the query's search vector.
-    Both return hits with score > 0 only, best first, ties broken by id.
+    Both return hits with score > 0 only, best first, ties broken by id. ``analyzer`` is the
+    :class:`~sparse_demo.korean.BM25Analyzer` that documents' and queries' terms come from.
     """
 
     name: str
+    analyzer: BM25Analyzer
 
     def add(self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None) -> int:
         """Index documents (an existing id is replaced); returns how many were added."""

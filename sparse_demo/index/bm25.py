@@ -99,15 +99,31 @@ def lucene_doc_length(length: int | np.ndarray) -> np.ndarray:
 # --- top-k with deterministic ties -------------------------------------------------------
 
 
+#: Rows per block of the block-max prefilter in :func:`top_k_indices`.
+_TOPK_BLOCK = 128
+
+
 def top_k_indices(scores: np.ndarray, k: int, id_rank: np.ndarray) -> np.ndarray:
     """Indices of the ``k`` best positive scores, ties broken by ``id_rank`` (ascending).
+
+    On large arrays a block-max prefilter avoids partitioning every score: the ``k``-th
+    largest of the per-block maxima is a lower bound of the ``k``-th best score (the ``k``
+    blocks holding those maxima hold at least ``k`` rows at or above it), so only rows at or
+    above it can be in the top ``k`` (every tie of the ``k``-th score included).
 
     Args:
         scores: One score per row.
         k: How many to return (fewer when fewer rows score > 0).
         id_rank: Rank of each row's id in sorted id order.
     """
-    cand = np.flatnonzero(scores > 0)
+    n = scores.size
+    n_blocks = n // _TOPK_BLOCK
+    if n_blocks >= 4 * k:
+        block_max = scores[: n_blocks * _TOPK_BLOCK].reshape(n_blocks, _TOPK_BLOCK).max(axis=1)
+        bound = np.partition(block_max, n_blocks - k)[n_blocks - k]
+        cand = np.flatnonzero(scores >= bound) if bound > 0 else np.flatnonzero(scores > 0)
+    else:
+        cand = np.flatnonzero(scores > 0)
     if cand.size > k:
         vals = scores[cand]
         kth = np.partition(vals, vals.size - k)[vals.size - k]
@@ -346,8 +362,15 @@ class BM25Index:
 
     # -- searching -------------------------------------------------------------------------
 
-    def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every document, in :meth:`doc_ids` order."""
+    def _accumulate(self, terms: Sequence[str]) -> np.ndarray:
+        """Raw scores: float64 sums of per-term scores (float32 terms in OpenSearch mode).
+
+        Each query term's postings are scattered with ``np.add.at`` on ``intp`` row indices
+        and float64 values, numpy's fast path (rows are unique within a posting list, so the
+        result equals ``acc[rows] += part``). In OpenSearch mode every per-term score is a
+        float32 and their float64 sum is exact, as in Lucene's disjunction scorers, so the
+        order of the terms does not change the result.
+        """
         st = self._build()
         csc = self._store.matrix()
         acc = np.zeros(csc.shape[0], dtype=np.float64)
@@ -360,21 +383,26 @@ class BM25Index:
         norm_inv, idf, posting = st["norm_inv"], st["idf"], st["posting"]
         k1 = self.k1
         for tid, c in counts.items():
-            s, e = indptr[tid], indptr[tid + 1]
+            s, e = int(indptr[tid]), int(indptr[tid + 1])
             if s == e:
                 continue
-            d = docs[s:e]
+            rows = docs[s:e].astype(np.intp)
             if c == 1:
                 part = posting[s:e]
             elif self.opensearch_compat:
                 # LegacyBM25Similarity: boost * (1 + k1); BoostQuery(boost=c) for repeats.
                 w = (np.float32(c) * (np.float32(1.0) + np.float32(k1))) * idf[tid]
-                part = w - w / (np.float32(1.0) + tf[s:e] * norm_inv[d])
+                part = w - w / (np.float32(1.0) + tf[s:e] * norm_inv[rows])
             else:
-                x = tf[s:e] * norm_inv[d]
+                x = tf[s:e] * norm_inv[rows]
                 part = c * idf[tid] * x / (1.0 + x)
-            acc[d] += part
-        if self.opensearch_compat:
+            np.add.at(acc, rows, part.astype(np.float64, copy=False))
+        return acc
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every document, in :meth:`doc_ids` order (float64 array)."""
+        acc = self._accumulate(terms)
+        if self.opensearch_compat:  # Lucene returns the double sum cast to float
             acc = acc.astype(np.float32).astype(np.float64)
         return acc
 
@@ -383,7 +411,9 @@ class BM25Index:
         validate_k(k)
         if len(self._store) == 0 or not terms:
             return []
-        scores = self.scores(terms)
+        scores = self._accumulate(terms)
+        if self.opensearch_compat:  # rank on the float32 scores, as OpenSearch does
+            scores = scores.astype(np.float32)
         ids = self._store.ids
         top = top_k_indices(scores, k, self._store.id_rank)
         return [Hit(ids[i], float(scores[i]), r) for r, i in enumerate(top.tolist(), start=1)]

@@ -2,7 +2,8 @@
 
 The sparse leg scores the exact dot product ``sum_t q[t] * d[t]``. Postings are the
 columns of a CSC matrix (token -> ascending doc rows and float32 weights); a query touches
-only its own tokens' postings and accumulates into a dense float64 score array, so it costs
+only its own tokens' postings and scatter-adds them into a dense float64 score array (``np.add.at``
+on ``intp`` rows, numpy's fast path), so it costs
 ``O(sum of the query tokens' posting lengths + n_docs)``.
 
 ``feature_precision="lucene"`` stores document weights with 9 significant bits and
@@ -46,6 +47,7 @@ from sparse_demo.index.bm25 import (
     CsrRowStore,
     top_k_indices,
 )
+from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +148,16 @@ class SparseIndex:
         lucene = self.feature_precision == "lucene"
         tids, ws = self._query_arrays(qvec)
         for tid, w in zip(tids.tolist(), ws.tolist()):
-            s, e = indptr[tid], indptr[tid + 1]
+            s, e = int(indptr[tid]), int(indptr[tid + 1])
             if s == e:
                 continue
-            # Rows are unique within a column, so fancy-index += is exact (no lost updates).
+            # np.add.at on intp rows and float64 values is numpy's fast scatter-add; rows are
+            # unique within a column, so it equals acc[rows] += part.
             if lucene:
-                acc[rows[s:e]] += data[s:e] * np.float32(w)
+                part = (data[s:e] * np.float32(w)).astype(np.float64)
             else:
-                acc[rows[s:e]] += data[s:e].astype(np.float64) * w
+                part = data[s:e].astype(np.float64) * w
+            np.add.at(acc, rows[s:e].astype(np.intp), part)
         if lucene:
             acc = acc.astype(np.float32).astype(np.float64)
         return acc
@@ -207,6 +211,13 @@ class MemoryBackend:
         b: BM25 ``b`` (Lucene default 0.75).
         opensearch_compat: BM25 exactly as OpenSearch scores it (see :class:`BM25Index`).
         feature_precision: ``"exact"`` or ``"lucene"`` (9-bit stored weights, as OpenSearch).
+        analyzer: The BM25 analyzer spec the documents' and queries' terms come from
+            (:func:`sparse_demo.korean.get_analyzer`); recorded, not applied: documents
+            arrive with their terms. Use ``backend.analyzer.terms(text)`` to make them.
+
+    Attributes:
+        analyzer: The :class:`~sparse_demo.korean.BM25Analyzer` (``analyzer.spec`` is its
+            canonical spec).
     """
 
     name = "memory"
@@ -218,7 +229,9 @@ class MemoryBackend:
         *,
         opensearch_compat: bool = True,
         feature_precision: FeaturePrecision = "exact",
+        analyzer: str | BM25Analyzer = DEFAULT_ANALYZER,
     ):
+        self.analyzer = get_analyzer(analyzer)
         self.bm25 = BM25Index(k1, b, opensearch_compat=opensearch_compat)
         self.sparse = SparseIndex(feature_precision)
         self._docs: dict[str, IndexDocument] = {}

@@ -9,7 +9,9 @@ Index layout (one shard, so BM25 statistics are index-wide like the memory backe
   product of the query with the stored vector (Lucene keeps 9 significant bits of each
   stored weight, a relative error below 2^-8). With the neural-search plugin installed the
   same score comes from ``neural_sparse`` + ``query_tokens``, used automatically;
-* ``doc_id`` (keyword) breaks score ties by id, as the memory backend does.
+* ``doc_id`` (keyword) breaks score ties by id, as the memory backend does;
+* the mapping's ``_meta`` records the BM25 analyzer spec (``bm25_analyzer``), so an index
+  reused with another analyzer is detected (:meth:`OpenSearchBackend.index_meta`).
 
 Feature names cannot contain ``.`` (it splits field paths), so tokens are percent-encoded
 reversibly by :func:`encode_feature_name` (``.``, ``%``, whitespace, control characters and
@@ -43,6 +45,7 @@ from sparse_demo.index.base import (
     validate_k,
     validate_sparse_vector,
 )
+from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ MAX_QUERY_CLAUSES = 1024
 _INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
 # Characters a feature name keeps as is; everything else in _UNSAFE or non-printable is %-encoded.
 _UNSAFE = set('.%*?,"\\/#&+=<>|{}[]()^~:!')
+#: What ``bm25_terms`` holds, recorded in the mapping's ``_meta``.
+_TERMS_FORMAT = "kiwi form/tag morphemes, space-joined"
 _START_HINT = "Start a local node with `scripts/opensearch.sh start` or set OPENSEARCH_URL."
 
 
@@ -74,6 +79,10 @@ class OpenSearchUnavailable(RuntimeError):
 
 class IndexingError(RuntimeError):
     """Documents were rejected or went missing during bulk indexing."""
+
+
+class AnalyzerMismatchError(ValueError):
+    """The index holds BM25 terms of another analyzer than the backend's."""
 
 
 # --- feature names -----------------------------------------------------------------------
@@ -174,6 +183,15 @@ class OpenSearchBackend:
             the neural-search plugin on first sparse query.
         chunk_size: Documents per bulk request.
         max_retries: Bulk retries of documents rejected with 429 (with back-off).
+        analyzer: The BM25 analyzer spec the terms come from
+            (:func:`sparse_demo.korean.get_analyzer`). It is stored in the index mapping's
+            ``_meta`` when the index is created (read it back with :meth:`index_meta` /
+            :meth:`index_analyzer`); adding to or searching an index recorded with another
+            analyzer raises :class:`AnalyzerMismatchError`.
+
+    Attributes:
+        analyzer: The :class:`~sparse_demo.korean.BM25Analyzer` (``analyzer.spec`` is its
+            canonical spec).
     """
 
     name = "opensearch"
@@ -187,6 +205,7 @@ class OpenSearchBackend:
         use_neural: bool | None = None,
         chunk_size: int = 500,
         max_retries: int = 3,
+        analyzer: str | BM25Analyzer = DEFAULT_ANALYZER,
     ):
         if not isinstance(index, str) or not _INDEX_NAME_RE.match(index) or index in (".", ".."):
             raise ValueError(
@@ -195,6 +214,7 @@ class OpenSearchBackend:
             )
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.analyzer = get_analyzer(analyzer)
         self.index = index
         self.settings = settings or ConnectionSettings.from_env()
         self._client = client
@@ -202,6 +222,7 @@ class OpenSearchBackend:
         self.chunk_size = chunk_size
         self.max_retries = max_retries
         self._index_ready = False
+        self._meta_checked = False
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -286,6 +307,7 @@ class OpenSearchBackend:
                 "similarity": {"lucene_bm25": {"type": "BM25", "k1": 1.2, "b": 0.75}},
             },
             "mappings": {
+                "_meta": {"bm25_analyzer": self.analyzer.spec, "bm25_terms": _TERMS_FORMAT},
                 "dynamic": "strict",
                 "properties": {
                     "doc_id": {"type": "keyword"},
@@ -301,12 +323,55 @@ class OpenSearchBackend:
             },
         }
 
+    def index_meta(self) -> dict[str, Any]:
+        """The index mapping's ``_meta`` (``{}`` when the index does not exist or has none).
+
+        Indexes created by this backend record ``bm25_analyzer`` (the analyzer's canonical
+        spec) and ``bm25_terms`` (the term format).
+        """
+        from opensearchpy import exceptions as exc
+
+        try:
+            res = self._call("read the index mapping", lambda: self.client.indices.get_mapping(index=self.index))
+        except exc.NotFoundError:
+            return {}
+        for body in (res or {}).values():
+            return dict(body.get("mappings", {}).get("_meta", {}) or {})
+        return {}
+
+    def index_analyzer(self) -> str | None:
+        """The analyzer spec recorded with the index, or None (no index, or one made without it)."""
+        spec = self.index_meta().get("bm25_analyzer")
+        return spec if isinstance(spec, str) else None
+
+    def check_analyzer(self) -> None:
+        """Raise :class:`AnalyzerMismatchError` when the index records another analyzer.
+
+        An index without a recorded analyzer (made by an older version) passes with a warning.
+        """
+        recorded = self.index_analyzer()
+        if recorded is None:
+            if self.count():
+                logger.warning("index %s records no BM25 analyzer; assuming %r", self.index, self.analyzer.spec)
+        elif recorded != self.analyzer.spec:
+            raise AnalyzerMismatchError(
+                f"OpenSearch index {self.index!r} holds BM25 terms of analyzer {recorded!r}, not "
+                f"{self.analyzer.spec!r}: rebuild the index (clear it) or use analyzer={recorded!r}"
+            )
+        self._meta_checked = True
+
     def ensure_index(self) -> None:
-        """Create the index with :meth:`index_body` when it does not exist."""
+        """Create the index with :meth:`index_body` when it does not exist.
+
+        Raises:
+            AnalyzerMismatchError: the existing index records another analyzer.
+        """
         if self._index_ready:
             return
         exists = self._call("check the index", lambda: self.client.indices.exists(index=self.index))
-        if not exists:
+        if exists:
+            self.check_analyzer()
+        else:
             from opensearchpy import exceptions as exc
 
             try:
@@ -424,6 +489,7 @@ class OpenSearchBackend:
         """Delete the index (recreated empty on the next :meth:`add`)."""
         self._call("delete the index", lambda: self.client.indices.delete(index=self.index, ignore_unavailable=True))
         self._index_ready = False
+        self._meta_checked = False
 
     delete_index = clear
 
@@ -456,6 +522,8 @@ class OpenSearchBackend:
         terms = [t for t in terms if t and not any(ch.isspace() for ch in t)]
         if not terms:
             return SearchResult("bm25", [], 0.0, self.name)
+        if not self._meta_checked:
+            self.check_analyzer()
         if len(set(terms)) > MAX_QUERY_CLAUSES:
             raise ValueError(
                 f"query has {len(set(terms))} distinct terms; OpenSearch allows at most {MAX_QUERY_CLAUSES}"
