@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 import unicodedata
 from collections.abc import Iterable
@@ -36,9 +37,7 @@ CONTENT_TAG_PREFIXES: tuple[str, ...] = ("NN", "NR", "NP", "VV", "VA", "MA", "MM
 FUNCTION_TAG_PREFIXES: tuple[str, ...] = ("J", "E", "XS", "VCP", "VCN")
 #: Kiwi tags of content morphemes (the default BM25 analyzer keeps these, their irregular
 #: variants such as ``VV-I`` and user tags).
-CONTENT_TAGS: frozenset[str] = frozenset(
-    {"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "MAG", "SL", "SH", "SN", "XR"}
-)
+CONTENT_TAGS: frozenset[str] = frozenset({"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "MAG", "SL", "SH", "SN", "XR"})
 #: Markers that tokenizers put on subwords: SentencePiece word start, WordPiece continuation,
 #: GPT-2 style byte-level space.
 _SUBWORD_MARKERS = ("▁", "##", "Ġ")
@@ -122,6 +121,12 @@ ANALYZER_PRESETS: dict[str, tuple[str, ...]] = {
 }
 #: The analyzer spec used when none is given.
 DEFAULT_ANALYZER = "default"
+#: Texts analysed by :meth:`BM25Analyzer.terms` whose terms are remembered (least recently used
+#: dropped first). Training evaluations and the Search tab re-index the same passages.
+TERMS_CACHE_SIZE = 50_000
+#: Texts longer than this (characters) are analysed every time, never cached, so the cache stays
+#: small: about 50k x (a 4k-character key + a tuple of interned terms) at worst.
+TERMS_CACHE_MAX_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -167,12 +172,36 @@ class BM25Analyzer:
         return out
 
     def terms(self, text: str) -> list[str]:
-        """The BM25 terms of ``text`` (both search backends index exactly these strings)."""
+        """The BM25 terms of ``text`` (both search backends index exactly these strings).
+
+        Texts up to :data:`TERMS_CACHE_MAX_CHARS` characters are analysed once per analyzer and
+        remembered (:func:`terms_cache_info`); the result is a new list every call, so callers
+        may change it freely.
+        """
+        if isinstance(text, str) and len(text) <= TERMS_CACHE_MAX_CHARS:
+            return list(_cached_terms(self, text))
         return self.terms_from_morphemes(morphemes(text))
 
     def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
         """:meth:`terms` of each text, in order."""
         return [self.terms(t) for t in texts]
+
+
+@functools.lru_cache(maxsize=TERMS_CACHE_SIZE)
+def _cached_terms(analyzer: BM25Analyzer, text: str) -> tuple[str, ...]:
+    # Keyed by the analyzer (its spec and stop tags) and the text. A tuple, so no caller can
+    # change what the next one gets; terms are interned, so repeated ones share one string.
+    return tuple(sys.intern(t) for t in analyzer.terms_from_morphemes(morphemes(text)))
+
+
+def terms_cache_info() -> functools._CacheInfo:
+    """Hits, misses and size of the BM25 terms cache of :meth:`BM25Analyzer.terms`."""
+    return _cached_terms.cache_info()
+
+
+def clear_terms_cache() -> None:
+    """Forget every cached analysis of :meth:`BM25Analyzer.terms` (e.g. after changing Kiwi)."""
+    _cached_terms.cache_clear()
 
 
 def _parse_stoptags(spec: str) -> tuple[str, ...]:
@@ -277,15 +306,11 @@ def parse_stopwords(data: bytes | str) -> frozenset[str]:
     """
     if isinstance(data, bytes):
         if len(data) > _MAX_STOPWORD_FILE_BYTES:
-            raise ValueError(
-                f"Stopword file is {len(data):,} bytes; the limit is {_MAX_STOPWORD_FILE_BYTES:,}."
-            )
+            raise ValueError(f"Stopword file is {len(data):,} bytes; the limit is {_MAX_STOPWORD_FILE_BYTES:,}.")
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"Stopword file is not UTF-8 text (byte {exc.start}); save it as UTF-8."
-            ) from exc
+            raise ValueError(f"Stopword file is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from exc
     words = set()
     for line in data.splitlines():
         line = line.split("#", 1)[0]

@@ -104,7 +104,13 @@ def test_legs_are_reranked_by_score_then_id():
 def test_search_results_accepted_and_named():
     result = fuse([SearchResult("bm25", BM25), SearchResult("sparse", SPARSE)], method="rrf", k=2)
     assert result.leg_names == ("bm25", "sparse")
-    assert len(result.hits) == 2
+    # a: ranks 1 and 3, c: ranks 3 and 1 -> both 1/61 + 1/63; b and d (1/62) are cut by k=2.
+    assert result.ids == ["a", "c"]
+    assert [h.score for h in result.hits] == pytest.approx([1 / 61 + 1 / 63] * 2, rel=1e-12)
+    assert result.hits[0].leg_normalized == pytest.approx((1 / 61, 1 / 63), rel=1e-12)
+    legs = [SearchResult("bm25", BM25), SearchResult("sparse", SPARSE)]
+    minmax = fuse(legs, method="minmax", weights=(0.5, 0.5), k=1)
+    assert [(h.id, h.score) for h in minmax.hits] == [("a", pytest.approx(0.5005, rel=1e-12))]
 
 
 @pytest.mark.parametrize(

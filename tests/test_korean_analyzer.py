@@ -16,11 +16,15 @@ from sparse_demo.index.bm25 import BM25Index
 from sparse_demo.index.opensearch import OpenSearchBackend
 from sparse_demo.korean import (
     ANALYZER_PRESETS,
+    TERMS_CACHE_MAX_CHARS,
+    TERMS_CACHE_SIZE,
     BM25Analyzer,
     Morpheme,
     bm25_terms,
+    clear_terms_cache,
     get_analyzer,
     morphemes,
+    terms_cache_info,
 )
 
 QUESTION = "혈당 수치를 낮추려면 어떻게 해야 하나요"
@@ -186,3 +190,68 @@ def test_default_analyzer_within_one_point_of_content_morpheme_reference():
         ref_queries = [[f"{x.form}/{x.tag}" for x in m if x.tag in REFERENCE_TAGS] for m in q_m]
         ref = r_at_1(reference_top1(ref_terms, ref_queries), gold)
         assert ours >= ref - 0.01, f"{name}: R@1 {ours:.3f} vs reference {ref:.3f}"
+
+
+# --- the terms cache ----------------------------------------------------------------------
+
+
+def _uncached(analyzer: BM25Analyzer, text: str) -> list[str]:
+    """The analysis without the cache: Kiwi's tokens filtered by the analyzer's stop tags."""
+    return analyzer.terms_from_morphemes(morphemes(text))
+
+
+def _real_texts(n: int) -> list[str]:
+    try:
+        from sparse_demo.train import load_boolq
+
+        return list(load_boolq("test")[1].corpus[:n])
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.parametrize("spec", ["default", "all", "nori", "J,E"])
+def test_cached_terms_equal_the_uncached_analysis(spec):
+    analyzer = get_analyzer(spec)
+    texts = [QUESTION, COPULAS, SYMBOLS, "", "  ", *_real_texts(40)]
+    first = [analyzer.terms(t) for t in texts]  # fills the cache (or hits an earlier test's entries)
+    again = [analyzer.terms(t) for t in texts]  # served by the cache
+    want = [_uncached(analyzer, t) for t in texts]
+    assert first == want and again == want
+    assert all(isinstance(terms, list) for terms in again)
+
+
+def test_cache_is_keyed_by_analyzer_and_counts_hits():
+    clear_terms_cache()
+    assert terms_cache_info().currsize == 0
+    default, everything = get_analyzer("default"), get_analyzer("all")
+    assert default.terms(COPULAS) == ["선생/NNG", "학생/NNG"]
+    assert everything.terms(COPULAS) == [
+        "선생/NNG", "님/XSN", "이/JKC", "아니/VCN", "다/EF", "학생/NNG", "이/VCP", "다/EF",
+    ]  # fmt: skip
+    assert default.terms(COPULAS) == ["선생/NNG", "학생/NNG"]
+    info = terms_cache_info()
+    assert (info.hits, info.misses, info.currsize) == (1, 2, 2)
+    assert info.maxsize == TERMS_CACHE_SIZE
+
+
+def test_callers_cannot_change_cached_terms():
+    analyzer = get_analyzer("default")
+    got = analyzer.terms(QUESTION)
+    got.append("x/NNG")
+    got[0] = "changed"
+    analyzer.terms_many([QUESTION])[0].clear()
+    bm25_terms(QUESTION).pop()
+    assert analyzer.terms(QUESTION) == ["혈당/NNG", "수치/NNG", "낮추/VV", "어떻/VA-I", "하/VV"]
+    assert analyzer.terms(QUESTION) is not analyzer.terms(QUESTION)
+
+
+def test_long_texts_bypass_the_cache():
+    analyzer = get_analyzer("default")
+    long_text = (QUESTION + " ") * (TERMS_CACHE_MAX_CHARS // len(QUESTION) + 1)
+    assert len(long_text) > TERMS_CACHE_MAX_CHARS
+    before = terms_cache_info()
+    terms = analyzer.terms(long_text)
+    after = terms_cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+    assert terms == _uncached(analyzer, long_text)
+    assert terms[:5] == ["혈당/NNG", "수치/NNG", "낮추/VV", "어떻/VA-I", "하/VV"]

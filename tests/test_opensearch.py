@@ -18,13 +18,16 @@ import pytest
 
 from sparse_demo.index import IndexDocument, MemoryBackend, hybrid_search
 from sparse_demo.index.opensearch import (
+    TERMS_FORMAT,
     AnalyzerMismatchError,
     ConnectionSettings,
     OpenSearchBackend,
     OpenSearchUnavailable,
     decode_feature_name,
     encode_feature_name,
+    index_body,
 )
+from sparse_demo.index.opensearch.mapping import bm25_query, sparse_query_dsl
 from sparse_demo.korean import get_analyzer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,3 +269,43 @@ def test_settings_from_env_hide_credentials():
         ConnectionSettings.from_env({"OPENSEARCH_URL": "localhost:9200"})
     with pytest.raises(ValueError, match="index name"):
         OpenSearchBackend("Bad Name", s)
+
+
+def test_query_dsl_of_both_sparse_forms_without_a_node():
+    encoded = {encode_feature_name("a.b"): 2.0, "▁혈당": 0.5}
+    assert sparse_query_dsl(encoded, neural=True) == {
+        "neural_sparse": {"sparse": {"query_tokens": {"a%2Eb": 2.0, "▁혈당": 0.5}}}
+    }
+    assert sparse_query_dsl(encoded, neural=False) == {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": "sparse.a%2Eb", "linear": {}, "boost": 2.0}},
+                {"rank_feature": {"field": "sparse.▁혈당", "linear": {}, "boost": 0.5}},
+            ]
+        }
+    }
+    assert bm25_query(["혈당/NNG", "수치/NNG"]) == {"match": {"bm25_terms": {"query": "혈당/NNG 수치/NNG"}}}
+    with pytest.raises(ValueError, match="1025 distinct terms.*at most 1024"):
+        bm25_query([f"t{i}/NNG" for i in range(1025)])
+    with pytest.raises(ValueError, match="1025 tokens.*keep the top tokens"):
+        sparse_query_dsl({f"t{i}": 1.0 for i in range(1025)}, neural=True)
+
+
+def test_index_body_records_the_analyzer():
+    body = index_body("E,J")
+    assert body["mappings"]["_meta"] == {"bm25_analyzer": "E,J", "bm25_terms": TERMS_FORMAT}
+    assert body["settings"]["similarity"]["lucene_bm25"] == {"type": "BM25", "k1": 1.2, "b": 0.75}
+    assert body["mappings"]["properties"]["sparse"] == {"type": "rank_features"}
+    assert OpenSearchBackend("x", ConnectionSettings()).index_body() == index_body("default")
+
+
+def test_public_names_stay_importable_from_the_package():
+    import sparse_demo.index as index_pkg
+    import sparse_demo.index.opensearch as os_pkg
+
+    for name in os_pkg.__all__:
+        assert getattr(os_pkg, name) is not None, name
+    for name in ("AnalyzerMismatchError", "OpenSearchBackend", "OpenSearchUnavailable"):
+        assert getattr(index_pkg, name) is getattr(os_pkg, name)
+    assert issubclass(os_pkg.AnalyzerMismatchError, ValueError)
+    assert issubclass(os_pkg.IndexingError, RuntimeError)

@@ -1,38 +1,15 @@
-"""OpenSearch backend (opensearch-py): BM25 over morpheme terms and ``rank_features`` sparse.
+"""The OpenSearch search backend: bulk indexing, the BM25 and sparse legs, explanations.
 
-Index layout (one shard, so BM25 statistics are index-wide like the memory backend's):
-
-* ``bm25_terms``: the Kiwi ``form/tag`` terms joined by spaces, analysed by a whitespace
-  tokenizer (nothing else) with an explicit BM25 similarity (k1 1.2, b 0.75);
-* ``sparse``: ``rank_features``; the query is a ``bool.should`` of ``rank_feature``
-  clauses with ``linear: {}`` and ``boost = query weight``, which scores exactly the dot
-  product of the query with the stored vector (Lucene keeps 9 significant bits of each
-  stored weight, a relative error below 2^-8). With the neural-search plugin installed the
-  same score comes from ``neural_sparse`` + ``query_tokens``, used automatically;
-* ``doc_id`` (keyword) breaks score ties by id, as the memory backend does;
-* the mapping's ``_meta`` records the BM25 analyzer spec (``bm25_analyzer``), so an index
-  reused with another analyzer is detected (:meth:`OpenSearchBackend.index_meta`).
-
-Feature names cannot contain ``.`` (it splits field paths), so tokens are percent-encoded
-reversibly by :func:`encode_feature_name` (``.``, ``%``, whitespace, control characters and
-a few query-syntax characters).
-
-Connection settings come from ``OPENSEARCH_URL`` (default ``http://127.0.0.1:9200``),
-``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD`` and ``OPENSEARCH_VERIFY_CERTS``; credentials
-are never logged or put in messages. A node that cannot be reached raises
-:class:`OpenSearchUnavailable` whose message is meant for users as is.
+See :mod:`sparse_demo.index.opensearch` for the index layout and connection settings.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, TypeVar
 
 from sparse_demo.index.base import (
     Hit,
@@ -45,131 +22,22 @@ from sparse_demo.index.base import (
     validate_k,
     validate_sparse_vector,
 )
+from sparse_demo.index.memory import lucene_feature_value
+from sparse_demo.index.opensearch.client import guarded_call, make_client
+from sparse_demo.index.opensearch.errors import AnalyzerMismatchError, IndexingError
+from sparse_demo.index.opensearch.features import decode_feature_name, encode_feature_name
+from sparse_demo.index.opensearch.mapping import bm25_query, check_sparse_clauses, index_body, sparse_query_dsl
+from sparse_demo.index.opensearch.settings import ConnectionSettings
 from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
+
+__all__ = ["DEFAULT_INDEX", "OpenSearchBackend"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_INDEX = "sparse-demo"
-#: Lucene's default ``indices.query.bool.max_clause_count`` in OpenSearch 2.x.
-MAX_QUERY_CLAUSES = 1024
 _INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
-# Characters a feature name keeps as is; everything else in _UNSAFE or non-printable is %-encoded.
-_UNSAFE = set('.%*?,"\\/#&+=<>|{}[]()^~:!')
-#: What ``bm25_terms`` holds, recorded in the mapping's ``_meta``.
-_TERMS_FORMAT = "kiwi form/tag morphemes, space-joined"
-_START_HINT = "Start a local node with `scripts/opensearch.sh start` or set OPENSEARCH_URL."
 
-
-class _DropTraceback(logging.Filter):
-    """opensearch-py logs every failed connection with a full traceback; keep the one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.exc_info = None
-        record.exc_text = None
-        return True
-
-
-_DROP_TRACEBACK = _DropTraceback()
-
-
-class OpenSearchUnavailable(RuntimeError):
-    """OpenSearch cannot be used right now; ``str(exc)`` is a readable message."""
-
-
-class IndexingError(RuntimeError):
-    """Documents were rejected or went missing during bulk indexing."""
-
-
-class AnalyzerMismatchError(ValueError):
-    """The index holds BM25 terms of another analyzer than the backend's."""
-
-
-# --- feature names -----------------------------------------------------------------------
-
-
-def encode_feature_name(token: str) -> str:
-    """Make a token safe as a ``rank_features`` key (reversible).
-
-    ``.`` would split the field path and ``%`` is the escape character; both, whitespace,
-    control characters and query-syntax characters are percent-encoded (UTF-8 bytes).
-
-    Example:
-        >>> encode_feature_name("▁3.5%")
-        '▁3%2E5%25'
-        >>> decode_feature_name(encode_feature_name("a.b c"))
-        'a.b c'
-    """
-    if not isinstance(token, str) or token == "":
-        raise ValueError(f"token names must be non-empty strings, got {token!r}")
-    out = []
-    for ch in token:
-        if ch in _UNSAFE or not ch.isprintable() or ch.isspace():
-            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def decode_feature_name(name: str) -> str:
-    """Invert :func:`encode_feature_name`."""
-    return unquote(name)
-
-
-# --- connection --------------------------------------------------------------------------
-
-
-def _env_bool(value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
-        return default
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"OPENSEARCH_VERIFY_CERTS must be one of true/false/1/0/yes/no, got {value!r}")
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """Where and how to connect. ``password`` never appears in ``repr``."""
-
-    url: str = DEFAULT_URL
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    verify_certs: bool = True
-    timeout: float = 30.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
-        """Read ``OPENSEARCH_URL``, ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``, ``OPENSEARCH_VERIFY_CERTS``.
-
-        Credentials embedded in the URL (``https://user:pw@host``) are moved out of it.
-        """
-        env = os.environ if environ is None else environ
-        url = (env.get("OPENSEARCH_URL") or DEFAULT_URL).strip()
-        user = env.get("OPENSEARCH_USER") or None
-        password = env.get("OPENSEARCH_PASSWORD") or None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("OPENSEARCH_URL must look like http(s)://host:port")
-        if parts.username:
-            user = user or unquote(parts.username)
-            password = password or (unquote(parts.password) if parts.password else None)
-            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-            url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        verify = _env_bool(env.get("OPENSEARCH_VERIFY_CERTS"), True)
-        return cls(url=url.rstrip("/"), user=user, password=password, verify_certs=verify)
-
-    @property
-    def display_url(self) -> str:
-        """The URL without credentials, safe to show."""
-        parts = urlsplit(self.url)
-        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-# --- backend -----------------------------------------------------------------------------
+T = TypeVar("T")
 
 
 class OpenSearchBackend:
@@ -228,59 +96,14 @@ class OpenSearchBackend:
 
     @property
     def client(self) -> Any:
+        """The ``opensearchpy.OpenSearch`` client (made from :attr:`settings` on first use)."""
         if self._client is None:
-            try:
-                from opensearchpy import OpenSearch
-            except ImportError as exc:  # pragma: no cover - dependency is in requirements
-                raise ImportError(
-                    "opensearch-py is required for the OpenSearch backend: pip install opensearch-py"
-                ) from exc
-            s = self.settings
-            client_logger = logging.getLogger("opensearch")
-            if _DROP_TRACEBACK not in client_logger.filters:
-                client_logger.addFilter(_DROP_TRACEBACK)
-            self._client = OpenSearch(
-                hosts=[s.url],
-                http_auth=(s.user, s.password or "") if s.user else None,
-                use_ssl=s.url.startswith("https"),
-                verify_certs=s.verify_certs,
-                ssl_show_warn=s.verify_certs,
-                timeout=s.timeout,
-                max_retries=1,
-                retry_on_timeout=False,
-            )
+            self._client = make_client(self.settings)
         return self._client
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run a client call, turning connection/auth failures into OpenSearchUnavailable."""
-        from opensearchpy import exceptions as exc
-
-        url = self.settings.display_url
-        try:
-            return fn()
-        except exc.AuthenticationException:
-            raise OpenSearchUnavailable(
-                f"OpenSearch at {url} refused the credentials while trying to {what} "
-                "(check OPENSEARCH_USER / OPENSEARCH_PASSWORD)."
-            ) from None
-        except exc.AuthorizationException:
-            raise OpenSearchUnavailable(
-                f"OpenSearch at {url}: the configured user may not {what} on index {self.index!r}."
-            ) from None
-        except exc.ConnectionTimeout:
-            raise OpenSearchUnavailable(
-                f"OpenSearch at {url} did not answer in time while trying to {what}. {_START_HINT}"
-            ) from None
-        except exc.SSLError:
-            raise OpenSearchUnavailable(
-                f"TLS handshake with OpenSearch at {url} failed while trying to {what} "
-                "(for a self-signed certificate set OPENSEARCH_VERIFY_CERTS=false)."
-            ) from None
-        except exc.ConnectionError as e:
-            logger.debug("OpenSearch connection error: %s", type(e).__name__)
-            raise OpenSearchUnavailable(
-                f"OpenSearch is not reachable at {url} (could not {what}). {_START_HINT}"
-            ) from None
+        return guarded_call(self.settings, self.index, what, fn)
 
     def ping(self) -> dict[str, Any]:
         """Cluster info (name, version); raises OpenSearchUnavailable when down."""
@@ -296,32 +119,8 @@ class OpenSearchBackend:
         return bool(self._use_neural)
 
     def index_body(self) -> dict[str, Any]:
-        """Settings and mappings of the index."""
-        return {
-            "settings": {
-                "index": {"number_of_shards": 1, "number_of_replicas": 0},
-                "analysis": {
-                    "tokenizer": {"morpheme_ws": {"type": "whitespace", "max_token_length": 4096}},
-                    "analyzer": {"morpheme_whitespace": {"type": "custom", "tokenizer": "morpheme_ws"}},
-                },
-                "similarity": {"lucene_bm25": {"type": "BM25", "k1": 1.2, "b": 0.75}},
-            },
-            "mappings": {
-                "_meta": {"bm25_analyzer": self.analyzer.spec, "bm25_terms": _TERMS_FORMAT},
-                "dynamic": "strict",
-                "properties": {
-                    "doc_id": {"type": "keyword"},
-                    "title": {"type": "text", "index": False},
-                    "text": {"type": "text", "index": False},
-                    "bm25_terms": {
-                        "type": "text",
-                        "analyzer": "morpheme_whitespace",
-                        "similarity": "lucene_bm25",
-                    },
-                    "sparse": {"type": "rank_features"},
-                },
-            },
-        }
+        """Settings and mappings of the index (see :mod:`sparse_demo.index.opensearch.mapping`)."""
+        return index_body(self.analyzer.spec)
 
     def index_meta(self) -> dict[str, Any]:
         """The index mapping's ``_meta`` (``{}`` when the index does not exist or has none).
@@ -524,31 +323,14 @@ class OpenSearchBackend:
             return SearchResult("bm25", [], 0.0, self.name)
         if not self._meta_checked:
             self.check_analyzer()
-        if len(set(terms)) > MAX_QUERY_CLAUSES:
-            raise ValueError(
-                f"query has {len(set(terms))} distinct terms; OpenSearch allows at most {MAX_QUERY_CLAUSES}"
-            )
-        return self._search("bm25", {"match": {"bm25_terms": {"query": " ".join(terms)}}}, k)
+        return self._search("bm25", bm25_query(terms), k)
 
     def sparse_query(self, qvec: Mapping[str, float]) -> dict[str, Any]:
         """The query DSL for a sparse vector (``neural_sparse`` or ``rank_feature`` clauses)."""
         qvec = validate_sparse_vector(qvec, what="query vector")
-        if len(qvec) > MAX_QUERY_CLAUSES:
-            raise ValueError(
-                f"query vector has {len(qvec)} tokens; OpenSearch allows at most {MAX_QUERY_CLAUSES} "
-                "clauses (indices.query.bool.max_clause_count): keep the top tokens only"
-            )
+        check_sparse_clauses(len(qvec))  # before asking the cluster for its plugins
         encoded = {encode_feature_name(t): w for t, w in qvec.items()}
-        if self.has_neural_plugin():
-            return {"neural_sparse": {"sparse": {"query_tokens": encoded}}}
-        return {
-            "bool": {
-                "should": [
-                    {"rank_feature": {"field": f"sparse.{name}", "linear": {}, "boost": w}}
-                    for name, w in encoded.items()
-                ]
-            }
-        }
+        return sparse_query_dsl(encoded, neural=self.has_neural_plugin())
 
     def search_sparse(self, qvec: Mapping[str, float], k: int = 10) -> SearchResult:
         """Dot product of ``qvec`` with the stored ``rank_features``."""
@@ -580,8 +362,6 @@ class OpenSearchBackend:
         Raises:
             KeyError: the document is not indexed.
         """
-        from sparse_demo.index.memory import lucene_feature_value
-
         qvec = validate_sparse_vector(qvec, what="query vector")
         doc = self.get(doc_id)
         if doc is None:

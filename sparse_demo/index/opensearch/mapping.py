@@ -1,0 +1,97 @@
+"""The index layout (settings and mappings) and the query DSL of the two legs.
+
+* ``bm25_terms``: Kiwi ``form/tag`` terms joined by spaces, analysed by a whitespace
+  tokenizer (nothing else) with an explicit BM25 similarity (k1 1.2, b 0.75); one shard,
+  so BM25 statistics are index-wide like the memory backend's;
+* ``sparse``: ``rank_features``, queried by a ``bool.should`` of ``rank_feature`` clauses
+  with ``linear: {}`` and ``boost = query weight`` (exactly the dot product, with stored
+  weights kept to 9 significant bits), or ``neural_sparse`` + ``query_tokens`` where the
+  neural-search plugin is installed (the same score);
+* ``doc_id`` (keyword) breaks score ties by id;
+* ``_meta`` records the BM25 analyzer spec (``bm25_analyzer``) and term format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["MAX_QUERY_CLAUSES", "TERMS_FORMAT", "bm25_query", "check_sparse_clauses", "index_body", "sparse_query_dsl"]
+
+#: Lucene's default ``indices.query.bool.max_clause_count`` in OpenSearch 2.x.
+MAX_QUERY_CLAUSES = 1024
+#: What ``bm25_terms`` holds, recorded in the mapping's ``_meta``.
+TERMS_FORMAT = "kiwi form/tag morphemes, space-joined"
+
+
+def index_body(analyzer_spec: str) -> dict[str, Any]:
+    """Settings and mappings of an index whose BM25 terms come from ``analyzer_spec``."""
+    return {
+        "settings": {
+            "index": {"number_of_shards": 1, "number_of_replicas": 0},
+            "analysis": {
+                "tokenizer": {"morpheme_ws": {"type": "whitespace", "max_token_length": 4096}},
+                "analyzer": {"morpheme_whitespace": {"type": "custom", "tokenizer": "morpheme_ws"}},
+            },
+            "similarity": {"lucene_bm25": {"type": "BM25", "k1": 1.2, "b": 0.75}},
+        },
+        "mappings": {
+            "_meta": {"bm25_analyzer": analyzer_spec, "bm25_terms": TERMS_FORMAT},
+            "dynamic": "strict",
+            "properties": {
+                "doc_id": {"type": "keyword"},
+                "title": {"type": "text", "index": False},
+                "text": {"type": "text", "index": False},
+                "bm25_terms": {"type": "text", "analyzer": "morpheme_whitespace", "similarity": "lucene_bm25"},
+                "sparse": {"type": "rank_features"},
+            },
+        },
+    }
+
+
+def bm25_query(terms: Sequence[str]) -> dict[str, Any]:
+    """A ``match`` query on the space-joined terms (at most :data:`MAX_QUERY_CLAUSES` distinct).
+
+    Raises:
+        ValueError: too many distinct terms for one boolean query.
+    """
+    distinct = len(set(terms))
+    if distinct > MAX_QUERY_CLAUSES:
+        raise ValueError(f"query has {distinct} distinct terms; OpenSearch allows at most {MAX_QUERY_CLAUSES}")
+    return {"match": {"bm25_terms": {"query": " ".join(terms)}}}
+
+
+def check_sparse_clauses(n_tokens: int) -> None:
+    """Reject a query vector with more tokens than one boolean query may hold.
+
+    Raises:
+        ValueError: ``n_tokens`` exceeds :data:`MAX_QUERY_CLAUSES`.
+    """
+    if n_tokens > MAX_QUERY_CLAUSES:
+        raise ValueError(
+            f"query vector has {n_tokens} tokens; OpenSearch allows at most {MAX_QUERY_CLAUSES} "
+            "clauses (indices.query.bool.max_clause_count): keep the top tokens only"
+        )
+
+
+def sparse_query_dsl(encoded: Mapping[str, float], neural: bool) -> dict[str, Any]:
+    """The sparse leg's query for already encoded feature names and their query weights.
+
+    Args:
+        encoded: Feature name (see :func:`~sparse_demo.index.opensearch.encode_feature_name`)
+            to query weight.
+        neural: Use ``neural_sparse`` (plugin installed) instead of ``rank_feature`` clauses.
+
+    Raises:
+        ValueError: more tokens than one boolean query may hold.
+    """
+    check_sparse_clauses(len(encoded))
+    if neural:
+        return {"neural_sparse": {"sparse": {"query_tokens": dict(encoded)}}}
+    return {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": f"sparse.{name}", "linear": {}, "boost": w}} for name, w in encoded.items()
+            ]
+        }
+    }
