@@ -92,3 +92,106 @@ def test_randomization_test_exact_on_small_case():
     assert same.p_value == 1.0 and not same.significant
     with pytest.raises(ValueError, match="equal length"):
         paired_randomization_test([1.0], [1.0, 2.0])
+
+
+# --------------------------------------------------------------------------- graded metrics vs ranx
+def _random_run(seed: int, n_queries: int = 40, n_docs: int = 150):
+    rng = np.random.default_rng(seed)
+    docs = [f"d{i}" for i in range(n_docs)]
+    qrels, run = {}, {}
+    for q in range(n_queries):
+        qid = f"q{q}"
+        judged = rng.choice(n_docs, size=int(rng.integers(1, 6)), replace=False)
+        qrels[qid] = {docs[j]: int(rng.integers(1, 4)) for j in judged}
+        if q % 7 == 0:  # a judged-but-not-relevant document too
+            qrels[qid][docs[(judged[0] + 1) % n_docs]] = 0
+        order = rng.permutation(n_docs)[: int(rng.integers(5, 120))]
+        run[qid] = [docs[j] for j in order]
+    return qrels, run
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_run_metrics_equal_ranx(seed):
+    ranx = pytest.importorskip("ranx")
+    from sparse_demo.evaluation import METRICS, run_metrics
+
+    qrels, run = _random_run(seed)
+    ours = run_metrics(run, qrels, METRICS)
+    ranx_qrels = ranx.Qrels({q: {d: g for d, g in j.items()} for q, j in qrels.items()})
+    ranx_run = ranx.Run({q: {d: float(len(r) - i) for i, d in enumerate(r)} for q, r in run.items()})
+    theirs = ranx.evaluate(ranx_qrels, ranx_run, list(METRICS), return_mean=False)
+    order = sorted(qrels)  # ranx reports queries in sorted id order
+    for m in METRICS:
+        assert np.asarray([ours[m][q] for q in order]) == pytest.approx(np.asarray(theirs[m]), abs=1e-6), m
+        assert np.mean(list(ours[m].values())) == pytest.approx(float(np.mean(theirs[m])), abs=1e-6)
+
+
+def test_query_metrics_by_hand_graded():
+    from sparse_demo.evaluation import query_metrics
+
+    m = query_metrics(["x", "b", "a"], {"a": 1, "b": 2, "z": 0}, ("ndcg@10", "mrr@10", "recall@1", "recall@5"))
+    dcg = 2 / math.log2(3) + 1 / math.log2(4)
+    idcg = 2 + 1 / math.log2(3)
+    assert m == pytest.approx({"ndcg@10": dcg / idcg, "mrr@10": 0.5, "recall@1": 0.0, "recall@5": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("qrels", "metrics", "match"),
+    [({"a": 0}, ("ndcg@10",), "no relevant"), ({"a": 1}, ("ndcg",), "cut-off"), ({"a": 1}, ("map@10",), "unknown"),
+     ({"a": 1}, ("ndcg@0",), ">= 1")],
+)
+def test_query_metrics_errors(qrels, metrics, match):
+    from sparse_demo.evaluation import query_metrics
+
+    with pytest.raises(ValueError, match=match):
+        query_metrics(["a"], qrels, metrics)
+
+
+# --------------------------------------------------------------------------- significance with known answers
+def test_identical_runs_give_p_one_and_zero_interval():
+    from sparse_demo.evaluation import bootstrap_ci
+
+    vals = np.random.default_rng(3).random(50)
+    for trials in (8, 10_000):  # Monte Carlo (2**50 > trials)
+        assert paired_randomization_test(vals, vals, trials=trials).p_value == 1.0
+    small = vals[:6]
+    exact = paired_randomization_test(small, small, trials=1000)
+    assert exact.exact and exact.p_value == 1.0
+    ci = bootstrap_ci(vals, vals)
+    assert (ci.difference, ci.low, ci.high) == (0.0, 0.0, 0.0) and not ci.excludes_zero
+
+
+def test_always_better_hits_the_floor():
+    rng = np.random.default_rng(4)
+    a = rng.random(40)
+    b = a + 0.1 + rng.random(40) * 0.01
+    res = paired_randomization_test(a, b, trials=5000, seed=2)
+    assert not res.exact and res.p_value == pytest.approx(1 / 5001) and res.p_value == res.floor
+    small = paired_randomization_test(a[:5], b[:5], trials=10_000)
+    assert small.exact and small.p_value == pytest.approx(2 / 32) == small.floor  # all-plus and all-minus
+
+
+def test_bootstrap_interval_of_a_constant_shift_and_its_errors():
+    from sparse_demo.evaluation import bootstrap_ci
+
+    a = np.linspace(0, 1, 30)
+    ci = bootstrap_ci(a, a + 0.25, resamples=300)
+    assert (ci.low, ci.high) == pytest.approx((0.25, 0.25)) and ci.excludes_zero
+    noisy = bootstrap_ci(a, a[::-1], resamples=2000, seed=1)
+    assert noisy.low < 0 < noisy.high
+    for kwargs, match in (({"level": 1.0}, "level"), ({"resamples": 0}, "resamples")):
+        with pytest.raises(ValueError, match=match):
+            bootstrap_ci(a, a, **kwargs)
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_ci([], [])
+
+
+def test_holm_by_hand():
+    from sparse_demo.evaluation import holm_adjust
+
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([]) == []
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm_adjust([1.5])

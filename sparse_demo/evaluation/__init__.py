@@ -1,0 +1,117 @@
+"""Evaluation: the model card's benchmark table on any Korean QA set, with significance and costs.
+
+Modules, one concept each:
+
+* :mod:`.metrics`: recall@k, MRR@10, nDCG@10 (graded), per query and averaged;
+* :mod:`.significance`: paired randomization test, bootstrap interval, Holm correction;
+* :mod:`.dataset`: evaluation sets from BEIR folders/zips, pairs files, the sample, BoolQ, KorSTS;
+* :mod:`.systems`: ``bm25``, ``sparse:MODEL``, ``hybrid:MODEL[:WEIGHT|:best]``, ``rrf:MODEL`` rows;
+* :mod:`.runner`: :func:`evaluate` through the Search tab's build_index/search, with encoding cache;
+* :mod:`.cost`: active dimensions, FLOPS, index bytes, latency;
+* :mod:`.sweeps`: quality against cost under pruning;
+* :mod:`.report`: card-layout table, Markdown, CSV/JSON, reference rows, wins/losses;
+* :mod:`.charts`: altair curves; :mod:`.hybrid`: matrix fusion used by the trainer.
+
+Example:
+    >>> from sparse_demo.evaluation import evaluate, load_eval_set, parse_system, to_markdown
+    >>> report = evaluate(load_eval_set("sample"), [parse_system("bm25")], {})  # doctest: +SKIP
+    >>> print(to_markdown(report))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .cost import flops, index_bytes, mean_active
+from .dataset import (
+    EvalSet,
+    eval_set_from_pairs,
+    eval_set_from_retrieval_set,
+    load_eval_set,
+    make_eval_set,
+    sample_queries,
+)
+from .hybrid import hybrid_score_matrix, minmax_hybrid
+from .metrics import (
+    DEFAULT_KS,
+    METRICS,
+    RetrievalMetrics,
+    query_metrics,
+    rankings_from_scores,
+    retrieval_metrics,
+    run_metrics,
+)
+from .report import (
+    CARD_REFERENCE,
+    WinsLosses,
+    dumps,
+    reference_rows,
+    runs_csv,
+    summary_line,
+    table_csv,
+    table_rows,
+    to_json,
+    to_markdown,
+    wins_losses,
+)
+from .runner import (
+    DEFAULT_CACHE,
+    CostFigures,
+    EncodingCache,
+    EvalReport,
+    EvaluationCancelled,
+    SystemResult,
+    WeightSweep,
+    evaluate,
+)
+from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
+from .sweeps import PrunePoint, prune_sweep, prune_vector
+from .systems import SystemSpec, parse_system
+
+__all__ = [
+    "CARD_REFERENCE",
+    "DEFAULT_CACHE",
+    "DEFAULT_KS",
+    "METRICS",
+    "ConfidenceInterval",
+    "CostFigures",
+    "EncodingCache",
+    "EvalReport",
+    "EvalSet",
+    "EvaluationCancelled",
+    "PrunePoint",
+    "RetrievalMetrics",
+    "SignificanceResult",
+    "SystemResult",
+    "SystemSpec",
+    "WeightSweep",
+    "WinsLosses",
+    "bootstrap_ci",
+    "dumps",
+    "eval_set_from_pairs",
+    "eval_set_from_retrieval_set",
+    "evaluate",
+    "flops",
+    "holm_adjust",
+    "hybrid_score_matrix",
+    "index_bytes",
+    "load_eval_set",
+    "make_eval_set",
+    "mean_active",
+    "minmax_hybrid",
+    "paired_randomization_test",
+    "parse_system",
+    "prune_sweep",
+    "prune_vector",
+    "query_metrics",
+    "rankings_from_scores",
+    "reference_rows",
+    "retrieval_metrics",
+    "run_metrics",
+    "runs_csv",
+    "sample_queries",
+    "summary_line",
+    "table_csv",
+    "table_rows",
+    "to_json",
+    "to_markdown",
+    "wins_losses",
+]

@@ -1,0 +1,251 @@
+"""Evaluation sets: a corpus, judged queries and graded qrels, checked and optionally sampled.
+
+Sources (:func:`load_eval_set`):
+
+* a BEIR folder or ``.zip`` (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``), read by
+  :func:`sparse_demo.search.load_corpus_file` as the Search tab reads it;
+* a pairs file (``.csv`` / ``.tsv`` / ``.jsonl`` with ``query`` and ``positive`` columns, read by
+  :func:`sparse_demo.train.read_pairs`): the corpus is the deduplicated passages (positives and
+  negatives), each distinct query is judged relevant to its positives;
+* the bundled sample (``"sample"``);
+* the shared benchmark sets ``boolq:<split>`` and ``korsts:<split>`` (``../shared/data``).
+
+Checks (:func:`make_eval_set`) raise ``ValueError`` with one clear line for an empty corpus,
+duplicate document or query ids, qrels naming unknown documents or queries, and no judged
+query; queries without judgements are dropped and counted in ``notes``.
+
+Example:
+    >>> from sparse_demo.corpus import Corpus, Document, Query
+    >>> c = Corpus("toy", [Document("d1", "가"), Document("d2", "나")], [Query("q1", "가"), Query("q2", "다")],
+    ...            {"q1": {"d1": 1}})
+    >>> s = make_eval_set(c)
+    >>> len(s), s.notes
+    (1, ['1 of 2 queries have no relevance judgement and are not evaluated (first: q2).'])
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sparse_demo.corpus import Corpus, Document, Query
+
+logger = logging.getLogger(__name__)
+
+PAIRS_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl")
+BENCHMARKS: tuple[str, ...] = ("boolq", "korsts")
+SOURCES_HELP = ("a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file "
+                "(.csv/.tsv/.jsonl with query and positive columns), 'sample', 'boolq:<split>' or 'korsts:<split>'")
+
+
+@dataclass
+class EvalSet:
+    """A corpus with judged queries, ready for :func:`sparse_demo.evaluation.evaluate`.
+
+    Attributes:
+        name: display name.
+        corpus: the documents (its ``queries``/``qrels`` are the judged ones below).
+        queries: judged queries in evaluation order.
+        qrels: ``{query id: {doc id: grade}}`` for exactly these queries (a grade > 0 is relevant).
+        notes: what the checks dropped or sampled (shown with the results).
+        total_queries: judged queries before sampling.
+    """
+
+    name: str
+    corpus: Corpus
+    queries: list[Query]
+    qrels: dict[str, dict[str, int]]
+    notes: list[str] = field(default_factory=list)
+    total_queries: int = 0
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def query_text(self, qid: str) -> str:
+        """The text of a query id."""
+        return self._texts[qid]
+
+    def __post_init__(self) -> None:
+        self._texts = {q.id: q.text for q in self.queries}
+        if not self.total_queries:
+            self.total_queries = len(self.queries)
+
+    def subset(self, query_ids: list[str], name: str | None = None) -> EvalSet:
+        """The same corpus with only these queries (in the given order)."""
+        keep = set(query_ids)
+        queries = [q for q in self.queries if q.id in keep]
+        qrels = {q.id: self.qrels[q.id] for q in queries}
+        corpus = replace(self.corpus, queries=queries, qrels=qrels)
+        return EvalSet(name or self.name, corpus, queries, qrels, list(self.notes), self.total_queries)
+
+
+def _examples(items: list[str], n: int = 3) -> str:
+    shown = ", ".join(repr(x) for x in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def make_eval_set(corpus: Corpus, *, name: str | None = None) -> EvalSet:
+    """Check a corpus's queries and qrels and keep the judged queries.
+
+    Raises:
+        ValueError: empty corpus, duplicate document or query ids, qrels naming an unknown
+            document or query, no query with a positive judgement.
+    """
+    label = name or corpus.name
+    if not corpus.documents:
+        raise ValueError(f"{label}: the corpus holds no document")
+    dup_docs = [d for d, c in Counter(d.id for d in corpus.documents).items() if c > 1]
+    if dup_docs:
+        raise ValueError(f"{label}: duplicate document ids: {_examples(dup_docs)}")
+    dup_q = [q for q, c in Counter(q.id for q in corpus.queries).items() if c > 1]
+    if dup_q:
+        raise ValueError(f"{label}: duplicate query ids: {_examples(dup_q)}")
+    if not corpus.queries or not corpus.qrels:
+        raise ValueError(
+            f"{label}: no judged queries to evaluate (found {len(corpus.queries)} queries and "
+            f"{len(corpus.qrels)} qrels entries); give {SOURCES_HELP}"
+        )
+    dropped = int(getattr(corpus, "dropped_judgements", 0) or 0)
+    if dropped:
+        raise ValueError(f"{label}: the qrels name {dropped} judgement(s) of queries or documents missing from "
+                         "queries.jsonl / corpus.jsonl; fix the ids or remove those qrels lines")
+    doc_ids = {d.id for d in corpus.documents}
+    query_ids = {q.id for q in corpus.queries}
+    unknown_q = sorted(q for q in corpus.qrels if q not in query_ids)
+    if unknown_q:
+        raise ValueError(f"{label}: the qrels name {len(unknown_q)} query id(s) missing from the queries: "
+                         f"{_examples(unknown_q)}")
+    unknown_d = sorted({d for judged in corpus.qrels.values() for d in judged if d not in doc_ids})
+    if unknown_d:
+        raise ValueError(f"{label}: the qrels name {len(unknown_d)} document id(s) missing from the corpus: "
+                         f"{_examples(unknown_d)}")
+    notes: list[str] = []
+    judged = [q for q in corpus.queries if any(g > 0 for g in corpus.qrels.get(q.id, {}).values())]
+    empty = [q for q in corpus.queries if not q.text.strip()]
+    if empty:
+        raise ValueError(f"{label}: {len(empty)} queries have empty text: {_examples([q.id for q in empty])}")
+    missing = [q.id for q in corpus.queries if q not in judged]
+    if missing:
+        notes.append(f"{len(missing)} of {len(corpus.queries)} queries have no relevance judgement and are not "
+                     f"evaluated (first: {missing[0]}).")
+    if not judged:
+        raise ValueError(f"{label}: none of the {len(corpus.queries)} queries has a relevant document (grade > 0)")
+    qrels = {q.id: dict(corpus.qrels[q.id]) for q in judged}
+    return EvalSet(label, replace(corpus, queries=judged, qrels=qrels), judged, qrels, notes)
+
+
+def sample_queries(eval_set: EvalSet, n: int | None, seed: int = 0) -> EvalSet:
+    """``n`` queries drawn without replacement with ``seed`` (kept in their original order).
+
+    ``None`` or ``n >= len(eval_set)`` keeps every query.
+
+    Raises:
+        ValueError: ``n < 1``.
+    """
+    if n is None:
+        return eval_set
+    if isinstance(n, bool) or int(n) < 1:
+        raise ValueError(f"the sample size must be a positive number of queries, got {n!r}")
+    if n >= len(eval_set):
+        return eval_set
+    ids = [q.id for q in eval_set.queries]
+    chosen = set(random.Random(seed).sample(ids, int(n)))
+    out = eval_set.subset([i for i in ids if i in chosen])
+    out.notes.append(f"Sampled {n} of {len(ids)} judged queries (seed {seed}).")
+    return out
+
+
+def eval_set_from_pairs(pairs: list, name: str) -> EvalSet:
+    """An evaluation set from :class:`sparse_demo.train.Pair` rows (corpus = distinct passages)."""
+    passages: dict[str, str] = {}
+    for p in pairs:
+        for text in (p.positive, getattr(p, "negative", None)):
+            if text and text not in passages:
+                passages[text] = f"p{len(passages) + 1}"
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        qid = queries.setdefault(p.query, f"q{len(queries) + 1}")
+        qrels.setdefault(qid, {})[passages[p.positive]] = 1
+    docs = [Document(pid, text) for text, pid in passages.items()]
+    corpus = Corpus(name, docs, [Query(qid, text) for text, qid in queries.items()], qrels)
+    return make_eval_set(corpus, name=name)
+
+
+def eval_set_from_retrieval_set(rset: object) -> EvalSet:
+    """An evaluation set from a :class:`sparse_demo.train.RetrievalSet` (BoolQ, KorSTS)."""
+    docs = [Document(f"d{i}", text) for i, text in enumerate(rset.corpus)]
+    queries = [Query(f"q{i}", text) for i, text in enumerate(rset.queries)]
+    qrels = {f"q{i}": {f"d{g}": 1 for g in gold} for i, gold in enumerate(rset.gold)}
+    return make_eval_set(Corpus(rset.name, docs, queries, qrels), name=rset.name)
+
+
+def load_benchmark(spec: str, data_dir: str | Path | None = None) -> EvalSet:
+    """``boolq:<split>`` or ``korsts:<split>`` (KorSTS pairs scoring >= 4, corpus of all sentence2).
+
+    Raises:
+        ValueError: unknown set or split; FileNotFoundError: the shared data folder is absent.
+    """
+    from sparse_demo.train import load_boolq, load_korsts
+
+    kind, _, split = spec.partition(":")
+    split = split or "test"
+    if kind == "boolq":
+        _, rset = load_boolq(split, data_dir)
+    elif kind == "korsts":
+        _, rset = load_korsts(split, data_dir, corpus_from="all")
+    else:
+        raise ValueError(f"unknown benchmark {kind!r}; choose one of {', '.join(BENCHMARKS)}")
+    return eval_set_from_retrieval_set(rset)
+
+
+def _check_raw_qrels(folder: Path, split: str, corpus: Corpus) -> None:
+    """Name the unknown ids of a BEIR folder's qrels (the corpus loader drops them silently)."""
+    from sparse_demo.corpus import parse_qrels
+
+    qrels_file = folder / "qrels" / f"{split}.tsv"
+    if not getattr(corpus, "dropped_judgements", 0) or not qrels_file.is_file():
+        return
+    raw = parse_qrels(qrels_file.read_text(encoding="utf-8"), f"qrels/{split}.tsv")
+    corpus.qrels = {q: dict(j) for q, j in raw.items()}
+    corpus.dropped_judgements = 0
+
+
+def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Path | None = None) -> EvalSet:
+    """Load an evaluation set from a path or a named source (see the module docstring).
+
+    Raises:
+        ValueError: a bad file, an unsupported format or failed checks (one line each).
+    """
+    from sparse_demo.search import load_corpus_file, load_sample_corpus
+
+    text = str(source)
+    if text == "sample":
+        return make_eval_set(load_sample_corpus(), name="bundled sample")
+    if text.split(":", 1)[0] in BENCHMARKS and not Path(text).exists():
+        return load_benchmark(text)
+    path = Path(text)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; give {SOURCES_HELP}")
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        if path.is_dir():
+            from sparse_demo.corpus import load_corpus
+
+            corpus = load_corpus(path, split=split)
+            _check_raw_qrels(path, split, corpus)
+        else:
+            corpus = load_corpus_file(path, workdir=workdir)
+        return make_eval_set(corpus, name=path.name)
+    if path.suffix.lower() in PAIRS_SUFFIXES:
+        from sparse_demo.train import read_pairs
+
+        data = read_pairs(path)
+        out = eval_set_from_pairs(list(data.pairs), path.name)
+        skipped = getattr(data.report, "summary", None)
+        if callable(skipped):
+            out.notes.append(str(skipped()))
+        return out
+    raise ValueError(f"unsupported evaluation input {path.name!r}; give {SOURCES_HELP}")

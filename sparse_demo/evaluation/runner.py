@@ -1,0 +1,459 @@
+"""Run a table of systems over an evaluation set through the Search tab's code.
+
+Every system goes through :func:`sparse_demo.search.build_index` and
+:func:`sparse_demo.search.search`: per model and query one hybrid search fetches both legs
+(BM25 and sparse, ``depth`` candidates each, from the memory backend or OpenSearch); the
+sparse and BM25 rows are those legs, ranked as the Search tab ranks them, and every hybrid
+row is :func:`sparse_demo.index.fuse` of the same legs, the call ``search`` makes. Without
+any model, the BM25 row is ``search(method="bm25")`` on a BM25-only index.
+
+Document encodings are cached per ``(encoder fingerprint, corpus fingerprint, doc_top_k)``
+(:class:`EncodingCache`), so a second table on the same corpus and model does not re-encode.
+
+Query latency of a system = the work that method does for one query, one query at a time:
+Kiwi analysis (BM25 leg), query encoding (sparse leg), each leg's backend search, fusion.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparse_demo.index import fuse
+
+from .cost import flops, index_bytes, mean_active, opensearch_store_bytes, percentile
+from .dataset import EvalSet
+from .metrics import METRICS, run_metrics
+from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
+from .systems import SystemSpec
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+StopFn = Callable[[], bool]
+
+#: Metrics tested for significance (the card's columns).
+TESTED_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+#: Sparse weights of the hybrid sweep.
+SWEEP_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+BACKENDS: tuple[str, ...] = ("memory", "opensearch")
+DEFAULT_DEPTH = 100
+
+
+class EvaluationCancelled(RuntimeError):
+    """Raised when ``should_stop()`` returned True."""
+
+
+def model_fingerprint(encoder: Any) -> str:
+    """What identifies an encoder's vectors (``encoder.fingerprint`` when it has one)."""
+    return str(getattr(encoder, "fingerprint", None) or getattr(encoder, "name", "") or type(encoder).__name__)
+
+
+class EncodingCache:
+    """Encoded corpora, least recently used first out, keyed by model and corpus fingerprint."""
+
+    def __init__(self, max_entries: int = 6) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get_or_encode(
+        self, corpus: Any, encoder: Any | None, *, doc_top_k: int | None, batch_size: int = 32,
+        progress: ProgressFn | None = None,
+    ) -> tuple[Any, bool]:
+        """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
+        from sparse_demo.search import corpus_fingerprint, encode_corpus
+
+        key = ("" if encoder is None else model_fingerprint(encoder), corpus_fingerprint(corpus),
+               None if encoder is None else doc_top_k)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return found, True
+        encoded = encode_corpus(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=progress)
+        with self._lock:
+            self.misses += 1
+            self._items[key] = encoded
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return encoded, False
+
+
+#: The process-wide cache (the app's tab and repeated CLI calls in one process share it).
+DEFAULT_CACHE = EncodingCache()
+
+
+@dataclass(frozen=True)
+class CostFigures:
+    """What a system costs (None where it does not apply).
+
+    Attributes:
+        query_active: mean active dimensions per query (BM25: distinct terms).
+        doc_active: mean active dimensions per document (BM25: distinct terms).
+        flops: ``sum_v p_q(v) p_d(v)`` (hybrid: both legs summed).
+        index_bytes: memory-backend bytes of the legs the system uses.
+        opensearch_store_bytes: primary store size of the OpenSearch index (both legs).
+        latency_p50_ms: median per-query latency.
+        encode_docs_per_s: document encoding throughput of the model (BM25: Kiwi analysis).
+        encodings_cached: the documents came from the encoding cache.
+    """
+
+    query_active: float
+    doc_active: float
+    flops: float
+    index_bytes: int
+    opensearch_store_bytes: int | None
+    latency_p50_ms: float
+    encode_docs_per_s: float
+    encodings_cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query_active_dims": round(self.query_active, 2), "doc_active_dims": round(self.doc_active, 2),
+            "flops": round(self.flops, 4), "index_bytes": self.index_bytes,
+            "opensearch_store_bytes": self.opensearch_store_bytes,
+            "latency_p50_ms": round(self.latency_p50_ms, 3), "encode_docs_per_s": round(self.encode_docs_per_s, 1),
+            "encodings_cached": self.encodings_cached,
+        }
+
+
+@dataclass
+class SystemResult:
+    """One row: mean metrics, per-query values, the run, costs and significance against the baseline."""
+
+    spec: SystemSpec
+    label: str
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    run: dict[str, list[tuple[str, float]]]
+    cost: CostFigures
+    weight: float | None = None
+    significance: dict[str, SignificanceResult] = field(default_factory=dict)
+    p_holm: dict[str, float] = field(default_factory=dict)
+    interval: ConfidenceInterval | None = None
+    is_baseline: bool = False
+
+
+@dataclass
+class WeightSweep:
+    """nDCG@10 of the min-max hybrid against the sparse weight, on a dev split and the rest."""
+
+    model: str
+    weights: list[float]
+    dev: list[float]
+    rest: list[float]
+    best_weight: float
+    dev_queries: int
+    rest_queries: int
+    metric: str = "ndcg@10"
+
+
+@dataclass
+class EvalReport:
+    """Everything one evaluation produced (tables, runs, sweeps) plus how long it took."""
+
+    name: str
+    num_queries: int
+    total_queries: int
+    num_docs: int
+    backend: str
+    depth: int
+    systems: list[SystemResult]
+    baseline: str
+    metric: str
+    notes: list[str]
+    seconds: float
+    weight_sweeps: list[WeightSweep] = field(default_factory=list)
+    query_texts: dict[str, str] = field(default_factory=dict)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    prune_sweep: Any = None
+    model_runs: dict = field(default_factory=dict, repr=False)
+
+    def system(self, label: str) -> SystemResult:
+        """The row with this label."""
+        for s in self.systems:
+            if s.label == label:
+                return s
+        raise ValueError(f"no system {label!r}; choose one of {', '.join(s.label for s in self.systems)}")
+
+
+@dataclass
+class _ModelRuns:
+    """Per-query legs of one model's index."""
+
+    legs: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # qid -> (bm25 leg, sparse leg)
+    qvecs: dict[str, dict[str, float]] = field(default_factory=dict)
+    encode_ms: dict[str, float] = field(default_factory=dict)
+    index: Any = None
+    encoded: Any = None
+    cached: bool = False
+
+
+def _ranked_leg(leg: Any, depth: int) -> list[tuple[str, float]]:
+    """A leg's hits best first, ties by id (as ``search`` ranks a single leg)."""
+    return [(h.id, float(h.score)) for h in sorted(leg.hits, key=lambda h: (-h.score, h.id))[:depth]]
+
+
+def _fused(legs: tuple[Any, Any], fusion: str, weight: float | None, depth: int) -> list[tuple[str, float]]:
+    weights = (1.0 - weight, weight) if fusion == "minmax" else None
+    result = fuse(list(legs), method=fusion, weights=weights, k=depth)
+    return [(h.id, float(h.score)) for h in result.hits]
+
+
+def _check(should_stop: StopFn | None) -> None:
+    if should_stop is not None and should_stop():
+        raise EvaluationCancelled("evaluation cancelled")
+
+
+def dev_split(query_ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """``(dev, rest)`` query ids: a seeded random ``fraction`` (at least one query each side when possible)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the dev fraction must be in (0, 1), got {fraction}")
+    ids = list(query_ids)
+    n_dev = min(max(1, round(len(ids) * fraction)), max(1, len(ids) - 1))
+    chosen = set(random.Random(seed).sample(ids, n_dev))
+    return [q for q in ids if q in chosen], [q for q in ids if q not in chosen]
+
+
+def weight_sweep(
+    model: str, runs: _ModelRuns, qrels: Mapping[str, Mapping[str, int]], *, depth: int, dev_fraction: float = 0.3,
+    seed: int = 0, metric: str = "ndcg@10", weights: Sequence[float] = SWEEP_WEIGHTS,
+) -> WeightSweep:
+    """nDCG@10 of min-max fusion at each weight; the best weight on the dev split (ties: closest to 0.5)."""
+    dev, rest = dev_split(list(qrels), dev_fraction, seed)
+    dev_vals, rest_vals = [], []
+    for w in weights:
+        run = {q: [d for d, _ in _fused(runs.legs[q], "minmax", w, depth)] for q in qrels}
+        per_q = run_metrics(run, qrels, (metric,))[metric]
+        dev_vals.append(sum(per_q[q] for q in dev) / len(dev))
+        rest_vals.append(sum(per_q[q] for q in rest) / len(rest) if rest else float("nan"))
+    best = max(range(len(weights)), key=lambda i: (round(dev_vals[i], 12), -abs(weights[i] - 0.5)))
+    return WeightSweep(model, list(weights), dev_vals, rest_vals, float(weights[best]), len(dev), len(rest), metric)
+
+
+def evaluate(
+    eval_set: EvalSet,
+    systems: Sequence[SystemSpec],
+    encoders: Mapping[str, Any],
+    *,
+    backend: str = "memory",
+    depth: int = DEFAULT_DEPTH,
+    baseline: int | str = 0,
+    metric: str = "ndcg@10",
+    trials: int = 10_000,
+    resamples: int = 2_000,
+    seed: int = 0,
+    sweep_weights: bool = False,
+    dev_fraction: float = 0.3,
+    doc_top_k: int | None = None,
+    query_top_k: int | None = None,
+    batch_size: int = 32,
+    cache: EncodingCache | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    opensearch_settings: Any | None = None,
+) -> EvalReport:
+    """Evaluate ``systems`` on ``eval_set``: metrics, significance, costs (and the weight sweep).
+
+    Args:
+        eval_set: from :func:`sparse_demo.evaluation.load_eval_set` or ``make_eval_set``.
+        systems: rows (:func:`sparse_demo.evaluation.parse_system`); the first is the default baseline.
+        encoders: ``{model name: SpladeEncoder}`` for every model the systems name.
+        backend: ``"memory"`` or ``"opensearch"``.
+        depth: hits fetched per leg and kept per run (>= 100 for recall@100).
+        baseline: index or label of the baseline row.
+        metric: the metric of the bootstrap interval and the weight sweep.
+        trials: randomization-test sign vectors.
+        resamples: bootstrap resamples.
+        seed: seed of the tests and the dev split.
+        sweep_weights: also sweep the hybrid weight for every model.
+        dev_fraction: share of queries that choose the best weight.
+        doc_top_k: tokens kept per document vector (None: the search defaults).
+        query_top_k: tokens kept per query vector (None: the search defaults).
+        batch_size: texts per encoder call.
+        cache: encoding cache (default: the process-wide one).
+        progress: ``progress(fraction, message)``.
+        should_stop: polled between batches; True cancels with :class:`EvaluationCancelled`.
+        opensearch_settings: ``ConnectionSettings`` for the OpenSearch backend.
+
+    Raises:
+        ValueError: bad options, an unknown model or an empty system list.
+        EvaluationCancelled: ``should_stop()`` returned True.
+    """
+    from sparse_demo.korean import bm25_terms
+    from sparse_demo.search import DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K, build_index, search
+
+    t_start = time.perf_counter()
+    if not systems:
+        raise ValueError("give at least one system: bm25, sparse:MODEL, hybrid:MODEL[:WEIGHT|:best] or rrf:MODEL")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10:
+        raise ValueError(f"depth must be an integer >= 10 (hits per leg), got {depth!r}")
+    labels = [s.label for s in systems]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ValueError(f"the same system is listed twice: {', '.join(dup)}")
+    models = list(dict.fromkeys(s.model for s in systems if s.model))
+    missing = [m for m in models if m not in encoders]
+    if missing:
+        raise ValueError(f"no encoder for model(s) {', '.join(missing)}; loaded: {', '.join(encoders) or 'none'}")
+    base_idx = baseline if isinstance(baseline, int) else (labels.index(baseline) if baseline in labels else -1)
+    if not 0 <= base_idx < len(systems):
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(labels)}")
+    cache = DEFAULT_CACHE if cache is None else cache
+    report = progress or (lambda _f, _m: None)
+    dtk = DEFAULT_DOC_TOP_K if doc_top_k is None else doc_top_k
+    qtk = DEFAULT_QUERY_TOP_K if query_top_k is None else query_top_k
+    corpus = eval_set.corpus
+    qids = [q.id for q in eval_set.queries]
+    n_q = len(qids)
+    notes = list(eval_set.notes)
+
+    # ---- encode + index (one index per model; BM25-only when no model is listed)
+    index_models: list[str | None] = list(models) or [None]
+    runs: dict[str | None, _ModelRuns] = {}
+    stage_share = 0.5 / len(index_models)
+    for i, model in enumerate(index_models):
+        _check(should_stop)
+        enc = encoders[model] if model else None
+        base = i * stage_share
+
+        def enc_progress(f: float, msg: str, base: float = base, model: str | None = model) -> None:
+            _check(should_stop)
+            report(base + stage_share * 0.9 * f, f"{model or 'BM25'}: {msg}")
+
+        encoded, cached = cache.get_or_encode(corpus, enc, doc_top_k=dtk, batch_size=batch_size,
+                                              progress=enc_progress)
+        if cached:
+            report(base + stage_share * 0.9, f"{model or 'BM25'}: encodings cached ({len(encoded.documents)} docs)")
+        index = build_index(corpus, enc, backend, encoded=encoded, doc_top_k=dtk, query_top_k=qtk,
+                            batch_size=batch_size, opensearch_settings=opensearch_settings,
+                            progress=lambda f, msg, base=base, model=model: report(
+                                base + stage_share * (0.9 + 0.1 * f), f"{model or 'BM25'}: {msg}"))
+        notes.extend(f"{model or 'BM25'}: {n}" for n in index.notes)
+        runs[model] = _ModelRuns(index=index, encoded=encoded, cached=cached)
+
+    # ---- query: one search per model and query (both legs), timed per component
+    kiwi_ms: dict[str, float] = {}
+    terms_of: dict[str, list[str]] = {}
+    bm25_only: dict[str, list[tuple[str, float]]] = {}
+    bm25_ms: dict[str, float] = {}
+    sparse_ms: dict[str | None, dict[str, float]] = {m: {} for m in runs}
+    for qi, qid in enumerate(qids):
+        if qi % 16 == 0:
+            _check(should_stop)
+            report(0.5 + 0.4 * qi / max(n_q, 1), f"querying {qi}/{n_q}")
+        text = eval_set.query_text(qid)
+        t0 = time.perf_counter()
+        terms_of[qid] = bm25_terms(text)
+        kiwi_ms[qid] = (time.perf_counter() - t0) * 1000
+        for model, mr in runs.items():
+            if model is None:
+                out = search(mr.index, text, method="bm25", k=depth)
+                bm25_only[qid] = [(h.id, h.score) for h in out.hits]
+                bm25_ms[qid] = out.legs["bm25"].took_ms
+                continue
+            out = search(mr.index, text, method="hybrid", k=depth, candidates=depth, fusion="minmax", weight=0.5)
+            mr.legs[qid] = (out.legs["bm25"], out.legs["sparse"])
+            mr.qvecs[qid] = out.query_vector
+            mr.encode_ms[qid] = out.encode_ms
+            bm25_ms.setdefault(qid, out.legs["bm25"].took_ms)
+            sparse_ms[model][qid] = out.legs["sparse"].took_ms
+
+    # ---- weight sweeps
+    sweeps: dict[str, WeightSweep] = {}
+    want_sweep = set(models) if sweep_weights else {s.model for s in systems if s.tuned}
+    for model in models:
+        if model in want_sweep:
+            _check(should_stop)
+            report(0.9, f"{model}: sweeping the hybrid weight")
+            sweeps[model] = weight_sweep(model, runs[model], eval_set.qrels, depth=depth,
+                                         dev_fraction=dev_fraction, seed=seed, metric=metric)
+
+    # ---- rows
+    doc_terms = [list(d.terms) for d in next(iter(runs.values())).encoded.documents]
+    bm25_cost_terms = (flops([terms_of[q] for q in qids], doc_terms), index_bytes(doc_terms))
+    first = next(iter(runs.values()))
+    results: list[SystemResult] = []
+    for spec in systems:
+        _check(should_stop)
+        if spec.kind == "bm25":
+            mr = first
+            run = bm25_only if None in runs else {q: _ranked_leg(mr.legs[q][0], depth) for q in qids}
+            lat = [kiwi_ms[q] + bm25_ms[q] for q in qids]
+            cost = CostFigures(mean_active([terms_of[q] for q in qids]), mean_active(doc_terms), bm25_cost_terms[0],
+                               bm25_cost_terms[1], opensearch_store_bytes(mr.index.backend), percentile(lat),
+                               _rate(mr.encoded), mr.cached)
+            weight = None
+        else:
+            mr = runs[spec.model]
+            weight = spec.weight
+            if spec.kind == "sparse":
+                run = {q: _ranked_leg(mr.legs[q][1], depth) for q in qids}
+                lat = [mr.encode_ms[q] + sparse_ms[spec.model][q] for q in qids]
+            else:
+                if spec.tuned:
+                    weight = sweeps[spec.model].best_weight
+                run, lat = {}, []
+                for q in qids:
+                    t0 = time.perf_counter()
+                    run[q] = _fused(mr.legs[q], spec.fusion, weight, depth)
+                    fuse_ms = (time.perf_counter() - t0) * 1000
+                    lat.append(kiwi_ms[q] + bm25_ms[q] + mr.encode_ms[q] + sparse_ms[spec.model][q] + fuse_ms)
+            qv = [mr.qvecs[q] for q in qids]
+            dv = [d.sparse for d in mr.encoded.documents]
+            sp_flops, sp_bytes = flops(qv, dv), index_bytes(dv)
+            if spec.kind == "hybrid":
+                sp_flops += bm25_cost_terms[0]
+                sp_bytes += bm25_cost_terms[1]
+            cost = CostFigures(mean_active(qv), mean_active(dv), sp_flops, sp_bytes,
+                               opensearch_store_bytes(mr.index.backend), percentile(lat), _rate(mr.encoded), mr.cached)
+        per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, eval_set.qrels)
+        means = {m: sum(v.values()) / n_q for m, v in per_q.items()}
+        results.append(SystemResult(spec, spec.label, means, per_q, run, cost, weight))
+
+    # ---- significance against the baseline, Holm across systems per metric
+    base = results[base_idx]
+    base.is_baseline = True
+    others = [r for r in results if r is not base]
+    for m in TESTED_METRICS:
+        a = [base.per_query[m][q] for q in qids]
+        for r in others:
+            r.significance[m] = paired_randomization_test(a, [r.per_query[m][q] for q in qids], trials=trials,
+                                                          seed=seed)
+        adjusted = holm_adjust([r.significance[m].p_value for r in others])
+        for r, p in zip(others, adjusted):
+            r.p_holm[m] = p
+    a = [base.per_query[metric][q] for q in qids]
+    for r in others:
+        r.interval = bootstrap_ci(a, [r.per_query[metric][q] for q in qids], resamples=resamples, seed=seed)
+    report(1.0, f"evaluated {n_q} queries")
+    seconds = time.perf_counter() - t_start
+    logger.info("evaluated %d systems on %s (%d queries) in %.1fs", len(results), eval_set.name, n_q, seconds)
+    return EvalReport(
+        name=eval_set.name, num_queries=n_q, total_queries=eval_set.total_queries, num_docs=len(corpus),
+        backend=backend, depth=depth, systems=results, baseline=base.label, metric=metric, notes=notes,
+        seconds=seconds, weight_sweeps=list(sweeps.values()), query_texts={q: eval_set.query_text(q) for q in qids},
+        qrels={q: dict(eval_set.qrels[q]) for q in qids}, model_runs={m: r for m, r in runs.items() if m},
+    )
+
+
+def _rate(encoded: Any) -> float:
+    n = len(encoded.documents)
+    return n / encoded.seconds if encoded.seconds > 0 else 0.0
