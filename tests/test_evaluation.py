@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from sparse_demo.evaluation import (
-    hybrid_score_matrix,
-    minmax_hybrid,
     paired_randomization_test,
     rankings_from_scores,
     retrieval_metrics,
@@ -51,32 +49,6 @@ def test_metric_errors(rankings, golds, match):
 def test_rankings_from_scores_breaks_ties_by_index():
     scores = np.array([[0.1, 0.5, 0.5, 0.2], [3.0, 1.0, 2.0, 0.0]])
     assert rankings_from_scores(scores, ["a", "b", "c", "d"], k=3) == [["b", "c", "d"], ["a", "c", "b"]]
-
-
-def test_minmax_hybrid_by_hand():
-    a = {"d1": 10.0, "d2": 6.0, "d3": 2.0}
-    b = {"d2": 4.0, "d4": 3.0, "d1": 1.0}
-    fused = dict(minmax_hybrid(a, b, 0.3))
-    # a normalised: d1 1, d2 0.5, d3 0.001 (OpenSearch floors a leg's minimum at 0.001);
-    # b normalised: d2 1, d4 2/3, d1 0.001
-    expected = {"d1": 0.3 * 1 + 0.7 * 0.001, "d2": 0.3 * 0.5 + 0.7 * 1, "d3": 0.3 * 0.001, "d4": 0.7 * 2 / 3}
-    assert fused == pytest.approx(expected)
-    assert [d for d, _ in minmax_hybrid(a, b, 0.3)] == ["d2", "d4", "d1", "d3"]
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        minmax_hybrid(a, b, 1.5)
-
-
-def test_hybrid_matrix_matches_dict_version():
-    rng = np.random.default_rng(0)
-    sa, sb = rng.random((4, 30)), rng.random((4, 30))
-    mat = hybrid_score_matrix(sa, sb, 0.4, depth=5)
-    for q in range(4):
-        top_a = {j: sa[q, j] for j in np.argsort(-sa[q])[:5]}
-        top_b = {j: sb[q, j] for j in np.argsort(-sb[q])[:5]}
-        for doc, score in minmax_hybrid(top_a, top_b, 0.4):
-            assert mat[q, doc] == pytest.approx(score)
-        outside = set(range(30)) - set(top_a) - set(top_b)
-        assert all(mat[q, j] == -np.inf for j in outside)
 
 
 def test_randomization_test_exact_on_small_case():

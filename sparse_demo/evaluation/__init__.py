@@ -10,7 +10,7 @@ Modules, one concept each:
 * :mod:`.cost`: active dimensions, FLOPS, index bytes, latency;
 * :mod:`.sweeps`: quality against cost under pruning;
 * :mod:`.report`: card-layout table, Markdown, CSV/JSON, reference rows, wins/losses;
-* :mod:`.charts`: altair curves; :mod:`.hybrid`: matrix fusion used by the trainer.
+* :mod:`.charts`: altair curves.
 
 Example:
     >>> from sparse_demo.evaluation import evaluate, load_eval_set, parse_system, to_markdown
@@ -29,7 +29,6 @@ from .dataset import (
     make_eval_set,
     sample_queries,
 )
-from .hybrid import hybrid_score_matrix, minmax_hybrid
 from .metrics import (
     DEFAULT_KS,
     METRICS,
@@ -91,12 +90,10 @@ __all__ = [
     "evaluate",
     "flops",
     "holm_adjust",
-    "hybrid_score_matrix",
     "index_bytes",
     "load_eval_set",
     "make_eval_set",
     "mean_active",
-    "minmax_hybrid",
     "paired_randomization_test",
     "parse_system",
     "prune_sweep",
