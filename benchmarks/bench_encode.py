@@ -7,6 +7,16 @@ peak RSS of the process, the RSS added during encoding (above the loaded model) 
 difference between each method's vectors and this project's.
 
     python benchmarks/bench_encode.py [--tokenizer ../shared/models/xlmr-tokenizer] [--repeats 2]
+
+``--corpus N`` measures corpus encoding instead (``search.encode_corpus``): N real paragraphs of
+varied length (KoBEST BoolQ from ../shared/data, else the bundled sample), a small-hidden model
+with the real 250,002-token vocabulary, and two schedules side by side in one process: the old
+one (each text tokenised alone, the model run on 32-text slices in corpus order) and the new one
+(tokenizer batches, all texts sorted by length, then 32-text batches). It prints seconds (best
+of ``--repeats``), the positions the model computed (padding included) and the largest
+difference between the two schedules' vectors.
+
+    python benchmarks/bench_encode.py --corpus 1024 [--repeats 2]
 """
 
 from __future__ import annotations
@@ -157,15 +167,152 @@ def run_method(method: str, model_dir: Path, docs: list[str], repeats: int, out:
     }
 
 
+SMALL_CACHE = ROOT / ".cache" / "bench_xlmr_small"
+
+
+def build_small_model(tokenizer_dir: Path) -> Path:
+    """A 2-layer, 128-hidden XLM-R MLM with the full 250,002-token vocabulary (random weights)."""
+    if (SMALL_CACHE / "model.safetensors").exists():
+        return SMALL_CACHE
+    import torch
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=256, max_position_embeddings=514)
+    model = XLMRobertaForMaskedLM(config)
+    model.config.architectures = ["XLMRobertaForMaskedLM"]
+    SMALL_CACHE.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(SMALL_CACHE)
+    tok.save_pretrained(SMALL_CACHE)
+    return SMALL_CACHE
+
+
+def corpus_texts(n: int) -> tuple[list[str], str]:
+    """``n`` unique paragraphs (BoolQ when ../shared/data has it, else the sample corpus) and their source."""
+    import csv
+
+    boolq = ROOT.parent / "shared" / "data" / "kobest_boolq"
+    texts: list[str] = []
+    if boolq.is_dir():
+        for split in ("train", "dev", "test"):
+            with (boolq / f"{split}.tsv").open(encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                    if row.get("Text") and row["Text"] not in texts:
+                        texts.append(row["Text"])
+                    if len(texts) >= n:
+                        return texts, "KoBEST BoolQ paragraphs"
+        return texts, "KoBEST BoolQ paragraphs"
+    corpus = ROOT / "assets" / "corpus" / "ko_sample" / "corpus.jsonl"
+    rows = [json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows[:n], "bundled ko_sample passages"
+
+
+def bench_corpus(n_docs: int, tokenizer_dir: Path, repeats: int) -> None:
+    """Old (per-text tokenizer, 32-text slices) vs new (batched tokenizer, global length sort) schedules."""
+    import torch
+
+    from sparse_demo.corpus import Corpus, Document
+    from sparse_demo.encoder import MAX_TEXT_CHARS, SpladeEncoder
+    from sparse_demo.search import encode_corpus
+
+    torch.set_grad_enabled(False)
+    model_dir = build_small_model(tokenizer_dir)
+    texts, source = corpus_texts(n_docs)
+    corpus = Corpus("bench", [Document(f"d{i}", t) for i, t in enumerate(texts)])
+    enc = SpladeEncoder.load(str(model_dir), device="cpu")
+
+    class OldSchedule:
+        """The encoder as encode_corpus used it before: one tokenizer call per text, sorting within the call."""
+
+        def __init__(self, inner: SpladeEncoder) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str):
+            if name == "encode_iter":  # the old code path had none
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+        def _tokenize_one(self, text: str) -> dict:
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+            tok, m = self.inner.tokenizer, self.inner.max_length
+            full = e = tok(text, add_special_tokens=True, truncation=False, verbose=False, return_offsets_mapping=True)
+            if len(full["input_ids"]) > m:
+                e = tok(text, add_special_tokens=True, truncation=True, max_length=m, return_offsets_mapping=True)
+            return {"input_ids": list(e["input_ids"]), "offsets": [tuple(o) for o in e["offset_mapping"]],
+                    "full_len": len(full["input_ids"])}
+
+        def encode(self, texts, *, batch_size=32, progress=None):
+            items = [self._tokenize_one(text) for text in texts]
+            order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+            out = [None] * len(items)
+            pad = self.inner.tokenizer.pad_token_id or 0
+            for b0 in range(0, len(order), batch_size):
+                idx = order[b0:b0 + batch_size]
+                width = max(len(items[i]["input_ids"]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    seq = items[i]["input_ids"]
+                    ids[row, :len(seq)] = torch.tensor(seq)
+                    mask[row, :len(seq)] = 1
+                values, pos = self.inner._pool_batch(ids, mask)
+                for row, i in enumerate(idx):
+                    out[i] = self.inner._to_encoding(texts[i], items[i], values[row], pos[row])
+            return out
+
+    old = OldSchedule(enc)  # no encode_iter: encode_corpus runs it on 32-text slices in corpus order
+    lengths = [len(x["input_ids"]) for x in enc._tokenize([f"{d.title}\n{d.text}" if d.title else d.text
+                                                             for d in corpus.documents])]
+
+    def positions(order: list[int]) -> int:
+        return sum(len(order[i:i + 32]) * max(lengths[j] for j in order[i:i + 32]) for i in range(0, len(order), 32))
+
+    old_pos = sum(positions(sorted(range(s, min(s + 32, len(lengths))), key=lambda j: lengths[j]))
+                  for s in range(0, len(lengths), 32))
+    new_pos = positions(sorted(range(len(lengths)), key=lambda j: lengths[j]))
+    timings: dict[str, list[float]] = {"old: per-text tokenizer, 32-text slices": [],
+                                       "new: batched tokenizer, global length sort": []}
+    results = {}
+    encode_corpus(corpus, None)  # warm up Kiwi (BM25 terms) so neither schedule pays for loading it
+    for _ in range(repeats):
+        for label, encoder in zip(timings, (old, enc)):
+            t0 = time.perf_counter()
+            results[label] = encode_corpus(corpus, encoder, batch_size=32)  # default pruning (512 tokens)
+            timings[label].append(time.perf_counter() - t0)
+    labels = list(timings)
+    a, b = (results[k].documents for k in labels)
+    diff = 0.0
+    for da, db in zip(a, b):
+        for tok in da.sparse.keys() | db.sparse.keys():
+            diff = max(diff, abs(da.sparse.get(tok, 0.0) - db.sparse.get(tok, 0.0)))
+    print(f"\n{len(texts)} {source} (tokens: median {int(np.median(lengths))}, max {max(lengths)}, "
+          f"max_length {enc.max_length}); model: 2 layers x 128 hidden, vocab {enc.vocab_size:,}; "
+          f"threads {torch.get_num_threads()}; best of {repeats} (BM25 analysis included in both)")
+    print(f"{'schedule':<46}{'seconds':>9}{'docs/s':>9}{'positions':>11}")
+    for label, pos in zip(labels, (old_pos, new_pos)):
+        s = min(timings[label])
+        print(f"{label:<46}{s:>9.2f}{len(texts) / s:>9.1f}{pos:>11,}")
+    print(f"speed-up x{min(timings[labels[0]]) / min(timings[labels[1]]):.2f}; positions ratio "
+          f"{new_pos / old_pos:.2f}; max |weight diff| between schedules {diff:.2e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    ap.add_argument("--corpus", type=int, default=0, metavar="N",
+                    help="measure corpus encoding (old vs new schedule) on N paragraphs instead")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     model_dir = CACHE
+    if args.corpus:
+        bench_corpus(args.corpus, args.tokenizer, args.repeats)
+        return
     if args.worker:
         docs = json.loads(Path(args.out.with_suffix(".docs.json")).read_text(encoding="utf-8"))
         print(json.dumps(run_method(args.worker, model_dir, docs, args.repeats, args.out)))

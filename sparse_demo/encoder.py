@@ -16,6 +16,8 @@ card's multiply-by-mask because every weight is >= 0.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import threading
@@ -322,6 +324,61 @@ def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype = t
     return model, tokenizer
 
 
+#: Texts per tokenizer call when tokenising a corpus (bounds the batch's temporary memory).
+TOKENIZE_BATCH = 1024
+
+
+def _safetensors_header(path: Path) -> bytes:
+    """The JSON header of a safetensors file (tensor names, dtypes, shapes, offsets); b"" if unreadable."""
+    try:
+        with path.open("rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            return fh.read(min(size, 100_000_000))
+    except OSError:
+        return b""
+
+
+def folder_identity(folder: str | Path) -> str:
+    """A hex digest identifying a local checkpoint folder's current files.
+
+    Covers the resolved folder path, every top-level file's name, size and modification time
+    (nanoseconds), the bytes of ``config.json`` and the headers of the ``*.safetensors`` files,
+    so rewriting a checkpoint in place (same folder, same name) changes it. Weights are not
+    read in full (a multi-GB checkpoint would take seconds).
+
+    Args:
+        folder: The checkpoint folder.
+
+    Returns:
+        A 64-character hex digest.
+    """
+    root = Path(folder).expanduser().resolve()
+    h = hashlib.sha256(f"folder:{root}".encode())
+    for f in sorted(p for p in root.iterdir() if p.is_file()):
+        st = f.stat()
+        h.update(f"\x1e{f.name}\x1f{st.st_size}\x1f{st.st_mtime_ns}".encode())
+        if f.name == "config.json":
+            h.update(f.read_bytes())
+        elif f.suffix == ".safetensors":
+            h.update(_safetensors_header(f))
+    return h.hexdigest()
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """sha256 over the model's parameters and buffers (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}\x1f{data.dtype}\x1f{tuple(data.shape)}".encode())
+        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _params_version(model: nn.Module) -> int:
+    """Sum of the parameters' in-place modification counters (changes when training updates them)."""
+    return sum(int(p._version) for p in model.parameters())
+
+
 class SpladeEncoder:
     """A loaded ``*ForMaskedLM`` checkpoint that encodes texts into SPLADE sparse vectors.
 
@@ -364,6 +421,10 @@ class SpladeEncoder:
         self._decoder_parent, self._decoder_attr = _find_parent(model, decoder)
         self.special_ids: frozenset[int] = frozenset(int(i) for i in tokenizer.all_special_ids)
         self._id_to_token: list[str] | None = None
+        #: Where the weights came from (set by :meth:`load`): a folder digest or ``hub:<id>@<sha>``.
+        self.source_identity: str | None = None
+        self._source_version = _params_version(model)
+        self._digest_cache: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -402,8 +463,16 @@ class SpladeEncoder:
         model, tokenizer = load_mlm(source, revision=revision, dtype=dtype, name=name)
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
-        return cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special,
-                   precision=precision)
+        encoder = cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special,
+                      precision=precision)
+        folder = Path(source).expanduser()
+        if folder.is_dir():
+            encoder.source_identity = "folder:" + folder_identity(folder)
+        else:
+            sha = getattr(model.config, "_commit_hash", None)
+            # Without a resolved commit the weights themselves identify the checkpoint.
+            encoder.source_identity = f"hub:{source}@{sha}" if sha else None
+        return encoder
 
     # ------------------------------------------------------------------ properties
     @property
@@ -413,6 +482,38 @@ class SpladeEncoder:
     @property
     def vocab_size(self) -> int:
         return int(self._decoder.weight.shape[0])
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hex id of the checkpoint and of every setting that changes its vectors.
+
+        The checkpoint part is :attr:`source_identity` (a local folder's files, or a Hub id with
+        its resolved commit sha) while the weights are as loaded; for a model built in memory, or
+        one whose parameters were modified in place since loading (training), it is a digest of
+        the weights themselves (recomputed only when they change). The settings part covers
+        ``max_length``, ``drop_special``, ``precision``, the weights' dtype and the vocabulary size.
+        Index caches are keyed by it, so a checkpoint changed under the same name or folder is
+        never served from an index built with the old one.
+
+        Returns:
+            A 16-character hex string.
+        """
+        version = _params_version(self.model)
+        if self.source_identity is not None and version == self._source_version:
+            weights = self.source_identity
+        else:
+            if self._digest_cache is None or self._digest_cache[0] != version:
+                self._digest_cache = (version, _weights_digest(self.model))
+            weights = "weights:" + self._digest_cache[1]
+        settings = {
+            "weights": weights,
+            "max_length": self.max_length,
+            "drop_special": bool(self.drop_special),
+            "precision": self.precision,
+            "dtype": str(self._decoder.weight.dtype),
+            "vocab_size": self.vocab_size,
+        }
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def id_to_token(self, token_id: int) -> str:
         """The raw vocabulary string of an id (e.g. ``▁치료``, ``##료``, ``<s>``)."""
@@ -437,26 +538,44 @@ class SpladeEncoder:
             setattr(self._decoder_parent, self._decoder_attr, self._decoder)
 
     def _tokenize(self, texts: Sequence[str]) -> list[dict]:
-        out = []
+        """Token ids and character offsets of every text, tokenised in batches of ``TOKENIZE_BATCH``.
+
+        A text longer than ``max_length`` tokens is tokenised a second time with truncation (so
+        the kept tokens and offsets are exactly what one truncating call gives).
+        """
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"texts must be strings, got {type(text).__name__}")
             if len(text) > MAX_TEXT_CHARS:
                 raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-            offsets_ok = getattr(self.tokenizer, "is_fast", False)
-            enc = full = self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False,
-                                        return_offsets_mapping=offsets_ok)
-            if len(full["input_ids"]) > self.max_length:  # only long texts are tokenised twice
-                enc = self.tokenizer(text, add_special_tokens=True, truncation=True, max_length=self.max_length,
-                                     return_offsets_mapping=offsets_ok)
-            offsets = enc.get("offset_mapping") or [(0, 0)] * len(enc["input_ids"])
-            out.append(
-                {
-                    "input_ids": list(enc["input_ids"]),
-                    "offsets": [tuple(map(int, o)) for o in offsets],
-                    "full_len": len(full["input_ids"]),
-                }
-            )
+        offsets_ok = getattr(self.tokenizer, "is_fast", False)
+        out: list[dict] = []
+        for b0 in range(0, len(texts), TOKENIZE_BATCH):
+            chunk = list(texts[b0 : b0 + TOKENIZE_BATCH])
+            full = self.tokenizer(chunk, add_special_tokens=True, truncation=False, verbose=False,
+                                  return_offsets_mapping=offsets_ok)
+            ids = [list(x) for x in full["input_ids"]]
+            offs = full.get("offset_mapping") if offsets_ok else None
+            long_rows = [i for i, x in enumerate(ids) if len(x) > self.max_length]
+            cut_ids: dict[int, list[int]] = {}
+            cut_offs: dict[int, list] = {}
+            if long_rows:  # only long texts are tokenised twice
+                cut = self.tokenizer([chunk[i] for i in long_rows], add_special_tokens=True, truncation=True,
+                                     max_length=self.max_length, return_offsets_mapping=offsets_ok)
+                for j, i in enumerate(long_rows):
+                    cut_ids[i] = list(cut["input_ids"][j])
+                    if offsets_ok:
+                        cut_offs[i] = cut["offset_mapping"][j]
+            for i, full_ids in enumerate(ids):
+                kept = cut_ids.get(i, full_ids)
+                offsets = cut_offs.get(i) if i in cut_offs else (offs[i] if offs is not None else None)
+                out.append(
+                    {
+                        "input_ids": kept,
+                        "offsets": [tuple(map(int, o)) for o in offsets] if offsets else [(0, 0)] * len(kept),
+                        "full_len": len(full_ids),
+                    }
+                )
         return out
 
     def encode(
@@ -469,11 +588,38 @@ class SpladeEncoder:
         """
         if isinstance(texts, str):
             texts = [texts]
+        results: list[Encoding | None] = [None] * len(texts)
+        for i, enc in self.encode_iter(texts, batch_size=batch_size, progress=progress):
+            results[i] = enc
+        return [r for r in results if r is not None]
+
+    def encode_iter(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: ProgressFn | None = None
+    ) -> Iterator[tuple[int, Encoding]]:
+        """Encode texts lazily: ``(input index, Encoding)`` pairs, shortest texts first.
+
+        Every text is tokenised up front (in tokenizer batches), all texts are sorted by token
+        count, and the model runs one ``batch_size`` batch of similar lengths at a time, so a
+        large corpus wastes little on padding and the caller can reduce each encoding (e.g. prune
+        it) before the next batch: only one batch of full vectors is alive at a time.
+
+        Args:
+            texts: The texts.
+            batch_size: Texts per model call.
+            progress: ``progress(done, total)`` after every batch.
+
+        Yields:
+            ``(i, encoding of texts[i])`` in ascending token-count order (ties by input order).
+
+        Raises:
+            ValueError: a text is longer than ``MAX_TEXT_CHARS`` or ``batch_size`` < 1.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         items = self._tokenize(texts)
         order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
-        results: list[Encoding | None] = [None] * len(items)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         done = 0
         for b0 in range(0, len(order), batch_size):
@@ -486,12 +632,12 @@ class SpladeEncoder:
                 ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
                 mask[row, : len(seq)] = 1
             values, positions = self._pool_batch(ids, mask)
-            for row, i in enumerate(idx):
-                results[i] = self._to_encoding(texts[i], items[i], values[row], positions[row])
+            batch = [(i, self._to_encoding(texts[i], items[i], values[row], positions[row]))
+                     for row, i in enumerate(idx)]
             done += len(idx)
             if progress is not None:
                 progress(done, len(items))
-        return [r for r in results if r is not None]
+            yield from batch
 
     def _pool_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         device = self.device

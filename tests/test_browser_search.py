@@ -1,5 +1,6 @@
 """A real browser opens the Search tab, indexes the sample corpus with tiny-a, runs a hybrid
-search and reads a result row and the 'why did this match' view back."""
+search and reads a result row and the 'why did this match' view back; an uploaded passage whose
+lower case is longer than itself is highlighted on the right characters."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_search_hybrid_in_browser(page):
     page.locator("#search-index").click()
     page.locator("#search-index-status").get_by_text("Index ready").wait_for(timeout=SLOW_MS)
     index_status = page.locator("#search-index-status").inner_text()
-    assert "313 documents" in index_status and "memory" in index_status
+    assert "313 documents" in index_status and "memory" in index_status and "analyzer" in index_status
 
     page.get_by_role("radio", name="Hybrid (BM25 + sparse)").check()
     page.locator("#search-query textarea").fill("당뇨병 치료 방법")
@@ -60,3 +61,27 @@ def test_search_empty_query_message_in_browser(page):
     page.locator("#search-query textarea").fill("   ")
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("empty").wait_for()
+
+
+def test_uploaded_passage_highlights_the_right_characters_in_browser(page, tmp_path):
+    """A passage whose lower case is longer than itself ("İ".lower() is two characters) renders intact.
+
+    The offset arithmetic itself is checked exactly in tests/test_search_service.py; here the whole
+    path (upload, BM25 search, explanation, HTML) shows the mark on 혈당 and the text unchanged.
+    """
+    import json
+
+    path = tmp_path / "upload.jsonl"
+    rows = [{"id": "tr-1", "text": "İİİ 혈당 관리"}, {"id": "ko-2", "text": "전세 보증금"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    page.get_by_role("tab", name="Search").click()
+    page.locator("#search-upload input[type=file]").set_input_files(str(path))
+    page.locator("#search-index-status").get_by_text("2 documents").wait_for()
+    page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
+    page.locator("#search-query textarea").fill("혈당")
+    page.locator("#search-run").click()
+    page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
+    marks = page.locator("#search-passage .search-passage > p:not([style]) mark")  # the passage, not the legend
+    marks.first.wait_for()
+    assert marks.all_inner_texts() == ["혈당"]
+    assert "İİİ 혈당 관리" in page.locator("#search-passage").inner_text()

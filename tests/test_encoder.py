@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,79 @@ def test_bf16_precision_is_close_to_fp32(tiny_model_dir):
         assert len(top_a & top_b) >= 10
     with pytest.raises(ValueError, match="precision"):
         SpladeEncoder.load(str(tiny_model_dir), precision="fp8")
+
+
+# ----------------------------------------------------------------------------- batched tokenizer
+def test_batched_tokenizer_equals_one_text_at_a_time(encoder):
+    """The batched tokenizer call gives the ids and offsets of a per-text call (truncated where long)."""
+    items = encoder._tokenize(TEXTS)
+    for text, item in zip(TEXTS, items):
+        full = encoder.tokenizer(text, add_special_tokens=True)["input_ids"]
+        one = encoder.tokenizer(text, add_special_tokens=True, truncation=True, max_length=encoder.max_length,
+                                return_offsets_mapping=True)
+        assert item["input_ids"] == list(one["input_ids"]) and item["full_len"] == len(full)
+        assert item["offsets"] == [tuple(o) for o in one["offset_mapping"]]
+
+
+def test_encode_iter_runs_shortest_first_and_matches_encode(encoder):
+    got = list(encoder.encode_iter(TEXTS, batch_size=2))
+    lengths = [len(enc.input_ids) for _, enc in got]
+    assert sorted(i for i, _ in got) == list(range(len(TEXTS))) and lengths == sorted(lengths)
+    whole = encoder.encode(TEXTS, batch_size=2)
+    for i, enc in got:
+        np.testing.assert_array_equal(enc.vector.token_ids, whole[i].vector.token_ids)
+        np.testing.assert_allclose(enc.vector.weights, whole[i].vector.weights, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- fingerprints
+def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
+    a = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    b = SpladeEncoder.load(str(tiny_model_dir), device="cpu", name="another display name")
+    assert len(a.fingerprint) == 16 and int(a.fingerprint, 16) >= 0
+    assert a.fingerprint == b.fingerprint == a.fingerprint  # the name is not part of it
+    seen = {a.fingerprint}
+    for kwargs in ({"max_length": 64}, {"drop_special": False}, {"precision": "bf16"}):
+        other = SpladeEncoder.load(str(tiny_model_dir), device="cpu", **kwargs)
+        assert other.fingerprint not in seen, kwargs
+        seen.add(other.fingerprint)
+
+
+def test_fingerprint_changes_when_the_checkpoint_changes_in_place(tmp_path, tiny_model_dir, tiny_model_dir_b):
+    import shutil
+    import time
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    before = SpladeEncoder.load(str(folder), device="cpu", name="m").fingerprint
+    assert SpladeEncoder.load(str(folder), device="cpu", name="m").fingerprint == before
+    time.sleep(0.01)
+    for f in Path(tiny_model_dir_b).glob("*.safetensors"):
+        shutil.copyfile(f, folder / f.name)  # same shapes and size, other weights
+    assert SpladeEncoder.load(str(folder), device="cpu", name="m").fingerprint != before
+
+
+def test_fingerprint_of_weights_modified_in_memory(tiny_model_dir):
+    enc = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    loaded = enc.fingerprint
+    param = next(enc.model.parameters())
+    original = param.detach().clone()
+    with torch.no_grad():
+        param.add_(0.5)  # what an optimizer step does
+    trained = enc.fingerprint
+    assert trained != loaded
+    with torch.no_grad():
+        param.copy_(original)
+    restored = enc.fingerprint  # same weights again: the weights digest, equal to a fresh in-memory copy
+    fresh = SpladeEncoder(enc.model, enc.tokenizer, name="in-memory")
+    assert restored == fresh.fingerprint != trained
+
+
+def test_fingerprint_of_an_in_memory_model_is_its_weights(tiny_model_dir, tiny_model_dir_b):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    m1 = AutoModelForMaskedLM.from_pretrained(str(tiny_model_dir))
+    m1_again = AutoModelForMaskedLM.from_pretrained(str(tiny_model_dir))
+    m2 = AutoModelForMaskedLM.from_pretrained(str(tiny_model_dir_b))
+    f1 = SpladeEncoder(m1, tok, name="x").fingerprint
+    assert f1 == SpladeEncoder(m1_again, tok, name="y").fingerprint
+    assert f1 != SpladeEncoder(m2, tok, name="x").fingerprint

@@ -1,5 +1,9 @@
-"""Search service: legs checked against independent computations, fusion, explain, highlight,
-the index cache, OpenSearch (real node and fallback) and the index/search CLI."""
+"""Search service: legs and fusion checked against independent computations (hand BM25, dot
+products of vectors encoded here one text at a time, OpenSearch's min-max / RRF by hand),
+explain, highlight, query limits, uploads, the index cache keyed by model fingerprint, and a real
+OpenSearch node (agreement with memory, reuse and staleness through the index ``_meta``).
+
+The CLI is covered by tests/test_cli.py."""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -18,8 +20,9 @@ import pytest
 
 from sparse_demo import search as svc
 from sparse_demo.corpus import Corpus, Document, Query
-from sparse_demo.index import fuse
 from sparse_demo.korean import bm25_terms
+from sparse_demo.search.build import default_index_name
+from sparse_demo.ui import render
 
 ROOT = Path(__file__).resolve().parent.parent
 K1, B = 1.2, 0.75
@@ -147,29 +150,63 @@ def test_bm25_only_index_refuses_sparse(corpus):
 
 
 # ----------------------------------------------------------------------------- hybrid
-@pytest.mark.parametrize(("fusion", "weight"), [("minmax", 0.3), ("minmax", 0.5), ("rrf", 0.5)])
-def test_hybrid_is_fusion_of_the_legs(index, fusion, weight):
-    query = "당뇨병 치료 방법"
-    out = svc.search(index, query, method="hybrid", k=4, fusion=fusion, weight=weight)
-    bm25 = index.backend.search_bm25(bm25_terms(query), 100)
-    sparse = index.backend.search_sparse(index.query_vector(query)[0], 100)
-    weights = (1 - weight, weight) if fusion == "minmax" else None
-    fused = fuse([bm25, sparse], method=fusion, weights=weights, k=4)
-    assert out.ids == fused.ids
-    for h, f in zip(out.hits, fused.hits):
-        assert h.score == pytest.approx(f.score, rel=1e-12)
-        assert (h.bm25_score, h.bm25_rank, h.sparse_score, h.sparse_rank) == (
-            f.leg_scores[0], f.leg_ranks[0], f.leg_scores[1], f.leg_ranks[1])
+def hand_minmax(scores: dict[str, float]) -> dict[str, float]:
+    """OpenSearch's min_max normalization as documented: the minimum maps to 0.001, all-equal to 1."""
+    lo, hi = min(scores.values()), max(scores.values())
+    if hi == lo:
+        return {d: 1.0 for d in scores}
+    return {d: 0.001 if s == lo else (s - lo) / (hi - lo) for d, s in scores.items()}
+
+
+def hand_ranks(scores: dict[str, float]) -> dict[str, int]:
+    return {d: r for r, d in enumerate(sorted(scores, key=lambda i: (-scores[i], i)), start=1)}
+
+
+@pytest.fixture(scope="module")
+def hand_legs(encoder, doc_vectors):
+    """BM25 (Lucene by hand) and sparse (dot products) scores of the matching documents, per query."""
+    term_lists = [bm25_terms(doc_text(d)) for d in DOCS]
+
+    def legs(query: str) -> tuple[dict[str, float], dict[str, float]]:
+        bm = {d.id: s for d, s in zip(DOCS, lucene_bm25(bm25_terms(query), term_lists)) if s > 0}
+        qvec = top_tokens(encoder.search_vector(encoder.encode([query])[0]), svc.DEFAULT_QUERY_TOP_K)
+        sp = {}
+        for doc_id, full in doc_vectors.items():
+            dvec = top_tokens(full, DOC_TOP_K)
+            s = math.fsum(w * dvec[t] for t, w in qvec.items() if t in dvec)
+            if s > 0:
+                sp[doc_id] = s
+        return bm, sp
+
+    return legs
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("query", ["당뇨병 치료 방법", "전세 보증금 돌려받는 방법"])
+def test_hybrid_minmax_by_hand(index, hand_legs, query, weight):
+    bm, sp = hand_legs(query)
+    assert bm and sp
+    nb, ns = hand_minmax(bm), hand_minmax(sp)
+    want = {d: (1 - weight) * nb.get(d, 0.0) + weight * ns.get(d, 0.0) for d in set(bm) | set(sp)}
+    out = svc.search(index, query, method="hybrid", k=len(DOCS), fusion="minmax", weight=weight)
+    assert out.ids == sorted(want, key=lambda i: (-want[i], i))
+    rb, rs = hand_ranks(bm), hand_ranks(sp)
+    for h in out.hits:
+        assert h.score == pytest.approx(want[h.id], rel=1e-4, abs=1e-6)  # BM25 is float32, as in Lucene
+        assert h.bm25_rank == rb.get(h.id) and h.sparse_rank == rs.get(h.id)
+        assert h.bm25_score == (pytest.approx(bm[h.id], rel=1e-5) if h.id in bm else None)
+        assert h.sparse_score == (pytest.approx(sp[h.id], rel=1e-6) if h.id in sp else None)
     assert out.total_ms >= out.search_ms >= 0
-    assert out.legs["bm25"].ids == bm25.ids
 
 
-def test_minmax_by_hand_on_two_legs(index):
-    """Weight 1 keeps only the sparse leg's normalised score: the top sparse hit scores 1."""
-    out = svc.search(index, "당뇨병 치료 방법", method="hybrid", k=3, weight=1.0)
-    sparse = svc.search(index, "당뇨병 치료 방법", method="sparse", k=3)
-    assert out.hits[0].score == pytest.approx(1.0)
-    assert out.ids == sparse.ids
+def test_hybrid_rrf_by_hand(index, hand_legs):
+    query = "당뇨병 치료 방법"
+    bm, sp = hand_legs(query)
+    rb, rs = hand_ranks(bm), hand_ranks(sp)
+    want = {d: sum(1 / (60 + r[d]) for r in (rb, rs) if d in r) for d in set(bm) | set(sp)}
+    out = svc.search(index, query, method="hybrid", k=4, fusion="rrf")
+    assert out.ids == sorted(want, key=lambda i: (-want[i], i))[:4]
+    assert [h.score for h in out.hits] == pytest.approx([want[i] for i in out.ids], rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +256,7 @@ def test_explain_products_sum_to_the_sparse_score(index, encoder, doc_vectors):
 # ----------------------------------------------------------------------------- highlight
 def test_highlight_escapes_html_and_marks_matches():
     text = '<script>alert("x")</script> 혈당 관리 & 관리비'
-    out = svc.highlight(text, terms=["혈당/NNG"], tokens=["▁관리", "▁리"])
+    out = render.highlight(text, terms=["혈당/NNG"], tokens=["▁관리", "▁리"])
     assert "<script>" not in out and "&lt;script&gt;" in out and "&amp;" in out and "&quot;x&quot;" in out
     assert '<mark class="hl-bm25" style="background:#ffe08a">혈당</mark>' in out
     assert out.count('class="hl-sparse"') == 2  # "관리" twice at a word start; "▁리" never (mid-word)
@@ -229,12 +266,50 @@ def test_highlight_both_marks_overlap_and_keeps_text():
     import re
 
     text = "당뇨병 치료\n방법"
-    out = svc.highlight(text, terms=["치료/NNG"], tokens=["▁치료", "법"])
+    out = render.highlight(text, terms=["치료/NNG"], tokens=["▁치료", "법"])
     assert '<mark class="hl-both" style="background:#b2f2bb">치료</mark>' in out
     assert "<br>" in out
     assert re.sub(r"<[^>]+>", "", out.replace("<br>", "\n")) == text
-    assert svc.highlight("") == ""
-    assert svc.highlight("a < b") == "a &lt; b"
+    assert render.highlight("") == ""
+    assert render.highlight("a < b") == "a &lt; b"
+
+
+SPARSE = '<mark class="hl-sparse" style="background:#a5d8ff">{}</mark>'
+BM25 = '<mark class="hl-bm25" style="background:#ffe08a">{}</mark>'
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens", "want"),
+    [
+        # "İ".lower() is two characters: offsets from a lowered copy used to land on 관리 / past the end
+        ("İİİ 혈당 관리", ["▁혈당"], "İİİ " + SPARSE.format("혈당") + " 관리"),
+        ("İİİ 혈당", ["▁혈당"], "İİİ " + SPARSE.format("혈당")),
+        ("ẞẞ 혈당 관리", ["▁관리"], "ẞẞ 혈당 " + SPARSE.format("관리")),
+        ("Python 3.11 파이썬", ["▁python"], SPARSE.format("Python") + " 3.11 파이썬"),
+        ("aaa", ["aa"], SPARSE.format("aaa")),  # overlapping occurrences
+    ],
+)
+def test_highlight_offsets_are_those_of_the_original_text(text, tokens, want):
+    assert render.highlight(text, tokens=tokens) == want
+
+
+def test_highlight_bm25_marks_after_characters_that_change_length():
+    assert render.highlight("İİİ 혈당 관리", terms=["혈당/NNG"]) == "İİİ " + BM25.format("혈당") + " 관리"
+
+
+def test_a_failing_highlight_never_kills_the_search(app_context, monkeypatch):
+    from sparse_demo.ui import search as tab
+
+    session = svc.SearchSession()
+
+    def broken(*_a, **_k):
+        raise IndexError("string index out of range")
+
+    monkeypatch.setattr(tab, "passage_html", broken)  # fault injection: no real input breaks it any more
+    r = tab.run_search(app_context, session, "전세 보증금", tab.SAMPLE_LABEL, None, "tiny-a", method="bm25", top_k=3)
+    assert r.outcome is not None and len(r.table) == 3
+    assert "Highlighting this passage failed" in r.explain.status and "<mark" not in r.passage
+    assert r.outcome.hits[0].id in r.passage
 
 
 # ----------------------------------------------------------------------------- session cache
@@ -247,6 +322,10 @@ class CountingEncoder:
     def encode(self, texts, **kw):
         self.calls += len(texts)
         return self.inner.encode(texts, **kw)
+
+    def encode_iter(self, texts, **kw):
+        self.calls += len(texts)
+        return self.inner.encode_iter(texts, **kw)
 
     def __getattr__(self, item):
         return getattr(self.inner, item)
@@ -300,7 +379,7 @@ def test_fallback_when_opensearch_stops_mid_session(index, encoder):
     out, used = session.search(stale, "당뇨병 치료 방법", method="hybrid", k=3)
     assert out.notes[0].startswith("OpenSearch stopped answering") and "not reachable" in out.notes[0]
     assert out.backend == "memory" and used.backend_name == "memory"
-    assert counting.calls <= 1  # the corpus was not encoded again (at most the query)
+    assert counting.calls <= 2  # the corpus was not encoded again (at most the query, once per index)
     want = svc.search(index, "당뇨병 치료 방법", method="hybrid", k=3)
     assert out.ids == want.ids
     exp, _, notes = session.explain(stale, out.ids[0], "당뇨병 치료 방법")
@@ -332,9 +411,9 @@ def test_opensearch_backend_agrees_with_memory(node_url, corpus, encoder, index)
                 assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=1e-5)
             if method == "sparse":  # stored weights keep 9 significant bits
                 assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=2**-7)
-            if method == "hybrid":
-                fused = fuse([got.legs["bm25"], got.legs["sparse"]], weights=(0.5, 0.5), k=5)
-                assert got.ids == fused.ids
+            if method == "hybrid":  # the legs' scores agree, so the fused ranking does too
+                assert got.ids == want.ids
+                assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=1e-2)
         exp = svc.explain(os_index, "med-001", "당뇨병 치료 방법")
         assert exp.sparse_score > 0
         again = svc.build_index(corpus, encoder, "opensearch", index_name=name)
@@ -378,69 +457,12 @@ def test_load_corpus_file_rejects_bad_zips(tmp_path):
         svc.load_corpus_file(not_zip)
 
 
-# ----------------------------------------------------------------------------- CLI
-def _cli_prefix() -> list[str]:
-    """``python -m sparse_demo`` once cli.py wires the subcommands, else the module's own main."""
-    probe = subprocess.run([sys.executable, "-m", "sparse_demo", "search", "--help"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
-    if probe.returncode == 0:
-        return [sys.executable, "-m", "sparse_demo"]
-    return [sys.executable, "-m", "sparse_demo.search_cli"]
-
-
-@pytest.fixture(scope="module")
-def cli():
-    return _cli_prefix()
-
-
 @pytest.fixture(scope="module")
 def jsonl_corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cli") / "docs.jsonl"
+    path = tmp_path_factory.mktemp("upload") / "docs.jsonl"
     path.write_text("\n".join(json.dumps({"id": d.id, "text": doc_text(d)}, ensure_ascii=False) for d in DOCS),
                     encoding="utf-8")
     return path
-
-
-def _run(cli, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*cli, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-
-
-def test_cli_bm25_search_needs_no_model(cli, jsonl_corpus):
-    res = _run(cli, "search", "--corpus", str(jsonl_corpus), "--method", "bm25", "--top-k", "3", "--json", "-q",
-               "당뇨병 치료 방법", "전세 보증금")
-    assert res.returncode == 0, res.stderr
-    lines = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
-    assert len(lines) == 2
-    corpus = Corpus("docs", [Document(d.id, doc_text(d)) for d in DOCS])
-    idx = svc.build_index(corpus, None)
-    for hits, q in zip(lines, ["당뇨병 치료 방법", "전세 보증금"]):
-        want = svc.search(idx, q, method="bm25", k=3)
-        assert [h["id"] for h in hits] == want.ids
-        assert [h["score"] for h in hits] == pytest.approx([h.score for h in want.hits])
-        assert all(h["bm25"]["rank"] == h["rank"] and h["sparse"]["score"] is None for h in hits)
-
-
-def test_cli_hybrid_search_with_a_model(cli, jsonl_corpus, tiny_model_dir, encoder):
-    res = _run(cli, "search", "--corpus", str(jsonl_corpus), "--model", str(tiny_model_dir), "--method", "hybrid",
-               "--fusion", "rrf", "--top-k", "4", "--json", "-q", "혈당 관리")
-    assert res.returncode == 0, res.stderr
-    hits = json.loads(res.stdout.strip().splitlines()[-1])
-    corpus = Corpus("docs", [Document(d.id, doc_text(d)) for d in DOCS])
-    want = svc.search(svc.build_index(corpus, encoder), "혈당 관리", method="hybrid", fusion="rrf", k=4)
-    assert [h["id"] for h in hits] == want.ids
-    assert [h["score"] for h in hits] == pytest.approx([h.score for h in want.hits])
-    assert {"bm25", "sparse"} <= hits[0].keys()
-
-
-def test_cli_index_reports_counts_and_errors(cli, jsonl_corpus, tiny_model_dir):
-    res = _run(cli, "index", "--corpus", str(jsonl_corpus), "--model", str(tiny_model_dir), "--json", "-q")
-    assert res.returncode == 0, res.stderr
-    report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert report["documents"] == len(DOCS) and report["backend"] == "memory"
-    assert report["pruned_documents"] == len(DOCS) and report["avg_sparse_tokens"] == svc.DEFAULT_DOC_TOP_K
-    bad = _run(cli, "search", "--corpus", "/nonexistent/corpus.jsonl", "--method", "bm25", "--json", "x")
-    assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # ----------------------------------------------------------------------------- tab handlers
@@ -462,3 +484,209 @@ def test_tab_handlers_upload_search_and_fallback(app_context, jsonl_corpus, monk
     assert err.status.startswith("⛔") and "Upload a corpus" in err.status
     bad_model = tab.run_search(app_context, session, "전세", tab.UPLOAD_LABEL, up.corpus, "missing", method="sparse")
     assert bad_model.status.startswith("⛔") and "local model folder" in bad_model.status
+
+
+# ----------------------------------------------------------------------------- query limits
+def test_an_over_long_query_is_cut_and_the_outcome_says_so(index):
+    out = svc.search(index, "전세 보증금 " + "x" * 50, method="bm25", k=3, max_query_chars=6)
+    assert out.query == "전세 보증금"
+    assert any("only its first 6" in n for n in out.notes)
+    assert out.ids[0] == "law-001"
+    short = svc.search(index, "전세 보증금", method="bm25", k=3, max_query_chars=6)
+    assert not any("characters" in n for n in short.notes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"max_query_chars": 3, "long_query": "refuse"}, "the limit is 3"),
+     ({"long_query": "drop"}, "choose one of cut, refuse"),
+     ({"max_query_chars": 0}, "positive integer")],
+)
+def test_query_limit_errors_are_readable(index, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        svc.search(index, "전세 보증금", method="bm25", **kwargs)
+
+
+def test_the_default_limit_is_textio_max_query_chars(index):
+    from sparse_demo.textio import MAX_QUERY_CHARS
+
+    out = svc.search(index, "전세 " * MAX_QUERY_CHARS, method="bm25", k=1)
+    assert len(out.query) <= MAX_QUERY_CHARS and any(f"{MAX_QUERY_CHARS:,}" in n for n in out.notes)
+
+
+# ----------------------------------------------------------------------------- corpus encoding
+def test_encode_corpus_equals_encoding_each_text_alone(encoder):
+    """Length-sorted batches across the corpus, then corpus order restored: same vectors as one text at a time."""
+    texts = ["짧다", "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다. " * 12, "고혈압 환자",
+             "Python 3.11 and 5G 네트워크", "당뇨병 치료는 식이요법과 운동입니다.", "", "혈당 " * 30]
+    corpus = Corpus("mixed", [Document(f"d{i}", t) for i, t in enumerate(texts)])
+    got = svc.encode_corpus(corpus, encoder, batch_size=3, doc_top_k=None)
+    assert [d.id for d in got.documents] == [d.id for d in corpus.documents]
+    assert got.pruned == 0
+    for doc, text in zip(got.documents, texts):
+        alone = encoder.search_vector(encoder.encode([text])[0])
+        assert doc.sparse.keys() == {t for t, w in alone.items() if w > 0}
+        for tok, w in doc.sparse.items():
+            assert w == pytest.approx(alone[tok], rel=1e-5, abs=1e-6)
+        assert doc.terms == bm25_terms(text)
+
+
+def test_encode_corpus_reports_progress_and_prunes(encoder):
+    seen = []
+    got = svc.encode_corpus(Corpus("c", list(DOCS)), encoder, batch_size=4, doc_top_k=8,
+                            progress=lambda f, d: seen.append((f, d)))
+    assert got.pruned == len(DOCS) and all(len(d.sparse) == 8 for d in got.documents)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any("encoded 6/6" in d for _, d in seen)
+
+
+# ----------------------------------------------------------------------------- analyzer
+def test_index_key_records_the_analyzer(corpus):
+    idx = svc.build_index(corpus, None)
+    assert idx.key.analyzer == "default" and idx.analyzer == "default"
+    with pytest.raises(ValueError, match="(?i)bogus"):
+        svc.build_index(corpus, None, analyzer="bogus-analyzer")
+
+
+# ----------------------------------------------------------------------------- fingerprints
+@pytest.fixture()
+def model_copy(tmp_path, tiny_model_dir) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+
+
+def _replace_weights(folder: Path, source: Path) -> None:
+    """Overwrite a checkpoint in place with other weights of the same shapes (a retrained model)."""
+    import shutil
+    import time
+
+    time.sleep(0.01)  # a visibly newer modification time even on coarse clocks
+    for f in source.glob("*.safetensors"):
+        shutil.copyfile(f, folder / f.name)
+
+
+def test_a_changed_checkpoint_under_the_same_name_is_not_served_from_the_old_index(
+    model_copy, tiny_model_dir_b, corpus
+):
+    from sparse_demo.encoder import SpladeEncoder
+
+    session = svc.SearchSession(doc_top_k=None, query_top_k=None)
+    old = SpladeEncoder.load(str(model_copy), device="cpu", name="my-model")
+    idx_old, _ = session.get_or_build(corpus, old, "memory")
+    _replace_weights(model_copy, tiny_model_dir_b)
+    new = SpladeEncoder.load(str(model_copy), device="cpu", name="my-model")
+    assert new.name == old.name and new.fingerprint != old.fingerprint
+    idx_new, notes = session.get_or_build(corpus, new, "memory")
+    assert idx_new is not idx_old and notes[0].startswith("Built")
+    query = "혈당 관리 운동"
+    qvec = new.search_vector(new.encode([query])[0])
+    out = svc.search(idx_new, query, method="sparse", k=3)
+    for h in out.hits:  # the new checkpoint's own dot products, computed here
+        dvec = new.search_vector(new.encode([doc_text(corpus.get(h.id))])[0])
+        assert h.score == pytest.approx(math.fsum(w * dvec[t] for t, w in qvec.items() if t in dvec), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- corrupt uploads
+def _deflated_zip(path: Path) -> bytes:
+    import zipfile
+
+    rows = "\n".join(json.dumps({"id": f"d{i}", "text": "당뇨병 치료 방법 " * 40}, ensure_ascii=False)
+                     for i in range(100))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("corpus.jsonl", rows)
+    return path.read_bytes()
+
+
+def _stored_zip(path: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("corpus.jsonl", '{"id": "a", "text": "당뇨병 치료"}\n')
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [("flipped-deflate", "corrupt"), ("bad-crc", "corrupt"), ("truncated", "not a readable zip"),
+     ("empty", "not a readable zip"), ("text", "not a readable zip")],
+)
+def test_corrupt_zips_give_one_line_value_errors(tmp_path, case, match):
+    path = tmp_path / "up.zip"
+    if case == "flipped-deflate":
+        data = bytearray(_deflated_zip(path))
+        for i in range(60, 200):  # inside the compressed member, before the central directory
+            data[i] ^= 0x5A
+    elif case == "bad-crc":
+        data = bytearray(_stored_zip(path))
+        data[data.index("치".encode())] ^= 0x01  # stored bytes changed, CRC no longer matches
+    elif case == "truncated":
+        data = bytearray(_deflated_zip(path))[:300]
+    elif case == "empty":
+        data = bytearray()
+    else:
+        data = bytearray(b"id,text\na,b\n")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=match) as err:
+        svc.load_corpus_file(path, workdir=tmp_path)
+    assert "\n" not in str(err.value) and "up.zip" in str(err.value)
+    assert list(tmp_path.glob("corpus_*")) == []  # the unpack folder is removed
+
+
+def test_opensearch_reuse_compares_the_model_fingerprint(node_url, model_copy, tiny_model_dir_b, corpus):
+    """Same index name, same documents, other checkpoint under the same folder and name: rebuilt, not reused."""
+    from sparse_demo.encoder import SpladeEncoder
+
+    name = f"test-search-stale-{uuid.uuid4().hex[:10]}"
+    old = SpladeEncoder.load(str(model_copy), device="cpu", name="my-model")
+    first = svc.build_index(corpus, old, "opensearch", index_name=name, doc_top_k=DOC_TOP_K)
+    try:
+        again = svc.build_index(corpus, old, "opensearch", index_name=name, doc_top_k=DOC_TOP_K)
+        assert again.stats.reused and again.documents is None
+        assert svc.build_index(corpus, None, "opensearch", index_name=name).stats.reused is False  # BM25-only
+        _replace_weights(model_copy, tiny_model_dir_b)
+        new = SpladeEncoder.load(str(model_copy), device="cpu", name="my-model")
+        rebuilt = svc.build_index(corpus, new, "opensearch", index_name=name, doc_top_k=DOC_TOP_K)
+        assert not rebuilt.stats.reused and any("Replaced" in n for n in rebuilt.notes)
+        assert rebuilt.backend.count() == len(DOCS)
+        mem = svc.build_index(corpus, new, "memory", doc_top_k=DOC_TOP_K)
+        got = svc.search(rebuilt, "혈당 관리", method="sparse", k=5)
+        want = svc.search(mem, "혈당 관리", method="sparse", k=5)
+        assert got.ids == want.ids  # the new checkpoint's vectors, not the old ones
+        assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=2**-7)
+        assert default_index_name(first.key) != default_index_name(rebuilt.key)
+    finally:
+        first.backend.clear()
+
+
+def test_opensearch_index_without_build_metadata_is_replaced(node_url, corpus):
+    from sparse_demo.index import IndexDocument
+    from sparse_demo.index.opensearch import OpenSearchBackend
+
+    name = f"test-search-nometa-{uuid.uuid4().hex[:10]}"
+    be = OpenSearchBackend(name)
+    be.add([IndexDocument(d.id, "stale text", ["stale/NNG"], {}, d.title) for d in DOCS])  # same ids and count
+    try:
+        idx = svc.build_index(corpus, None, "opensearch", index_name=name)
+        assert not idx.stats.reused and any("no build metadata" in n for n in idx.notes)
+        assert svc.search(idx, "전세 보증금", method="bm25", k=1).ids == ["law-001"]
+        assert svc.build_index(corpus, None, "opensearch", index_name=name).stats.reused
+    finally:
+        be.clear()
+
+
+def test_opensearch_reuse_compares_the_analyzer(node_url, corpus):
+    name = f"test-search-analyzer-{uuid.uuid4().hex[:10]}"
+    first = svc.build_index(corpus, None, "opensearch", index_name=name, analyzer="all")
+    try:
+        assert first.backend.index_meta()["bm25_analyzer"] == "all"
+        assert svc.build_index(corpus, None, "opensearch", index_name=name, analyzer="all").stats.reused
+        other = svc.build_index(corpus, None, "opensearch", index_name=name)  # the default analyzer
+        assert not other.stats.reused and any("BM25 analyzer differs" in n for n in other.notes)
+        assert other.backend.index_meta()["bm25_analyzer"] == "default"
+        terms = {t for d in other.documents for t in d.terms}
+        assert not any(t.endswith(("/JKS", "/JKO", "/EF")) for t in terms)  # particles and endings stopped
+        assert svc.search(other, "전세 보증금을", method="bm25", k=1).ids == ["law-001"]
+    finally:
+        first.backend.clear()

@@ -4,7 +4,9 @@ The handlers (``load_upload``, ``build_search_index``, ``run_search``, ``explain
 ``backend_note``) are plain functions returning dataclasses with a Markdown ``status``;
 ``build_tab`` only wires them to widgets. Built indexes live in one
 :class:`~sparse_demo.search.SearchSession` per app (shared by every visitor, keyed by corpus
-content, model and backend); a visitor's uploaded corpus lives in ``gr.State``.
+content, the model's checkpoint fingerprint, the BM25 analyzer and the backend); a visitor's
+uploaded corpus lives in ``gr.State``. Passages are rendered by :mod:`sparse_demo.ui.render`; a
+rendering failure shows the plain passage and a warning, never a failed search.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .. import search as svc
 from ..corpus import Corpus
 from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
 from .plots import CHART_WIDTH, safe_chart
+from .render import passage_html, plain_passage_html
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +141,7 @@ def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
     model = index.model_name or "none (BM25 only)"
     where = f" (`{st.index_name}`)" if st.index_name else ""
     head = (f"**Index ready**: {_describe(index.corpus)}, model **{model}**, backend "
-            f"**{index.backend_name}**{where}.")
+            f"**{index.backend_name}**{where}, BM25 analyzer `{index.analyzer}`.")
     if not st.reused and st.encode_seconds:
         head += (f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
                  f"{st.avg_tokens:.0f} sparse tokens per document on average.")
@@ -313,7 +316,12 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
     lines += [message(n, "warning") for n in notes]
     chart = (safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")
              if len(frame) else None)
-    passage = svc.passage_html(hit, exp)
+    try:
+        passage = passage_html(hit, exp)
+    except Exception as exc:  # noqa: BLE001 - a highlighting bug must never hide the results
+        logger.exception("Highlighting %s failed", hit.id)
+        lines.append(message(f"Highlighting this passage failed ({exc}); it is shown without marks.", "warning"))
+        passage = plain_passage_html(hit)
     return ExplainResult("\n\n".join(lines), passage, frame, chart, exp)
 
 

@@ -1,0 +1,369 @@
+"""Vectors to an index: index keys, build statistics and :func:`build_index` for either backend.
+
+An index is identified by an :class:`IndexKey`: the corpus content, the model's checkpoint
+fingerprint (``SpladeEncoder.fingerprint``: folder files or Hub commit, plus the settings that
+change vectors), the BM25 analyzer spec, the document pruning and the backend. A model's display
+name is kept for messages only, so a checkpoint replaced under the same name is never served
+from an index built with the old one.
+
+OpenSearch indexes outlive the process. Each one records its key in its mapping's ``_meta``
+(under ``META_KEY``; merged with whatever the backend itself keeps there, such as its analyzer),
+and :func:`build_index` reuses an existing index only when that record, the BM25 analyzer and the
+document count agree; otherwise it replaces the index and says so in the notes.
+
+Example:
+    >>> from sparse_demo.corpus import Corpus, Document
+    >>> key = index_key(Corpus("toy", [Document("d1", "혈당")]), None, "memory")
+    >>> (key.backend, key.fingerprint, key.analyzer)
+    ('memory', '', 'default')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sparse_demo.corpus import Corpus
+from sparse_demo.index import IndexDocument, MemoryBackend, SearchBackend
+from sparse_demo.search.corpus_files import corpus_id
+from sparse_demo.search.encode import EncodedCorpus, analyzer_spec, analyzer_terms, encode_corpus, encode_query
+from sparse_demo.search.options import (
+    BACKENDS,
+    DEFAULT_ANALYZER,
+    DEFAULT_DOC_TOP_K,
+    DEFAULT_QUERY_TOP_K,
+    BackendName,
+    StageProgress,
+    choice,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The key under which an OpenSearch index's mapping ``_meta`` records how it was built.
+META_KEY = "sparse_demo"
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """What identifies a built index: corpus content, model, backend, BM25 analyzer and pruning.
+
+    Attributes:
+        corpus_id: ``<name>-<content hash>`` of the corpus.
+        model: The model's display name ("" for a BM25-only index).
+        backend: ``"memory"`` or ``"opensearch"``.
+        fingerprint: The model's checkpoint + settings fingerprint ("" for BM25 only); two
+            checkpoints under one name get different keys.
+        analyzer: The BM25 analyzer spec.
+        doc_top_k: Tokens kept per document vector (None: all).
+    """
+
+    corpus_id: str
+    model: str
+    backend: str
+    fingerprint: str = ""
+    analyzer: str = DEFAULT_ANALYZER
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K
+
+    @property
+    def vectors_id(self) -> str:
+        """What the encoded documents depend on (all of the key but the backend)."""
+        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.analyzer}\x1f{self.doc_top_k}"
+
+    def meta(self) -> dict[str, Any]:
+        """The ``_meta`` an OpenSearch index built for this key records."""
+        return {
+            META_KEY: {
+                "corpus_id": self.corpus_id,
+                "model": self.model,
+                "model_fingerprint": self.fingerprint,
+                "analyzer": self.analyzer,
+                "doc_top_k": self.doc_top_k,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What building an index did."""
+
+    documents: int
+    avg_tokens: float
+    pruned_docs: int
+    encode_seconds: float
+    index_seconds: float
+    index_name: str = ""
+    reused: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents,
+            "avg_sparse_tokens": round(self.avg_tokens, 2),
+            "pruned_documents": self.pruned_docs,
+            "encode_seconds": round(self.encode_seconds, 3),
+            "index_seconds": round(self.index_seconds, 3),
+            "index_name": self.index_name,
+            "reused_existing": self.reused,
+        }
+
+
+@dataclass
+class SearchIndex:
+    """A corpus loaded into one backend with the encoder that built it.
+
+    ``documents`` keeps the encoded documents (None when an existing OpenSearch index was
+    reused), so a fallback to memory needs no re-encoding.
+    """
+
+    key: IndexKey
+    corpus: Corpus
+    backend: SearchBackend
+    encoder: Any | None
+    documents: list[IndexDocument] | None
+    stats: IndexStats
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K
+    query_top_k: int | None = DEFAULT_QUERY_TOP_K
+    notes: list[str] = field(default_factory=list)
+    _queries: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def model_name(self) -> str:
+        return self.key.model
+
+    @property
+    def has_sparse(self) -> bool:
+        return self.encoder is not None
+
+    @property
+    def analyzer(self) -> str:
+        """The BM25 analyzer spec of the indexed terms (queries are analysed the same way)."""
+        return self.key.analyzer
+
+    def query_terms(self, query: str) -> list[str]:
+        """The query's BM25 terms with this index's analyzer."""
+        return analyzer_terms(self.key.analyzer)(query)
+
+    def query_vector(self, query: str) -> tuple[dict[str, float], bool]:
+        """The query's pruned search vector (cached per index); ``(vector, pruned)``."""
+        if self.encoder is None:
+            raise ValueError(
+                "this index was built without a model (BM25 only); pick a model and build the index "
+                "to search with the sparse or hybrid method"
+            )
+        with self._lock:
+            hit = self._queries.get(query)
+            if hit is not None:
+                self._queries.move_to_end(query)
+                return hit
+        value = encode_query(self.encoder, query, self.query_top_k)
+        with self._lock:
+            self._queries[query] = value
+            while len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return value
+
+
+def model_key(encoder: Any | None) -> str:
+    """The model's display name in an index key (empty for BM25 only)."""
+    return "" if encoder is None else str(getattr(encoder, "name", "") or type(encoder).__name__)
+
+
+def model_fingerprint(encoder: Any | None) -> str:
+    """The model's checkpoint + settings fingerprint (its name where it has none; "" for BM25 only)."""
+    if encoder is None:
+        return ""
+    return str(getattr(encoder, "fingerprint", None) or model_key(encoder))
+
+
+def index_key(
+    corpus: Corpus,
+    encoder: Any | None,
+    backend: str,
+    *,
+    analyzer: str = DEFAULT_ANALYZER,
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K,
+) -> IndexKey:
+    """The :class:`IndexKey` of ``corpus`` encoded by ``encoder`` in ``backend``.
+
+    Raises:
+        ValueError: an unknown backend or analyzer.
+    """
+    choice(backend, BACKENDS, "backend")
+    top_k = doc_top_k if encoder is not None else None
+    return IndexKey(corpus_id(corpus), model_key(encoder), backend, model_fingerprint(encoder),
+                    analyzer_spec(analyzer), top_k)
+
+
+def default_index_name(key: IndexKey, doc_top_k: int | None = None) -> str:
+    """A valid OpenSearch index name derived from the key (content hash + model/analyzer hash)."""
+    fp = key.corpus_id.rsplit("-", 1)[-1][:12]
+    top_k = key.doc_top_k if doc_top_k is None else doc_top_k
+    if not key.fingerprint:
+        tail = "" if key.analyzer == DEFAULT_ANALYZER else "-" + hashlib.sha256(key.analyzer.encode()).hexdigest()[:6]
+        return f"sparse-demo-{fp}-bm25{tail}"
+    mh = hashlib.sha256(f"{key.fingerprint}\x1f{top_k}\x1f{key.analyzer}".encode()).hexdigest()[:8]
+    return f"sparse-demo-{fp}-{mh}"
+
+
+def read_index_meta(backend: Any) -> dict[str, Any]:
+    """The ``_meta`` of an OpenSearch index's mapping ({} when it does not exist or has none)."""
+    if hasattr(backend, "index_meta"):  # the backend's own reader, where it has one
+        meta = backend.index_meta()
+        if meta is None or isinstance(meta, Mapping):
+            return dict(meta or {})
+    from opensearchpy import exceptions as exc
+
+    try:
+        res = backend._call("read the index mapping", lambda: backend.client.indices.get_mapping(index=backend.index))
+    except exc.NotFoundError:
+        return {}
+    mapping = (res or {}).get(backend.index, {}).get("mappings", {})
+    return dict(mapping.get("_meta") or {})
+
+
+def write_index_meta(backend: Any, meta: dict[str, Any]) -> None:
+    """Merge ``meta`` into the OpenSearch index mapping's ``_meta`` (other keys are kept)."""
+    merged = {**read_index_meta(backend), **meta}
+    backend._call("record the index metadata",
+                  lambda: backend.client.indices.put_mapping(index=backend.index, body={"_meta": merged}))
+
+
+def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
+    """Why an existing OpenSearch index does not hold this key's vectors (None: it does).
+
+    Compares the ``_meta`` recorded at build time (corpus content id, model fingerprint, BM25
+    analyzer, pruning) and the document count.
+    """
+    count = backend.count()
+    if count == 0:
+        return "it is empty or missing"
+    meta = read_index_meta(backend)
+    ours = meta.get(META_KEY)
+    if not isinstance(ours, dict):
+        return "it records no build metadata (built by an older version)"
+    want = key.meta()[META_KEY]
+    for field_name, label in (("corpus_id", "corpus content"), ("model_fingerprint", "model checkpoint"),
+                              ("analyzer", "BM25 analyzer"), ("doc_top_k", "document pruning")):
+        if ours.get(field_name) != want[field_name]:
+            return f"its {label} differs ({ours.get(field_name)!r} there, {want[field_name]!r} here)"
+    stored_analyzer = meta.get("bm25_analyzer")  # what the backend itself records at creation
+    if isinstance(stored_analyzer, str) and stored_analyzer != key.analyzer:
+        return f"its BM25 analyzer differs ({stored_analyzer!r} there, {key.analyzer!r} here)"
+    if count != len(corpus):
+        return f"it holds {count} documents, the corpus {len(corpus)}"
+    return None
+
+
+def _make_backend(kind: str, name: str, analyzer: str, settings: Any | None) -> Any:
+    """A backend told the analyzer spec where its constructor takes one."""
+    if kind == "opensearch":
+        from sparse_demo.index.opensearch import OpenSearchBackend
+
+        cls: Any = OpenSearchBackend
+        args: tuple[Any, ...] = (name,)
+        kwargs: dict[str, Any] = {"settings": settings}
+    else:
+        cls, args, kwargs = MemoryBackend, (), {}
+    if "analyzer" in inspect.signature(cls).parameters:
+        kwargs["analyzer"] = analyzer
+    return cls(*args, **kwargs)
+
+
+def build_index(
+    corpus: Corpus,
+    encoder: Any | None,
+    backend: BackendName = "memory",
+    *,
+    progress: StageProgress | None = None,
+    index_name: str | None = None,
+    batch_size: int = 32,
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K,
+    query_top_k: int | None = DEFAULT_QUERY_TOP_K,
+    encoded: EncodedCorpus | None = None,
+    reuse_existing: bool = True,
+    opensearch_settings: Any | None = None,
+    analyzer: str = DEFAULT_ANALYZER,
+) -> SearchIndex:
+    """Encode ``corpus`` and load it into a backend.
+
+    Args:
+        corpus: The documents (and optional queries/qrels for gold marks).
+        encoder: A ``SpladeEncoder`` (or anything with ``encode`` + ``search_vector``);
+            None builds a BM25-only index.
+        backend: ``"memory"`` or ``"opensearch"`` (``OPENSEARCH_URL`` etc.).
+        progress: ``progress(fraction, description)``.
+        index_name: OpenSearch index name; default derived from corpus, model fingerprint,
+            analyzer and pruning.
+        batch_size: Texts per encoder call.
+        doc_top_k: Tokens kept per document vector (None: all).
+        query_top_k: Tokens kept per query vector (None: all; OpenSearch allows 1024).
+        encoded: Already encoded documents (skips encoding); they must come from the same
+            corpus, model fingerprint, analyzer and pruning.
+        reuse_existing: OpenSearch only: when the index already holds this corpus encoded by
+            this checkpoint (the fingerprint recorded in its ``_meta``) with this analyzer, use it
+            without encoding again. An existing index holding anything else is replaced.
+        opensearch_settings: ``ConnectionSettings`` (default: from the environment).
+        analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
+
+    Raises:
+        ValueError: a bad option or document.
+        OpenSearchUnavailable: the node cannot be reached (``SearchSession`` falls back).
+    """
+    key = index_key(corpus, encoder, backend, analyzer=analyzer, doc_top_k=doc_top_k)
+    if not len(corpus):
+        raise ValueError("the corpus holds no document")
+    if encoded is not None and encoded.vectors_id and encoded.vectors_id != key.vectors_id:
+        raise ValueError("the given encoded documents were made from another corpus, model, analyzer or pruning")
+    report = progress or (lambda _f, _d: None)
+    notes: list[str] = []
+    name = ""
+    be = _make_backend(backend, index_name or default_index_name(key), key.analyzer, opensearch_settings)
+    if backend == "opensearch":
+        name = be.index
+        be.ping()
+        stale = _stale_reason(be, key, corpus)
+        if stale is None and reuse_existing:
+            report(1.0, f"reused OpenSearch index {name}")
+            stats = IndexStats(len(corpus), 0.0, 0, 0.0, 0.0, name, reused=True)
+            return SearchIndex(key, corpus, be, encoder, None, stats, doc_top_k, query_top_k,
+                               [f"Reused the existing OpenSearch index `{name}` (same documents, model "
+                                "checkpoint and analyzer)."])
+        if be.count() > 0:
+            why = stale or "a rebuild was asked for"
+            notes.append(f"Replaced the OpenSearch index `{name}`: {why}.")
+            logger.info("replacing OpenSearch index %s: %s", name, why)
+            be.clear()
+    if encoded is None:
+        encoded = encode_corpus(
+            corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, analyzer=key.analyzer,
+            progress=lambda f, d: report(0.9 * f, d),
+        )
+        encoded = replace(encoded, vectors_id=key.vectors_id)
+    t0 = time.perf_counter()
+    report(0.9, f"indexing {len(encoded.documents)} documents ({backend})")
+    be.add(encoded.documents, progress=lambda done, total: report(0.9 + 0.1 * done / max(total, 1),
+                                                                  f"indexed {done}/{total}"))
+    if backend == "opensearch":
+        write_index_meta(be, key.meta())
+    stats = IndexStats(len(encoded.documents), encoded.avg_tokens, encoded.pruned, encoded.seconds,
+                       time.perf_counter() - t0, name)
+    if encoded.pruned:
+        notes.append(
+            f"{encoded.pruned} of {len(encoded.documents)} document vectors had more than {doc_top_k} active "
+            f"tokens and were pruned to their top {doc_top_k} (an untrained model activates most of its vocabulary)."
+        )
+    report(1.0, "index ready")
+    logger.info("built %s index for %s with %s: %d docs in %.1fs", backend, key.corpus_id, key.model or "BM25 only",
+                stats.documents, stats.encode_seconds + stats.index_seconds)
+    return SearchIndex(key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes)

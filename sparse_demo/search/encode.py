@@ -1,0 +1,162 @@
+"""Text to vectors: BM25 terms and pruned sparse vectors of documents and queries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sparse_demo.corpus import Corpus
+from sparse_demo.index import IndexDocument
+from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K, StageProgress
+
+
+def doc_text(title: str, text: str) -> str:
+    """The text both legs see: ``title + "\\n" + text`` (just ``text`` without a title)."""
+    return f"{title}\n{text}" if title else text
+
+
+def _prune(encoder: Any, encoding: Any, top_k: int | None) -> tuple[dict[str, float], bool]:
+    """The encoder's search vector limited to its ``top_k`` heaviest tokens (ties by token id)."""
+    if hasattr(encoder, "search_sparse_vector"):
+        sv = encoder.search_sparse_vector(encoding)  # sorted by weight desc, ties by id
+        n = len(sv)
+        keep = n if top_k is None else min(n, top_k)
+        vec = {}
+        for i, w in zip(sv.token_ids[:keep].tolist(), sv.weights[:keep].tolist()):
+            if w > 0:
+                vec[encoder.id_to_token(int(i))] = float(w)
+        return vec, keep < n
+    full = {t: float(w) for t, w in encoder.search_vector(encoding).items() if w > 0}
+    if top_k is None or len(full) <= top_k:
+        return full, False
+    items = sorted(full.items(), key=lambda kv: -kv[1])[:top_k]
+    return dict(items), True
+
+
+def encode_query(encoder: Any, query: str, top_k: int | None = DEFAULT_QUERY_TOP_K) -> tuple[dict[str, float], bool]:
+    """A query's search vector (special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
+    enc = encoder.encode([query])[0]
+    return _prune(encoder, enc, top_k)
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """Documents ready for any backend, plus what encoding them cost.
+
+    ``vectors_id`` (set by :func:`~sparse_demo.search.build_index`) names the corpus, model
+    fingerprint, analyzer and pruning they were made with, so they are never loaded under another
+    key; "" means unknown (not checked).
+    """
+
+    documents: list[IndexDocument]
+    pruned: int
+    seconds: float
+    vectors_id: str = ""
+
+    @property
+    def avg_tokens(self) -> float:
+        n = len(self.documents)
+        return sum(len(d.sparse) for d in self.documents) / n if n else 0.0
+
+
+def encode_corpus(
+    corpus: Corpus,
+    encoder: Any | None,
+    *,
+    batch_size: int = 32,
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K,
+    progress: StageProgress | None = None,
+    analyzer: str = DEFAULT_ANALYZER,
+) -> EncodedCorpus:
+    """BM25 terms (Kiwi ``form/tag`` after the analyzer's stop tags) and pruned sparse vectors of every document.
+
+    The text seen by both legs is ``title + "\\n" + text``. The whole corpus is tokenised
+    first (tokenizer batches) and sorted by length, so each model batch holds texts of similar
+    length; every encoding is pruned as soon as its batch is done and put back in corpus order.
+    The vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors
+    are empty (a BM25-only index).
+
+    Args:
+        corpus: The documents.
+        encoder: A ``SpladeEncoder`` (or anything with ``encode`` and ``search_vector``), or None.
+        batch_size: Texts per model call.
+        doc_top_k: Tokens kept per document vector (None: all).
+        progress: ``progress(fraction, description)``.
+        analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
+
+    Returns:
+        The documents in corpus order, how many vectors were pruned and the seconds it took.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if doc_top_k is not None and doc_top_k < 1:
+        raise ValueError(f"doc_top_k must be >= 1 or None, got {doc_top_k}")
+    terms_of = analyzer_terms(analyzer)
+    t0 = time.perf_counter()
+    docs = corpus.documents
+    total = len(docs)
+    texts = [doc_text(d.title, d.text) for d in docs]
+    report = progress or (lambda _f, _d: None)
+    vectors: list[dict[str, float]] = [{} for _ in docs]
+    pruned = 0
+    if encoder is not None:
+        def encoded(done: int, _total: int) -> None:
+            report(0.9 * done / max(total, 1), f"encoded {done}/{total} documents")
+
+        for i, enc in _encode_all(encoder, texts, batch_size, encoded):
+            vectors[i], cut = _prune(encoder, enc, doc_top_k)
+            pruned += cut
+    out: list[IndexDocument] = []
+    base = 0.9 if encoder is not None else 0.0
+    step = max(1, total // 20)
+    for n, (d, text, vec) in enumerate(zip(docs, texts, vectors), start=1):
+        out.append(IndexDocument(id=d.id, text=d.text, terms=terms_of(text), sparse=vec, title=d.title))
+        if n % step == 0 or n == total:
+            report(base + (1 - base) * n / max(total, 1), f"analysed {n}/{total} documents (BM25 terms)")
+    return EncodedCorpus(out, pruned, time.perf_counter() - t0)
+
+
+def _encode_all(
+    encoder: Any, texts: list[str], batch_size: int, progress: Callable[[int, int], None]
+) -> Iterator[tuple[int, Any]]:
+    """``(index, encoding)`` for every text: length-sorted across all texts when the encoder can."""
+    if hasattr(encoder, "encode_iter"):
+        yield from encoder.encode_iter(texts, batch_size=batch_size, progress=progress)
+        return
+    for start in range(0, len(texts), batch_size):  # a minimal encoder: only ``encode``
+        for j, enc in enumerate(encoder.encode(texts[start : start + batch_size], batch_size=batch_size)):
+            yield start + j, enc
+        progress(min(start + batch_size, len(texts)), len(texts))
+
+
+def analyzer_terms(spec: str = DEFAULT_ANALYZER) -> Callable[[str], list[str]]:
+    """The BM25 term function of an analyzer spec (``korean.get_analyzer`` when available).
+
+    Raises:
+        ValueError: an unknown spec (the message names the valid choices).
+    """
+    from sparse_demo import korean
+
+    get = getattr(korean, "get_analyzer", None)
+    if get is not None:
+        return get(spec).terms
+    if spec != DEFAULT_ANALYZER:
+        raise ValueError(f"unknown BM25 analyzer {spec!r}; choose one of {DEFAULT_ANALYZER}")
+    return korean.bm25_terms
+
+
+def analyzer_spec(spec: str = DEFAULT_ANALYZER) -> str:
+    """The canonical form of an analyzer spec (what indexes record and compare).
+
+    Raises:
+        ValueError: an unknown spec.
+    """
+    from sparse_demo import korean
+
+    get = getattr(korean, "get_analyzer", None)
+    if get is not None:
+        return str(getattr(get(spec), "spec", spec))
+    analyzer_terms(spec)
+    return spec
