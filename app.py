@@ -12,9 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model, register_cached_local_model
+from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model
 from sparse_demo.ui import compare, explore, finetune, search
-from sparse_demo.ui.common import AppContext, message
+from sparse_demo.ui.common import AppContext, message, model_dropdowns, picker_updates, register_builtin_models
 
 logger = logging.getLogger("sparse_demo.app")
 
@@ -42,7 +42,7 @@ def model_banner(ctx: AppContext) -> str:
             "any model that loads: type a local model folder in the *local folder* box, or build the small "
             f"local model from the sample pairs (**{LOCAL_MODEL_NAME}**, button below).\n\n"
         )
-    return head + table
+    return ctx.redact(head + table)
 
 
 def build_local(ctx: AppContext, progress=None) -> str:
@@ -57,22 +57,24 @@ def build_local(ctx: AppContext, progress=None) -> str:
     except Exception as exc:  # noqa: BLE001 - shown to the user
         logger.exception("Building the local model failed")
         return message(f"Building the local model failed: {exc}", "error") + "\n\n" + ctx.registry.status_markdown()
-    return message(f"**{LOCAL_MODEL_NAME}** is ready ({folder}); pick it in any tab.") + "\n\n" + \
+    return message(f"**{LOCAL_MODEL_NAME}** is ready ({ctx.show_path(folder)}); pick it in any tab.") + "\n\n" + \
         ctx.registry.status_markdown()
 
 
-def _model_dropdowns(demo: gr.Blocks) -> list[gr.Dropdown]:
-    """Every model picker of every tab (elem_id ending in -model / -models)."""
-    return [b for b in demo.blocks.values()
-            if isinstance(b, gr.Dropdown) and (b.elem_id or "").endswith(("-model", "-models"))]
+def refresh_status(ctx: AppContext) -> str:
+    """*Refresh model status*: forget failures, try the default model again, describe every model."""
+    ctx.registry.refresh()
+    return model_banner(ctx)
 
 
 def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     """Build the whole app. ``ctx`` holds the shared settings and model registry."""
     ctx = ctx or AppContext.create()
-    register_cached_local_model(ctx.registry)
+    register_builtin_models(ctx.registry)
+    ctx.default_model()  # decided once: the configured default where it loads, else the demo model
     with gr.Blocks(title="Korean neural sparse explorer") as demo:
-        visitor_models = gr.State({})  # this visitor's own (fine-tuned) models: name -> folder
+        # this visitor's own (fine-tuned) models: name -> private folder; removed when the visitor leaves
+        visitor_models = gr.State({}, delete_callback=lambda vm: ctx.forget_visitor(None, vm))
         gr.Markdown(INTRO)
         with gr.Accordion("Models", open=False):
             banner = gr.Markdown(ctx.registry.status_markdown(), elem_id="model-banner")
@@ -88,14 +90,21 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             search.build_tab(ctx, visitor_models)
         with gr.Tab("Fine-tune", elem_id="tab-finetune"):
             trained = finetune.build_tab(ctx, visitor_models)
-        pickers = _model_dropdowns(demo)
+        pickers = model_dropdowns(demo)
 
         def refresh_pickers(vm):
-            choices = ctx.model_choices(vm)
-            return [gr.update(choices=choices) for _ in pickers]
+            return picker_updates(ctx, pickers, vm)
 
-        refresh.click(lambda: ctx.registry.status_markdown(), None, banner)
+        def on_unload(request: gr.Request):
+            ctx.forget_visitor(getattr(request, "session_hash", None))
+
+        refresh.click(lambda: refresh_status(ctx), None, banner).then(refresh_pickers, visitor_models, pickers)
         demo.load(lambda: model_banner(ctx), None, banner)
+        demo.load(refresh_pickers, visitor_models, pickers)
+        for picker in pickers:  # opening a picker shows models built since the page loaded
+            picker.focus(lambda vm, _p=picker: picker_updates(ctx, [_p], vm)[0], visitor_models, picker,
+                         concurrency_limit=None, show_progress="hidden")  # never waits behind long jobs
+        demo.unload(on_unload)
 
         def on_local(progress=gr.Progress()):
             return build_local(ctx, progress)

@@ -10,6 +10,22 @@ Environment variables (all optional):
 - ``SPARSE_DEMO_MAX_LENGTH``: tokens per text (default 192).
 - ``SPARSE_DEMO_PRECISION``: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``.
 - ``SPARSE_DEMO_STOPWORDS``: path to a stopword list replacing the bundled one.
+
+Model sources and memory (a public Space sets ``SPARSE_DEMO_MODEL_SOURCES=public``):
+
+- ``SPARSE_DEMO_MODEL_SOURCES``: ``any`` (default: a private deployment, any folder or Hub id typed in the
+  app loads) or ``public`` (presets, the demo model, a visitor's own models, Hub ids matching
+  ``SPARSE_DEMO_HUB_ALLOW`` and folders under ``SPARSE_DEMO_ALLOWED_ROOTS`` only).
+- ``SPARSE_DEMO_HUB_ALLOW``: comma-separated ``fnmatch`` patterns of Hub ids a visitor may type in
+  ``public`` mode (default ``sewoong/*``).
+- ``SPARSE_DEMO_ALLOWED_ROOTS``: folders (separated by ``os.pathsep``) under which typed local folders may
+  load in ``public`` mode (default: none).
+- ``SPARSE_DEMO_HUB_MAX_MB``: a typed Hub model whose safetensors weights exceed this is refused before
+  downloading (default 2,500).
+- ``SPARSE_DEMO_MODEL_CACHE_MB`` / ``SPARSE_DEMO_MAX_MODELS``: budget of the loaded-model LRU (default
+  6,000 MB of parameters, 4 models); the least recently used model is dropped beyond either.
+- ``SPARSE_DEMO_RETRY_FAILED_S``: a preset that failed to load is tried again after this many seconds
+  (default 60) or on *Refresh model status*.
 """
 
 from __future__ import annotations
@@ -19,12 +35,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from .encoder import DEFAULT_MAX_LENGTH, PRECISIONS
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_PRESETS_PATH = ASSETS_DIR / "models.json"
 _ENV_PREFIX = "SPARSE_DEMO_MODEL_"
+#: ``SPARSE_DEMO_MODEL_<NAME>`` variables that are settings, not presets.
+_RESERVED = frozenset({"SOURCES", "CACHE_MB"})
+#: Valid values of ``SPARSE_DEMO_MODEL_SOURCES``.
+MODEL_SOURCES: tuple[str, ...] = ("any", "public")
+ModelSources = Literal["any", "public"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,18 @@ class Settings:
     precision: str = "auto"
     stopwords_path: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    model_sources: ModelSources = "any"
+    hub_allow: tuple[str, ...] = ("sewoong/*",)
+    allowed_roots: tuple[Path, ...] = ()
+    hub_max_bytes: int = 2_500 * 1024 * 1024
+    model_cache_bytes: int = 6_000 * 1024 * 1024
+    max_models: int = 4
+    retry_failed_s: float = 60.0
+
+    @property
+    def public(self) -> bool:
+        """True in ``public`` mode (a multi-visitor Space): typed sources follow the allowlists."""
+        return self.model_sources == "public"
 
     def preset(self, name: str) -> ModelPreset | None:
         return next((p for p in self.presets if p.name == name), None)
@@ -102,6 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not key.startswith(_ENV_PREFIX) or not value.strip():
             continue
         name = key[len(_ENV_PREFIX) :]
+        if name in _RESERVED:
+            continue
         source, revision = _parse_source(value.strip())
         if name in by_name:
             by_name[name] = replace(by_name[name], source=source, revision=revision)
@@ -117,6 +153,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if precision not in PRECISIONS:
         raise ValueError(f"SPARSE_DEMO_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     stop = env.get("SPARSE_DEMO_STOPWORDS")
+    sources = env.get("SPARSE_DEMO_MODEL_SOURCES", "any").strip().lower() or "any"
+    if sources not in MODEL_SOURCES:
+        raise ValueError(f"SPARSE_DEMO_MODEL_SOURCES must be one of {', '.join(MODEL_SOURCES)}, got {sources!r}")
+    allow = tuple(p.strip() for p in env.get("SPARSE_DEMO_HUB_ALLOW", "sewoong/*").split(",") if p.strip())
+    roots = tuple(Path(r).expanduser().resolve() for r in env.get("SPARSE_DEMO_ALLOWED_ROOTS", "").split(os.pathsep)
+                  if r.strip())
+    mb = 1024 * 1024
     return Settings(
         presets=tuple(merged),
         default_model=default,
@@ -124,4 +167,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_length=max_length,
         precision=precision,
         stopwords_path=Path(stop) if stop else None,
+        model_sources=sources,  # type: ignore[arg-type]
+        hub_allow=allow,
+        allowed_roots=roots,
+        hub_max_bytes=int(env_number(env, "SPARSE_DEMO_HUB_MAX_MB", 2_500, minimum=1) * mb),
+        model_cache_bytes=int(env_number(env, "SPARSE_DEMO_MODEL_CACHE_MB", 6_000, minimum=1) * mb),
+        max_models=int(env_number(env, "SPARSE_DEMO_MAX_MODELS", 4, minimum=1)),
+        retry_failed_s=env_number(env, "SPARSE_DEMO_RETRY_FAILED_S", 60.0, minimum=0),
     )
+
+
+def env_number(env: Mapping[str, str], key: str, default: float, *, minimum: float = 0) -> float:
+    """A number from the environment, ``default`` when unset.
+
+    Raises:
+        ValueError: the value is not a number or is below ``minimum`` (the message names the variable).
+    """
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{key} must be at least {minimum:g}, got {raw!r}")
+    return value

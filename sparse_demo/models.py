@@ -1,25 +1,53 @@
-"""Process-wide model registry: load each model once, remember failures with their reason.
+"""Process-wide model registry: named models, a source policy and a bounded cache of loaded encoders.
 
-Every tab asks the registry for an encoder by preset name or by source (a Hub id or a local
-folder). A model that fails to load is recorded with a readable reason, so the app can say
-which model it could not load and why, and keep working with the others.
+Every tab asks the registry for an encoder by name (a preset, the demo model, a model registered for
+everybody) or by a typed source (a Hub id or a local folder). Three rules make it safe on a public,
+multi-visitor server:
+
+- **One load per checkpoint.** Loaded encoders live in an LRU keyed by the *resolved* source (a local
+  folder's real path plus the size and modification time of its weight and config files, a Hub id plus
+  its revision) and the settings that change vectors; ``/m/./x`` and ``/m/x`` load once, and a folder
+  rewritten in place loads again. The LRU holds at most ``Settings.max_models`` encoders and
+  ``Settings.model_cache_bytes`` of parameters; the least recently used one is dropped beyond either.
+- **A source policy.** In ``public`` mode (``SPARSE_DEMO_MODEL_SOURCES=public``) a typed source loads only
+  when it is a Hub id matching ``Settings.hub_allow`` (whose safetensors weights, read from the Hub's
+  metadata before any download, fit ``Settings.hub_max_bytes``) or a folder under
+  ``Settings.allowed_roots``. A missing path, a forbidden path and a file all get the same message
+  (:data:`NOT_AVAILABLE`), so the box cannot be used to probe the server's file system. In every mode,
+  folders under a *private root* (visitors' own models) load only for the visitor who owns them.
+- **Failures are not sticky.** A named model that failed is reported with its reason and tried again
+  after ``Settings.retry_failed_s`` seconds or on :meth:`ModelRegistry.refresh`; a typed source's
+  failure is never cached (a folder created later loads at once, for every visitor).
+
+Loading itself (safetensors only, never remote code) is :meth:`SpladeEncoder.load`'s job.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ModelPreset, Settings, load_settings
-from .encoder import ModelLoadError, SpladeEncoder
+from .encoder import ModelLoadError, SpladeEncoder, looks_like_path
 
 logger = logging.getLogger(__name__)
+
+#: The one answer for a typed source that is missing, forbidden, a file, or another visitor's model.
+NOT_AVAILABLE = ("No model that this app may load is available under that name or path. Pick a model from "
+                 "the list, or type an allowed Hub id or folder.")
+_STAMP_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
 
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """One named model's state for the status table."""
+
     name: str
     source: str
     loaded: bool
@@ -27,73 +55,246 @@ class ModelStatus:
     description: str = ""
 
 
+@dataclass
+class _Cached:
+    encoder: SpladeEncoder
+    nbytes: int
+    folder: Path | None
+
+
+class SourceRefused(ModelLoadError):
+    """A typed source the policy does not allow (or that does not exist): always :data:`NOT_AVAILABLE`."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, NOT_AVAILABLE)
+        self.args = (NOT_AVAILABLE,)
+
+    def __str__(self) -> str:
+        return NOT_AVAILABLE
+
+
+def encoder_nbytes(encoder: SpladeEncoder) -> int:
+    """Bytes held by an encoder's parameters and buffers (what the LRU budget counts)."""
+    model = encoder.model
+    tensors = list(model.parameters()) + list(model.buffers())
+    seen: set[int] = set()
+    total = 0
+    for t in tensors:
+        ptr = t.data_ptr()
+        if ptr in seen:  # tied embeddings count once
+            continue
+        seen.add(ptr)
+        total += t.numel() * t.element_size()
+    return total
+
+
+def hub_weights_bytes(repo_id: str, revision: str | None = None) -> int:
+    """Total size of a Hub repository's ``*.safetensors`` files, from metadata only (no download).
+
+    Raises:
+        ModelLoadError: the Hub cannot be reached (offline) or the repository has no safetensors weights.
+    """
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, gated: one readable reason
+        reason = (f"its size could not be checked on the Hub before downloading ({type(exc).__name__}); "
+                  "this app loads Hub models only after that check.")
+        raise ModelLoadError(repo_id, reason) from exc
+    sizes = [s.size or 0 for s in info.siblings or [] if s.rfilename.endswith(".safetensors")]
+    if not sizes:
+        raise ModelLoadError(repo_id, "the repository has no .safetensors weights (this app loads no pickle files).")
+    return int(sum(sizes))
+
+
+def check_weights_size(repo_id: str, nbytes: int, limit: int) -> None:
+    """Refuse a Hub model whose weights exceed ``limit`` bytes.
+
+    Raises:
+        ModelLoadError: ``nbytes > limit``, with both sizes in MB and the variable that raises the limit.
+    """
+    if nbytes > limit:
+        raise ModelLoadError(repo_id, f"its weights are {nbytes / 2**20:,.0f} MB; this app loads at most "
+                                      f"{limit / 2**20:,.0f} MB per model (SPARSE_DEMO_HUB_MAX_MB).")
+
+
+def _under(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def _stamp(folder: Path) -> tuple:
+    out = []
+    for name in _STAMP_FILES:
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            continue
+        out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 class ModelRegistry:
-    """Loads encoders on demand and keeps them; thread-safe.
+    """Named models, a typed-source policy and an LRU of loaded encoders; thread-safe.
 
     Args:
-        settings: presets, device and max length (``load_settings()`` when None).
+        settings: presets, device, precision, source policy and cache budget (``load_settings()`` when None).
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self._models: dict[str, SpladeEncoder] = {}
-        self._errors: dict[str, str] = {}
         self._extra: dict[str, ModelPreset] = {}
-        self._private: set[str] = set()
-        self._lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._cache: OrderedDict[tuple, _Cached] = OrderedDict()
+        self._name_keys: dict[str, tuple] = {}  # last cache key each name loaded under (for the status table)
+        self._errors: dict[str, tuple[str, float]] = {}  # name -> (reason, when)
+        self._private_roots: set[Path] = set()
+        self._lock = threading.RLock()
+        self._key_locks: dict[tuple, threading.Lock] = {}
+        self.loads = 0  # checkpoint loads so far (tests and the load benchmark read it)
 
     # ------------------------------------------------------------------ names
+    def _named(self, name: str) -> ModelPreset | None:
+        with self._lock:
+            return self._extra.get(name) or self.settings.preset(name)
+
     def resolve(self, name_or_source: str) -> ModelPreset:
-        """A preset by name, or an ad-hoc preset for a Hub id / local folder."""
+        """A named model (preset or registered), or an ad-hoc preset for a typed Hub id / local folder.
+
+        Raises:
+            ValueError: nothing given.
+        """
         key = (name_or_source or "").strip()
         if not key:
-            raise ValueError("No model given: pick a preset or type a local folder / Hub id.")
-        preset = self.settings.preset(key) or self._extra.get(key)
-        if preset is not None:
-            return preset
-        return ModelPreset(name=key, source=key)
+            raise ValueError("No model given: pick a model from the list or type a local folder / Hub id.")
+        return self._named(key) or ModelPreset(name=key, source=key)
 
-    def register(self, name: str, source: str, description: str = "", *, public: bool = True) -> ModelPreset:
-        """Add a model (a local folder, a fine-tuned model) under ``name``.
+    def register(self, name: str, source: str, description: str = "") -> ModelPreset:
+        """Add (or replace) a model every visitor may pick, e.g. the demo model or a model built here.
 
-        ``public=False`` keeps it out of :attr:`names` (one visitor's fine-tuned model is
-        loadable by its name but listed only in that visitor's session).
+        Replacing a name's source takes effect at once: the next :meth:`get` loads the new source.
+        A visitor's own models are never registered here (see :meth:`load_private`).
         """
         preset = ModelPreset(name=name, source=source, description=description)
         with self._lock:
             self._extra[name] = preset
             self._errors.pop(name, None)
-            if public:
-                self._private.discard(name)
-            else:
-                self._private.add(name)
+            self._name_keys.pop(name, None)
         return preset
 
     @property
     def names(self) -> list[str]:
-        extra = [n for n in self._extra if self.settings.preset(n) is None and n not in self._private]
-        return self.settings.preset_names + extra
+        """Every public model name: presets first, then registered models, in registration order."""
+        with self._lock:
+            presets = self.settings.preset_names
+            return presets + [n for n in self._extra if n not in presets]
 
-    # ------------------------------------------------------------------ loading
-    def get(self, name_or_source: str, *, retry: bool = False) -> SpladeEncoder:
-        """The loaded encoder; loads it on first use.
+    def add_private_root(self, folder: str | Path) -> Path:
+        """Declare a folder whose models load only through :meth:`load_private` (visitors' models)."""
+        root = Path(folder).expanduser().resolve()
+        with self._lock:
+            self._private_roots.add(root)
+        return root
+
+    # ------------------------------------------------------------------ policy
+    def check_source(self, source: str, owned: Iterable[str | Path] = ()) -> str:
+        """The source to load for a typed Hub id / folder, or :class:`SourceRefused`.
+
+        Args:
+            source: what the visitor typed.
+            owned: the folders of this visitor's own models (allowed even under a private root).
 
         Raises:
-            ModelLoadError: the model cannot be loaded (the reason is remembered; pass
-                ``retry=True`` to try again).
+            SourceRefused: missing, forbidden, not a folder, or another visitor's model.
+            ModelLoadError: an allowed Hub model that is too large, or whose size cannot be checked.
+        """
+        s = source.strip()
+        path = Path(s).expanduser()
+        is_path = looks_like_path(s) or path.exists()
+        owned_paths = {Path(p).expanduser().resolve() for p in owned}
+        if is_path:
+            try:
+                real = path.resolve()
+            except (OSError, RuntimeError) as exc:
+                raise SourceRefused(s) from exc
+            with self._lock:
+                private = set(self._private_roots)
+            if _under(real, private) and not _under(real, owned_paths):
+                raise SourceRefused(s)
+            if self.settings.public and not (_under(real, self.settings.allowed_roots) or real in owned_paths):
+                raise SourceRefused(s)
+            if not real.is_dir():
+                if self.settings.public:
+                    raise SourceRefused(s)
+                return s  # 'any' mode: the loader explains (no such folder, a file, ...)
+            return str(real)
+        if self.settings.public:
+            if not any(fnmatch.fnmatchcase(s, pat) for pat in self.settings.hub_allow):
+                raise SourceRefused(s)
+            repo, _, revision = s.partition("@")
+            check_weights_size(repo, hub_weights_bytes(repo, revision or None), self.settings.hub_max_bytes)
+        return s
+
+    # ------------------------------------------------------------------ loading
+    def get(self, name_or_source: str, *, retry: bool = False, owned: Iterable[str | Path] = ()) -> SpladeEncoder:
+        """The encoder for a model name or a typed source; loads it on first use.
+
+        Args:
+            name_or_source: a model name from :attr:`names`, or a typed Hub id / local folder.
+            retry: try a named model again even if it failed recently.
+            owned: this visitor's own model folders (see :meth:`check_source`).
+
+        Raises:
+            ModelLoadError: the model cannot be loaded (a named model's reason is remembered for
+                ``Settings.retry_failed_s`` seconds); :class:`SourceRefused` for a refused typed source.
+            ValueError: nothing given.
         """
         preset = self.resolve(name_or_source)
-        key = preset.name
+        if self._named(preset.name) is None:  # a typed source: policy first, failures never cached
+            source = self.check_source(preset.source, owned)
+            return self._load(ModelPreset(name=preset.name, source=source, revision=None), record=None)
         with self._lock:
-            if key in self._models:
-                return self._models[key]
-            if key in self._errors and not retry:
-                raise ModelLoadError(preset.source, self._errors[key], preset.name)
+            failed = self._errors.get(preset.name)
+        if failed and not retry and time.monotonic() - failed[1] < self.settings.retry_failed_s:
+            raise ModelLoadError(preset.source, failed[0], preset.name)
+        return self._load(preset, record=preset.name)
+
+    def load_private(self, folder: str | Path, name: str) -> SpladeEncoder:
+        """A visitor's own model from its folder (the caller vouches that the folder is that visitor's)."""
+        return self._load(ModelPreset(name=name, source=str(Path(folder).resolve())), record=None)
+
+    def try_get(self, name_or_source: str, owned: Iterable[str | Path] = ()) -> tuple[SpladeEncoder | None, str | None]:
+        """``(encoder, None)`` or ``(None, readable error)``; never raises."""
+        try:
+            return self.get(name_or_source, owned=owned), None
+        except (ModelLoadError, ValueError) as exc:
+            return None, str(exc)
+
+    def _key(self, preset: ModelPreset) -> tuple:
+        s = self.settings
+        common = (s.device, s.max_length, s.precision)
+        if preset.source.startswith("memory:"):
+            return ("memory", preset.source, *common)
+        path = Path(preset.source).expanduser()
+        if path.is_dir():
+            real = path.resolve()
+            return ("dir", str(real), _stamp(real), *common)
+        return ("hub", preset.source, preset.revision, *common)
+
+    def _load(self, preset: ModelPreset, record: str | None) -> SpladeEncoder:
+        key = self._key(preset)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                if record:
+                    self._name_keys[record] = key
+                return hit.encoder
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one load per model, other models load in parallel
-            if key in self._models:
-                return self._models[key]
+        with key_lock:  # one load per checkpoint; other checkpoints load in parallel
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None:
+                return hit.encoder
             try:
                 encoder = SpladeEncoder.load(
                     preset.source,
@@ -104,48 +305,116 @@ class ModelRegistry:
                     precision=self.settings.precision,
                 )
             except ModelLoadError as exc:
-                with self._lock:
-                    self._errors[key] = exc.reason
+                if record:
+                    with self._lock:
+                        self._errors[record] = (exc.reason, time.monotonic())
                 raise
-            with self._lock:
-                self._models[key] = encoder
-                self._errors.pop(key, None)
+            folder = Path(key[1]) if key[0] == "dir" else None
+            self._store(key, _Cached(encoder, encoder_nbytes(encoder), folder), record)
             return encoder
 
-    def try_get(self, name_or_source: str) -> tuple[SpladeEncoder | None, str | None]:
-        """``(encoder, None)`` or ``(None, readable error)``; never raises."""
-        try:
-            return self.get(name_or_source), None
-        except (ModelLoadError, ValueError) as exc:
-            return None, str(exc)
+    def _store(self, key: tuple, entry: _Cached, record: str | None) -> None:
+        with self._lock:
+            self.loads += 1
+            self._cache[key] = entry
+            self._cache.move_to_end(key)
+            if record:
+                self._name_keys[record] = key
+                self._errors.pop(record, None)
+            self._key_locks.pop(key, None)
+            budget, most = self.settings.model_cache_bytes, self.settings.max_models
+            while len(self._cache) > 1 and (len(self._cache) > most or
+                                            sum(e.nbytes for e in self._cache.values()) > budget):
+                old_key, old = self._cache.popitem(last=False)
+                logger.info("Model cache full: dropped %s (%.0f MB)", old.encoder.name, old.nbytes / 2**20)
 
     def put(self, name: str, encoder: SpladeEncoder, description: str = "") -> None:
-        """Register an already loaded encoder (tests, freshly trained models)."""
+        """Register an already loaded encoder under ``name`` for every visitor (tests, notebooks)."""
+        preset = ModelPreset(name=name, source=f"memory:{name}", description=description)
         with self._lock:
-            self._models[name] = encoder
-            self._extra.setdefault(name, ModelPreset(name=name, source=name, description=description))
+            self._extra[name] = preset
             self._errors.pop(name, None)
+        self._store(self._key(preset), _Cached(encoder, encoder_nbytes(encoder), None), name)
+
+    def evict_under(self, folder: str | Path) -> int:
+        """Drop cached encoders loaded from ``folder`` or below (a visitor's models when the visitor leaves)."""
+        root = Path(folder).expanduser().resolve()
+        with self._lock:
+            gone = [k for k, e in self._cache.items() if e.folder is not None and _under(e.folder, [root])]
+            for k in gone:
+                del self._cache[k]
+        if gone:
+            logger.info("Dropped %d visitor model(s) under %s", len(gone), root.name)
+        return len(gone)
+
+    def refresh(self) -> None:
+        """Forget recorded failures so every named model is tried again on its next use."""
+        with self._lock:
+            self._errors.clear()
+
+    @property
+    def cached(self) -> list[str]:
+        """Names of the encoders in the LRU, least recently used first."""
+        with self._lock:
+            return [e.encoder.name for e in self._cache.values()]
+
+    @property
+    def cached_bytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._cache.values())
+
+    # ------------------------------------------------------------------ status
+    def is_loaded(self, name: str) -> bool:
+        """True when the named model's current source is in the cache."""
+        preset = self._named(name)
+        if preset is None:
+            return False
+        key = self._key(preset)
+        with self._lock:
+            return key in self._cache
 
     def status(self) -> list[ModelStatus]:
+        """Every named model: loaded, failed (with its reason) or not tried yet."""
         out = []
         for name in self.names:
             preset = self.resolve(name)
-            out.append(
-                ModelStatus(
-                    name=name,
-                    source=preset.source,
-                    loaded=name in self._models,
-                    error=self._errors.get(name),
-                    description=preset.description,
-                )
-            )
+            with self._lock:
+                failed = self._errors.get(name)
+            out.append(ModelStatus(name=name, source=preset.source, loaded=self.is_loaded(name),
+                                   error=failed[0] if failed else None, description=preset.description))
         return out
 
     def status_markdown(self) -> str:
-        """A short table of models: loaded, failed (with the reason) or not tried yet."""
+        """A short table of models: loaded, failed (with the reason) or not tried yet.
+
+        A local folder is shown by its last component only (no server path is shown).
+        """
         lines = ["| model | source | state |", "|---|---|---|"]
         for s in self.status():
             state = "loaded" if s.loaded else (f"**failed**: {s.error}" if s.error else "not loaded yet")
-            source = Path(s.source).name + " (local folder)" if Path(s.source).is_dir() else s.source
+            if s.source.startswith("memory:"):
+                source = "in memory"
+            elif looks_like_path(s.source) or Path(s.source).is_dir():
+                source = Path(s.source).name + " (local folder)"
+                state = state.replace(s.source, Path(s.source).name)
+            else:
+                source = s.source
             lines.append(f"| {s.name} | `{source}` | {state} |")
         return "\n".join(lines)
+
+
+def default_private_root(workdir: str | Path) -> Path:
+    """Where visitors' own models are kept under the app's work folder."""
+    return Path(workdir) / "visitors"
+
+
+__all__ = [
+    "NOT_AVAILABLE",
+    "ModelRegistry",
+    "ModelStatus",
+    "SourceRefused",
+    "check_weights_size",
+    "default_private_root",
+    "encoder_nbytes",
+    "hub_weights_bytes",
+]

@@ -136,4 +136,23 @@ def test_cli_errors():
     assert out.returncode == 1 and "Could not load model" in out.stderr
     out = subprocess.run([sys.executable, "-m", "sparse_demo", "encode", "--model", "x", "   "],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and "empty" in out.stderr
+    assert out.returncode == 2 and ("empty" in out.stderr or "at least one text" in out.stderr), out.stderr
+
+
+def test_public_mode_gives_one_message_for_every_refused_folder(app_context, tmp_path):
+    import dataclasses
+
+    from sparse_demo.models import NOT_AVAILABLE
+    from sparse_demo.ui.common import AppContext
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "a-file").write_text("x")
+    settings = dataclasses.replace(app_context.settings, model_sources="public", allowed_roots=(allowed,))
+    ctx = AppContext.create(settings)
+    typed = [str(tmp_path), "/etc", "/etc/passwd", "../..", f"{allowed}/../", "/nonexistent/folder",
+             str(allowed / "missing"), str(allowed / "a-file"), str(app_context.registry.resolve("tiny-a").source)]
+    statuses = {explore_query(ctx, "당뇨병", None, folder=t).status for t in typed}
+    assert len(statuses) == 1, statuses
+    assert NOT_AVAILABLE in statuses.pop()
+    assert not explore_query(ctx, "당뇨병", "tiny-a").status.startswith("⛔")  # presets by name still load

@@ -31,9 +31,9 @@ def write_pairs(path, rows) -> str:
 
 
 def test_short_training_run_produces_a_private_model(app_context, tmp_path):
-    variants = [(f"{q}{suffix}", p) for q, p in PAIRS for suffix in ("", " 방법", "에 대해 알려주세요", " 정보")]
+    variants = [(f"{q}{suffix}", p) for q, p in PAIRS[:6] for suffix in ("", " 방법", "에 대해 알려주세요", " 정보")]
     pairs = write_pairs(tmp_path / "pairs.jsonl", variants)
-    held_out = write_pairs(tmp_path / "eval.jsonl", [(q + "?", p) for q, p in PAIRS])
+    held_out = write_pairs(tmp_path / "eval.jsonl", [(q + "?", p) for q, p in PAIRS[6:]])  # other passages
     req = TrainRequest(pairs_file=pairs, eval_file=held_out, base="new", size="tiny", epochs=3, batch_size=8,
                        lr=1e-3, time_limit_s=60)
     updates = list(run_training(app_context, req, threading.Event(), poll_s=0.2))
@@ -88,3 +88,48 @@ def test_cancel_stops_the_run(app_context, tmp_path):
             cancel.set()
     assert seen[-1].done
     assert "cancelled" in seen[-1].status or "stopped" in seen[-1].status
+
+
+def test_visitor_model_count_and_disk_quota(app_context, tmp_path):
+    import dataclasses
+
+    from sparse_demo.limits import Limits
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", time_limit_s=10)
+    one = dataclasses.replace(app_context, limits=Limits(visitor_models=1))
+    up = list(run_training(one, req, threading.Event(), session="quota-a", visitor_models={"m": "x"}))[-1]
+    assert up.done and up.status.startswith("⛔") and "SPARSE_DEMO_VISITOR_MODELS=1" in up.status
+    tiny = dataclasses.replace(app_context, limits=Limits(visitor_quota_bytes=10))
+    (tiny.visitor_dir("quota-b") / "old").write_bytes(b"x" * 20)
+    up = list(run_training(tiny, req, threading.Event(), session="quota-b"))[-1]
+    assert up.status.startswith("⛔") and "SPARSE_DEMO_VISITOR_QUOTA_MB" in up.status
+    rows = tmp_path / "many.jsonl"
+    write_pairs(rows, [(f"{q} {i}", p) for q, p in PAIRS for i in range(3)])
+    from sparse_demo.ui.finetune import load_training_data
+
+    ds, _ = load_training_data(TrainRequest(pairs_file=str(rows)), Limits(max_rows=10))
+    assert len(ds.pairs) == 10 and any("first 10 of 24 training pairs" in w for w in ds.report.warnings)
+
+
+def test_base_model_follows_the_source_policy(app_context, tmp_path):
+    import dataclasses
+
+    from sparse_demo.models import NOT_AVAILABLE
+    from sparse_demo.ui.common import AppContext, UserError
+    from sparse_demo.ui.finetune import resolve_base
+
+    settings = dataclasses.replace(app_context.settings, model_sources="public")
+    ctx = AppContext.create(settings)
+    for base in ("/etc", "../..", str(tmp_path), "/nonexistent/model", "someone/else"):
+        with pytest.raises(UserError) as info:
+            resolve_base(ctx, base)
+        assert str(info.value) == NOT_AVAILABLE
+    assert resolve_base(ctx, "new-small") == "new-small"
+    assert resolve_base(ctx, "tiny-a") == "tiny-a"  # a preset by name
+    theirs = ctx.visitor_dir("someone") / "finetune-x"
+    theirs.mkdir()
+    any_mode = AppContext.create(app_context.settings)
+    with pytest.raises(UserError):  # another visitor's folder, even in 'any' mode
+        resolve_base(any_mode, str(any_mode.visitor_dir("someone") / "finetune-x"))
+    assert resolve_base(ctx, "mine", {"mine": str(theirs)}) == str(theirs)

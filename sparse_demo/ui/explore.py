@@ -13,6 +13,8 @@ import gradio as gr
 import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
+from ..limits import Limits
+from ..space import gpu
 from ..textio import MAX_QUERIES, clean_query, read_query_file, split_queries
 from .common import (
     EXAMPLE_QUERIES,
@@ -88,7 +90,7 @@ def explore_query(
 ) -> ExploreResult:
     """Analyse one query; every input problem becomes a status message."""
     try:
-        query = clean_query(text)
+        query = ctx.limits.check_query(clean_query(text))
         top_k = check_top_k(top_k)
         custom = load_custom_stopwords(stopword_file)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
@@ -107,16 +109,34 @@ def explore_query(
     return ExploreResult("\n\n".join(status), leakage_markdown(analysis), frame, chart, analysis)
 
 
-def collect_queries(block: str | None, upload: str | None) -> list[str]:
-    """Queries from an uploaded file (wins) or a pasted block, one per line."""
+def collect_batch(block: str | None, upload: str | None, limits: Limits | None = None) -> tuple[list[str], str | None]:
+    """Queries from an uploaded file (wins) or a pasted block, one per line, cut to the batch limit.
+
+    Returns:
+        The queries kept, and a sentence stating the cut (None when nothing was cut).
+
+    Raises:
+        UserError: nothing given. ValueError: the upload is too large or unreadable (its reader's message).
+    """
+    limits = limits or Limits()
     if upload:
+        limits.check_upload(upload, "query file")
         queries = read_query_file(upload)
     else:
         queries = split_queries(block or "")
         if not queries:
             raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
-    if len(queries) > MAX_QUERIES:
-        queries = queries[:MAX_QUERIES]
+    return limits.cut_batch(queries)
+
+
+def collect_queries(block: str | None, upload: str | None) -> list[str]:
+    """Queries from an uploaded file (wins) or a pasted block, at most ``MAX_QUERIES``.
+
+    Prefer :func:`collect_batch`, which also says what it cut.
+    """
+    queries, note = collect_batch(block, upload, Limits(max_batch=MAX_QUERIES))
+    if note:
+        logger.warning("%s", note)
     return queries
 
 
@@ -135,7 +155,7 @@ def explore_batch(
     """Leakage over many queries: summary, per-query table, most leaking tokens, CSV."""
     empty = pd.DataFrame()
     try:
-        queries = collect_queries(block, upload)
+        queries, cut = collect_batch(block, upload, ctx.limits)
         custom = load_custom_stopwords(stopword_file)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analyzer = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule))
@@ -158,6 +178,8 @@ def explore_batch(
         f"stopword in top-1: {pct(s['share_stopword_in_top1'])} of queries, in top-5: "
         f"{pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
     )
+    if cut:
+        status += "\n\n" + message(cut, "warning")
     truncated = int(batch.per_query["truncated"].sum())
     if truncated:
         status += "\n\n" + message(f"{truncated} queries were longer than the model's max length and truncated.",
@@ -198,8 +220,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
 
     inputs = [query, model, folder, top_k, stop_file, pos_rule, visitor_models]
     outputs = [status, leakage, table, chart]
-    run.click(on_run, inputs, outputs)
-    query.submit(on_run, inputs, outputs)
+    run.click(gpu(on_run), inputs, outputs)
+    query.submit(gpu(on_run), inputs, outputs)
 
     with gr.Accordion("Batch mode: leakage over many queries", open=False):
         with gr.Row():
@@ -220,7 +242,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             return r.status, r.leaking, r.chart, r.per_query, r.csv_path
 
         batch_run.click(
-            on_batch,
+            gpu(on_batch, duration=300),
             [block, upload, model, folder, top_k, stop_file, pos_rule, visitor_models],
             [batch_status, leaking, batch_chart, per_query, download],
         )

@@ -8,8 +8,10 @@ new model folder, offered as a zip and added to *this visitor's* model list only
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -22,6 +24,14 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
+from ..encoder import ModelLoadError
+from ..limits import Limits, folder_bytes
+from ..space import gpu
+
+try:  # the public name (COMMON.md); older trees keep it in the trainer module
+    from ..train import NEW_MODEL_BASES
+except ImportError:  # pragma: no cover - depends on the train package's version
+    from ..train.trainer import NEW_MODEL_BASES
 from ..train import (
     DEFAULT_SAMPLE_PAIRS,
     LossConfig,
@@ -32,8 +42,7 @@ from ..train import (
     training_busy,
     zip_model,
 )
-from ..train.trainer import NEW_MODEL_BASES
-from .common import AppContext, UserError, message
+from .common import PICKER_PREFIX, AppContext, UserError, message
 from .plots import CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -46,6 +55,7 @@ MAX_TIME_LIMIT_S = 3600
 #: Cancel flags of running trainings, keyed by a per-run token kept in the visitor's gr.State
 #: (a threading.Event itself cannot live in gr.State, which may copy its values).
 _CANCELS: dict[str, threading.Event] = {}
+PICKER_PREFIX["ft-base"] = tuple(NEW_MODEL_BASES)
 
 
 @dataclass
@@ -115,21 +125,78 @@ class TrainUpdate:
     done: bool = False
 
 
-def load_training_data(req: TrainRequest):
+def load_training_data(req: TrainRequest, limits: Limits | None = None):
     """Read the pairs (uploaded file or the bundled sample) and the optional eval file.
+
+    Files over ``limits.max_upload_bytes`` are refused before reading; rows beyond ``limits.max_rows``
+    are cut, and the cut is added to the pairs report's warnings (shown to the visitor).
 
     Raises:
         UserError: a readable description of what is wrong with the file.
     """
+    limits = limits or Limits()
     path = req.pairs_file or str(DEFAULT_SAMPLE_PAIRS)
     try:
-        pairs = read_pairs(path)
-        eval_pairs = read_pairs(req.eval_file) if req.eval_file else None
+        if req.pairs_file:
+            limits.check_upload(req.pairs_file, "pairs file")
+        if req.eval_file:
+            limits.check_upload(req.eval_file, "held-out file")
+        pairs = read_pairs(path, max_bytes=limits.max_upload_bytes)
+        eval_pairs = read_pairs(req.eval_file, max_bytes=limits.max_upload_bytes) if req.eval_file else None
     except (ValueError, OSError) as exc:
         raise UserError(f"Pairs file: {exc}") from exc
+    for ds, what in ((pairs, "training pairs"), (eval_pairs, "held-out pairs")):
+        if ds is None:
+            continue
+        ds.pairs, note = limits.cut_rows(ds.pairs, what)
+        if note:
+            ds.report.warnings.append(note)
     if len(pairs.pairs) < 4:
         raise UserError(f"Only {len(pairs.pairs)} usable pairs; at least 4 are needed for in-batch negatives.")
     return pairs, eval_pairs
+
+
+def resolve_base(ctx: AppContext, base: str, visitor_models: dict[str, str] | None = None) -> str:
+    """The base to train from, checked against the model-source policy like every typed model.
+
+    ``new-*`` bases and preset names pass unchanged; a registered model (the demo model) becomes its folder;
+    this visitor's own model becomes its private folder; anything typed goes through
+    :meth:`ModelRegistry.check_source` (so another visitor's folder or a forbidden path is refused).
+
+    Raises:
+        UserError: the policy's message for a refused source, or the reason a Hub model is refused.
+    """
+    base = (base or "").strip()
+    own = dict(visitor_models or {})
+    if not base or base in NEW_MODEL_BASES or ctx.settings.preset(base) is not None:
+        return base
+    if base in own:
+        return own[base]
+    if base in ctx.registry.names:
+        return ctx.registry.resolve(base).source
+    try:
+        return ctx.registry.check_source(base, own.values())
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def check_quota(ctx: AppContext, folder: Path, visitor_models: dict[str, str] | None) -> None:
+    """Refuse a new run when this visitor already holds the most models or disk allowed.
+
+    Raises:
+        UserError: naming the limit, what is used and that models go when the page is closed.
+    """
+    lim = ctx.limits
+    held = len(visitor_models or {})
+    if held >= lim.visitor_models:
+        raise UserError(f"You already have {held} fine-tuned models, the most one visitor may keep "
+                        f"(SPARSE_DEMO_VISITOR_MODELS={lim.visitor_models}); they are removed when you close the "
+                        "page. Download the ones you need and reload the page to start again.")
+    used = folder_bytes(folder)
+    if used >= lim.visitor_quota_bytes:
+        raise UserError(f"Your models use {used / 2**20:,.1f} MB of disk, the most one visitor may use "
+                        f"({lim.visitor_quota_bytes / 2**20:,.0f} MB, SPARSE_DEMO_VISITOR_QUOTA_MB). Reload the "
+                        "page to remove them.")
 
 
 def curves_chart(history: list[dict]) -> alt.Chart | None:
@@ -181,11 +248,25 @@ def run_training(
     cancel: threading.Event,
     *,
     poll_s: float = 1.0,
+    session: str = "local",
+    visitor_models: dict[str, str] | None = None,
 ) -> Iterator[TrainUpdate]:
-    """Validate, start the run in a thread, and yield live updates until it ends."""
+    """Validate, start the run in a thread, and yield live updates until it ends.
+
+    Args:
+        ctx: the app context (limits, work folder).
+        req: the tab's inputs.
+        cancel: set it to stop after the current step.
+        poll_s: seconds between updates.
+        session: the visitor's session id; the model is saved in that visitor's private folder.
+        visitor_models: the visitor's models so far (for the per-visitor model count and disk quota).
+    """
+    folder = ctx.visitor_dir(session)
     try:
-        pairs, eval_pairs = load_training_data(req)
-        config = req.to_config(ctx.workdir / "finetuned")
+        check_quota(ctx, folder, visitor_models)
+        pairs, eval_pairs = load_training_data(req, ctx.limits)
+        req = dataclasses.replace(req, base=resolve_base(ctx, req.base, visitor_models))
+        config = req.to_config(folder)
     except UserError as exc:
         yield TrainUpdate(message(str(exc), "error"), done=True)
         return
@@ -228,11 +309,21 @@ def run_training(
                           safe_chart(curves_chart, history), done=True)
         return
     zip_path = str(zip_model(result.model_dir))
+    used = folder_bytes(folder)
+    if used > ctx.limits.visitor_quota_bytes:
+        shutil.rmtree(result.model_dir, ignore_errors=True)
+        Path(zip_path).unlink(missing_ok=True)
+        yield TrainUpdate(message(f"The model was trained but not kept: your models would use {used / 2**20:,.1f} "
+                                  f"MB of disk, over the {ctx.limits.visitor_quota_bytes / 2**20:,.0f} MB one "
+                                  "visitor may use (SPARSE_DEMO_VISITOR_QUOTA_MB). Choose a smaller size.", "error"),
+                          safe_chart(curves_chart, history), done=True)
+        return
     name = f"fine-tuned {time.strftime('%H:%M:%S')} ({uuid.uuid4().hex[:4]})"
     status = (
         f"**Done** ({result.status}): {result.steps} steps, {result.epochs:.1f} epochs in {result.train_s:.0f} s on "
-        f"{result.num_train_pairs} pairs ({result.num_eval_pairs} held out). Saved as `{result.model_dir}` and "
-        f"added to your model list as **{name}** (only you see it) in Explore, Compare and Search."
+        f"{result.num_train_pairs} pairs ({result.num_eval_pairs} held out). Saved as "
+        f"`{ctx.show_path(result.model_dir)}` and added to your model list as **{name}** (only you see it, "
+        "until you close the page) in Explore, Compare and Search."
     )
     if report:
         status += f"\n\n{report}"
@@ -269,7 +360,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
                                  file_types=[".csv", ".tsv", ".jsonl", ".json"])
             eval_file = gr.File(label="Held-out pairs (optional; else 10% of the queries)", elem_id="ft-eval",
                                 file_types=[".csv", ".tsv", ".jsonl", ".json"])
-            base = gr.Dropdown(choices=list(NEW_MODEL_BASES) + ctx.model_choices(), value="new-small",
+            base = gr.Dropdown(choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(), value="new-small",
                                allow_custom_value=True, label="Base model (or type a folder / Hub id)",
                                elem_id="ft-base")
             size = gr.Radio(["tiny", "mini", "small"], value="mini", label="Size of a new model", elem_id="ft-size")
@@ -304,14 +395,16 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
                         CARD["idf_alpha"], CARD["special_token_penalty"]),
                None, [lr, batch, lam, stop_pen, idf_alpha, special_pen])
 
-    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm):
+    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm,
+                 request: gr.Request):
         token = uuid.uuid4().hex
         cancel = _CANCELS.setdefault(token, threading.Event())
         vm = dict(vm or {})
         req = TrainRequest(pf, ef, base_, size_, tok, ep or 1, int(bs or 2), lr_ or 1e-3, tl, lam_ or 0.0,
                            sp or 1.0, ia or 0.0, spec or 1.0, bool(neg))
+        session = getattr(request, "session_hash", None) or token
         try:
-            for up in run_training(ctx, req, cancel):
+            for up in run_training(ctx, req, cancel, session=session, visitor_models=vm):
                 if up.model_name and up.model_dir:
                     vm[up.model_name] = up.model_dir
                 yield (up.status, up.curves, up.metrics if up.done else gr.skip(), up.expansions or gr.skip(),
@@ -320,7 +413,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
             _CANCELS.pop(token, None)
 
     event = start.click(
-        on_start,
+        gpu(on_start, duration=MAX_TIME_LIMIT_S),
         [pairs_file, eval_file, base, size, tokenizer, epochs, batch, lr, time_limit, lam, stop_pen, idf_alpha,
          special_pen, bm25_neg, visitor_models],
         [status, curves, metrics, expansions, download, visitor_models, cancel_state],

@@ -1,0 +1,202 @@
+"""The app as a public Space, in a real browser.
+
+- A first-time visitor on a machine where the default preset (V26) cannot load: the page opens with the
+  demo model selected, and Analyze, Compare and Build index + Search all answer with no other step.
+- Two visitors (two browser contexts): one fine-tunes; the other never sees that model in a picker,
+  cannot load it by typing its name or its folder, and sees a public model added after it opened the
+  page. The fine-tuned model's folder is removed when its owner closes the page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import free_port, wait_for
+
+from sparse_demo.models import NOT_AVAILABLE
+
+#: Encoding with a random tiny XLM-R model on a busy 2-core machine is slow (see test_browser_search).
+SLOW_MS = 900_000
+
+
+def _demo_model(ctx, fallback: Path) -> str:
+    """Register the bundled demo model (H7a's assets/demo-model) or, until it exists, a tiny stand-in."""
+    from sparse_demo import offline
+    from sparse_demo.ui.common import _demo_model_name, register_builtin_models
+
+    register_builtin_models(ctx.registry)
+    name = _demo_model_name()
+    if name not in ctx.registry.names:
+        ctx.registry.register(name, str(fallback), "stand-in for the bundled demo model")
+    assert getattr(offline, "DEMO_MODEL_NAME", name) == name
+    return name
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, tiny_model_dir):
+    """The whole app, with presets that cannot load (V26, V25 in an unreachable place), on a free port."""
+    from app import build_app
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    tmp = tmp_path_factory.mktemp("space")
+    presets = tmp / "models.json"
+    presets.write_text(json.dumps({"default": "V26", "presets": [
+        {"name": "V26", "source": str(tmp / "no-network" / "v26")},
+        {"name": "V25", "source": str(tmp / "no-network" / "v25")},
+    ]}), encoding="utf-8")
+    ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
+    demo_name = _demo_model(ctx, tiny_model_dir)
+    demo = build_app(ctx)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "ctx": ctx, "demo_name": demo_name}
+    demo.close()
+
+
+def _open(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.locator("#explore-query textarea").wait_for()
+    return context, page
+
+
+def _options(page, picker: str) -> list[str]:
+    page.locator(f"#{picker} input").click()
+    page.locator(f"#{picker} [role=option]").first.wait_for()
+    texts = [t.replace("✓", "").strip() for t in page.locator(f"#{picker} [role=option]").all_inner_texts()]
+    _blur(page)
+    return texts
+
+
+def _blur(page) -> None:
+    """Close an open list by clicking outside it (after Escape a focused picker does not reopen on click)."""
+    page.mouse.click(5, 5)
+    page.wait_for_timeout(300)
+
+
+def _pick(page, picker: str, name: str) -> None:
+    """Choose ``name`` in a picker (retrying: a choices refresh may close the list as it opens)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        page.locator(f"#{picker} input").click()
+        option = page.locator(f"#{picker} [role=option]", has_text=name).first
+        try:
+            option.wait_for(timeout=10_000)
+            option.click()
+        except PlaywrightTimeout:
+            _blur(page)
+            continue
+        try:
+            wait_for(lambda: page.locator(f"#{picker} input").input_value() == name, timeout=10)
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError(f"could not pick {name!r} in #{picker}")
+
+
+def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
+    context, page = _open(browser, space["url"])
+    try:
+        demo_name = space["demo_name"]
+        assert page.locator("#explore-model input").input_value() == demo_name
+        # Explore
+        page.locator("#explore-run").click()
+        page.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=SLOW_MS)
+        assert demo_name in page.locator("#explore-status").inner_text()
+        page.locator('#explore-table [role="row"][data-index="0"]').wait_for()
+        # Compare
+        page.get_by_role("tab", name="Compare", exact=True).click()
+        assert page.locator("#compare-a-model input").input_value() == demo_name
+        page.locator("#compare-run").click()
+        page.locator('#compare-aligned [role="row"][data-index="0"]').wait_for(timeout=SLOW_MS)
+        assert demo_name in page.locator("#compare-status").inner_text()
+        # Search: build the sample index, then search it
+        page.get_by_role("tab", name="Search", exact=True).click()
+        assert page.locator("#search-model input").input_value() == demo_name
+        page.locator("#search-index").click()
+        page.locator("#search-index-status").get_by_text("Index ready").wait_for(timeout=SLOW_MS)
+        page.locator("#search-query textarea").fill("당뇨병 치료 방법")
+        page.locator("#search-run").click()
+        page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
+        page.locator('#search-results [role="row"][data-index="0"]').wait_for()
+    finally:
+        context.close()
+
+
+def _finetune(page, tmp_path: Path) -> str:
+    topics = [
+        ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
+        ("고혈압 음식", "고혈압 환자는 소금을 줄이고 채소와 과일을 많이 먹어야 합니다."),
+        ("전세 보증금", "전세 계약 때 확정일자를 받으면 보증금을 보호받을 수 있습니다."),
+        ("여권 발급", "여권을 새로 발급받으려면 신분증과 여권용 사진을 준비해야 합니다."),
+        ("감기 증상", "감기에 걸리면 콧물과 기침이 나고 목이 아픈 증상이 나타납니다."),
+    ]
+    rows = [{"query": f"{q} {s}", "positive": p} for q, p in topics for s in ("", "방법", "정보", "알려줘")]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.locator("#ft-pairs input[type=file]").set_input_files(str(pairs))
+    page.locator("#ft-size").get_by_text("tiny").click()
+    limit = page.locator("#ft-time input[type=number]")
+    limit.fill("20")
+    limit.press("Enter")
+    page.locator("#ft-start").click()
+    page.locator("#ft-status").get_by_text("Done").wait_for(timeout=SLOW_MS)
+    status = page.locator("#ft-status").inner_text()
+    name = re.search(r"as (fine-tuned [0-9:]+ \([0-9a-f]{4}\))", status)
+    assert name, status
+    return name.group(1)
+
+
+def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_model_dir_b):
+    ctx = space["ctx"]
+    ctx_b, page_b = _open(browser, space["url"])  # B opens the page first
+    ctx_a, page_a = _open(browser, space["url"])
+    try:
+        name = _finetune(page_a, tmp_path)
+        owned = [p for p in (ctx.workdir / "visitors").glob("*/finetune*") if p.is_dir()]
+        assert len(owned) == 1
+        folder = owned[0]
+        page_a.get_by_role("tab", name="Explore").click()
+        assert name in _options(page_a, "explore-model")
+
+        # a public model built after B opened the page (e.g. by the Models accordion)
+        later = "built later (public)"
+        ctx.registry.register(later, str(tiny_model_dir_b), "added while B's page was open")
+
+        page_b.get_by_role("tab", name="Explore").click()
+        options = wait_for(lambda: (lambda o: o if later in o else None)(_options(page_b, "explore-model")))
+        assert not any(o.startswith("fine-tuned") for o in options), options
+        page_b.get_by_role("tab", name="Compare", exact=True).click()
+        assert not any(o.startswith("fine-tuned") for o in _options(page_b, "compare-a-model"))
+        page_b.get_by_role("tab", name="Explore").click()
+
+        # B types A's model name, then its folder: never A's model (more spellings: tests/test_models.py)
+        box = page_b.locator("#explore-folder textarea, #explore-folder input").first
+        status = page_b.locator("#explore-status")
+        box.fill(name)
+        page_b.locator("#explore-run").click()
+        status.get_by_text("Could not load").wait_for(timeout=SLOW_MS)
+        box.fill(str(folder))
+        page_b.locator("#explore-run").click()
+        status.get_by_text(NOT_AVAILABLE).wait_for(timeout=SLOW_MS)
+        assert "tokens encoded" not in status.inner_text()
+
+        # A uses it; then A leaves and the folder goes
+        _pick(page_a, "explore-model", name)
+        page_a.locator("#explore-run").click()
+        page_a.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=SLOW_MS)
+        assert name in page_a.locator("#explore-status").inner_text()
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+    wait_for(lambda: not folder.exists(), timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,53 @@
+"""A short load test (3 visitors, 20 s, one fine-tune meanwhile) through gradio_client: every answer is
+checked, with 0 errors and 0 cross-visitor leaks (the full run: benchmarks/load_test.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import ROOT, free_port
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+load_test = pytest.importorskip("load_test")
+pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def small_app(tmp_path_factory, wordpiece_model_dir):
+    """The app with one small-vocabulary model (fast enough for a load test on 2 cores)."""
+    from app import build_app
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    presets = tmp_path_factory.mktemp("load") / "models.json"
+    presets.write_text(json.dumps({"default": "wp", "presets": [{"name": "wp", "source": str(wordpiece_model_dir)}]}),
+                       encoding="utf-8")
+    ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
+    demo = build_app(ctx)
+    port = free_port()
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
+                                                   prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", ctx
+    demo.close()
+
+
+def test_three_visitors_and_a_fine_tune(small_app):
+    url, ctx = small_app
+    report = load_test.run_load(url, "wp", visitors=3, seconds=20, train_seconds=10)
+    text = "\n".join(report.lines())
+    assert report.errors == [], text
+    assert report.leaks == [], text
+    assert {"explore", "compare", "search", "fine-tune", "refresh"} <= set(report.latencies), text
+    # the fine-tuned model stayed private: not a public name, its folder under the private root
+    assert not any(n.startswith("fine-tuned") for n in ctx.registry.names)
+    assert any((ctx.workdir / "visitors").glob("*/finetune*"))
+
+
+def test_endpoint_table_names_every_handler(small_app):
+    url, _ = small_app
+    eps = load_test.endpoints(url)
+    for key in ("explore-run.click", "compare-run.click", "search-index.click", "search-run.click",
+                "ft-start.click", "explore-model.focus"):
+        assert key in eps, sorted(eps)
