@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model
-from sparse_demo.ui import compare, explore, finetune, search
+from sparse_demo.ui import compare, evaluate, explore, finetune, search
 from sparse_demo.ui.common import AppContext, message, model_dropdowns, picker_updates, register_builtin_models
 
 logger = logging.getLogger("sparse_demo.app")
@@ -90,6 +90,9 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             search.build_tab(ctx, visitor_models)
         with gr.Tab("Fine-tune", elem_id="tab-finetune"):
             trained = finetune.build_tab(ctx, visitor_models)
+        with gr.Tab("Evaluate", elem_id="tab-evaluate"):
+            evaluation = evaluate.build_tab(ctx, visitor_models)
+        evaluate.connect_query(demo, evaluation)  # a wins/losses query opens in Search and Compare
         pickers = model_dropdowns(demo)
 
         def refresh_pickers(vm):
