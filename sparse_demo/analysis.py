@@ -16,6 +16,7 @@ by descending weight):
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 import weakref
 from collections import Counter, defaultdict
@@ -36,8 +37,10 @@ DEFAULT_TOP_K = 20
 MIN_ROWS = 100
 _MORPHEME_LABEL_CHARS = 24
 
-# Token categories depend only on (vocabulary, stopword rule): cache them per encoder.
+# Token categories depend only on (vocabulary, stopword rule): cache them per encoder. Handlers of
+# several visitors build analyzers at once, so the cache is read and changed under _CATEGORY_LOCK.
 _CATEGORY_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CATEGORY_LOCK = threading.Lock()
 _UNKNOWN = 255
 
 
@@ -205,17 +208,17 @@ class Analyzer:
     def __init__(self, encoder: SpladeEncoder, rule: StopwordRule | None = None) -> None:
         self.encoder = encoder
         self.rule = rule or StopwordRule()
-        per_encoder = _CATEGORY_CACHE.setdefault(encoder, {})
-        key = (self.rule.words, self.rule.use_pos_rule)
-        if key not in per_encoder:  # one code per vocabulary id, filled in as ids show up
-            per_encoder[key] = np.full(encoder.vocab_size, _UNKNOWN, dtype=np.uint8)
-        self._codes: np.ndarray = per_encoder[key]
+        self._codes: np.ndarray = _category_codes(encoder, (self.rule.words, self.rule.use_pos_rule))
 
     def category(self, token_id: int) -> Category:
         return CATEGORIES[int(self.categories(np.array([token_id]))[0])]
 
     def categories(self, token_ids: np.ndarray) -> np.ndarray:
-        """Category codes (indexes into :data:`CATEGORIES`) of many ids, classifying new ids once."""
+        """Category codes (indexes into :data:`CATEGORIES`) of many ids, classifying new ids once.
+
+        Concurrent callers sharing the codes array may classify the same new id twice; both write the
+        same code (classification is a pure function of the id and the rule), so no lock is needed here.
+        """
         codes = self._codes[token_ids]
         for tid in np.unique(token_ids[codes == _UNKNOWN]).tolist():
             raw = self.encoder.id_to_token(tid)
@@ -296,6 +299,19 @@ class Analyzer:
                 cats[i] = "content"
 
 
+def _category_codes(encoder: SpladeEncoder, key: tuple) -> np.ndarray:
+    """The shared category-code array of ``encoder`` under a stopword-rule ``key`` (created once, thread-safe).
+
+    One code per vocabulary id (:data:`_UNKNOWN` until the id is first classified).
+    """
+    with _CATEGORY_LOCK:
+        per_encoder = _CATEGORY_CACHE.setdefault(encoder, {})
+        codes = per_encoder.get(key)
+        if codes is None:
+            codes = per_encoder[key] = np.full(encoder.vocab_size, _UNKNOWN, dtype=np.uint8)
+        return codes
+
+
 class _ReadableTokens:
     """Readable token strings of a vector's ids, looked up only when indexed."""
 
@@ -330,8 +346,10 @@ def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K)
     ``summary``: number of queries, mean stopword / special mass ratio, mean stopword top-k
     ratio, mean active dims, and the share of queries whose top-1 / top-5 holds a stopword.
     ``leaking_tokens``: per stopword or special token, the number of queries with it in their
-    top-k and its mean weight there, most frequent first.
+    top-k and its mean weight there, most frequent first. The summary's means use the unrounded
+    figures (``per_query`` shows them rounded to 4 decimals).
     """
+    analyses = list(analyses)
     records = []
     token_queries: Counter[str] = Counter()
     token_weight: dict[str, float] = defaultdict(float)
@@ -348,8 +366,9 @@ def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K)
                 "special_mass_ratio": round(lk.special_mass_ratio, 4),
                 "stopword_topk_ratio": round(lk.stopword_topk_ratio, 4),
                 "first_stopword_rank": lk.first_stopword_rank,
-                "stopword_in_top1": bool(top[:1] and top[0].category == "stopword"),
-                "stopword_in_top5": any(r.category == "stopword" for r in top[:5]),
+                # top-1 / top-5 of the whole ranking (rows hold at least MIN_ROWS), whatever top_k is
+                "stopword_in_top1": bool(a.rows[:1] and a.rows[0].category == "stopword"),
+                "stopword_in_top5": any(r.category == "stopword" for r in a.rows[:5]),
                 "top_tokens": " ".join(r.token for r in top[:10]),
                 "truncated": a.encoding.truncated,
             }
@@ -364,9 +383,9 @@ def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K)
     if n:
         summary = {
             "queries": n,
-            "mean_stopword_mass_ratio": float(per_query["stopword_mass_ratio"].mean()),
-            "mean_special_mass_ratio": float(per_query["special_mass_ratio"].mean()),
-            "mean_stopword_topk_ratio": float(per_query["stopword_topk_ratio"].mean()),
+            "mean_stopword_mass_ratio": float(np.mean([a.leakage.stopword_mass_ratio for a in analyses])),
+            "mean_special_mass_ratio": float(np.mean([a.leakage.special_mass_ratio for a in analyses])),
+            "mean_stopword_topk_ratio": float(np.mean([a.leakage.stopword_topk_ratio for a in analyses])),
             "mean_active_dims": float(per_query["active_dims"].mean()),
             "share_stopword_in_top1": float(per_query["stopword_in_top1"].mean()),
             "share_stopword_in_top5": float(per_query["stopword_in_top5"].mean()),

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from sparse_demo.analysis import (
+    CATEGORIES,
     Analyzer,
+    LeakageReport,
+    QueryAnalysis,
+    TokenRow,
+    VectorStats,
     batch_leakage,
     classify_token,
     leakage_report,
     normalize_surface,
     vector_stats,
 )
-from sparse_demo.encoder import SpladeEncoder
-from sparse_demo.korean import StopwordRule, is_punctuation, strip_marker
+from sparse_demo.encoder import Encoding, SparseVector, SpladeEncoder
+from sparse_demo.korean import StopwordRule
 
 
 def test_leakage_on_constructed_vector():
@@ -99,6 +106,18 @@ def analyzer(tiny_model_dir):
     return Analyzer(SpladeEncoder.load(str(tiny_model_dir), device="cpu"))
 
 
+def _card_vector(model_dir, text: str) -> np.ndarray:
+    """The card's formula written out on the full logits: ``max_t log(1 + relu(logits[t]))`` (no padding)."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(model_dir)).eval()
+    with torch.no_grad():
+        logits = model(**tokenizer(text, return_tensors="pt")).logits[0].double()
+    return torch.log1p(torch.relu(logits)).max(dim=0).values.numpy()
+
+
 def test_rows_describe_source_positions(analyzer):
     a = analyzer.analyze(["당뇨병 치료 방법"], top_k=10)[0]
     enc = a.encoding
@@ -109,33 +128,105 @@ def test_rows_describe_source_positions(analyzer):
         assert row.origin == ("input" if row.id in enc.input_ids else "expansion")
         if row.source_text:
             assert row.morpheme is not None and row.morpheme.split("/")[0] in enc.text
-    # with the list alone (no context-dependent POS rule) the stopword mass is the plain sum of
-    # the weights whose surface is listed
-    rule = StopwordRule(use_pos_rule=False)
-    listed = Analyzer(analyzer.encoder, rule).analyze_encoding(enc, top_k=10)
-    vec = enc.vector
-    stop = sum(float(w) for t, w in zip(vec.token_ids, vec.weights)
-               if int(t) not in analyzer.encoder.special_ids and rule.in_list(analyzer.encoder.id_to_token(int(t)))
-               and strip_marker(analyzer.encoder.id_to_token(int(t))) and not is_punctuation(
-                   strip_marker(analyzer.encoder.id_to_token(int(t)))))
-    assert listed.leakage.stopword_mass == pytest.approx(stop, rel=1e-6)
-    assert a.stats.l1 == pytest.approx(float(np.sum(vec.weights, dtype=np.float64)), rel=1e-9)
 
 
-def test_batch_leakage_aggregates(analyzer):
-    queries = ["당뇨병 치료 방법", "있습니다 수 하는", "고혈압"]
-    analyses = analyzer.analyze(queries, top_k=5)
-    b = batch_leakage(analyses, top_k=5)
-    assert b.summary["queries"] == 3
-    expected = sum(a.leakage.stopword_mass_ratio for a in analyses) / 3
-    assert b.summary["mean_stopword_mass_ratio"] == pytest.approx(expected, abs=1e-4)
-    top5 = [any(r.category == "stopword" for r in a.rows[:5]) for a in analyses]
-    assert b.summary["share_stopword_in_top5"] == pytest.approx(sum(top5) / 3)
-    assert list(b.per_query["query"]) == queries
-    for _, row in b.leaking_tokens.iterrows():
-        n = sum(any(r.token == row["token"] for r in a.rows[:5]) for a in analyses)
-        assert row["queries"] == n
+def test_mass_and_list_leakage_match_the_card_formula(analyzer, tiny_model_dir):
+    """L1 and the stopword mass of a hand-picked list, from the card's formula on the model's raw logits."""
+    from transformers import AutoTokenizer
+
+    text = "당뇨병 치료 방법"
+    card = _card_vector(tiny_model_dir, text)
+    assert analyzer.analyze([text], top_k=10)[0].stats.l1 == pytest.approx(card.sum(), rel=1e-5)
+    # a hand-picked list (no POS rule): the stopword mass is the card weight of each listed surface form,
+    # with and without the SentencePiece word marker, looked up in the tokenizer's own vocabulary
+    words = frozenset({"수", "있습니다", "하는", "에서", "것"})
+    vocab = AutoTokenizer.from_pretrained(str(tiny_model_dir)).get_vocab()
+    ids = [vocab[t] for w in words for t in (w, "▁" + w) if t in vocab]
+    assert ids, "the tokenizer has none of the listed words"
+    listed = Analyzer(analyzer.encoder, StopwordRule(words, use_pos_rule=False)).analyze([text], top_k=10)[0]
+    assert listed.leakage.stopword_mass == pytest.approx(card[ids].sum(), rel=1e-5)
+    assert listed.leakage.stopword_mass_ratio == pytest.approx(card[ids].sum() / card.sum(), rel=1e-5)
+    assert set(listed.leakage.stopword_tokens) <= words
+
+
+def _hand_analysis(text: str, rows: list[tuple[str, str, float]], stop_ratio: float, special_ratio: float,
+                   topk_ratio: float, first_stop: int | None) -> QueryAnalysis:
+    """A QueryAnalysis built by hand: ``rows`` are (token, category, weight) in rank order."""
+    token_rows = [TokenRow(rank=i, token=t, raw=t, id=i, weight=w, position=0, source_subword=t, source_text=t,
+                           origin="input", category=c, morpheme=None) for i, (t, c, w) in enumerate(rows, start=1)]
+    weights = np.array([w for _, _, w in rows], dtype=np.float32)
+    vector = SparseVector(np.arange(len(rows), dtype=np.int64), weights, np.zeros(len(rows), dtype=np.int64))
+    encoding = Encoding(text, (0,), ((0, 0),), vector, num_text_tokens=1)
+    l1 = float(sum(w for _, _, w in rows))
+    stats = VectorStats(active_dims=len(rows), l1=l1, flops=0.0, top_k=3, topk_mass_ratio=0.0)
+    leakage = LeakageReport(top_k=3, total_mass=l1, stopword_mass=stop_ratio * l1, special_mass=special_ratio * l1,
+                            stopword_mass_ratio=stop_ratio, special_mass_ratio=special_ratio,
+                            stopword_topk_ratio=topk_ratio, special_topk_ratio=0.0, first_stopword_rank=first_stop)
+    return QueryAnalysis(encoding, token_rows, stats, leakage, model="hand")
+
+
+def test_batch_leakage_aggregates_by_hand():
+    analyses = [
+        # top-3: 당뇨, 은 (stopword), <s> (special)
+        _hand_analysis("q1", [("당뇨", "content", 2.0), ("은", "stopword", 1.0), ("<s>", "special", 0.5),
+                              ("치료", "content", 0.5)], 0.25, 0.125, 1 / 3, 2),
+        # 은 at rank 1; 의 at rank 4: outside the top-3 but inside the top-5
+        _hand_analysis("q2", [("은", "stopword", 3.0), ("혈당", "content", 1.0), ("관리", "content", 0.5),
+                              ("의", "stopword", 0.2)], 0.68, 0.0, 1 / 3, 1),
+        _hand_analysis("q3", [("전세", "content", 1.0)], 0.0, 0.0, 0.0, None),
+    ]
+    b = batch_leakage(analyses, top_k=3)
+    assert b.summary == pytest.approx({
+        "queries": 3,
+        "mean_stopword_mass_ratio": (0.25 + 0.68 + 0.0) / 3,
+        "mean_special_mass_ratio": 0.125 / 3,
+        "mean_stopword_topk_ratio": (1 / 3 + 1 / 3) / 3,
+        "mean_active_dims": (4 + 4 + 1) / 3,
+        "share_stopword_in_top1": 1 / 3,  # q2 only
+        "share_stopword_in_top5": 2 / 3,  # q1 (rank 2) and q2
+    })
+    assert list(b.per_query["query"]) == ["q1", "q2", "q3"]
+    ranks = b.per_query["first_stopword_rank"]
+    assert ranks.iloc[:2].tolist() == [2, 1] and ranks.isna().iloc[2]
+    assert list(b.per_query["top_tokens"]) == ["당뇨 은 <s>", "은 혈당 관리", "전세"]  # the top-3 only
+    # leaking tokens: within each query's top-3 only (의 is rank 4), most frequent first
+    leaking = b.leaking_tokens.set_index("token")
+    assert list(b.leaking_tokens["token"]) == ["은", "<s>"]
+    assert leaking.loc["은", "queries"] == 2 and leaking.loc["은", "mean_weight"] == pytest.approx((1.0 + 3.0) / 2)
+    assert leaking.loc["은", "share_of_queries"] == pytest.approx(round(2 / 3, 4))
+    assert leaking.loc["<s>", "category"] == "special" and leaking.loc["<s>", "queries"] == 1
     assert batch_leakage([], 5).summary == {"queries": 0}
+
+
+def test_batch_leakage_on_model_output(analyzer):
+    queries = ["당뇨병 치료 방법", "있습니다 수 하는", "고혈압"]
+    b = batch_leakage(analyzer.analyze(queries, top_k=5), top_k=5)
+    assert b.summary["queries"] == 3 and list(b.per_query["query"]) == queries
+    assert 0.0 <= b.summary["mean_stopword_mass_ratio"] <= 1.0
+
+
+def test_category_cache_is_shared_across_threads(tiny_model_dir):
+    """Analyzers built at once by concurrent handlers share one code array per (encoder, rule)."""
+    encoder = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    rule = StopwordRule(frozenset({"수"}))
+    start = threading.Barrier(8)
+
+    def build(_: int) -> Analyzer:
+        start.wait()
+        return Analyzer(encoder, rule)
+
+    with ThreadPoolExecutor(8) as pool:
+        analyzers = list(pool.map(build, range(8)))
+    assert len({id(a._codes) for a in analyzers}) == 1
+    assert Analyzer(encoder, StopwordRule(frozenset({"것"})))._codes is not analyzers[0]._codes
+    # concurrent classification of the same ids gives the single-threaded answer
+    ids = np.arange(0, 2000, dtype=np.int64)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda a: a.categories(ids).copy(), analyzers[:4]))
+    expected = [CATEGORIES.index(classify_token(encoder.id_to_token(int(i)), int(i), encoder.special_ids, rule))
+                for i in ids]
+    for got in results:
+        assert got.tolist() == expected
 
 
 def test_truncation_note(analyzer):

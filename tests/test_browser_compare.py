@@ -46,3 +46,21 @@ def test_compare_query_set_then_pick_a_row_in_browser(page):
     page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
     assert page.locator("#compare-query textarea").input_value() == query
     _row_cells(page, "compare-aligned")
+
+
+def test_limits_are_stated_in_browser(page, app_context, monkeypatch):
+    """A too-long query and a set over the batch limit: the visitor reads the limit, nothing is cut silently."""
+    from sparse_demo.limits import Limits
+
+    monkeypatch.setattr(app_context, "limits", Limits(max_query_chars=40, max_batch=2))
+    _open_compare(page)
+    page.locator("#compare-query textarea").fill("당뇨병 " * 20)
+    page.locator("#compare-run").click()
+    page.locator("#compare-status").get_by_text("SPARSE_DEMO_MAX_QUERY_CHARS").wait_for(timeout=SLOW_MS)
+    assert "the limit is 40" in page.locator("#compare-status").inner_text()
+    page.get_by_role("tab", name="Query set", exact=True).click()
+    page.locator("#compare-set-text textarea").fill("당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증")
+    page.locator("#compare-set-run").click()
+    page.locator("#compare-set-status").get_by_text("2 queries").wait_for(timeout=SLOW_MS)
+    status = page.locator("#compare-set-status").inner_text()
+    assert "Only the first 2 of 3 queries" in status and "SPARSE_DEMO_MAX_BATCH" in status, status

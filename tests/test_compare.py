@@ -468,6 +468,58 @@ def test_build_tab_smoke(ctx, ui):
     assert {"compare-query", "compare-run", "compare-aligned", "compare-set-disagreements"} <= ids
 
 
+def test_build_tab_pickers_refresh_on_load(ctx, ui):
+    import gradio as gr
+
+    from sparse_demo.ui.common import model_dropdowns
+
+    with gr.Blocks() as demo:
+        ui.build_tab(ctx, gr.State({}))
+    assert {d.elem_id for d in model_dropdowns(demo)} == {"compare-a-model", "compare-b-model", "compare-set-models"}
+
+
+def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui, tmp_path):
+    """Where the default preset cannot load, A is the demo model and B skips models that failed."""
+    from pathlib import Path
+
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext, _demo_model_name
+
+    presets = json.loads(Path(compare_presets).read_text(encoding="utf-8"))
+    presets["default"] = "missing"
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(presets), encoding="utf-8")
+    settings = {"SPARSE_DEMO_MODELS": str(path), "SPARSE_DEMO_DEVICE": "cpu"}
+    # without a demo model: A stays on the (unloadable) default, B is the first model that did not fail
+    plain = AppContext.create(load_settings(settings))
+    assert ui._defaults(plain) == ("missing", "tiny-a")
+    demo_name = _demo_model_name()
+    if demo_name is None:
+        pytest.skip("sparse_demo.offline names no demo model yet")
+    with_demo = AppContext.create(load_settings(settings))
+    with_demo.registry.register(demo_name, str(sparse_dirs["xb"]), "stand-in demo model")
+    assert ui._defaults(with_demo) == (demo_name, "tiny-a")
+
+
+def test_query_limits_are_stated(ctx, ui, monkeypatch, tmp_path):
+    from sparse_demo.limits import Limits
+
+    monkeypatch.setattr(ctx, "limits", Limits(max_query_chars=12, max_batch=2, max_upload_bytes=50))
+    one = ui.compare_query(ctx, "당뇨병 치료 방법과 예방에 관한 긴 질문", "tiny-a", "tiny-b", top_k=5)
+    assert one.comparison is None and "the limit is 12" in one.status and "SPARSE_DEMO_MAX_QUERY_CHARS" in one.status
+    # a set longer than the batch limit: the first two are compared and the cut is stated, never silent
+    r = ui.compare_set(ctx, "당뇨병\n전세 보증금\n고혈압\n여권", None, ["tiny-a", "tiny-b"], top_k=5)
+    assert r.comparison is not None and r.comparison.queries == ["당뇨병", "전세 보증금"]
+    assert "Only the first 2 of 4 queries" in r.status and "SPARSE_DEMO_MAX_BATCH" in r.status
+    # a query over the length limit inside a set is skipped, with the reason
+    r2 = ui.compare_set(ctx, "당뇨병\n" + "가" * 13, None, ["tiny-a", "tiny-b"], top_k=5)
+    assert r2.comparison.queries == ["당뇨병"] and "1 queries skipped" in r2.status and "the limit is 12" in r2.status
+    big = tmp_path / "q.txt"
+    big.write_text("당뇨병 치료\n" * 10, encoding="utf-8")
+    r3 = ui.compare_set(ctx, "", str(big), ["tiny-a", "tiny-b"], top_k=5)
+    assert r3.comparison is None and "the limit is 50" in r3.status and "SPARSE_DEMO_MAX_UPLOAD_MB" in r3.status
+
+
 # ---------------------------------------------------------------------- command line
 # In-process runs of ``sparse_demo.cli.main`` on this module's presets (exit codes and the
 # one-line errors through ``python -m sparse_demo`` are in tests/test_cli.py).

@@ -97,3 +97,42 @@ def test_bad_uploads(app_context, tmp_path):
     assert r.eval_set is None and "x.zip" in r.status and r.status.startswith("⛔")
     assert tab.load_input(app_context, None).eval_set is None
     assert tab.compare_systems(None, "a", "b").status.startswith("ℹ️")
+
+
+def test_model_picker_refreshes_on_load(app_context):
+    from sparse_demo.ui.common import model_dropdowns
+
+    with gr.Blocks() as demo:
+        tab.build_tab(app_context, gr.State({}))
+    assert [d.elem_id for d in model_dropdowns(demo)] == ["evaluate-models"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "needle"),
+    [
+        ({"max_upload_bytes": 100}, "SPARSE_DEMO_MAX_UPLOAD_MB"),
+        ({"max_rows": 5}, "10 documents; the limit is 5 per upload (SPARSE_DEMO_MAX_ROWS)"),
+        ({"max_rows": 9}, "the limit is 9"),  # 10 documents, 4 queries: the documents exceed it
+        ({"max_query_chars": 3}, "SPARSE_DEMO_MAX_QUERY_CHARS"),
+    ],
+)
+def test_upload_limits_are_messages(app_context, beir_zip, monkeypatch, limits, needle):
+    from sparse_demo.limits import Limits
+
+    monkeypatch.setattr(app_context, "limits", Limits(**limits))
+    r = tab.load_input(app_context, str(beir_zip))
+    assert r.eval_set is None and r.status.startswith("⛔") and "small.zip" in r.status and needle in r.status
+
+
+def test_query_limit_per_run_is_stated(app_context, monkeypatch):
+    from sparse_demo.limits import Limits
+
+    monkeypatch.setattr(app_context, "limits", Limits(max_batch=7))
+    assert tab.query_limit(app_context.limits) == 7
+    r = tab.run_evaluation(app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 0, 0, [])
+    assert r.report is not None and "7 of 181 queries evaluated" in r.status
+    assert "The set has 181 judged queries; the app evaluates at most 7 per run" in r.status
+    asked = tab.run_evaluation(app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 20, 0, [])
+    assert "You asked for 20 queries" in asked.status and "7 of 181" in asked.status
+    within = tab.run_evaluation(app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 5, 0, [])
+    assert "5 of 181" in within.status and "per run" not in within.status

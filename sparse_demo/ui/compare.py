@@ -5,7 +5,9 @@ models), :func:`compare_set` (a query set, two or more models), :func:`disagreem
 (re-rank the set result for another pair or metric) and :func:`compare_selected` (the
 per-query view of a row picked in the set result). ``build_tab`` only wires them to widgets.
 Every model is loaded once by the shared registry; a model that fails leaves the others
-usable and the status names it with the reason.
+usable and the status names it with the reason. Query length and the size of a query set follow
+``ctx.limits`` and every cut is stated; the encoding handlers run under :func:`sparse_demo.space.gpu`.
+Charts are built in :mod:`sparse_demo.ui.plots`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import altair as alt
 import gradio as gr
 import pandas as pd
 
@@ -34,6 +35,7 @@ from ..compare import (
 )
 from ..config import ASSETS_DIR
 from ..encoder import SpladeEncoder
+from ..space import gpu
 from ..textio import clean_query, read_query_file
 from .common import (
     EXAMPLE_QUERIES,
@@ -46,8 +48,8 @@ from .common import (
     pct,
     write_csv,
 )
-from .explore import collect_queries
-from .plots import CATEGORY_COLORS, safe_chart
+from .explore import collect_batch
+from .plots import comparison_chart, safe_chart, summary_chart
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,6 @@ TABLE_COLUMNS = ["rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b
 DISAGREEMENT_COLUMNS = ["rank", "query_index", "query", "weighted_overlap", "rbo", "jaccard", "shared",
                         "only_a", "only_b"]
 _PAIR_SEP = "  vs  "
-#: Fixed chart width in pixels (``width="container"`` renders these charts 0 px wide in gr.Plot).
-CHART_WIDTH = 520
 
 
 @dataclass
@@ -93,6 +93,8 @@ class SetResult:
 
 @dataclass
 class _Loaded:
+    """The models of a set comparison: analyzers by encoder name, their (choice, folder) specs, failures."""
+
     analyzers: dict[str, Analyzer] = field(default_factory=dict)
     specs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -124,70 +126,6 @@ def _label(choice: str | None, folder: str | None) -> str:
 def _empty_result(status: str) -> CompareResult:
     return CompareResult(status, "", pd.DataFrame(columns=TABLE_COLUMNS), None, pd.DataFrame(), pd.DataFrame(),
                          None)
-
-
-# ---------------------------------------------------------------------- charts
-def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart:
-    """Paired diverging bars: A's weight to the left, B's to the right, one row per key.
-
-    Rows keep the aligned order (best rank first); colour is the token category, and a
-    faded bar marks a key only one model has in its top-k.
-    """
-    records = []
-    for order, row in enumerate(frame.itertuples(index=False)):
-        label = f"{row.key}"
-        for side, weight, rank, token in (("A", row.weight_a, row.rank_a, row.token_a),
-                                          ("B", row.weight_b, row.rank_b, row.token_b)):
-            if weight is None or pd.isna(weight):
-                continue
-            records.append({
-                "key": label, "order": order, "model": name_a if side == "A" else name_b,
-                "value": -float(weight) if side == "A" else float(weight), "weight": float(weight),
-                "rank": int(rank), "token": token, "category": row.category, "status": row.status,
-                "rank_shift": None if pd.isna(row.rank_shift) else int(row.rank_shift),
-            })
-    data = pd.DataFrame(records)
-    scale = alt.Scale(domain=list(CATEGORY_COLORS), range=list(CATEGORY_COLORS.values()))
-    n_keys = int(data["key"].nunique()) if len(data) else 1
-    return (
-        alt.Chart(data, title="Shared keys solid; keys only one model has in its top-k faded")
-        .mark_bar()
-        .encode(
-            x=alt.X("value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶",
-                    axis=alt.Axis(labelExpr="abs(datum.value)")),
-            y=alt.Y("key:N", sort=alt.SortField("order", order="ascending"), title=None),
-            color=alt.Color("category:N", scale=scale, legend=alt.Legend(orient="bottom")),
-            opacity=alt.condition(alt.datum.status == "both", alt.value(1.0), alt.value(0.4)),
-            tooltip=["model", "token", "rank", "weight", "category", "status", "rank_shift"],
-        )
-        .properties(height=max(120, 16 * n_keys), width=CHART_WIDTH)
-    )
-
-
-def summary_chart(summary: pd.DataFrame) -> alt.Chart:
-    """Grouped bars of each model's mean leakage figures over the query set."""
-    metrics = {
-        "mean_stopword_mass_ratio": "stopword mass",
-        "mean_special_mass_ratio": "special-token mass",
-        "mean_stopword_topk_ratio": "stopword top-k slots",
-        "share_stopword_in_top1": "queries: stopword at top-1",
-        "share_stopword_in_top5": "queries: stopword in top-5",
-    }
-    present = [m for m in metrics if m in summary.columns]
-    long = summary.melt(id_vars=["model"], value_vars=present, var_name="metric", value_name="value")
-    long["metric"] = long["metric"].map(metrics)
-    return (
-        alt.Chart(long, title="Leakage per model (lower is better)")
-        .mark_bar()
-        .encode(
-            x=alt.X("value:Q", title="share", axis=alt.Axis(format="%")),
-            y=alt.Y("metric:N", title=None, sort=list(metrics.values())),
-            yOffset="model:N",
-            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
-            tooltip=["model", "metric", alt.Tooltip("value:Q", format=".1%")],
-        )
-        .properties(height=max(150, 14 * len(long)), width=CHART_WIDTH)
-    )
 
 
 # ---------------------------------------------------------------------- per query
@@ -233,7 +171,7 @@ def compare_query(
     and the status names the failed model and why.
     """
     try:
-        query = clean_query(text)
+        query = ctx.limits.check_query(clean_query(text))
         k = check_top_k(top_k)
         rule = ctx.rule(load_custom_stopwords(stopword_file), use_pos_rule)
     except (UserError, ValueError) as exc:
@@ -295,6 +233,11 @@ def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str]
 
 
 # ---------------------------------------------------------------------- query set
+def _empty_set(status: str) -> SetResult:
+    return SetResult(status, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None, [],
+                     pd.DataFrame(columns=DISAGREEMENT_COLUMNS), [])
+
+
 def _set_models(ctx: AppContext, models: list[str] | str | None, folders: str | None,
                 visitor_models: dict[str, str] | None, rule) -> _Loaded:
     chosen = [models] if isinstance(models, str) else list(models or [])
@@ -312,11 +255,11 @@ def _set_models(ctx: AppContext, models: list[str] | str | None, folders: str | 
     return loaded
 
 
-def _clean_set(queries: list[str]) -> tuple[list[str], list[str]]:
+def _clean_set(queries: list[str], ctx: AppContext) -> tuple[list[str], list[str]]:
     kept, skipped = [], []
     for i, q in enumerate(queries, start=1):
         try:
-            kept.append(clean_query(q))
+            kept.append(ctx.limits.check_query(clean_query(q)))
         except ValueError as exc:
             skipped.append(f"query {i}: {exc}")
     return kept, skipped
@@ -365,15 +308,13 @@ def compare_set(
     Each model encodes the whole set in one batched call. Models that fail to load are left
     out (the status says which and why); one usable model still gives its leakage summary.
     """
-    empty = pd.DataFrame()
-
     def fail(text: str) -> SetResult:
-        return SetResult(message(text, "error"), empty, empty, empty, None, [], pd.DataFrame(
-            columns=DISAGREEMENT_COLUMNS), [])
+        return _empty_set(message(text, "error"))
 
     try:
         k = check_top_k(top_k)
-        queries, skipped = _clean_set(collect_queries(block, upload))
+        collected, cut = collect_batch(block, upload, ctx.limits)
+        queries, skipped = _clean_set(collected, ctx)
         if not queries:
             raise UserError("No usable query: " + "; ".join(skipped[:3]))
         rule = ctx.rule(load_custom_stopwords(stopword_file), use_pos_rule)
@@ -383,8 +324,7 @@ def compare_set(
     problems = [message(f"Model {m} could not be loaded: {why}", "error") for m, why in loaded.failed.items()]
     if not loaded.analyzers:
         if problems:
-            return SetResult("\n\n".join(problems), empty, empty, empty, None, [],
-                             pd.DataFrame(columns=DISAGREEMENT_COLUMNS), [])
+            return _empty_set("\n\n".join(problems))
         return fail("Pick two or more models (or type local folders, one per line).")
     names = list(loaded.analyzers)
 
@@ -405,6 +345,8 @@ def compare_set(
     state = {"comparison": result, "specs": loaded.specs, "top_k": k}
     disagreements = disagreement_table(state, choices[0] if choices else None, by)
     status = [f"**{len(queries)} queries**, top-{k}, models: {', '.join(names)}."] + problems
+    if cut:
+        status.append(message(cut, "warning"))
     if skipped:
         status.append(message(f"{len(skipped)} queries skipped: " + "; ".join(skipped[:3]), "warning"))
     if len(names) < 2:
@@ -461,12 +403,19 @@ def compare_selected(
 
 # ---------------------------------------------------------------------- widgets
 def _defaults(ctx: AppContext) -> tuple[str | None, str | None]:
-    """Default A / B: the default model and the next preset (V26 vs V25 with the bundled presets)."""
+    """Default A / B: the model every picker starts on and the next model (V26 vs V25 with the bundled presets).
+
+    Where the default preset cannot load, A is the demo model (:meth:`AppContext.default_model`); B skips
+    models whose load already failed (so a first visitor offline does not start on an unloadable B).
+    """
     choices = ctx.model_choices()
     if not choices:
         return None, None
-    a = ctx.settings.default_model if ctx.settings.default_model in choices else choices[0]
-    b = next((c for c in choices if c != a), a)
+    a = ctx.default_model()
+    a = a if a in choices else choices[0]
+    failed = {s.name for s in ctx.registry.status() if s.error}
+    others = [c for c in choices if c != a]
+    b = next((c for c in others if c not in failed), others[0] if others else a)
     return a, b
 
 
@@ -560,8 +509,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm))
 
     inputs = [query, model_a, model_b, folder_a, folder_b, top_k, stop_file, pos_rule, visitor_models]
-    run.click(on_run, inputs, one_outputs)
-    query.submit(on_run, inputs, one_outputs)
+    run.click(gpu(on_run), inputs, one_outputs)
+    query.submit(gpu(on_run), inputs, one_outputs)
 
     sample.click(lambda: "\n".join(sample_queries()), None, block)
 
@@ -572,12 +521,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                 r.disagreements, r.csv_paths or None, r.state)
 
     set_run.click(
-        on_set,
+        gpu(on_set, duration=300),
         [block, upload, set_models, set_folders, top_k, stop_file, pos_rule, visitor_models, by],
         [set_status, summary, set_chart, pairs, leaking, pair, disagreements, set_files, set_state],
     )
-    pair.input(lambda st, p, b: disagreement_table(st, p, b), [set_state, pair, by], disagreements)
-    by.input(lambda st, p, b: disagreement_table(st, p, b), [set_state, pair, by], disagreements)
+    for picker in (pair, by):
+        picker.input(disagreement_table, [set_state, pair, by], disagreements)
 
     def on_select(st, p, k, stop, pos, vm, evt: gr.SelectData):
         row = evt.row_value if evt.row_value else None
@@ -592,7 +541,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return (q or gr.update(), va, fa, vb, fb, *unpack(r), gr.Tabs(selected="compare-one"))
 
     disagreements.select(
-        on_select,
+        gpu(on_select),
         [set_state, pair, top_k, stop_file, pos_rule, visitor_models],
         [query, model_a, folder_a, model_b, folder_b, *one_outputs, modes],
     )

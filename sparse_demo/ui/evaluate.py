@@ -8,6 +8,9 @@ process-wide :data:`sparse_demo.evaluation.DEFAULT_CACHE`, so a second table is 
 upload, report and cancel flag are theirs alone (``gr.State`` and a per-session key).
 
 The card's own figures are shown in a separate, labelled table, never among the measured rows.
+Limits (:class:`sparse_demo.limits.Limits` in ``ctx.limits``): an upload is refused over its byte,
+row or query-length limit, and a run evaluates at most :func:`query_limit` queries, saying so in the
+status. The run handler runs under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from .. import evaluation as ev
 from ..evaluation import charts
 from ..evaluation import report as ev_report
 from ..evaluation.dataset import EvalSet
+from ..limits import Limits
+from ..space import gpu
 from .common import AppContext, UserError, message
 
 logger = logging.getLogger(__name__)
@@ -39,7 +44,7 @@ SYSTEM_CHOICES = [("BM25", "bm25"), ("Sparse (each model)", "sparse"), ("Hybrid 
 SWEEP_CHOICES = [("Hybrid weight curve", "weight"), ("Pruning curve (top-k, max_ratio)", "prune")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 WIN_COLUMNS = ["query_id", "query", "outcome", "delta"]
-#: At most this many queries per run in the app (the CLI has no limit).
+#: At most this many queries per run in the app (the CLI has no limit); ``SPARSE_DEMO_MAX_BATCH`` may lower it.
 MAX_APP_QUERIES = 2_000
 
 _cancel: dict[str, threading.Event] = {}
@@ -102,16 +107,36 @@ def load_input(ctx: AppContext, path: str | None) -> InputResult:
         return InputResult(message("Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs "
                                    "file (.csv/.tsv/.jsonl with query and positive columns).", "info"), None)
     try:
-        size = Path(path).stat().st_size
-        if size > ctx.limits.max_upload_bytes:
-            limit = ctx.limits.max_upload_bytes / 2**20
-            raise UserError(f"the file is {size / 2**20:.1f} MB; the limit is {limit:.0f} MB")
+        ctx.limits.check_upload(path, "file")
         eval_set = ev.load_eval_set(path, workdir=ctx.workdir)
+        check_upload_rows(eval_set, ctx.limits)
     except (ValueError, OSError) as exc:
-        return InputResult(message(f"{Path(path).name}: {exc}", "error"), None)
+        return InputResult(message(f"{Path(path).name}: {ctx.redact(str(exc))}", "error"), None)
     notes = "".join(f"\n\n{message(n, 'warning')}" for n in eval_set.notes)
     return InputResult(message(f"**{eval_set.name}**: {len(eval_set)} judged queries over "
                                f"{len(eval_set.corpus):,} documents.") + notes, eval_set)
+
+
+def check_upload_rows(eval_set: EvalSet, limits: Limits) -> None:
+    """Refuse an uploaded set with more rows than ``limits.max_rows`` or a query over the query-length limit.
+
+    Raises:
+        UserError: the first limit exceeded, naming it and its environment variable.
+    """
+    for what, count in (("documents", len(eval_set.corpus.documents)), ("judged queries", len(eval_set))):
+        if count > limits.max_rows:
+            raise UserError(f"the file has {count:,} {what}; the limit is {limits.max_rows:,} per upload "
+                            "(SPARSE_DEMO_MAX_ROWS)")
+    for q in eval_set.queries:
+        try:
+            limits.check_query(q.text)
+        except ValueError as exc:
+            raise UserError(f"query {q.id}: {exc}") from None
+
+
+def query_limit(limits: Limits) -> int:
+    """Queries evaluated per run in the app: :data:`MAX_APP_QUERIES`, or ``limits.max_batch`` when lower."""
+    return min(MAX_APP_QUERIES, limits.max_batch)
 
 
 def _eval_set(choice: str, uploaded: EvalSet | None) -> EvalSet:
@@ -221,14 +246,20 @@ def run_evaluation(
 ) -> EvaluateTabResult:
     """Evaluate the chosen systems; errors become a message, never an exception."""
     report_progress = (lambda f, d: progress(f, desc=d)) if progress is not None else None
+    cut = None
     try:
         specs = build_systems(kinds, models, weights)
         eval_set = _eval_set(choice, uploaded)
         n = int(sample or 0)
         if n < 0:
             raise UserError(f"the sample size must be 0 (all queries) or a positive number, got {n}")
-        if not n and len(eval_set) > MAX_APP_QUERIES:
-            n = MAX_APP_QUERIES
+        limit = query_limit(ctx.limits)
+        if len(eval_set) > limit and (not n or n > limit):
+            asked = f"You asked for {n:,} queries" if n else f"The set has {len(eval_set):,} judged queries"
+            cut = (f"{asked}; the app evaluates at most {limit:,} per run (SPARSE_DEMO_MAX_BATCH, at most "
+                   f"{MAX_APP_QUERIES:,}), so a random sample of {limit:,} (seed {int(seed or 0)}) was evaluated. "
+                   "The CLI's evaluate command has no limit.")
+            n = limit
         eval_set = ev.sample_queries(eval_set, n or None, int(seed or 0))
         encoders = {m: ctx.encoder(m, None, visitor_models) for m in dict.fromkeys(s.model for s in specs if s.model)}
         sweep_list = list(sweeps or [])
@@ -247,6 +278,8 @@ def run_evaluation(
         return _empty(message(f"Evaluation failed: {ctx.redact(str(exc))}", "error"))
     table = pd.DataFrame(ev.table_rows(report))
     lines = [message(ev.summary_line(report))]
+    if cut:
+        lines.append(message(cut, "warning"))
     if len(report.systems) > 1:
         lines.append(f"{ev_report.SIG_MARK} = differs from the baseline **{report.baseline}** (paired randomization "
                      "test, Holm-corrected, p < 0.05).")
@@ -404,7 +437,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         r = compare_systems(report, a, b)
         return r.status, r.table
 
-    run.click(on_run, [corpus_choice, uploaded, models, kinds, weights, backend, sample, seed, sweeps, visitor_models],
+    run.click(gpu(on_run, duration=300),
+              [corpus_choice, uploaded, models, kinds, weights, backend, sample, seed, sweeps, visitor_models],
               [status, table, reference, markdown, files, weight_plot, flops_plot, bytes_plot, chart_status, last,
                sys_a, sys_b]).then(on_compare, [last, sys_a, sys_b], [wins_status, wins])
     cancel.click(on_cancel, None, [chart_status], queue=False)

@@ -17,6 +17,8 @@ CATEGORY_COLORS = {
     "special": "#7b2cbf",
     "punctuation": "#868e96",
 }
+#: Width of the Compare tab's wider charts (``width="container"`` renders them 0 px wide in gr.Plot).
+COMPARE_CHART_WIDTH = 520
 
 
 def safe_chart(builder: Callable[..., alt.Chart], *args, **kwargs) -> alt.Chart | None:
@@ -66,4 +68,68 @@ def leakage_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
             tooltip=["token", "category", "queries", "share_of_queries", "mean_weight"],
         )
         .properties(height=max(120, 18 * len(frame)), width=CHART_WIDTH)
+    )
+
+
+# ---------------------------------------------------------------------- Compare tab
+def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart:
+    """Paired diverging bars: A's weight to the left, B's to the right, one row per key.
+
+    Rows keep the aligned order (best rank first); colour is the token category, and a
+    faded bar marks a key only one model has in its top-k.
+    """
+    records = []
+    for order, row in enumerate(frame.itertuples(index=False)):
+        label = f"{row.key}"
+        for side, weight, rank, token in (("A", row.weight_a, row.rank_a, row.token_a),
+                                          ("B", row.weight_b, row.rank_b, row.token_b)):
+            if weight is None or pd.isna(weight):
+                continue
+            records.append({
+                "key": label, "order": order, "model": name_a if side == "A" else name_b,
+                "value": -float(weight) if side == "A" else float(weight), "weight": float(weight),
+                "rank": int(rank), "token": token, "category": row.category, "status": row.status,
+                "rank_shift": None if pd.isna(row.rank_shift) else int(row.rank_shift),
+            })
+    data = pd.DataFrame(records)
+    scale = _category_scale()
+    n_keys = int(data["key"].nunique()) if len(data) else 1
+    return (
+        alt.Chart(data, title="Shared keys solid; keys only one model has in its top-k faded")
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶",
+                    axis=alt.Axis(labelExpr="abs(datum.value)")),
+            y=alt.Y("key:N", sort=alt.SortField("order", order="ascending"), title=None),
+            color=alt.Color("category:N", scale=scale, legend=alt.Legend(orient="bottom")),
+            opacity=alt.condition(alt.datum.status == "both", alt.value(1.0), alt.value(0.4)),
+            tooltip=["model", "token", "rank", "weight", "category", "status", "rank_shift"],
+        )
+        .properties(height=max(120, 16 * n_keys), width=COMPARE_CHART_WIDTH)
+    )
+
+
+def summary_chart(summary: pd.DataFrame) -> alt.Chart:
+    """Grouped bars of each model's mean leakage figures over the query set."""
+    metrics = {
+        "mean_stopword_mass_ratio": "stopword mass",
+        "mean_special_mass_ratio": "special-token mass",
+        "mean_stopword_topk_ratio": "stopword top-k slots",
+        "share_stopword_in_top1": "queries: stopword at top-1",
+        "share_stopword_in_top5": "queries: stopword in top-5",
+    }
+    present = [m for m in metrics if m in summary.columns]
+    long = summary.melt(id_vars=["model"], value_vars=present, var_name="metric", value_name="value")
+    long["metric"] = long["metric"].map(metrics)
+    return (
+        alt.Chart(long, title="Leakage per model (lower is better)")
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title="share", axis=alt.Axis(format="%")),
+            y=alt.Y("metric:N", title=None, sort=list(metrics.values())),
+            yOffset="model:N",
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+            tooltip=["model", "metric", alt.Tooltip("value:Q", format=".1%")],
+        )
+        .properties(height=max(150, 14 * len(long)), width=COMPARE_CHART_WIDTH)
     )
