@@ -17,8 +17,6 @@ from typing import Any
 MAX_QUERY_CHARS = 20_000
 #: Largest accepted query file.
 MAX_QUERY_FILE_BYTES = 10_000_000
-#: Most queries taken from one file or paste.
-MAX_QUERIES = 5_000
 _TEXT_COLUMNS = ("query", "text", "question", "sentence", "sentence1")
 
 
@@ -97,7 +95,7 @@ def parse_query_file(data: bytes, filename: str) -> list[str]:
     queries = [q for q in (" ".join(q.split()) for q in queries) if q]
     if not queries:
         raise ValueError(f"{name} holds no text: expected one query per line / row.")
-    return queries[:MAX_QUERIES]
+    return queries  # no silent cut here: callers apply (and state) their own batch limit
 
 
 def _from_table(text: str, delimiter: str, name: str) -> list[str]:

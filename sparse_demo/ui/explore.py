@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
 from ..limits import Limits
 from ..space import gpu
-from ..textio import MAX_QUERIES, clean_query, read_query_file, split_queries
+from ..textio import clean_query, read_query_file, split_queries
 from .common import (
     EXAMPLE_QUERIES,
     AppContext,
@@ -121,23 +121,14 @@ def collect_batch(block: str | None, upload: str | None, limits: Limits | None =
     limits = limits or Limits()
     if upload:
         limits.check_upload(upload, "query file")
-        queries = read_query_file(upload)
+        queries, rows_note = limits.cut_rows(read_query_file(upload), "rows")
     else:
-        queries = split_queries(block or "")
+        queries, rows_note = split_queries(block or ""), None
         if not queries:
             raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
-    return limits.cut_batch(queries)
-
-
-def collect_queries(block: str | None, upload: str | None) -> list[str]:
-    """Queries from an uploaded file (wins) or a pasted block, at most ``MAX_QUERIES``.
-
-    Prefer :func:`collect_batch`, which also says what it cut.
-    """
-    queries, note = collect_batch(block, upload, Limits(max_batch=MAX_QUERIES))
-    if note:
-        logger.warning("%s", note)
-    return queries
+    queries, batch_note = limits.cut_batch(queries)
+    notes = " ".join(n for n in (rows_note, batch_note) if n)
+    return queries, notes or None
 
 
 def explore_batch(
