@@ -1,0 +1,88 @@
+"""Build the embedded demo model (``assets/demo-model``) from data bundled with the project.
+
+The demo model is what ``python app.py`` answers with in its first second when no preset
+(V26, V25) can load: a small SPLADE encoder, a few MB, that loads in about a second on a CPU.
+The recipe (data, vocabulary, lexical init, training with held-out keep-best, hybrid weight,
+card and record) is :mod:`sparse_demo.offline.recipe`; this is its command line.
+
+Usage::
+
+    nice -n 10 python scripts/build_demo_model.py                  # writes assets/demo-model
+    python scripts/build_demo_model.py --out /tmp/demo --time-limit 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sparse_demo.offline.recipe import (  # noqa: E402 - after the path fix above
+    DEFAULT_OUT,
+    HUB_TOKENIZER,
+    SHARED_TOKENIZER,
+    SIZES,
+    BuildOptions,
+    build,
+    update_benchmarks,
+)
+
+logger = logging.getLogger("build_demo_model")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[BuildOptions, bool]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to write (default assets/demo-model)")
+    p.add_argument("--tokenizer", default="",
+                   help=f"XLM-R tokenizer folder or Hub id (default {SHARED_TOKENIZER} if present, "
+                   f"else {HUB_TOKENIZER})")
+    p.add_argument("--size", choices=SIZES, default="mini", help="model size (mini: hidden 128, 2 layers)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=float, default=4.0, help="passes over the pairs (the run is step-bound)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--time-limit", type=float, default=1800.0,
+                   help="safety cap on the training loop in seconds; below it the run is step-bound, "
+                   "so deterministic (a binding limit makes steps and schedule depend on the machine's speed)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
+    p.add_argument("--eval-fraction", type=float, default=0.15, help="share of passages held out")
+    p.add_argument("--benchmark", action="store_true",
+                   help="also measure BoolQ / KorSTS from ../shared/data (several minutes) for the card")
+    p.add_argument("--benchmark-only", action="store_true",
+                   help="measure the already built --out folder on ../shared/data and rewrite its card and record")
+    p.add_argument("--float32", action="store_true", help="ship float32 weights instead of float16")
+    p.add_argument("--work-dir", type=Path, default=None, help="keep intermediate folders here")
+    a = p.parse_args(argv)
+    return BuildOptions(out=a.out, tokenizer=a.tokenizer, size=a.size, seed=a.seed, epochs=a.epochs,
+                        batch_size=a.batch_size, lr=a.lr, time_limit_s=a.time_limit, threads=a.threads,
+                        eval_fraction=a.eval_fraction, half=not a.float32, work_dir=a.work_dir,
+                        benchmark=a.benchmark), a.benchmark_only
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    options, benchmark_only = parse_args(argv)
+    try:
+        if benchmark_only:
+            record = update_benchmarks(options.out, options.tokenizer)
+            logger.info("Benchmarks: %s", record["benchmarks"])
+            return 0
+        record = build(options)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        logger.error("%s", exc)
+        return 1
+    logger.info("hybrid weight %g; held-out after: %s", record["hybrid_weight"], record["training"]["metrics_after"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""The embedded demo model, and retraining it inside the app.
+
+The app answers offline in its first second with a small Korean SPLADE encoder shipped in
+``assets/demo-model`` (:data:`DEMO_MODEL_DIR`), built by ``scripts/build_demo_model.py`` from data
+bundled with the project (:mod:`sparse_demo.offline.recipe`). :func:`register_demo_model` makes
+it a public model under :data:`DEMO_MODEL_NAME`; its folder is only read, never written.
+
+Each model folder may carry a settings file, ``sparse_demo.json`` next to ``config.json``
+(:func:`read_model_settings`); the demo model's records the hybrid weight recommended for it
+(:func:`recommended_hybrid_weight`), lower than the Search tab's generic 0.5 because the model
+alone is weaker than BM25 on general text.
+
+*Retrain the demo model here* (:func:`build_local_model`) runs the same recipe in the app's
+cache folder (``SPARSE_DEMO_CACHE``, default ``.cache/models``) and registers the result under
+:data:`LOCAL_MODEL_NAME`; a second call with the same data and settings reuses the folder.
+
+Example:
+    >>> from sparse_demo.models import ModelRegistry  # doctest: +SKIP
+    >>> registry = ModelRegistry()  # doctest: +SKIP
+    >>> register_demo_model(registry)  # doctest: +SKIP
+    True
+    >>> recommended_hybrid_weight(DEMO_MODEL_DIR)  # doctest: +SKIP
+    0.2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparse_demo.offline.recipe import (
+    DEFAULT_OUT,
+    DEMO_DESCRIPTION,
+    DEMO_NAME,
+    RECORD_FILE,
+    SETTINGS_FILE,
+    BuildOptions,
+    ProgressFn,
+    StopFn,
+    build,
+    load_bundled,
+)
+
+if TYPE_CHECKING:
+    from sparse_demo.models import ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+#: The bundled demo model's name in every model picker.
+DEMO_MODEL_NAME = DEMO_NAME
+#: Its folder (read-only).
+DEMO_MODEL_DIR: Path = DEFAULT_OUT
+DEMO_MODEL_DESCRIPTION = DEMO_DESCRIPTION
+#: The demo model retrained inside the app (*Retrain the demo model here*).
+LOCAL_MODEL_NAME = "demo-small (retrained here)"
+LOCAL_MODEL_DESCRIPTION = "the demo model's recipe retrained on this machine from bundled sample data"
+LOCAL_MODEL_SIZE = "mini"
+#: Files a model folder needs to be registered.
+_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------- model folder settings
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model folder's ``sparse_demo.json``.
+
+    Attributes:
+        name: the display name the folder was built under.
+        description: one line for the model status table.
+        hybrid_weight: the sparse leg's recommended weight in the min-max hybrid (None: no advice).
+        max_length: tokens per text the model was trained and evaluated with (None: the app's).
+        drop_special: drop special tokens from search vectors.
+    """
+
+    name: str = ""
+    description: str = ""
+    hybrid_weight: float | None = None
+    max_length: int | None = None
+    drop_special: bool = True
+
+
+def read_model_settings(folder: str | Path) -> ModelSettings | None:
+    """The ``sparse_demo.json`` of a model folder; None when the folder has none.
+
+    Raises:
+        ValueError: the file is not valid JSON, or a value is out of range (the message names it).
+    """
+    path = Path(folder).expanduser() / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
+    weight = raw.get("hybrid_weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                               or not 0.0 <= float(weight) <= 1.0):
+        raise ValueError(f"{path}: hybrid_weight must be a number in [0, 1], got {weight!r}")
+    max_length = raw.get("max_length")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
+                                   or max_length < 2):
+        raise ValueError(f"{path}: max_length must be an integer >= 2, got {max_length!r}")
+    return ModelSettings(
+        name=str(raw.get("name") or ""),
+        description=str(raw.get("description") or ""),
+        hybrid_weight=None if weight is None else float(weight),
+        max_length=max_length,
+        drop_special=bool(raw.get("drop_special", True)),
+    )
+
+
+def recommended_hybrid_weight(source: str | Path | Any) -> float | None:
+    """The hybrid weight recorded with a model, or None (then the Search tab's default applies).
+
+    Args:
+        source: a model folder (e.g. ``registry.resolve(name).source``). Anything else (a Hub id,
+            a folder without a valid ``sparse_demo.json``, not a path at all) gives None; a broken
+            settings file is logged, never raised, so it cannot break a search.
+    """
+    try:
+        folder = Path(source).expanduser()
+    except TypeError:
+        return None
+    if not folder.is_dir():
+        return None
+    try:
+        settings = read_model_settings(folder)
+    except ValueError as exc:
+        logger.warning("Ignoring the model settings: %s", exc)
+        return None
+    return settings.hybrid_weight if settings else None
+
+
+# ---------------------------------------------------------------------- the bundled demo model
+def demo_model_available(folder: str | Path | None = None) -> bool:
+    """True when the demo model folder holds the files a load needs."""
+    base = Path(folder) if folder is not None else DEMO_MODEL_DIR
+    return all((base / name).is_file() for name in _REQUIRED_FILES)
+
+
+def register_demo_model(registry: ModelRegistry, folder: str | Path | None = None) -> bool:
+    """Register the bundled demo model as a public model named :data:`DEMO_MODEL_NAME`.
+
+    Registration is cheap (nothing is loaded until a tab asks for it); the folder is only read.
+
+    Args:
+        registry: the app's model registry.
+        folder: another demo model folder (tests); default :data:`DEMO_MODEL_DIR`.
+
+    Returns:
+        False (and a warning) when the folder is missing or incomplete, e.g. a checkout without it.
+    """
+    base = Path(folder) if folder is not None else DEMO_MODEL_DIR
+    if not demo_model_available(base):
+        missing = [n for n in _REQUIRED_FILES if not (base / n).is_file()]
+        logger.warning("The demo model is not available (%s missing in %s); rebuild it with "
+                       "`python scripts/build_demo_model.py`", ", ".join(missing), base)
+        return False
+    registry.register(DEMO_MODEL_NAME, str(base), DEMO_MODEL_DESCRIPTION)
+    return True
+
+
+# ---------------------------------------------------------------------- retrain it here
+def cache_dir() -> Path:
+    """``SPARSE_DEMO_CACHE`` or ``.cache/models`` in the project folder."""
+    return Path(os.environ.get("SPARSE_DEMO_CACHE", _ROOT / ".cache" / "models")).expanduser()
+
+
+def local_model_dir(root: Path | None = None) -> Path:
+    """The folder of the demo model retrained here."""
+    return (root or cache_dir()) / "demo-model-retrained"
+
+
+def register_cached_local_model(registry: ModelRegistry, root: Path | None = None) -> bool:
+    """Register the retrained demo model when a previous run left it in the cache."""
+    folder = local_model_dir(root)
+    if demo_model_available(folder):
+        registry.register(LOCAL_MODEL_NAME, str(folder), LOCAL_MODEL_DESCRIPTION)
+        return True
+    return False
+
+
+def _local_options(folder: Path, time_limit_s: float, progress: ProgressFn | None,
+                   should_stop: StopFn | None) -> BuildOptions:
+    return BuildOptions(out=folder, time_limit_s=time_limit_s, threads=None, name=LOCAL_MODEL_NAME,
+                        note="the demo model retrained in the app", progress=progress, should_stop=should_stop)
+
+
+def _cache_key(options: BuildOptions) -> str:
+    settings = {k: getattr(options, k) for k in ("tokenizer", "size", "seed", "epochs", "batch_size", "lr",
+                                                 "time_limit_s", "max_length", "eval_fraction", "half")}
+    text = load_bundled().sha256() + json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_local_model(registry: ModelRegistry, root: Path | None = None, *, time_limit_s: float = 180.0,
+                      progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
+    """*Retrain the demo model here*: run the demo model's recipe and register the result.
+
+    The folder (:func:`local_model_dir`) is reused when its build record has the same data and
+    settings; otherwise the recipe runs (about a minute for the vocabulary, then training up to
+    ``time_limit_s``) and replaces it once complete. It is registered as a public model named
+    :data:`LOCAL_MODEL_NAME`.
+
+    Args:
+        registry: the app's model registry.
+        root: the cache folder (default :func:`cache_dir`).
+        time_limit_s: training time limit.
+        progress: called with the training's progress dicts (see :func:`sparse_demo.train.train`).
+        should_stop: polled every step; True cancels.
+
+    Returns:
+        The model folder.
+
+    Raises:
+        RuntimeError: the training stopped without a model (e.g. cancelled).
+        ValueError: bad settings.
+    """
+    folder = local_model_dir(root)
+    options = _local_options(folder, time_limit_s, progress, should_stop)
+    key = _cache_key(options)
+    record_path = folder / RECORD_FILE
+    if demo_model_available(folder) and record_path.is_file():
+        try:
+            if json.loads(record_path.read_text(encoding="utf-8")).get("cache_key") == key:
+                logger.info("Reusing the retrained demo model at %s", folder)
+                registry.register(LOCAL_MODEL_NAME, str(folder), LOCAL_MODEL_DESCRIPTION)
+                return folder
+        except ValueError:
+            pass
+    options.extra_record = {"cache_key": key}
+    build(options)
+    registry.register(LOCAL_MODEL_NAME, str(folder), LOCAL_MODEL_DESCRIPTION)
+    registry.get(LOCAL_MODEL_NAME, retry=True)
+    return folder
+
+
+__all__ = [
+    "DEMO_MODEL_DESCRIPTION",
+    "DEMO_MODEL_DIR",
+    "DEMO_MODEL_NAME",
+    "LOCAL_MODEL_DESCRIPTION",
+    "LOCAL_MODEL_NAME",
+    "LOCAL_MODEL_SIZE",
+    "SETTINGS_FILE",
+    "ModelSettings",
+    "build_local_model",
+    "cache_dir",
+    "demo_model_available",
+    "local_model_dir",
+    "read_model_settings",
+    "recommended_hybrid_weight",
+    "register_cached_local_model",
+    "register_demo_model",
+]

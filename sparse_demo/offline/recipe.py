@@ -1,0 +1,427 @@
+"""The demo model's recipe: bundled data -> Korean vocabulary -> lexical init -> training -> folder.
+
+The parts live in :mod:`~sparse_demo.offline.data` (pairs and the split),
+:mod:`~sparse_demo.offline.vocab` (the vocabulary), :mod:`~sparse_demo.offline.measure`
+(held-out sweep and benchmarks through the Search code) and :mod:`~sparse_demo.offline.card`
+(the model card); this module puts them together (:func:`build`).
+
+Everything the demo model is built from ships with the project or with its dependencies:
+
+* **Data** (:func:`load_bundled`, :func:`training_and_heldout`): the pairs files of
+  ``assets/pairs/`` (queries written for the project over ``assets/corpus/ko_sample``), the
+  corpus' own evaluation queries with their qrels, and each passage's title as one more query.
+  A seeded split by passage (:func:`sparse_demo.train.split_pairs`) holds out about 15% of the
+  passages with all their queries: no held-out passage or query is trained on.
+* **Vocabulary** (:func:`build_vocabulary`): the XLM-R SentencePiece vocabulary (the shared copy in
+  ``../shared/models/xlmr-tokenizer`` or the Hub id ``xlm-roberta-base``) pruned to the pieces
+  Korean text needs: every piece that contains Hangul, every piece XLM-R uses to tokenise Kiwi's
+  lexicon (:func:`kiwi_lexicon`: the morpheme table of the ``kiwipiepy_model`` package, ~510k
+  forms of common nouns, verb and adjective stems, adverbs, particles, endings and proper nouns)
+  and the bundled texts, plus the single-character pieces of ASCII, Latin letters with
+  diacritics and the KS X 1001 (EUC-KR) set (hanja, Greek, Cyrillic, kana, symbols). The KS X 1001
+  Hangul syllables XLM-R lacks are added as new single-character pieces.
+* **Weights** (:func:`init_model`): a new ``XLMRobertaForMaskedLM`` (``mini``: hidden 128, 2
+  layers, tied input and output embeddings) started as a lexical matcher
+  (:func:`sparse_demo.train.vocab.lexical_init`), then trained with the public
+  ``sparse_demo.train`` API, evaluating on the held-out split every epoch and keeping the best
+  checkpoint (the untrained model included): held-out metrics after training are never below
+  before.
+* **Settings** (:data:`SETTINGS_FILE`): ``sparse_demo.json`` next to ``config.json`` records the
+  name, the recommended hybrid weight (the sparse leg's weight in the Search tab's min-max hybrid,
+  the best held-out MRR@10 of :data:`WEIGHT_GRID`) and the max length; ``README.md`` is the model
+  card and ``build_record.json`` the training record (data hashes, vocabulary sources, held-out
+  metrics before/after, timings, versions).
+
+The seed is fixed and torch runs single-threaded with deterministic algorithms, so a rebuild on
+the same software gives the same weights as far as torch allows. ``scripts/build_demo_model.py``
+is the command line; :func:`sparse_demo.offline.build_local_model` retrains it inside the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparse_demo.offline.card import model_card
+from sparse_demo.offline.data import load_bundled, training_and_heldout
+from sparse_demo.offline.measure import WEIGHT_GRID, benchmark_shared, held_out_metrics, pick_weight, shared_texts
+from sparse_demo.offline.vocab import build_vocabulary, kiwi_lexicon, resolve_tokenizer_file, unk_rates
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO_ROOT / "assets" / "demo-model"
+SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
+HUB_TOKENIZER = "xlm-roberta-base"
+DEMO_NAME = "demo-small (bundled)"
+DEMO_DESCRIPTION = "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
+#: The model folder's settings file (next to ``config.json``).
+SETTINGS_FILE = "sparse_demo.json"
+#: The build's training record.
+RECORD_FILE = "build_record.json"
+SIZES = ("tiny", "mini", "small")
+ProgressFn = Callable[[dict[str, Any]], None]
+StopFn = Callable[[], bool]
+
+
+# ---------------------------------------------------------------------- model
+def init_model(vocab_dir: Path, out_dir: Path, size: str, docs: Sequence[str], seed: int) -> dict[str, Any]:
+    """A new lexically initialised MLM saved to ``out_dir`` (the training base); returns init facts."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from sparse_demo.modeling import make_mlm
+
+    try:
+        from sparse_demo.train.vocab import lexical_init
+    except ImportError:  # before the train package split
+        from sparse_demo.train.trainer import lexical_init  # type: ignore[no-redef]
+
+    tokenizer = AutoTokenizer.from_pretrained(str(vocab_dir))
+    model = make_mlm(tokenizer, size, seed=seed)  # type: ignore[arg-type]
+    sample = tokenizer(list(docs[:16]), truncation=True, max_length=192, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        bias = lexical_init(model, "auto", sample=(sample["input_ids"], sample["attention_mask"]))
+    model.config.architectures = [type(model).__name__]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    return {"output_bias": round(float(bias), 4), "parameters": int(sum(p.numel() for p in model.parameters()))}
+
+
+@contextlib.contextmanager
+def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
+    """Seed every RNG, use deterministic torch algorithms and ``threads``; restore torch's settings after."""
+    import random
+
+    import numpy as np
+    import torch
+
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+# ---------------------------------------------------------------------- benchmarks
+def shared_benchmarks(folder: Path, weight: float, max_length: int, base_tokenizer: Path | None = None
+                      ) -> dict[str, Any]:
+    """:func:`benchmark_shared` at :data:`WEIGHT_GRID` and ``weight``, plus the ``<unk>`` rates (demo vs base)."""
+    out = benchmark_shared(folder, sorted({*WEIGHT_GRID, weight}), max_length)
+    files = {"demo": folder / "tokenizer.json"}
+    if base_tokenizer is not None:
+        files["xlm-r"] = base_tokenizer
+    out["unk_rate"] = unk_rates(files, shared_texts())
+    return out
+
+
+def update_benchmarks(folder: Path = DEFAULT_OUT, tokenizer: str = "") -> dict[str, Any]:
+    """Measure a built folder on ``../shared/data`` and rewrite its build record and model card.
+
+    Raises:
+        FileNotFoundError: no build record in ``folder``, or no benchmark data.
+    """
+    path = folder / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; build the model first")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        base: Path | None = resolve_tokenizer_file(tokenizer or _default_tokenizer())
+    except FileNotFoundError:
+        base = None
+    record["benchmarks"] = shared_benchmarks(folder, record["hybrid_weight"], record["max_length"], base)
+    (folder / "README.md").write_text(model_card(record), encoding="utf-8")
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+# ---------------------------------------------------------------------- build
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+@dataclass
+class BuildOptions:
+    """Settings of one build (the command line's options).
+
+    Attributes:
+        out: the model folder written (replaced only once the new one is complete).
+        tokenizer: XLM-R tokenizer folder or Hub id ("" : the shared copy, else ``xlm-roberta-base``).
+        size: ``tiny`` | ``mini`` | ``small`` (:func:`sparse_demo.modeling.make_mlm`).
+        seed: every RNG's seed.
+        epochs, batch_size, lr: training (:class:`sparse_demo.train.TrainConfig`).
+        time_limit_s: cap on the training loop; below it the run is step-bound (deterministic).
+        threads: torch CPU threads (None: keep the process' setting).
+        max_length: tokens per text (training documents, evaluation, the shipped settings).
+        eval_fraction: share of passages held out; ``patience``: evaluations without gain before stopping.
+        half: ship float16 weights.
+        name, note: display name (``sparse_demo.json``, card) and the trainer's note.
+        work_dir: keep intermediate folders there (default: a temporary folder, removed).
+        progress, should_stop: passed to :func:`sparse_demo.train.train`.
+        extra: more :class:`~sparse_demo.train.TrainConfig` fields; ``extra_record``: more record keys.
+        benchmark: also measure BoolQ / KorSTS from ``../shared/data`` into the record and card.
+    """
+
+    out: Path = DEFAULT_OUT
+    tokenizer: str = ""
+    size: str = "mini"
+    seed: int = 0
+    epochs: float = 4.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    time_limit_s: float = 1800.0
+    threads: int | None = 1
+    max_length: int = 192
+    eval_fraction: float = 0.15
+    patience: int = 4
+    half: bool = True
+    name: str = DEMO_NAME
+    note: str = "embedded demo model trained on bundled sample data"
+    work_dir: Path | None = None
+    progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    extra_record: dict[str, Any] = field(default_factory=dict)
+    benchmark: bool = False
+
+
+def _logging_progress(progress: ProgressFn | None) -> ProgressFn:
+    """Log training and evaluation events, then pass them on to ``progress``."""
+
+    def report(info: dict[str, Any]) -> None:
+        phase = info.get("phase")
+        if phase == "train":
+            logger.info("step %d/%d  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e  %.0f s",
+                        info["step"], info["max_steps"], info.get("total", 0.0), info.get("infonce", 0.0),
+                        info.get("active_q", 0.0), info.get("active_d", 0.0), info.get("lr", 0.0),
+                        info.get("elapsed_s", 0.0))
+        elif phase == "eval":
+            logger.info("held-out at step %s: %s", info.get("step"),
+                        {k: v for k, v in info.items() if k not in ("phase", "step")})
+        elif "message" in info:
+            logger.info("%s: %s", phase, info["message"])
+        if progress is not None:
+            progress(info)
+
+    return report
+
+
+def _default_tokenizer() -> str:
+    return str(SHARED_TOKENIZER) if (SHARED_TOKENIZER / "tokenizer.json").is_file() else HUB_TOKENIZER
+
+
+def build(options: BuildOptions) -> dict[str, Any]:
+    """Build the demo model into ``options.out`` (replaced atomically); returns the build record.
+
+    Raises:
+        ValueError: bad options; FileNotFoundError: a bundled file or the tokenizer is missing;
+        RuntimeError: training stopped without a model.
+    """
+    if options.size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {options.size!r}")
+    with _reproducible(options.seed, options.threads):
+        return _build(options)
+
+
+def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one linear recipe
+    import torch
+
+    from sparse_demo.train import TrainConfig, train
+
+    t_start = time.time()
+    data = load_bundled()
+    pairs, held = training_and_heldout(data, eval_fraction=options.eval_fraction, seed=options.seed)
+    logger.info("%d training pairs (%s, corpus queries, titles); %d held-out pairs over %d held-out passages",
+                len(pairs), ", ".join(f.name for f in data.train_files), len(held),
+                len({p.positive for p in held}))
+    work = Path(options.work_dir or tempfile.mkdtemp(prefix="demo-model-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        tokenizer_file = resolve_tokenizer_file(options.tokenizer or _default_tokenizer())
+        t0 = time.time()
+        lexicon = kiwi_lexicon()
+        bundled = data.texts(pairs)
+        vocab = build_vocabulary(tokenizer_file, lexicon, bundled, work / "vocab")
+        vocab_s = time.time() - t0
+        init = init_model(work / "vocab", work / "init", options.size, list(data.passages.values()), options.seed)
+        config = TrainConfig(
+            base=str(work / "init"),
+            epochs=options.epochs,
+            batch_size=options.batch_size,
+            lr=options.lr,
+            max_length=options.max_length,
+            time_limit_s=options.time_limit_s,
+            eval_every=0,  # every epoch
+            patience=options.patience,
+            eval_distractors=len(data.passages),
+            log_every=5,
+            seed=options.seed,
+            num_threads=options.threads,
+            bf16="off",
+            out_path=str(work / "trained"),
+            run_name="demo-model",
+            note=options.note,
+            **options.extra,
+        )
+        result = train(config, pairs, held, progress=_logging_progress(options.progress),
+                       should_stop=options.should_stop, wait=True)
+        if result.model_dir is None:
+            raise RuntimeError(f"training stopped without a model ({result.status})")
+        before = result.metrics_before.get("model", {}).get("MRR@10", 0.0)
+        after = result.metrics_after.get("model", {}).get("MRR@10", 0.0)
+        if after + 1e-9 < before:
+            raise RuntimeError(
+                f"held-out MRR@10 fell from {before:.4f} to {after:.4f}; the best checkpoint was not kept"
+            )
+        trained = Path(result.model_dir)
+        final = work / "final"
+        _write_final(trained, final, half=options.half)
+        # measured on the folder as shipped (float16 weights, loaded as the app loads them)
+        sweep = held_out_metrics(final, held, list(data.passages.values()), WEIGHT_GRID, options.max_length)
+        weight = pick_weight(sweep, WEIGHT_GRID)
+        logger.info("Held-out sweep: %s -> hybrid weight %g", sweep, weight)
+        benchmarks = None
+        if options.benchmark:
+            benchmarks = shared_benchmarks(final, weight, options.max_length, tokenizer_file)
+            logger.info("Benchmarks: %s", benchmarks)
+        info = json.loads((trained / "training_info.json").read_text(encoding="utf-8"))
+        arch_cfg = json.loads((final / "config.json").read_text(encoding="utf-8"))
+        record: dict[str, Any] = {
+            "name": options.name,
+            "seed": options.seed,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "data_sha256": data.sha256(),
+            "max_length": options.max_length,
+            "hybrid_weight": weight,
+            "architecture": {
+                "model_type": arch_cfg["model_type"],
+                "hidden_size": arch_cfg["hidden_size"],
+                "num_hidden_layers": arch_cfg["num_hidden_layers"],
+                "num_attention_heads": arch_cfg["num_attention_heads"],
+                "intermediate_size": arch_cfg["intermediate_size"],
+                "vocab_size": arch_cfg["vocab_size"],
+                "tie_word_embeddings": arch_cfg.get("tie_word_embeddings", True),
+                "dtype": "float16" if options.half else "float32",
+                "parameters": init["parameters"],
+            },
+            "vocabulary": {**vocab.to_dict(), "base_tokenizer": Path(vocab.base_tokenizer).parent.name, "build_s":
+                           round(vocab_s, 1)},
+            "init": init,
+            "training": {
+                "files": [f.name for f in data.train_files],
+                "num_train_pairs": result.num_train_pairs,
+                "num_eval_pairs": result.num_eval_pairs,
+                "num_eval_queries": len({p.query for p in held}),
+                "num_eval_passages": len({p.positive for p in held}),
+                "num_corpus_passages": len(data.passages),
+                "status": result.status,
+                "steps": result.steps,
+                "epochs": round(result.epochs, 3),
+                "train_s": round(result.train_s, 1),
+                "best_by": info.get("config", {}).get("best_by", "model"),
+                "metrics_before": result.metrics_before,
+                "metrics_after": result.metrics_after,
+                "config": info.get("config", result.config),
+                "history": [h for h in result.history if h.get("phase") in ("eval", "eval_before", "eval_after")],
+            },
+            "weight_sweep": sweep,
+            "benchmarks": benchmarks,
+            "software": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": __import__("transformers").__version__,
+                "tokenizers": __import__("tokenizers").__version__,
+                "kiwipiepy": __import__("kiwipiepy").__version__,
+                "kiwipiepy_model": __import__("kiwipiepy_model").__version__,
+            },
+        }
+        settings = {
+            "name": options.name,
+            "description": DEMO_DESCRIPTION,
+            "hybrid_weight": weight,
+            "max_length": options.max_length,
+            "drop_special": True,
+            "vocab_size": arch_cfg["vocab_size"],
+        }
+        (final / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n",
+                                                encoding="utf-8")
+        record.update(options.extra_record)
+        record["build_s"] = round(time.time() - t_start, 1)
+        record["size_bytes"] = _folder_size(final) + 8192  # card and record, roughly
+        (final / "README.md").write_text(model_card(record), encoding="utf-8")
+        (final / RECORD_FILE).write_text(scrub_paths(json.dumps(record, ensure_ascii=False, indent=2) + "\n", work),
+                                         encoding="utf-8")
+        info_path = final / "training_info.json"
+        info_path.write_text(scrub_paths(info_path.read_text(encoding="utf-8"), work), encoding="utf-8")
+        record["size_bytes"] = _folder_size(final)
+        for path in final.iterdir():
+            path.chmod(0o644)
+        _replace(final, options.out)
+        logger.info("Wrote %s (%.1f MB) in %.0f s", options.out, record["size_bytes"] / 1e6, time.time() - t_start)
+        return record
+    finally:
+        if options.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+#: Files of the trained folder the shipped model keeps (the trainer's own card is replaced).
+_KEPT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def scrub_paths(text: str, work: Path) -> str:
+    """Replace this machine's folders (the build's work folder, the checkout) by placeholders."""
+    return text.replace(str(work), "<build folder>").replace(str(REPO_ROOT), "<repo>")
+
+
+def _write_final(trained: Path, final: Path, *, half: bool) -> None:
+    """Copy the trained model to ``final``, with float16 weights when ``half``."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    final.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForMaskedLM.from_pretrained(str(trained), use_safetensors=True, dtype=torch.float32)
+    if half:
+        model = model.half()
+    model.save_pretrained(str(final), safe_serialization=True)
+    for name in _KEPT_FILES[1:]:
+        if (trained / name).is_file():
+            shutil.copy(trained / name, final / name)
+    if (trained / "training_info.json").is_file():
+        shutil.copy(trained / "training_info.json", final / "training_info.json")
+    cfg = json.loads((final / "config.json").read_text(encoding="utf-8"))
+    cfg.pop("sparse_demo", None)  # the trainer's note; sparse_demo.json holds the settings
+    (final / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _replace(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest``, replacing an existing folder only once the new one is complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.new-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(src, staging)
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:6]}"
+    if dest.exists():
+        dest.rename(old)
+    staging.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
