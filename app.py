@@ -39,8 +39,9 @@ def model_banner(ctx: AppContext) -> str:
     if failed:
         head = (
             "⚠️ **Some models could not be loaded** (see the reasons below). Every tab still works with "
-            "any model that loads: type a local model folder in the *local folder* box, or build the small "
-            f"local model from the sample pairs (**{LOCAL_MODEL_NAME}**, button below).\n\n"
+            "any model that loads: the bundled demo model is selected instead, a local model folder can be typed "
+            f"in the *local folder* box, and the demo model can be retrained here (**{LOCAL_MODEL_NAME}**, button "
+            "below).\n\n"
         )
     return ctx.redact(head + table)
 
@@ -80,7 +81,7 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             banner = gr.Markdown(ctx.registry.status_markdown(), elem_id="model-banner")
             with gr.Row():
                 refresh = gr.Button("Refresh model status", size="sm")
-                local = gr.Button(f"Build {LOCAL_MODEL_NAME} (a few minutes on CPU, cached)", size="sm",
+                local = gr.Button("Retrain the demo model here (about 4 minutes on CPU, cached)", size="sm",
                                   elem_id="build-local")
         with gr.Tab("Explore", elem_id="tab-explore"):
             explore.build_tab(ctx, visitor_models)
