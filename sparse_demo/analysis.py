@@ -22,13 +22,16 @@ import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from .encoder import Encoding, SpladeEncoder
+from .encoder import Encoding
 from .korean import CONTENT_TAG_PREFIXES, StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
+
+if TYPE_CHECKING:
+    from .encoder import SpladeEncoder
 
 Category = Literal["content", "stopword", "special", "punctuation"]
 CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation")

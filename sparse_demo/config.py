@@ -37,8 +37,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from .encoder import DEFAULT_MAX_LENGTH, PRECISIONS
-
+#: Tokens per text by default (``SPARSE_DEMO_MAX_LENGTH``); longer texts are truncated. Defined here,
+#: not in :mod:`sparse_demo.encoder`, so reading settings never imports torch.
+DEFAULT_MAX_LENGTH = 192
+#: Encoder precisions (``SPARSE_DEMO_PRECISION``). ``auto``: float32 on CPU (exact), float16 on CUDA.
+#: ``bf16``: bfloat16 autocast (about 2x faster on CPUs with avx512_bf16/AMX; weights differ from
+#: float32 by ~1e-2). ``fp32``: exact.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_PRESETS_PATH = ASSETS_DIR / "models.json"
 _ENV_PREFIX = "SPARSE_DEMO_MODEL_"

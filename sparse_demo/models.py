@@ -32,9 +32,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import ModelPreset, Settings, load_settings
-from .encoder import ModelLoadError, SpladeEncoder, looks_like_path
+from .encoder import ModelLoadError, looks_like_path
+
+if TYPE_CHECKING:
+    from .encoder import SpladeEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +300,9 @@ class ModelRegistry:
             if hit is not None:
                 return hit.encoder
             try:
+                # Imported here, not at the top: it imports torch, which listing and input errors do not need.
+                from .encoder import SpladeEncoder
+
                 encoder = SpladeEncoder.load(
                     preset.source,
                     revision=preset.revision,

@@ -242,3 +242,35 @@ def test_fingerprint_of_an_in_memory_model_is_its_weights(tiny_model_dir, tiny_m
     f1 = SpladeEncoder(m1, tok, name="x").fingerprint
     assert f1 == SpladeEncoder(m1_again, tok, name="y").fingerprint
     assert f1 != SpladeEncoder(m2, tok, name="x").fingerprint
+
+
+def test_the_package_keeps_the_single_module_names():
+    """Every public name of the former ``sparse_demo/encoder.py`` still imports from ``sparse_demo.encoder``."""
+    import sparse_demo.config as config
+    import sparse_demo.encoder as encoder_pkg
+
+    names = ["DEFAULT_CHUNK_ELEMENTS", "DEFAULT_MAX_LENGTH", "MAX_TEXT_CHARS", "MIN_VOCAB_TILE", "PRECISIONS",
+             "TOKENIZE_BATCH", "Encoding", "ModelLoadError", "ProgressFn", "SparseVector", "SpladeEncoder",
+             "folder_identity", "hub_reachable", "load_mlm", "looks_like_path", "max_pool_projection",
+             "pool_logits", "resolve_device"]
+    assert sorted(encoder_pkg.__all__) == sorted(names)
+    assert all(hasattr(encoder_pkg, n) for n in names)
+    assert (encoder_pkg.DEFAULT_MAX_LENGTH, encoder_pkg.PRECISIONS) == (192, ("auto", "fp32", "bf16"))
+    assert encoder_pkg.PRECISIONS is config.PRECISIONS  # one source of truth, importable without torch
+
+
+def test_importing_the_package_defers_torch():
+    """Errors, vectors and settings import without torch; ``SpladeEncoder`` brings it on first access."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sparse_demo.encoder import Encoding, ModelLoadError, SparseVector, looks_like_path\n"
+        "print('torch' in sys.modules)\n"
+        "from sparse_demo.encoder import SpladeEncoder\n"
+        "print('torch' in sys.modules, SpladeEncoder.__name__)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "SpladeEncoder"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +99,19 @@ def test_settings_env_overrides(tmp_path):
         load_settings({"SPARSE_DEMO_MODELS": str(bad)})
     with pytest.raises(ValueError, match="integer"):
         load_settings({"SPARSE_DEMO_MAX_LENGTH": "lots"})
+
+
+def test_bad_precision_names_the_choices():
+    with pytest.raises(ValueError, match="SPARSE_DEMO_PRECISION must be one of auto, fp32, bf16, got 'fp8'"):
+        load_settings({"SPARSE_DEMO_PRECISION": "fp8"})
+
+
+def test_reading_settings_does_not_import_torch():
+    """The CLI reads settings before any model work: that must not pay for importing torch."""
+    code = (
+        "import sys, sparse_demo.config as c; c.load_settings({}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -12,12 +12,10 @@ import torch
 from sparse_demo.corpus import Corpus, Document
 from sparse_demo.train import (
     DEFAULT_SAMPLE_PAIRS,
-    OFFLINE_MODEL_NOTE,
     LossConfig,
     Pair,
     TrainConfig,
     TrainingBusyError,
-    build_offline_model,
     read_pairs,
     train,
     zip_model,
@@ -232,20 +230,6 @@ def test_bad_config_values_name_the_choices(field, value, match):
 def test_card_defaults():
     config = TrainConfig.card_defaults("V26")
     assert (config.lr, config.batch_size, config.loss.idf_alpha) == (2e-5, 48, 4.0)
-
-
-def test_offline_model_is_cached_and_marked(tmp_path):
-    path = tmp_path / "sample_pairs.jsonl"
-    path.write_text("\n".join(json.dumps(p.__dict__, ensure_ascii=False) for p in make_pairs(20)), encoding="utf-8")
-    kw = dict(size="tiny", time_limit_s=30.0, max_steps=4, max_length=32, query_max_length=16, bf16="off",
-              num_threads=1)
-    folder = build_offline_model(tmp_path / "cache", path, **kw)
-    assert OFFLINE_MODEL_NOTE in (folder / "README.md").read_text()
-    assert json.loads((folder / "config.json").read_text())["sparse_demo"]["note"] == OFFLINE_MODEL_NOTE
-    weights = folder / "model.safetensors"
-    stamp, record = weights.stat().st_mtime_ns, (folder / "training_info.json").read_text()
-    assert build_offline_model(tmp_path / "cache", path, **kw) == folder
-    assert weights.stat().st_mtime_ns == stamp and (folder / "training_info.json").read_text() == record
 
 
 def test_fine_tune_from_a_local_model_folder(tiny_model_dir, tmp_path):

@@ -5,8 +5,8 @@ Modules by concept: :mod:`~sparse_demo.train.data` (pairs files, held-out split 
 loss), :mod:`~sparse_demo.train.config` (settings and result), :mod:`~sparse_demo.train.vocab` (bases,
 pruned vocabularies, new models), :mod:`~sparse_demo.train.batching` (batches, BM25 hard negatives),
 :mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.evaluation` (held-out
-figures through the Search code), :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
-zip) and :mod:`~sparse_demo.train.local_model` (the cached offline model).
+figures through the Search code) and :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
+zip). The embedded demo model has its own recipe in :mod:`sparse_demo.offline`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sparse_demo.train.benchsets import load_boolq, load_korsts
 from sparse_demo.train.config import (
     DEFAULT_SAMPLE_PAIRS,
     NEW_MODEL_BASES,
-    OFFLINE_MODEL_NOTE,
     SIZES,
     TrainConfig,
     TrainResult,
@@ -34,7 +33,6 @@ from sparse_demo.train.data import (
     split_pairs,
 )
 from sparse_demo.train.evaluation import HeldOutSet, evaluate_retrieval
-from sparse_demo.train.local_model import build_offline_model
 from sparse_demo.train.loop import TrainingBusyError, train, training_busy
 from sparse_demo.train.losses import LossConfig, LossOutput, idf_penalties, splade_loss
 
@@ -42,7 +40,6 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SAMPLE_PAIRS",
     "NEW_MODEL_BASES",
-    "OFFLINE_MODEL_NOTE",
     "SIZES",
     "HeldOutSet",
     "LossConfig",
@@ -54,7 +51,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingBusyError",
-    "build_offline_model",
     "evaluate_retrieval",
     "idf_penalties",
     "load_boolq",

@@ -28,7 +28,6 @@ from sparse_demo.train.losses import LossConfig
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SAMPLE_PAIRS = REPO_ROOT / "assets" / "pairs" / "sample_pairs.jsonl"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / ".cache" / "finetuned"
-OFFLINE_MODEL_NOTE = "small local model trained on sample data"
 NEW_MODEL_BASES: tuple[str, ...] = ("new", "new-tiny", "new-mini", "new-small")
 SIZES: tuple[str, ...] = ("tiny", "mini", "small")
 BF16_CHOICES: tuple[str, ...] = ("auto", "on", "off")

@@ -1,16 +1,8 @@
-"""SPLADE encoder: load any ``*ForMaskedLM`` checkpoint and pool it into sparse vectors.
+"""The SPLADE encoder: a loaded ``*ForMaskedLM`` checkpoint that encodes texts into sparse vectors.
 
-The sparse vector is the model card's formula
-
-    w[v] = max_{t : mask[t] = 1} log(1 + relu(logits[t, v]))
-
-computed without materialising the ``[batch, length, vocab]`` logits: the encoder body and
-the MLM head's transform run once, then the final vocabulary projection is applied one
-vocabulary tile at a time (and, for very long batches, a chunk of positions at a time with a
-running maximum), keeping the maximum and the position that produced it.
-Because ``log(1 + relu(x))`` is monotone, the running maximum is taken over raw logits and
-the activation applied once at the end; padded positions are excluded, which equals the
-card's multiply-by-mask because every weight is >= 0.
+The encoder body and the MLM head's transform run once per batch; the final vocabulary
+projection is then applied through :func:`~sparse_demo.encoder.pooling.max_pool_projection`, so
+the ``[batch, length, vocab]`` logits are never materialised.
 """
 
 from __future__ import annotations
@@ -19,186 +11,29 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..config import DEFAULT_MAX_LENGTH, PRECISIONS
+from .fingerprint import _params_version, _weights_digest, folder_identity
+from .loading import ModelLoadError, load_mlm, resolve_device
+from .pooling import DEFAULT_CHUNK_ELEMENTS, max_pool_projection
+from .vectors import Encoding, SparseVector
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_LENGTH = 192
-#: Upper bound on the number of logits held at once (``batch * positions * vocab``):
-#: 2**24 float32 values = 64 MiB.
-DEFAULT_CHUNK_ELEMENTS = 2**24
 #: Inputs longer than this many characters are rejected before tokenisation.
 MAX_TEXT_CHARS = 100_000
 
+#: Texts per tokenizer call when tokenising a corpus (bounds the batch's temporary memory).
+TOKENIZE_BATCH = 1024
+#: ``progress(done, total)`` after every encoded batch.
 ProgressFn = Callable[[int, int], None]
-#: ``auto``: float32 on CPU (exact), float16 on CUDA. ``bf16``: bfloat16 autocast (about 2x
-#: faster on CPUs with avx512_bf16/AMX; weights differ from float32 by ~1e-2). ``fp32``: exact.
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; ``reason`` is a sentence a user can act on."""
-
-    def __init__(self, source: str, reason: str, name: str | None = None) -> None:
-        label = f"'{name}' ({source})" if name and name != source else f"'{source}'"
-        super().__init__(f"Could not load model {label}: {reason}")
-        self.source = source
-        self.reason = reason
-        self.name = name or source
-
-
-def looks_like_path(source: str) -> bool:
-    """A filesystem path rather than a Hub id (``org/name``)."""
-    s = source.strip()
-    return s.startswith(("/", ".", "~", "\\")) or s.count("/") > 1 or "\\" in s or (len(s) > 1 and s[1] == ":")
-
-
-@dataclass(frozen=True)
-class SparseVector:
-    """Active dimensions of one sparse vector, sorted by descending weight.
-
-    Attributes:
-        token_ids: vocabulary ids (int64).
-        weights: ``log(1 + relu(max logit))`` per id (float32, all > 0).
-        positions: index into the encoded ``input_ids`` of the position whose logit was the max.
-    """
-
-    token_ids: np.ndarray
-    weights: np.ndarray
-    positions: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.token_ids.shape[0])
-
-    @property
-    def l1(self) -> float:
-        return float(self.weights.sum(dtype=np.float64))
-
-    def without(self, ids: frozenset[int] | set[int]) -> SparseVector:
-        """A copy without the given token ids (e.g. the special tokens)."""
-        if not ids or len(self) == 0:
-            return self
-        keep = ~np.isin(self.token_ids, np.fromiter(ids, dtype=np.int64))
-        return SparseVector(self.token_ids[keep], self.weights[keep], self.positions[keep])
-
-    def as_dict(self) -> dict[int, float]:
-        return {int(i): float(w) for i, w in zip(self.token_ids, self.weights)}
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """One encoded text: its tokens, their character spans and its full sparse vector.
-
-    ``vector`` holds every active dimension, special tokens included (they are part of the
-    leakage report); use :meth:`SpladeEncoder.search_vector` for the vector used in search.
-    """
-
-    text: str
-    input_ids: tuple[int, ...]
-    offsets: tuple[tuple[int, int], ...]
-    vector: SparseVector
-    num_text_tokens: int = 0
-    max_length: int = DEFAULT_MAX_LENGTH
-
-    @property
-    def truncated(self) -> bool:
-        """True when the text had more tokens than fit in ``max_length``."""
-        return self.num_text_tokens > len(self.input_ids)
-
-
-def pool_logits(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The card's formula on full logits (differentiable; used to train small models).
-
-    ``max_t log(1 + relu(logits[:, t])) * mask[:, t]``, computed as ``log(1 + relu(max_t
-    masked logits))``: the activation is monotone and every weight is >= 0, so values and
-    gradients are the card's while one ``[batch, length, vocab]`` tensor fewer is allocated.
-
-    Args:
-        logits: ``[batch, length, vocab]`` MLM logits.
-        attention_mask: ``[batch, length]``, 1 for real tokens.
-
-    Returns:
-        ``[batch, vocab]`` sparse vectors.
-    """
-    masked = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
-    return torch.log1p(torch.relu(masked.max(dim=1).values))
-
-
-#: Narrowest vocabulary tile: wide enough for an efficient matrix product.
-MIN_VOCAB_TILE = 2048
-
-
-@torch.no_grad()
-def max_pool_projection(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    attention_mask: torch.Tensor,
-    *,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max over positions of ``hidden @ weight.T + bias`` without holding all the logits.
-
-    The vocabulary is processed in tiles and, when ``batch * length`` is large, the positions
-    in chunks with a running max: at most ``chunk_elements`` logits exist at once. Each tile is
-    one large matrix product ``weight_tile @ hidden.T`` laid out ``[tile, batch, positions]``,
-    so the max over positions reads contiguous memory and the weight tile stays in cache,
-    instead of streaming the whole projection matrix once per position chunk.
-
-    Args:
-        hidden: ``[batch, length, hidden]`` inputs of the vocabulary projection.
-        weight: ``[vocab, hidden]`` projection weight; ``bias``: ``[vocab]`` or None.
-        attention_mask: ``[batch, length]``; positions with 0 never win.
-        chunk_elements: bound on ``batch * positions * vocab_tile``.
-
-    Returns:
-        ``(max_logits [batch, vocab] float32, argmax_position [batch, vocab] int64)``;
-        ``max_logits`` is ``-inf`` where a row has no real position. Ties go to the earliest
-        position, like ``torch.max``.
-    """
-    batch, length, width = hidden.shape
-    vocab = weight.shape[0]
-    min_tile = min(vocab, MIN_VOCAB_TILE)
-    chunk = max(1, min(length, chunk_elements // max(1, batch * min_tile)))
-    tile = max(min_tile, min(vocab, chunk_elements // max(1, batch * chunk)))
-    best = torch.full((vocab, batch), -math.inf, dtype=torch.float32, device=hidden.device)
-    best_pos = torch.zeros((vocab, batch), dtype=torch.int64, device=hidden.device)
-    valid = attention_mask.to(torch.bool)
-    first = True
-    for start in range(0, length, chunk):
-        stop = min(length, start + chunk)
-        part_valid = valid[:, start:stop]
-        if not bool(part_valid.any()):
-            continue  # pure padding (inputs are sorted by length, so this is the tail)
-        pad = None if bool(part_valid.all()) else ~part_valid[None]
-        flat_t = hidden[:, start:stop].reshape(-1, width).T  # [hidden, batch * positions]
-        for v0 in range(0, vocab, tile):
-            v1 = min(vocab, v0 + tile)
-            logits = weight[v0:v1] @ flat_t
-            if bias is not None:
-                logits += bias[v0:v1, None]
-            logits = logits.view(v1 - v0, batch, stop - start)
-            if pad is not None:
-                logits.masked_fill_(pad, -math.inf)
-            values, index = logits.max(dim=2)
-            values = values.float()
-            if first:
-                best[v0:v1] = values
-                best_pos[v0:v1] = index + start
-            else:
-                better = values > best[v0:v1]  # strict: the earliest position wins ties
-                best[v0:v1] = torch.where(better, values, best[v0:v1])
-                best_pos[v0:v1] = torch.where(better, index + start, best_pos[v0:v1])
-        first = False
-    return best.T, best_pos.T
 
 
 def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
@@ -207,176 +42,6 @@ def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
             parent_name, _, attr = name.rpartition(".")
             return model.get_submodule(parent_name) if parent_name else model, attr
     raise ModelLoadError(type(model).__name__, "could not locate the MLM output projection")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. Other values are passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    return torch.device(device)
-
-
-_HUB_PROBE: dict[str, tuple[float, bool]] = {}
-
-
-def hub_reachable(timeout: float = 3.0, ttl: float = 60.0) -> bool:
-    """Whether the Hugging Face Hub host answers a TCP connect (cached for ``ttl`` seconds).
-
-    ``HF_HUB_OFFLINE=1`` means no. Used to fail fast (and fall back to the local HF cache)
-    instead of waiting for the hub client's retries in a closed network.
-    """
-    import os
-    import socket
-    import time
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    now = time.monotonic()
-    cached = _HUB_PROBE.get(host)
-    if cached and now - cached[0] < ttl:
-        return cached[1]
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            ok = True
-    except OSError:
-        ok = False
-    _HUB_PROBE[host] = (now, ok)
-    return ok
-
-
-def _explain_load_error(source: str, exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    local = Path(source).expanduser()
-    if local.exists() and not local.is_dir():
-        return "the path is a file; point to the model folder (config.json, model.safetensors, tokenizer)"
-    if local.is_dir():
-        return f"the folder is not a loadable *ForMaskedLM checkpoint ({text})"
-    lowered = text.lower()
-    if any(s in lowered for s in ("connect", "offline", "resolve", "network", "timed out", "max retries")):
-        return (
-            "the Hugging Face Hub is not reachable from this machine (offline or closed network). "
-            "Download the checkpoint elsewhere and give its local folder instead."
-        )
-    if "not a valid model identifier" in lowered or "repository not found" in lowered or "404" in lowered:
-        return "no such model on the Hugging Face Hub (check the id), and no local folder by that name"
-    return text
-
-
-def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype = torch.float32,
-             name: str | None = None):
-    """Load ``(model, tokenizer)`` of a ``*ForMaskedLM`` checkpoint: a local folder or a Hub id.
-
-    Safetensors only, never remote code. When the Hub is unreachable, only the local HF cache
-    is tried (fast failure instead of the hub client's retries). Used for encoding
-    (:meth:`SpladeEncoder.load`) and as the base of a fine-tune.
-
-    Raises:
-        ModelLoadError: with a reason a user can act on.
-    """
-    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
-
-    if not source or not str(source).strip():
-        raise ModelLoadError(str(source), "no model given: a preset name, Hub id or local folder")
-    if Path(source).expanduser().is_file():
-        raise ModelLoadError(source, _explain_load_error(source, FileNotFoundError(source)), name)
-    if looks_like_path(source) and not Path(source).expanduser().exists():
-        raise ModelLoadError(source, "no such folder on this machine", name)
-    is_local = Path(source).expanduser().is_dir()
-    src = str(Path(source).expanduser()) if is_local else source
-    kwargs = {"trust_remote_code": False}
-    if revision and not is_local:
-        kwargs["revision"] = revision
-    offline = not is_local and not hub_reachable()
-    if offline:
-        kwargs["local_files_only"] = True  # only the local HF cache can serve it
-    try:
-        config = AutoConfig.from_pretrained(src, **kwargs)
-        archs = [a for a in (getattr(config, "architectures", None) or []) if a]
-        if archs and not any(a.endswith("ForMaskedLM") for a in archs):
-            raise ModelLoadError(
-                source, f"architecture {archs[0]} is not a *ForMaskedLM model (SPLADE needs MLM logits)", name
-            )
-        if is_local and not any(Path(src).glob("*.safetensors")):
-            raise ModelLoadError(
-                source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
-            )
-        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-        model = AutoModelForMaskedLM.from_pretrained(
-            src, config=config, use_safetensors=True, dtype=dtype, **kwargs
-        )
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message
-        logger.warning("Loading %s failed: %s", source, exc)
-        if offline:
-            raise ModelLoadError(
-                source,
-                "the Hugging Face Hub is not reachable from this machine (offline or closed network) "
-                "and the model is not in the local Hugging Face cache. Download the checkpoint "
-                "elsewhere and give its local folder instead.",
-                name,
-            ) from exc
-        raise ModelLoadError(source, _explain_load_error(source, exc), name) from exc
-    return model, tokenizer
-
-
-#: Texts per tokenizer call when tokenising a corpus (bounds the batch's temporary memory).
-TOKENIZE_BATCH = 1024
-
-
-def _safetensors_header(path: Path) -> bytes:
-    """The JSON header of a safetensors file (tensor names, dtypes, shapes, offsets); b"" if unreadable."""
-    try:
-        with path.open("rb") as fh:
-            size = int.from_bytes(fh.read(8), "little")
-            return fh.read(min(size, 100_000_000))
-    except OSError:
-        return b""
-
-
-def folder_identity(folder: str | Path) -> str:
-    """A hex digest identifying a local checkpoint folder's current files.
-
-    Covers the resolved folder path, every top-level file's name, size and modification time
-    (nanoseconds), the bytes of ``config.json`` and the headers of the ``*.safetensors`` files,
-    so rewriting a checkpoint in place (same folder, same name) changes it. Weights are not
-    read in full (a multi-GB checkpoint would take seconds).
-
-    Args:
-        folder: The checkpoint folder.
-
-    Returns:
-        A 64-character hex digest.
-    """
-    root = Path(folder).expanduser().resolve()
-    h = hashlib.sha256(f"folder:{root}".encode())
-    for f in sorted(p for p in root.iterdir() if p.is_file()):
-        st = f.stat()
-        h.update(f"\x1e{f.name}\x1f{st.st_size}\x1f{st.st_mtime_ns}".encode())
-        if f.name == "config.json":
-            h.update(f.read_bytes())
-        elif f.suffix == ".safetensors":
-            h.update(_safetensors_header(f))
-    return h.hexdigest()
-
-
-def _weights_digest(model: nn.Module) -> str:
-    """sha256 over the model's parameters and buffers (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous()
-        h.update(f"{name}\x1f{data.dtype}\x1f{tuple(data.shape)}".encode())
-        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _params_version(model: nn.Module) -> int:
-    """Sum of the parameters' in-place modification counters (changes when training updates them)."""
-    return sum(int(p._version) for p in model.parameters())
 
 
 class SpladeEncoder:
@@ -687,3 +352,6 @@ class SpladeEncoder:
         """``{raw token string: weight}`` for indexing and querying (special tokens dropped)."""
         vec = self.search_sparse_vector(encoding, drop_special)
         return {self.id_to_token(int(i)): float(w) for i, w in zip(vec.token_ids, vec.weights)}
+
+
+__all__ = ["MAX_TEXT_CHARS", "TOKENIZE_BATCH", "ProgressFn", "SpladeEncoder"]
