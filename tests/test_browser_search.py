@@ -85,3 +85,35 @@ def test_uploaded_passage_highlights_the_right_characters_in_browser(page, tmp_p
     marks.first.wait_for()
     assert marks.all_inner_texts() == ["혈당"]
     assert "İİİ 혈당 관리" in page.locator("#search-passage").inner_text()
+
+
+def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
+    """In the whole app: a typed analyzer reaches the BM25 index, and the Corpus report accordion under the
+    Search tab reports over the tab's own upload and model."""
+    import json
+
+    from conftest import wait_for
+
+    path = tmp_path / "three.jsonl"
+    rows = [{"id": "a", "text": "당뇨병 치료는 식이요법과 운동으로 합니다."},
+            {"id": "b", "text": "전세 보증금을 돌려받으려면 확정일자가 필요합니다."},
+            {"id": "c", "text": "여권 발급에는 신분증과 사진이 필요합니다."}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    page.get_by_role("tab", name="Search").click()
+    page.locator("#search-upload input[type=file]").set_input_files(str(path))
+    page.locator("#search-index-status").get_by_text("3 documents").wait_for()
+
+    box = page.locator("#search-analyzer input")
+    box.fill("j, e")
+    box.press("Enter")
+    page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
+    page.locator("#search-query textarea").fill("전세 보증금")
+    page.locator("#search-run").click()
+    page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
+    assert "analyzer E,J" in page.locator("#search-status").inner_text()
+
+    page.get_by_text("Corpus report").first.click()
+    page.locator("#corpus-report-run").click()
+    wait_for(lambda: "posting_entries" in page.locator("#corpus-report-status").inner_text(), timeout=300)
+    text = page.locator("#corpus-report-status").inner_text()
+    assert "3 documents" in text and "longest posting lists" in text

@@ -286,3 +286,45 @@ def test_finetune_input_errors_are_one_line(cli_env, tmp_path, name, text, expec
 )
 def test_errors_are_one_line(cli_env, args, status, expected):
     assert_one_line_error(run_cli(cli_env, *args), status, expected)
+
+
+# ---------------------------------------------------------------------- F2: --analyzer and the model's weight
+def test_index_and_search_take_a_bm25_analyzer(cli_env, tmp_path):
+    folder = beir_folder(tmp_path)
+    proc = run_cli(cli_env, "index", "-q", "--corpus", str(folder), "--analyzer", " j, e", "--json")
+    assert proc.returncode == 0, text_of(proc.stderr)
+    (report,) = json_lines(proc)
+    assert report["analyzer"] == "E,J"  # canonical: upper case, sorted
+    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--method", "bm25", "--analyzer", "nori",
+                   "--json", "전세 보증금")
+    assert proc.returncode == 0, text_of(proc.stderr)
+    assert json_lines(proc)[0]["hits"][0]["id"] == "d2"
+
+
+@pytest.mark.parametrize("command", ["index", "search"])
+def test_a_bad_analyzer_is_one_line(cli_env, command):
+    proc = run_cli(cli_env, command, "--corpus", str(SAMPLE), "--analyzer", "J,QQ", "전세")
+    assert_one_line_error(proc, 2, "--analyzer", "'QQ'", "'default', 'all', 'nori'")
+
+
+def test_search_weight_defaults_to_the_models_recommendation(cli_env, tmp_path):
+    import shutil
+
+    presets = json.loads(Path(cli_env["SPARSE_DEMO_MODELS"]).read_text(encoding="utf-8"))
+    source = next(p["source"] for p in presets["presets"] if p["name"] == "tiny")
+    model = tmp_path / "tiny-card"
+    shutil.copytree(source, model)
+    (model / "sparse_demo.json").write_text(json.dumps({"hybrid_weight": 0.25}), encoding="utf-8")
+    folder = beir_folder(tmp_path)
+    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--model", str(model), "--json", "당뇨병")
+    assert proc.returncode == 0, text_of(proc.stderr)
+    (rec,) = json_lines(proc)
+    assert rec["weight"] == 0.25 and any("weight 0.25 recommended by the model card" in n for n in rec["notes"])
+    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--model", str(model), "--weight", "0.6",
+                   "--json", "당뇨병")
+    (rec,) = json_lines(proc)
+    assert rec["weight"] == 0.6 and not any("recommended" in n for n in rec["notes"])
+    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--json", "당뇨병")  # the preset: no card
+    (rec,) = json_lines(proc)
+    assert rec["weight"] == 0.5 and not any("recommended" in n for n in rec["notes"])
+    assert "recommends (hybrid_weight)" in " ".join(text_of(run_cli(cli_env, "search", "--help").stdout).split())

@@ -407,3 +407,47 @@ def test_accordion_in_a_browser(app_context, browser):
     finally:
         context.close()
         demo.close()
+
+
+def test_index_input_ids_give_the_same_report_as_tokenising_again(small_vocab_model):
+    """The report over the index's kept input ids equals the one that re-tokenises every document."""
+    from sparse_demo.corpus_report import report_for_index
+    from sparse_demo.search import build_index, load_sample_corpus
+
+    enc = _encoder(small_vocab_model)
+    corpus = load_sample_corpus()
+    corpus.documents = corpus.documents[:30]
+    index = build_index(corpus, enc, "memory", doc_top_k=48)
+    assert index.input_ids is not None and len(index.input_ids) == 30
+    texts = [f"{d.title}\n{d.text}" if d.title else d.text for d in index.documents]
+    want = enc.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=enc.max_length)["input_ids"]
+    assert [r.tolist() for r in index.input_ids] == want  # the ids are the tokenizer's own
+    kept = report_for_index(index, queries=[], cache=ReportCache())
+    again = report_from_vectors(enc, [d.sparse for d in index.documents], texts, doc_top_k=48,
+                                capped_documents=index.stats.pruned_docs, corpus_name=corpus.name)
+    assert kept.tokens.equals(again.tokens)
+    assert kept.totals == again.totals
+    assert kept.tokens["expansion_df"].sum() > 0  # the figures the ids feed are really there
+    from_lists = report_from_vectors(enc, [d.sparse for d in index.documents], None, input_ids=want, doc_top_k=48,
+                                     capped_documents=index.stats.pruned_docs, corpus_name=corpus.name)
+    assert from_lists.tokens.equals(kept.tokens)
+
+
+def test_the_apps_picker_refresh_keeps_none_in_the_second_model_picker(app_context):
+    """app.py refreshes every model picker's choices; the accordion's second picker keeps its "(none)" first."""
+    import gradio as gr
+
+    from sparse_demo.search import SearchSession
+    from sparse_demo.ui.common import model_dropdowns, model_picker, picker_updates
+    from sparse_demo.ui.corpus_report import NO_SECOND, build_accordion
+
+    with gr.Blocks() as demo:
+        choice = gr.Radio(["x"], value="x")
+        model, folder = model_picker(app_context, "t")
+        build_accordion(app_context, SearchSession(), corpus_choice=choice, uploaded=gr.State(None), model=model,
+                        folder=folder, backend=gr.Radio(["memory"], value="memory"), visitor_models=gr.State({}))
+    pickers = model_dropdowns(demo)
+    second = [i for i, p in enumerate(pickers) if p.elem_id == "corpus-report-b-model"]
+    assert second, [p.elem_id for p in pickers]
+    choices = picker_updates(app_context, pickers, {})[second[0]]["choices"]
+    assert choices[0] == NO_SECOND and "tiny-a" in choices

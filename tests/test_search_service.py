@@ -690,3 +690,131 @@ def test_opensearch_reuse_compares_the_analyzer(node_url, corpus):
         assert svc.search(other, "전세 보증금을", method="bm25", k=1).ids == ["law-001"]
     finally:
         first.backend.clear()
+
+
+# ----------------------------------------------------------------------------- F2: analyzer, weight, notes, ids
+def _model_copy(src: Path, dest: Path, weight: float | None = None, raw: str | None = None) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    if raw is not None:
+        (dest / "sparse_demo.json").write_text(raw, encoding="utf-8")
+    elif weight is not None:
+        (dest / "sparse_demo.json").write_text(json.dumps({"hybrid_weight": weight}), encoding="utf-8")
+    return dest
+
+
+def test_recommended_weight_comes_from_the_model_folder(tiny_model_dir, tmp_path):
+    from sparse_demo.encoder import SpladeEncoder
+
+    with_card = SpladeEncoder.load(str(_model_copy(tiny_model_dir, tmp_path / "w", 0.3)), device="cpu")
+    assert svc.recommended_weight(with_card) == 0.3
+    assert svc.resolve_weight(with_card, None) == svc.WeightChoice(0.3, "model")
+    assert svc.resolve_weight(with_card, None).note == "weight 0.3 recommended by the model card"
+    assert svc.resolve_weight(with_card, 0.8) == svc.WeightChoice(0.8, "user")  # the user's choice wins
+    broken = SpladeEncoder.load(str(_model_copy(tiny_model_dir, tmp_path / "b", raw="{not json")), device="cpu")
+    assert svc.recommended_weight(broken) is None  # logged, never raised
+    plain = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    assert svc.recommended_weight(plain) is None and svc.recommended_weight(None) is None
+    assert svc.resolve_weight(plain, None) == svc.WeightChoice(0.5, "default")
+    assert svc.resolve_weight(plain, None).note == ""
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        svc.resolve_weight(plain, 1.5)
+
+
+def test_bundled_demo_model_recommends_its_card_weight():
+    from sparse_demo.encoder import SpladeEncoder
+
+    folder = ROOT / "assets" / "demo-model"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("the demo model is not built")
+    card = json.loads((folder / "sparse_demo.json").read_text(encoding="utf-8"))
+    assert svc.recommended_weight(SpladeEncoder.load(str(folder), device="cpu")) == card["hybrid_weight"]
+
+
+def test_tab_uses_the_models_weight_until_the_user_moves_the_slider(app_context, jsonl_corpus, tiny_model_dir,
+                                                                    tmp_path):
+    from sparse_demo.ui import search as tab
+
+    folder = str(_model_copy(tiny_model_dir, tmp_path / "card", 0.3))
+    up = tab.load_upload(app_context, str(jsonl_corpus))
+    session = svc.SearchSession()
+    r = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, folder,
+                       method="hybrid", weight=None, top_k=3)
+    assert r.outcome is not None and r.outcome.weight == 0.3, r.status
+    assert "weight 0.3 recommended by the model card" in r.status
+    moved = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, folder,
+                           method="hybrid", weight=0.7, top_k=3)
+    assert moved.outcome.weight == 0.7 and "recommended" not in moved.status
+    plain = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, "tiny-a",
+                           method="hybrid", weight=None, top_k=3)
+    assert plain.outcome.weight == 0.5 and "recommended" not in plain.status
+
+
+def test_tab_analyzer_choice_reaches_the_index(app_context, jsonl_corpus):
+    from sparse_demo.ui import search as tab
+
+    up = tab.load_upload(app_context, str(jsonl_corpus))
+    session = svc.SearchSession()
+    query = "전세 보증금은"  # 은 is a particle (JX): the default analyzer drops it, "all" keeps it
+    default = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
+                             top_k=3)
+    assert "analyzer `default`" in default.status
+    assert not any(t.endswith("/JX") for t in default.outcome.query_terms)
+    every = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
+                           top_k=3, analyzer=" ALL ")
+    assert "analyzer `all`" in every.status and "은/JX" in every.outcome.query_terms
+    tags = tab.build_search_index(app_context, session, tab.UPLOAD_LABEL, up.corpus, "tiny-a", analyzer="j, e")
+    assert "analyzer `E,J`" in tags.status and tags.key.analyzer == "E,J", tags.status
+    bad = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
+                         analyzer="J,QQ")
+    assert bad.status.startswith("⛔") and "\n" not in bad.status
+    assert "'QQ'" in bad.status and "'default', 'all', 'nori'" in bad.status
+    assert tab.build_search_index(app_context, session, tab.UPLOAD_LABEL, up.corpus, "tiny-a",
+                                  analyzer="nope").status.startswith("⛔")
+
+
+def test_tab_status_shows_the_corpus_notes(app_context, tmp_path):
+    import zipfile
+
+    from sparse_demo.ui import search as tab
+
+    zpath = tmp_path / "beir.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("b/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False)
+                                                 for d in DOCS[:3]))
+        zf.writestr("b/queries.jsonl", json.dumps({"_id": "q1", "text": "당뇨"}, ensure_ascii=False))
+        zf.writestr("b/qrels/test.tsv", f"query-id\tcorpus-id\tscore\nq1\t{DOCS[0].id}\t1\nq1\tghost\t1\n"
+                                        "q7\tghost\t1\n")
+    up = tab.load_upload(app_context, str(zpath))
+    assert up.corpus is not None and up.corpus.dropped_judgements == 2, up.status
+    assert "2 relevance judgement(s)" in up.status and "⚠️" in up.status
+    built = tab.build_search_index(app_context, svc.SearchSession(), tab.UPLOAD_LABEL, up.corpus, "tiny-a")
+    assert "Index ready" in built.status and "2 relevance judgement(s)" in built.status
+
+
+def test_encoded_corpus_keeps_each_documents_input_ids(corpus, encoder):
+    """The ids equal the tokenizer's own output (special tokens added, cut at max_length), packed as int32."""
+    enc = svc.encode_corpus(corpus, encoder, doc_top_k=DOC_TOP_K)
+    texts = [doc_text(d) for d in corpus.documents]
+    want = encoder.tokenizer(texts, add_special_tokens=True, truncation=True,
+                             max_length=encoder.max_length)["input_ids"]
+    assert enc.input_ids is not None and len(enc.input_ids) == len(corpus)
+    assert enc.input_ids.ids.dtype.name == "int32" and enc.input_ids.nbytes < 8 * sum(map(len, want)) + 1000
+    assert [list(map(int, row)) for row in enc.input_ids] == want
+    idx = svc.build_index(corpus, encoder, "memory", doc_top_k=DOC_TOP_K)
+    assert [row.tolist() for row in idx.input_ids] == want
+    twin = idx.encoded()
+    assert twin is not None and twin.input_ids is idx.input_ids
+    assert svc.encode_corpus(corpus, None).input_ids is None  # BM25 only: no model input
+
+
+def test_token_ids_pack_and_index_like_a_list():
+    from sparse_demo.search.encode import TokenIds
+
+    t = TokenIds.from_sequences([[0, 5, 2], [], [7]])
+    assert len(t) == 3 and t.indptr.tolist() == [0, 3, 3, 4]
+    assert [r.tolist() for r in t] == [[0, 5, 2], [], [7]] and t[-1].tolist() == [7]
+    with pytest.raises(IndexError, match="out of range"):
+        t[3]
+    assert len(TokenIds.from_sequences([])) == 0

@@ -26,8 +26,20 @@ from .common import (
 )
 
 
+def analyzer_arg(text: str) -> str:
+    """argparse type: a BM25 analyzer spec (a preset name or a comma-separated stop-tag list), canonical."""
+    from ..korean import get_analyzer
+
+    try:
+        return get_analyzer(text).spec
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_corpus_arguments(p: argparse.ArgumentParser, model_help: str) -> None:
-    """The corpus, model and backend options shared by ``index`` and ``search``."""
+    """The corpus, model, backend and analyzer options shared by ``index`` and ``search``."""
+    from ..korean import ANALYZER_PRESETS, DEFAULT_ANALYZER
+
     p.add_argument("--corpus", required=True, help="a .jsonl/.csv/.tsv file, a BEIR folder or a zip of one")
     add_model_arguments(p, model_help)
     p.add_argument("--backend", choices=svc.BACKENDS, default="memory")
@@ -35,6 +47,9 @@ def add_corpus_arguments(p: argparse.ArgumentParser, model_help: str) -> None:
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="fail instead of using the memory backend when OpenSearch is unreachable")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--analyzer", type=analyzer_arg, default=DEFAULT_ANALYZER,
+                   help=f"BM25 analyzer: {', '.join(ANALYZER_PRESETS)} or a comma-separated list of Kiwi stop-tag "
+                        f"prefixes such as J,E,XS (default: {DEFAULT_ANALYZER})")
     p.add_argument("--doc-top-k", type=non_negative_int, default=svc.DEFAULT_DOC_TOP_K,
                    help=f"tokens kept per document vector (0: all; default {svc.DEFAULT_DOC_TOP_K})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -72,7 +87,7 @@ def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[s
     index, notes = session.get_or_build(
         corpus, encoder, args.backend, fallback=args.fallback, progress=_progress(not args.quiet),
         index_name=args.index_name, batch_size=args.batch_size,
-        doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k,
+        doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k, analyzer=args.analyzer,
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
     return index, corpus_notes(corpus) + notes
@@ -88,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "corpus_id": index.key.corpus_id,
         "model": index.model_name,
         "backend": index.backend_name,
+        "analyzer": index.analyzer,
         "queries": len(index.corpus.queries),
         "dropped_judgements": int(getattr(index.corpus, "dropped_judgements", 0) or 0),
         **index.stats.to_json(),

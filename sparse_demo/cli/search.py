@@ -5,12 +5,15 @@
 Queries come from the arguments or, when none are given, from stdin (one per line). Every input
 gets exactly one answer, in order. With ``--json`` each answer is one line (JSON Lines)::
 
-    {"query": "...", "method": "hybrid", "backend": "memory", "hits": [...], "notes": [...]}
+    {"query": "...", "method": "hybrid", "backend": "memory", "weight": 0.5, "hits": [...], "notes": [...]}
 
 where each hit has ``rank``, ``id``, ``score``, the ``bm25`` and ``sparse`` legs
 (``{"score", "rank"}``, null where the leg did not retrieve it), ``title`` and ``gold``; a query
 that cannot be searched (e.g. an empty line) is answered ``{"query": "", "error": "..."}`` and
-the exit status is then 2. BM25-only search needs no model.
+the exit status is then 2. BM25-only search needs no model. ``weight`` is the sparse leg's
+min-max weight (null for other methods): ``--weight`` when given, else the ``hybrid_weight`` the
+model folder's ``sparse_demo.json`` recommends (a note says so), else 0.5. ``--analyzer`` picks the
+BM25 analyzer (``default``, ``all``, ``nori`` or Kiwi stop-tag prefixes such as ``J,E,XS``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=svc.METHODS, default="hybrid")
     p.add_argument("--top-k", "-k", type=positive_int, default=10)
     p.add_argument("--fusion", choices=svc.FUSIONS, default="minmax")
-    p.add_argument("--weight", type=unit_float, default=0.5, help="sparse weight for min-max fusion (BM25: 1 - w)")
+    p.add_argument("--weight", type=unit_float, default=None,
+                   help="sparse weight for min-max fusion (BM25: 1 - w); default: the weight the model folder's "
+                        f"sparse_demo.json recommends (hybrid_weight) when it has one, else {svc.DEFAULT_WEIGHT}")
 
 
 def _fmt(x: float | None) -> str:
@@ -58,6 +63,7 @@ def outcome_record(outcome: svc.SearchOutcome, notes: list[str]) -> dict[str, An
         "method": outcome.method,
         "fusion": outcome.fusion,
         "backend": outcome.backend,
+        "weight": outcome.weight,
         "hits": [h.to_json() for h in outcome.hits],
         "notes": [*notes, *outcome.notes],
     }
@@ -82,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     corpus = svc.load_corpus_file(args.corpus)  # bad input fails before a model loads
     encoder = None if args.method == "bm25" and not args.model else registry(args).get(args.model or default_model())
     index, notes = build(args, corpus, encoder)
+    chosen = svc.resolve_weight(encoder, args.weight)
+    if chosen.note and args.method == "hybrid" and args.fusion == "minmax":
+        notes = [*notes, f"Hybrid {chosen.note}."]
     if not args.json:
         for n in notes:
             note_line(n)
@@ -90,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             query = clean_query(raw)
             outcome = svc.search(index, query, method=args.method, k=args.top_k, fusion=args.fusion,
-                                 weight=args.weight)
+                                 weight=chosen.weight)
         except ValueError as exc:
             status = EXIT_INPUT
             if args.json:

@@ -2,7 +2,8 @@
 
 The report reads the document vectors the index holds (``SearchIndex.documents``: token
 string -> weight, after the ``doc_top_k`` cap), maps token strings to vocabulary ids, takes
-each document's input token ids from the encoder's tokenizer (``title + "\\n" + text``,
+each document's input token ids from the index (``SearchIndex.input_ids``, kept by encoding;
+only where the index lacks them, from the encoder's tokenizer on ``title + "\\n" + text``,
 truncated to the encoder's ``max_length``, as encoding did) and the token categories from
 :class:`sparse_demo.analysis.Analyzer`. Query vectors for the FLOPS figures are the index's
 own (pruned to ``query_top_k``).
@@ -117,6 +118,21 @@ def input_ids_of(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> l
     return out
 
 
+def _inputs_matrix(input_ids: Any, vocab_size: int) -> sp.csr_matrix:
+    """:func:`~.core.input_matrix`, straight from the arrays when ``input_ids`` is packed (``indptr`` + ``ids``)."""
+    indptr = getattr(input_ids, "indptr", None)
+    flat = getattr(input_ids, "ids", None)
+    if not isinstance(indptr, np.ndarray) or not isinstance(flat, np.ndarray):
+        return input_matrix(input_ids, vocab_size)
+    cols = flat.astype(np.int64, copy=False)
+    if cols.size and (cols.min() < 0 or cols.max() >= vocab_size):
+        raise ValueError(f"input token ids must lie in [0, {vocab_size}); got {cols.min()}..{cols.max()}")
+    m = sp.csr_matrix((np.ones(cols.size, dtype=bool), cols, indptr.astype(np.int64, copy=False)),
+                      shape=(len(indptr) - 1, vocab_size))
+    m.sum_duplicates()
+    return m
+
+
 def keys_for(encoder: Any, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
     """Surface keys (``sparse_demo.compare.token_key``) per column, computed once per id and encoder."""
     from sparse_demo.analysis import CATEGORIES
@@ -164,7 +180,8 @@ def report_from_vectors(
         texts: the encoded texts (``title + "\\n" + text``) for the expansion figures; None
             leaves them empty.
         input_ids: the documents' input token ids, when the encoding kept them (skips
-            tokenising ``texts`` again).
+            tokenising ``texts`` again): a sequence of id sequences, or a packed
+            :class:`sparse_demo.search.encode.TokenIds` (read without copying per document).
         query_vectors: query vectors for the FLOPS figures.
         doc_top_k: the cap the vectors were cut at.
         capped_documents: documents the cap cut, when known.
@@ -182,7 +199,7 @@ def report_from_vectors(
     codes = category_codes(encoder, active, rule)
     if input_ids is None and texts is not None:
         input_ids = input_ids_of(encoder, texts)
-    inputs = input_matrix(input_ids, vocab) if input_ids is not None else None
+    inputs = _inputs_matrix(input_ids, vocab) if input_ids is not None else None
     all_notes = list(notes)
     if getattr(encoder, "drop_special", True):
         all_notes.append("Special tokens are dropped from the search vectors, so their mass here is 0; the Explore "
@@ -235,17 +252,22 @@ def report_for_index(
     def build() -> CorpusReport:
         docs = index.documents
         capped = None
+        input_ids = getattr(index, "input_ids", None)
         if docs is None:  # an existing OpenSearch index was reused: encode once more, here
             from sparse_demo.search import encode_corpus
 
             enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k)
-            docs, capped = enc.documents, enc.pruned
+            docs, capped, input_ids = enc.documents, enc.pruned, enc.input_ids
         else:
             capped = getattr(index.stats, "pruned_docs", None)
+        if input_ids is not None and len(input_ids) != len(docs):
+            logger.warning("ignoring %d input id rows for %d documents", len(input_ids), len(docs))
+            input_ids = None
         notes = [f"FLOPS over the first {MAX_REPORT_QUERIES} of {len(texts) + dropped} queries."] if dropped else []
         return report_from_vectors(
             index.encoder, [d.sparse for d in docs], [_doc_text(d.title, d.text) for d in docs],
-            query_vectors=[index.query_vector(t)[0] for t in texts if t.strip()], doc_top_k=index.doc_top_k,
+            input_ids=input_ids, query_vectors=[index.query_vector(t)[0] for t in texts if t.strip()],
+            doc_top_k=index.doc_top_k,
             capped_documents=capped, rule=rule, thresholds=thresholds, corpus_name=index.corpus.name, notes=notes,
         )
 

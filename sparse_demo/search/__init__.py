@@ -50,11 +50,13 @@ from sparse_demo.search.options import (
 )
 from sparse_demo.search.query import SearchHit, SearchOutcome, as_mapping, frame_rows, gold_query, search
 from sparse_demo.search.session import SearchSession, opensearch_status
+from sparse_demo.search.weights import DEFAULT_WEIGHT, WeightChoice, recommended_weight, resolve_weight
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_DOC_TOP_K",
     "DEFAULT_QUERY_TOP_K",
+    "DEFAULT_WEIGHT",
     "FUSIONS",
     "METHODS",
     "SAMPLE_CORPUS",
@@ -67,6 +69,7 @@ __all__ = [
     "SearchOutcome",
     "SearchSession",
     "StageProgress",
+    "WeightChoice",
     "as_mapping",
     "build_index",
     "corpus_fingerprint",
@@ -79,5 +82,7 @@ __all__ = [
     "load_corpus_file",
     "load_sample_corpus",
     "opensearch_status",
+    "recommended_weight",
+    "resolve_weight",
     "search",
 ]

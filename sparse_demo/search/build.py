@@ -33,7 +33,14 @@ from typing import Any
 from sparse_demo.corpus import Corpus
 from sparse_demo.index import IndexDocument, MemoryBackend, SearchBackend
 from sparse_demo.search.corpus_files import corpus_id
-from sparse_demo.search.encode import EncodedCorpus, analyzer_spec, analyzer_terms, encode_corpus, encode_query
+from sparse_demo.search.encode import (
+    EncodedCorpus,
+    TokenIds,
+    analyzer_spec,
+    analyzer_terms,
+    encode_corpus,
+    encode_query,
+)
 from sparse_demo.search.options import (
     BACKENDS,
     DEFAULT_ANALYZER,
@@ -118,7 +125,8 @@ class SearchIndex:
     """A corpus loaded into one backend with the encoder that built it.
 
     ``documents`` keeps the encoded documents (None when an existing OpenSearch index was
-    reused), so a fallback to memory needs no re-encoding.
+    reused), so a fallback to memory needs no re-encoding; ``input_ids`` their input token ids
+    (see :class:`~sparse_demo.search.encode.TokenIds`; None where unknown), for the corpus report.
     """
 
     key: IndexKey
@@ -130,6 +138,7 @@ class SearchIndex:
     doc_top_k: int | None = DEFAULT_DOC_TOP_K
     query_top_k: int | None = DEFAULT_QUERY_TOP_K
     notes: list[str] = field(default_factory=list)
+    input_ids: TokenIds | None = None
     _queries: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -149,6 +158,12 @@ class SearchIndex:
     def analyzer(self) -> str:
         """The BM25 analyzer spec of the indexed terms (queries are analysed the same way)."""
         return self.key.analyzer
+
+    def encoded(self) -> EncodedCorpus | None:
+        """The encoded documents (and their input ids) to load into another backend, or None."""
+        if not self.documents:
+            return None
+        return EncodedCorpus(self.documents, self.stats.pruned_docs, 0.0, self.key.vectors_id, self.input_ids)
 
     def query_terms(self, query: str) -> list[str]:
         """The query's BM25 terms with this index's analyzer."""
@@ -366,4 +381,5 @@ def build_index(
     report(1.0, "index ready")
     logger.info("built %s index for %s with %s: %d docs in %.1fs", backend, key.corpus_id, key.model or "BM25 only",
                 stats.documents, stats.encode_seconds + stats.index_seconds)
-    return SearchIndex(key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes)
+    return SearchIndex(key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes,
+                       input_ids=encoded.input_ids)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.index import IndexDocument
@@ -41,19 +43,66 @@ def encode_query(encoder: Any, query: str, top_k: int | None = DEFAULT_QUERY_TOP
     return _prune(encoder, enc, top_k)
 
 
+@dataclass(frozen=True, eq=False)
+class TokenIds:
+    """Every document's input token ids, compactly: one int32 array cut by row offsets (CSR style).
+
+    Document ``i``'s ids are ``ids[indptr[i]:indptr[i + 1]]``; indexing and iterating give those
+    slices, so it reads as a sequence of id sequences. 10,000 documents of 200 tokens take 8 MB.
+
+    Example:
+        >>> t = TokenIds.from_sequences([(0, 5, 2), (0, 2)])
+        >>> len(t), t[1].tolist(), t.indptr.tolist()
+        (2, [0, 2], [0, 3, 5])
+    """
+
+    indptr: np.ndarray
+    ids: np.ndarray
+
+    @classmethod
+    def from_sequences(cls, seqs: Sequence[Sequence[int]]) -> TokenIds:
+        """Pack id sequences (one per document, in order)."""
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        indptr = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        ids = np.fromiter((i for s in seqs for i in s), dtype=np.int32, count=int(indptr[-1]))
+        return cls(indptr, ids)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"document {i} out of range for {n} documents")
+        i %= n
+        return self.ids[self.indptr[i] : self.indptr[i + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.ids.nbytes)
+
+
 @dataclass(frozen=True)
 class EncodedCorpus:
     """Documents ready for any backend, plus what encoding them cost.
 
     ``vectors_id`` (set by :func:`~sparse_demo.search.build_index`) names the corpus, model
     fingerprint, analyzer and pruning they were made with, so they are never loaded under another
-    key; "" means unknown (not checked).
+    key; "" means unknown (not checked). ``input_ids`` holds each document's input token ids as the
+    encoder saw them (special tokens added, truncated to its ``max_length``), so the corpus report
+    need not tokenise the corpus again; None for a BM25-only corpus or an encoder whose encodings
+    carry no ids.
     """
 
     documents: list[IndexDocument]
     pruned: int
     seconds: float
     vectors_id: str = ""
+    input_ids: TokenIds | None = None
 
     @property
     def avg_tokens(self) -> float:
@@ -101,6 +150,7 @@ def encode_corpus(
     report = progress or (lambda _f, _d: None)
     vectors: list[dict[str, float]] = [{} for _ in docs]
     pruned = 0
+    ids: list[Sequence[int] | None] = [None] * total
     if encoder is not None:
         def encoded(done: int, _total: int) -> None:
             report(0.9 * done / max(total, 1), f"encoded {done}/{total} documents")
@@ -108,6 +158,7 @@ def encode_corpus(
         for i, enc in _encode_all(encoder, texts, batch_size, encoded):
             vectors[i], cut = _prune(encoder, enc, doc_top_k)
             pruned += cut
+            ids[i] = getattr(enc, "input_ids", None)
     out: list[IndexDocument] = []
     base = 0.9 if encoder is not None else 0.0
     step = max(1, total // 20)
@@ -115,7 +166,9 @@ def encode_corpus(
         out.append(IndexDocument(id=d.id, text=d.text, terms=terms_of(text), sparse=vec, title=d.title))
         if n % step == 0 or n == total:
             report(base + (1 - base) * n / max(total, 1), f"analysed {n}/{total} documents (BM25 terms)")
-    return EncodedCorpus(out, pruned, time.perf_counter() - t0)
+    input_ids = (TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids)
+                 else None)
+    return EncodedCorpus(out, pruned, time.perf_counter() - t0, input_ids=input_ids)
 
 
 def _encode_all(

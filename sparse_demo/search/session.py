@@ -117,7 +117,7 @@ class SearchSession:
         with self._lock:
             for other in self._indexes.values():
                 if other.key.vectors_id == key.vectors_id and other.documents:
-                    return EncodedCorpus(other.documents, other.stats.pruned_docs, 0.0, other.key.vectors_id)
+                    return other.encoded()
         return None
 
     def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
@@ -126,7 +126,7 @@ class SearchSession:
                                   "analyzer": index.analyzer}
         same_vectors = self.key_for(index.corpus, index.encoder, "memory", **kwargs).vectors_id == index.key.vectors_id
         if index.documents and same_vectors:  # else the model changed since: encode again
-            kwargs["encoded"] = EncodedCorpus(index.documents, index.stats.pruned_docs, 0.0, index.key.vectors_id)
+            kwargs["encoded"] = index.encoded()
         mem, _ = self.get_or_build(index.corpus, index.encoder, "memory", progress=progress, fallback=False,
                                    **kwargs)
         return mem

@@ -21,7 +21,7 @@ import gradio as gr
 import pandas as pd
 
 from ..corpus_report import CorpusReport, ReportComparison, compare_reports, report_for_index
-from .common import AppContext, UserError, message, write_csv
+from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv
 from .plots import CATEGORY_COLORS, CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ TABLE_COLUMNS = ["token", "category", "df", "df_share", "mean_weight", "max_weig
 CHANGE_COLUMNS = ["key", "category", "df_a", "df_b", "df_share_change", "mass_share_a", "mass_share_b",
                   "mass_share_change"]
 NO_SECOND = "(none)"
+#: The app refreshes every model picker's choices (``ui.common.picker_updates``); keep "(none)" first in ours.
+PICKER_PREFIX["corpus-report-b-model"] = (NO_SECOND,)
 
 
 @dataclass
@@ -168,24 +170,29 @@ def compute_corpus_report(
     folder_b: str | None = None,
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
+    analyzer: str | None = None,
 ) -> CorpusReportView:
-    """The report of the Search tab's index (built when missing), and of a second model when picked."""
-    from .search import resolve_corpus
+    """The report of the Search tab's index (built when missing), and of a second model when picked.
+
+    ``analyzer`` is the tab's BM25 analyzer, so the report reuses the index the tab searches.
+    """
+    from .search import analyzer_spec, resolve_corpus
 
     def stage(fraction: float, desc: str) -> None:
         if progress is not None:
             progress(fraction, desc=desc)
 
     try:
+        spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
-        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage)
+        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
         a = report_for_index(index)
         b = None
         if (folder_b or "").strip() or (model_b_choice and model_b_choice != NO_SECOND):
             encoder_b = ctx.encoder(model_b_choice if model_b_choice != NO_SECOND else None, folder_b,
                                     visitor_models)
-            index_b, _ = session.get_or_build(corpus, encoder_b, "memory", progress=stage)
+            index_b, _ = session.get_or_build(corpus, encoder_b, "memory", progress=stage, analyzer=spec)
             b = report_for_index(index_b)
     except (UserError, ValueError) as exc:
         return CorpusReportView(message(str(exc), "error"))
@@ -222,8 +229,9 @@ def build_accordion(
     folder: gr.components.Component,
     backend: gr.components.Component,
     visitor_models: gr.State,
+    analyzer: gr.components.Component | None = None,
 ) -> gr.Accordion:
-    """The "Corpus report" accordion, fed by the Search tab's corpus / model / backend pickers.
+    """The "Corpus report" accordion, fed by the Search tab's corpus / model / backend / analyzer pickers.
 
     Call inside the Search tab's ``gr.Blocks`` context, after those components exist.
     """
@@ -251,13 +259,16 @@ def build_accordion(
             csv = gr.File(label="Per-token table (CSV)", elem_id="corpus-report-csv")
             js = gr.File(label="Report (JSON)", elem_id="corpus-report-json")
 
-    def on_run(choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, progress=gr.Progress()):
+    def on_run(choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, analyzer_=None,
+               progress=gr.Progress()):
         v = compute_corpus_report(ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm,
-                                  progress)
+                                  progress, analyzer_)
         return v.status, v.table, v.scatter, v.histogram, v.changes, v.csv, v.json
 
-    run.click(on_run, [corpus_choice, uploaded, model, folder, backend, model_b, folder_b, visitor_models],
-              [status, table, scatter, hist, changes, csv, js])
+    inputs = [corpus_choice, uploaded, model, folder, backend, model_b, folder_b, visitor_models]
+    if analyzer is not None:
+        inputs.append(analyzer)
+    run.click(on_run, inputs, [status, table, scatter, hist, changes, csv, js])
     return acc
 
 

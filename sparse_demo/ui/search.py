@@ -7,6 +7,11 @@ The handlers (``load_upload``, ``build_search_index``, ``run_search``, ``explain
 content, the model's checkpoint fingerprint, the BM25 analyzer and the backend); a visitor's
 uploaded corpus lives in ``gr.State``. Passages are rendered by :mod:`sparse_demo.ui.render`; a
 rendering failure shows the plain passage and a warning, never a failed search.
+
+The BM25 analyzer dropdown takes a preset (``default``, ``all``, ``nori``) or typed Kiwi stop-tag
+prefixes (``J,E,XS``). Until a visitor moves the weight slider, a hybrid search uses the weight the
+model folder recommends (``sparse_demo.json``), says so in the status and moves the slider there.
+The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`) reads this tab's pickers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ METHOD_CHOICES = [("Hybrid (BM25 + sparse)", "hybrid"), ("Sparse (dot product)",
                   ("BM25 (Kiwi morphemes)", "bm25")]
 FUSION_CHOICES = [("Min-max, weighted mean", "minmax"), ("RRF (rank constant 60)", "rrf")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
+#: BM25 analyzer presets offered in the dropdown (a typed comma-separated stop-tag list is accepted too).
+ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes", "all"),
+                    ("nori's stop tags", "nori")]
 CHART_TOKENS = 20
 
 _sample_cache: dict[str, Corpus] = {}
@@ -91,6 +99,26 @@ def _describe(corpus: Corpus) -> str:
     return f"**{corpus.name}**: {len(corpus):,} documents{extra}"
 
 
+def corpus_notes(corpus: Corpus | None) -> list[str]:
+    """What the user should know about a loaded corpus (e.g. dropped BEIR judgements naming unknown ids)."""
+    return list(getattr(corpus, "notes", ()) or ()) if corpus is not None else []
+
+
+def analyzer_spec(text: str | None) -> str:
+    """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
+
+    Raises:
+        UserError: an unknown preset or tag (the message names the valid choices).
+    """
+    from ..korean import DEFAULT_ANALYZER, get_analyzer
+
+    raw = (text or "").strip() or DEFAULT_ANALYZER
+    try:
+        return get_analyzer(raw).spec
+    except ValueError as exc:
+        raise UserError(f"BM25 analyzer: {exc}") from None
+
+
 # ---------------------------------------------------------------------- handlers
 def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
     """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder)."""
@@ -103,7 +131,9 @@ def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
     except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
         logger.exception("Corpus upload failed")
         return UploadResult(message(f"Corpus upload failed: {exc}", "error"), None)
-    return UploadResult(message(f"Loaded {_describe(corpus)}. Build the index or search.", "info"), corpus)
+    lines = [message(f"Loaded {_describe(corpus)}. Build the index or search.", "info")]
+    lines += [message(n, "warning") for n in corpus_notes(corpus)]
+    return UploadResult("\n\n".join(lines), corpus)
 
 
 def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
@@ -146,6 +176,7 @@ def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
         head += (f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
                  f"{st.avg_tokens:.0f} sparse tokens per document on average.")
     lines = [head]
+    lines += [message(n, "warning") for n in corpus_notes(index.corpus)]
     for n in notes:
         lines.append(message(n, "info" if n.startswith(("Built", "Reused")) else "warning"))
     return "\n\n".join(lines)
@@ -161,12 +192,15 @@ def build_search_index(
     backend: str = "memory",
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
+    analyzer: str | None = None,
 ) -> IndexResult:
-    """Build (or reuse) the index for the chosen corpus, model and backend."""
+    """Build (or reuse) the index for the chosen corpus, model, backend and BM25 analyzer."""
     try:
+        spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
-        index, notes = session.get_or_build(corpus, encoder, backend or "memory", progress=_progress_fn(progress))
+        index, notes = session.get_or_build(corpus, encoder, backend or "memory", progress=_progress_fn(progress),
+                                            analyzer=spec)
     except (UserError, ValueError) as exc:
         return IndexResult(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001
@@ -185,6 +219,7 @@ def _index_for_search(
     backend: str,
     visitor_models: dict[str, str] | None,
     progress: svc.StageProgress | None,
+    analyzer: str = "default",
 ) -> tuple[svc.SearchIndex, list[str]]:
     """The index a search needs; BM25 never waits for the model to encode the corpus."""
     if method == "bm25":
@@ -193,23 +228,25 @@ def _index_for_search(
         except UserError:
             encoder = None
         if encoder is not None:
-            found = session.get(session.key_for(corpus, encoder, backend))
+            found = session.get(session.key_for(corpus, encoder, backend, analyzer=analyzer))
             if found is not None:
                 return found, []
-        return session.get_or_build(corpus, None, backend, progress=progress)
+        return session.get_or_build(corpus, None, backend, progress=progress, analyzer=analyzer)
     encoder = ctx.encoder(model_choice, folder, visitor_models)
-    return session.get_or_build(corpus, encoder, backend, progress=progress)
+    return session.get_or_build(corpus, encoder, backend, progress=progress, analyzer=analyzer)
 
 
-def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str]) -> str:
+def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str],
+                   weight_note: str = "") -> str:
     how = {"bm25": "BM25", "sparse": "sparse"}.get(outcome.method, "hybrid")
     if outcome.method == "hybrid":
-        how += (f" (min-max, sparse weight {outcome.weight:.2f})" if outcome.fusion == "minmax"
-                else " (RRF, rank constant 60)")
+        how += (f" (min-max, sparse weight {outcome.weight:.2f}{'; ' + weight_note if weight_note else ''})"
+                if outcome.fusion == "minmax" else " (RRF, rank constant 60)")
     lines = [
         f"**{len(outcome.hits)} hits** in **{outcome.total_ms:.1f} ms** (query encoding {outcome.encode_ms:.1f} ms, "
         f"search + fusion {outcome.search_ms:.1f} ms) · {how} · backend **{outcome.backend}** · model "
-        f"**{index.model_name or 'none (BM25 only)'}** · {len(index.corpus):,} documents."
+        f"**{index.model_name or 'none (BM25 only)'}** · BM25 analyzer `{index.analyzer}` · "
+        f"{len(index.corpus):,} documents."
     ]
     if outcome.gold_query_id:
         lines.append(
@@ -240,12 +277,18 @@ def run_search(
     backend: str = "memory",
     method: str = "hybrid",
     fusion: str = "minmax",
-    weight: float = 0.5,
+    weight: float | None = 0.5,
     top_k: int = 10,
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
+    analyzer: str | None = None,
 ) -> SearchTabResult:
-    """Search (building the index first when needed) and explain the top hit."""
+    """Search (building the index first when needed) and explain the top hit.
+
+    ``weight=None`` means the user has not chosen one: the model folder's recommended hybrid weight
+    (``sparse_demo.json``) applies when it has one, else 0.5 (:func:`sparse_demo.search.resolve_weight`);
+    the status then says "weight w recommended by the model card".
+    """
     try:
         text = (query or "").strip()
         if not text:
@@ -253,19 +296,21 @@ def run_search(
         k = int(top_k)
         if not 1 <= k <= 100:
             raise UserError(f"top-k must be between 1 and 100, got {k}.")
+        spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         report = _progress_fn(progress)
         index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
-                                         backend or "memory", visitor_models, report)
+                                         backend or "memory", visitor_models, report, spec)
+        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight))
         outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
-                                       weight=float(weight))
+                                       weight=chosen.weight)
     except (UserError, ValueError) as exc:
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
     except Exception as exc:  # noqa: BLE001
         logger.exception("Search failed")
         return SearchTabResult(message(f"Search failed: {exc}", "error"), _empty_results(), "", _empty_explain())
     table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
-    status = _search_status(outcome, used, notes)
+    status = _search_status(outcome, used, notes, chosen.note)
     first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
     return SearchTabResult(status, table, first.passage, first, outcome)
 
@@ -331,6 +376,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     session = svc.SearchSession()  # shared by every visitor of this app
     uploaded = gr.State(None)  # this visitor's uploaded Corpus
     last = gr.State(None)  # this visitor's last SearchOutcome (for row selection)
+    weight_moved = gr.State(False)  # has this visitor moved the weight slider? (else: the model's advice)
     with gr.Row():
         with gr.Column(scale=3):
             query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="search-query",
@@ -350,6 +396,9 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                              "of a BEIR folder", file_types=[".jsonl", ".csv", ".tsv", ".zip"],
                              elem_id="search-upload")
             backend = gr.Radio(BACKEND_CHOICES, value="memory", label="Backend", elem_id="search-backend")
+            analyzer = gr.Dropdown(ANALYZER_CHOICES, value="default", allow_custom_value=True,
+                                   label="BM25 analyzer (or type Kiwi stop-tag prefixes, e.g. J,E,XS)",
+                                   elem_id="search-analyzer")
             model, folder = model_picker(ctx, "search")
     with gr.Row():
         index_btn = gr.Button("Build index", elem_id="search-index")
@@ -364,6 +413,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         explain_table = gr.Dataframe(label="Per-token contributions to the sparse score",
                                      elem_id="search-explain-table", interactive=False)
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
+    from .corpus_report import build_accordion
+
+    build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
+                    backend=backend, visitor_models=visitor_models, analyzer=analyzer)
 
     def on_upload(path):
         r = load_upload(ctx, path)
@@ -379,19 +432,26 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     method.change(on_method, [method, fusion], [fusion, weight])
     fusion.change(on_method, [method, fusion], [fusion, weight])
 
-    def on_index(choice, up, model_, folder_, backend_, vm, progress=gr.Progress()):
-        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress).status
+    def on_index(choice, up, model_, folder_, backend_, vm, analyzer_, progress=gr.Progress()):
+        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress,
+                                  analyzer_).status
 
-    index_btn.click(on_index, [corpus_choice, uploaded, model, folder, backend, visitor_models], [index_status])
+    index_btn.click(on_index, [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer],
+                    [index_status])
+    weight.input(lambda: True, None, [weight_moved])
 
-    def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, progress=gr.Progress()):
-        r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w, k, vm, progress)
+    def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, analyzer_, moved,
+                  progress=gr.Progress()):
+        r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w if moved else None, k, vm,
+                       progress, analyzer_)
         ex = r.explain
-        return r.status, r.table, r.passage, ex.status, ex.table, ex.chart, r.outcome
+        used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
+        slider = gr.update(value=used) if used is not None and not moved else gr.update()
+        return r.status, r.table, r.passage, ex.status, ex.table, ex.chart, r.outcome, slider
 
     search_inputs = [query, corpus_choice, uploaded, model, folder, backend, method, fusion, weight, top_k,
-                     visitor_models]
-    search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last]
+                     visitor_models, analyzer, weight_moved]
+    search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
     run.click(on_search, search_inputs, search_outputs)
     query.submit(on_search, search_inputs, search_outputs)
 
