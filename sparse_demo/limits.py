@@ -12,6 +12,8 @@ Environment variables (all optional):
 - ``SPARSE_DEMO_MAX_ROWS``: rows (pairs, queries) read from one upload (default 50,000).
 - ``SPARSE_DEMO_VISITOR_QUOTA_MB``: disk one visitor's own models may use (default 500 MB).
 - ``SPARSE_DEMO_VISITOR_MODELS``: how many models one visitor may keep (default 3).
+- ``SPARSE_DEMO_MAX_INDEXES``: built search indexes the process keeps (default 8, least recently used dropped).
+- ``SPARSE_DEMO_INDEX_CACHE_MB``: estimated memory those indexes may use together (default 1,000 MB).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Limits:
     max_rows: int = 50_000
     visitor_quota_bytes: int = 500 * _MB
     visitor_models: int = 3
+    max_indexes: int = 8
+    index_cache_bytes: int = 1000 * _MB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
@@ -56,6 +60,9 @@ class Limits:
             visitor_quota_bytes=int(env_number(env, "SPARSE_DEMO_VISITOR_QUOTA_MB", cls.visitor_quota_bytes / _MB,
                                                minimum=0.001) * _MB),
             visitor_models=int(env_number(env, "SPARSE_DEMO_VISITOR_MODELS", cls.visitor_models, minimum=1)),
+            max_indexes=int(env_number(env, "SPARSE_DEMO_MAX_INDEXES", cls.max_indexes, minimum=1)),
+            index_cache_bytes=int(env_number(env, "SPARSE_DEMO_INDEX_CACHE_MB", cls.index_cache_bytes / _MB,
+                                             minimum=0.001) * _MB),
         )
 
     def check_query(self, text: str) -> str:

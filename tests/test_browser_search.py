@@ -117,3 +117,15 @@ def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
     wait_for(lambda: "posting_entries" in page.locator("#corpus-report-status").inner_text(), timeout=300)
     text = page.locator("#corpus-report-status").inner_text()
     assert "3 documents" in text and "longest posting lists" in text
+
+
+def test_an_over_long_query_is_refused_with_the_limit_in_browser(page, app_context):
+    """A query one character over ctx.limits.max_query_chars gets a message naming the limit and its variable."""
+    limit = app_context.limits.max_query_chars
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
+    page.locator("#search-query textarea").fill("가" * (limit + 1))
+    page.locator("#search-run").click()
+    status = page.locator("#search-status")
+    status.get_by_text("SPARSE_DEMO_MAX_QUERY_CHARS").wait_for(timeout=SLOW_MS)
+    assert f"{limit + 1:,} characters" in status.inner_text() and f"the limit is {limit:,}" in status.inner_text()

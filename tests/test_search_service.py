@@ -818,3 +818,178 @@ def test_token_ids_pack_and_index_like_a_list():
     with pytest.raises(IndexError, match="out of range"):
         t[3]
     assert len(TokenIds.from_sequences([])) == 0
+
+
+# ----------------------------------------------------------------------------- F5: index budget, tuned weights, limits
+def hand_index_bytes(docs: list[Document], vectors: dict[str, dict[str, float]] | None, input_ids=None,
+                     memory: bool = True) -> int:
+    """The byte estimate as session.estimate_index_bytes's docstring states it, computed from the raw documents."""
+    text = sum(len(d.text.encode("utf-8")) + len(d.title.encode("utf-8")) for d in docs)
+    terms = [bm25_terms(doc_text(d)) for d in docs]
+    entries = sum(len(vectors[d.id]) for d in docs) if vectors else 0
+    total = text + 100 * entries + 70 * sum(len(t) for t in terms)
+    if memory:
+        total += 8 * (entries + sum(len(set(t)) for t in terms))
+    if input_ids is not None:
+        total += 8 * (len(input_ids) + 1) + 4 * sum(len(row) for row in input_ids)
+    return total
+
+
+def test_index_bytes_estimate_by_hand(encoder, doc_vectors):
+    from sparse_demo.search.session import estimate_index_bytes
+
+    bm25_only = svc.build_index(Corpus("b", list(DOCS)), None, "memory")
+    assert estimate_index_bytes(bm25_only) == hand_index_bytes(DOCS, None)
+    full = svc.build_index(Corpus("s", list(DOCS)), encoder, "memory", doc_top_k=DOC_TOP_K)
+    pruned = {d: top_tokens(v, DOC_TOP_K) for d, v in doc_vectors.items()}
+    ids = encoder.tokenizer([doc_text(d) for d in DOCS], add_special_tokens=True, truncation=True,
+                            max_length=encoder.max_length)["input_ids"]
+    assert estimate_index_bytes(full) == hand_index_bytes(DOCS, pruned, ids)
+
+
+def _bm25_index(session: svc.SearchSession, n: int) -> svc.SearchIndex:
+    idx, _ = session.get_or_build(Corpus(f"c{n}", list(DOCS[:n])), None, "memory")
+    return idx
+
+
+def test_index_cache_evicts_by_count_least_recently_used_first():
+    session = svc.SearchSession(max_indexes=2)
+    a, b = _bm25_index(session, 2), _bm25_index(session, 3)
+    assert session.get(a.key) is a  # a is now the most recently used
+    c = _bm25_index(session, 4)
+    assert session.cached_keys() == [a.key, c.key] and session.get(b.key) is None
+    again, notes = session.get_or_build(Corpus("c2", list(DOCS[:2])), None, "memory")  # the same key reused
+    assert again is a and notes[0].startswith("Reused") and len(session) == 2
+
+
+def test_index_cache_evicts_by_bytes():
+    sizes = {n: hand_index_bytes(DOCS[:n], None) for n in (2, 3, 4)}
+    session = svc.SearchSession(max_indexes=10, max_bytes=sizes[3] + sizes[4])
+    two, three, four = (_bm25_index(session, n) for n in (2, 3, 4))
+    # 2 + 3 + 4 exceeds the budget: the oldest (2) goes; 3 + 4 fit exactly
+    assert session.cached_keys() == [three.key, four.key] and session.cached_bytes == sizes[3] + sizes[4]
+    assert session.get(three.key) is three  # reuse: 4 is now the least recently used
+    rebuilt = _bm25_index(session, 2)
+    assert rebuilt is not two and session.cached_keys() == [three.key, rebuilt.key]
+    assert session.cached_bytes == sizes[3] + sizes[2]
+
+
+def test_an_index_over_the_whole_budget_is_kept_alone_and_says_so():
+    session = svc.SearchSession(max_bytes=10)
+    _bm25_index(session, 2)
+    idx, notes = session.get_or_build(Corpus("big", list(DOCS)), None, "memory")
+    assert session.cached_keys() == [idx.key]
+    assert any("SPARSE_DEMO_INDEX_CACHE_MB" in n and "kept alone" in n for n in notes)
+
+
+def test_session_budget_comes_from_the_limits():
+    from sparse_demo.limits import Limits
+
+    limits = Limits.from_env({"SPARSE_DEMO_MAX_INDEXES": "3", "SPARSE_DEMO_INDEX_CACHE_MB": "2"})
+    session = svc.SearchSession.from_limits(limits)
+    assert (session.max_indexes, session.max_bytes) == (3, 2 * 1024 * 1024)
+    assert (Limits().max_indexes, Limits().index_cache_bytes) == (8, 1000 * 1024 * 1024)
+    with pytest.raises(ValueError, match="SPARSE_DEMO_MAX_INDEXES"):
+        Limits.from_env({"SPARSE_DEMO_MAX_INDEXES": "many"})
+    with pytest.raises(ValueError, match="max_bytes must be >= 1"):
+        svc.SearchSession(max_bytes=0)
+
+
+def test_an_evicted_index_still_answers_its_holder_and_the_tab_rebuilds_it(app_context, jsonl_corpus):
+    from sparse_demo.ui import search as tab
+
+    up = tab.load_upload(app_context, str(jsonl_corpus))
+    session = svc.SearchSession(max_indexes=1)
+    first = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25",
+                           top_k=3)
+    held = session.get(first.outcome.key)
+    _bm25_index(session, 2)  # evicts the tab's index
+    assert session.get(first.outcome.key) is None
+    assert svc.search(held, "전세 보증금", method="bm25", k=1).ids == ["law-001"]  # a holder keeps working
+    gone = tab.explain_hit(session, first.outcome, 0)
+    assert "dropped from the shared index cache" in gone.status and "Search again" in gone.status
+    again = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25",
+                           top_k=3)
+    assert again.table["id"].tolist()[0] == "law-001" and "Built" in again.status
+
+
+def test_the_index_cache_is_safe_under_concurrent_handlers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = [hand_index_bytes(DOCS[:n], None) for n in (1, 2, 3)]
+    session = svc.SearchSession(max_indexes=3, max_bytes=sum(sizes))
+
+    def work(i: int) -> list[str]:
+        idx = _bm25_index(session, 1 + i % 6)
+        return svc.search(idx, "방법", method="bm25", k=6).ids
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(work, range(36)))
+    assert all(isinstance(r, list) for r in results)
+    assert len(session) <= 3 and session.cached_bytes <= max(sum(sizes), hand_index_bytes(DOCS, None))
+    assert session.cached_bytes == sum(hand_index_bytes(DOCS[: int(k.corpus_id.split("-")[0][1:])], None)
+                                       for k in session.cached_keys())
+
+
+@pytest.mark.parametrize(
+    ("user", "tuned", "model", "want"),
+    [
+        (0.9, 0.7, 0.3, (0.9, "user")),
+        (None, 0.7, 0.3, (0.7, "evaluate")),
+        (None, None, 0.3, (0.3, "model")),
+        (None, None, None, (0.5, "default")),
+        (0.0, 0.7, None, (0.0, "user")),  # 0 is a weight, not "unset"
+        (None, 0.0, 0.3, (0.0, "evaluate")),
+    ],
+)
+def test_weight_priority(user, tuned, model, want):
+    got = svc.choose_weight(user, None if tuned is None else svc.TunedWeight(tuned, "dev"), model)
+    assert (got.weight, got.source) == want
+    assert got.label  # every source is named in the status
+
+
+def test_tuned_weights_map():
+    tw = svc.TunedWeights(max_entries=2)
+    tw.remember("m", "c1", 0.2, "best ndcg@10 on 5 dev queries")
+    tw.remember("m", "c2", 0.4)
+    assert tw.get("m", "c1") == svc.TunedWeight(0.2, "best ndcg@10 on 5 dev queries") and tw.get("x", "c1") is None
+    tw.remember("m", "c3", 0.6)  # bounded: the least recently set (c1) goes
+    assert tw.get("m", "c1") is None and len(tw) == 2
+    tw.forget("m", "c2")
+    assert tw.get("m", "c2") is None
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        tw.remember("m", "c", 1.5)
+    with pytest.raises(ValueError, match="fingerprint"):
+        tw.remember("", "c", 0.5)
+
+
+def test_resolve_weight_reads_the_tuned_map_for_this_model_and_corpus(tiny_model_dir, tmp_path):
+    from sparse_demo.encoder import SpladeEncoder
+
+    with_card = SpladeEncoder.load(str(_model_copy(tiny_model_dir, tmp_path / "w", 0.3)), device="cpu")
+    corpus = Corpus("c", list(DOCS))
+    tw = svc.TunedWeights()
+    tw.remember(with_card.fingerprint, svc.corpus_fingerprint(corpus), 0.8, "best ndcg@10 on 9 dev queries")
+    got = svc.resolve_weight(with_card, None, corpus=corpus, tuned=tw)
+    assert got == svc.WeightChoice(0.8, "evaluate", "best ndcg@10 on 9 dev queries")
+    assert got.note == ("weight 0.8 tuned by the Evaluate tab for this model and corpus "
+                        "(best ndcg@10 on 9 dev queries)")
+    other = Corpus("c", list(DOCS[:3]))
+    assert svc.resolve_weight(with_card, None, corpus=other, tuned=tw).source == "model"
+    assert svc.resolve_weight(with_card, 0.1, corpus=corpus, tuned=tw).source == "user"
+
+
+def test_search_tab_limits_are_messages(app_context, jsonl_corpus, monkeypatch):
+    from sparse_demo.limits import Limits
+    from sparse_demo.ui import search as tab
+
+    up = tab.load_upload(app_context, str(jsonl_corpus))
+    monkeypatch.setattr(app_context, "limits", Limits(max_query_chars=5, max_rows=5, max_upload_bytes=100))
+    long = tab.run_search(app_context, svc.SearchSession(), "전세 보증금 반환", tab.UPLOAD_LABEL, up.corpus, None,
+                          method="bm25")
+    assert long.status.startswith("⛔") and "SPARSE_DEMO_MAX_QUERY_CHARS" in long.status and long.outcome is None
+    big = tab.load_upload(app_context, str(jsonl_corpus))  # the file is over 100 bytes
+    assert big.corpus is None and big.status.startswith("⛔") and "SPARSE_DEMO_MAX_UPLOAD_MB" in big.status
+    monkeypatch.setattr(app_context, "limits", Limits(max_rows=5))
+    rows = tab.load_upload(app_context, str(jsonl_corpus))
+    assert rows.corpus is None and "6 documents; the limit is 5 per upload (SPARSE_DEMO_MAX_ROWS)" in rows.status

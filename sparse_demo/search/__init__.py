@@ -8,8 +8,10 @@ The data flows one way through the modules, text -> vector -> index -> hits:
   keyed by corpus content, model fingerprint, BM25 analyzer and backend;
 * :mod:`~sparse_demo.search.query` runs one query (``"bm25"``, ``"sparse"`` or ``"hybrid"``);
 * :mod:`~sparse_demo.search.explain` breaks a sparse score into per-token products;
-* :mod:`~sparse_demo.search.session` caches built indexes and falls back to memory when
-  OpenSearch is down.
+* :mod:`~sparse_demo.search.session` caches built indexes (an LRU bounded by count and by an
+  estimate of bytes) and falls back to memory when OpenSearch is down;
+* :mod:`~sparse_demo.search.weights` picks the hybrid weight (the user's, the Evaluate tab's tuned
+  one for this model and corpus, the model card's, or 0.5).
 
 HTML rendering of hits lives in :mod:`sparse_demo.ui.render`.
 
@@ -50,7 +52,17 @@ from sparse_demo.search.options import (
 )
 from sparse_demo.search.query import SearchHit, SearchOutcome, as_mapping, frame_rows, gold_query, search
 from sparse_demo.search.session import SearchSession, opensearch_status
-from sparse_demo.search.weights import DEFAULT_WEIGHT, WeightChoice, recommended_weight, resolve_weight
+from sparse_demo.search.weights import (
+    DEFAULT_WEIGHT,
+    TUNED_WEIGHTS,
+    TunedWeight,
+    TunedWeights,
+    WeightChoice,
+    choose_weight,
+    model_fingerprint,
+    recommended_weight,
+    resolve_weight,
+)
 
 __all__ = [
     "BACKENDS",
@@ -69,9 +81,13 @@ __all__ = [
     "SearchOutcome",
     "SearchSession",
     "StageProgress",
+    "TUNED_WEIGHTS",
+    "TunedWeight",
+    "TunedWeights",
     "WeightChoice",
     "as_mapping",
     "build_index",
+    "choose_weight",
     "corpus_fingerprint",
     "corpus_id",
     "encode_corpus",
@@ -81,6 +97,7 @@ __all__ = [
     "gold_query",
     "load_corpus_file",
     "load_sample_corpus",
+    "model_fingerprint",
     "opensearch_status",
     "recommended_weight",
     "resolve_weight",

@@ -1,4 +1,9 @@
-"""Built indexes shared by a process, with an in-memory fallback when OpenSearch is down."""
+"""Built indexes shared by a process, with an in-memory fallback when OpenSearch is down.
+
+The cache is an LRU bounded by a count and by an estimate of bytes (:func:`estimate_index_bytes`);
+both budgets come from :class:`sparse_demo.limits.Limits` (``SPARSE_DEMO_MAX_INDEXES``,
+``SPARSE_DEMO_INDEX_CACHE_MB``) through :meth:`SearchSession.from_limits`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,43 @@ from sparse_demo.search.query import SearchOutcome, search
 
 logger = logging.getLogger(__name__)
 
+#: Bytes per stored posting in a memory leg: a float32 value and an int32 index in the CSC matrix.
+POSTING_BYTES = 8
+#: Bytes per entry of a retained document vector (a Python dict: token str, float, hash slot).
+VECTOR_ENTRY_BYTES = 100
+#: Bytes per retained BM25 term of a document (a Python str and its list slot).
+TERM_BYTES = 70
+
+
+def estimate_index_bytes(index: SearchIndex) -> int:
+    """An estimate of the process memory one built index holds (what the session's byte budget counts).
+
+    The sum of:
+
+    * the corpus text (UTF-8 bytes of every title and text);
+    * the retained encoded documents (kept for a memory fallback and for another backend):
+      :data:`VECTOR_ENTRY_BYTES` per sparse-vector entry and :data:`TERM_BYTES` per BM25 term;
+    * memory backend only: the CSC postings of both legs, :data:`POSTING_BYTES` per posting
+      (one per active token of a document vector, one per distinct BM25 term of a document);
+    * the input token ids kept for the corpus report (their arrays' bytes).
+
+    An OpenSearch index's postings live in the cluster and are not counted.
+
+    Args:
+        index: a built :class:`~sparse_demo.search.build.SearchIndex`.
+    """
+    total = sum(len(d.text.encode("utf-8")) + len((d.title or "").encode("utf-8")) for d in index.corpus.documents)
+    docs = index.documents or []
+    entries = sum(len(d.sparse) for d in docs)
+    terms = sum(len(d.terms) for d in docs)
+    total += entries * VECTOR_ENTRY_BYTES + terms * TERM_BYTES
+    if index.backend_name == "memory":
+        total += (entries + sum(len(set(d.terms)) for d in docs)) * POSTING_BYTES
+    ids = index.input_ids
+    if ids is not None:
+        total += int(getattr(ids.indptr, "nbytes", 0)) + int(getattr(ids.ids, "nbytes", 0))
+    return int(total)
+
 
 class SearchSession:
     """Built indexes shared by the process, keyed by :class:`IndexKey`.
@@ -25,26 +67,56 @@ class SearchSession:
     document pruning and the backend, so a checkpoint replaced under the same name is rebuilt.
 
     ``get_or_build`` builds an index once (concurrent callers with the same key wait for
-    the first build and reuse it) and keeps at most ``max_indexes`` (least recently used
-    dropped). OpenSearch problems never escape as crashes: building falls back to the
-    memory backend with a note, and so does a search whose node stopped mid-session.
+    the first build and reuse it). The cache is an LRU bounded by ``max_indexes`` and by
+    ``max_bytes`` of :func:`estimate_index_bytes` together: the least recently used indexes are
+    dropped until both hold (the newest index is always kept, even alone over the byte budget, and
+    a warning says so). A dropped index stays usable by whoever still holds it; the Search tab
+    rebuilds it on the next search (``get_or_build`` with the same key). OpenSearch problems never
+    escape as crashes: building falls back to the memory backend with a note, and so does a search
+    whose node stopped mid-session. Every method is safe under concurrent handlers.
 
     Args:
         max_indexes: How many built indexes to keep.
+        max_bytes: Estimated bytes all kept indexes may hold together (None: no byte budget).
         build_kwargs: Defaults passed to :func:`build_index` (e.g. ``doc_top_k``).
+
+    Raises:
+        ValueError: ``max_indexes`` < 1 or ``max_bytes`` < 1.
     """
 
-    def __init__(self, max_indexes: int = 8, **build_kwargs: Any) -> None:
+    def __init__(self, max_indexes: int = 8, max_bytes: int | None = None, **build_kwargs: Any) -> None:
         if max_indexes < 1:
             raise ValueError(f"max_indexes must be >= 1, got {max_indexes}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1 (or None for no byte budget), got {max_bytes}")
         self.max_indexes = max_indexes
+        self.max_bytes = max_bytes
         self.build_kwargs = build_kwargs
         self._indexes: OrderedDict[IndexKey, SearchIndex] = OrderedDict()
+        self._sizes: dict[IndexKey, int] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[IndexKey, threading.Lock] = {}
 
+    @classmethod
+    def from_limits(cls, limits: Any, **build_kwargs: Any) -> SearchSession:
+        """A session with the budgets of a :class:`sparse_demo.limits.Limits` (``max_indexes``,
+        ``index_cache_bytes``)."""
+        return cls(max_indexes=int(limits.max_indexes), max_bytes=int(limits.index_cache_bytes), **build_kwargs)
+
     def __len__(self) -> int:
-        return len(self._indexes)
+        with self._lock:
+            return len(self._indexes)
+
+    @property
+    def cached_bytes(self) -> int:
+        """The estimated bytes of the kept indexes (:func:`estimate_index_bytes`)."""
+        with self._lock:
+            return sum(self._sizes.values())
+
+    def cached_keys(self) -> list[IndexKey]:
+        """The kept keys, least recently used first."""
+        with self._lock:
+            return list(self._indexes)
 
     def get(self, key: IndexKey) -> SearchIndex | None:
         with self._lock:
@@ -53,13 +125,33 @@ class SearchSession:
                 self._indexes.move_to_end(key)
             return idx
 
-    def _put(self, index: SearchIndex) -> None:
+    def _put(self, index: SearchIndex) -> list[str]:
+        """Keep ``index`` and evict by count and bytes; returns notes for the user (may be empty)."""
+        size = estimate_index_bytes(index)
+        notes: list[str] = []
         with self._lock:
             self._indexes[index.key] = index
+            self._sizes[index.key] = size
             self._indexes.move_to_end(index.key)
-            while len(self._indexes) > self.max_indexes:
+            while len(self._indexes) > 1 and (
+                len(self._indexes) > self.max_indexes
+                or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes)
+            ):
                 old, _ = self._indexes.popitem(last=False)
-                logger.info("dropped cached index %s", old)
+                freed = self._sizes.pop(old, 0)
+                lock = self._key_locks.get(old)
+                if lock is not None and not lock.locked():  # at worst a later caller builds it twice
+                    del self._key_locks[old]
+                logger.info("dropped cached index %s (%d estimated bytes)", old, freed)
+            if self.max_bytes is not None and size > self.max_bytes:
+                notes.append(
+                    f"This index takes about {size / 1e6:,.1f} MB, more than the index cache's budget of "
+                    f"{self.max_bytes / 1e6:,.1f} MB (SPARSE_DEMO_INDEX_CACHE_MB): it is kept alone and dropped "
+                    "when another index is built."
+                )
+        for n in notes:
+            logger.warning("%s", n)
+        return notes
 
     def key_for(self, corpus: Corpus, encoder: Any | None, backend: str, **kwargs: Any) -> IndexKey:
         """The key :meth:`get_or_build` uses for these arguments (``analyzer``, ``doc_top_k``: as there)."""
@@ -110,14 +202,15 @@ class SearchSession:
                 mem, notes = self.get_or_build(corpus, encoder, "memory", progress=progress, fallback=False,
                                                **kwargs)
                 return mem, [note, *notes]
-            self._put(index)
-            return index, [f"Built the {index.backend_name} index.", *index.notes]
+            budget_notes = self._put(index)
+            return index, [f"Built the {index.backend_name} index.", *index.notes, *budget_notes]
 
     def _encoded_for(self, key: IndexKey) -> EncodedCorpus | None:
         with self._lock:
-            for other in self._indexes.values():
-                if other.key.vectors_id == key.vectors_id and other.documents:
-                    return other.encoded()
+            others = list(self._indexes.values())
+        for other in others:
+            if other.key.vectors_id == key.vectors_id and other.documents:
+                return other.encoded()
         return None
 
     def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:

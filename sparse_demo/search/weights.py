@@ -1,20 +1,25 @@
-"""The hybrid weight a model recommends for itself (``sparse_demo.json`` in its folder).
+"""The hybrid weight to search with, and where it came from.
 
-A model folder may carry ``sparse_demo.json`` with ``{"hybrid_weight": w}`` (see
-:mod:`sparse_demo.offline`): the sparse leg's weight in the min-max hybrid that suits the model
-(BM25 gets ``1 - w``). The Search tab and the ``search`` CLI use it when the user has not chosen a
-weight; otherwise :data:`DEFAULT_WEIGHT`.
+Priority (:func:`choose_weight`): the user's own weight > the weight the Evaluate tab tuned on a dev
+split for this model and corpus (:class:`TunedWeights`, keyed by model fingerprint and corpus
+fingerprint) > the model folder's ``sparse_demo.json`` ``{"hybrid_weight": w}`` (see
+:mod:`sparse_demo.offline`) > :data:`DEFAULT_WEIGHT`. The weight is the sparse leg's in the min-max
+hybrid (BM25 gets ``1 - w``).
 
 Example:
     >>> resolve_weight(None, None)
-    WeightChoice(weight=0.5, source='default')
+    WeightChoice(weight=0.5, source='default', detail='')
     >>> resolve_weight(None, 0.3)
-    WeightChoice(weight=0.3, source='user')
+    WeightChoice(weight=0.3, source='user', detail='')
+    >>> choose_weight(None, TunedWeight(0.7, "ndcg@10 on 40 dev queries"), 0.3).source
+    'evaluate'
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 #: The sparse leg's weight when neither the user nor the model says otherwise.
 DEFAULT_WEIGHT = 0.5
+#: How many (model, corpus) tuned weights :data:`TUNED_WEIGHTS` keeps (least recently set dropped).
+MAX_TUNED_WEIGHTS = 256
+
+WeightSource = Literal["user", "evaluate", "model", "default"]
 
 
 @dataclass(frozen=True)
@@ -31,17 +40,145 @@ class WeightChoice:
 
     Attributes:
         weight: the sparse leg's weight in [0, 1].
-        source: ``"user"`` (given), ``"model"`` (the model folder's ``sparse_demo.json``) or
-            ``"default"`` (:data:`DEFAULT_WEIGHT`).
+        source: ``"user"`` (given), ``"evaluate"`` (tuned by the Evaluate tab for this model and
+            corpus), ``"model"`` (the model folder's ``sparse_demo.json``) or ``"default"``
+            (:data:`DEFAULT_WEIGHT`).
+        detail: how an Evaluate-tuned weight was chosen (e.g. "best ndcg@10 on 40 dev queries").
     """
 
     weight: float
-    source: Literal["user", "model", "default"]
+    source: WeightSource
+    detail: str = ""
 
     @property
     def note(self) -> str:
-        """A line for the status ("" unless the model card chose the weight)."""
-        return f"weight {self.weight:g} recommended by the model card" if self.source == "model" else ""
+        """A line for a status when the weight was not the user's or the default ("" then)."""
+        if self.source == "model":
+            return f"weight {self.weight:g} recommended by the model card"
+        if self.source == "evaluate":
+            how = f" ({self.detail})" if self.detail else ""
+            return f"weight {self.weight:g} tuned by the Evaluate tab for this model and corpus{how}"
+        return ""
+
+    @property
+    def label(self) -> str:
+        """Where the weight came from, for every source (the Search tab's status)."""
+        if self.source == "user":
+            return "your weight"
+        if self.source == "default":
+            return f"default weight {self.weight:g} (no Evaluate-tuned or model-card weight)"
+        return self.note
+
+
+@dataclass(frozen=True)
+class TunedWeight:
+    """A hybrid weight the Evaluate tab found best on a dev split.
+
+    Attributes:
+        weight: the sparse leg's weight in [0, 1].
+        detail: how it was chosen, for the Search tab's status.
+    """
+
+    weight: float
+    detail: str = ""
+
+
+class TunedWeights:
+    """A small thread-safe map (model fingerprint, corpus fingerprint) -> :class:`TunedWeight`.
+
+    Shared by every visitor of the process (the keys are content hashes, so a visitor only ever gets
+    a weight tuned on the same corpus content with the same checkpoint). Bounded to ``max_entries``,
+    the least recently set dropped.
+
+    Example:
+        >>> tw = TunedWeights()
+        >>> tw.remember("model-fp", "corpus-fp", 0.7, "best ndcg@10 on 20 dev queries")
+        >>> tw.get("model-fp", "corpus-fp")
+        TunedWeight(weight=0.7, detail='best ndcg@10 on 20 dev queries')
+        >>> tw.get("model-fp", "other") is None
+        True
+    """
+
+    def __init__(self, max_entries: int = MAX_TUNED_WEIGHTS) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self.max_entries = max_entries
+        self._map: OrderedDict[tuple[str, str], TunedWeight] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._map)
+
+    def remember(self, model_fingerprint: str, corpus_fingerprint: str, weight: float, detail: str = "") -> None:
+        """Store the tuned weight for this model and corpus (replacing an older one).
+
+        Raises:
+            ValueError: ``weight`` lies outside [0, 1] or a fingerprint is empty.
+        """
+        w = float(weight)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"the hybrid weight must lie in [0, 1], got {w}")
+        if not model_fingerprint or not corpus_fingerprint:
+            raise ValueError("a tuned weight needs both a model fingerprint and a corpus fingerprint")
+        key = (model_fingerprint, corpus_fingerprint)
+        with self._lock:
+            self._map[key] = TunedWeight(w, detail)
+            self._map.move_to_end(key)
+            while len(self._map) > self.max_entries:
+                self._map.popitem(last=False)
+        logger.info("tuned hybrid weight %g remembered for model %s, corpus %s", w, *key)
+
+    def get(self, model_fingerprint: str, corpus_fingerprint: str) -> TunedWeight | None:
+        """The tuned weight for this model and corpus, or None."""
+        with self._lock:
+            return self._map.get((model_fingerprint, corpus_fingerprint))
+
+    def forget(self, model_fingerprint: str, corpus_fingerprint: str) -> None:
+        """Drop the tuned weight for this model and corpus (no error when there is none)."""
+        with self._lock:
+            self._map.pop((model_fingerprint, corpus_fingerprint), None)
+
+    def clear(self) -> None:
+        """Forget every tuned weight."""
+        with self._lock:
+            self._map.clear()
+
+
+#: The process-wide map the Evaluate tab writes and the Search tab reads.
+TUNED_WEIGHTS = TunedWeights()
+
+
+def model_fingerprint(encoder: Any | None) -> str:
+    """The encoder's checkpoint fingerprint (its name where it has none; "" for no encoder)."""
+    if encoder is None:
+        return ""
+    return str(getattr(encoder, "fingerprint", None) or getattr(encoder, "name", "") or "")
+
+
+def choose_weight(user: float | None, tuned: TunedWeight | None, model: float | None) -> WeightChoice:
+    """The weight by priority: the user's > the Evaluate-tuned one > the model card's > :data:`DEFAULT_WEIGHT`.
+
+    A pure function (no I/O): :func:`resolve_weight` gathers its inputs.
+
+    Args:
+        user: the weight the user chose, or None.
+        tuned: the Evaluate tab's weight for this model and corpus, or None.
+        model: the model folder's recommended weight, or None.
+
+    Raises:
+        ValueError: ``user`` lies outside [0, 1].
+    """
+    if user is not None:
+        w = float(user)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"the hybrid weight must lie in [0, 1], got {w}")
+        return WeightChoice(w, "user")
+    if tuned is not None:
+        return WeightChoice(float(tuned.weight), "evaluate", tuned.detail)
+    if model is not None:
+        return WeightChoice(float(model), "model")
+    return WeightChoice(DEFAULT_WEIGHT, "default")
 
 
 def model_folder(encoder: Any | None) -> Path | None:
@@ -81,18 +218,29 @@ def recommended_weight(encoder: Any | None) -> float | None:
     return recommended_hybrid_weight(folder)
 
 
-def resolve_weight(encoder: Any | None, weight: float | None) -> WeightChoice:
-    """The weight to search with: ``weight`` when given, else the model's recommendation, else 0.5.
+def resolve_weight(
+    encoder: Any | None,
+    weight: float | None,
+    corpus: Any | None = None,
+    tuned: TunedWeights | None = None,
+) -> WeightChoice:
+    """The weight to search with, by :func:`choose_weight`'s priority.
+
+    Args:
+        encoder: the index's encoder (None: BM25 only).
+        weight: the user's weight, or None when they have not chosen one.
+        corpus: the searched corpus; with it, a weight the Evaluate tab tuned for this model and
+            corpus applies (looked up in ``tuned``, default :data:`TUNED_WEIGHTS`).
+        tuned: the map of tuned weights (default: the process-wide :data:`TUNED_WEIGHTS`).
 
     Raises:
         ValueError: ``weight`` lies outside [0, 1].
     """
     if weight is not None:
-        w = float(weight)
-        if not 0.0 <= w <= 1.0:
-            raise ValueError(f"the hybrid weight must lie in [0, 1], got {w}")
-        return WeightChoice(w, "user")
-    rec = recommended_weight(encoder)
-    if rec is not None:
-        return WeightChoice(float(rec), "model")
-    return WeightChoice(DEFAULT_WEIGHT, "default")
+        return choose_weight(weight, None, None)
+    found = None
+    if corpus is not None and encoder is not None:
+        from sparse_demo.search.corpus_files import corpus_fingerprint
+
+        found = (TUNED_WEIGHTS if tuned is None else tuned).get(model_fingerprint(encoder), corpus_fingerprint(corpus))
+    return choose_weight(None, found, None if found is not None else recommended_weight(encoder))

@@ -11,6 +11,11 @@ The card's own figures are shown in a separate, labelled table, never among the 
 Limits (:class:`sparse_demo.limits.Limits` in ``ctx.limits``): an upload is refused over its byte,
 row or query-length limit, and a run evaluates at most :func:`query_limit` queries, saying so in the
 status. The run handler runs under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
+
+A best hybrid weight found on a dev split (the weight curve, or the "best dev weight" row) is remembered
+in :data:`sparse_demo.search.TUNED_WEIGHTS` for (model fingerprint, corpus fingerprint)
+(:func:`remember_tuned_weights`): the Search tab then uses it as its default weight for that model and
+corpus, until a visitor moves the slider.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import evaluation as ev
+from .. import search as svc
 from ..evaluation import charts
 from ..evaluation import report as ev_report
 from ..evaluation.dataset import EvalSet
@@ -220,13 +226,39 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
         weight, problem = charts.guarded(charts.weight_chart, report)
         notes.append(problem)
         notes += [f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on {s.dev_queries} dev "
-                  "queries; use it as the Search tab's weight for this model and corpus)."
+                  "queries); the Search tab now uses it as its default hybrid weight for this model and corpus."
                   for s in report.weight_sweeps]
     if report.prune_sweep:
         flops, p1 = charts.guarded(charts.prune_chart, report.prune_sweep, "flops")
         size, p2 = charts.guarded(charts.prune_chart, report.prune_sweep, "index_mb")
         notes += [p1, p2]
     return weight, flops, size, "\n\n".join(message(n, "warning") if "could not" in n else n for n in notes if n)
+
+
+def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corpus: Any,
+                           store: svc.TunedWeights | None = None) -> int:
+    """Remember each model's best dev weight for (model fingerprint, corpus fingerprint).
+
+    Args:
+        report: an evaluation with ``weight_sweeps``.
+        encoders: the encoders by the model names the sweeps name.
+        corpus: the evaluated corpus (its documents' fingerprint is the key; queries do not matter).
+        store: where to remember (default: the process-wide :data:`sparse_demo.search.TUNED_WEIGHTS`).
+
+    Returns:
+        How many weights were remembered.
+    """
+    store = svc.weights.TUNED_WEIGHTS if store is None else store  # read at call time (tests swap it)
+    corpus_fp = svc.corpus_fingerprint(corpus)
+    count = 0
+    for sweep in report.weight_sweeps:
+        fp = svc.model_fingerprint(encoders.get(sweep.model))
+        if not fp:
+            continue
+        store.remember(fp, corpus_fp, sweep.best_weight,
+                       f"best {sweep.metric} on {sweep.dev_queries} dev queries of {report.name}")
+        count += 1
+    return count
 
 
 def run_evaluation(
@@ -269,6 +301,7 @@ def run_evaluation(
                              sweep_weights="weight" in sweep_list, progress=report_progress, should_stop=should_stop)
         if "prune" in sweep_list:
             ev.prune_sweep(report, progress=report_progress, should_stop=should_stop)
+        remember_tuned_weights(report, encoders, eval_set.corpus)
     except ev.EvaluationCancelled:
         return _empty(message("Evaluation cancelled.", "warning"))
     except (UserError, ValueError, FileNotFoundError) as exc:

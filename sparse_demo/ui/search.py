@@ -10,8 +10,16 @@ rendering failure shows the plain passage and a warning, never a failed search.
 
 The BM25 analyzer dropdown takes a preset (``default``, ``all``, ``nori``) or typed Kiwi stop-tag
 prefixes (``J,E,XS``). Until a visitor moves the weight slider, a hybrid search uses the weight the
-model folder recommends (``sparse_demo.json``), says so in the status and moves the slider there.
-The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`) reads this tab's pickers.
+Evaluate tab tuned on a dev split for this model and corpus, else the one the model folder recommends
+(``sparse_demo.json``), else 0.5 (:func:`sparse_demo.search.resolve_weight`); the status says which,
+and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`)
+reads this tab's pickers.
+
+Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` is
+refused with a message; an uploaded corpus over ``max_upload_bytes`` or ``max_rows`` documents is
+refused with a message naming the limit and its variable. The index cache is bounded by
+``max_indexes`` and ``index_cache_bytes``; an index dropped from it is rebuilt by the next search.
+Building and searching run under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import pandas as pd
 
 from .. import search as svc
 from ..corpus import Corpus
+from ..space import gpu
 from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
 from .plots import CHART_WIDTH, safe_chart
 from .render import passage_html, plain_passage_html
@@ -125,7 +134,9 @@ def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
     if not path:
         return UploadResult(message("No file uploaded.", "warning"), None)
     try:
+        ctx.limits.check_upload(path, "corpus file")
         corpus = svc.load_corpus_file(path, workdir=ctx.workdir)
+        check_corpus_rows(corpus, ctx.limits.max_rows)
     except ValueError as exc:
         return UploadResult(message(f"Corpus upload: {exc}", "error"), None)
     except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
@@ -134,6 +145,17 @@ def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
     lines = [message(f"Loaded {_describe(corpus)}. Build the index or search.", "info")]
     lines += [message(n, "warning") for n in corpus_notes(corpus)]
     return UploadResult("\n\n".join(lines), corpus)
+
+
+def check_corpus_rows(corpus: Corpus, max_rows: int) -> Corpus:
+    """``corpus`` unchanged, or a ValueError when it holds more than ``max_rows`` documents.
+
+    Refused rather than cut: a cut corpus would silently drop judged passages and change every score.
+    """
+    if len(corpus) > max_rows:
+        raise ValueError(f"the corpus has {len(corpus):,} documents; the limit is {max_rows:,} per upload "
+                         "(SPARSE_DEMO_MAX_ROWS). Upload a smaller corpus.")
+    return corpus
 
 
 def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
@@ -285,14 +307,16 @@ def run_search(
 ) -> SearchTabResult:
     """Search (building the index first when needed) and explain the top hit.
 
-    ``weight=None`` means the user has not chosen one: the model folder's recommended hybrid weight
-    (``sparse_demo.json``) applies when it has one, else 0.5 (:func:`sparse_demo.search.resolve_weight`);
-    the status then says "weight w recommended by the model card".
+    ``weight=None`` means the user has not chosen one: the weight the Evaluate tab tuned for this model
+    and corpus applies, else the model folder's recommended one (``sparse_demo.json``), else 0.5
+    (:func:`sparse_demo.search.resolve_weight`); the status says which (e.g. "weight w recommended by
+    the model card"). A query longer than ``ctx.limits.max_query_chars`` is refused with a message.
     """
     try:
         text = (query or "").strip()
         if not text:
             raise UserError("The query is empty: type a question or keywords, e.g. 당뇨병 치료 방법.")
+        ctx.limits.check_query(text)
         k = int(top_k)
         if not 1 <= k <= 100:
             raise UserError(f"top-k must be between 1 and 100, got {k}.")
@@ -301,16 +325,16 @@ def run_search(
         report = _progress_fn(progress)
         index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
                                          backend or "memory", visitor_models, report, spec)
-        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight))
+        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus)
         outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
-                                       weight=chosen.weight)
+                                       weight=chosen.weight, max_query_chars=ctx.limits.max_query_chars)
     except (UserError, ValueError) as exc:
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
     except Exception as exc:  # noqa: BLE001
         logger.exception("Search failed")
         return SearchTabResult(message(f"Search failed: {exc}", "error"), _empty_results(), "", _empty_explain())
     table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
-    status = _search_status(outcome, used, notes, chosen.note)
+    status = _search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label)
     first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
     return SearchTabResult(status, table, first.passage, first, outcome)
 
@@ -338,7 +362,8 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
     hit = outcome.hits[int(row)]
     index = session.get(outcome.key)
     if index is None:
-        return _empty_explain(message("That index is no longer cached; search again.", "warning"))
+        return _empty_explain(message("That index was dropped from the shared index cache (SPARSE_DEMO_MAX_INDEXES, "
+                                      "SPARSE_DEMO_INDEX_CACHE_MB); press Search again to rebuild it.", "warning"))
     try:
         exp, _, notes = session.explain(index, hit.id, outcome.query)
     except (KeyError, ValueError) as exc:
@@ -373,7 +398,7 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
 # ---------------------------------------------------------------------- widgets
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     """Widgets of the Search tab (call inside ``with gr.Tab(...)``)."""
-    session = svc.SearchSession()  # shared by every visitor of this app
+    session = svc.SearchSession.from_limits(ctx.limits)  # shared by every visitor of this app
     uploaded = gr.State(None)  # this visitor's uploaded Corpus
     last = gr.State(None)  # this visitor's last SearchOutcome (for row selection)
     weight_moved = gr.State(False)  # has this visitor moved the weight slider? (else: the model's advice)
@@ -436,8 +461,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress,
                                   analyzer_).status
 
-    index_btn.click(on_index, [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer],
-                    [index_status])
+    index_btn.click(gpu(on_index, duration=300),
+                    [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer], [index_status])
     weight.input(lambda: True, None, [weight_moved])
 
     def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, analyzer_, moved,
@@ -452,8 +477,9 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     search_inputs = [query, corpus_choice, uploaded, model, folder, backend, method, fusion, weight, top_k,
                      visitor_models, analyzer, weight_moved]
     search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
-    run.click(on_search, search_inputs, search_outputs)
-    query.submit(on_search, search_inputs, search_outputs)
+    search_fn = gpu(on_search, duration=300)  # a search may build the index first
+    run.click(search_fn, search_inputs, search_outputs)
+    query.submit(search_fn, search_inputs, search_outputs)
 
     def on_select(outcome, evt: gr.SelectData):
         idx = evt.index
