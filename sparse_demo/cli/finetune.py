@@ -111,6 +111,9 @@ def result_record(result: TrainResult, zip_path: str | None = None) -> dict[str,
         "train_s": round(float(result.train_s), 3),
         "num_train_pairs": result.num_train_pairs,
         "num_eval_pairs": result.num_eval_pairs,
+        "best_step": result.best_step,
+        "restored_best": result.restored_best,
+        "split_note": result.split_note,
         "metrics_before": result.metrics_before,
         "metrics_after": result.metrics_after,
         "expansions": result.expansions,
@@ -128,6 +131,12 @@ def format_result(result: TrainResult, zip_path: str | None = None) -> str:
     ]
     if zip_path:
         lines.append(f"zip: {zip_path}")
+    if result.split_note:
+        lines.append(result.split_note)
+    if result.restored_best:
+        best = result.best_step
+        lines.append("saved the best held-out checkpoint: "
+                     + ("the starting model (no training step beat it)" if best == 0 else f"step {best}"))
     if result.metrics_after or result.metrics_before:
         lines.append("held-out metrics (before -> after):")
         for leg in sorted(set(result.metrics_before) | set(result.metrics_after)):
