@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from sparse_demo.corpus_report import corpus_report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from sparse_demo.corpus_report import corpus_report  # noqa: E402
 
 VOCAB = 250_002
 
