@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparse_demo.index import fuse
+from sparse_demo.search.build import model_fingerprint
 
 from .cost import flops, index_bytes, mean_active, opensearch_store_bytes, percentile
 from .dataset import EvalSet
@@ -48,11 +49,6 @@ DEFAULT_DEPTH = 100
 
 class EvaluationCancelled(RuntimeError):
     """Raised when ``should_stop()`` returned True."""
-
-
-def model_fingerprint(encoder: Any) -> str:
-    """What identifies an encoder's vectors (``encoder.fingerprint`` when it has one)."""
-    return str(getattr(encoder, "fingerprint", None) or getattr(encoder, "name", "") or type(encoder).__name__)
 
 
 class EncodingCache:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sparse_demo.search.build import model_fingerprint
+
 logger = logging.getLogger(__name__)
 
 #: The sparse leg's weight when neither the user nor the model says otherwise.
@@ -147,13 +149,6 @@ class TunedWeights:
 
 #: The process-wide map the Evaluate tab writes and the Search tab reads.
 TUNED_WEIGHTS = TunedWeights()
-
-
-def model_fingerprint(encoder: Any | None) -> str:
-    """The encoder's checkpoint fingerprint (its name where it has none; "" for no encoder)."""
-    if encoder is None:
-        return ""
-    return str(getattr(encoder, "fingerprint", None) or getattr(encoder, "name", "") or "")
 
 
 def choose_weight(user: float | None, tuned: TunedWeight | None, model: float | None) -> WeightChoice:
