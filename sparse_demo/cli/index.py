@@ -76,11 +76,6 @@ def _progress(enabled: bool) -> svc.StageProgress | None:
     return report
 
 
-def corpus_notes(corpus: Any) -> list[str]:
-    """What the user should know about a loaded corpus (e.g. judgements naming unknown ids)."""
-    return list(getattr(corpus, "notes", ()) or ())
-
-
 def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[svc.SearchIndex, list[str]]:
     """Build the index of ``corpus`` as ``args`` say; returns the index and the notes worth showing."""
     session = svc.SearchSession(max_indexes=1)
@@ -90,7 +85,7 @@ def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[s
         doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k, analyzer=args.analyzer,
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
-    return index, corpus_notes(corpus) + notes
+    return index, list(corpus.notes) + notes
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,11 +41,6 @@ _VOCAB_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KEYS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def model_fingerprint(encoder: Any) -> str:
-    """What identifies the encoder's vectors (its ``fingerprint`` when it has one, else its name)."""
-    return str(getattr(encoder, "fingerprint", None) or getattr(encoder, "name", "") or type(encoder).__name__)
-
-
 def vocabulary(encoder: Any) -> tuple[np.ndarray, pd.Index | dict[str, int], np.ndarray]:
     """``(tokens by id, token -> id lookup, readable tokens by id)``, cached per encoder.
 
@@ -239,7 +234,7 @@ def report_for_index(
     if getattr(index, "encoder", None) is None:
         raise ValueError("this index was built without a model (BM25 only); pick a model and build the index "
                          "to see its corpus report")
-    from sparse_demo.search import corpus_fingerprint
+    from sparse_demo.search import corpus_fingerprint, model_fingerprint
 
     texts = list(queries) if queries is not None else [q.text for q in index.corpus.queries]
     dropped = max(0, len(texts) - MAX_REPORT_QUERIES)

@@ -185,19 +185,14 @@ def _encode_all(
 
 
 def analyzer_terms(spec: str = DEFAULT_ANALYZER) -> Callable[[str], list[str]]:
-    """The BM25 term function of an analyzer spec (``korean.get_analyzer`` when available).
+    """The BM25 term function of an analyzer spec (:func:`sparse_demo.korean.get_analyzer`).
 
     Raises:
         ValueError: an unknown spec (the message names the valid choices).
     """
-    from sparse_demo import korean
+    from sparse_demo.korean import get_analyzer
 
-    get = getattr(korean, "get_analyzer", None)
-    if get is not None:
-        return get(spec).terms
-    if spec != DEFAULT_ANALYZER:
-        raise ValueError(f"unknown BM25 analyzer {spec!r}; choose one of {DEFAULT_ANALYZER}")
-    return korean.bm25_terms
+    return get_analyzer(spec).terms
 
 
 def analyzer_spec(spec: str = DEFAULT_ANALYZER) -> str:
@@ -206,10 +201,6 @@ def analyzer_spec(spec: str = DEFAULT_ANALYZER) -> str:
     Raises:
         ValueError: an unknown spec.
     """
-    from sparse_demo import korean
+    from sparse_demo.korean import get_analyzer
 
-    get = getattr(korean, "get_analyzer", None)
-    if get is not None:
-        return str(getattr(get(spec), "spec", spec))
-    analyzer_terms(spec)
-    return spec
+    return get_analyzer(spec).spec

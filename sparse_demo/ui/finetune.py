@@ -278,7 +278,7 @@ def run_training(
     def worker() -> None:
         try:
             outcome["result"] = train(config, pairs, eval_pairs, progress=events.put,
-                                      should_stop=cancel.is_set, wait=True)
+                                      should_stop=cancel.is_set, wait=True, registry=ctx.registry)
         except Exception as exc:  # noqa: BLE001 - reported to the visitor below
             logger.exception("Training failed")
             outcome["error"] = exc
@@ -358,7 +358,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
         with gr.Column():
             pairs_file = gr.File(label="Training pairs (.csv / .tsv / .jsonl)", elem_id="ft-pairs",
                                  file_types=[".csv", ".tsv", ".jsonl", ".json"])
-            eval_file = gr.File(label="Held-out pairs (optional; else 10% of the queries)", elem_id="ft-eval",
+            eval_file = gr.File(label="Held-out pairs (optional; else 10% of the passages, with their queries)",
+                                elem_id="ft-eval",
                                 file_types=[".csv", ".tsv", ".jsonl", ".json"])
             base = gr.Dropdown(choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(), value="new-small",
                                allow_custom_value=True, label="Base model (or type a folder / Hub id)",

@@ -108,11 +108,6 @@ def _describe(corpus: Corpus) -> str:
     return f"**{corpus.name}**: {len(corpus):,} documents{extra}"
 
 
-def corpus_notes(corpus: Corpus | None) -> list[str]:
-    """What the user should know about a loaded corpus (e.g. dropped BEIR judgements naming unknown ids)."""
-    return list(getattr(corpus, "notes", ()) or ()) if corpus is not None else []
-
-
 def analyzer_spec(text: str | None) -> str:
     """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
 
@@ -143,7 +138,7 @@ def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
         logger.exception("Corpus upload failed")
         return UploadResult(message(f"Corpus upload failed: {exc}", "error"), None)
     lines = [message(f"Loaded {_describe(corpus)}. Build the index or search.", "info")]
-    lines += [message(n, "warning") for n in corpus_notes(corpus)]
+    lines += [message(n, "warning") for n in (corpus.notes if corpus is not None else ())]
     return UploadResult("\n\n".join(lines), corpus)
 
 
@@ -198,7 +193,7 @@ def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
         head += (f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
                  f"{st.avg_tokens:.0f} sparse tokens per document on average.")
     lines = [head]
-    lines += [message(n, "warning") for n in corpus_notes(index.corpus)]
+    lines += [message(n, "warning") for n in index.corpus.notes]
     for n in notes:
         lines.append(message(n, "info" if n.startswith(("Built", "Reused")) else "warning"))
     return "\n\n".join(lines)
