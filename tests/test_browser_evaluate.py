@@ -1,0 +1,21 @@
+"""A real browser runs the Evaluate tab on the bundled sample and reads the card-layout table back."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_evaluate_sample_in_browser(page):
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#evaluate-run").click()
+    status = page.locator("#evaluate-status")
+    status.get_by_text("queries evaluated").wait_for(timeout=240_000)
+    assert re.search(r"181 queries evaluated over 313 documents", status.inner_text()), status.inner_text()
+    first = page.locator('#evaluate-table [role="row"][data-index="0"]')
+    first.wait_for()
+    cells = [c.strip() for c in first.locator('[role="gridcell"]').all_inner_texts()]
+    assert cells[0].startswith("BM25"), cells
+    recall_at_1 = float(cells[1].rstrip("%")) / 100
+    assert 0.0 < recall_at_1 <= 1.0, cells
+    reference = page.locator("#evaluate-reference").inner_text()
+    assert "reported on the card's private set" in reference
