@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -76,6 +77,24 @@ class Corpus:
 
     def __post_init__(self) -> None:
         self._by_id = {d.id: d for d in self.documents}
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A content hash of the documents (ids, titles, texts): equal content, equal fingerprint.
+
+        Computed once per corpus (documents are fixed after loading, as :meth:`get`'s lookup
+        assumes): index keys, tuned weights and report caches ask for it on every request.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for d in self.documents:
+                for part in (d.id, d.title, d.text):
+                    h.update(part.encode("utf-8"))
+                    h.update(b"\x1f")
+                h.update(b"\x1e")
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def __len__(self) -> int:
         return len(self.documents)
