@@ -13,7 +13,7 @@ then queries). Every answer is checked:
 One extra visitor fine-tunes a tiny model meanwhile. When it is done, every other visitor checks that
 the new model is not in its pickers and that typing its name or its folder does not load it (leaks).
 
-Prints p50 / p95 latency per handler, errors, leaks and the server's peak RSS; exits 1 on any error or
+Prints p50 / p95 latency per handler, errors, leaks and the server's peak and end RSS; exits 1 on any error or
 leak. By default the script starts ``python app.py`` itself (and reports the time from the start of
 the process to the first answer); ``--url`` drives a server that is already running (``--pid`` then
 names its process for the RSS figure).
@@ -253,6 +253,7 @@ class Report:
     leaks: list[str]
     peak_rss_mb: float | None
     first_answer_s: float | None = None
+    end_rss_mb: float | None = None
 
     def lines(self) -> list[str]:
         out = [f"visitors {self.visitors}, {self.seconds:.0f} s, one fine-tune running"]
@@ -266,15 +267,26 @@ class Report:
         out.append(f"errors {len(self.errors)}, cross-visitor leaks {len(self.leaks)}")
         out += [f"  error: {e}" for e in self.errors[:20]] + [f"  leak: {e}" for e in self.leaks[:20]]
         out.append(f"peak RSS of the server: {self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else "peak RSS: unknown")
+        if self.end_rss_mb:
+            out.append(f"RSS of the server at the end (all visitors gone): {self.end_rss_mb:.0f} MB")
         return out
 
 
 def peak_rss_mb(pid: int | None) -> float | None:
     """The process's peak resident set (VmHWM), in MB; the current process when ``pid`` is None."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """The process's resident set now (VmRSS), in MB; the current process when ``pid`` is None."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int | None, key: str) -> float | None:
     path = Path(f"/proc/{pid or os.getpid()}/status")
     try:
         for line in path.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -282,8 +294,11 @@ def peak_rss_mb(pid: int | None) -> float | None:
 
 
 def run_load(url: str, model: str, visitors: int, seconds: float, *, pid: int | None = None,
-             train_seconds: float | None = None) -> Report:
-    """Drive ``url`` with ``visitors`` concurrent sessions for ``seconds`` while one fine-tune runs."""
+             train_seconds: float | None = None, settle: float = 5.0) -> Report:
+    """Drive ``url`` with ``visitors`` concurrent sessions for ``seconds`` while one fine-tune runs.
+
+    The end RSS is read ``settle`` seconds after the last visitor stopped.
+    """
     eps = endpoints(url)
     stats = Stats()
     crowd = [Visitor(url, eps, model, stats, i + 1) for i in range(visitors)]
@@ -303,7 +318,9 @@ def run_load(url: str, model: str, visitors: int, seconds: float, *, pid: int | 
     if trained.get("name"):
         for v in crowd:
             v.check_cannot_reach(trained["name"], trained.get("folder"))
-    return Report(visitors, seconds, dict(stats.latencies), stats.errors, stats.leaks, peak_rss_mb(pid))
+    time.sleep(settle)  # let the server finish what the last requests started before reading its RSS
+    return Report(visitors, seconds, dict(stats.latencies), stats.errors, stats.leaks, peak_rss_mb(pid),
+                  end_rss_mb=rss_mb(pid))
 
 
 def free_port() -> int:
