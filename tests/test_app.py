@@ -27,8 +27,8 @@ def test_app_builds(app_context):
     from app import build_app
 
     demo = build_app(app_context)
-    assert demo is not None
-    assert any("Explore" in str(getattr(b, "label", "")) for b in demo.blocks.values())
+    tabs = {b.elem_id for b in demo.blocks.values() if (b.elem_id or "").startswith("tab-")}
+    assert tabs == {"tab-explore", "tab-compare", "tab-search", "tab-finetune", "tab-evaluate"}
 
 
 def test_model_banner_names_failures(app_context):

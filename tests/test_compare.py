@@ -494,8 +494,7 @@ def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui
     plain = AppContext.create(load_settings(settings))
     assert ui._defaults(plain) == ("missing", "tiny-a")
     demo_name = _demo_model_name()
-    if demo_name is None:
-        pytest.skip("sparse_demo.offline names no demo model yet")
+    assert demo_name, "sparse_demo.offline names the bundled demo model"
     with_demo = AppContext.create(load_settings(settings))
     with_demo.registry.register(demo_name, str(sparse_dirs["xb"]), "stand-in demo model")
     assert ui._defaults(with_demo) == (demo_name, "tiny-a")
