@@ -34,6 +34,29 @@ KOREAN_TEXTS = [
 ]
 
 
+#: Test files whose every test drives the app in headless Chromium.
+_BROWSER_FILES = ("test_browser_",)
+#: Fixtures that need a real OpenSearch node.
+_OPENSEARCH_FIXTURES = {"node", "node_url"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests by what they need, so ``-m "not browser and not opensearch and not slow"`` is the fast
+    suite; the README's command (and CI) still runs every test.
+
+    - ``browser``: the test files ``test_browser_*.py`` and tests using the ``browser`` / ``page`` fixtures;
+    - ``opensearch``: ``test_opensearch.py`` and tests using an OpenSearch fixture;
+    - ``slow``: tests marked so by hand (training runs, load tests, real-data measurements).
+    """
+    for item in items:
+        name = item.path.name if hasattr(item, "path") else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if name.startswith(_BROWSER_FILES) or fixtures & {"browser", "page"}:
+            item.add_marker(pytest.mark.browser)
+        if name == "test_opensearch.py" or fixtures & _OPENSEARCH_FIXTURES:
+            item.add_marker(pytest.mark.opensearch)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
