@@ -274,6 +274,7 @@ def shared_quality(encoder, name: str, weight: float) -> dict[str, tuple[float, 
     return {system: _hand_metrics(r, gold) for system, r in runs.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("benchmark", ["boolq", "korsts"])
 def test_hybrid_at_the_recommended_weight_keeps_up_with_bm25(encoder, benchmark):
     if not SHARED_DATA.is_dir():

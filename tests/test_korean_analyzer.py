@@ -177,6 +177,7 @@ def _shared_sets():
     ]
 
 
+@pytest.mark.slow
 def test_default_analyzer_within_one_point_of_content_morpheme_reference():
     default = get_analyzer("default")
     for name, docs, queries, gold in _shared_sets():

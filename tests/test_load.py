@@ -32,6 +32,7 @@ def small_app(tmp_path_factory, wordpiece_model_dir):
     demo.close()
 
 
+@pytest.mark.slow
 def test_three_visitors_and_a_fine_tune(small_app):
     url, ctx = small_app
     report = load_test.run_load(url, "wp", visitors=3, seconds=20, train_seconds=10, settle=0)
