@@ -115,7 +115,7 @@ class PartCache(Generic[P]):
         with self._lock:
             return sum(self._sizes.values())
 
-    def keys(self) -> list[IndexKey]:
+    def cached_keys(self) -> list[IndexKey]:
         """The kept keys, least recently used first."""
         with self._lock:
             return list(self._items)
