@@ -194,8 +194,9 @@ class WeightSweep:
 
     def describe(self) -> str:
         """One sentence on how the weights were chosen (for notes, reports and status lines)."""
+        grid = ", ".join(f"{w:g}" for w in self.weights)
         return (f"{self.model}: {self.folds}-fold cross-validation (seed {self.seed}) chose the weight of each fold on "
-                f"the other folds' queries (best {self.metric} over the weights {', '.join(f'{w:g}' for w in self.weights)}; "
+                f"the other folds' queries (best {self.metric} over the weights {grid}; "
                 f"{TIE_RULE}): {self.cv.summary()} (folds: {', '.join(f'{w:g}' for w in self.fold_weights)}), "
                 f"{self.metric} {self.cv_mean:.4f} with every query scored by a weight chosen without it. "
                 f"Chosen on all {self.num_queries} queries: {self.best_weight:g} ({self.metric} "
