@@ -5,8 +5,11 @@
 
 ``--corpus`` takes a BEIR folder or ``.zip``, a pairs file (``query``/``positive`` columns),
 ``sample`` (the bundled corpus), ``boolq:<split>`` or ``korsts:<split>`` (``../shared/data``).
-The first ``--system`` is the baseline unless ``--baseline`` names another. ``--sweep weight``
-adds the hybrid weight curve (best weight on a dev split), ``--sweep prune`` the pruning curve;
+The first ``--system`` is the baseline unless ``--baseline`` names another. ``hybrid:MODEL:best``
+is the min-max hybrid with its weight chosen by ``--folds``-fold cross-validation (default 5,
+folds seeded by ``--seed``): each query is scored with a weight chosen on the other folds'
+queries; the weight chosen on all queries is printed as the suggested weight. ``--sweep weight``
+adds the hybrid weight curve (and that cross-validation) for every model, ``--sweep prune`` the pruning curve;
 ``--out-dir`` writes ``table.csv``, ``runs.csv``, ``per_query.csv``, ``report.json``,
 ``report.md`` and the charts as HTML. The number of queries evaluated is always printed.
 """
@@ -21,6 +24,7 @@ from .. import evaluation as ev
 from ..encoder import ModelLoadError
 from ..evaluation import report as ev_report
 from ..evaluation import runner, systems
+from ..evaluation.sweeps import DEFAULT_FOLDS
 from .common import DEVICES, EXIT_FAILED, CliError, note_line, positive_int, registry
 
 SWEEPS: tuple[str, ...] = ("weight", "prune")
@@ -38,7 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", choices=systems.FUSIONS, default="minmax", help="fusion of hybrid:MODEL rows")
     p.add_argument("--backend", choices=runner.BACKENDS, default="memory")
     p.add_argument("--sample", type=positive_int, default=None, help="evaluate N queries drawn with --seed")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the tests and the dev split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the tests and the CV folds")
+    p.add_argument("--folds", type=positive_int, default=DEFAULT_FOLDS,
+                   help="k of the hybrid weight's cross-validation (hybrid:MODEL:best, --sweep weight; >= 2)")
     p.add_argument("--sweep", action="append", choices=SWEEPS, default=[], help="add a curve (repeat for both)")
     p.add_argument("--depth", type=positive_int, default=runner.DEFAULT_DEPTH, help="hits per leg (>= 10)")
     p.add_argument("--trials", type=positive_int, default=10_000, help="randomization-test trials")
@@ -87,10 +93,12 @@ def write_outputs(report: ev.EvalReport, out_dir: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (or JSON)."""
-    specs = [ev.parse_system(s, fusion=args.fusion) for s in args.systems]
+    if args.folds < 2:
+        raise CliError(f"--folds must be >= 2, got {args.folds}")
+    specs = [ev.parse_system(s, fusion=args.fusion, folds=args.folds) for s in args.systems]
     baseline: int | str = 0
     if args.baseline:
-        label = ev.parse_system(args.baseline, fusion=args.fusion).label
+        label = ev.parse_system(args.baseline, fusion=args.fusion, folds=args.folds).label
         if label not in [s.label for s in specs]:
             raise CliError(f"--baseline {args.baseline!r} is not one of the --system values")
         baseline = label
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if "prune" in args.sweep and not models:
         raise CliError("--sweep prune needs a model: add --system sparse:MODEL")
     report = ev.evaluate(eval_set, specs, encoders, backend=args.backend, depth=args.depth, baseline=baseline,
-                         trials=args.trials, seed=args.seed, sweep_weights="weight" in args.sweep,
+                         trials=args.trials, seed=args.seed, sweep_weights="weight" in args.sweep, folds=args.folds,
                          batch_size=args.batch_size)
     if "prune" in args.sweep:
         ev.prune_sweep(report)

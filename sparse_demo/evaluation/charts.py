@@ -19,19 +19,17 @@ CHART_WIDTH = 420
 
 
 def weight_frame(report: Any) -> pd.DataFrame:
-    """Rows ``model, weight, split, value`` of every weight sweep."""
+    """Rows ``model, weight, split, value`` of every weight sweep (the mean over all queries at each weight)."""
     rows = []
     for s in report.weight_sweeps:
-        for w, dev, rest in zip(s.weights, s.dev, s.rest):
-            rows.append({"model": s.model, "weight": w, "split": f"dev ({s.dev_queries} q)", s.metric: dev,
-                         "best": w == s.best_weight})
-            rows.append({"model": s.model, "weight": w, "split": f"other ({s.rest_queries} q)", s.metric: rest,
+        for w, value in zip(s.weights, s.overall):
+            rows.append({"model": s.model, "weight": w, "split": f"all {s.num_queries} queries", s.metric: value,
                          "best": w == s.best_weight})
     return pd.DataFrame(rows)
 
 
 def weight_chart(report: Any) -> alt.Chart:
-    """nDCG@10 against the hybrid's sparse weight (0 = BM25 only, 1 = sparse only), best dev weight marked.
+    """nDCG@10 against the hybrid's sparse weight (0 = BM25 only, 1 = sparse only), best weight on all queries marked.
 
     Raises:
         ValueError: the report has no weight sweep.

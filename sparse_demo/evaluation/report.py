@@ -137,8 +137,9 @@ def to_markdown(report: EvalReport, *, costs: bool = True, reference: bool = Tru
                   f"test, Holm-corrected across {len(report.systems) - 1} systems). " + legend)
     parts = [f"**{summary_line(report)}**", "", _markdown_table(rows), "", legend]
     for s in report.weight_sweeps:
-        parts.append(f"Suggested hybrid weight for {s.model}: **{s.best_weight:g}** (best {s.metric} on a dev split "
-                     f"of {s.dev_queries} queries; {s.rest_queries} other queries).")
+        parts.append(f"Suggested hybrid weight for {s.model}: **{s.best_weight:g}** (best {s.metric} on all "
+                     f"{s.num_queries} queries; the {s.folds}-fold CV row scores each query with a weight chosen "
+                     f"without it: {s.cv.summary()}).")
     parts += [f"- {n}" for n in report.notes]
     if reference:
         parts += ["", f"Reference ({REFERENCE_NOTE}; not measured here, not comparable):", "",
@@ -216,9 +217,10 @@ def to_json(report: EvalReport, *, runs: bool = False) -> dict[str, Any]:
         "documents": report.num_docs, "backend": report.backend, "depth": report.depth,
         "baseline": report.baseline, "metric": report.metric, "seconds": round(report.seconds, 3),
         "notes": report.notes, "systems": metrics_records(report),
-        "weight_sweeps": [{"model": s.model, "weights": s.weights, "dev": s.dev, "rest": s.rest,
-                           "best_weight": s.best_weight, "dev_queries": s.dev_queries,
-                           "rest_queries": s.rest_queries, "metric": s.metric} for s in report.weight_sweeps],
+        "weight_sweeps": [{"model": s.model, "weights": s.weights, "overall": s.overall,
+                           "best_weight": s.best_weight, "queries": s.num_queries, "folds": s.folds,
+                           "fold_weights": s.fold_weights, "fold_of": s.cv.fold_of, "cv_mean": s.cv_mean,
+                           "seed": s.seed, "metric": s.metric} for s in report.weight_sweeps],
         "reference": {"source": REFERENCE_NOTE,
                       "rows": [{"system": r.system, **r.values} for r in CARD_REFERENCE]},
     }

@@ -7,6 +7,13 @@ sparse and BM25 rows are those legs, ranked as the Search tab ranks them, and ev
 row is :func:`sparse_demo.index.fuse` of the same legs, the call ``search`` makes. Without
 any model, the BM25 row is ``search(method="bm25")`` on a BM25-only index.
 
+The ``hybrid:MODEL:best`` row is honest about its weight: the weight is chosen by k-fold
+cross-validation over the evaluated queries (k = 5 by default, folds seeded by ``seed``; see
+:func:`sparse_demo.evaluation.sweeps.cross_validate_weight`), so each query is scored with a
+weight chosen on the other folds' queries and the row's metrics, p-values and interval are over
+all queries, none scored by a weight chosen on it. The weight offered to the Search tab as a tuned
+default (:attr:`WeightSweep.best_weight`) is the one chosen on all queries.
+
 Document encodings are cached per ``(encoder fingerprint, corpus fingerprint, doc_top_k)``
 (:class:`EncodingCache`), so a second table on the same corpus and model does not re-encode.
 
@@ -17,12 +24,11 @@ Kiwi analysis (BM25 leg), query encoding (sparse leg), each leg's backend search
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparse_demo.index import fuse
@@ -32,6 +38,7 @@ from .cost import flops, index_bytes, mean_active, opensearch_store_bytes, perce
 from .dataset import EvalSet
 from .metrics import METRICS, run_metrics
 from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
+from .sweeps import DEFAULT_FOLDS, TIE_RULE, CrossValidation, cross_validate_weight
 from .systems import SystemSpec
 
 logger = logging.getLogger(__name__)
@@ -137,6 +144,7 @@ class SystemResult:
     run: dict[str, list[tuple[str, float]]]
     cost: CostFigures
     weight: float | None = None
+    fold_weights: list[float] | None = None
     significance: dict[str, SignificanceResult] = field(default_factory=dict)
     p_holm: dict[str, float] = field(default_factory=dict)
     interval: ConfidenceInterval | None = None
@@ -145,16 +153,54 @@ class SystemResult:
 
 @dataclass
 class WeightSweep:
-    """nDCG@10 of the min-max hybrid against the sparse weight, on a dev split and the rest."""
+    """The min-max hybrid's metric against the sparse weight, and the weights cross-validation chose.
+
+    Attributes:
+        model: the model.
+        weights: the grid (0.0, 0.1, ..., 1.0).
+        overall: the metric's mean over all evaluated queries at each weight (the curve).
+        best_weight: the weight chosen on all queries (best ``overall``; :data:`~.sweeps.TIE_RULE`):
+            what the Search tab may offer as a tuned default. It has seen every query, so it is
+            not what the cross-validated row scores with.
+        cv: the k-fold choice: the fold of each query and the weight each fold's queries are scored with.
+        cv_mean: the metric's mean when every query is scored with its fold's weight (the row's value).
+        num_queries: how many queries the sweep saw.
+        seed: the seed of the fold assignment.
+        metric: the metric that chooses.
+    """
 
     model: str
     weights: list[float]
-    dev: list[float]
-    rest: list[float]
+    overall: list[float]
     best_weight: float
-    dev_queries: int
-    rest_queries: int
+    cv: CrossValidation
+    cv_mean: float
+    num_queries: int
+    seed: int = 0
     metric: str = "ndcg@10"
+
+    @property
+    def folds(self) -> int:
+        return self.cv.folds
+
+    @property
+    def fold_weights(self) -> list[float]:
+        return self.cv.fold_weights
+
+    @property
+    def dev_queries(self) -> int:
+        """The queries :attr:`best_weight` was chosen on (all of them); kept for older callers."""
+        return self.num_queries
+
+    def describe(self) -> str:
+        """One sentence on how the weights were chosen (for notes, reports and status lines)."""
+        grid = ", ".join(f"{w:g}" for w in self.weights)
+        return (f"{self.model}: {self.folds}-fold cross-validation (seed {self.seed}) chose the weight of each fold on "
+                f"the other folds' queries (best {self.metric} over the weights {grid}; "
+                f"{TIE_RULE}): {self.cv.summary()} (folds: {', '.join(f'{w:g}' for w in self.fold_weights)}), "
+                f"{self.metric} {self.cv_mean:.4f} with every query scored by a weight chosen without it. "
+                f"Chosen on all {self.num_queries} queries: {self.best_weight:g} ({self.metric} "
+                f"{max(self.overall):.4f}, optimistic), the weight offered to the Search tab.")
 
 
 @dataclass
@@ -214,30 +260,26 @@ def _check(should_stop: StopFn | None) -> None:
         raise EvaluationCancelled("evaluation cancelled")
 
 
-def dev_split(query_ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """``(dev, rest)`` query ids: a seeded random ``fraction`` (at least one query each side when possible)."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"the dev fraction must be in (0, 1), got {fraction}")
-    ids = list(query_ids)
-    n_dev = min(max(1, round(len(ids) * fraction)), max(1, len(ids) - 1))
-    chosen = set(random.Random(seed).sample(ids, n_dev))
-    return [q for q in ids if q in chosen], [q for q in ids if q not in chosen]
-
-
 def weight_sweep(
-    model: str, runs: _ModelRuns, qrels: Mapping[str, Mapping[str, int]], *, depth: int, dev_fraction: float = 0.3,
-    seed: int = 0, metric: str = "ndcg@10", weights: Sequence[float] = SWEEP_WEIGHTS,
+    model: str, runs: _ModelRuns, qrels: Mapping[str, Mapping[str, int]], *, depth: int,
+    folds: int = DEFAULT_FOLDS, seed: int = 0, metric: str = "ndcg@10", weights: Sequence[float] = SWEEP_WEIGHTS,
 ) -> WeightSweep:
-    """nDCG@10 of min-max fusion at each weight; the best weight on the dev split (ties: closest to 0.5)."""
-    dev, rest = dev_split(list(qrels), dev_fraction, seed)
-    dev_vals, rest_vals = [], []
+    """``metric`` of min-max fusion at each weight, with the weights ``folds``-fold cross-validation chose.
+
+    Raises:
+        ValueError: fewer than 2 queries or folds < 2.
+    """
+    qids = list(qrels)
+    per_weight = []
     for w in weights:
-        run = {q: [d for d, _ in _fused(runs.legs[q], "minmax", w, depth)] for q in qrels}
-        per_q = run_metrics(run, qrels, (metric,))[metric]
-        dev_vals.append(sum(per_q[q] for q in dev) / len(dev))
-        rest_vals.append(sum(per_q[q] for q in rest) / len(rest) if rest else float("nan"))
-    best = max(range(len(weights)), key=lambda i: (round(dev_vals[i], 12), -abs(weights[i] - 0.5)))
-    return WeightSweep(model, list(weights), dev_vals, rest_vals, float(weights[best]), len(dev), len(rest), metric)
+        run = {q: [d for d, _ in _fused(runs.legs[q], "minmax", w, depth)] for q in qids}
+        per_weight.append(run_metrics(run, qrels, (metric,))[metric])
+    cv = cross_validate_weight(weights, per_weight, qids, folds=folds, seed=seed)
+    by_weight = dict(zip((float(w) for w in weights), per_weight))
+    cv_mean = sum(by_weight[cv.weight_for(q)][q] for q in qids) / len(qids)
+    overall = [sum(v[q] for q in qids) / len(qids) for v in per_weight]
+    return WeightSweep(model, [float(w) for w in weights], overall, cv.all_weight, cv, cv_mean, len(qids), seed,
+                       metric)
 
 
 def evaluate(
@@ -253,7 +295,7 @@ def evaluate(
     resamples: int = 2_000,
     seed: int = 0,
     sweep_weights: bool = False,
-    dev_fraction: float = 0.3,
+    folds: int = DEFAULT_FOLDS,
     doc_top_k: int | None = None,
     query_top_k: int | None = None,
     batch_size: int = 32,
@@ -274,9 +316,10 @@ def evaluate(
         metric: the metric of the bootstrap interval and the weight sweep.
         trials: randomization-test sign vectors.
         resamples: bootstrap resamples.
-        seed: seed of the tests and the dev split.
+        seed: seed of the tests and of the cross-validation folds.
         sweep_weights: also sweep the hybrid weight for every model.
-        dev_fraction: share of queries that choose the best weight.
+        folds: k of the weight's cross-validation for a model without a ``hybrid:MODEL:best`` row
+            (such a row brings its own ``folds``); fewer queries than folds: one fold per query.
         doc_top_k: tokens kept per document vector (None: the search defaults).
         query_top_k: tokens kept per query vector (None: the search defaults).
         batch_size: texts per encoder call.
@@ -309,6 +352,12 @@ def evaluate(
     missing = [m for m in models if m not in encoders]
     if missing:
         raise ValueError(f"no encoder for model(s) {', '.join(missing)}; loaded: {', '.join(encoders) or 'none'}")
+    tuned_folds = {s.model: s.folds for s in systems if s.tuned}
+    if len({(s.model, s.folds) for s in systems if s.tuned}) != len(tuned_folds):
+        raise ValueError("list one cross-validated hybrid row per model (two fold counts for one model)")
+    if (tuned_folds or sweep_weights) and len(eval_set.queries) < 2:
+        raise ValueError("choosing the hybrid weight by cross-validation needs at least 2 judged queries; "
+                         f"this set has {len(eval_set.queries)}")
     base_idx = baseline if isinstance(baseline, int) else (labels.index(baseline) if baseline in labels else -1)
     if not 0 <= base_idx < len(systems):
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(labels)}")
@@ -379,8 +428,9 @@ def evaluate(
         if model in want_sweep:
             _check(should_stop)
             report(0.9, f"{model}: sweeping the hybrid weight")
-            sweeps[model] = weight_sweep(model, runs[model], eval_set.qrels, depth=depth,
-                                         dev_fraction=dev_fraction, seed=seed, metric=metric)
+            sweeps[model] = weight_sweep(model, runs[model], {q: eval_set.qrels[q] for q in qids}, depth=depth,
+                                         folds=tuned_folds.get(model, folds), seed=seed, metric=metric)
+            notes.append(sweeps[model].describe())
 
     # ---- rows
     doc_terms = [list(d.terms) for d in next(iter(runs.values())).encoded.documents]
@@ -389,6 +439,7 @@ def evaluate(
     results: list[SystemResult] = []
     for spec in systems:
         _check(should_stop)
+        fold_weights: list[float] | None = None
         if spec.kind == "bm25":
             mr = first
             run = bm25_only if None in runs else {q: _ranked_leg(mr.legs[q][0], depth) for q in qids}
@@ -404,12 +455,14 @@ def evaluate(
                 run = {q: _ranked_leg(mr.legs[q][1], depth) for q in qids}
                 lat = [mr.encode_ms[q] + sparse_ms[spec.model][q] for q in qids]
             else:
-                if spec.tuned:
-                    weight = sweeps[spec.model].best_weight
+                if spec.tuned:  # each query at its fold's weight, chosen on the other folds
+                    cv = sweeps[spec.model].cv
+                    spec = replace(spec, folds=cv.folds)  # fewer queries than folds: leave-one-out, said so
+                    fold_weights, weight = list(cv.fold_weights), None
                 run, lat = {}, []
                 for q in qids:
                     t0 = time.perf_counter()
-                    run[q] = _fused(mr.legs[q], spec.fusion, weight, depth)
+                    run[q] = _fused(mr.legs[q], spec.fusion, cv.weight_for(q) if spec.tuned else weight, depth)
                     fuse_ms = (time.perf_counter() - t0) * 1000
                     lat.append(kiwi_ms[q] + bm25_ms[q] + mr.encode_ms[q] + sparse_ms[spec.model][q] + fuse_ms)
             qv = [mr.qvecs[q] for q in qids]
@@ -422,7 +475,7 @@ def evaluate(
                                opensearch_store_bytes(mr.index.backend), percentile(lat), _rate(mr.encoded), mr.cached)
         per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, eval_set.qrels)
         means = {m: sum(v.values()) / n_q for m, v in per_q.items()}
-        results.append(SystemResult(spec, spec.label, means, per_q, run, cost, weight))
+        results.append(SystemResult(spec, spec.label, means, per_q, run, cost, weight, fold_weights))
 
     # ---- significance against the baseline, Holm across systems per metric
     base = results[base_idx]

@@ -34,12 +34,16 @@ from sparse_demo.corpus import Corpus
 from sparse_demo.index import IndexDocument, MemoryBackend, SearchBackend
 from sparse_demo.search.corpus_files import corpus_id
 from sparse_demo.search.encode import (
+    DocumentTerms,
+    DocumentVectors,
     EncodedCorpus,
     TokenIds,
+    analyse_terms,
     analyzer_spec,
     analyzer_terms,
-    encode_corpus,
+    assemble,
     encode_query,
+    encode_vectors,
 )
 from sparse_demo.search.options import (
     BACKENDS,
@@ -80,8 +84,30 @@ class IndexKey:
 
     @property
     def vectors_id(self) -> str:
-        """What the encoded documents depend on (all of the key but the backend)."""
+        """What the encoded documents (terms and vectors) depend on: all of the key but the backend."""
         return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.analyzer}\x1f{self.doc_top_k}"
+
+    @property
+    def sparse_id(self) -> str:
+        """What the document vectors depend on: corpus content, model fingerprint and pruning (not the analyzer)."""
+        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.doc_top_k}"
+
+    @property
+    def terms_id(self) -> str:
+        """What the documents' BM25 terms depend on: corpus content and analyzer (not the model)."""
+        return f"{self.corpus_id}\x1f{self.analyzer}"
+
+    def sparse_key(self) -> IndexKey:
+        """The key of this index's document vectors in a session's part cache.
+
+        This key with the backend, the model's display name and the analyzer blanked, so every
+        other field (any added later, such as an owner) still tells entries apart.
+        """
+        return replace(self, model="", backend="", analyzer="")
+
+    def terms_key(self) -> IndexKey:
+        """The key of this index's BM25 terms in a session's part cache (model, pruning and backend blanked)."""
+        return replace(self, model="", backend="", fingerprint="", doc_top_k=None)
 
     def meta(self) -> dict[str, Any]:
         """The ``_meta`` an OpenSearch index built for this key records."""
@@ -164,6 +190,21 @@ class SearchIndex:
         if not self.documents:
             return None
         return EncodedCorpus(self.documents, self.stats.pruned_docs, 0.0, self.key.vectors_id, self.input_ids)
+
+    def document_vectors(self) -> DocumentVectors | None:
+        """The sparse half of the encoded documents (shared, not copied), or None when not kept."""
+        if not self.documents:
+            return None
+        return DocumentVectors([dict(d.sparse) if not isinstance(d.sparse, dict) else d.sparse
+                                for d in self.documents], self.stats.pruned_docs, 0.0, self.input_ids,
+                               self.key.sparse_id)
+
+    def document_terms(self) -> DocumentTerms | None:
+        """The BM25 half of the encoded documents (shared, not copied), or None when not kept."""
+        if not self.documents:
+            return None
+        terms = [d.terms if isinstance(d.terms, list) else list(d.terms) for d in self.documents]
+        return DocumentTerms(terms, 0.0, self.key.terms_id)
 
     def query_terms(self, query: str) -> list[str]:
         """The query's BM25 terms with this index's analyzer."""
@@ -309,8 +350,15 @@ def build_index(
     reuse_existing: bool = True,
     opensearch_settings: Any | None = None,
     analyzer: str = DEFAULT_ANALYZER,
+    vectors: DocumentVectors | None = None,
+    terms: DocumentTerms | None = None,
 ) -> SearchIndex:
     """Encode ``corpus`` and load it into a backend.
+
+    The two halves of the encoded documents are made apart: the document vectors (the model's
+    work; they depend on the corpus, the model fingerprint and the pruning) and the BM25 terms
+    (Kiwi's work; they depend on the corpus and the analyzer). Either can be passed in ready, so
+    a change of analyzer never runs the model and a change of model never runs Kiwi.
 
     Args:
         corpus: The documents (and optional queries/qrels for gold marks).
@@ -325,6 +373,10 @@ def build_index(
         query_top_k: Tokens kept per query vector (None: all; OpenSearch allows 1024).
         encoded: Already encoded documents (skips encoding); they must come from the same
             corpus, model fingerprint, analyzer and pruning.
+        vectors: Ready document vectors (skips the model); they must come from the same corpus,
+            model fingerprint and pruning (``IndexKey.sparse_id``). Ignored with ``encoded``.
+        terms: Ready BM25 terms (skips Kiwi); they must come from the same corpus and analyzer
+            (``IndexKey.terms_id``). Ignored with ``encoded``.
         reuse_existing: OpenSearch only: when the index already holds this corpus encoded by
             this checkpoint (the fingerprint recorded in its ``_meta``) with this analyzer, use it
             without encoding again. An existing index holding anything else is replaced.
@@ -340,6 +392,10 @@ def build_index(
         raise ValueError("the corpus holds no document")
     if encoded is not None and encoded.vectors_id and encoded.vectors_id != key.vectors_id:
         raise ValueError("the given encoded documents were made from another corpus, model, analyzer or pruning")
+    if vectors is not None and ((vectors.source and vectors.source != key.sparse_id) or len(vectors) != len(corpus)):
+        raise ValueError("the given document vectors were made from another corpus, model or pruning")
+    if terms is not None and ((terms.source and terms.source != key.terms_id) or len(terms) != len(corpus)):
+        raise ValueError("the given BM25 terms were made from another corpus or analyzer")
     report = progress or (lambda _f, _d: None)
     notes: list[str] = []
     name = ""
@@ -360,11 +416,27 @@ def build_index(
             logger.info("replacing OpenSearch index %s: %s", name, why)
             be.clear()
     if encoded is None:
-        encoded = encode_corpus(
-            corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, analyzer=key.analyzer,
-            progress=lambda f, d: report(0.9 * f, d),
-        )
-        encoded = replace(encoded, vectors_id=key.vectors_id)
+        if vectors is not None:
+            notes.append("Reused the document vectors already encoded with this model (no re-encoding): only "
+                         "the BM25 terms were analysed again." if terms is None else
+                         "Reused the document vectors and the BM25 terms already made for this corpus.")
+        elif terms is not None and encoder is not None:
+            notes.append("Reused the BM25 terms already analysed with this analyzer: only the model encoded "
+                         "the documents.")
+        # progress: the model's share of 0..0.9 (none when it does not run), then Kiwi's, then indexing
+        split = 0.0 if vectors is not None or encoder is None else (0.9 if terms is not None else 0.8)
+        if vectors is None:
+            vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
+                                     progress=lambda f, d: report(split * f, d))
+            vectors = replace(vectors, source=key.sparse_id)
+        else:
+            vectors = replace(vectors, seconds=0.0)
+        if terms is None:
+            terms = analyse_terms(corpus, key.analyzer, progress=lambda f, d: report(split + (0.9 - split) * f, d))
+            terms = replace(terms, source=key.terms_id)
+        else:
+            terms = replace(terms, seconds=0.0)
+        encoded = assemble(corpus, vectors, terms, key.vectors_id)
     t0 = time.perf_counter()
     report(0.9, f"indexing {len(encoded.documents)} documents ({backend})")
     be.add(encoded.documents, progress=lambda done, total: report(0.9 + 0.1 * done / max(total, 1),

@@ -110,6 +110,134 @@ class EncodedCorpus:
         return sum(len(d.sparse) for d in self.documents) / n if n else 0.0
 
 
+@dataclass(frozen=True)
+class DocumentVectors:
+    """The sparse leg's half of an encoded corpus: every document's pruned search vector.
+
+    What these depend on is the corpus content, the model's fingerprint and the document pruning,
+    never the BM25 analyzer, so a session reuses them when only the analyzer changes.
+    ``source`` (set by :func:`~sparse_demo.search.build_index`; see
+    :attr:`~sparse_demo.search.IndexKey.sparse_id`) names what they were made from; "" means
+    unknown (not checked).
+
+    Attributes:
+        vectors: One search vector per document, in corpus order (empty dicts without a model).
+        pruned: How many vectors were cut to the document top-k.
+        seconds: What encoding them took.
+        input_ids: Each document's input token ids as the encoder saw them (see
+            :class:`EncodedCorpus`), or None.
+        source: What they were made from ("" unknown).
+    """
+
+    vectors: list[dict[str, float]]
+    pruned: int
+    seconds: float
+    input_ids: TokenIds | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+@dataclass(frozen=True)
+class DocumentTerms:
+    """The BM25 leg's half of an encoded corpus: every document's analysed terms.
+
+    What these depend on is the corpus content and the analyzer spec, never the model, so a
+    session reuses them when only the model changes. ``source`` as in :class:`DocumentVectors`
+    (:attr:`~sparse_demo.search.IndexKey.terms_id`).
+    """
+
+    terms: list[list[str]]
+    seconds: float
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+def encode_vectors(
+    corpus: Corpus,
+    encoder: Any | None,
+    *,
+    batch_size: int = 32,
+    doc_top_k: int | None = DEFAULT_DOC_TOP_K,
+    progress: StageProgress | None = None,
+) -> DocumentVectors:
+    """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
+
+    The text the model reads is ``title + "\\n" + text``. The whole corpus is tokenised first
+    (tokenizer batches) and sorted by length, so each model batch holds texts of similar length;
+    every encoding is pruned as soon as its batch is done and put back in corpus order. The
+    vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors are
+    empty (a BM25-only index) and no model runs.
+
+    Raises:
+        ValueError: ``batch_size`` < 1 or ``doc_top_k`` < 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if doc_top_k is not None and doc_top_k < 1:
+        raise ValueError(f"doc_top_k must be >= 1 or None, got {doc_top_k}")
+    t0 = time.perf_counter()
+    docs = corpus.documents
+    total = len(docs)
+    report = progress or (lambda _f, _d: None)
+    vectors: list[dict[str, float]] = [{} for _ in docs]
+    pruned = 0
+    ids: list[Sequence[int] | None] = [None] * total
+    if encoder is not None:
+        texts = [doc_text(d.title, d.text) for d in docs]
+
+        def encoded(done: int, _total: int) -> None:
+            report(done / max(total, 1), f"encoded {done}/{total} documents")
+
+        for i, enc in _encode_all(encoder, texts, batch_size, encoded):
+            vectors[i], cut = _prune(encoder, enc, doc_top_k)
+            pruned += cut
+            ids[i] = getattr(enc, "input_ids", None)
+    input_ids = (TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids)
+                 else None)
+    return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids)
+
+
+def analyse_terms(
+    corpus: Corpus, analyzer: str = DEFAULT_ANALYZER, *, progress: StageProgress | None = None
+) -> DocumentTerms:
+    """Every document's BM25 terms (Kiwi ``form/tag`` after the analyzer's stop tags) of ``title + "\\n" + text``.
+
+    Raises:
+        ValueError: an unknown analyzer spec.
+    """
+    terms_of = analyzer_terms(analyzer)
+    t0 = time.perf_counter()
+    docs = corpus.documents
+    total = len(docs)
+    report = progress or (lambda _f, _d: None)
+    step = max(1, total // 20)
+    out: list[list[str]] = []
+    for n, d in enumerate(docs, start=1):
+        out.append(terms_of(doc_text(d.title, d.text)))
+        if n % step == 0 or n == total:
+            report(n / max(total, 1), f"analysed {n}/{total} documents (BM25 terms)")
+    return DocumentTerms(out, time.perf_counter() - t0)
+
+
+def assemble(corpus: Corpus, vectors: DocumentVectors, terms: DocumentTerms, vectors_id: str = "") -> EncodedCorpus:
+    """The :class:`EncodedCorpus` of a corpus from its two halves (the same objects, not copies).
+
+    Raises:
+        ValueError: a half holds another number of documents than the corpus.
+    """
+    n = len(corpus)
+    if len(vectors) != n or len(terms) != n:
+        raise ValueError(f"the encoded halves hold {len(vectors)} vectors and {len(terms)} term lists "
+                         f"for a corpus of {n} documents")
+    docs = [IndexDocument(id=d.id, text=d.text, terms=t, sparse=v, title=d.title)
+            for d, t, v in zip(corpus.documents, terms.terms, vectors.vectors)]
+    return EncodedCorpus(docs, vectors.pruned, vectors.seconds + terms.seconds, vectors_id, vectors.input_ids)
+
+
 def encode_corpus(
     corpus: Corpus,
     encoder: Any | None,
@@ -119,13 +247,10 @@ def encode_corpus(
     progress: StageProgress | None = None,
     analyzer: str = DEFAULT_ANALYZER,
 ) -> EncodedCorpus:
-    """BM25 terms (Kiwi ``form/tag`` after the analyzer's stop tags) and pruned sparse vectors of every document.
+    """BM25 terms (:func:`analyse_terms`) and pruned sparse vectors (:func:`encode_vectors`) of every document.
 
-    The text seen by both legs is ``title + "\\n" + text``. The whole corpus is tokenised
-    first (tokenizer batches) and sorted by length, so each model batch holds texts of similar
-    length; every encoding is pruned as soon as its batch is done and put back in corpus order.
-    The vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors
-    are empty (a BM25-only index).
+    The two halves depend on different things (the analyzer; the model and pruning), which is
+    why :class:`~sparse_demo.search.SearchSession` caches them apart; this function makes both.
 
     Args:
         corpus: The documents.
@@ -138,37 +263,13 @@ def encode_corpus(
     Returns:
         The documents in corpus order, how many vectors were pruned and the seconds it took.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if doc_top_k is not None and doc_top_k < 1:
-        raise ValueError(f"doc_top_k must be >= 1 or None, got {doc_top_k}")
-    terms_of = analyzer_terms(analyzer)
-    t0 = time.perf_counter()
-    docs = corpus.documents
-    total = len(docs)
-    texts = [doc_text(d.title, d.text) for d in docs]
     report = progress or (lambda _f, _d: None)
-    vectors: list[dict[str, float]] = [{} for _ in docs]
-    pruned = 0
-    ids: list[Sequence[int] | None] = [None] * total
-    if encoder is not None:
-        def encoded(done: int, _total: int) -> None:
-            report(0.9 * done / max(total, 1), f"encoded {done}/{total} documents")
-
-        for i, enc in _encode_all(encoder, texts, batch_size, encoded):
-            vectors[i], cut = _prune(encoder, enc, doc_top_k)
-            pruned += cut
-            ids[i] = getattr(enc, "input_ids", None)
-    out: list[IndexDocument] = []
+    analyzer_terms(analyzer)  # an unknown spec fails before the model runs
     base = 0.9 if encoder is not None else 0.0
-    step = max(1, total // 20)
-    for n, (d, text, vec) in enumerate(zip(docs, texts, vectors), start=1):
-        out.append(IndexDocument(id=d.id, text=d.text, terms=terms_of(text), sparse=vec, title=d.title))
-        if n % step == 0 or n == total:
-            report(base + (1 - base) * n / max(total, 1), f"analysed {n}/{total} documents (BM25 terms)")
-    input_ids = (TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids)
-                 else None)
-    return EncodedCorpus(out, pruned, time.perf_counter() - t0, input_ids=input_ids)
+    vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
+                             progress=lambda f, d: report(base * f, d))
+    terms = analyse_terms(corpus, analyzer, progress=lambda f, d: report(base + (1 - base) * f, d))
+    return assemble(corpus, vectors, terms)
 
 
 def _encode_all(

@@ -3,6 +3,12 @@
 The cache is an LRU bounded by a count and by an estimate of bytes (:func:`estimate_index_bytes`);
 both budgets come from :class:`sparse_demo.limits.Limits` (``SPARSE_DEMO_MAX_INDEXES``,
 ``SPARSE_DEMO_INDEX_CACHE_MB``) through :meth:`SearchSession.from_limits`.
+
+Beside the indexes, a session keeps the two halves of encoded corpora apart (:class:`PartCache`):
+document vectors by (corpus content, model fingerprint, document pruning) and BM25 terms by
+(corpus content, analyzer). Changing only the analyzer therefore rebuilds the BM25 leg from the
+kept vectors without running the model, and changing only the model re-encodes without running
+Kiwi. Each half has its own LRU with the same two budgets.
 """
 
 from __future__ import annotations
@@ -10,12 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.search.build import IndexKey, SearchIndex, build_index, index_key
-from sparse_demo.search.encode import EncodedCorpus
+from sparse_demo.search.encode import DocumentTerms, DocumentVectors
 from sparse_demo.search.explain import Explanation, explain
 from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, BackendName, StageProgress
 from sparse_demo.search.query import SearchOutcome, search
@@ -60,6 +67,90 @@ def estimate_index_bytes(index: SearchIndex) -> int:
     return int(total)
 
 
+def estimate_part_bytes(part: DocumentVectors | DocumentTerms) -> int:
+    """Estimated bytes of one half of an encoded corpus, with :func:`estimate_index_bytes`'s rates.
+
+    Document vectors: :data:`VECTOR_ENTRY_BYTES` per entry plus the input ids' arrays; BM25 terms:
+    :data:`TERM_BYTES` per term. A half shared with a kept index is counted in both caches (the
+    estimate errs on the safe side).
+    """
+    if isinstance(part, DocumentVectors):
+        total = sum(len(v) for v in part.vectors) * VECTOR_ENTRY_BYTES
+        ids = part.input_ids
+        if ids is not None:
+            total += int(getattr(ids.indptr, "nbytes", 0)) + int(getattr(ids.ids, "nbytes", 0))
+        return int(total)
+    return sum(len(t) for t in part.terms) * TERM_BYTES
+
+
+P = TypeVar("P", DocumentVectors, DocumentTerms)
+
+
+class PartCache(Generic[P]):
+    """An LRU of one half of encoded corpora (vectors or terms), bounded by a count and estimated bytes.
+
+    Keys are :class:`IndexKey` values with the fields the half does not depend on blanked
+    (:meth:`IndexKey.sparse_key`, :meth:`IndexKey.terms_key`), so any other field of the key keeps
+    entries apart. The least recently used entries are dropped until both budgets hold; the newest
+    is always kept. Safe under concurrent handlers.
+
+    Args:
+        max_entries: How many entries to keep (>= 1).
+        max_bytes: Estimated bytes (:func:`estimate_part_bytes`) all entries may hold (None: no budget).
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[IndexKey, P] = OrderedDict()
+        self._sizes: dict[IndexKey, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def cached_bytes(self) -> int:
+        with self._lock:
+            return sum(self._sizes.values())
+
+    def cached_keys(self) -> list[IndexKey]:
+        """The kept keys, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
+    def get(self, key: IndexKey) -> P | None:
+        with self._lock:
+            part = self._items.get(key)
+            if part is not None:
+                self._items.move_to_end(key)
+            return part
+
+    def put(self, key: IndexKey, part: P) -> None:
+        size = estimate_part_bytes(part)
+        with self._lock:
+            self._items[key] = part
+            self._sizes[key] = size
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and (
+                len(self._items) > self.max_entries
+                or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes)
+            ):
+                old, _ = self._items.popitem(last=False)
+                logger.info("dropped cached %s of %s (%d estimated bytes)", type(part).__name__, old,
+                            self._sizes.pop(old, 0))
+
+    def drop_where(self, predicate: Callable[[IndexKey], bool]) -> int:
+        """Drop every entry whose key satisfies ``predicate``; returns how many."""
+        with self._lock:
+            gone = [k for k in self._items if predicate(k)]
+            for k in gone:
+                del self._items[k]
+                self._sizes.pop(k, None)
+        return len(gone)
+
+
 class SearchSession:
     """Built indexes shared by the process, keyed by :class:`IndexKey`.
 
@@ -71,7 +162,11 @@ class SearchSession:
     ``max_bytes`` of :func:`estimate_index_bytes` together: the least recently used indexes are
     dropped until both hold (the newest index is always kept, even alone over the byte budget, and
     a warning says so). A dropped index stays usable by whoever still holds it; the Search tab
-    rebuilds it on the next search (``get_or_build`` with the same key). OpenSearch problems never
+    rebuilds it on the next search (``get_or_build`` with the same key). The halves of the encoded
+    documents are kept apart as well (:attr:`vectors` and :attr:`terms`, two :class:`PartCache`
+    with the same budgets), so a build whose key differs only in the analyzer reuses the document
+    vectors (the model does not run) and one differing only in the model reuses the BM25 terms
+    (Kiwi does not run); both work for either backend. OpenSearch problems never
     escape as crashes: building falls back to the memory backend with a note, and so does a search
     whose node stopped mid-session. Every method is safe under concurrent handlers.
 
@@ -96,6 +191,8 @@ class SearchSession:
         self._sizes: dict[IndexKey, int] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[IndexKey, threading.Lock] = {}
+        self.vectors: PartCache[DocumentVectors] = PartCache(max_indexes, max_bytes)
+        self.terms: PartCache[DocumentTerms] = PartCache(max_indexes, max_bytes)
 
     @classmethod
     def from_limits(cls, limits: Any, **build_kwargs: Any) -> SearchSession:
@@ -189,10 +286,13 @@ class SearchSession:
                 return found, [f"Reused the {backend} index another request just built."]
             opts = {**self.build_kwargs, **kwargs}
             try:
-                # Encoded documents of another backend's index for the same corpus+model: reuse them.
-                encoded = self._encoded_for(key)
-                if encoded is not None and "encoded" not in opts:
-                    opts["encoded"] = encoded
+                if "encoded" not in opts:  # the halves already made for this corpus: reuse them
+                    vectors = self.vectors.get(key.sparse_key()) if key.fingerprint else None
+                    if vectors is not None:
+                        opts.setdefault("vectors", vectors)
+                    terms = self.terms.get(key.terms_key())
+                    if terms is not None:
+                        opts.setdefault("terms", terms)
                 index = build_index(corpus, encoder, backend, progress=progress, **opts)
             except OpenSearchUnavailable as exc:
                 if not fallback:
@@ -203,15 +303,35 @@ class SearchSession:
                                                **kwargs)
                 return mem, [note, *notes]
             budget_notes = self._put(index)
+            self._keep_parts(index)
             return index, [f"Built the {index.backend_name} index.", *index.notes, *budget_notes]
 
-    def _encoded_for(self, key: IndexKey) -> EncodedCorpus | None:
+    def _keep_parts(self, index: SearchIndex) -> None:
+        """Keep the built index's document vectors and BM25 terms for later builds (shared, not copied)."""
+        if index.key.fingerprint:
+            vectors = index.document_vectors()
+            if vectors is not None:
+                self.vectors.put(index.key.sparse_key(), vectors)
+        terms = index.document_terms()
+        if terms is not None:
+            self.terms.put(index.key.terms_key(), terms)
+
+    def drop_where(self, predicate: Callable[[IndexKey], bool]) -> int:
+        """Drop every kept index and every kept half whose key satisfies ``predicate``.
+
+        The halves' keys are index keys with some fields blanked (:meth:`IndexKey.sparse_key`,
+        :meth:`IndexKey.terms_key`), so a predicate on the corpus id (or on any field that is not
+        blanked) drops an index and its halves together. Returns how many entries were dropped.
+        """
         with self._lock:
-            others = list(self._indexes.values())
-        for other in others:
-            if other.key.vectors_id == key.vectors_id and other.documents:
-                return other.encoded()
-        return None
+            gone = [k for k in self._indexes if predicate(k)]
+            for k in gone:
+                del self._indexes[k]
+                self._sizes.pop(k, None)
+                lock = self._key_locks.get(k)
+                if lock is not None and not lock.locked():
+                    del self._key_locks[k]
+        return len(gone) + self.vectors.drop_where(predicate) + self.terms.drop_where(predicate)
 
     def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
         """The memory index for ``index``'s corpus and model, built from its encoded documents."""
