@@ -15,7 +15,16 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+#: Kept for callers that need a fixed width; the charts fill their box (:func:`fit_width`).
 CHART_WIDTH = 420
+#: Legends sit under a chart so they never take width from a narrow box.
+LEGEND_BELOW = {"orient": "bottom", "direction": "horizontal"}
+
+
+def fit_width(chart: Any) -> Any:
+    """The chart as wide as its box (``width="container"``, autosize fit-x: axes, title and legends inside
+    that width), height unchanged; the same rule as :func:`sparse_demo.ui.plots.fit_width`."""
+    return chart.properties(width="container", autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def weight_frame(report: Any) -> pd.DataFrame:
@@ -38,16 +47,17 @@ def weight_chart(report: Any) -> alt.Chart:
         raise ValueError("no weight sweep in this evaluation; tick 'sweep the hybrid weight' or add hybrid:MODEL:best")
     metric = report.weight_sweeps[0].metric
     frame = weight_frame(report)
-    base = alt.Chart(frame, title="Hybrid weight sweep (min-max fusion)")
+    base = alt.Chart(frame, title=f"{metric} vs hybrid weight (min-max)")
     lines = base.mark_line(point=True).encode(
         x=alt.X("weight:Q", title="sparse weight w (BM25 gets 1 − w)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N"), strokeDash=alt.StrokeDash("split:N"),
+        color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
+        strokeDash=alt.StrokeDash("split:N", legend=alt.Legend(**LEGEND_BELOW)),
         tooltip=["model", "split", "weight", alt.Tooltip(f"{metric}:Q", format=".4f")],
     )
     best = base.transform_filter(alt.datum.best).mark_rule(strokeDash=[4, 4]).encode(
         x="weight:Q", color=alt.Color("model:N"))
-    return (lines + best).properties(width=CHART_WIDTH, height=260)
+    return fit_width((lines + best).properties(height=260))
 
 
 def prune_frame(points: list[Any]) -> pd.DataFrame:
@@ -71,17 +81,19 @@ def prune_chart(points: list[Any], x: str = "flops") -> alt.Chart:
     if not points:
         raise ValueError("no pruning sweep in this evaluation; run it with a model")
     frame = prune_frame(points)
-    title = {"flops": "FLOPS per query-document pair (Σ p_q·p_d)", "index_mb": "sparse index (MB, memory backend)"}[x]
-    base = alt.Chart(frame, title=f"nDCG@10 vs {'FLOPS' if x == 'flops' else 'index size'} under pruning")
-    return base.mark_line(point=True).encode(
+    title = {"flops": "FLOPS per query-document pair (Σ p_q·p_d, log)",
+             "index_mb": "sparse index (MB, memory backend, log)"}[x]
+    base = alt.Chart(frame, title=f"nDCG@10 vs {'FLOPS' if x == 'flops' else 'index size'} (pruning)")
+    return fit_width(base.mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=title, scale=alt.Scale(type="log")),
         y=alt.Y("ndcg10:Q", title="nDCG@10", scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N"), shape=alt.Shape("kind:N"), detail="kind:N",
+        color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
+        shape=alt.Shape("kind:N", legend=alt.Legend(**LEGEND_BELOW)), detail="kind:N",
         order=alt.Order(f"{x}:Q"),
         tooltip=["model", "label", alt.Tooltip("ndcg10:Q", format=".4f"), alt.Tooltip("flops:Q", format=".3f"),
                  alt.Tooltip("index_mb:Q", format=".2f"), alt.Tooltip("doc_active:Q", format=".1f"),
                  alt.Tooltip("query_active:Q", format=".1f")],
-    ).properties(width=CHART_WIDTH, height=280)
+    ).properties(height=280))
 
 
 def guarded(builder: Callable[..., alt.Chart], *args: Any, **kwargs: Any) -> tuple[alt.Chart | None, str]:

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..formatting import fmt_number, fmt_p
 from .runner import EvalReport, SystemResult
 
 SIG_MARK = "†"
@@ -71,7 +72,10 @@ def _bytes(n: int | None) -> str:
 
 
 def table_rows(report: EvalReport) -> list[dict[str, Any]]:
-    """The measured table, one dict per system, values formatted as in the card (plus costs and p)."""
+    """The measured table, one dict per system, values formatted as in the card (plus costs and p).
+
+    For reading: recall as percentages, other metrics with 4 decimals, p-values as ``0.007`` / ``< 0.001``
+    (:func:`sparse_demo.formatting.fmt_p`); :func:`metrics_records` keeps the full-precision numbers."""
     rows = []
     for r in report.systems:
         row: dict[str, Any] = {"System": r.label + (" (baseline)" if r.is_baseline else "")}
@@ -79,13 +83,13 @@ def table_rows(report: EvalReport) -> list[dict[str, Any]]:
             row[title] = _marked(r, m)
         row["Recall@100"] = format_value("recall@100", r.means["recall@100"])
         p = r.p_holm.get(report.metric)
-        row[f"p ({report.metric}, Holm)"] = "—" if p is None else f"{p:.4g}"
+        row[f"p ({report.metric}, Holm)"] = fmt_p(p)
         ci = r.interval
         row[f"Δ{report.metric} 95% CI"] = "—" if ci is None else f"{ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
         c = r.cost
         row["q dims"] = f"{c.query_active:.1f}"
         row["d dims"] = f"{c.doc_active:.1f}"
-        row["FLOPS"] = f"{c.flops:.3f}"
+        row["FLOPS"] = fmt_number(c.flops)
         row["index"] = _bytes(c.index_bytes)
         if report.backend == "opensearch":
             row["OpenSearch store"] = _bytes(c.opensearch_store_bytes)

@@ -35,6 +35,7 @@ from ..compare import (
 )
 from ..config import ASSETS_DIR
 from ..encoder import SpladeEncoder
+from ..formatting import display_frame, empty_frame
 from ..space import gpu
 from ..textio import clean_query, read_query_file
 from .common import (
@@ -59,6 +60,11 @@ TABLE_COLUMNS = ["rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b
 DISAGREEMENT_COLUMNS = ["rank", "query_index", "query", "weighted_overlap", "rbo", "jaccard", "shared",
                         "only_a", "only_b"]
 _PAIR_SEP = "  vs  "
+EMPTY_ONE = "Pick models A and B, type a query and press Compare: both top-k lists appear here side by side."
+EMPTY_SIDES = "Press Compare: each model's active dims and leakage appear here."
+EMPTY_MORPHEMES = "Press Compare: the weight each model puts on every Kiwi morpheme of the query appears here."
+EMPTY_SET = "Paste or upload queries, pick two or more models and press Compare the set."
+EMPTY_DISAGREE = "Press Compare the set: the queries where the pair disagrees most appear here; click one to open it."
 
 
 @dataclass
@@ -455,13 +461,18 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
             status = gr.Markdown(elem_id="compare-status")
             metrics = gr.Markdown(elem_id="compare-metrics")
-            aligned = gr.Dataframe(label="Top-k side by side (one row per surface form; rank_shift = rank A − "
+            aligned = gr.Dataframe(
+                value=empty_frame(EMPTY_ONE),
+                label="Top-k side by side (one row per surface form; rank_shift = rank A − "
                                    "rank B, positive when B ranks it higher)",
                                    elem_id="compare-aligned", interactive=False, wrap=True)
             with gr.Row():
                 chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
-                sides = gr.Dataframe(label="Stats and leakage", elem_id="compare-sides", interactive=False)
-            morphs = gr.Dataframe(label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
+                sides = gr.Dataframe(value=empty_frame(EMPTY_SIDES), label="Stats and leakage",
+                                     elem_id="compare-sides", interactive=False)
+            morphs = gr.Dataframe(
+                value=empty_frame(EMPTY_MORPHEMES),
+                label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
                                   "puts there (through each token's source position)",
                                   elem_id="compare-morphemes", interactive=False, wrap=True)
             download = gr.File(label="CSV", interactive=False, elem_id="compare-csv")
@@ -487,14 +498,18 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             set_run = gr.Button("Compare the set", variant="primary", elem_id="compare-set-run")
             set_status = gr.Markdown(elem_id="compare-set-status")
             with gr.Row():
-                summary = gr.Dataframe(label="Per model: mean leakage, active dims, stopword at top-1 / top-5",
+                summary = gr.Dataframe(
+                    value=empty_frame(EMPTY_SET),
+                    label="Per model: mean leakage, active dims, stopword at top-1 / top-5",
                                        elem_id="compare-set-summary", interactive=False)
                 set_chart = gr.Plot(label="Leakage per model", elem_id="compare-set-chart")
-            pairs = gr.Dataframe(label="Per pair: overlap figures", elem_id="compare-set-pairs", interactive=False)
-            leaking = gr.Dataframe(label="Most leaking tokens per model", elem_id="compare-set-leaking",
-                                   interactive=False)
+            pairs = gr.Dataframe(value=empty_frame(EMPTY_SET), label="Per pair: overlap figures",
+                                 elem_id="compare-set-pairs", interactive=False)
+            leaking = gr.Dataframe(value=empty_frame(EMPTY_SET), label="Most leaking tokens per model",
+                                   elem_id="compare-set-leaking", interactive=False)
             pair = gr.Dropdown(choices=[], label="Pair", elem_id="compare-set-pair", allow_custom_value=False)
             disagreements = gr.Dataframe(
+                value=empty_frame(EMPTY_DISAGREE),
                 label="Where the pair disagrees most: click a row to see that query side by side",
                 elem_id="compare-set-disagreements", interactive=False, wrap=True)
             set_files = gr.File(label="CSV", file_count="multiple", interactive=False, elem_id="compare-set-csv")
@@ -503,7 +518,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     one_outputs = [status, metrics, aligned, chart, sides, morphs, download]
 
     def unpack(r: CompareResult) -> tuple:
-        return r.status, r.metrics, r.aligned, r.chart, r.sides, r.morphemes, r.csv_path
+        return (r.status, r.metrics, display_frame(r.aligned, EMPTY_ONE), r.chart, display_frame(r.sides, EMPTY_SIDES),
+                display_frame(r.morphemes, EMPTY_MORPHEMES), r.csv_path)
 
     def on_run(text, ca, cb, fa, fb, k, stop, pos, vm):
         return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm))
@@ -516,9 +532,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
 
     def on_set(block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress=gr.Progress()):  # noqa: B008
         r = compare_set(ctx, block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress)
-        return (r.status, r.summary, r.chart, r.pairs, r.leaking,
+        return (r.status, display_frame(r.summary, EMPTY_SET), r.chart, display_frame(r.pairs, EMPTY_SET),
+                display_frame(r.leaking, EMPTY_SET),
                 gr.Dropdown(choices=r.pair_choices, value=r.pair_choices[0] if r.pair_choices else None),
-                r.disagreements, r.csv_paths or None, r.state)
+                display_frame(r.disagreements, EMPTY_DISAGREE), r.csv_paths or None, r.state)
 
     set_run.click(
         gpu(on_set, duration=300),
@@ -526,7 +543,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         [set_status, summary, set_chart, pairs, leaking, pair, disagreements, set_files, set_state],
     )
     for picker in (pair, by):
-        picker.input(disagreement_table, [set_state, pair, by], disagreements)
+        picker.input(lambda st, p, b: display_frame(disagreement_table(st, p, b), EMPTY_DISAGREE),
+                     [set_state, pair, by], disagreements)
 
     def on_select(st, p, k, stop, pos, vm, evt: gr.SelectData):
         row = evt.row_value if evt.row_value else None

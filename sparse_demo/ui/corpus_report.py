@@ -21,8 +21,9 @@ import gradio as gr
 import pandas as pd
 
 from ..corpus_report import CorpusReport, ReportComparison, compare_reports, report_for_index
+from ..formatting import display_frame, empty_frame, fmt_number
 from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv
-from .plots import CATEGORY_COLORS, CHART_WIDTH, safe_chart
+from .plots import CATEGORY_COLORS, CHART_WIDTH, LEGEND_BELOW, fit_width, safe_chart
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ TABLE_COLUMNS = ["token", "category", "df", "df_share", "mean_weight", "max_weig
 CHANGE_COLUMNS = ["key", "category", "df_a", "df_b", "df_share_change", "mass_share_a", "mass_share_b",
                   "mass_share_change"]
 NO_SECOND = "(none)"
+EMPTY_TOKENS = "Press Compute corpus report: every token's document frequency, weight and mass appear here."
+EMPTY_CHANGES = ("Pick a second model and press Compute corpus report: the tokens whose document frequency "
+                 "changed most appear here.")
 #: The app refreshes every model picker's choices (``ui.common.picker_updates``); keep "(none)" first in ours.
 PICKER_PREFIX["corpus-report-b-model"] = (NO_SECOND,)
 
@@ -55,12 +59,16 @@ class CorpusReportView:
 
 
 # ---------------------------------------------------------------------- charts (pure)
-def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCATTER_TOKENS) -> alt.Chart:
-    """Document frequency (log x) against mean weight where active, coloured by category, token tooltips."""
+def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCATTER_TOKENS,
+                    width: int | None = None) -> alt.Chart:
+    """Document frequency (log x) against mean weight where active, coloured by category, token tooltips.
+
+    As wide as its box, or ``width`` pixels (for two charts side by side in one figure).
+    """
     data = report.top_tokens(max_tokens, "df")[["token", "raw", "category", "df", "df_share", "mean_weight",
                                                  "mass", "expansion_share"]].copy()
-    return (
-        alt.Chart(data, title=title or f"{report.model}: document frequency vs mean weight")
+    chart = (
+        alt.Chart(data, title=alt.TitleParams(title or "Document frequency vs mean weight", subtitle=report.model))
         .mark_circle(opacity=0.7)
         .encode(
             x=alt.X("df:Q", scale=alt.Scale(type="log"), title="documents with the token (log)"),
@@ -68,13 +76,14 @@ def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCA
             size=alt.Size("mass:Q", legend=None, scale=alt.Scale(range=[10, 300])),
             color=alt.Color("category:N", scale=alt.Scale(domain=list(CATEGORY_COLORS),
                                                           range=list(CATEGORY_COLORS.values())),
-                            legend=alt.Legend(orient="bottom")),
-            tooltip=["token", "raw", "category", "df", alt.Tooltip("df_share:Q", format=".1%"),
+                            legend=alt.Legend(**LEGEND_BELOW)),
+            tooltip=["raw", "category", "df", alt.Tooltip("df_share:Q", format=".1%"),
                      alt.Tooltip("mean_weight:Q", format=".3f"), alt.Tooltip("mass:Q", format=".2f"),
                      alt.Tooltip("expansion_share:Q", format=".0%")],
         )
-        .properties(width=CHART_WIDTH, height=280)
+        .properties(height=280)
     )
+    return chart.properties(width=width) if width else fit_width(chart)
 
 
 def histogram_chart(reports: list[CorpusReport]) -> alt.Chart:
@@ -82,17 +91,17 @@ def histogram_chart(reports: list[CorpusReport]) -> alt.Chart:
     rows = [{"model": r.model or f"model {i + 1}", "lo": b.lo, "hi": max(b.hi, b.lo + 1), "documents": b.documents}
             for i, r in enumerate(reports) for b in r.histogram]
     data = pd.DataFrame(rows, columns=["model", "lo", "hi", "documents"])
-    return (
+    return fit_width(
         alt.Chart(data, title="Active dimensions per document")
         .mark_bar(opacity=0.55)
         .encode(
             x=alt.X("lo:Q", bin="binned", title="active dimensions"),
             x2="hi:Q",
             y=alt.Y("documents:Q", stack=None, title="documents"),
-            color=alt.Color("model:N", legend=alt.Legend(orient="bottom")),
+            color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
             tooltip=["model", "lo", "hi", "documents"],
         )
-        .properties(width=CHART_WIDTH, height=240)
+        .properties(height=240)
     )
 
 
@@ -105,7 +114,7 @@ def _fmt(value: Any, figure: str) -> str:
     if figure == "memory_index_bytes":
         return f"{value / 2**20:.2f} MiB"
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return fmt_number(value)
     return f"{value:,}"
 
 
@@ -127,7 +136,7 @@ def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
         lines.append(f"| {fig} | " + " | ".join(_fmt(v[fig], fig) for v in values) + " |")
     lines.append("")
     for r in heads:
-        longest = ", ".join(f"`{html.escape(t)}` {d:,}" for t, d in r.top_tokens(10, "df")[["token", "df"]].values)
+        longest = ", ".join(f"`{html.escape(t)}` {d:,}" for t, d in r.top_tokens(10, "df")[["raw", "df"]].values)
         always = r.always_on()
         lines.append(f"- **{html.escape(r.model)}**: longest posting lists: {longest or 'none'}. "
                      f"{len(always):,} always-on tokens (in more than half the documents) carry "
@@ -149,12 +158,11 @@ def _write_json(payload: dict, workdir: Path, stem: str) -> str:
 
 
 def _table(report: CorpusReport, rows: int = TABLE_ROWS) -> pd.DataFrame:
-    frame = report.tokens.head(rows)[TABLE_COLUMNS].copy()
-    for col in ("df_share", "mass_share", "expansion_share"):
-        frame[col] = frame[col].round(4)
-    for col in ("mean_weight", "max_weight", "mass"):
-        frame[col] = frame[col].round(4)
-    return frame
+    """The token table as shown: the vocabulary string as the token (``▁수`` and ``수`` stay apart), numbers
+    rounded to 4 significant digits (the CSV keeps full precision and both columns)."""
+    frame = report.tokens.head(rows)
+    frame = frame.assign(token=frame["raw"])[TABLE_COLUMNS]
+    return display_frame(frame, EMPTY_TOKENS)
 
 
 # ---------------------------------------------------------------------- handler
@@ -209,8 +217,9 @@ def compute_corpus_report(
         return CorpusReportView(status, _table(a), scatter, safe_chart(histogram_chart, [a]), csv=csv, json=js,
                                 report=a)
     cmp = compare_reports(a, b)
-    scatter = safe_chart(lambda: alt.hconcat(df_weight_chart(a), df_weight_chart(b)))
-    changes = cmp.top_changes(TABLE_ROWS, "df")[CHANGE_COLUMNS].round(4)
+    scatter = safe_chart(lambda: alt.hconcat(df_weight_chart(a, width=CHART_WIDTH),
+                                             df_weight_chart(b, width=CHART_WIDTH)))
+    changes = display_frame(cmp.top_changes(TABLE_ROWS, "df")[CHANGE_COLUMNS], EMPTY_CHANGES)
     both = pd.concat([a.tokens.assign(model=a.model), b.tokens.assign(model=b.model)], ignore_index=True)
     csv = write_csv(both, workdir, "corpus_report_tokens")
     js = _write_json(cmp.to_json(TABLE_ROWS), workdir, "corpus_report")
@@ -248,13 +257,15 @@ def build_accordion(
                                   placeholder="/models/korean-sparse-v25")
         run = gr.Button("Compute corpus report", elem_id="corpus-report-run")
         status = gr.Markdown(elem_id="corpus-report-status")
-        table = gr.Dataframe(label=f"Tokens by document frequency (first {TABLE_ROWS}; the CSV has all)",
-                             elem_id="corpus-report-table", interactive=False, headers=TABLE_COLUMNS)
-        with gr.Row():
-            scatter = gr.Plot(label="Document frequency vs mean weight", elem_id="corpus-report-scatter")
-            hist = gr.Plot(label="Active dimensions per document", elem_id="corpus-report-hist")
-        changes = gr.Dataframe(label="Tokens whose document frequency changed most (B − A, matched by surface form)",
-                               elem_id="corpus-report-changes", interactive=False, headers=CHANGE_COLUMNS)
+        table = gr.Dataframe(value=empty_frame(EMPTY_TOKENS), label=f"Tokens by document frequency (first "
+                             f"{TABLE_ROWS}; ▁ = word start; the CSV has all)", elem_id="corpus-report-table",
+                             interactive=False)
+        # one chart per row: two models' scatters side by side need the full width
+        scatter = gr.Plot(label="Document frequency vs mean weight", elem_id="corpus-report-scatter")
+        hist = gr.Plot(label="Active dimensions per document", elem_id="corpus-report-hist")
+        changes = gr.Dataframe(value=empty_frame(EMPTY_CHANGES), label="Tokens whose document frequency changed "
+                               "most (B − A, matched by surface form)", elem_id="corpus-report-changes",
+                               interactive=False)
         with gr.Row():
             csv = gr.File(label="Per-token table (CSV)", elem_id="corpus-report-csv")
             js = gr.File(label="Report (JSON)", elem_id="corpus-report-json")
@@ -263,7 +274,8 @@ def build_accordion(
                progress=gr.Progress()):
         v = compute_corpus_report(ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm,
                                   progress, analyzer_)
-        return v.status, v.table, v.scatter, v.histogram, v.changes, v.csv, v.json
+        return (v.status, display_frame(v.table, EMPTY_TOKENS), v.scatter, v.histogram,
+                display_frame(v.changes, EMPTY_CHANGES), v.csv, v.json)
 
     inputs = [corpus_choice, uploaded, model, folder, backend, model_b, folder_b, visitor_models]
     if analyzer is not None:

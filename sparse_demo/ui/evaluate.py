@@ -35,6 +35,7 @@ from .. import search as svc
 from ..evaluation import charts
 from ..evaluation import report as ev_report
 from ..evaluation.dataset import EvalSet
+from ..formatting import display_frame, empty_frame
 from ..limits import Limits
 from ..space import gpu
 from .common import AppContext, UserError, message
@@ -50,6 +51,9 @@ SYSTEM_CHOICES = [("BM25", "bm25"), ("Sparse (each model)", "sparse"), ("Hybrid 
 SWEEP_CHOICES = [("Hybrid weight curve", "weight"), ("Pruning curve (top-k, max_ratio)", "prune")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 WIN_COLUMNS = ["query_id", "query", "outcome", "delta"]
+EMPTY_TABLE = ("Pick a QA set, models and systems, then press Evaluate: the measured table (card layout) "
+               "appears here.")
+EMPTY_WINS = "Run an evaluation, then pick systems A and B: the queries B wins and loses appear here."
 #: At most this many queries per run in the app (the CLI has no limit); ``SPARSE_DEMO_MAX_BATCH`` may lower it.
 MAX_APP_QUERIES = 2_000
 
@@ -362,18 +366,50 @@ class EvaluateTab:
 
 #: The query boxes a selected wins/losses query is copied into (Search and Compare tabs).
 QUERY_TARGETS: tuple[str, ...] = ("search-query", "compare-query")
+#: Results shown next to those boxes, cleared when a new query arrives (so none belongs to the old query).
+STALE_RESULTS: tuple[str, ...] = (
+    "search-status", "search-results", "search-passage", "search-explain-status", "search-explain-table",
+    "search-explain-chart",
+    "compare-status", "compare-metrics", "compare-aligned", "compare-chart", "compare-sides", "compare-morphemes",
+    "compare-csv",
+)
+_ARRIVED = {"search": "Search", "compare": "Compare"}
 
 
-def connect_query(blocks: gr.Blocks, parts: EvaluateTab, targets: tuple[str, ...] = QUERY_TARGETS) -> list[str]:
-    """Copy a selected wins/losses query into the other tabs' query boxes (call inside ``blocks``).
+def _cleared(component: gr.components.Component) -> Any:
+    """What a result component shows once a query from Evaluate replaced the one it answered."""
+    tab = (component.elem_id or "").split("-")[0]
+    sentence = (f"New query from Evaluate's wins and losses: press {_ARRIVED.get(tab, 'the button')} to see "
+                "its results.")
+    if isinstance(component, gr.Dataframe):
+        return empty_frame(sentence)
+    if isinstance(component, gr.Markdown) and (component.elem_id or "").endswith("-status") \
+            and "explain" not in (component.elem_id or ""):
+        return message(sentence, "info")
+    if isinstance(component, (gr.Markdown, gr.HTML)):
+        return ""
+    return None  # plots and files: nothing
+
+
+def connect_query(blocks: gr.Blocks, parts: EvaluateTab, targets: tuple[str, ...] = QUERY_TARGETS,
+                  stale: tuple[str, ...] = STALE_RESULTS) -> list[str]:
+    """Copy a selected wins/losses query into the other tabs' query boxes (call inside ``blocks``), and clear
+    those tabs' results (``stale``), which answered the previous query.
 
     Returns:
         The ``elem_id`` of every box connected (targets missing from the app are skipped).
     """
-    boxes = [b for b in blocks.blocks.values() if isinstance(b, gr.Textbox) and (b.elem_id or "") in targets]
+    found = {b.elem_id: b for b in blocks.blocks.values()
+             if isinstance(b, gr.components.Component) and b.elem_id}
+    boxes = [found[t] for t in targets if isinstance(found.get(t), gr.Textbox)]
+    results = [found[t] for t in stale if t in found]
     if boxes:
-        parts.selected_query.change(lambda q: [q] * len(boxes) if len(boxes) > 1 else q, parts.selected_query,
-                                    boxes if len(boxes) > 1 else boxes[0])
+        def send(q: str) -> list[Any]:
+            if not q:
+                return [gr.update()] * (len(boxes) + len(results))
+            return [q] * len(boxes) + [_cleared(c) for c in results]
+
+        parts.selected_query.change(send, parts.selected_query, boxes + results)
     return [b.elem_id for b in boxes]
 
 
@@ -412,7 +448,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         cancel = gr.Button("Cancel", elem_id="evaluate-cancel")
     input_status = gr.Markdown(elem_id="evaluate-input-status")
     status = gr.Markdown(elem_id="evaluate-status")
-    table = gr.Dataframe(label="Measured (card layout)", elem_id="evaluate-table", interactive=False, wrap=True)
+    table = gr.Dataframe(value=empty_frame(EMPTY_TABLE), label="Measured (card layout)", elem_id="evaluate-table",
+                         interactive=False, wrap=True)
     reference = gr.Dataframe(value=reference_frame(), label="Reference: the model card's figures, reported on the "
                              "card's private set (not measured here)", elem_id="evaluate-reference", interactive=False)
     with gr.Accordion("Markdown for a model card, and downloads", open=False):
@@ -420,8 +457,9 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         files = gr.File(label="CSV / JSON of the table and the per-query runs", file_count="multiple",
                         elem_id="evaluate-files")
     chart_status = gr.Markdown(elem_id="evaluate-chart-status")
+    # the weight curve gets a full row, the two pruning curves half a row each: wide enough at 1280 px
+    weight_plot = gr.Plot(label="nDCG@10 vs hybrid weight", elem_id="evaluate-weight-chart")
     with gr.Row():
-        weight_plot = gr.Plot(label="nDCG@10 vs hybrid weight", elem_id="evaluate-weight-chart")
         flops_plot = gr.Plot(label="nDCG@10 vs FLOPS", elem_id="evaluate-prune-flops")
         bytes_plot = gr.Plot(label="nDCG@10 vs index size", elem_id="evaluate-prune-bytes")
     with gr.Accordion("Per-query wins and losses", open=False):
@@ -429,8 +467,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
             sys_a = gr.Dropdown([], label="System A", elem_id="evaluate-system-a")
             sys_b = gr.Dropdown([], label="System B", elem_id="evaluate-system-b")
         wins_status = gr.Markdown(elem_id="evaluate-wins-status")
-        wins = gr.Dataframe(label="Queries (select a row to open it in Search and Compare)", elem_id="evaluate-wins",
-                            interactive=False, wrap=True)
+        wins = gr.Dataframe(value=empty_frame(EMPTY_WINS), label="Queries (select a row to open it in Search and "
+                            "Compare)", elem_id="evaluate-wins", interactive=False, wrap=True)
         selected = gr.Textbox(label="Selected query", elem_id="evaluate-selected-query", interactive=False)
 
     def on_upload(path):
@@ -454,7 +492,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
                     del _cancel[key]
         a = r.labels[0] if r.labels else None
         b = r.labels[1] if len(r.labels) > 1 else None
-        return (r.status, r.table, r.reference, r.markdown, r.files or None, r.weight_chart, r.prune_flops_chart,
+        return (r.status, display_frame(r.table, EMPTY_TABLE), r.reference, r.markdown, r.files or None,
+                r.weight_chart, r.prune_flops_chart,
                 r.prune_bytes_chart, r.chart_status, r.report, gr.update(choices=r.labels, value=a),
                 gr.update(choices=r.labels, value=b))
 
@@ -468,7 +507,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
 
     def on_compare(report, a, b):
         r = compare_systems(report, a, b)
-        return r.status, r.table
+        return r.status, display_frame(r.table, EMPTY_WINS)
 
     run.click(gpu(on_run, duration=300),
               [corpus_choice, uploaded, models, kinds, weights, backend, sample, seed, sweeps, visitor_models],

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
+from ..formatting import display_frame, empty_frame
 from ..limits import Limits
 from ..space import gpu
 from ..textio import clean_query, read_query_file, split_queries
@@ -33,6 +34,19 @@ logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["rank", "token", "weight", "category", "origin", "position", "source_subword",
                  "source_text", "morpheme", "id", "raw"]
+#: Short headers of the token table on screen (the CSV and the handler's frame keep the full names).
+SHOWN_HEADERS = {"position": "pos", "source_subword": "subword", "source_text": "from text"}
+EMPTY_TOKENS = "Type a query and press Analyze: its top tokens, their weights and where each came from appear here."
+EMPTY_LEAKING = "Press Analyze all: the stopword and special tokens found in most queries' top-k appear here."
+EMPTY_PER_QUERY = "Press Analyze all: one row per query with its leakage figures appears here."
+
+
+def shown_tokens(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """The token table as shown: the vocabulary string (``▁수``, not ``수``) as the token, numbers rounded
+    to 4 significant digits, short headers; the empty-state sentence before a run."""
+    if frame is not None and len(frame) and "raw" in frame.columns:
+        frame = frame.assign(token=frame["raw"])
+    return display_frame(frame, EMPTY_TOKENS, drop=["raw"], rename=SHOWN_HEADERS)
 
 
 @dataclass
@@ -200,14 +214,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     run = gr.Button("Analyze", variant="primary", elem_id="explore-run")
     status = gr.Markdown(elem_id="explore-status")
     leakage = gr.Markdown(elem_id="explore-leakage")
-    with gr.Row():
-        table = gr.Dataframe(label="Top tokens (position = input position whose logit was the max)",
-                             elem_id="explore-table", interactive=False, wrap=True)
-        chart = gr.Plot(label="Weights by category", elem_id="explore-chart")
+    table = gr.Dataframe(value=empty_frame(EMPTY_TOKENS), elem_id="explore-table", interactive=False, wrap=True,
+                         label="Top tokens (pos = input position whose logit was the max; ▁ = word start)")
+    chart = gr.Plot(label="Weights by category", elem_id="explore-chart")
 
     def on_run(text, choice, folder_, k, stop, pos, vm):
         r = explore_query(ctx, text, choice, folder_, k, stop, pos, vm)
-        return r.status, r.leakage, r.table, r.chart
+        return r.status, r.leakage, shown_tokens(r.table), r.chart
 
     inputs = [query, model, folder, top_k, stop_file, pos_rule, visitor_models]
     outputs = [status, leakage, table, chart]
@@ -223,14 +236,17 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         batch_run = gr.Button("Analyze all", elem_id="explore-batch-run")
         batch_status = gr.Markdown(elem_id="explore-batch-status")
         with gr.Row():
-            leaking = gr.Dataframe(label="Most leaking tokens", interactive=False)
-            batch_chart = gr.Plot(label="Leaking tokens")
-        per_query = gr.Dataframe(label="Per query", interactive=False, wrap=True)
+            leaking = gr.Dataframe(value=empty_frame(EMPTY_LEAKING), label="Most leaking tokens", interactive=False,
+                                   elem_id="explore-batch-leaking")
+            batch_chart = gr.Plot(label="Leaking tokens", elem_id="explore-batch-chart")
+        per_query = gr.Dataframe(value=empty_frame(EMPTY_PER_QUERY), label="Per query", interactive=False, wrap=True,
+                                 elem_id="explore-batch-per-query")
         download = gr.File(label="CSV", interactive=False)
 
         def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, progress=gr.Progress()):
             r = explore_batch(ctx, block_, upload_, choice, folder_, k, stop, pos, vm, progress)
-            return r.status, r.leaking, r.chart, r.per_query, r.csv_path
+            return (r.status, display_frame(r.leaking, EMPTY_LEAKING), r.chart,
+                    display_frame(r.per_query, EMPTY_PER_QUERY), r.csv_path)
 
         batch_run.click(
             gpu(on_batch, duration=300),

@@ -34,9 +34,10 @@ import pandas as pd
 
 from .. import search as svc
 from ..corpus import Corpus
+from ..formatting import EMPTY_HEADER, display_frame, empty_frame, fmt_number
 from ..space import gpu
 from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
-from .plots import CHART_WIDTH, safe_chart
+from .plots import fit_width, safe_chart
 from .render import passage_html, plain_passage_html
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes", "all"),
                     ("nori's stop tags", "nori")]
 CHART_TOKENS = 20
+EMPTY_RESULTS = "Type a query and press Search: the ranked passages appear here; select one to see why it matched."
+EMPTY_EXPLAIN = "Search, then select a result: each token's query weight × document weight appears here."
 
 _sample_cache: dict[str, Corpus] = {}
 
@@ -336,7 +339,7 @@ def run_search(
 
 def contribution_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
     """Bars of per-token products ``query weight × doc weight`` (largest first)."""
-    return (
+    return fit_width(
         alt.Chart(frame, title=title)
         .mark_bar(color="#2f6fdf")
         .encode(
@@ -344,7 +347,7 @@ def contribution_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
             y=alt.Y("token:N", sort="-x", title=None),
             tooltip=EXPLAIN_COLUMNS,
         )
-        .properties(height=max(120, 18 * len(frame)), width=CHART_WIDTH)
+        .properties(height=max(120, 18 * len(frame)))
     )
 
 
@@ -374,7 +377,8 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
         top = frame.head(3)
         share = (float(top["product"].sum()) / exp.sparse_score) if exp.sparse_score > 0 else 0.0
         lines = [
-            f"**Why {hit.id} matched**: sparse score {exp.sparse_score:.4f} = sum of {len(frame)} token products; "
+            f"**Why {hit.id} matched**: sparse score {fmt_number(exp.sparse_score)} = sum of {len(frame)} token "
+            "products; "
             f"the top 3 tokens give {100 * share:.1f}%. Shared BM25 morphemes: "
             + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none") + "."
         ]
@@ -425,13 +429,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         run = gr.Button("Search", variant="primary", elem_id="search-run")
     index_status = gr.Markdown(elem_id="search-index-status")
     status = gr.Markdown(elem_id="search-status")
-    results = gr.Dataframe(label="Results (select a row to see why it matched)", elem_id="search-results",
-                           interactive=False, wrap=True, headers=RESULT_COLUMNS)
+    results = gr.Dataframe(value=empty_frame(EMPTY_RESULTS), label="Results (select a row to see why it matched)",
+                           elem_id="search-results", interactive=False, wrap=True)
     passage = gr.HTML(elem_id="search-passage")
     explain_status = gr.Markdown(elem_id="search-explain-status")
     with gr.Row():
-        explain_table = gr.Dataframe(label="Per-token contributions to the sparse score",
-                                     elem_id="search-explain-table", interactive=False)
+        explain_table = gr.Dataframe(value=empty_frame(EMPTY_EXPLAIN), label="Per-token contributions to the sparse "
+                                     "score", elem_id="search-explain-table", interactive=False)
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
     from .corpus_report import build_accordion
 
@@ -467,7 +471,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
         slider = gr.update(value=used) if used is not None and not moved else gr.update()
-        return r.status, r.table, r.passage, ex.status, ex.table, ex.chart, r.outcome, slider
+        return (r.status, display_frame(r.table, EMPTY_RESULTS), r.passage, ex.status,
+                display_frame(ex.table, EMPTY_EXPLAIN), ex.chart, r.outcome, slider)
 
     search_inputs = [query, corpus_choice, uploaded, model, folder, backend, method, fusion, weight, top_k,
                      visitor_models, analyzer, weight_moved]
@@ -476,10 +481,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     run.click(search_fn, search_inputs, search_outputs)
     query.submit(search_fn, search_inputs, search_outputs)
 
-    def on_select(outcome, evt: gr.SelectData):
+    def on_select(outcome, shown, evt: gr.SelectData):
+        if shown is None or EMPTY_HEADER in getattr(shown, "columns", []):  # no results shown (cleared)
+            outcome = None
         idx = evt.index
         row = idx[0] if isinstance(idx, (list, tuple)) else idx
         r = explain_hit(session, outcome, row)
-        return r.passage, r.status, r.table, r.chart
+        return r.passage, r.status, display_frame(r.table, EMPTY_EXPLAIN), r.chart
 
-    results.select(on_select, [last], [passage, explain_status, explain_table, explain_chart])
+    results.select(on_select, [last, results], [passage, explain_status, explain_table, explain_chart])
