@@ -3,8 +3,8 @@
 For each set (KoBEST BoolQ test: 1,404 questions over 5,757 paragraphs; KorSTS test pairs
 scoring >= 4: 338 queries over 8,000 sentences) it runs the same :func:`sparse_demo.evaluation.evaluate`
 as the tab and the CLI with BM25 and, when a model is given (default: ``assets/demo-model``
-where it exists), the model's sparse leg, the hybrid at 0.5 and the hybrid at the weight that
-is best on a dev split. Each table runs twice: the second run reads the document encodings
+where it exists), the model's sparse leg, the hybrid at 0.5 and the hybrid with its weight
+chosen by 5-fold cross-validation. Each table runs twice: the second run reads the document encodings
 from the cache, and the ratio of the two wall times is printed side by side. With a model, the
 pruning sweep is saved as HTML (altair) and PNG (matplotlib) under ``--out``.
 

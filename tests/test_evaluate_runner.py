@@ -67,7 +67,7 @@ SYSTEMS = ["bm25", f"sparse:{MODEL}", f"hybrid:{MODEL}:0.3", f"rrf:{MODEL}", f"h
 @pytest.fixture(scope="module")
 def report(small_corpus, tiny_encoder, cache):
     return evaluate(make_eval_set(small_corpus), [parse_system(s) for s in SYSTEMS], {MODEL: tiny_encoder},
-                    cache=cache, trials=2000, resamples=500, dev_fraction=0.5)
+                    cache=cache, trials=2000, resamples=500)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -171,6 +171,10 @@ def test_system_labels():
     assert parse_system("hybrid:m").weight == 0.5
     assert parse_system("hybrid:m", fusion="rrf").fusion == "rrf"
     assert parse_system("hybrid:m:best").tuned
+    assert parse_system("hybrid:m:best").label == "hybrid m (weight by 5-fold CV)"
+    assert parse_system("hybrid:m:best", folds=10).label == "hybrid m (weight by 10-fold CV)"
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        parse_system("hybrid:m:best", folds=1)
     assert parse_system("hybrid:org/m:0.2").model == "org/m"
 
 
@@ -212,12 +216,107 @@ def test_significance_rows_and_baseline(report):
         assert ci.difference == pytest.approx(row.means["ndcg@10"] - base.means["ndcg@10"])
 
 
-def test_tuned_weight_is_the_best_on_dev(report):
+CV_LABEL = f"hybrid {MODEL} (weight by 5-fold CV)"
+GRID = [round(0.1 * i, 1) for i in range(11)]
+
+
+def _ndcg10_by_hand(ranked: list[str], judged: dict[str, int]) -> float:
+    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:10]
+    return dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+
+
+def _best_by_hand(values: dict[float, dict[str, float]], queries: list[str]) -> float:
+    """The grid weight with the highest mean over ``queries``; ties: closest to 0.5, then the smaller."""
+    best = None
+    for w in GRID:  # ascending, so a later weight replaces only when strictly better or strictly closer
+        mean = sum(values[w][q] for q in queries) / len(queries)
+        if best is None or mean > best[1] + 1e-12 or (abs(mean - best[1]) <= 1e-12 and
+                                                      abs(w - 0.5) < abs(best[0] - 0.5) - 1e-9):
+            best = (w, mean)
+    return best[0]
+
+
+@pytest.fixture(scope="module")
+def hand_ndcg(report, small_corpus, tiny_encoder) -> dict[float, dict[str, float]]:
+    """nDCG@10 of every query at every grid weight: the Search tab's hybrid search, the formula by hand."""
+    index = svc.build_index(small_corpus, tiny_encoder)
+    out = {}
+    for w in GRID:
+        out[w] = {}
+        for q in small_corpus.queries:
+            hits = svc.search(index, q.text, method="hybrid", weight=w, k=report.depth, candidates=report.depth)
+            out[w][q.id] = _ndcg10_by_hand(hits.ids, report.qrels[q.id])
+    return out
+
+
+def test_cv_row_equals_a_hand_computation(report, hand_ndcg):
     sweep = report.weight_sweeps[0]
-    assert sweep.model == MODEL and len(sweep.weights) == 11
-    assert max(sweep.dev) == pytest.approx(sweep.dev[sweep.weights.index(sweep.best_weight)])
-    assert report.system(f"hybrid {MODEL} (w=best on dev)").weight == sweep.best_weight
-    assert sweep.dev_queries + sweep.rest_queries == report.num_queries
+    row = report.system(CV_LABEL)
+    qids = list(report.query_texts)
+    assert sweep.model == MODEL and sweep.weights == GRID and sweep.folds == 5 and len(qids) == 6
+    # the folds partition the queries, sizes differ by at most one
+    fold_of = sweep.cv.fold_of
+    assert sorted(fold_of) == sorted(qids) and set(fold_of.values()) == set(range(5))
+    sizes = [list(fold_of.values()).count(f) for f in range(5)]
+    assert max(sizes) - min(sizes) <= 1
+    # each fold's weight is the best on the queries of the *other* folds, chosen here by hand
+    want_fold = [_best_by_hand(hand_ndcg, [q for q in qids if fold_of[q] != f]) for f in range(5)]
+    assert sweep.fold_weights == want_fold and row.fold_weights == want_fold
+    # every query is scored with its fold's weight: the row's per-query values and means
+    want = {q: hand_ndcg[want_fold[fold_of[q]]][q] for q in qids}
+    assert row.per_query["ndcg@10"] == pytest.approx(want, abs=1e-9)
+    assert row.means["ndcg@10"] == pytest.approx(sum(want.values()) / len(want), abs=1e-9)
+    assert sweep.cv_mean == pytest.approx(row.means["ndcg@10"], abs=1e-12)
+    # the weight offered to Search is the one chosen on all queries; the curve is the all-query mean
+    assert sweep.best_weight == _best_by_hand(hand_ndcg, qids)
+    assert sweep.overall == pytest.approx([sum(hand_ndcg[w].values()) / len(qids) for w in GRID], abs=1e-9)
+    assert row.weight is None
+    # the significance machinery runs on this row's per-query values
+    base = report.systems[0]
+    assert row.significance["ndcg@10"].mean_b == pytest.approx(sum(want.values()) / len(want), abs=1e-9)
+    assert row.interval.difference == pytest.approx(row.means["ndcg@10"] - base.means["ndcg@10"])
+    # the report says how the weights were chosen, per fold
+    note = next(n for n in report.notes if "cross-validation" in n)
+    assert f"folds: {', '.join(f'{w:g}' for w in want_fold)}" in note
+    assert f"Chosen on all 6 queries: {sweep.best_weight:g} " in note
+    assert f"5-fold CV row scores each query with a weight chosen without it: {sweep.cv.summary()}" in to_markdown(
+        report)
+
+
+def test_a_folds_weight_never_depends_on_its_own_queries():
+    """Rewriting the values of one fold's queries leaves that fold's weight unchanged (and can move the others)."""
+    from sparse_demo.evaluation.sweeps import cross_validate_weight, kfold_assignment
+
+    qids = [f"q{i}" for i in range(10)]
+    rng = np.random.default_rng(3)
+    table = [{q: float(v) for q, v in zip(qids, rng.random(10))} for _ in GRID]
+    cv = cross_validate_weight(GRID, table, qids, folds=5, seed=7)
+    assert cv.fold_of == kfold_assignment(qids, 5, 7) and cv.fold_of != kfold_assignment(qids, 5, 8)
+    moved = 0
+    for f in range(5):
+        poisoned = [dict(v) for v in table]
+        for q in qids:
+            if cv.fold_of[q] == f:  # make weight 1.0 perfect and every other weight useless on fold f
+                for i, w in enumerate(GRID):
+                    poisoned[i][q] = 1.0e3 if w == 1.0 else -1.0e3
+        again = cross_validate_weight(GRID, poisoned, qids, folds=5, seed=7)
+        assert again.fold_weights[f] == cv.fold_weights[f]
+        moved += sum(a != b for g, (a, b) in enumerate(zip(again.fold_weights, cv.fold_weights)) if g != f)
+    assert moved > 0  # the poison does reach the other folds, so the check above can fail
+
+
+def test_cv_with_few_queries_is_leave_one_out_and_said(small_corpus, tiny_encoder, cache):
+    three = Corpus("three", small_corpus.documents, small_corpus.queries[:3],
+                   {q.id: small_corpus.qrels[q.id] for q in small_corpus.queries[:3]})
+    rep = evaluate(make_eval_set(three), [parse_system("bm25"), parse_system(f"hybrid:{MODEL}:best")],
+                   {MODEL: tiny_encoder}, cache=cache, trials=100, resamples=100)
+    assert [s.label for s in rep.systems] == ["BM25", f"hybrid {MODEL} (weight by 3-fold CV)"]
+    assert rep.weight_sweeps[0].folds == 3 and sorted(rep.weight_sweeps[0].cv.fold_of.values()) == [0, 1, 2]
+    one = Corpus("one", small_corpus.documents, small_corpus.queries[:1],
+                 {small_corpus.queries[0].id: small_corpus.qrels[small_corpus.queries[0].id]})
+    with pytest.raises(ValueError, match="needs at least 2 judged queries; this set has 1"):
+        evaluate(make_eval_set(one), [parse_system(f"hybrid:{MODEL}:best")], {MODEL: tiny_encoder}, cache=cache)
 
 
 def test_cost_columns_by_hand(report, small_corpus, tiny_encoder, cache):

@@ -48,7 +48,7 @@ def test_upload_and_model_table_with_curves(app_context, beir_zip):
                            "0.3, 0.7", "memory", 0, 0, ["weight", "prune"])
     assert r.report is not None, r.status
     assert list(r.table["System"]) == ["BM25 (baseline)", "sparse tiny-a", "hybrid tiny-a (w=0.3)",
-                                       "hybrid tiny-a (w=0.7)", "hybrid tiny-a (w=best on dev)"]
+                                       "hybrid tiny-a (w=0.7)", "hybrid tiny-a (weight by 4-fold CV)"]
     assert "4 queries evaluated" in r.status
     assert not r.table["System"].str.contains("model card").any()
     assert list(r.reference["System"]) == ["V26 (model card)", "BM25 (model card)"]

@@ -16,6 +16,7 @@ import pytest
 from sparse_demo import search as svc
 from sparse_demo.corpus import Corpus, Document
 from sparse_demo.korean import get_analyzer
+from sparse_demo.search.encode import DocumentTerms, DocumentVectors
 from sparse_demo.search.session import PartCache, estimate_part_bytes
 
 DOCS = [
@@ -61,6 +62,11 @@ def encoder_b(tiny_model_dir_b):
 
     enc = SpladeEncoder.load(str(tiny_model_dir_b), device="cpu", name="tiny-b")
     return enc, counting(enc)
+
+
+def kept(session: svc.SearchSession, kind: type) -> list:
+    """The session's kept halves of one kind (document vectors or BM25 terms), least recently used first."""
+    return [k for k in session.parts.cached_keys() if isinstance(session.parts.get(k), kind)]
 
 
 def rankings(index: svc.SearchIndex, method: str) -> list[list[tuple[str, float]]]:
@@ -151,8 +157,9 @@ def test_part_caches_are_bounded_by_count_and_bytes(corpus, encoder_a):
     session = svc.SearchSession(max_indexes=2)
     for n in (3, 4, 5):
         session.get_or_build(Corpus(f"c{n}", list(DOCS[:n])), enc, "memory", doc_top_k=16)
-    assert len(session.vectors) == 2 and len(session.terms) == 2
-    assert [len(session.vectors.get(k).vectors) for k in session.vectors.cached_keys()] == [4, 5]
+    assert len(session.parts) == 4  # two indexes' worth: 2 vector sets and 2 term sets
+    assert len(kept(session, DocumentVectors)) == 2 and len(kept(session, DocumentTerms)) == 2
+    assert sorted(len(session.parts.get(k)) for k in kept(session, DocumentVectors)) == [4, 5]
 
     idx, _ = session.get_or_build(corpus, enc, "memory", doc_top_k=16)
     vec, terms = idx.document_vectors(), idx.document_terms()
@@ -173,9 +180,8 @@ def test_drop_where_drops_an_index_and_its_halves(corpus, encoder_a):
     session.get_or_build(corpus, enc, "memory")
     mine_id = svc.corpus_id(mine)
     assert session.drop_where(lambda k: k.corpus_id == mine_id) == 3  # the index, its vectors, its terms
-    assert len(session) == 1 and len(session.vectors) == 1 and len(session.terms) == 1
-    kept = session.vectors.cached_keys() + session.terms.cached_keys()
-    assert all(k.corpus_id == svc.corpus_id(corpus) for k in kept)
+    assert len(session) == 1 and len(session.parts) == 2
+    assert all(k.corpus_id == svc.corpus_id(corpus) for k in session.parts.cached_keys())
 
 
 @pytest.fixture(scope="module")

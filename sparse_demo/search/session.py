@@ -8,7 +8,9 @@ Beside the indexes, a session keeps the two halves of encoded corpora apart (:cl
 document vectors by (corpus content, model fingerprint, document pruning) and BM25 terms by
 (corpus content, analyzer). Changing only the analyzer therefore rebuilds the BM25 leg from the
 kept vectors without running the model, and changing only the model re-encodes without running
-Kiwi. Each half has its own LRU with the same two budgets.
+Kiwi. The halves share one LRU bounded by twice the index count and by the same byte budget; a
+half used by a kept index is the same object (counted in both estimates), so the two caches
+together hold at most twice the byte budget and, while their indexes are kept, about once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.search.build import IndexKey, SearchIndex, build_index, index_key
@@ -83,16 +85,17 @@ def estimate_part_bytes(part: DocumentVectors | DocumentTerms) -> int:
     return sum(len(t) for t in part.terms) * TERM_BYTES
 
 
-P = TypeVar("P", DocumentVectors, DocumentTerms)
+Part = DocumentVectors | DocumentTerms
 
 
-class PartCache(Generic[P]):
-    """An LRU of one half of encoded corpora (vectors or terms), bounded by a count and estimated bytes.
+class PartCache:
+    """An LRU of halves of encoded corpora (vectors and terms), bounded by a count and estimated bytes.
 
-    Keys are :class:`IndexKey` values with the fields the half does not depend on blanked
-    (:meth:`IndexKey.sparse_key`, :meth:`IndexKey.terms_key`), so any other field of the key keeps
-    entries apart. The least recently used entries are dropped until both budgets hold; the newest
-    is always kept. Safe under concurrent handlers.
+    Keys are :class:`IndexKey` values with the fields a half does not depend on blanked
+    (:meth:`IndexKey.sparse_key` blanks the analyzer, :meth:`IndexKey.terms_key` the model
+    fingerprint, so the two kinds never share a key), and any other field of the key keeps entries
+    apart. The least recently used entries are dropped until both budgets hold; the newest is
+    always kept. Safe under concurrent handlers.
 
     Args:
         max_entries: How many entries to keep (>= 1).
@@ -102,7 +105,7 @@ class PartCache(Generic[P]):
     def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._items: OrderedDict[IndexKey, P] = OrderedDict()
+        self._items: OrderedDict[IndexKey, Part] = OrderedDict()
         self._sizes: dict[IndexKey, int] = {}
         self._lock = threading.Lock()
 
@@ -120,14 +123,14 @@ class PartCache(Generic[P]):
         with self._lock:
             return list(self._items)
 
-    def get(self, key: IndexKey) -> P | None:
+    def get(self, key: IndexKey) -> Part | None:
         with self._lock:
             part = self._items.get(key)
             if part is not None:
                 self._items.move_to_end(key)
             return part
 
-    def put(self, key: IndexKey, part: P) -> None:
+    def put(self, key: IndexKey, part: Part) -> None:
         size = estimate_part_bytes(part)
         with self._lock:
             self._items[key] = part
@@ -137,8 +140,8 @@ class PartCache(Generic[P]):
                 len(self._items) > self.max_entries
                 or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes)
             ):
-                old, _ = self._items.popitem(last=False)
-                logger.info("dropped cached %s of %s (%d estimated bytes)", type(part).__name__, old,
+                old, dropped = self._items.popitem(last=False)
+                logger.info("dropped cached %s of %s (%d estimated bytes)", type(dropped).__name__, old,
                             self._sizes.pop(old, 0))
 
     def drop_where(self, predicate: Callable[[IndexKey], bool]) -> int:
@@ -163,8 +166,8 @@ class SearchSession:
     dropped until both hold (the newest index is always kept, even alone over the byte budget, and
     a warning says so). A dropped index stays usable by whoever still holds it; the Search tab
     rebuilds it on the next search (``get_or_build`` with the same key). The halves of the encoded
-    documents are kept apart as well (:attr:`vectors` and :attr:`terms`, two :class:`PartCache`
-    with the same budgets), so a build whose key differs only in the analyzer reuses the document
+    documents are kept apart as well (:attr:`parts`, a :class:`PartCache` of ``2 * max_indexes``
+    entries within ``max_bytes``), so a build whose key differs only in the analyzer reuses the document
     vectors (the model does not run) and one differing only in the model reuses the BM25 terms
     (Kiwi does not run); both work for either backend. OpenSearch problems never
     escape as crashes: building falls back to the memory backend with a note, and so does a search
@@ -191,8 +194,7 @@ class SearchSession:
         self._sizes: dict[IndexKey, int] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[IndexKey, threading.Lock] = {}
-        self.vectors: PartCache[DocumentVectors] = PartCache(max_indexes, max_bytes)
-        self.terms: PartCache[DocumentTerms] = PartCache(max_indexes, max_bytes)
+        self.parts = PartCache(2 * max_indexes, max_bytes)
 
     @classmethod
     def from_limits(cls, limits: Any, **build_kwargs: Any) -> SearchSession:
@@ -287,11 +289,11 @@ class SearchSession:
             opts = {**self.build_kwargs, **kwargs}
             try:
                 if "encoded" not in opts:  # the halves already made for this corpus: reuse them
-                    vectors = self.vectors.get(key.sparse_key()) if key.fingerprint else None
-                    if vectors is not None:
+                    vectors = self.parts.get(key.sparse_key()) if key.fingerprint else None
+                    if isinstance(vectors, DocumentVectors):
                         opts.setdefault("vectors", vectors)
-                    terms = self.terms.get(key.terms_key())
-                    if terms is not None:
+                    terms = self.parts.get(key.terms_key())
+                    if isinstance(terms, DocumentTerms):
                         opts.setdefault("terms", terms)
                 index = build_index(corpus, encoder, backend, progress=progress, **opts)
             except OpenSearchUnavailable as exc:
@@ -311,10 +313,10 @@ class SearchSession:
         if index.key.fingerprint:
             vectors = index.document_vectors()
             if vectors is not None:
-                self.vectors.put(index.key.sparse_key(), vectors)
+                self.parts.put(index.key.sparse_key(), vectors)
         terms = index.document_terms()
         if terms is not None:
-            self.terms.put(index.key.terms_key(), terms)
+            self.parts.put(index.key.terms_key(), terms)
 
     def drop_where(self, predicate: Callable[[IndexKey], bool]) -> int:
         """Drop every kept index and every kept half whose key satisfies ``predicate``.
@@ -331,7 +333,7 @@ class SearchSession:
                 lock = self._key_locks.get(k)
                 if lock is not None and not lock.locked():
                     del self._key_locks[k]
-        return len(gone) + self.vectors.drop_where(predicate) + self.terms.drop_where(predicate)
+        return len(gone) + self.parts.drop_where(predicate)
 
     def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
         """The memory index for ``index``'s corpus and model, built from its encoded documents."""

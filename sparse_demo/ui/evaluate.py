@@ -229,7 +229,7 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
     if report.weight_sweeps:
         weight, problem = charts.guarded(charts.weight_chart, report)
         notes.append(problem)
-        notes += [f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on {s.dev_queries} dev "
+        notes += [f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on all {s.dev_queries} "
                   "queries); the Search tab now uses it as its default hybrid weight for this model and corpus."
                   for s in report.weight_sweeps]
     if report.prune_sweep:
