@@ -49,7 +49,8 @@ def weight_chart(report: Any) -> alt.Chart:
     frame = weight_frame(report)
     base = alt.Chart(frame, title=f"{metric} vs hybrid weight (min-max)")
     lines = base.mark_line(point=True).encode(
-        x=alt.X("weight:Q", title="sparse weight w (BM25 gets 1 − w)", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("weight:Q", title="sparse weight w (BM25 gets 1 − w)", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(tickCount=10)),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
         strokeDash=alt.StrokeDash("split:N", legend=alt.Legend(**LEGEND_BELOW)),

@@ -469,7 +469,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             with gr.Row():
                 chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
                 sides = gr.Dataframe(value=empty_frame(EMPTY_SIDES), label="Stats and leakage",
-                                     elem_id="compare-sides", interactive=False)
+                                     elem_id="compare-sides", interactive=False, wrap=True)
             morphs = gr.Dataframe(
                 value=empty_frame(EMPTY_MORPHEMES),
                 label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
@@ -501,7 +501,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                 summary = gr.Dataframe(
                     value=empty_frame(EMPTY_SET),
                     label="Per model: mean leakage, active dims, stopword at top-1 / top-5",
-                                       elem_id="compare-set-summary", interactive=False)
+                                       elem_id="compare-set-summary", interactive=False, wrap=True)
                 set_chart = gr.Plot(label="Leakage per model", elem_id="compare-set-chart")
             pairs = gr.Dataframe(value=empty_frame(EMPTY_SET), label="Per pair: overlap figures",
                                  elem_id="compare-set-pairs", interactive=False)

@@ -237,7 +237,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         batch_status = gr.Markdown(elem_id="explore-batch-status")
         with gr.Row():
             leaking = gr.Dataframe(value=empty_frame(EMPTY_LEAKING), label="Most leaking tokens", interactive=False,
-                                   elem_id="explore-batch-leaking")
+                                   elem_id="explore-batch-leaking", wrap=True)
             batch_chart = gr.Plot(label="Leaking tokens", elem_id="explore-batch-chart")
         per_query = gr.Dataframe(value=empty_frame(EMPTY_PER_QUERY), label="Per query", interactive=False, wrap=True,
                                  elem_id="explore-batch-per-query")

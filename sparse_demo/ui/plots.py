@@ -78,7 +78,8 @@ def leakage_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("queries:Q", title="queries with the token in their top-k"),
+            x=alt.X("queries:Q", title="queries with the token in their top-k",
+                    axis=alt.Axis(tickMinStep=1, format="d")),  # whole queries, never 0.05
             y=alt.Y("token:N", sort="-x", title=None),
             color=alt.Color("category:N", scale=_category_scale(), legend=alt.Legend(**LEGEND_BELOW)),
             tooltip=["token", "category", "queries", "share_of_queries", "mean_weight"],

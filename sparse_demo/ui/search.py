@@ -435,7 +435,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     explain_status = gr.Markdown(elem_id="search-explain-status")
     with gr.Row():
         explain_table = gr.Dataframe(value=empty_frame(EMPTY_EXPLAIN), label="Per-token contributions to the sparse "
-                                     "score", elem_id="search-explain-table", interactive=False)
+                                     "score", elem_id="search-explain-table", interactive=False,
+                                     wrap=True)
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
     from .corpus_report import build_accordion
 
