@@ -106,7 +106,7 @@ def extract_capped(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Pa
             while chunk := src.read(_CHUNK):
                 written += len(chunk)
                 if written > budget:
-                    raise ValueError(limits.unpacked_error(name, written, more=True))
+                    raise ValueError(limits.unpacked_error(name, budget, more=True))
                 out.write(chunk)
 
 

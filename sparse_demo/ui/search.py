@@ -124,14 +124,19 @@ def analyzer_spec(text: str | None) -> str:
 
 
 # ---------------------------------------------------------------------- handlers
-def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
-    """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder)."""
+def load_upload(ctx: AppContext, path: str | None, owner: str | None = None) -> UploadResult:
+    """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder) under ``ctx.limits``.
+
+    ``owner`` (the visitor's session id) tags the corpus: its indexes are built under
+    ``SPARSE_DEMO_MAX_INDEX_SECONDS`` and dropped when the visitor leaves.
+    """
     if not path:
         return UploadResult(message("No file uploaded.", "warning"), None)
     try:
         ctx.limits.check_upload(path, "corpus file")
-        corpus = svc.load_corpus_file(path, workdir=ctx.workdir)
+        corpus = svc.load_corpus_file(path, workdir=ctx.workdir, limits=ctx.limits)
         check_corpus_rows(corpus, ctx.limits.max_rows)
+        corpus.owner = owner or "anonymous upload"
     except ValueError as exc:
         return UploadResult(message(f"Corpus upload: {exc}", "error"), None)
     except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
@@ -394,6 +399,7 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     """Widgets of the Search tab (call inside ``with gr.Tab(...)``)."""
     session = svc.SearchSession.from_limits(ctx.limits)  # shared by every visitor of this app
+    ctx.visitor_hooks.append(session.forget_owner)  # a visitor's upload indexes go when they leave
     uploaded = gr.State(None)  # this visitor's uploaded Corpus
     last = gr.State(None)  # this visitor's last SearchOutcome (for row selection)
     weight_moved = gr.State(False)  # has this visitor moved the weight slider? (else: the model's advice)
@@ -438,8 +444,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
                     backend=backend, visitor_models=visitor_models, analyzer=analyzer)
 
-    def on_upload(path):
-        r = load_upload(ctx, path)
+    def on_upload(path, request: gr.Request):
+        r = load_upload(ctx, path, getattr(request, "session_hash", None))
         choice = UPLOAD_LABEL if r.corpus is not None else gr.update()
         return r.status, r.corpus, choice
 
