@@ -195,8 +195,11 @@ def _check_limits(doc: Document, count: int, where: str, name: str, limits: Limi
 def parse_jsonl_documents(text: str, name: str = "corpus.jsonl", *, limits: Limits | None = None) -> list[Document]:
     """Documents from JSON Lines text (``id``/``_id``, ``text``, optional ``title``).
 
-    With ``limits``: stops at the first document over ``max_docs`` or ``max_doc_chars`` (ValueError).
+    With ``limits``: refuses text with more than ``max_docs`` non-blank lines before parsing any (each
+    line is one document), and stops at the first document over ``max_doc_chars`` (ValueError).
     """
+    if limits is not None and text.count("\n") >= limits.max_docs:  # cheap upper bound first
+        limits.check_doc_count(sum(1 for line in text.split("\n") if line.strip(" \t\r")), name)
     docs = []
     for lineno, obj in iter_jsonl(text, name):
         where = f"{name} line {lineno}"

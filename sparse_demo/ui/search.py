@@ -16,9 +16,12 @@ and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.
 reads this tab's pickers.
 
 Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` is
-refused with a message; an uploaded corpus over ``max_upload_bytes`` or ``max_rows`` documents is
-refused with a message naming the limit and its variable. The index cache is bounded by
-``max_indexes`` and ``index_cache_bytes``; an index dropped from it is rebuilt by the next search.
+refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
+``max_docs`` documents or ``max_doc_chars`` characters in one document (named by id) is refused with
+a message naming the limit and its variable. The index cache is bounded by ``max_indexes`` and
+``index_cache_bytes``; an index dropped from it is rebuilt by the next search. An upload is tagged
+with its visitor's session: its indexes are built under ``max_index_seconds`` and dropped when the
+visitor leaves.
 Building and searching run under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 """
 
