@@ -11,7 +11,11 @@ Formats:
 
 Every loader checks its input and raises ``ValueError`` with a message meant for users:
 unknown format, empty file, bytes that are not UTF-8, a file over the size limit, a
-malformed line, missing fields or columns, duplicate ids.
+malformed line, missing fields or columns, duplicate ids, a qrels score that is not a finite number.
+Given a :class:`~sparse_demo.limits.Limits` (``limits=``), the loaders also refuse files over
+``max_unpacked_bytes``, more than ``max_docs`` documents (they stop reading at the first one over)
+and a document over ``max_doc_chars`` characters (named by its id), each message naming the
+environment variable that sets the limit.
 
 Example:
     >>> c = load_corpus("assets/corpus/ko_sample")  # doctest: +SKIP
@@ -25,9 +29,11 @@ import csv
 import hashlib
 import io
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparse_demo.limits import Limits
 from sparse_demo.textio import iter_jsonl, split_lines
 
 logger = logging.getLogger(__name__)
@@ -67,6 +73,10 @@ class Corpus:
         qrels: ``query id -> doc id -> relevance`` (empty unless loaded from BEIR).
         dropped_judgements: BEIR judgements left out because they name a query or document id
             the corpus does not have (shown to the user: see :attr:`notes`).
+        owner: the session id of the visitor who uploaded it (None: shared, e.g. the bundled sample);
+            indexes built from it are that visitor's (dropped when they leave) and run under
+            ``SPARSE_DEMO_MAX_INDEX_SECONDS`` (see :class:`sparse_demo.search.SearchSession`). Not part
+            of the content: equal documents, equal :attr:`fingerprint`, whoever uploaded them.
     """
 
     name: str
@@ -74,6 +84,7 @@ class Corpus:
     queries: list[Query] = field(default_factory=list)
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped_judgements: int = 0
+    owner: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {d.id: d for d in self.documents}
@@ -118,10 +129,12 @@ class Corpus:
 # --- reading text --------------------------------------------------------------------------
 
 
-def _read_text(path: Path, max_bytes: int) -> str:
+def _read_text(path: Path, max_bytes: int, limits: Limits | None = None) -> str:
     if not path.is_file():
         raise ValueError(f"{path.name}: file not found")
     size = path.stat().st_size
+    if limits is not None and size > limits.max_unpacked_bytes:
+        raise ValueError(limits.unpacked_error(path.name, size))
     if size > max_bytes:
         raise ValueError(f"{path.name} is {size:,} bytes; the limit is {max_bytes:,} bytes")
     data = path.read_bytes()
@@ -170,8 +183,23 @@ def _check_unique(docs: list[Document] | list[Query], name: str) -> None:
 # --- JSON Lines ----------------------------------------------------------------------------
 
 
-def parse_jsonl_documents(text: str, name: str = "corpus.jsonl") -> list[Document]:
-    """Documents from JSON Lines text (``id``/``_id``, ``text``, optional ``title``)."""
+def _check_limits(doc: Document, count: int, where: str, name: str, limits: Limits | None) -> None:
+    """The document-count and characters limits, checked as each document is read."""
+    if limits is None:
+        return
+    limits.check_doc_chars(doc.id, len(doc.text) + len(doc.title), where)
+    if count > limits.max_docs:
+        limits.check_doc_count(count, name, more=True)
+
+
+def parse_jsonl_documents(text: str, name: str = "corpus.jsonl", *, limits: Limits | None = None) -> list[Document]:
+    """Documents from JSON Lines text (``id``/``_id``, ``text``, optional ``title``).
+
+    With ``limits``: refuses text with more than ``max_docs`` non-blank lines before parsing any (each
+    line is one document), and stops at the first document over ``max_doc_chars`` (ValueError).
+    """
+    if limits is not None and text.count("\n") >= limits.max_docs:  # cheap upper bound first
+        limits.check_doc_count(sum(1 for line in text.split("\n") if line.strip(" \t\r")), name)
     docs = []
     for lineno, obj in iter_jsonl(text, name):
         where = f"{name} line {lineno}"
@@ -188,16 +216,17 @@ def parse_jsonl_documents(text: str, name: str = "corpus.jsonl") -> list[Documen
         if not doc.text.strip() and not doc.title.strip():
             raise ValueError(f"{where}: document {doc.id!r} has neither text nor title")
         docs.append(doc)
+        _check_limits(doc, len(docs), where, name, limits)
     if not docs:
         raise ValueError(f"{name} holds no document")
     _check_unique(docs, name)
     return docs
 
 
-def load_jsonl(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
-    """Load a JSON Lines corpus."""
+def load_jsonl(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: Limits | None = None) -> Corpus:
+    """Load a JSON Lines corpus (``limits``: see the module docstring)."""
     p = Path(path)
-    return Corpus(p.stem, parse_jsonl_documents(_read_text(p, max_bytes), p.name))
+    return Corpus(p.stem, parse_jsonl_documents(_read_text(p, max_bytes, limits), p.name, limits=limits))
 
 
 def parse_jsonl_queries(text: str, name: str = "queries.jsonl") -> list[Query]:
@@ -228,8 +257,9 @@ def _pick(columns: dict[str, str], choices: tuple[str, ...]) -> str | None:
     return None
 
 
-def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv") -> list[Document]:
-    """Documents from CSV/TSV text with a header row."""
+def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv", *,
+                          limits: Limits | None = None) -> list[Document]:
+    """Documents from CSV/TSV text with a header row (``limits``: as :func:`parse_jsonl_documents`)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -266,6 +296,7 @@ def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv") -
             if not doc.text.strip() and not doc.title.strip():
                 raise ValueError(f"{where}: document {doc.id!r} has neither text nor title")
             docs.append(doc)
+            _check_limits(doc, len(docs), where, name, limits)
     except csv.Error as exc:
         raise ValueError(f"{name}: malformed CSV ({exc})") from None
     if not docs:
@@ -274,12 +305,13 @@ def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv") -
     return docs
 
 
-def load_table(path: str | Path, *, delimiter: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+def load_table(path: str | Path, *, delimiter: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+               limits: Limits | None = None) -> Corpus:
     """Load a CSV (``,``) or TSV (tab) corpus; the delimiter follows the extension."""
     p = Path(path)
     if delimiter is None:
         delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-    return Corpus(p.stem, parse_table_documents(_read_text(p, max_bytes), delimiter, p.name))
+    return Corpus(p.stem, parse_table_documents(_read_text(p, max_bytes, limits), delimiter, p.name, limits=limits))
 
 
 # --- BEIR ------------------------------------------------------------------------------------
@@ -300,20 +332,26 @@ def parse_qrels(text: str, name: str = "qrels/test.tsv") -> dict[str, dict[str, 
         if not qid or not did:
             raise ValueError(f"{name} line {lineno}: empty query-id or corpus-id")
         try:
-            rel = int(float(score))
+            value = float(score)
         except ValueError:
             raise ValueError(f"{name} line {lineno}: score must be an integer, got {score!r}") from None
+        if not math.isfinite(value):  # int(inf) is an OverflowError, int(nan) a ValueError without the line
+            raise ValueError(f"{name} line {lineno}: score must be a finite integer grade (0, 1, 2, ...), "
+                             f"got {score!r}")
+        rel = int(value)
         qrels.setdefault(qid, {})[did] = rel
     if not qrels:
         raise ValueError(f"{name} holds no judgement")
     return qrels
 
 
-def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAULT_MAX_BYTES,
+              limits: Limits | None = None) -> Corpus:
     """Load a BEIR folder: ``corpus.jsonl`` plus optional ``queries.jsonl`` and ``qrels/<split>.tsv``.
 
     Queries without judgements are kept; judgements naming unknown documents or queries are
-    left out and counted in :attr:`Corpus.dropped_judgements` (and logged).
+    left out and counted in :attr:`Corpus.dropped_judgements` (and logged). With ``limits``, the
+    three files together must fit ``max_unpacked_bytes`` (checked before reading any).
     """
     root = Path(folder)
     if not root.is_dir():
@@ -321,7 +359,12 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
     corpus_file = root / "corpus.jsonl"
     if not corpus_file.is_file():
         raise ValueError(f"{root.name} is not a BEIR folder: corpus.jsonl is missing")
-    docs = parse_jsonl_documents(_read_text(corpus_file, max_bytes), "corpus.jsonl")
+    if limits is not None:
+        parts = [corpus_file, root / "queries.jsonl", root / "qrels" / f"{split}.tsv"]
+        total = sum(f.stat().st_size for f in parts if f.is_file())
+        if total > limits.max_unpacked_bytes:
+            raise ValueError(limits.unpacked_error(root.name, total))
+    docs = parse_jsonl_documents(_read_text(corpus_file, max_bytes, limits), "corpus.jsonl", limits=limits)
     queries: list[Query] = []
     qrels: dict[str, dict[str, int]] = {}
     dropped = 0
@@ -351,22 +394,30 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
     return Corpus(root.name, docs, queries, qrels, dropped_judgements=dropped)
 
 
-def load_corpus(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test") -> Corpus:
+def load_corpus(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test",
+                limits: Limits | None = None) -> Corpus:
     """Load any supported corpus: a BEIR folder, ``.jsonl``, ``.csv`` or ``.tsv``.
+
+    Args:
+        path: the file or folder.
+        max_bytes: size limit of each file read.
+        split: the BEIR qrels split.
+        limits: also refuse what is over ``max_unpacked_bytes``, ``max_docs`` or ``max_doc_chars``
+            (None: no such checks, e.g. for the bundled sample).
 
     Raises:
         ValueError: unsupported format or bad content (the message says what to fix).
     """
     p = Path(path)
     if p.is_dir():
-        return load_beir(p, split=split, max_bytes=max_bytes)
+        return load_beir(p, split=split, max_bytes=max_bytes, limits=limits)
     if not p.exists():
         raise ValueError(f"{p}: no such file or folder")
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return load_jsonl(p, max_bytes=max_bytes)
+        return load_jsonl(p, max_bytes=max_bytes, limits=limits)
     if suffix in (".csv", ".tsv"):
-        return load_table(p, max_bytes=max_bytes)
+        return load_table(p, max_bytes=max_bytes, limits=limits)
     raise ValueError(
         f"{p.name}: unsupported corpus format {suffix or '(no extension)'!r}; "
         f"supported: {', '.join(SUPPORTED_FORMATS)} (.jsonl, .csv, .tsv files or a BEIR folder)"

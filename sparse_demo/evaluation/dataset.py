@@ -10,6 +10,9 @@ Sources (:func:`load_eval_set`):
 * the bundled sample (``"sample"``);
 * the shared benchmark sets ``boolq:<split>`` and ``korsts:<split>`` (``../shared/data``).
 
+Files are read under :class:`sparse_demo.limits.Limits` (default: from the environment): what a zip
+unpacks to, documents per corpus, characters per document or pair text (named by id or line).
+
 Checks (:func:`make_eval_set`) raise ``ValueError`` with one clear line for an empty corpus,
 duplicate document or query ids, qrels naming unknown documents or queries, and no judged
 query; queries without judgements are dropped and counted in ``notes``.
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sparse_demo.corpus import Corpus, Document, Query
+from sparse_demo.limits import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +218,19 @@ def _check_raw_qrels(folder: Path, split: str, corpus: Corpus) -> None:
     corpus.dropped_judgements = 0
 
 
-def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Path | None = None) -> EvalSet:
+def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Path | None = None,
+                  limits: Limits | None = None) -> EvalSet:
     """Load an evaluation set from a path or a named source (see the module docstring).
 
+    Args:
+        source: a path, ``"sample"`` or ``"boolq:<split>"`` / ``"korsts:<split>"``.
+        split: the BEIR qrels split.
+        workdir: where a zip is unpacked.
+        limits: the limits files are read under (default: :meth:`Limits.from_env`); the bundled sample
+            and the shared benchmark sets are the server's own data and are not checked.
+
     Raises:
-        ValueError: a bad file, an unsupported format or failed checks (one line each).
+        ValueError: a bad file, an unsupported format, a limit exceeded or failed checks (one line each).
     """
     from sparse_demo.search import load_corpus_file, load_sample_corpus
 
@@ -230,19 +242,22 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
     path = Path(text)
     if not path.exists():
         raise ValueError(f"{path} does not exist; give {SOURCES_HELP}")
+    limits = Limits.from_env() if limits is None else limits
     if path.is_dir() or path.suffix.lower() == ".zip":
         if path.is_dir():
             from sparse_demo.corpus import load_corpus
 
-            corpus = load_corpus(path, split=split)
+            corpus = load_corpus(path, split=split, limits=limits)
             _check_raw_qrels(path, split, corpus)
         else:
-            corpus = load_corpus_file(path, workdir=workdir)
+            corpus = load_corpus_file(path, workdir=workdir, limits=limits, split=split)
         return make_eval_set(corpus, name=path.name)
     if path.suffix.lower() in PAIRS_SUFFIXES:
         from sparse_demo.train import read_pairs
 
-        data = read_pairs(path)
+        data = read_pairs(path, max_chars=limits.max_doc_chars)
+        passages = {p.positive for p in data.pairs} | {p.negative for p in data.pairs if p.negative}
+        limits.check_doc_count(len(passages), f"{path.name} (its distinct passages)")
         out = eval_set_from_pairs(list(data.pairs), path.name)
         skipped = getattr(data.report, "summary", None)
         if callable(skipped):

@@ -59,11 +59,15 @@ class EvaluationCancelled(RuntimeError):
 
 
 class EncodingCache:
-    """Encoded corpora, least recently used first out, keyed by model and corpus fingerprint."""
+    """Encoded corpora, least recently used first out, keyed by model and corpus fingerprint.
+
+    An entry made only for visitors' uploads (corpora with an ``owner``) goes with :meth:`forget_owner`.
+    """
 
     def __init__(self, max_entries: int = 6) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._owners: dict[tuple, set[str | None]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -84,15 +88,29 @@ class EncodingCache:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
+                self._owners.setdefault(key, set()).add(getattr(corpus, "owner", None))
                 self.hits += 1
                 return found, True
         encoded = encode_corpus(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=progress)
         with self._lock:
             self.misses += 1
             self._items[key] = encoded
+            self._owners.setdefault(key, set()).add(getattr(corpus, "owner", None))
             while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+                self._owners.pop(self._items.popitem(last=False)[0], None)
         return encoded, False
+
+    def forget_owner(self, owner: str | None) -> int:
+        """Drop the entries only ``owner``'s uploads use (the visitor left); returns how many."""
+        dropped = 0
+        with self._lock:
+            for key in [k for k, who in self._owners.items() if owner and owner in who]:
+                self._owners[key].discard(owner)
+                if not self._owners[key]:
+                    del self._owners[key]
+                    self._items.pop(key, None)
+                    dropped += 1
+        return dropped
 
 
 #: The process-wide cache (the app's tab and repeated CLI calls in one process share it).

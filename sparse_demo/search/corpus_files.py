@@ -1,4 +1,10 @@
-"""Corpora from files: uploads (``.jsonl`` / ``.csv`` / ``.tsv``, BEIR folders, zips) and content ids."""
+"""Corpora from files: uploads (``.jsonl`` / ``.csv`` / ``.tsv``, BEIR folders, zips) and content ids.
+
+Every upload is read under :class:`sparse_demo.limits.Limits`: a zip is refused from its central
+directory (entries, declared unpacked bytes, compression ratio) before anything is decompressed,
+and its members are then read in 64 KiB chunks that stop at ``SPARSE_DEMO_MAX_UNPACKED_MB`` whatever
+the headers declare; documents and characters per document are checked as the files are parsed.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,17 @@ import zlib
 from pathlib import Path
 
 from sparse_demo.corpus import Corpus, load_corpus
+from sparse_demo.limits import Limits
 
 #: The bundled Korean sample corpus (BEIR folder with queries and qrels).
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent.parent / "assets" / "corpus" / "ko_sample"
-#: Limits for an uploaded zip of a BEIR folder.
-MAX_ZIP_MEMBERS = 10_000
-MAX_ZIP_BYTES = 500 * 1024 * 1024
+#: Entries an uploaded zip may hold (a BEIR folder has a handful; ``__MACOSX`` copies double that).
+MAX_ZIP_MEMBERS = 1_000
+#: Largest unpacked/compressed size ratio of one zip entry over :data:`RATIO_MIN_BYTES` (Korean JSON
+#: Lines deflates 3-6x; a run of repeated text about 1000x).
+MAX_ZIP_RATIO = 100
+RATIO_MIN_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:
@@ -34,19 +45,90 @@ def load_sample_corpus() -> Corpus:
     return load_corpus(SAMPLE_CORPUS)
 
 
-def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
+def check_zip_directory(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile.ZipInfo]:
+    """Refuse a zip from its central directory alone, before anything is decompressed.
+
+    Checks the number of entries (:data:`MAX_ZIP_MEMBERS`), the declared unpacked size of all
+    entries together (``limits.max_unpacked_bytes``), each entry's compression ratio
+    (:data:`MAX_ZIP_RATIO` for entries over :data:`RATIO_MIN_BYTES`), encryption, and paths that
+    leave the archive. Declared sizes can lie: :func:`extract_capped` enforces the byte limit again
+    while reading.
+
+    Returns:
+        The file entries (folders left out).
+
+    Raises:
+        ValueError: the first check that fails, naming the limit (and its variable).
+    """
     members = zf.infolist()
     if len(members) > MAX_ZIP_MEMBERS:
-        raise ValueError(f"the zip holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,}")
+        raise ValueError(f"{name} holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,} per zip. "
+                         "Zip one BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")
     total = sum(m.file_size for m in members)
-    if total > MAX_ZIP_BYTES:
-        raise ValueError(f"the zip unpacks to {total:,} bytes; the limit is {MAX_ZIP_BYTES:,}")
+    if total > limits.max_unpacked_bytes:
+        raise ValueError(limits.unpacked_error(name, total))
+    files = []
+    for m in members:
+        parts = Path(m.filename.replace("\\", "/")).parts
+        if m.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise ValueError(f"the zip entry {m.filename!r} points outside the archive; refusing to unpack it")
+        if m.is_dir():
+            continue
+        if m.flag_bits & 0x1:
+            raise ValueError(f"{name}: the entry {m.filename!r} is encrypted; zip it without a password")
+        if m.file_size > RATIO_MIN_BYTES and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1):
+            raise ValueError(f"{name}: the entry {m.filename!r} would unpack {m.file_size:,} bytes from "
+                             f"{m.compress_size:,} (over {MAX_ZIP_RATIO}x, the limit for one entry); this looks like "
+                             "a zip bomb, not a corpus.")
+        files.append(m)
+    return files
+
+
+def extract_capped(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, limits: Limits,
+                   name: str = "the zip") -> None:
+    """Unpack ``members`` under ``dest`` in bounded chunks, stopping at ``limits.max_unpacked_bytes``.
+
+    The count is of bytes actually decompressed (whatever the headers declare), across all members;
+    the write that would pass the limit is never made.
+
+    Raises:
+        ValueError: more than the limit (named with its variable), or a path outside ``dest``.
+    """
     root = dest.resolve()
+    budget = limits.max_unpacked_bytes
+    written = 0
     for m in members:
         target = (dest / m.filename).resolve()
         if not target.is_relative_to(root):
             raise ValueError(f"the zip entry {m.filename!r} points outside the archive; refusing to unpack it")
-    zf.extractall(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(m) as src, open(target, "wb") as out:
+            while chunk := src.read(_CHUNK):
+                written += len(chunk)
+                if written > budget:
+                    raise ValueError(limits.unpacked_error(name, budget, more=True))
+                out.write(chunk)
+
+
+def _beir_folder(members: list[zipfile.ZipInfo], name: str) -> tuple[str, list[zipfile.ZipInfo]]:
+    """The BEIR folder inside the zip (the one holding ``corpus.jsonl``, at most two levels down) and
+    the entries a BEIR load reads from it (``corpus.jsonl``, ``queries.jsonl``, ``qrels/*.tsv``)."""
+    tops = sorted({m.filename[: -len("corpus.jsonl")] for m in members
+                   if Path(m.filename).name == "corpus.jsonl" and len(Path(m.filename).parts) <= 3
+                   and "__MACOSX" not in Path(m.filename).parts})
+    if not tops:
+        raise ValueError(f"{name}: no corpus.jsonl inside; zip a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    if len(tops) > 1:
+        names = ", ".join(t.rstrip("/") or "." for t in tops[:5])
+        raise ValueError(f"{name} holds several BEIR folders ({names}); zip one at a time")
+    top = tops[0]
+    wanted = []
+    for m in members:
+        rest = m.filename[len(top):] if m.filename.startswith(top) else None
+        if rest in ("corpus.jsonl", "queries.jsonl") or (
+                rest and rest.startswith("qrels/") and rest.count("/") == 1 and rest.endswith(".tsv")):
+            wanted.append(m)
+    return top, wanted
 
 
 def _reason(exc: BaseException) -> str:
@@ -55,44 +137,46 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def load_corpus_file(path: str | Path, *, workdir: str | Path | None = None) -> Corpus:
+def load_corpus_file(path: str | Path, *, workdir: str | Path | None = None, limits: Limits | None = None,
+                     split: str = "test") -> Corpus:
     """Load an uploaded corpus: ``.jsonl`` / ``.csv`` / ``.tsv``, a BEIR folder, or a zip of one.
 
-    A zip is unpacked (size-limited, no paths outside it) into a fresh folder under
-    ``workdir``; its BEIR folder is the one holding ``corpus.jsonl`` (at the top or one
-    level down).
+    A zip is refused from its central directory before anything is decompressed
+    (:func:`check_zip_directory`); then only its BEIR folder's files (the folder holding
+    ``corpus.jsonl``, at the top or one level down) are unpacked, in bounded chunks
+    (:func:`extract_capped`), into a fresh folder under ``workdir`` that is removed afterwards.
+    Every format is then read under the documents and characters limits.
+
+    Args:
+        path: the uploaded file or folder.
+        workdir: where a zip is unpacked (default: the system's temporary folder).
+        limits: the limits (default: :meth:`Limits.from_env`, so the CLI honours the same variables).
+        split: the BEIR qrels split.
 
     Raises:
-        ValueError: with a message meant for users.
+        ValueError: with a message meant for users, naming the limit and its variable where one applies.
     """
+    limits = Limits.from_env() if limits is None else limits
     p = Path(path)
-    if p.suffix.lower() != ".zip":
-        return load_corpus(p)
+    if p.suffix.lower() != ".zip" or p.is_dir():
+        return load_corpus(p, split=split, limits=limits)
     try:
         zf = zipfile.ZipFile(p)
     except FileNotFoundError:
         raise ValueError(f"{p.name}: no such file") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise ValueError(f"{p.name} is not a readable zip file ({_reason(exc)})") from None
-    dest = Path(tempfile.mkdtemp(prefix="corpus_", dir=workdir))
-    try:
-        with zf:
+    with zf:
+        top, wanted = _beir_folder(check_zip_directory(zf, p.name, limits), p.name)
+        dest = Path(tempfile.mkdtemp(prefix="corpus_", dir=workdir))
+        try:
             try:
-                _safe_extract(zf, dest)
+                extract_capped(zf, wanted, dest, limits, p.name)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
                 raise ValueError(f"{p.name} is a corrupt or unsupported zip file ({_reason(exc)})") from None
-        found = sorted(c.parent for c in dest.rglob("corpus.jsonl") if len(c.relative_to(dest).parts) <= 3)
-        found = [f for f in found if "__MACOSX" not in f.parts]
-        if not found:
-            raise ValueError(
-                f"{p.name}: no corpus.jsonl inside; zip a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
-            )
-        if len(found) > 1:
-            names = ", ".join(str(f.relative_to(dest)) or "." for f in found[:5])
-            raise ValueError(f"{p.name} holds several BEIR folders ({names}); zip one at a time")
-        corpus = load_corpus(found[0])
-        if found[0] == dest:
-            corpus.name = p.stem
-        return corpus
-    finally:
-        shutil.rmtree(dest, ignore_errors=True)
+            corpus = load_corpus(dest / top if top else dest, split=split, limits=limits)
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+    if not top:
+        corpus.name = p.stem
+    return corpus

@@ -11,6 +11,11 @@ kept vectors without running the model, and changing only the model re-encodes w
 Kiwi. The halves share one LRU bounded by twice the index count and by the same byte budget; a
 half used by a kept index is the same object (counted in both estimates), so the two caches
 together hold at most twice the byte budget and, while their indexes are kept, about once.
+
+An index of a visitor's upload (a corpus whose ``owner`` is set) belongs to that visitor: it is built
+under a :class:`~sparse_demo.limits.Deadline` (``SPARSE_DEMO_MAX_INDEX_SECONDS``), a visitor keeps at
+most ``max_per_owner`` of them (their least recently used one goes first), and
+:meth:`SearchSession.forget_owner` drops them (and their cached halves) when the visitor leaves.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from sparse_demo.corpus import Corpus
+from sparse_demo.limits import Deadline
 from sparse_demo.search.build import IndexKey, SearchIndex, build_index, index_key
 from sparse_demo.search.encode import DocumentTerms, DocumentVectors
 from sparse_demo.search.explain import Explanation, explain
@@ -176,13 +182,16 @@ class SearchSession:
     Args:
         max_indexes: How many built indexes to keep.
         max_bytes: Estimated bytes all kept indexes may hold together (None: no byte budget).
+        max_seconds: Time budget of building one index of a visitor's upload (None: none).
+        max_per_owner: Indexes of one visitor's uploads kept at once.
         build_kwargs: Defaults passed to :func:`build_index` (e.g. ``doc_top_k``).
 
     Raises:
         ValueError: ``max_indexes`` < 1 or ``max_bytes`` < 1.
     """
 
-    def __init__(self, max_indexes: int = 8, max_bytes: int | None = None, **build_kwargs: Any) -> None:
+    def __init__(self, max_indexes: int = 8, max_bytes: int | None = None, *, max_seconds: float | None = None,
+                 max_per_owner: int = 2, **build_kwargs: Any) -> None:
         if max_indexes < 1:
             raise ValueError(f"max_indexes must be >= 1, got {max_indexes}")
         if max_bytes is not None and max_bytes < 1:
@@ -195,12 +204,16 @@ class SearchSession:
         self._lock = threading.Lock()
         self._key_locks: dict[IndexKey, threading.Lock] = {}
         self.parts = PartCache(2 * max_indexes, max_bytes)
+        self.max_seconds = max_seconds
+        self.max_per_owner = max(1, int(max_per_owner))
+        self._owners: dict[IndexKey, set[str | None]] = {}  # None: also used by a shared corpus
 
     @classmethod
     def from_limits(cls, limits: Any, **build_kwargs: Any) -> SearchSession:
         """A session with the budgets of a :class:`sparse_demo.limits.Limits` (``max_indexes``,
-        ``index_cache_bytes``)."""
-        return cls(max_indexes=int(limits.max_indexes), max_bytes=int(limits.index_cache_bytes), **build_kwargs)
+        ``index_cache_bytes``, ``max_index_seconds``)."""
+        return cls(max_indexes=int(limits.max_indexes), max_bytes=int(limits.index_cache_bytes),
+                   max_seconds=getattr(limits, "max_index_seconds", None), **build_kwargs)
 
     def __len__(self) -> int:
         with self._lock:
@@ -238,6 +251,7 @@ class SearchSession:
             ):
                 old, _ = self._indexes.popitem(last=False)
                 freed = self._sizes.pop(old, 0)
+                self._owners.pop(old, None)
                 lock = self._key_locks.get(old)
                 if lock is not None and not lock.locked():  # at worst a later caller builds it twice
                     del self._key_locks[old]
@@ -277,14 +291,19 @@ class SearchSession:
         from sparse_demo.index.opensearch import OpenSearchUnavailable
 
         key = self.key_for(corpus, encoder, backend, **kwargs)
+        owner = getattr(corpus, "owner", None)
+        if owner is not None and self.max_seconds is not None:
+            progress = Deadline(self.max_seconds, "Indexing your upload").wrap(progress)
         found = self.get(key)
         if found is not None:
+            self._tag(key, owner)
             return found, [f"Reused the cached {backend} index (no re-encoding)."]
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             found = self.get(key)
             if found is not None:
+                self._tag(key, owner)
                 return found, [f"Reused the {backend} index another request just built."]
             opts = {**self.build_kwargs, **kwargs}
             try:
@@ -306,6 +325,7 @@ class SearchSession:
                 return mem, [note, *notes]
             budget_notes = self._put(index)
             self._keep_parts(index)
+            self._tag(index.key, owner)
             return index, [f"Built the {index.backend_name} index.", *index.notes, *budget_notes]
 
     def _keep_parts(self, index: SearchIndex) -> None:
@@ -328,12 +348,54 @@ class SearchSession:
         with self._lock:
             gone = [k for k in self._indexes if predicate(k)]
             for k in gone:
-                del self._indexes[k]
-                self._sizes.pop(k, None)
-                lock = self._key_locks.get(k)
-                if lock is not None and not lock.locked():
-                    del self._key_locks[k]
+                self._drop(k)
         return len(gone) + self.parts.drop_where(predicate)
+
+    def _tag(self, key: IndexKey, owner: str | None) -> None:
+        """Record that ``owner`` (None: a shared corpus) uses ``key``; keep at most ``max_per_owner`` per owner."""
+        with self._lock:
+            if key not in self._indexes:
+                return
+            self._owners.setdefault(key, set()).add(owner)
+            if owner is None:
+                return
+            mine = [k for k in self._indexes if self._owners.get(k) == {owner}]  # least recently used first
+            for old in mine[: max(0, len(mine) - self.max_per_owner)]:
+                self._drop(old)
+                logger.info("dropped index %s: its visitor keeps at most %d", old, self.max_per_owner)
+
+    def _drop(self, key: IndexKey) -> None:
+        """Forget one index (call with the lock held)."""
+        self._indexes.pop(key, None)
+        self._sizes.pop(key, None)
+        self._owners.pop(key, None)
+        lock = self._key_locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._key_locks[key]
+
+    def forget_owner(self, owner: str | None) -> int:
+        """Drop the indexes only ``owner``'s uploads use (the visitor left); returns how many were dropped.
+
+        An index another visitor's upload, or a shared corpus, also uses is kept for them.
+        """
+        if not owner:
+            return 0
+        dropped: list[IndexKey] = []
+        with self._lock:
+            for key in [k for k, who in self._owners.items() if owner in who]:
+                who = self._owners[key]
+                who.discard(owner)
+                if not who:
+                    self._drop(key)
+                    dropped.append(key)
+            kept_corpora = {k.corpus_id for k in self._indexes}
+        # the halves (vectors, terms) of a corpus no kept index uses any more go too
+        gone_corpora = {k.corpus_id for k in dropped} - kept_corpora
+        if gone_corpora:
+            self.parts.drop_where(lambda k: k.corpus_id in gone_corpora)
+        if dropped:
+            logger.info("dropped %d index(es) of a visitor who left", len(dropped))
+        return len(dropped)
 
     def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
         """The memory index for ``index``'s corpus and model, built from its encoded documents."""

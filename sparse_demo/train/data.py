@@ -219,13 +219,16 @@ def _score(value: object, where: str) -> float | None:
     return score
 
 
-def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> PairsDataset:
+def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                max_chars: int | None = None) -> PairsDataset:
     """Parse and validate pairs from file bytes.
 
     Args:
         data: the file content.
         filename: its name; the extension picks the format (``.csv``, ``.tsv``, ``.jsonl``).
         max_bytes: size limit.
+        max_chars: characters of one query, positive or negative (the line is named when one is over);
+            default ``SPARSE_DEMO_MAX_DOC_CHARS`` (:class:`sparse_demo.limits.Limits`).
 
     Raises:
         ValueError: too large, not UTF-8, unknown format, missing columns, bad teacher score,
@@ -236,6 +239,10 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
     if len(data) > max_bytes:
         raise ValueError(_too_large(name, len(data), max_bytes))
     text = _decode(data, name)
+    if max_chars is None:
+        from sparse_demo.limits import Limits
+
+        max_chars = Limits.from_env().max_doc_chars
     report = PairsReport(source=name, format=fmt)
     pairs: list[Pair] = []
     seen: set[tuple[str, str]] = set()
@@ -243,6 +250,11 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
         report.rows_read += 1
         where = f"'{name}' line {lineno}"
         query, positive = _text(row.get("query"), "query", where), _text(row.get("positive"), "positive", where)
+        for key in ("query", "positive", "negative"):
+            value = row.get(key)
+            if isinstance(value, str) and len(value) > max_chars:
+                raise ValueError(f"{where}: the {key} has {len(value):,} characters; the limit is {max_chars:,} "
+                                 "(SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter passages.")
         if not query or not positive:
             report.empty_rows += 1
             if report.empty_rows <= _MAX_WARNINGS:
@@ -290,6 +302,7 @@ def read_pairs(
     filename: str | None = None,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_chars: int | None = None,
 ) -> PairsDataset:
     """Read pairs from a path, or from bytes plus their file name.
 
@@ -299,6 +312,7 @@ def read_pairs(
         source: a file path, or the file's bytes (then ``filename`` is required).
         filename: the name of the bytes (its extension picks the format).
         max_bytes: size limit; larger files are refused before reading.
+        max_chars: characters of one text (see :func:`parse_pairs`).
 
     Example:
         >>> ds = read_pairs(b'{"query": "q", "positive": "p"}\\n', "pairs.jsonl")
@@ -308,7 +322,7 @@ def read_pairs(
     if isinstance(source, (bytes, bytearray)):
         if not filename:
             raise ValueError("filename is required with bytes (its extension picks csv, tsv or jsonl)")
-        return parse_pairs(bytes(source), filename, max_bytes=max_bytes)
+        return parse_pairs(bytes(source), filename, max_bytes=max_bytes, max_chars=max_chars)
     path = Path(source).expanduser()
     if not path.is_file():
         raise ValueError(f"Pairs file not found: {path}")
@@ -316,7 +330,7 @@ def read_pairs(
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(_too_large(path.name, size, max_bytes))
-    return parse_pairs(path.read_bytes(), filename or path.name, max_bytes=max_bytes)
+    return parse_pairs(path.read_bytes(), filename or path.name, max_bytes=max_bytes, max_chars=max_chars)
 
 
 def _pair_groups(pairs: Sequence[Pair]) -> list[list[int]]:

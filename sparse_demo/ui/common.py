@@ -6,6 +6,7 @@ import atexit
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class AppContext:
     workdir: Path = field(default_factory=lambda: _temp_workdir())
     limits: Limits = field(default_factory=Limits)
     start_model: str | None = None
+    #: Called with a visitor's session id when they leave (e.g. a tab's index cache dropping their uploads).
+    visitor_hooks: list[Callable[[str], object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.registry.add_private_root(default_private_root(self.workdir))
@@ -177,6 +180,11 @@ class AppContext:
             safe = "".join(c for c in session if c.isalnum() or c in "-_")[:64]
             if safe:
                 folders.append(root / safe)
+        for hook in self.visitor_hooks if session else ():
+            try:
+                hook(session)
+            except Exception:  # noqa: BLE001 - one failing hook must not keep the visitor's files
+                logger.exception("A visitor-cleanup hook failed")
         for folder in folders:
             real = folder.resolve()
             if root not in real.parents:  # never remove anything outside the private root

@@ -111,15 +111,19 @@ def _empty(status: str) -> EvaluateTabResult:
 
 
 # ---------------------------------------------------------------------- handlers
-def load_input(ctx: AppContext, path: str | None) -> InputResult:
-    """Read an uploaded BEIR zip or pairs file into an evaluation set."""
+def load_input(ctx: AppContext, path: str | None, owner: str | None = None) -> InputResult:
+    """Read an uploaded BEIR zip or pairs file into an evaluation set, under ``ctx.limits``.
+
+    ``owner`` (the visitor's session id) tags its corpus: its cached encodings go when the visitor leaves.
+    """
     if not path:
         return InputResult(message("Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs "
                                    "file (.csv/.tsv/.jsonl with query and positive columns).", "info"), None)
     try:
         ctx.limits.check_upload(path, "file")
-        eval_set = ev.load_eval_set(path, workdir=ctx.workdir)
+        eval_set = ev.load_eval_set(path, workdir=ctx.workdir, limits=ctx.limits)
         check_upload_rows(eval_set, ctx.limits)
+        eval_set.corpus.owner = owner or "anonymous upload"
     except (ValueError, OSError) as exc:
         return InputResult(message(f"{Path(path).name}: {ctx.redact(str(exc))}", "error"), None)
     notes = "".join(f"\n\n{message(n, 'warning')}" for n in eval_set.notes)
@@ -282,6 +286,8 @@ def run_evaluation(
 ) -> EvaluateTabResult:
     """Evaluate the chosen systems; errors become a message, never an exception."""
     report_progress = (lambda f, d: progress(f, desc=d)) if progress is not None else None
+    if choice == UPLOAD_LABEL:  # a visitor's upload: the run stops at SPARSE_DEMO_MAX_INDEX_SECONDS
+        report_progress = ctx.limits.deadline("Evaluating your upload").wrap(report_progress)
     cut = None
     try:
         specs = build_systems(kinds, models, weights)
@@ -419,6 +425,7 @@ def _session_key(request: gr.Request | None) -> str:
 
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
     """Widgets of the Evaluate tab (call inside ``with gr.Tab(...)``)."""
+    ctx.visitor_hooks.append(ev.runner.DEFAULT_CACHE.forget_owner)  # their upload's encodings go when they leave
     uploaded = gr.State(None)  # this visitor's EvalSet from an upload
     last = gr.State(None)  # this visitor's last EvalReport
     with gr.Row():
@@ -471,8 +478,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
                             "Compare)", elem_id="evaluate-wins", interactive=False, wrap=True)
         selected = gr.Textbox(label="Selected query", elem_id="evaluate-selected-query", interactive=False)
 
-    def on_upload(path):
-        r = load_input(ctx, path)
+    def on_upload(path, request: gr.Request):
+        r = load_input(ctx, path, getattr(request, "session_hash", None))
         return r.status, r.eval_set, (UPLOAD_LABEL if r.eval_set is not None else gr.update())
 
     upload.upload(on_upload, [upload], [input_status, uploaded, corpus_choice])

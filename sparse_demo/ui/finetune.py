@@ -141,8 +141,9 @@ def load_training_data(req: TrainRequest, limits: Limits | None = None):
             limits.check_upload(req.pairs_file, "pairs file")
         if req.eval_file:
             limits.check_upload(req.eval_file, "held-out file")
-        pairs = read_pairs(path, max_bytes=limits.max_upload_bytes)
-        eval_pairs = read_pairs(req.eval_file, max_bytes=limits.max_upload_bytes) if req.eval_file else None
+        pairs = read_pairs(path, max_bytes=limits.max_upload_bytes, max_chars=limits.max_doc_chars)
+        eval_pairs = (read_pairs(req.eval_file, max_bytes=limits.max_upload_bytes, max_chars=limits.max_doc_chars)
+                      if req.eval_file else None)
     except (ValueError, OSError) as exc:
         raise UserError(f"Pairs file: {exc}") from exc
     for ds, what in ((pairs, "training pairs"), (eval_pairs, "held-out pairs")):

@@ -16,9 +16,12 @@ and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.
 reads this tab's pickers.
 
 Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` is
-refused with a message; an uploaded corpus over ``max_upload_bytes`` or ``max_rows`` documents is
-refused with a message naming the limit and its variable. The index cache is bounded by
-``max_indexes`` and ``index_cache_bytes``; an index dropped from it is rebuilt by the next search.
+refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
+``max_docs`` documents or ``max_doc_chars`` characters in one document (named by id) is refused with
+a message naming the limit and its variable. The index cache is bounded by ``max_indexes`` and
+``index_cache_bytes``; an index dropped from it is rebuilt by the next search. An upload is tagged
+with its visitor's session: its indexes are built under ``max_index_seconds`` and dropped when the
+visitor leaves.
 Building and searching run under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 """
 
@@ -127,14 +130,19 @@ def analyzer_spec(text: str | None) -> str:
 
 
 # ---------------------------------------------------------------------- handlers
-def load_upload(ctx: AppContext, path: str | None) -> UploadResult:
-    """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder)."""
+def load_upload(ctx: AppContext, path: str | None, owner: str | None = None) -> UploadResult:
+    """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder) under ``ctx.limits``.
+
+    ``owner`` (the visitor's session id) tags the corpus: its indexes are built under
+    ``SPARSE_DEMO_MAX_INDEX_SECONDS`` and dropped when the visitor leaves.
+    """
     if not path:
         return UploadResult(message("No file uploaded.", "warning"), None)
     try:
         ctx.limits.check_upload(path, "corpus file")
-        corpus = svc.load_corpus_file(path, workdir=ctx.workdir)
+        corpus = svc.load_corpus_file(path, workdir=ctx.workdir, limits=ctx.limits)
         check_corpus_rows(corpus, ctx.limits.max_rows)
+        corpus.owner = owner or "anonymous upload"
     except ValueError as exc:
         return UploadResult(message(f"Corpus upload: {exc}", "error"), None)
     except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
@@ -398,6 +406,7 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     """Widgets of the Search tab (call inside ``with gr.Tab(...)``)."""
     session = svc.SearchSession.from_limits(ctx.limits)  # shared by every visitor of this app
+    ctx.visitor_hooks.append(session.forget_owner)  # a visitor's upload indexes go when they leave
     uploaded = gr.State(None)  # this visitor's uploaded Corpus
     last = gr.State(None)  # this visitor's last SearchOutcome (for row selection)
     weight_moved = gr.State(False)  # has this visitor moved the weight slider? (else: the model's advice)
@@ -443,8 +452,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
                     backend=backend, visitor_models=visitor_models, analyzer=analyzer)
 
-    def on_upload(path):
-        r = load_upload(ctx, path)
+    def on_upload(path, request: gr.Request):
+        r = load_upload(ctx, path, getattr(request, "session_hash", None))
         choice = UPLOAD_LABEL if r.corpus is not None else gr.update()
         return r.status, r.corpus, choice
 
