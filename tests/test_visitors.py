@@ -54,3 +54,139 @@ def test_the_app_shows_the_reason(no_tokenizer_dir, app_context):
 
     with pytest.raises(UserError, match="no tokenizer files"):
         app_context.encoder(None, str(no_tokenizer_dir), {})
+
+
+# ---------------------------------------------------------------------- tuned weights stay per visitor
+DOCS = [
+    ("med-001", "당뇨병 치료는 식이요법과 운동입니다."),
+    ("med-002", "혈당 관리를 위해 운동이 필요합니다."),
+    ("med-003", "고혈압 환자는 소금을 줄여야 합니다."),
+    ("law-001", "전세 보증금을 돌려받는 방법입니다."),
+    ("law-002", "임대차 계약의 확정일자를 받으세요."),
+]
+
+
+def test_a_tuned_weight_is_never_another_visitors_default(app_context):
+    from sparse_demo import search as svc
+    from sparse_demo.corpus import Corpus, Document
+    from sparse_demo.ui import search as search_tab
+
+    assert not hasattr(svc, "TUNED_WEIGHTS")  # no process-wide map that every visitor reads
+    corpus = Corpus("my-secret-project", [Document(i, t) for i, t in DOCS])
+    encoder = app_context.encoder("tiny-a")
+    a = app_context.tuned_weights.of("session-A")
+    a.remember(svc.model_fingerprint(encoder), svc.corpus_fingerprint(corpus), 0.9,
+               "best ndcg@10 on 4 dev queries of my-secret-project.zip")
+    session = svc.SearchSession()
+
+    def search(tuned):
+        return search_tab.run_search(app_context, session, "당뇨병 치료", search_tab.UPLOAD_LABEL, corpus, "tiny-a",
+                                     method="hybrid", weight=None, top_k=3, tuned=tuned)
+
+    mine = search(app_context.tuned_weights.peek("session-A"))
+    assert mine.outcome.weight == 0.9 and "my-secret-project.zip" in mine.status
+    theirs = search(app_context.tuned_weights.peek("session-B"))
+    assert theirs.outcome.weight == 0.5, theirs.status  # the tiny model's folder recommends nothing
+    assert "tuned by" not in theirs.status and "my-secret-project.zip" not in theirs.status
+    assert app_context.tuned_weights.peek("session-B") is None  # reading creates nothing
+    app_context.forget_visitor("session-A")
+    assert app_context.tuned_weights.peek("session-A") is None
+    assert search(app_context.tuned_weights.peek("session-A")).outcome.weight == 0.5
+
+
+def test_visitor_weights_are_bounded():
+    from sparse_demo.search import VisitorWeights
+
+    vw = VisitorWeights(max_visitors=2, per_visitor=1)
+    for s in ("a", "b", "c"):
+        vw.of(s).remember("m", "c1", 0.1)
+    assert len(vw) == 2 and vw.peek("a") is None  # the least recently used session went
+    vw.of("b").remember("m", "c2", 0.2)
+    assert vw.peek("b").get("m", "c1") is None and len(vw.peek("b")) == 1
+    with pytest.raises(ValueError, match="session"):
+        vw.of("")
+
+
+# ---------------------------------------------------------------------- downloads
+@pytest.fixture()
+def gradio_cache(tmp_path, monkeypatch) -> Path:
+    """This test's own Gradio cache folder (GRADIO_TEMP_DIR is read when a file is cached)."""
+    cache = tmp_path / "gradio-cache"
+    cache.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    return cache
+
+
+def _served_copy(path: str) -> Path:
+    """Copy a file into Gradio's cache exactly as Gradio does when a gr.File output serves it."""
+    import gradio as gr
+
+    block = gr.File()
+    return Path(block.move_resource_to_block_cache(path))
+
+
+def test_the_same_download_is_one_file(tmp_path, gradio_cache):
+    import hashlib
+
+    import pandas as pd
+
+    from sparse_demo.ui.common import write_csv
+
+    frame = pd.DataFrame({"token": ["▁당뇨", "병"], "df": [3, 1]})
+    first = write_csv(frame, tmp_path / "dl", "corpus_report_tokens")
+    mtime = Path(first).stat().st_mtime_ns
+    again = write_csv(frame.copy(), tmp_path / "dl", "corpus_report_tokens")
+    assert again == first and Path(first).stat().st_mtime_ns == mtime  # reused, not rewritten
+    assert Path(first).name == "corpus_report_tokens.csv"
+    assert Path(first).read_bytes() == frame.to_csv(index=False).encode("utf-8-sig")
+    other = write_csv(frame.head(1), tmp_path / "dl", "corpus_report_tokens")
+    assert other != first and len(list((tmp_path / "dl").iterdir())) == 2
+    # Gradio serves it from one cached copy however often it is shown
+    copies = {_served_copy(first) for _ in range(3)}
+    assert len(copies) == 1 and next(iter(copies)).read_bytes() == Path(first).read_bytes()
+    assert len(list(gradio_cache.iterdir())) == 1
+    # its folder is named by the seeded digest Gradio itself computes (checked with hashlib here)
+    from gradio.processing_utils import hash_seed
+
+    assert Path(first).parent.name == hashlib.sha256(hash_seed + Path(first).read_bytes()).hexdigest()
+
+
+def test_a_folder_keeps_a_bounded_number_of_downloads(tmp_path, gradio_cache, monkeypatch):
+    from sparse_demo.ui import common
+
+    monkeypatch.setattr(common, "MAX_DOWNLOADS", 3)
+    paths = [common.write_download(f"row {i}".encode(), tmp_path / "dl", "x.csv") for i in range(5)]
+    copies = [_served_copy(p) for p in paths[:2]]
+    kept = sorted(p.name for p in (tmp_path / "dl").iterdir())
+    assert len(kept) == 3 and all(Path(p).exists() for p in paths[-3:])
+    assert not any(c.exists() for c in copies)  # the dropped downloads' cached copies went with them
+
+
+def test_a_departed_visitors_files_and_cached_copies_go(tmp_path, gradio_cache, tiny_model_dir):
+    import pandas as pd
+
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext, write_csv
+
+    ctx = AppContext.create(load_settings({"SPARSE_DEMO_DEVICE": "cpu"}))
+    frame = pd.DataFrame({"q": ["당뇨병"], "mass": [0.25]})
+    a_csv = write_csv(frame, ctx.download_dir("session-A"), "leakage")
+    b_csv = write_csv(frame, ctx.download_dir("session-B"), "leakage")  # the same content: one shared copy
+    a_only = write_csv(frame.assign(mass=0.5), ctx.download_dir("session-A"), "leakage")
+    # a model A trained, and its zip (the Fine-tune tab writes both into A's private folder)
+    model = shutil.copytree(tiny_model_dir, ctx.visitor_dir("session-A") / "finetune-1")
+    zipped = Path(shutil.make_archive(str(model), "zip", model))
+    shared, own, zip_copy = _served_copy(a_csv), _served_copy(a_only), _served_copy(str(zipped))
+    assert _served_copy(b_csv) == shared
+    keep = shutil.copytree(tiny_model_dir, tmp_path / "not-a-visitor")
+    keep_copy = _served_copy(str(Path(shutil.make_archive(str(keep), "zip", keep))))
+
+    ctx.forget_visitor("session-A", {"fine-tuned (a)": str(model)})
+    assert not Path(a_csv).exists() and not model.exists() and not zipped.exists()
+    assert not own.exists() and not zip_copy.exists()  # A's cached copies: gone
+    assert shared.exists() and Path(b_csv).exists()  # B still holds the same file: its copy stays
+    assert keep_copy.exists()  # nothing else in Gradio's cache is touched
+    ctx.forget_visitor("session-B")
+    assert not shared.exists() and not (ctx.workdir / "downloads" / "session-B").exists()
+    ctx.remove_workdir()
+    assert not ctx.workdir.exists()

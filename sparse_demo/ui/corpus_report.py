@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import gradio as gr
 import pandas as pd
 
 from ..corpus_report import CorpusReport, ReportComparison, compare_reports, report_for_index
-from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv
+from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv, write_download
 from .plots import CATEGORY_COLORS, CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -142,10 +141,7 @@ def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
 def _write_json(payload: dict, workdir: Path, stem: str) -> str:
     from ..cli.common import dumps
 
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix=f"{stem}_", suffix=".json", dir=workdir,
-                                     delete=False) as f:
-        f.write(dumps(payload, indent=1))
-        return f.name
+    return write_download(dumps(payload, indent=1).encode("utf-8"), workdir, f"{stem}.json")
 
 
 def _table(report: CorpusReport, rows: int = TABLE_ROWS) -> pd.DataFrame:
@@ -171,10 +167,13 @@ def compute_corpus_report(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     analyzer: str | None = None,
+    downloads: Path | None = None,
 ) -> CorpusReportView:
     """The report of the Search tab's index (built when missing), and of a second model when picked.
 
-    ``analyzer`` is the tab's BM25 analyzer, so the report reuses the index the tab searches.
+    ``analyzer`` is the tab's BM25 analyzer, so the report reuses the index the tab searches. The CSV and
+    JSON go to ``downloads`` (the visitor's :meth:`AppContext.download_dir`; default: the work folder);
+    the same report asked again reuses the same files.
     """
     from .search import analyzer_spec, resolve_corpus
 
@@ -199,7 +198,7 @@ def compute_corpus_report(
     except Exception as exc:  # noqa: BLE001 - show, log, keep the tab alive
         logger.exception("Corpus report failed")
         return CorpusReportView(message(f"The corpus report failed: {exc}", "error"))
-    workdir = Path(ctx.workdir)
+    workdir = Path(downloads or ctx.workdir)
     head = f"**Corpus report**: {len(corpus):,} documents of **{html.escape(corpus.name)}**.\n\n"
     status = head + headline_markdown(a, b)
     if b is None:
@@ -260,9 +259,10 @@ def build_accordion(
             js = gr.File(label="Report (JSON)", elem_id="corpus-report-json")
 
     def on_run(choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, analyzer_=None,
-               progress=gr.Progress()):
+               request: gr.Request = None, progress=gr.Progress()):
+        mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
         v = compute_corpus_report(ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm,
-                                  progress, analyzer_)
+                                  progress, analyzer_, mine)
         return v.status, v.table, v.scatter, v.histogram, v.changes, v.csv, v.json
 
     inputs = [corpus_choice, uploaded, model, folder, backend, model_b, folder_b, visitor_models]

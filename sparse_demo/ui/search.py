@@ -10,7 +10,7 @@ rendering failure shows the plain passage and a warning, never a failed search.
 
 The BM25 analyzer dropdown takes a preset (``default``, ``all``, ``nori``) or typed Kiwi stop-tag
 prefixes (``J,E,XS``). Until a visitor moves the weight slider, a hybrid search uses the weight the
-Evaluate tab tuned on a dev split for this model and corpus, else the one the model folder recommends
+Evaluate tab tuned (in this visitor's session) for this model and corpus, else the one the model folder recommends
 (``sparse_demo.json``), else 0.5 (:func:`sparse_demo.search.resolve_weight`); the status says which,
 and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`)
 reads this tab's pickers.
@@ -299,11 +299,13 @@ def run_search(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     analyzer: str | None = None,
+    tuned: svc.TunedWeights | None = None,
 ) -> SearchTabResult:
     """Search (building the index first when needed) and explain the top hit.
 
     ``weight=None`` means the user has not chosen one: the weight the Evaluate tab tuned for this model
-    and corpus applies, else the model folder's recommended one (``sparse_demo.json``), else 0.5
+    and corpus in this visitor's ``tuned`` weights applies, else the model folder's recommended one
+    (``sparse_demo.json``), else 0.5
     (:func:`sparse_demo.search.resolve_weight`); the status says which (e.g. "weight w recommended by
     the model card"). A query longer than ``ctx.limits.max_query_chars`` is refused with a message.
     """
@@ -320,7 +322,8 @@ def run_search(
         report = _progress_fn(progress)
         index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
                                          backend or "memory", visitor_models, report, spec)
-        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus)
+        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus,
+                                    tuned=tuned)
         outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
                                        weight=chosen.weight, max_query_chars=ctx.limits.max_query_chars)
     except (UserError, ValueError) as exc:
@@ -461,9 +464,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     weight.input(lambda: True, None, [weight_moved])
 
     def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, analyzer_, moved,
-                  progress=gr.Progress()):
+                  request: gr.Request, progress=gr.Progress()):
+        mine = ctx.tuned_weights.peek(getattr(request, "session_hash", None))  # this visitor's Evaluate weights
         r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w if moved else None, k, vm,
-                       progress, analyzer_)
+                       progress, analyzer_, mine)
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
         slider = gr.update(value=used) if used is not None and not moved else gr.update()
