@@ -190,3 +190,64 @@ def test_a_departed_visitors_files_and_cached_copies_go(tmp_path, gradio_cache, 
     assert not shared.exists() and not (ctx.workdir / "downloads" / "session-B").exists()
     ctx.remove_workdir()
     assert not ctx.workdir.exists()
+
+
+# ---------------------------------------------------------------------- developer hints only in 'any' mode
+@pytest.fixture()
+def closed_opensearch(monkeypatch) -> str:
+    """OPENSEARCH_URL pointing at a local port nobody listens on (the real node on 9200 is left alone)."""
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("OPENSEARCH_URL", url)
+    return url
+
+
+def _ctx(presets_file, public: bool):
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    env = {"SPARSE_DEMO_MODELS": str(presets_file), "SPARSE_DEMO_DEVICE": "cpu"}
+    if public:
+        env["SPARSE_DEMO_MODEL_SOURCES"] = "public"
+    return AppContext.create(load_settings(env))
+
+
+def test_search_tab_shows_opensearch_hints_only_in_any_mode(presets_file, closed_opensearch):
+    from sparse_demo import search as svc
+    from sparse_demo.corpus import Corpus, Document
+    from sparse_demo.ui import search as search_tab
+
+    corpus = Corpus("c", [Document(i, t) for i, t in DOCS])
+    hints = (closed_opensearch, "127.0.0.1", "scripts/opensearch.sh", "OPENSEARCH_URL")
+    for public in (True, False):
+        ctx = _ctx(presets_file, public)
+        texts = [search_tab.backend_note("opensearch", ctx.settings.public)]
+        texts.append(search_tab.build_search_index(ctx, svc.SearchSession(), search_tab.UPLOAD_LABEL, corpus,
+                                                   None, backend="opensearch").status)
+        r = search_tab.run_search(ctx, svc.SearchSession(), "전세 보증금", search_tab.UPLOAD_LABEL, corpus, None,
+                                  backend="opensearch", method="bm25", top_k=3)
+        assert r.outcome is not None and r.outcome.hits, r.status  # answered by the in-memory index
+        texts.append(r.status)
+        page = "\n".join(texts)
+        if public:
+            assert not any(h in page for h in hints), page
+            assert "The search engine is unavailable; the in-memory index is used." in page
+            assert str(ctx.workdir) not in page
+        else:  # a private deployment: the developer is told where and how
+            assert closed_opensearch in page and "scripts/opensearch.sh start" in page
+
+
+def test_hide_developer_hints_keeps_other_paragraphs():
+    from sparse_demo.ui.common import hide_developer_hints
+
+    text = ("**3 hits** in 2 ms · backend **memory**\n\n⚠️ OpenSearch stopped answering: OpenSearch at "
+            "http://10.0.0.5:9200 did not answer in time. Start a local node with `scripts/opensearch.sh start`. "
+            "Searched the in-memory index instead.\n\nEvaluation failed: OpenSearch is not reachable at "
+            "https://search.internal:9200 (set OPENSEARCH_URL).")
+    assert hide_developer_hints(text).split("\n\n") == [
+        "**3 hits** in 2 ms · backend **memory**",
+        "⚠️ The search engine is unavailable; the in-memory index is used.",
+        "Evaluation failed: The search engine is unavailable.",
+    ]
+    assert hide_developer_hints("OpenSearch 2.11 index `sparse-demo-1`") == "OpenSearch 2.11 index `sparse-demo-1`"

@@ -163,13 +163,16 @@ class AppContext:
         return self.registry.load_private(real, name)
 
     def redact(self, text: str) -> str:
-        """In ``public`` mode, server paths in a message become folder names (no server path is shown)."""
+        """A message as a visitor may read it. In ``public`` mode, server paths become folder names, and a
+        paragraph about the search engine that carries developer instructions (its URL, how to start it, its
+        environment variables) says only that the engine is unavailable (:func:`hide_developer_hints`).
+        In ``any`` mode (a private deployment) the text is unchanged."""
         if not self.settings.public:
             return text
         for source in {p.source for p in self.settings.presets} | {str(self.workdir)}:
             if source and (source.startswith(("/", "~", ".")) or Path(source).is_dir()):
                 text = text.replace(source, Path(source).name)
-        return text
+        return hide_developer_hints(text)
 
     def show_path(self, path: str | Path) -> str:
         """A server path as shown to a visitor: in full in ``any`` mode, its last part in ``public`` mode."""
@@ -242,6 +245,32 @@ class AppContext:
 
     def analyzer(self, encoder: SpladeEncoder, rule: StopwordRule | None = None) -> Analyzer:
         return Analyzer(encoder, rule or self.rule())
+
+
+#: What a visitor of a ``public`` app reads instead of the search engine's connection details.
+ENGINE_UNAVAILABLE = "The search engine is unavailable"
+_DEV_HINT = re.compile(r"https?://|127\.0\.0\.1|localhost|scripts/|OPENSEARCH_", re.IGNORECASE)
+
+
+def hide_developer_hints(text: str) -> str:
+    """Each Markdown paragraph that names OpenSearch with a developer hint (a URL such as
+    ``http://127.0.0.1:9200``, ``scripts/opensearch.sh start``, an ``OPENSEARCH_*`` variable) becomes
+    :data:`ENGINE_UNAVAILABLE` (plus "the in-memory index is used" when the paragraph says the memory
+    backend answered); what precedes "OpenSearch" in the paragraph (an icon, "Evaluation failed:") stays.
+
+    Example:
+        >>> hide_developer_hints("⚠️ OpenSearch is unavailable: OpenSearch is not reachable at "
+        ...                      "http://127.0.0.1:9200. Using the in-memory backend instead.")
+        '⚠️ The search engine is unavailable; the in-memory index is used.'
+    """
+    out = []
+    for para in text.split("\n\n"):
+        at = para.find("OpenSearch")
+        if at >= 0 and _DEV_HINT.search(para):
+            tail = "; the in-memory index is used." if "in-memory" in para else "."
+            para = para[:at] + ENGINE_UNAVAILABLE + tail
+        out.append(para)
+    return "\n\n".join(out)
 
 
 def _safe_session(session: str) -> str:

@@ -197,7 +197,7 @@ def compute_corpus_report(
         return CorpusReportView(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001 - show, log, keep the tab alive
         logger.exception("Corpus report failed")
-        return CorpusReportView(message(f"The corpus report failed: {exc}", "error"))
+        return CorpusReportView(ctx.redact(message(f"The corpus report failed: {exc}", "error")))
     workdir = Path(downloads or ctx.workdir)
     head = f"**Corpus report**: {len(corpus):,} documents of **{html.escape(corpus.name)}**.\n\n"
     status = head + headline_markdown(a, b)

@@ -308,7 +308,7 @@ def run_evaluation(
     except ev.EvaluationCancelled:
         return _empty(message("Evaluation cancelled.", "warning"))
     except (UserError, ValueError, FileNotFoundError) as exc:
-        return _empty(message(str(exc), "error"))
+        return _empty(ctx.redact(message(str(exc), "error")))
     except Exception as exc:  # noqa: BLE001 - the tab shows a message, never a trace
         logger.exception("Evaluation failed")
         return _empty(message(f"Evaluation failed: {ctx.redact(str(exc))}", "error"))

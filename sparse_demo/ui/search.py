@@ -163,11 +163,18 @@ def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
     return sample_corpus()
 
 
-def backend_note(backend: str | None) -> str:
-    """What picking a backend means right now (OpenSearch: reachable or not)."""
+def backend_note(backend: str | None, public: bool = False) -> str:
+    """What picking a backend means right now (OpenSearch: reachable or not).
+
+    ``public``: a public Space's visitor reads no developer instructions (URL, start script), only whether
+    the search engine can be used.
+    """
     if backend != "opensearch":
         return message("In-memory backend: BM25 and the sparse inverted index live in this process.", "info")
     ok, text = svc.opensearch_status()
+    if public:
+        return (message("The search engine (OpenSearch) is reachable.", "info") if ok else
+                message("The search engine is unavailable; the in-memory index is used.", "warning"))
     if ok:
         return message(text, "info")
     return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
@@ -222,8 +229,8 @@ def build_search_index(
         return IndexResult(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001
         logger.exception("Index build failed")
-        return IndexResult(message(f"Building the index failed: {exc}", "error"))
-    return IndexResult(_index_status(index, notes), index.key)
+        return IndexResult(ctx.redact(message(f"Building the index failed: {exc}", "error")))
+    return IndexResult(ctx.redact(_index_status(index, notes)), index.key)
 
 
 def _index_for_search(
@@ -330,10 +337,12 @@ def run_search(
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
     except Exception as exc:  # noqa: BLE001
         logger.exception("Search failed")
-        return SearchTabResult(message(f"Search failed: {exc}", "error"), _empty_results(), "", _empty_explain())
+        return SearchTabResult(ctx.redact(message(f"Search failed: {exc}", "error")), _empty_results(), "",
+                               _empty_explain())
     table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
-    status = _search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label)
+    status = ctx.redact(_search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label))
     first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
+    first.status = ctx.redact(first.status)
     return SearchTabResult(status, table, first.passage, first, outcome)
 
 
@@ -447,7 +456,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return r.status, r.corpus, choice
 
     upload.upload(on_upload, [upload], [index_status, uploaded, corpus_choice])
-    backend.input(backend_note, [backend], [index_status])
+    backend.input(lambda b: backend_note(b, ctx.settings.public), [backend], [index_status])
 
     def on_method(m, f):
         return gr.update(interactive=m == "hybrid"), gr.update(interactive=m == "hybrid" and f == "minmax")
@@ -484,6 +493,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         idx = evt.index
         row = idx[0] if isinstance(idx, (list, tuple)) else idx
         r = explain_hit(session, outcome, row)
+        r.status = ctx.redact(r.status)
         return r.passage, r.status, r.table, r.chart
 
     results.select(on_select, [last], [passage, explain_status, explain_table, explain_chart])
