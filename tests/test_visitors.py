@@ -251,3 +251,50 @@ def test_hide_developer_hints_keeps_other_paragraphs():
         "Evaluation failed: The search engine is unavailable.",
     ]
     assert hide_developer_hints("OpenSearch 2.11 index `sparse-demo-1`") == "OpenSearch 2.11 index `sparse-demo-1`"
+
+
+# ---------------------------------------------------------------------- the CLI's default model offline
+def _cli(*args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARSE_DEMO_", "OPENSEARCH_"))}
+    clean.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                  "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **env})
+    return subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, env=clean, cwd=ROOT,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
+    import json
+
+    from sparse_demo.offline import DEMO_MODEL_NAME, demo_model_available
+
+    if not demo_model_available():
+        pytest.skip("assets/demo-model is not built in this checkout")
+    proc = _cli("encode", "--top-k", "3", "--json", "당뇨병 치료", SPARSE_DEMO_MODEL_V26="/nonexistent")
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("note: "), err
+    assert "V26" in lines[0] and DEMO_MODEL_NAME in lines[0] and "no such folder" in lines[0]
+    assert json.loads(proc.stdout.decode().splitlines()[0])["model"] == DEMO_MODEL_NAME
+    # an explicit --model never falls back
+    proc = _cli("encode", "--model", "V26", "당뇨병", SPARSE_DEMO_MODEL_V26="/nonexistent")
+    assert proc.returncode == 1 and DEMO_MODEL_NAME not in proc.stderr.decode()
+
+
+def test_cli_knows_the_demo_models_name():
+    from sparse_demo.offline import DEMO_MODEL_NAME, demo_model_available
+
+    listing = _cli("models")
+    assert listing.returncode == 0, listing.stderr.decode()
+    rows = {line.split("\t")[0]: line for line in listing.stdout.decode().splitlines()}
+    assert "(default)" in rows["V26"]
+    if demo_model_available():
+        assert "bundled demo model" in rows[DEMO_MODEL_NAME]
+    helptext = " ".join(_cli("encode", "--help").stdout.decode().split())
+    assert DEMO_MODEL_NAME in helptext and "python -m sparse_demo models" in helptext
