@@ -298,3 +298,46 @@ def test_cli_knows_the_demo_models_name():
         assert "bundled demo model" in rows[DEMO_MODEL_NAME]
     helptext = " ".join(_cli("encode", "--help").stdout.decode().split())
     assert DEMO_MODEL_NAME in helptext and "python -m sparse_demo models" in helptext
+
+
+# ---------------------------------------------------------------------- shutdown
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_the_work_folder_goes_on_sigterm_and_sigint(tmp_path, presets_file, signame):
+    """``python app.py`` stopped by a signal leaves no work folder (visitors' models and downloads) behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import ROOT, free_port, wait_for
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
+    env.update({"SPARSE_DEMO_MODELS": str(presets_file), "SPARSE_DEMO_DEVICE": "cpu", "TMPDIR": str(tmp),
+                "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1",
+                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return proc.poll() is not None  # stop waiting if it died
+        wait_for(up, timeout=240, interval=1)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        workdirs = list(tmp.glob("sparse_demo_*"))
+        assert len(workdirs) == 1 and workdirs[0].is_dir()
+        (workdirs[0] / "downloads" / "someone").mkdir(parents=True)
+        (workdirs[0] / "downloads" / "someone" / "x.csv").write_text("a,b\n", encoding="utf-8")
+        proc.send_signal(getattr(signal, signame))
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not workdirs[0].exists(), proc.stderr.read().decode()[-2000:]
