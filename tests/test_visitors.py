@@ -341,3 +341,15 @@ def test_the_work_folder_goes_on_sigterm_and_sigint(tmp_path, presets_file, sign
             proc.kill()
             proc.wait()
     assert not workdirs[0].exists(), proc.stderr.read().decode()[-2000:]
+
+
+def test_evaluate_refuses_a_typed_folder_like_every_other_box(presets_file, tiny_model_dir):
+    """The Evaluate tab's model list offers no typing, but its handler goes through the same policy."""
+    from sparse_demo.models import NOT_AVAILABLE
+    from sparse_demo.ui import evaluate as tab
+
+    ctx = _ctx(presets_file, public=True)
+    theirs = shutil.copytree(tiny_model_dir, ctx.visitor_dir("session-A") / "finetune-1")
+    for typed in (str(theirs), str(tiny_model_dir)):  # another visitor's model; a folder outside any allowed root
+        r = tab.run_evaluation(ctx, tab.SAMPLE_LABEL, None, [typed], ["sparse"], "", "memory", 5, 0, [])
+        assert r.report is None and NOT_AVAILABLE in r.status, r.status

@@ -185,12 +185,14 @@ def compute_corpus_report(
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
-        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
-        a = report_for_index(index)
-        b = None
+        encoder_b = None  # both models are checked before any slow work
         if (folder_b or "").strip() or (model_b_choice and model_b_choice != NO_SECOND):
             encoder_b = ctx.encoder(model_b_choice if model_b_choice != NO_SECOND else None, folder_b,
                                     visitor_models)
+        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
+        a = report_for_index(index)
+        b = None
+        if encoder_b is not None:
             index_b, _ = session.get_or_build(corpus, encoder_b, "memory", progress=stage, analyzer=spec)
             b = report_for_index(index_b)
     except (UserError, ValueError) as exc:
