@@ -131,6 +131,18 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         context.close()
 
 
+def _get(url: str) -> int:
+    """The HTTP status of a GET."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _finetune(page, tmp_path: Path) -> str:
     topics = [
         ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
@@ -162,6 +174,9 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
     ctx_a, page_a = _open(browser, space["url"])
     try:
         name = _finetune(page_a, tmp_path)
+        wait_for(lambda: _file_urls(page_a, "#ft-zip"), timeout=60)
+        zip_urls = _file_urls(page_a, "#ft-zip")  # the model zip as Gradio serves it (from its cache)
+        assert all(_get(u) == 200 for u in zip_urls)
         owned = [p for p in (ctx.workdir / "visitors").glob("*/finetune*") if p.is_dir()]
         assert len(owned) == 1
         folder = owned[0]
@@ -199,6 +214,8 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
         ctx_a.close()
         ctx_b.close()
     wait_for(lambda: not folder.exists(), timeout=120)
+    codes = [_get(u) for u in zip_urls]
+    assert all(c in (403, 404) for c in codes), codes  # a departed visitor's model zip no longer downloads
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -279,9 +296,6 @@ def _hybrid_search(page) -> str:
 
 
 def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public_space, tmp_path, tiny_model_dir):
-    import urllib.error
-    import urllib.request
-
     ctx = public_space["ctx"]
     secret = _secret_zip(tmp_path)
     ctx_b, page_b = _open(browser, public_space["url"])
@@ -358,18 +372,11 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
             assert leak not in text, leak
 
         # A leaves: A's downloads, tuned weights, model and Gradio's copies go; the URLs stop answering
-        def get(url: str) -> int:
-            try:
-                with urllib.request.urlopen(url, timeout=10) as r:
-                    return r.status
-            except urllib.error.HTTPError as exc:
-                return exc.code
-
-        assert a_urls and all(get(u) == 200 for u in a_urls)
+        assert a_urls and all(_get(u) == 200 for u in a_urls)
         ctx_a.close()
         wait_for(lambda: not (ctx.downloads_root / a_session).exists() and not a_model.exists(), timeout=120)
         assert ctx.tuned_weights.peek(a_session) is None
-        codes = {u.rsplit("/", 1)[-1]: get(u) for u in a_urls}
+        codes = {u.rsplit("/", 1)[-1]: _get(u) for u in a_urls}
         assert all(c in (403, 404) for c in codes.values()), codes  # Gradio: 403 for a file no longer there
     finally:
         ctx_a.close()
