@@ -144,6 +144,8 @@ def _entries(folder: Path, depth: int = _FOLDER_DEPTH, budget: list[int] | None 
     budget = [MAX_FOLDER_ENTRIES] if budget is None else budget
     with os.scandir(folder) as it:
         entries = list(it)
+    if len(entries) > budget[0]:  # refuse before resolving anything
+        raise OSError(f"more than {MAX_FOLDER_ENTRIES} entries")
     for entry in entries:
         budget[0] -= 1
         if budget[0] < 0:
