@@ -2,12 +2,19 @@
 
 ``build_app()`` returns the ``gr.Blocks``; ``python app.py`` serves it (also how a Hugging Face
 Space starts it). All logic lives in the ``sparse_demo`` package; the tabs only wire widgets.
+
+What a visitor leaves behind goes when the visitor leaves (``demo.unload`` -> ``AppContext.forget_visitor``:
+their models, downloads, tuned weights and Gradio's cached copies of their files). Gradio's own cache
+is also swept of files older than :data:`CACHE_MAX_AGE_S` every :data:`CACHE_SWEEP_S` seconds and emptied at
+shutdown (``gr.Blocks(delete_cache=...)``); SIGTERM / SIGINT remove the app's work folder before Gradio
+shuts down (:func:`install_shutdown`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +26,10 @@ from sparse_demo.ui.common import AppContext, message, model_dropdowns, picker_u
 logger = logging.getLogger("sparse_demo.app")
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+#: Gradio's cache is swept every this many seconds of files older than :data:`CACHE_MAX_AGE_S` (a safety
+#: net: a visitor's files go when the visitor leaves) and emptied at shutdown.
+CACHE_SWEEP_S = 3_600
+CACHE_MAX_AGE_S = 24 * 3_600
 INTRO = """
 # Korean neural sparse explorer
 See what a SPLADE encoder activates for a Korean query (`w = max over positions of log(1 + ReLU(MLM logits))`),
@@ -73,7 +84,7 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     ctx = ctx or AppContext.create()
     register_builtin_models(ctx.registry)
     ctx.default_model()  # decided once: the configured default where it loads, else the demo model
-    with gr.Blocks(title="Korean neural sparse explorer") as demo:
+    with gr.Blocks(title="Korean neural sparse explorer", delete_cache=(CACHE_SWEEP_S, CACHE_MAX_AGE_S)) as demo:
         # this visitor's own (fine-tuned) models: name -> private folder; removed when the visitor leaves
         visitor_models = gr.State({}, delete_callback=lambda vm: ctx.forget_visitor(None, vm))
         gr.Markdown(INTRO)
@@ -118,9 +129,33 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     return demo
 
 
+def install_shutdown(demo: gr.Blocks, ctx: AppContext) -> None:
+    """On SIGTERM / SIGINT: remove the work folder (visitors' models and downloads), close the server
+    (Gradio's shutdown, which empties its cache of this app's files), then chain to the previous handler
+    (SIGINT: ``KeyboardInterrupt``; SIGTERM: exit status 143). Call from the main thread."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, frame) -> None:
+        logger.info("Signal %d: removing the work folder and shutting down", signum)
+        ctx.remove_workdir()
+        try:
+            demo.close()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            logger.exception("Closing the server failed")
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
+        raise SystemExit(128 + signum)
+
+    for sig in previous:
+        signal.signal(sig, stop)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    demo = build_app()
+    ctx = AppContext.create()
+    demo = build_app(ctx)
+    install_shutdown(demo, ctx)
     css_path = ASSETS / "style.css"
     demo.queue(default_concurrency_limit=2).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

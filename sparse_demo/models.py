@@ -14,7 +14,10 @@ multi-visitor server:
   metadata before any download, fit ``Settings.hub_max_bytes``) or a folder under
   ``Settings.allowed_roots``. A missing path, a forbidden path and a file all get the same message
   (:data:`NOT_AVAILABLE`), so the box cannot be used to probe the server's file system. In every mode,
-  folders under a *private root* (visitors' own models) load only for the visitor who owns them.
+  folders under a *private root* (visitors' own models) load only for the visitor who owns them. The
+  policy applies to the files a folder holds too: every entry of the folder (and of its sub-folders,
+  :data:`MAX_FOLDER_ENTRIES` at most) is resolved, so a weights, tokenizer or config file that is a
+  symlink to outside the allowed roots (or into another visitor's folder) is refused like the folder.
 - **Failures are not sticky.** A named model that failed is reported with its reason and tried again
   after ``Settings.retry_failed_s`` seconds or on :meth:`ModelRegistry.refresh`; a typed source's
   failure is never cached (a folder created later loads at once, for every visitor).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -46,6 +50,10 @@ logger = logging.getLogger(__name__)
 NOT_AVAILABLE = ("No model that this app may load is available under that name or path. Pick a model from "
                  "the list, or type an allowed Hub id or folder.")
 _STAMP_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+#: A typed folder with more entries than this (sub-folders included, two levels deep) is refused: it is
+#: not a model folder, and checking where every entry points must stay cheap.
+MAX_FOLDER_ENTRIES = 2_000
+_FOLDER_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,26 @@ def check_weights_size(repo_id: str, nbytes: int, limit: int) -> None:
 
 def _under(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
+
+
+def _entries(folder: Path, depth: int = _FOLDER_DEPTH, budget: list[int] | None = None) -> Iterable[Path]:
+    """Every entry under ``folder`` (``depth`` levels), as the path a reader would open; symlinks not followed.
+
+    Raises:
+        OSError: a folder cannot be listed, or there are more than :data:`MAX_FOLDER_ENTRIES` entries.
+    """
+    budget = [MAX_FOLDER_ENTRIES] if budget is None else budget
+    with os.scandir(folder) as it:
+        entries = list(it)
+    if len(entries) > budget[0]:  # refuse before resolving anything
+        raise OSError(f"more than {MAX_FOLDER_ENTRIES} entries")
+    for entry in entries:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise OSError(f"more than {MAX_FOLDER_ENTRIES} entries")
+        yield Path(entry.path)
+        if depth > 1 and entry.is_dir(follow_symlinks=False):
+            yield from _entries(Path(entry.path), depth - 1, budget)
 
 
 def _stamp(folder: Path) -> tuple:
@@ -220,16 +248,19 @@ class ModelRegistry:
                 real = path.resolve()
             except (OSError, RuntimeError) as exc:
                 raise SourceRefused(s) from exc
-            with self._lock:
-                private = set(self._private_roots)
-            if _under(real, private) and not _under(real, owned_paths):
-                raise SourceRefused(s)
-            if self.settings.public and not (_under(real, self.settings.allowed_roots) or real in owned_paths):
+            if not self._permitted(real, owned_paths):
                 raise SourceRefused(s)
             if not real.is_dir():
                 if self.settings.public:
                     raise SourceRefused(s)
                 return s  # 'any' mode: the loader explains (no such folder, a file, ...)
+            try:  # the files inside follow the same policy: a symlink to outside is resolved and checked
+                inside_ok = all(self._permitted(entry.resolve(), owned_paths) for entry in _entries(real))
+            except (OSError, RuntimeError) as exc:
+                raise SourceRefused(s) from exc
+            if not inside_ok:
+                logger.warning("Refused a typed folder holding a link to a forbidden place: %s", real.name)
+                raise SourceRefused(s)
             return str(real)
         if self.settings.public:
             if not any(fnmatch.fnmatchcase(s, pat) for pat in self.settings.hub_allow):
@@ -237,6 +268,15 @@ class ModelRegistry:
             repo, _, revision = s.partition("@")
             check_weights_size(repo, hub_weights_bytes(repo, revision or None), self.settings.hub_max_bytes)
         return s
+
+    def _permitted(self, real: Path, owned: set[Path]) -> bool:
+        """Whether a resolved path may be read for a typed source: not another visitor's, and in
+        ``public`` mode under an allowed root or this visitor's own folders."""
+        with self._lock:
+            private = set(self._private_roots)
+        if _under(real, private) and not _under(real, owned):
+            return False
+        return not self.settings.public or _under(real, self.settings.allowed_roots) or _under(real, owned)
 
     # ------------------------------------------------------------------ loading
     def get(self, name_or_source: str, *, retry: bool = False, owned: Iterable[str | Path] = ()) -> SpladeEncoder:
@@ -416,6 +456,7 @@ def default_private_root(workdir: str | Path) -> Path:
 
 
 __all__ = [
+    "MAX_FOLDER_ENTRIES",
     "NOT_AVAILABLE",
     "ModelRegistry",
     "ModelStatus",

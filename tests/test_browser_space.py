@@ -131,6 +131,18 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         context.close()
 
 
+def _get(url: str) -> int:
+    """The HTTP status of a GET."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _finetune(page, tmp_path: Path) -> str:
     topics = [
         ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
@@ -162,6 +174,9 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
     ctx_a, page_a = _open(browser, space["url"])
     try:
         name = _finetune(page_a, tmp_path)
+        wait_for(lambda: _file_urls(page_a, "#ft-zip"), timeout=60)
+        zip_urls = _file_urls(page_a, "#ft-zip")  # the model zip as Gradio serves it (from its cache)
+        assert all(_get(u) == 200 for u in zip_urls)
         owned = [p for p in (ctx.workdir / "visitors").glob("*/finetune*") if p.is_dir()]
         assert len(owned) == 1
         folder = owned[0]
@@ -199,4 +214,170 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
         ctx_a.close()
         ctx_b.close()
     wait_for(lambda: not folder.exists(), timeout=120)
+    codes = [_get(u) for u in zip_urls]
+    assert all(c in (403, 404) for c in codes), codes  # a departed visitor's model zip no longer downloads
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- a public Space, two visitors
+@pytest.fixture(scope="module")
+def public_space(tmp_path_factory, tiny_model_dir):
+    """The app in ``public`` mode (one allowed root), OpenSearch configured at a port nobody listens on."""
+    import os
+
+    from app import build_app
+    from sparse_demo.config import load_settings
+    from sparse_demo.ui.common import AppContext
+
+    tmp = tmp_path_factory.mktemp("public_space")
+    allowed = tmp / "allowed"
+    shutil.copytree(tiny_model_dir, allowed / "shared-model")
+    linked = shutil.copytree(tiny_model_dir, allowed / "linked-weights")
+    (linked / "model.safetensors").unlink()
+    (linked / "model.safetensors").symlink_to(tiny_model_dir / "model.safetensors")  # points outside the root
+    presets = tmp / "models.json"
+    presets.write_text(json.dumps({"default": "V26", "presets": [
+        {"name": "V26", "source": str(tmp / "no-network" / "v26")}]}), encoding="utf-8")
+    old_url = os.environ.get("OPENSEARCH_URL")
+    os.environ["OPENSEARCH_URL"] = f"http://127.0.0.1:{free_port()}"
+    ctx = AppContext.create(load_settings({
+        "SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu", "SPARSE_DEMO_MODEL_SOURCES": "public",
+        "SPARSE_DEMO_ALLOWED_ROOTS": str(allowed)}))
+    demo_name = _demo_model(ctx, tiny_model_dir)
+    demo = build_app(ctx)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "ctx": ctx, "demo_name": demo_name, "allowed": allowed,
+           "linked": linked, "opensearch": os.environ["OPENSEARCH_URL"]}
+    demo.close()
+    if old_url is None:
+        os.environ.pop("OPENSEARCH_URL", None)
+    else:
+        os.environ["OPENSEARCH_URL"] = old_url
+
+
+def _secret_zip(tmp_path: Path) -> Path:
+    """A small BEIR zip named like a visitor's private project (12 sample documents, their judged queries)."""
+    import zipfile
+
+    from sparse_demo.search import load_sample_corpus
+
+    full = load_sample_corpus()
+    docs = full.documents[:12]
+    ids = {d.id for d in docs}
+    queries = [q for q in full.queries if q.id in full.qrels and set(full.qrels[q.id]) <= ids][:8]
+    path = tmp_path / "my-secret-project.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("p/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False)
+                                                for d in docs))
+        zf.writestr("p/queries.jsonl", "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False)
+                                                 for q in queries))
+        zf.writestr("p/qrels/test.tsv", "\n".join(f"{q.id}\t{d}\t{g}" for q in queries
+                                                  for d, g in full.qrels[q.id].items()))
+    return path
+
+
+def _file_urls(page, selector: str) -> list[str]:
+    return [h for h in page.locator(f"{selector} a[href]").evaluate_all("els => els.map(e => e.href)")
+            if "file=" in h]
+
+
+def _hybrid_search(page) -> str:
+    """Search the uploaded corpus with the hybrid method; the status text."""
+    page.get_by_role("tab", name="Search", exact=True).click()
+    status = page.locator("#search-status")
+    before = status.inner_text()
+    page.locator("#search-method").get_by_text("Hybrid (BM25 + sparse)").click()
+    page.locator("#search-backend").get_by_text("In memory").click()
+    page.locator("#search-query textarea").fill("당뇨병 치료 방법")
+    page.locator("#search-run").click()
+    wait_for(lambda: "hits in" in status.inner_text() and status.inner_text() != before, timeout=SLOW_MS / 1000)
+    return status.inner_text()
+
+
+def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public_space, tmp_path, tiny_model_dir):
+    ctx = public_space["ctx"]
+    secret = _secret_zip(tmp_path)
+    ctx_b, page_b = _open(browser, public_space["url"])
+    ctx_a, page_a = _open(browser, public_space["url"])
+    try:
+        # A: a batch Explore download, then an Evaluate run with the best-weight row on A's private upload
+        page_a.get_by_text("Batch mode: leakage over many queries").click()
+        page_a.locator("#explore-batch-run").click()
+        page_a.locator("#explore-batch-status").get_by_text("queries, top-").wait_for(timeout=SLOW_MS)
+        wait_for(lambda: _file_urls(page_a, "#tab-explore"), timeout=60)
+        a_urls = _file_urls(page_a, "#tab-explore")
+        sessions = [p.name for p in ctx.downloads_root.iterdir() if p.is_dir()]
+        assert len(sessions) == 1, sessions
+        a_session = sessions[0]
+        page_a.get_by_role("tab", name="Evaluate").click()
+        page_a.locator("#evaluate-upload input[type=file]").set_input_files(str(secret))
+        page_a.locator("#evaluate-input-status").get_by_text("judged queries").wait_for(timeout=SLOW_MS)
+        page_a.locator("#evaluate-systems").get_by_text("Hybrid at the best dev weight").click()
+        page_a.locator("#evaluate-run").click()
+        page_a.locator("#evaluate-status").get_by_text("queries evaluated").wait_for(timeout=SLOW_MS)
+        assert "for you only" in page_a.locator("#evaluate-chart-status").inner_text()
+        assert len(ctx.tuned_weights.peek(a_session)) == 1  # stored under A's session only
+        page_a.get_by_text("Markdown for a model card, and downloads").click()
+        wait_for(lambda: len(_file_urls(page_a, "#evaluate-files")) == 5, timeout=60)
+        a_urls += _file_urls(page_a, "#evaluate-files")
+
+        # A's Search on the same documents uses A's tuned weight (the positive control) ...
+        page_a.get_by_role("tab", name="Search", exact=True).click()
+        page_a.locator("#search-upload input[type=file]").set_input_files(str(secret))
+        page_a.locator("#search-index-status").get_by_text("12 documents").wait_for(timeout=SLOW_MS)
+        assert "tuned by the Evaluate tab" in _hybrid_search(page_a)
+        # ... B's Search on the same documents (B's own file name) never does, nor names A's file
+        page_b.get_by_role("tab", name="Search", exact=True).click()
+        page_b.locator("#search-upload input[type=file]").set_input_files(str(shutil.copy(secret, tmp_path / "b.zip")))
+        page_b.locator("#search-index-status").get_by_text("12 documents").wait_for(timeout=SLOW_MS)
+        status_b = _hybrid_search(page_b)
+        assert "tuned by" not in status_b and "my-secret-project" not in page_b.locator("body").inner_text()
+
+        # B types A's private model folder (and a folder whose weights link outside the root) in every box
+        a_model = shutil.copytree(tiny_model_dir, ctx.visitor_dir(a_session) / "finetune-1")
+        boxes = [("Explore", "#explore-folder", "#explore-run", "#explore-status"),
+                 ("Compare", "#compare-a-folder", "#compare-run", "#compare-status"),
+                 ("Compare", "#compare-b-folder", "#compare-run", "#compare-status"),
+                 ("Search", "#search-folder", "#search-index", "#search-index-status"),
+                 ("Search", "#corpus-report-b-folder", "#corpus-report-run", "#corpus-report-status")]
+        refused = [(str(a_model), box) for box in boxes] + [(str(public_space["linked"]), boxes[0])]
+        for typed, (tab, box, button, out) in refused:
+            page_b.get_by_role("tab", name=tab, exact=True).click()
+            if box.startswith("#corpus-report") and not page_b.locator(box).is_visible():
+                page_b.locator("#corpus-report").get_by_text("Corpus report", exact=True).first.click()
+            field = page_b.locator(f"{box} textarea, {box} input").first
+            status = page_b.locator(out)
+            if NOT_AVAILABLE in status.inner_text():  # the same status as the last box: answer once without it
+                page_b.locator(button).click()
+                wait_for(lambda s=status: NOT_AVAILABLE not in s.inner_text() and s.inner_text().strip(),
+                         timeout=SLOW_MS / 1000)
+            field.fill(typed)
+            page_b.locator(button).click()
+            wait_for(lambda s=status: NOT_AVAILABLE in s.inner_text(), timeout=SLOW_MS / 1000)
+            field.fill("")
+        # (Evaluate has no box to type in: its model list refuses values it does not offer;
+        #  tests/test_visitors.py checks its handler with a typed path.)
+
+        # the Search tab in public mode: no developer instructions, no server path
+        page_b.get_by_role("tab", name="Search", exact=True).click()
+        page_b.locator("#search-backend").get_by_text("OpenSearch").click()
+        page_b.locator("#search-index-status").get_by_text("search engine is unavailable").wait_for(timeout=60_000)
+        page_b.locator("#search-method").get_by_text("BM25 (Kiwi morphemes)").click()
+        page_b.locator("#search-run").click()
+        page_b.locator("#search-status").get_by_text("the in-memory index is used").wait_for(timeout=SLOW_MS)
+        text = page_b.locator("#tab-search").inner_text()
+        for leak in ("127.0.0.1", public_space["opensearch"], "scripts/opensearch.sh", "OPENSEARCH_",
+                     str(ctx.workdir), "/tmp/"):
+            assert leak not in text, leak
+
+        # A leaves: A's downloads, tuned weights, model and Gradio's copies go; the URLs stop answering
+        assert a_urls and all(_get(u) == 200 for u in a_urls)
+        ctx_a.close()
+        wait_for(lambda: not (ctx.downloads_root / a_session).exists() and not a_model.exists(), timeout=120)
+        assert ctx.tuned_weights.peek(a_session) is None
+        codes = {u.rsplit("/", 1)[-1]: _get(u) for u in a_urls}
+        assert all(c in (403, 404) for c in codes.values()), codes  # Gradio: 403 for a file no longer there
+    finally:
+        ctx_a.close()
+        ctx_b.close()

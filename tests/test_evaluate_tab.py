@@ -140,31 +140,31 @@ def test_query_limit_per_run_is_stated(app_context, monkeypatch):
 
 
 def test_the_best_dev_weight_becomes_the_search_tabs_default(app_context, beir_zip, monkeypatch):
-    """Evaluate's weight curve on a corpus -> the Search tab's hybrid default for that model and corpus only."""
-    from sparse_demo.search import weights
+    """Evaluate's weight curve on a corpus -> this visitor's Search default for that model and corpus only
+    (other visitors: tests/test_visitors.py)."""
     from sparse_demo.ui import search as search_tab
 
-    monkeypatch.setattr(weights, "TUNED_WEIGHTS", svc.TunedWeights())  # this test's own map
+    mine_weights = svc.TunedWeights()  # this visitor's (ctx.tuned_weights.of(session) in the app)
     up = tab.load_input(app_context, str(beir_zip))
     r = tab.run_evaluation(app_context, tab.UPLOAD_LABEL, up.eval_set, ["tiny-a"], ["bm25", "best"], "0.5",
-                           "memory", 0, 0, [])
+                           "memory", 0, 0, [], tuned=mine_weights)
     assert r.report is not None and len(r.report.weight_sweeps) == 1, r.status
     sweep = r.report.weight_sweeps[0]
-    assert len(weights.TUNED_WEIGHTS) == 1 and "the Search tab now uses it" in r.chart_status
+    assert len(mine_weights) == 1 and "the Search tab now uses it" in r.chart_status
 
     corpus = search_tab.load_upload(app_context, str(beir_zip)).corpus  # the same documents, read by the Search tab
     session = svc.SearchSession()
     query = "당뇨병 치료"
     tuned = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
-                                  method="hybrid", weight=None, top_k=3)
+                                  method="hybrid", weight=None, top_k=3, tuned=mine_weights)
     assert tuned.outcome is not None and tuned.outcome.weight == sweep.best_weight, tuned.status
     assert (f"weight {sweep.best_weight:g} tuned by the Evaluate tab for this model and corpus (best ndcg@10 on "
             f"{sweep.dev_queries} dev queries" in tuned.status)
     mine = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
-                                 method="hybrid", weight=0.85, top_k=3)
+                                 method="hybrid", weight=0.85, top_k=3, tuned=mine_weights)
     assert mine.outcome.weight == 0.85 and "tuned by" not in mine.status  # the user's slider wins
     other = dataclasses.replace(corpus, documents=corpus.documents[:5])  # another corpus: no tuned weight
     fallback = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, other, "tiny-a",
-                                     method="hybrid", weight=None, top_k=3)
+                                     method="hybrid", weight=None, top_k=3, tuned=mine_weights)
     assert fallback.outcome.weight == 0.5 and "default weight 0.5" in fallback.status
     assert "tuned by the Evaluate tab" not in fallback.status

@@ -160,6 +160,60 @@ def test_public_mode_gives_one_message_for_missing_and_forbidden(public, tmp_pat
     assert messages == {NOT_AVAILABLE}
 
 
+@pytest.mark.parametrize("linked", ["model.safetensors", "tokenizer.json", "config.json"])
+def test_public_mode_refuses_a_file_linked_to_outside_the_root(public, linked):
+    """A folder inside the allowed root whose weights / tokenizer / config file is a symlink to a file outside."""
+    reg, root, outside = public
+    folder = copy_model(outside, root / "linked")
+    (folder / linked).unlink()
+    (folder / linked).symlink_to(outside / linked)
+    for typed in (str(folder), f"{root}/./linked"):
+        with pytest.raises(SourceRefused) as info:
+            reg.get(typed)
+        assert str(info.value) == NOT_AVAILABLE
+    assert reg.loads == 0
+
+
+def test_public_mode_refuses_a_linked_subfolder_and_too_many_entries(public, monkeypatch):
+    reg, root, outside = public
+    folder = copy_model(root / "good", root / "withdir")
+    (folder / "extra").symlink_to(outside, target_is_directory=True)  # a folder link pointing outside
+    with pytest.raises(SourceRefused):
+        reg.get(str(folder))
+    nested = copy_model(root / "good", root / "nested")
+    (nested / "sub").mkdir()
+    (nested / "sub" / "weights.safetensors").symlink_to(outside / "model.safetensors")
+    with pytest.raises(SourceRefused):
+        reg.get(str(nested))
+    from sparse_demo import models
+
+    monkeypatch.setattr(models, "MAX_FOLDER_ENTRIES", 3)  # the good folder holds more than 3 files
+    assert len(list((root / "good").iterdir())) > 3
+    with pytest.raises(SourceRefused):
+        reg.get(str(root / "good"))
+
+
+def test_a_link_that_stays_inside_the_root_is_fine(public):
+    reg, root, _ = public
+    folder = root / "shared-weights"
+    folder.mkdir()
+    for f in (root / "good").iterdir():
+        (folder / f.name).symlink_to(f)  # every file links to the other allowed folder
+    assert reg.get(str(folder)) is not None
+
+
+def test_any_mode_refuses_a_link_into_another_visitors_folder(tmp_path, tiny_model_dir):
+    reg = ModelRegistry(make_settings(tmp_path))
+    root = reg.add_private_root(tmp_path / "visitors")
+    theirs = copy_model(tiny_model_dir, root / "sessionA" / "model")
+    mine = copy_model(tiny_model_dir, tmp_path / "mine")
+    (mine / "model.safetensors").unlink()
+    (mine / "model.safetensors").symlink_to(theirs / "model.safetensors")
+    with pytest.raises(SourceRefused):
+        reg.get(str(mine))
+    assert reg.get(str(mine), owned=[str(theirs)]) is not None  # A's own link to A's own weights
+
+
 def test_public_mode_checks_hub_size_before_download(public, monkeypatch):
     reg, _, _ = public
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

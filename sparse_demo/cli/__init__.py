@@ -36,6 +36,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("finetune", "finetune"),
     ("corpus-report", "corpus_report"),
     ("evaluate", "evaluate"),
+    ("models", "models"),
 )
 
 

@@ -1,4 +1,9 @@
-"""Helpers shared by the subcommands: the model registry, reading texts, errors and JSON output."""
+"""Helpers shared by the subcommands: the model registry, reading texts, errors and JSON output.
+
+Without ``--model`` a command uses the configured default model (``assets/models.json`` or
+``SPARSE_DEMO_DEFAULT_MODEL``); when that cannot be loaded (offline, a missing folder) it uses the demo
+model bundled in ``assets/demo-model`` and says so in one ``note:`` line (:func:`default_model`).
+"""
 
 from __future__ import annotations
 
@@ -72,16 +77,30 @@ def check_utf8_arguments(argv: Sequence[str]) -> None:
             raise CliError(f"argument {i} is not valid UTF-8 text; pass UTF-8 (e.g. iconv -f cp949 -t utf-8)") from None
 
 
+def demo_model_name() -> str:
+    """The bundled demo model's name (what a command falls back to offline)."""
+    from ..offline import DEMO_MODEL_NAME
+
+    return DEMO_MODEL_NAME
+
+
 def add_model_arguments(p: argparse.ArgumentParser, model_help: str = "preset name, Hub id or local folder") -> None:
     """``--model``, ``--device`` and ``--max-length``: what :func:`registry` reads."""
-    p.add_argument("--model", "-m", default=None, help=model_help)
+    fallback = (f"; without --model, the configured default, or the bundled demo model '{demo_model_name()}' "
+                "when that cannot be loaded (list: python -m sparse_demo models)")
+    p.add_argument("--model", "-m", default=None, help=model_help + fallback)
     p.add_argument("--device", choices=DEVICES, default=None, help="default: settings (SPARSE_DEMO_DEVICE)")
     p.add_argument("--max-length", type=positive_int, default=None, help="encoder max length in tokens")
 
 
 def registry(args: argparse.Namespace) -> ModelRegistry:
-    """A :class:`ModelRegistry` built as the app builds it (:func:`load_settings`), with the
-    ``--device`` / ``--max-length`` overrides of ``args`` where given."""
+    """A :class:`ModelRegistry` built as the app builds it (:func:`load_settings`, the bundled demo model
+    registered), with the ``--device`` / ``--max-length`` overrides of ``args`` where given.
+
+    One per ``args`` (kept on it): the commands and :func:`default_model` share its loaded models."""
+    kept = getattr(args, "_registry", None)
+    if kept is not None:
+        return kept
     settings = load_settings()
     overrides: dict[str, Any] = {}
     if getattr(args, "device", None):
@@ -90,15 +109,47 @@ def registry(args: argparse.Namespace) -> ModelRegistry:
         overrides["max_length"] = args.max_length
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
-    return ModelRegistry(settings)
+    reg = ModelRegistry(settings)
+    from ..offline import register_cached_local_model, register_demo_model
+
+    register_demo_model(reg)
+    register_cached_local_model(reg)
+    args._registry = reg
+    return reg
 
 
-def default_model() -> str:
-    """The settings' default model (raises :class:`CliError` when there is none)."""
+def default_model(args: argparse.Namespace | None = None, *, err: TextIO | None = None) -> str:
+    """The model a command uses without ``--model``.
+
+    Args:
+        args: the command's arguments; with them the configured default is loaded (in :func:`registry`),
+            and when it cannot be, the bundled demo model is used instead, said in one ``note:`` line.
+            Without them, the configured default's name (nothing is loaded).
+        err: where the note goes (stderr).
+
+    Raises:
+        CliError: no default configured, or neither the default nor the demo model loads (exit 1).
+    """
     name = load_settings().default_model
     if not name:
-        raise CliError("give --model (a preset name, Hub id or local folder)")
-    return name
+        raise CliError(f"give --model (a preset name, Hub id or local folder; the bundled demo model is "
+                       f"'{demo_model_name()}')")
+    if args is None:
+        return name
+    reg = registry(args)
+    encoder, error = reg.try_get(name)
+    if encoder is not None:
+        return name
+    demo = demo_model_name()
+    if demo == name or demo not in reg.names:
+        raise CliError(error or f"the default model {name} could not be loaded", EXIT_FAILED)
+    _, demo_error = reg.try_get(demo)
+    if demo_error:
+        raise CliError(f"{error}; the bundled demo model could not be loaded either: {demo_error}", EXIT_FAILED)
+    reason = error.split(": ", 1)[-1] if error else "unknown reason"
+    note_line(f"the default model {name} could not be loaded ({reason}); using the bundled demo model "
+              f"'{demo}' instead (give --model to choose another)", err=err)
+    return demo
 
 
 def read_stdin_lines(stream: TextIO | None = None) -> list[str]:
@@ -234,6 +285,7 @@ __all__ = [
     "add_model_arguments",
     "check_utf8_arguments",
     "default_model",
+    "demo_model_name",
     "dumps",
     "error_line",
     "json_default",

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     words = load_stopwords(args.stopwords) if args.stopwords else None
     rule = StopwordRule(words, use_pos_rule=not args.no_pos_rule)
     queries = read_query_file(args.queries) if args.queries else None
-    a = _report(args, corpus, args.model or default_model(), rule, queries)
+    a = _report(args, corpus, args.model or default_model(args), rule, queries)
     b = _report(args, corpus, args.model_b, rule, queries) if args.model_b else None
     if b is None:
         if args.json:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if len(t) > MAX_QUERY_CHARS:
             raise CliError(f"text {i} has {len(t):,} characters; the limit is {MAX_QUERY_CHARS:,}")
     words = load_stopwords(args.stopwords) if args.stopwords else None
-    encoder = registry(args).get(args.model or default_model())
+    encoder = registry(args).get(args.model or default_model(args))
     analyzer = Analyzer(encoder, StopwordRule(words, use_pos_rule=not args.no_pos_rule))
     for analysis in analyzer.analyze(texts, args.top_k, batch_size=args.batch_size):
         if args.json:

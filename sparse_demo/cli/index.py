@@ -91,7 +91,7 @@ def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[s
 def run(args: argparse.Namespace) -> int:
     """Build the index and print what was built; 0 on success."""
     corpus = svc.load_corpus_file(args.corpus)  # bad input fails before a model loads
-    encoder = registry(args).get(args.model or default_model())
+    encoder = registry(args).get(args.model or default_model(args))
     index, notes = build(args, corpus, encoder)
     report = {
         "corpus": index.corpus.name,

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if not queries:
         raise CliError("give at least one query (arguments or stdin, one per line)")
     corpus = svc.load_corpus_file(args.corpus)  # bad input fails before a model loads
-    encoder = None if args.method == "bm25" and not args.model else registry(args).get(args.model or default_model())
+    bm25_only = args.method == "bm25" and not args.model
+    encoder = None if bm25_only else registry(args).get(args.model or default_model(args))
     index, notes = build(args, corpus, encoder)
     chosen = svc.resolve_weight(encoder, args.weight)
     if chosen.note and args.method == "hybrid" and args.fusion == "minmax":

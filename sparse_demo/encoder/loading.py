@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Files any one of which gives a local folder a tokenizer vocabulary: a fast tokenizer, a sentencepiece
+#: model (``sentencepiece.bpe.model``, ``spiece.model``, ``tokenizer.model``, ...), a WordPiece or BPE vocabulary.
+TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "*.model", "vocab.txt", "vocab.json")
+NO_TOKENIZER = ("the folder has no tokenizer files (tokenizer.json, a sentencepiece *.model, vocab.txt or "
+                "vocab.json); without them every word would become <unk>. Copy the tokenizer files of the base "
+                "model into the folder (tokenizer.save_pretrained(folder)).")
+
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; ``reason`` is a sentence a user can act on."""
@@ -27,6 +34,25 @@ class ModelLoadError(RuntimeError):
         self.source = source
         self.reason = reason
         self.name = name or source
+
+
+def has_tokenizer_files(folder: str | Path) -> bool:
+    """Whether a local model folder holds a tokenizer vocabulary (one of :data:`TOKENIZER_FILES`)."""
+    base = Path(folder)
+    return any(p.is_file() for pattern in TOKENIZER_FILES for p in base.glob(pattern))
+
+
+def check_tokenizer(tokenizer: Any, source: str, name: str | None = None) -> None:
+    """Refuse a tokenizer with no vocabulary beyond its special tokens (every word would be ``<unk>``).
+
+    Raises:
+        ModelLoadError: the tokenizer knows only its special tokens.
+    """
+    vocab = tokenizer.get_vocab()
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    if not any(token not in special for token in vocab):
+        raise ModelLoadError(source, f"its tokenizer knows only its {len(vocab)} special tokens, so every word "
+                                     "would become <unk> (are the tokenizer files missing?)", name)
 
 
 def looks_like_path(source: str) -> bool:
@@ -111,6 +137,9 @@ def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype | N
     Returns:
         ``(model, tokenizer)``: the ``*ForMaskedLM`` module and its tokenizer.
 
+    A local folder without tokenizer files (:data:`TOKENIZER_FILES`), or any tokenizer that knows only its
+    special tokens, is refused: transformers would otherwise build a tokenizer that maps every word to ``<unk>``.
+
     Raises:
         ModelLoadError: with a reason a user can act on.
     """
@@ -143,7 +172,10 @@ def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype | N
             raise ModelLoadError(
                 source, "no *.safetensors weights in the folder (this app loads safetensors only)", name
             )
+        if is_local and not has_tokenizer_files(src):
+            raise ModelLoadError(source, NO_TOKENIZER, name)
         tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+        check_tokenizer(tokenizer, source, name)
         model = AutoModelForMaskedLM.from_pretrained(
             src, config=config, use_safetensors=True, dtype=dtype, **kwargs
         )
@@ -163,4 +195,14 @@ def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype | N
     return model, tokenizer
 
 
-__all__ = ["ModelLoadError", "hub_reachable", "load_mlm", "looks_like_path", "resolve_device"]
+__all__ = [
+    "NO_TOKENIZER",
+    "TOKENIZER_FILES",
+    "ModelLoadError",
+    "check_tokenizer",
+    "has_tokenizer_files",
+    "hub_reachable",
+    "load_mlm",
+    "looks_like_path",
+    "resolve_device",
+]

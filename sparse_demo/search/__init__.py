@@ -54,9 +54,9 @@ from sparse_demo.search.query import SearchHit, SearchOutcome, as_mapping, frame
 from sparse_demo.search.session import SearchSession, opensearch_status
 from sparse_demo.search.weights import (
     DEFAULT_WEIGHT,
-    TUNED_WEIGHTS,
     TunedWeight,
     TunedWeights,
+    VisitorWeights,
     WeightChoice,
     choose_weight,
     model_fingerprint,
@@ -81,9 +81,9 @@ __all__ = [
     "SearchOutcome",
     "SearchSession",
     "StageProgress",
-    "TUNED_WEIGHTS",
     "TunedWeight",
     "TunedWeights",
+    "VisitorWeights",
     "WeightChoice",
     "as_mapping",
     "build_index",

@@ -6,6 +6,11 @@ fingerprint) > the model folder's ``sparse_demo.json`` ``{"hybrid_weight": w}`` 
 :mod:`sparse_demo.offline`) > :data:`DEFAULT_WEIGHT`. The weight is the sparse leg's in the min-max
 hybrid (BM25 gets ``1 - w``).
 
+A tuned weight belongs to the visitor whose Evaluate run found it: the app keeps one
+:class:`TunedWeights` per browser session in :class:`VisitorWeights` and drops it when the visitor
+leaves. There is no process-wide map, so a visitor never changes another visitor's default; the shared
+default changes only with the model folder's ``sparse_demo.json`` (the operator's file).
+
 Example:
     >>> resolve_weight(None, None)
     WeightChoice(weight=0.5, source='default', detail='')
@@ -30,8 +35,10 @@ logger = logging.getLogger(__name__)
 
 #: The sparse leg's weight when neither the user nor the model says otherwise.
 DEFAULT_WEIGHT = 0.5
-#: How many (model, corpus) tuned weights :data:`TUNED_WEIGHTS` keeps (least recently set dropped).
-MAX_TUNED_WEIGHTS = 256
+#: How many (model, corpus) tuned weights one :class:`TunedWeights` keeps (least recently set dropped).
+MAX_TUNED_WEIGHTS = 64
+#: How many visitor sessions :class:`VisitorWeights` keeps (least recently used dropped).
+MAX_VISITORS = 1_024
 
 WeightSource = Literal["user", "evaluate", "model", "default"]
 
@@ -88,9 +95,9 @@ class TunedWeight:
 class TunedWeights:
     """A small thread-safe map (model fingerprint, corpus fingerprint) -> :class:`TunedWeight`.
 
-    Shared by every visitor of the process (the keys are content hashes, so a visitor only ever gets
-    a weight tuned on the same corpus content with the same checkpoint). Bounded to ``max_entries``,
-    the least recently set dropped.
+    One visitor's weights (see :class:`VisitorWeights`); the keys are content hashes, so a weight applies
+    only to the same corpus content with the same checkpoint. Bounded to ``max_entries``, the least
+    recently set dropped.
 
     Example:
         >>> tw = TunedWeights()
@@ -147,8 +154,64 @@ class TunedWeights:
             self._map.clear()
 
 
-#: The process-wide map the Evaluate tab writes and the Search tab reads.
-TUNED_WEIGHTS = TunedWeights()
+class VisitorWeights:
+    """One :class:`TunedWeights` per visitor session (thread-safe): the Evaluate tab writes the visitor's,
+    the Search tab reads the same visitor's, and :meth:`forget` drops it when the visitor leaves.
+
+    Bounded to ``max_visitors`` sessions (the least recently used dropped), each to ``per_visitor`` weights.
+
+    Example:
+        >>> vw = VisitorWeights()
+        >>> vw.of("session-a").remember("model-fp", "corpus-fp", 0.7)
+        >>> vw.peek("session-a").get("model-fp", "corpus-fp").weight
+        0.7
+        >>> vw.peek("session-b") is None
+        True
+        >>> vw.forget("session-a"); len(vw)
+        0
+    """
+
+    def __init__(self, max_visitors: int = MAX_VISITORS, per_visitor: int = MAX_TUNED_WEIGHTS) -> None:
+        if max_visitors < 1:
+            raise ValueError(f"max_visitors must be >= 1, got {max_visitors}")
+        self.max_visitors = max_visitors
+        self.per_visitor = per_visitor
+        self._map: OrderedDict[str, TunedWeights] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._map)
+
+    def of(self, session: str) -> TunedWeights:
+        """This session's weights, created on first use.
+
+        Raises:
+            ValueError: no session id (an anonymous caller must not share a map with others).
+        """
+        if not session:
+            raise ValueError("tuned weights need a visitor session id")
+        with self._lock:
+            found = self._map.get(session)
+            if found is None:
+                found = self._map[session] = TunedWeights(self.per_visitor)
+                while len(self._map) > self.max_visitors:
+                    self._map.popitem(last=False)
+            self._map.move_to_end(session)
+            return found
+
+    def peek(self, session: str | None) -> TunedWeights | None:
+        """This session's weights, or None when it has none (nothing is created)."""
+        if not session:
+            return None
+        with self._lock:
+            return self._map.get(session)
+
+    def forget(self, session: str | None) -> None:
+        """Drop a session's weights (the visitor left); no error when it has none."""
+        if session:
+            with self._lock:
+                self._map.pop(session, None)
 
 
 def choose_weight(user: float | None, tuned: TunedWeight | None, model: float | None) -> WeightChoice:
@@ -225,8 +288,8 @@ def resolve_weight(
         encoder: the index's encoder (None: BM25 only).
         weight: the user's weight, or None when they have not chosen one.
         corpus: the searched corpus; with it, a weight the Evaluate tab tuned for this model and
-            corpus applies (looked up in ``tuned``, default :data:`TUNED_WEIGHTS`).
-        tuned: the map of tuned weights (default: the process-wide :data:`TUNED_WEIGHTS`).
+            corpus applies (looked up in ``tuned``).
+        tuned: this visitor's tuned weights (:meth:`VisitorWeights.peek`); None: no tuned weight applies.
 
     Raises:
         ValueError: ``weight`` lies outside [0, 1].
@@ -234,8 +297,8 @@ def resolve_weight(
     if weight is not None:
         return choose_weight(weight, None, None)
     found = None
-    if corpus is not None and encoder is not None:
+    if corpus is not None and encoder is not None and tuned is not None and len(tuned):
         from sparse_demo.search.corpus_files import corpus_fingerprint
 
-        found = (TUNED_WEIGHTS if tuned is None else tuned).get(model_fingerprint(encoder), corpus_fingerprint(corpus))
+        found = tuned.get(model_fingerprint(encoder), corpus_fingerprint(corpus))
     return choose_weight(None, found, None if found is not None else recommended_weight(encoder))

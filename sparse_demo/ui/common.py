@@ -1,12 +1,26 @@
-"""Shared UI plumbing: the app context, model selection and message formatting."""
+"""Shared UI plumbing: the app context, model selection, visitor files and message formatting.
+
+A visitor's files live in the app's work folder (:attr:`AppContext.workdir`, a fresh temporary folder):
+their own models under ``visitors/<session>/`` and their downloads under ``downloads/<session>/``
+(:meth:`AppContext.download_dir`). A download is content-addressed (:func:`write_download`): the same
+content clicked again reuses the same file, and a visitor keeps at most :data:`MAX_DOWNLOADS` distinct
+ones. When the visitor leaves, :meth:`AppContext.forget_visitor` removes both folders, the visitor's
+tuned weights and Gradio's cached copies of the visitor's files (:func:`remove_gradio_copies`), so a
+departed visitor's download URL stops answering. The work folder itself goes when the process exits
+(atexit, and SIGTERM / SIGINT through ``app.py``'s handlers: :meth:`AppContext.remove_workdir`).
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import glob
 import logging
+import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +33,7 @@ from ..encoder import ModelLoadError, SpladeEncoder
 from ..korean import StopwordRule, load_stopwords, parse_stopwords
 from ..limits import Limits
 from ..models import ModelRegistry, SourceRefused, default_private_root
+from ..search.weights import VisitorWeights
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +61,8 @@ class AppContext:
     A visitor's own models are not here: their names and folders live in that visitor's ``gr.State``
     (a ``dict`` name -> folder, which never leaves the server), their folders under
     :meth:`visitor_dir` (a private root of the registry), and :meth:`forget_visitor` removes them.
+    The hybrid weights a visitor's Evaluate runs tuned are kept per session in :attr:`tuned_weights`
+    (never shared) and go with the visitor too.
     """
 
     settings: Settings
@@ -56,6 +73,7 @@ class AppContext:
     start_model: str | None = None
     #: Called with a visitor's session id when they leave (e.g. a tab's index cache dropping their uploads).
     visitor_hooks: list[Callable[[str], object]] = field(default_factory=list)
+    tuned_weights: VisitorWeights = field(default_factory=VisitorWeights)
 
     def __post_init__(self) -> None:
         self.registry.add_private_root(default_private_root(self.workdir))
@@ -147,13 +165,16 @@ class AppContext:
         return self.registry.load_private(real, name)
 
     def redact(self, text: str) -> str:
-        """In ``public`` mode, server paths in a message become folder names (no server path is shown)."""
+        """A message as a visitor may read it. In ``public`` mode, server paths become folder names, and a
+        paragraph about the search engine that carries developer instructions (its URL, how to start it, its
+        environment variables) says only that the engine is unavailable (:func:`hide_developer_hints`).
+        In ``any`` mode (a private deployment) the text is unchanged."""
         if not self.settings.public:
             return text
         for source in {p.source for p in self.settings.presets} | {str(self.workdir)}:
             if source and (source.startswith(("/", "~", ".")) or Path(source).is_dir()):
                 text = text.replace(source, Path(source).name)
-        return text
+        return hide_developer_hints(text)
 
     def show_path(self, path: str | Path) -> str:
         """A server path as shown to a visitor: in full in ``any`` mode, its last part in ``public`` mode."""
@@ -162,24 +183,38 @@ class AppContext:
     # ------------------------------------------------------------------ visitors
     def visitor_dir(self, session: str) -> Path:
         """The folder of one visitor's own models (created on demand)."""
-        safe = "".join(c for c in session if c.isalnum() or c in "-_")[:64] or "anonymous"
-        path = default_private_root(self.workdir) / safe
+        path = default_private_root(self.workdir) / (_safe_session(session) or "anonymous")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def downloads_root(self) -> Path:
+        """The folder holding every visitor's download folder."""
+        return self.workdir / "downloads"
+
+    def download_dir(self, session: str | None) -> Path:
+        """One visitor's download folder (created on demand; ``anonymous`` without a session), removed by
+        :meth:`forget_visitor`. Write into it with :func:`write_download` / :func:`write_csv`."""
+        path = self.downloads_root / (_safe_session(session or "") or "anonymous")
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def forget_visitor(self, session: str | None = None, visitor_models: dict[str, str] | None = None) -> None:
-        """Remove a visitor's model folders and drop their encoders (the visitor left).
+        """Remove everything a visitor left (the visitor closed or reloaded the page).
+
+        Their model folders (and zips) and encoders, their download folder, their tuned weights, and
+        Gradio's cached copies of those files (except a copy another visitor's downloads still hold).
 
         Args:
-            session: the visitor's session id (its whole folder goes).
+            session: the visitor's session id (its model folder, downloads and tuned weights go).
             visitor_models: the visitor's ``name -> folder`` state (each folder goes).
         """
         root = default_private_root(self.workdir).resolve()
         folders = [Path(f) for f in (visitor_models or {}).values()]
-        if session:
-            safe = "".join(c for c in session if c.isalnum() or c in "-_")[:64]
-            if safe:
-                folders.append(root / safe)
+        safe = _safe_session(session or "")
+        if safe:
+            folders.append(root / safe)
+            self.tuned_weights.forget(session)
         for hook in self.visitor_hooks if session else ():
             try:
                 hook(session)
@@ -190,12 +225,69 @@ class AppContext:
             if root not in real.parents:  # never remove anything outside the private root
                 continue
             self.registry.evict_under(real)
+            zipped = real.with_suffix(".zip")
+            remove_gradio_copies([*_files_under(real), zipped])
             shutil.rmtree(real, ignore_errors=True)
-            for zipped in (real.with_suffix(".zip"),):
-                zipped.unlink(missing_ok=True)
+            zipped.unlink(missing_ok=True)
+        if safe:
+            downloads = (self.downloads_root / safe).resolve()
+            if self.downloads_root.resolve() in downloads.parents:
+                remove_gradio_copies(_files_under(downloads), keep=self._shared_download(safe))
+                shutil.rmtree(downloads, ignore_errors=True)
+
+    def _shared_download(self, safe: str):
+        """``keep(digest, name)``: whether another visitor's downloads (or a shared one) hold the same file."""
+        root = self.downloads_root
+
+        def keep(digest: str, name: str) -> bool:
+            pattern = f"*/{glob.escape(digest)}/{glob.escape(name)}"
+            others = [p for p in root.glob(pattern) if p.parent.parent.name != safe]
+            return bool(others) or (self.workdir / digest / name).exists()
+
+        return keep
+
+    def remove_workdir(self) -> None:
+        """Remove the app's whole work folder (shutdown: SIGTERM / SIGINT / exit)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def analyzer(self, encoder: SpladeEncoder, rule: StopwordRule | None = None) -> Analyzer:
         return Analyzer(encoder, rule or self.rule())
+
+
+#: What a visitor of a ``public`` app reads instead of the search engine's connection details.
+ENGINE_UNAVAILABLE = "The search engine is unavailable"
+_DEV_HINT = re.compile(r"https?://|127\.0\.0\.1|localhost|scripts/|OPENSEARCH_", re.IGNORECASE)
+
+
+def hide_developer_hints(text: str) -> str:
+    """Each Markdown paragraph that names OpenSearch with a developer hint (a URL such as
+    ``http://127.0.0.1:9200``, ``scripts/opensearch.sh start``, an ``OPENSEARCH_*`` variable) becomes
+    :data:`ENGINE_UNAVAILABLE` (plus "the in-memory index is used" when the paragraph says the memory
+    backend answered); what precedes "OpenSearch" in the paragraph (an icon, "Evaluation failed:") stays.
+
+    Example:
+        >>> hide_developer_hints("⚠️ OpenSearch is unavailable: OpenSearch is not reachable at "
+        ...                      "http://127.0.0.1:9200. Using the in-memory backend instead.")
+        '⚠️ The search engine is unavailable; the in-memory index is used.'
+    """
+    out = []
+    for para in text.split("\n\n"):
+        at = para.find("OpenSearch")
+        if at >= 0 and _DEV_HINT.search(para):
+            tail = "; the in-memory index is used." if "in-memory" in para else "."
+            para = para[:at] + ENGINE_UNAVAILABLE + tail
+        out.append(para)
+    return "\n\n".join(out)
+
+
+def _safe_session(session: str) -> str:
+    return "".join(c for c in session if c.isalnum() or c in "-_")[:64]
+
+
+def _files_under(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
 def _temp_workdir() -> Path:
@@ -294,8 +386,117 @@ def message(text: str, kind: str = "info") -> str:
     return f"{icon} {text}".strip()
 
 
+#: Distinct downloads one folder keeps (a visitor's, or the shared work folder's); the oldest beyond go.
+MAX_DOWNLOADS = 32
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def gradio_digest(data: bytes) -> str:
+    """The folder name Gradio gives a file with this content in its cache (its seeded SHA-256)."""
+    from gradio.processing_utils import hash_bytes
+
+    return hash_bytes(data)
+
+
+def gradio_cache_dir() -> Path:
+    """Where Gradio copies the files it serves (``GRADIO_TEMP_DIR``, else ``<tmp>/gradio``)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+def write_download(data: bytes, folder: Path, name: str) -> str:
+    """Write a download as ``folder/<digest>/<name>``, reusing the file when the same content exists.
+
+    ``<digest>`` is the name Gradio's cache gives that content (:func:`gradio_digest`), so the same report
+    clicked again neither writes a new file here nor a new copy in Gradio's cache. At most
+    :data:`MAX_DOWNLOADS` contents are kept per folder: the least recently written go, with their Gradio
+    copies (their links on the page stop working; newer downloads replaced them).
+
+    Returns:
+        The file's path.
+    """
+    digest = gradio_digest(data)
+    path = Path(folder) / digest / name
+    if path.is_file() and path.stat().st_size == len(data):
+        os.utime(path.parent)  # most recently used
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _prune_downloads(Path(folder))
+    return str(path)
+
+
+def _prune_downloads(folder: Path) -> None:
+    entries = [p for p in folder.iterdir() if p.is_dir() and _DIGEST.fullmatch(p.name)]
+    if len(entries) <= MAX_DOWNLOADS:
+        return
+    entries.sort(key=lambda p: p.stat().st_mtime)
+    for old in entries[: len(entries) - MAX_DOWNLOADS]:
+
+        def held_elsewhere(digest: str, name: str, _old: Path = old) -> bool:  # by another visitor's folder
+            return any(p.parent != _old for p in folder.parent.glob(f"*/{glob.escape(digest)}/{glob.escape(name)}"))
+
+        remove_gradio_copies(_files_under(old), keep=held_elsewhere)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_gradio_copies(files: Iterable[Path], keep=None) -> int:
+    """Delete the copies Gradio's cache holds of ``files`` (so their URLs stop answering).
+
+    Gradio serves a file from ``<cache>/<seeded sha256 of its bytes>/<its name>``. A file written by
+    :func:`write_download` already sits in a folder named by that digest; any other file (a model zip) is
+    hashed only when the cache holds a file with its name and size.
+
+    Args:
+        files: the visitor's files (still on disk).
+        keep: ``keep(digest, name) -> bool``: leave that copy (another visitor holds the same file).
+
+    Returns:
+        How many cached copies were deleted.
+    """
+    from gradio.processing_utils import hash_file
+    from gradio_client.utils import strip_invalid_filename_characters
+
+    cache = gradio_cache_dir()
+    if not cache.is_dir():
+        return 0
+    removed = 0
+    for f in files:
+        try:
+            size = f.stat().st_size
+        except OSError:
+            continue
+        name = strip_invalid_filename_characters(f.name)
+        if _DIGEST.fullmatch(f.parent.name):
+            candidates = [cache / f.parent.name / name]
+        else:
+            candidates = list(cache.glob(f"*/{glob.escape(name)}"))
+        candidates = [c for c in candidates if c.is_file() and c.stat().st_size == size]
+        if not candidates:
+            continue
+        digest = f.parent.name if _DIGEST.fullmatch(f.parent.name) else hash_file(f)
+        for c in candidates:
+            if c.parent.name != digest or (keep is not None and keep(digest, name)):
+                continue
+            c.unlink(missing_ok=True)
+            removed += 1
+            with contextlib.suppress(OSError):  # other files (an upload) may share the folder
+                c.parent.rmdir()
+    if removed:
+        logger.info("Removed %d cached download(s) of a visitor who left", removed)
+    return removed
+
+
 def write_csv(frame: pd.DataFrame, workdir: Path, stem: str) -> str:
-    """Write a frame to a fresh CSV (UTF-8 with BOM so spreadsheet apps read Korean)."""
-    out = Path(tempfile.mkstemp(prefix=f"{stem}_", suffix=".csv", dir=workdir)[1])
-    frame.to_csv(out, index=False, encoding="utf-8-sig")
-    return str(out)
+    """Write a frame as ``<stem>.csv`` (UTF-8 with BOM so spreadsheet apps read Korean) with
+    :func:`write_download` into ``workdir`` (a visitor's :meth:`AppContext.download_dir`): the same
+    content reuses the same file."""
+    return write_download(frame.to_csv(index=False).encode("utf-8-sig"), Path(workdir), f"{stem}.csv")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pandas as pd
 
 from ..corpus_report import CorpusReport, ReportComparison, compare_reports, report_for_index
 from ..formatting import display_frame, empty_frame, fmt_number
-from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv
+from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv, write_download
 from .plots import CATEGORY_COLORS, CHART_WIDTH, LEGEND_BELOW, fit_width, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -151,10 +150,7 @@ def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
 def _write_json(payload: dict, workdir: Path, stem: str) -> str:
     from ..cli.common import dumps
 
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix=f"{stem}_", suffix=".json", dir=workdir,
-                                     delete=False) as f:
-        f.write(dumps(payload, indent=1))
-        return f.name
+    return write_download(dumps(payload, indent=1).encode("utf-8"), workdir, f"{stem}.json")
 
 
 def _table(report: CorpusReport, rows: int = TABLE_ROWS) -> pd.DataFrame:
@@ -179,10 +175,13 @@ def compute_corpus_report(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     analyzer: str | None = None,
+    downloads: Path | None = None,
 ) -> CorpusReportView:
     """The report of the Search tab's index (built when missing), and of a second model when picked.
 
-    ``analyzer`` is the tab's BM25 analyzer, so the report reuses the index the tab searches.
+    ``analyzer`` is the tab's BM25 analyzer, so the report reuses the index the tab searches. The CSV and
+    JSON go to ``downloads`` (the visitor's :meth:`AppContext.download_dir`; default: the work folder);
+    the same report asked again reuses the same files.
     """
     from .search import analyzer_spec, resolve_corpus
 
@@ -194,20 +193,22 @@ def compute_corpus_report(
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
-        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
-        a = report_for_index(index)
-        b = None
+        encoder_b = None  # both models are checked before any slow work
         if (folder_b or "").strip() or (model_b_choice and model_b_choice != NO_SECOND):
             encoder_b = ctx.encoder(model_b_choice if model_b_choice != NO_SECOND else None, folder_b,
                                     visitor_models)
+        index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
+        a = report_for_index(index)
+        b = None
+        if encoder_b is not None:
             index_b, _ = session.get_or_build(corpus, encoder_b, "memory", progress=stage, analyzer=spec)
             b = report_for_index(index_b)
     except (UserError, ValueError) as exc:
         return CorpusReportView(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001 - show, log, keep the tab alive
         logger.exception("Corpus report failed")
-        return CorpusReportView(message(f"The corpus report failed: {exc}", "error"))
-    workdir = Path(ctx.workdir)
+        return CorpusReportView(ctx.redact(message(f"The corpus report failed: {exc}", "error")))
+    workdir = Path(downloads or ctx.workdir)
     head = f"**Corpus report**: {len(corpus):,} documents of **{html.escape(corpus.name)}**.\n\n"
     status = head + headline_markdown(a, b)
     if b is None:
@@ -271,9 +272,10 @@ def build_accordion(
             js = gr.File(label="Report (JSON)", elem_id="corpus-report-json")
 
     def on_run(choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, analyzer_=None,
-               progress=gr.Progress()):
+               request: gr.Request = None, progress=gr.Progress()):
+        mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
         v = compute_corpus_report(ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm,
-                                  progress, analyzer_)
+                                  progress, analyzer_, mine)
         return (v.status, display_frame(v.table, EMPTY_TOKENS), v.scatter, v.histogram,
                 display_frame(v.changes, EMPTY_CHANGES), v.csv, v.json)
 

@@ -13,15 +13,15 @@ row or query-length limit, and a run evaluates at most :func:`query_limit` queri
 status. The run handler runs under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 
 A best hybrid weight found on a dev split (the weight curve, or the "best dev weight" row) is remembered
-in :data:`sparse_demo.search.TUNED_WEIGHTS` for (model fingerprint, corpus fingerprint)
-(:func:`remember_tuned_weights`): the Search tab then uses it as its default weight for that model and
-corpus, until a visitor moves the slider.
+in this visitor's :class:`sparse_demo.search.TunedWeights` (``ctx.tuned_weights``, one per browser session,
+dropped when the visitor leaves) for (model fingerprint, corpus fingerprint) (:func:`remember_tuned_weights`):
+that visitor's Search tab then uses it as its default weight for that model and corpus, until the slider
+moves. No other visitor ever sees it.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,7 @@ from ..evaluation.dataset import EvalSet
 from ..formatting import display_frame, empty_frame
 from ..limits import Limits
 from ..space import gpu
-from .common import AppContext, UserError, message
+from .common import AppContext, UserError, message, write_download
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def build_systems(kinds: list[str], models: list[str], weights: str) -> list[ev.
 
 
 def _write_files(report: ev.EvalReport, workdir: Path) -> list[str]:
-    folder = Path(tempfile.mkdtemp(prefix="evaluation_", dir=workdir))
+    """The downloads, each with :func:`write_download` (the same report again reuses the same files)."""
     files = {
         "table.csv": ev.table_csv(report),
         "runs.csv": ev.runs_csv(report),
@@ -219,12 +219,8 @@ def _write_files(report: ev.EvalReport, workdir: Path) -> list[str]:
         "report.json": ev.dumps(report, runs=True),
         "report.md": ev.to_markdown(report) + "\n",
     }
-    out = []
-    for name, text in files.items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8-sig" if name.endswith(".csv") else "utf-8")
-        out.append(str(path))
-    return out
+    return [write_download(text.encode("utf-8-sig" if name.endswith(".csv") else "utf-8"), workdir, name)
+            for name, text in files.items()]
 
 
 def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
@@ -234,7 +230,8 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
         weight, problem = charts.guarded(charts.weight_chart, report)
         notes.append(problem)
         notes += [f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on all {s.dev_queries} "
-                  "queries); the Search tab now uses it as its default hybrid weight for this model and corpus."
+                  "queries); the Search tab now uses it as its default hybrid weight for this model and corpus "
+                  "(for you only)."
                   for s in report.weight_sweeps]
     if report.prune_sweep:
         flops, p1 = charts.guarded(charts.prune_chart, report.prune_sweep, "flops")
@@ -244,19 +241,18 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
 
 
 def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corpus: Any,
-                           store: svc.TunedWeights | None = None) -> int:
+                           store: svc.TunedWeights) -> int:
     """Remember each model's best dev weight for (model fingerprint, corpus fingerprint).
 
     Args:
         report: an evaluation with ``weight_sweeps``.
         encoders: the encoders by the model names the sweeps name.
         corpus: the evaluated corpus (its documents' fingerprint is the key; queries do not matter).
-        store: where to remember (default: the process-wide :data:`sparse_demo.search.TUNED_WEIGHTS`).
+        store: this visitor's tuned weights (``ctx.tuned_weights.of(session)``).
 
     Returns:
         How many weights were remembered.
     """
-    store = svc.weights.TUNED_WEIGHTS if store is None else store  # read at call time (tests swap it)
     corpus_fp = svc.corpus_fingerprint(corpus)
     count = 0
     for sweep in report.weight_sweeps:
@@ -283,8 +279,14 @@ def run_evaluation(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     should_stop: Any = None,
+    tuned: svc.TunedWeights | None = None,
+    downloads: Path | None = None,
 ) -> EvaluateTabResult:
-    """Evaluate the chosen systems; errors become a message, never an exception."""
+    """Evaluate the chosen systems; errors become a message, never an exception.
+
+    ``tuned``: this visitor's tuned weights; a weight curve's best weight is remembered there (None: nowhere).
+    ``downloads``: the visitor's download folder (:meth:`AppContext.download_dir`; default: the work folder).
+    """
     report_progress = (lambda f, d: progress(f, desc=d)) if progress is not None else None
     if choice == UPLOAD_LABEL:  # a visitor's upload: the run stops at SPARSE_DEMO_MAX_INDEX_SECONDS
         report_progress = ctx.limits.deadline("Evaluating your upload").wrap(report_progress)
@@ -311,11 +313,12 @@ def run_evaluation(
                              sweep_weights="weight" in sweep_list, progress=report_progress, should_stop=should_stop)
         if "prune" in sweep_list:
             ev.prune_sweep(report, progress=report_progress, should_stop=should_stop)
-        remember_tuned_weights(report, encoders, eval_set.corpus)
+        if tuned is not None:
+            remember_tuned_weights(report, encoders, eval_set.corpus, tuned)
     except ev.EvaluationCancelled:
         return _empty(message("Evaluation cancelled.", "warning"))
     except (UserError, ValueError, FileNotFoundError) as exc:
-        return _empty(message(str(exc), "error"))
+        return _empty(ctx.redact(message(str(exc), "error")))
     except Exception as exc:  # noqa: BLE001 - the tab shows a message, never a trace
         logger.exception("Evaluation failed")
         return _empty(message(f"Evaluation failed: {ctx.redact(str(exc))}", "error"))
@@ -329,7 +332,7 @@ def run_evaluation(
     lines += [message(n, "warning") for n in report.notes]
     weight, flops, size, chart_status = _charts(report)
     try:
-        files = _write_files(report, ctx.workdir)
+        files = _write_files(report, downloads or ctx.workdir)
     except OSError as exc:
         files = []
         lines.append(message(f"Could not write the downloads: {exc}", "warning"))
@@ -491,8 +494,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         with _cancel_lock:
             _cancel[key] = flag
         try:
+            session = getattr(request, "session_hash", None)
             r = run_evaluation(ctx, choice, up, models_, kinds_, weights_, backend_, sample_, seed_, sweeps_, vm,
-                               progress, flag.is_set)
+                               progress, flag.is_set, ctx.tuned_weights.of(session) if session else None,
+                               ctx.download_dir(session))
         finally:
             with _cancel_lock:
                 if _cancel.get(key) is flag:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -156,8 +157,10 @@ def explore_batch(
     use_pos_rule: bool = True,
     visitor_models: dict[str, str] | None = None,
     progress=None,
+    downloads: Path | None = None,
 ) -> BatchResult:
-    """Leakage over many queries: summary, per-query table, most leaking tokens, CSV."""
+    """Leakage over many queries: summary, per-query table, most leaking tokens, CSV (written into
+    ``downloads``, the visitor's :meth:`AppContext.download_dir`; default: the work folder)."""
     empty = pd.DataFrame()
     try:
         queries, cut = collect_batch(block, upload, ctx.limits)
@@ -189,7 +192,7 @@ def explore_batch(
     if truncated:
         status += "\n\n" + message(f"{truncated} queries were longer than the model's max length and truncated.",
                                    "warning")
-    csv_path = write_csv(batch.per_query, ctx.workdir, "leakage")
+    csv_path = write_csv(batch.per_query, downloads or ctx.workdir, "leakage")
     top = batch.leaking_tokens.head(25)
     chart = safe_chart(leakage_bar_chart, top, "Most leaking tokens") if len(top) else None
     return BatchResult(status, batch.per_query, batch.leaking_tokens, chart, csv_path, batch)
@@ -243,8 +246,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                                  elem_id="explore-batch-per-query")
         download = gr.File(label="CSV", interactive=False)
 
-        def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, progress=gr.Progress()):
-            r = explore_batch(ctx, block_, upload_, choice, folder_, k, stop, pos, vm, progress)
+        def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, request: gr.Request,
+                     progress=gr.Progress()):
+            mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
+            r = explore_batch(ctx, block_, upload_, choice, folder_, k, stop, pos, vm, progress, mine)
             return (r.status, display_frame(r.leaking, EMPTY_LEAKING), r.chart,
                     display_frame(r.per_query, EMPTY_PER_QUERY), r.csv_path)
 

@@ -10,7 +10,7 @@ rendering failure shows the plain passage and a warning, never a failed search.
 
 The BM25 analyzer dropdown takes a preset (``default``, ``all``, ``nori``) or typed Kiwi stop-tag
 prefixes (``J,E,XS``). Until a visitor moves the weight slider, a hybrid search uses the weight the
-Evaluate tab tuned on a dev split for this model and corpus, else the one the model folder recommends
+Evaluate tab tuned (in this visitor's session) for this model and corpus, else the one the model folder recommends
 (``sparse_demo.json``), else 0.5 (:func:`sparse_demo.search.resolve_weight`); the status says which,
 and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`)
 reads this tab's pickers.
@@ -174,11 +174,18 @@ def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
     return sample_corpus()
 
 
-def backend_note(backend: str | None) -> str:
-    """What picking a backend means right now (OpenSearch: reachable or not)."""
+def backend_note(backend: str | None, public: bool = False) -> str:
+    """What picking a backend means right now (OpenSearch: reachable or not).
+
+    ``public``: a public Space's visitor reads no developer instructions (URL, start script), only whether
+    the search engine can be used.
+    """
     if backend != "opensearch":
         return message("In-memory backend: BM25 and the sparse inverted index live in this process.", "info")
     ok, text = svc.opensearch_status()
+    if public:
+        return (message("The search engine (OpenSearch) is reachable.", "info") if ok else
+                message("The search engine is unavailable; the in-memory index is used.", "warning"))
     if ok:
         return message(text, "info")
     return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
@@ -233,8 +240,8 @@ def build_search_index(
         return IndexResult(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001
         logger.exception("Index build failed")
-        return IndexResult(message(f"Building the index failed: {exc}", "error"))
-    return IndexResult(_index_status(index, notes), index.key)
+        return IndexResult(ctx.redact(message(f"Building the index failed: {exc}", "error")))
+    return IndexResult(ctx.redact(_index_status(index, notes)), index.key)
 
 
 def _index_for_search(
@@ -310,11 +317,13 @@ def run_search(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     analyzer: str | None = None,
+    tuned: svc.TunedWeights | None = None,
 ) -> SearchTabResult:
     """Search (building the index first when needed) and explain the top hit.
 
     ``weight=None`` means the user has not chosen one: the weight the Evaluate tab tuned for this model
-    and corpus applies, else the model folder's recommended one (``sparse_demo.json``), else 0.5
+    and corpus in this visitor's ``tuned`` weights applies, else the model folder's recommended one
+    (``sparse_demo.json``), else 0.5
     (:func:`sparse_demo.search.resolve_weight`); the status says which (e.g. "weight w recommended by
     the model card"). A query longer than ``ctx.limits.max_query_chars`` is refused with a message.
     """
@@ -331,17 +340,20 @@ def run_search(
         report = _progress_fn(progress)
         index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
                                          backend or "memory", visitor_models, report, spec)
-        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus)
+        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus,
+                                    tuned=tuned)
         outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
                                        weight=chosen.weight, max_query_chars=ctx.limits.max_query_chars)
     except (UserError, ValueError) as exc:
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
     except Exception as exc:  # noqa: BLE001
         logger.exception("Search failed")
-        return SearchTabResult(message(f"Search failed: {exc}", "error"), _empty_results(), "", _empty_explain())
+        return SearchTabResult(ctx.redact(message(f"Search failed: {exc}", "error")), _empty_results(), "",
+                               _empty_explain())
     table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
-    status = _search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label)
+    status = ctx.redact(_search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label))
     first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
+    first.status = ctx.redact(first.status)
     return SearchTabResult(status, table, first.passage, first, outcome)
 
 
@@ -458,7 +470,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return r.status, r.corpus, choice
 
     upload.upload(on_upload, [upload], [index_status, uploaded, corpus_choice])
-    backend.input(backend_note, [backend], [index_status])
+    backend.input(lambda b: backend_note(b, ctx.settings.public), [backend], [index_status])
 
     def on_method(m, f):
         return gr.update(interactive=m == "hybrid"), gr.update(interactive=m == "hybrid" and f == "minmax")
@@ -475,9 +487,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     weight.input(lambda: True, None, [weight_moved])
 
     def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, analyzer_, moved,
-                  progress=gr.Progress()):
+                  request: gr.Request, progress=gr.Progress()):
+        mine = ctx.tuned_weights.peek(getattr(request, "session_hash", None))  # this visitor's Evaluate weights
         r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w if moved else None, k, vm,
-                       progress, analyzer_)
+                       progress, analyzer_, mine)
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
         slider = gr.update(value=used) if used is not None and not moved else gr.update()
@@ -497,6 +510,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         idx = evt.index
         row = idx[0] if isinstance(idx, (list, tuple)) else idx
         r = explain_hit(session, outcome, row)
+        r.status = ctx.redact(r.status)
         return r.passage, r.status, display_frame(r.table, EMPTY_EXPLAIN), r.chart
 
     results.select(on_select, [last, results], [passage, explain_status, explain_table, explain_chart])
