@@ -16,7 +16,7 @@ Example:
     WeightChoice(weight=0.5, source='default', detail='')
     >>> resolve_weight(None, 0.3)
     WeightChoice(weight=0.3, source='user', detail='')
-    >>> choose_weight(None, TunedWeight(0.7, "ndcg@10 on 40 dev queries"), 0.3).source
+    >>> choose_weight(None, TunedWeight(0.7, "ndcg@10 on 40 queries"), 0.3).source
     'evaluate'
 """
 
@@ -52,7 +52,7 @@ class WeightChoice:
         source: ``"user"`` (given), ``"evaluate"`` (tuned by the Evaluate tab for this model and
             corpus), ``"model"`` (the model folder's ``sparse_demo.json``) or ``"default"``
             (:data:`DEFAULT_WEIGHT`).
-        detail: how an Evaluate-tuned weight was chosen (e.g. "best ndcg@10 on 40 dev queries").
+        detail: how an Evaluate-tuned weight was chosen (e.g. "best ndcg@10 on 40 queries").
     """
 
     weight: float
@@ -81,7 +81,7 @@ class WeightChoice:
 
 @dataclass(frozen=True)
 class TunedWeight:
-    """A hybrid weight the Evaluate tab found best on a dev split.
+    """A hybrid weight the Evaluate tab found best on all the queries it evaluated.
 
     Attributes:
         weight: the sparse leg's weight in [0, 1].
@@ -101,9 +101,9 @@ class TunedWeights:
 
     Example:
         >>> tw = TunedWeights()
-        >>> tw.remember("model-fp", "corpus-fp", 0.7, "best ndcg@10 on 20 dev queries")
+        >>> tw.remember("model-fp", "corpus-fp", 0.7, "best ndcg@10 on 20 queries")
         >>> tw.get("model-fp", "corpus-fp")
-        TunedWeight(weight=0.7, detail='best ndcg@10 on 20 dev queries')
+        TunedWeight(weight=0.7, detail='best ndcg@10 on 20 queries')
         >>> tw.get("model-fp", "other") is None
         True
     """

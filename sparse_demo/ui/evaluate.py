@@ -12,7 +12,8 @@ Limits (:class:`sparse_demo.limits.Limits` in ``ctx.limits``): an upload is refu
 row or query-length limit, and a run evaluates at most :func:`query_limit` queries, saying so in the
 status. The run handler runs under ZeroGPU's ``spaces.GPU`` where that exists (:func:`sparse_demo.space.gpu`).
 
-A best hybrid weight found on a dev split (the weight curve, or the "best dev weight" row) is remembered
+The best hybrid weight on all evaluated queries (the weight curve; the "weight by k-fold CV" row scores each
+query with a weight chosen without it) is remembered
 in this visitor's :class:`sparse_demo.search.TunedWeights` (``ctx.tuned_weights``, one per browser session,
 dropped when the visitor leaves) for (model fingerprint, corpus fingerprint) (:func:`remember_tuned_weights`):
 that visitor's Search tab then uses it as its default weight for that model and corpus, until the slider
@@ -47,7 +48,7 @@ UPLOAD_LABEL = "My upload (BEIR .zip or pairs file)"
 BOOLQ_LABEL = "KoBEST BoolQ test (shared data)"
 KORSTS_LABEL = "KorSTS test, score >= 4 (shared data)"
 SYSTEM_CHOICES = [("BM25", "bm25"), ("Sparse (each model)", "sparse"), ("Hybrid min-max at the weights", "hybrid"),
-                  ("Hybrid at the best dev weight", "best"), ("Hybrid RRF", "rrf")]
+                  ("Hybrid, weight by cross-validation", "best"), ("Hybrid RRF", "rrf")]
 SWEEP_CHOICES = [("Hybrid weight curve", "weight"), ("Pruning curve (top-k, max_ratio)", "prune")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 WIN_COLUMNS = ["query_id", "query", "outcome", "delta"]
@@ -242,7 +243,7 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
 
 def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corpus: Any,
                            store: svc.TunedWeights) -> int:
-    """Remember each model's best dev weight for (model fingerprint, corpus fingerprint).
+    """Remember each model's best weight on all evaluated queries for (model fingerprint, corpus fingerprint).
 
     Args:
         report: an evaluation with ``weight_sweeps``.
@@ -260,7 +261,7 @@ def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corp
         if not fp:
             continue
         store.remember(fp, corpus_fp, sweep.best_weight,
-                       f"best {sweep.metric} on {sweep.dev_queries} dev queries of {report.name}")
+                       f"best {sweep.metric} on all {sweep.dev_queries} queries of {report.name}")
         count += 1
     return count
 
