@@ -313,7 +313,7 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         page_a.get_by_role("tab", name="Evaluate").click()
         page_a.locator("#evaluate-upload input[type=file]").set_input_files(str(secret))
         page_a.locator("#evaluate-input-status").get_by_text("judged queries").wait_for(timeout=SLOW_MS)
-        page_a.locator("#evaluate-systems").get_by_text("Hybrid at the best dev weight").click()
+        page_a.locator("#evaluate-systems").get_by_text("Hybrid, weight by cross-validation").click()
         page_a.locator("#evaluate-run").click()
         page_a.locator("#evaluate-status").get_by_text("queries evaluated").wait_for(timeout=SLOW_MS)
         assert "for you only" in page_a.locator("#evaluate-chart-status").inner_text()
