@@ -353,3 +353,15 @@ def test_evaluate_refuses_a_typed_folder_like_every_other_box(presets_file, tiny
     for typed in (str(theirs), str(tiny_model_dir)):  # another visitor's model; a folder outside any allowed root
         r = tab.run_evaluation(ctx, tab.SAMPLE_LABEL, None, [typed], ["sparse"], "", "memory", 5, 0, [])
         assert r.report is None and NOT_AVAILABLE in r.status, r.status
+
+
+def test_compare_downloads_belong_to_the_visitor(app_context):
+    from sparse_demo.ui.compare import compare_query, compare_set
+
+    mine = app_context.download_dir("session-compare")
+    one = compare_query(app_context, "당뇨병 치료", "tiny-a", "tiny-b", top_k=5, downloads=mine)
+    many = compare_set(app_context, "당뇨병 치료\n전세 보증금", None, ["tiny-a", "tiny-b"], top_k=5, downloads=mine)
+    paths = [Path(one.csv_path), *map(Path, many.csv_paths)]
+    assert len(paths) >= 3 and all(p.is_file() and mine in p.parents for p in paths)
+    app_context.forget_visitor("session-compare")
+    assert not any(p.exists() for p in paths) and not mine.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -170,6 +171,7 @@ def compare_query(
     use_pos_rule: bool = True,
     visitor_models: dict[str, str] | None = None,
     rbo_p: float = DEFAULT_RBO_P,
+    downloads: Path | None = None,
 ) -> CompareResult:
     """Compare two models on one query; every problem becomes a status message.
 
@@ -203,7 +205,7 @@ def compare_query(
     if text is not None and text.strip() != query:
         extra.append(message("Zero-width characters were removed from the text.", "info"))
     if an_a is None or an_b is None:
-        return _one_sided(ctx, an_a or an_b, "A" if an_a else "B", k, problems + extra)
+        return _one_sided(ctx, an_a or an_b, "A" if an_a else "B", k, problems + extra, downloads)
     comp = compare_analyses(an_a, an_b, k, rbo_p=rbo_p)
     frame = comp.to_frame()[TABLE_COLUMNS]
     status = [(f"**A = {enc_a.name}**, **B = {enc_b.name}** on {enc_a.device.type}: "
@@ -212,12 +214,13 @@ def compare_query(
         status.append(message("A and B are the same model: every figure is 1.", "info"))
     status += [message(n, "warning" if "truncated" in n else "info") for n in comp.notes] + extra
     chart = safe_chart(comparison_chart, frame, enc_a.name, enc_b.name)
-    csv_path = write_csv(frame, ctx.workdir, "compare")
+    csv_path = write_csv(frame, downloads or ctx.workdir, "compare")
     return CompareResult("\n\n".join(status), metrics_markdown(comp), frame, chart, comp.sides_frame(),
                          comp.morpheme_frame(), csv_path, comp)
 
 
-def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str]) -> CompareResult:
+def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str],
+               downloads: Path | None = None) -> CompareResult:
     keyed = keyed_top(analysis.rows, k)
     empty = KeyedList(())
     rows = align(keyed, empty) if side == "A" else align(empty, keyed)
@@ -235,7 +238,7 @@ def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str]
                                                         round(lk.stopword_mass_ratio, 4),
                                                         round(lk.special_mass_ratio, 4)]})
     return CompareResult("\n\n".join(status), metrics, frame, chart, sides, pd.DataFrame(),
-                         write_csv(frame, ctx.workdir, "compare"))
+                         write_csv(frame, downloads or ctx.workdir, "compare"))
 
 
 # ---------------------------------------------------------------------- query set
@@ -308,6 +311,7 @@ def compare_set(
     by: str = "weighted_overlap",
     progress: Callable | None = None,
     rbo_p: float = DEFAULT_RBO_P,
+    downloads: Path | None = None,
 ) -> SetResult:
     """Two or more models over a query set: leakage per model, overlap per pair, disagreements, CSVs.
 
@@ -362,11 +366,12 @@ def compare_set(
         status.append(message(f"{truncated} (model, query) encodings were truncated to the max length.",
                               "warning"))
     pairs = result.pair_summary()
-    csv_paths = [write_csv(result.summary, ctx.workdir, "compare_models"),
-                 write_csv(result.per_query, ctx.workdir, "compare_per_query")]
+    out = downloads or ctx.workdir  # the visitor's download folder (removed when they leave)
+    csv_paths = [write_csv(result.summary, out, "compare_models"),
+                 write_csv(result.per_query, out, "compare_per_query")]
     for a, b in result.pairs:
         csv_paths.append(write_csv(result.disagreements(a, b, by=by).assign(model_a=a, model_b=b),
-                                   ctx.workdir, "compare_pair"))
+                                   out, "compare_pair"))
     chart = safe_chart(summary_chart, result.summary)
     return SetResult("\n\n".join(status), result.summary.round(4), pairs, result.leaking_tokens.head(60),
                      chart, choices, disagreements, csv_paths, state, result)
@@ -381,6 +386,7 @@ def compare_selected(
     stopword_file: str | None = None,
     use_pos_rule: bool = True,
     visitor_models: dict[str, str] | None = None,
+    downloads: Path | None = None,
 ) -> tuple[str, tuple[str | None, str | None], tuple[str | None, str | None], CompareResult]:
     """The per-query comparison of one query of a set result, for the chosen pair.
 
@@ -403,7 +409,7 @@ def compare_selected(
     spec_a, spec_b = specs.get(a, (a, None)), specs.get(b, (b, None))
     k = int(top_k) if top_k else int(state.get("top_k", result.top_k))
     r = compare_query(ctx, query, spec_a[0], spec_b[0], spec_a[1], spec_b[1], k, stopword_file, use_pos_rule,
-                      visitor_models, result.rbo_p)
+                      visitor_models, result.rbo_p, downloads)
     return query, spec_a, spec_b, r
 
 
@@ -521,8 +527,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return (r.status, r.metrics, display_frame(r.aligned, EMPTY_ONE), r.chart, display_frame(r.sides, EMPTY_SIDES),
                 display_frame(r.morphemes, EMPTY_MORPHEMES), r.csv_path)
 
-    def on_run(text, ca, cb, fa, fb, k, stop, pos, vm):
-        return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm))
+    def mine(request: gr.Request | None) -> Path:
+        """This visitor's download folder (removed when they leave)."""
+        return ctx.download_dir(getattr(request, "session_hash", None))
+
+    def on_run(text, ca, cb, fa, fb, k, stop, pos, vm, request: gr.Request):
+        return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm, downloads=mine(request)))
 
     inputs = [query, model_a, model_b, folder_a, folder_b, top_k, stop_file, pos_rule, visitor_models]
     run.click(gpu(on_run), inputs, one_outputs)
@@ -530,8 +540,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
 
     sample.click(lambda: "\n".join(sample_queries()), None, block)
 
-    def on_set(block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress=gr.Progress()):  # noqa: B008
-        r = compare_set(ctx, block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress)
+    def on_set(block_, upload_, models_, folders_, k, stop, pos, vm, by_, request: gr.Request,
+               progress=gr.Progress()):  # noqa: B008
+        r = compare_set(ctx, block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress,
+                        downloads=mine(request))
         return (r.status, display_frame(r.summary, EMPTY_SET), r.chart, display_frame(r.pairs, EMPTY_SET),
                 display_frame(r.leaking, EMPTY_SET),
                 gr.Dropdown(choices=r.pair_choices, value=r.pair_choices[0] if r.pair_choices else None),
@@ -546,13 +558,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         picker.input(lambda st, p, b: display_frame(disagreement_table(st, p, b), EMPTY_DISAGREE),
                      [set_state, pair, by], disagreements)
 
-    def on_select(st, p, k, stop, pos, vm, evt: gr.SelectData):
+    def on_select(st, p, k, stop, pos, vm, evt: gr.SelectData, request: gr.Request):
         row = evt.row_value if evt.row_value else None
         try:
             index = int(row[DISAGREEMENT_COLUMNS.index("query_index")]) if row else -1
         except (TypeError, ValueError, IndexError):
             index = -1
-        q, spec_a, spec_b, r = compare_selected(ctx, st, p, index, k, stop, pos, vm)
+        q, spec_a, spec_b, r = compare_selected(ctx, st, p, index, k, stop, pos, vm, downloads=mine(request))
         choices = ctx.model_choices(vm)
         va, fa = _picker_values(spec_a, choices)
         vb, fb = _picker_values(spec_b, choices)
