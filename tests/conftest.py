@@ -163,7 +163,8 @@ def app_url(app_context):
 
     demo = build_app(app_context)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        css_paths=[ROOT / "assets" / "style.css"])  # as `python app.py` serves it
     url = f"http://127.0.0.1:{port}/"
     yield url
     demo.close()
