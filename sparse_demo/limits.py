@@ -14,6 +14,9 @@ Environment variables (all optional):
 - ``SPARSE_DEMO_VISITOR_MODELS``: how many models one visitor may keep (default 3).
 - ``SPARSE_DEMO_MAX_INDEXES``: built search indexes the process keeps (default 8, least recently used dropped).
 - ``SPARSE_DEMO_INDEX_CACHE_MB``: estimated memory those indexes may use together (default 1,000 MB).
+- ``SPARSE_DEMO_PUBLIC_TRAIN_SECONDS``: in ``public`` mode, the longest turn one fine-tuning run may hold
+  (preparation and training; its held-out evaluation and save follow), so one visitor cannot keep the
+  one training slot from everyone (default 600 s). Runs wait in one line and see their place in it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Limits:
     visitor_models: int = 3
     max_indexes: int = 8
     index_cache_bytes: int = 1000 * _MB
+    public_train_seconds: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
@@ -63,6 +67,8 @@ class Limits:
             max_indexes=int(env_number(env, "SPARSE_DEMO_MAX_INDEXES", cls.max_indexes, minimum=1)),
             index_cache_bytes=int(env_number(env, "SPARSE_DEMO_INDEX_CACHE_MB", cls.index_cache_bytes / _MB,
                                              minimum=0.001) * _MB),
+            public_train_seconds=int(env_number(env, "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS", cls.public_train_seconds,
+                                                minimum=10)),
         )
 
     def check_query(self, text: str) -> str:
