@@ -177,8 +177,8 @@ def _coerce_pairs(pairs: PairsDataset | Sequence[Pair] | str | Path, max_bytes: 
 def _output_folder(config: TrainConfig) -> Path:
     if config.out_path:
         folder = Path(config.out_path).expanduser()
-        if folder.exists() and any(folder.iterdir()):
-            raise ValueError(f"out_path {folder} exists and is not empty; choose a new folder")
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ValueError(f"out_path {folder} exists and is not an empty folder; choose a new folder")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = Path(config.output_dir).expanduser() / f"{config.run_name}-{stamp}-{uuid.uuid4().hex[:6]}"
