@@ -316,3 +316,18 @@ def test_a_deadline_stops_the_loop_as_a_time_limit(tmp_path):
                          out_path=str(tmp_path / "m"), tokenizer_vocab_size=300, num_threads=1)
     result = train(config, pairs, deadline=time.monotonic())
     assert result.status == "time_limit" and result.steps == 0 and result.model_dir is not None
+
+
+def test_base_and_size_cannot_contradict(tiny_model_dir):
+    from sparse_demo.train import TrainConfig
+    from sparse_demo.ui.finetune import size_update
+
+    assert size_update("new") == {"__type__": "update", "visible": True, "interactive": True}
+    assert size_update("new-small") == {"__type__": "update", "visible": True, "interactive": False, "value": "small"}
+    assert size_update("tiny-a") == {"__type__": "update", "visible": False}  # a pretrained base has no size
+    # what the card and record keep: the size used, and none for a pretrained base
+    assert TrainRequest(pairs_file=None, base="new-small", size="tiny").to_config(Path("/x")).to_dict()["size"] \
+        == "small"
+    assert TrainRequest(pairs_file=None, base="new", size="tiny").to_config(Path("/x")).to_dict()["size"] == "tiny"
+    record = TrainConfig(base=str(tiny_model_dir), base_name="tiny-a", size="tiny").to_dict()
+    assert record["size"] is None and record["base"] == "tiny-a"
