@@ -165,6 +165,9 @@ def test_public_page_and_zip_show_no_server_path(browser, public_app, tmp_path):
         session = folder.name
         page.locator("#ft-metrics [role=gridcell]", has_text="hybrid").first.wait_for()
         assert page.locator("#ft-cancel").is_disabled()  # nothing runs any more
+        href = page.locator("#ft-zip a").first.get_attribute("href")
+        url = href if href.startswith("http") else public_app["url"].rstrip("/") + href
+        assert _status(url) == 200  # downloadable while its owner is here
         with page.expect_download() as info:
             page.locator("#ft-zip a").first.click()
         zipped = Path(info.value.path())
@@ -195,3 +198,18 @@ def test_public_page_and_zip_show_no_server_path(browser, public_app, tmp_path):
         assert page.evaluate("() => window.__sparseDemoUnloadGuard === true")  # the page was not reloaded
     finally:
         context.close()
+    # the visitor left: the model, its zip and Gradio's copy of it are gone; its download URL answers no more
+    wait_for(lambda: not _models(folder) and not list(folder.glob("*.zip")), timeout=60, interval=0.5)
+    cached = Path(url.split("file=", 1)[1])
+    wait_for(lambda: not cached.exists() and _status(url) in (403, 404), timeout=30, interval=0.5)
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
