@@ -111,7 +111,9 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             return picker_updates(ctx, pickers, vm)
 
         def on_unload(request: gr.Request):
-            ctx.forget_visitor(getattr(request, "session_hash", None))
+            session = getattr(request, "session_hash", None)
+            finetune.visitor_left(session)  # cancel their training first: a late save is then deleted
+            ctx.forget_visitor(session)
 
         refresh.click(lambda: refresh_status(ctx), None, banner).then(refresh_pickers, visitor_models, pickers)
         demo.load(lambda: model_banner(ctx), None, banner)

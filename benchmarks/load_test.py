@@ -226,7 +226,7 @@ def fine_tune(url: str, eps: dict[str, Endpoint], seconds: float, stats: Stats) 
 
     client = Client(url, verbose=False)
     ep = eps["ft-start.click"]
-    values = {"ft-base": "new-small", "ft-size": "tiny", "ft-time": max(10, int(seconds))}
+    values = {"ft-base": "new", "ft-size": "tiny", "ft-time": max(10, int(seconds))}
     t0 = time.perf_counter()
     try:
         raw = client.submit(*ep.args(values), api_name=f"/{ep.api_name}").result(timeout=seconds + 600)

@@ -31,6 +31,9 @@ Environment variables (all optional):
 - ``SPARSE_DEMO_VISITOR_MODELS``: how many models one visitor may keep (default 3).
 - ``SPARSE_DEMO_MAX_INDEXES``: built search indexes the process keeps (default 8, least recently used dropped).
 - ``SPARSE_DEMO_INDEX_CACHE_MB``: estimated memory those indexes may use together (default 1,000 MB).
+- ``SPARSE_DEMO_PUBLIC_TRAIN_SECONDS``: in ``public`` mode, the longest turn one fine-tuning run may hold
+  (preparation and training; its held-out evaluation and save follow), so one visitor cannot keep the
+  one training slot from everyone (default 600 s). Runs wait in one line and see their place in it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Limits:
     max_docs: int = 20_000
     max_doc_chars: int = 100_000
     max_index_seconds: float = 120.0
+    public_train_seconds: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
@@ -91,6 +95,8 @@ class Limits:
             max_doc_chars=int(env_number(env, "SPARSE_DEMO_MAX_DOC_CHARS", cls.max_doc_chars, minimum=1)),
             max_index_seconds=env_number(env, "SPARSE_DEMO_MAX_INDEX_SECONDS", cls.max_index_seconds,
                                          minimum=0.001),
+            public_train_seconds=int(env_number(env, "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS", cls.public_train_seconds,
+                                                minimum=10)),
         )
 
     def check_query(self, text: str) -> str:

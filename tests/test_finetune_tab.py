@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,200 @@ def test_base_model_follows_the_source_policy(app_context, tmp_path):
     with pytest.raises(UserError):  # another visitor's folder, even in 'any' mode
         resolve_base(any_mode, str(any_mode.visitor_dir("someone") / "finetune-x"))
     assert resolve_base(ctx, "mine", {"mine": str(theirs)}) == str(theirs)
+
+
+# ---------------------------------------------------------------------- fair training, tied to its visitor
+def _public_context(app_context, roots=(), **limits):
+    import dataclasses
+
+    from sparse_demo.limits import Limits
+    from sparse_demo.ui.common import AppContext
+
+    settings = dataclasses.replace(app_context.settings, model_sources="public", allowed_roots=tuple(roots))
+    return AppContext.create(settings, limits=Limits(**limits))
+
+
+def test_tokenizer_box_follows_the_sources_policy(app_context, tmp_path, tiny_model_dir):
+    import dataclasses
+    import shutil
+
+    from sparse_demo.models import NOT_AVAILABLE
+    from sparse_demo.ui.common import AppContext, UserError
+    from sparse_demo.ui.finetune import resolve_tokenizer
+
+    ctx = AppContext.create(dataclasses.replace(app_context.settings))  # 'any' mode
+    theirs = ctx.visitor_dir("visitor-a") / "finetune-a"
+    theirs.mkdir()
+    (theirs / "tokenizer.json").write_bytes((tiny_model_dir / "tokenizer.json").read_bytes())
+    # the model boxes' answer for another visitor's folder ...
+    with pytest.raises(UserError) as model_box:
+        ctx.encoder(None, str(theirs))
+    assert str(model_box.value) == NOT_AVAILABLE
+    # ... is the tokenizer box's answer, for every spelling, directly and through the tab
+    for typed in (str(theirs), str(theirs) + "/", str(theirs.parent / "." / theirs.name)):
+        with pytest.raises(UserError) as info:
+            resolve_tokenizer(ctx, typed, {"mine": str(ctx.visitor_dir("visitor-b"))})
+        assert str(info.value) == NOT_AVAILABLE
+    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", tokenizer=str(theirs), time_limit_s=10)
+    (update,) = list(run_training(ctx, req, threading.Event(), session="visitor-b"))
+    assert update.status == f"⛔ {NOT_AVAILABLE}"
+    # its owner may prune it
+    assert resolve_tokenizer(ctx, str(theirs), {"mine": str(theirs)}) == (str(theirs.resolve()), theirs.name)
+    # public mode: outside the allowed roots is refused the same way; inside, by its folder name
+    allowed = tmp_path / "allowed"
+    shutil.copytree(tiny_model_dir, allowed / "tok")
+    pub = _public_context(app_context, roots=[allowed])
+    for typed in ("/etc", "../..", str(tmp_path), "/nonexistent/tok", "xlm-roberta-base", str(theirs)):
+        with pytest.raises(UserError) as info:
+            resolve_tokenizer(pub, typed)
+        assert str(info.value) == NOT_AVAILABLE, typed
+    assert resolve_tokenizer(pub, str(allowed / "tok")) == (str((allowed / "tok").resolve()), "tok")
+
+
+def _scan_for(texts: dict[str, str], needles: list[str]) -> list[str]:
+    return [f"{needle!r} in {where}" for where, text in texts.items() for needle in needles
+            if needle and needle in text]
+
+
+def test_public_mode_shows_and_writes_no_server_path(app_context, tmp_path):
+    import json
+    import shutil
+
+    from conftest import XLMR_TOKENIZER
+
+    roots = tmp_path / "allowed"
+    tok = None
+    if XLMR_TOKENIZER.is_dir():  # a pruned tokenizer records its base by its folder name only
+        tok = roots / "xlmr-tokenizer"
+        shutil.copytree(XLMR_TOKENIZER, tok)
+    ctx = _public_context(app_context, roots=[roots], public_train_seconds=20)
+    session = "visitor-secret-4f2a9c"
+    variants = [(f"{q}{suffix}", p) for q, p in PAIRS for suffix in ("", " 방법", " 정보")]
+    extra = [(f"질문 {i}", f"문서 {i}: {p}") for i, (_, p) in enumerate(PAIRS)]
+    pairs = write_pairs(tmp_path / "my-secret-project.jsonl", variants + extra)
+    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", tokenizer=str(tok) if tok else None,
+                       epochs=2, batch_size=8, time_limit_s=600)
+    updates = list(run_training(ctx, req, threading.Event(), poll_s=0.3, session=session))
+    final = updates[-1]
+    assert final.done and final.zip_path, final.status
+    assert "cut to 20 s" in final.status and "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS" in final.status
+    texts = {f"status {i}": u.status for i, u in enumerate(updates)}
+    texts["metrics table"] = final.metrics.to_csv()
+    texts["expansions"] = final.expansions
+    folder = Path(final.model_dir)
+    for f in folder.rglob("*"):
+        if f.is_file():
+            texts[f"file {f.name}"] = f.read_bytes().decode("utf-8", errors="replace")
+    with zipfile.ZipFile(final.zip_path) as zf:
+        for member in zf.namelist():
+            texts[f"zip {member}"] = member + zf.read(member).decode("utf-8", errors="replace")
+    texts["zip name"] = Path(final.zip_path).name
+    needles = [str(ctx.workdir), ctx.workdir.name, session, "/tmp/", str(tmp_path), str(roots), "my-secret-project",
+               "visitors/"]
+    assert not _scan_for(texts, needles)
+    record = json.loads((folder / "training_info.json").read_text(encoding="utf-8"))
+    assert "output_dir" not in record["config"] and "out_path" not in record["config"]
+    assert record["config"]["base"] == "new" and record["config"]["size"] == "tiny"
+    assert record["note"] == final.model_name
+    assert record["config"]["tokenizer"] == ("xlmr-tokenizer" if tok else None)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "| base | new |" in card and "| size (new model) | tiny |" in card
+    # the table on screen is rounded for reading, the record keeps full precision
+    shown = final.metrics[["R@1", "MRR@10", "nDCG@10"]].to_numpy().ravel().tolist()
+    assert shown and all(v == float(f"{v:.4g}") for v in shown)
+    full = [v for when in ("metrics_before", "metrics_after") for row in record[when].values() for v in row.values()]
+    assert any(v != float(f"{v:.4g}") for v in full)  # e.g. 5/6 = 0.8333333333333334
+    ctx.forget_visitor(session)
+
+
+def test_a_visitor_who_leaves_cancels_the_run_and_its_files_go(app_context, tmp_path):
+    from conftest import wait_for
+
+    from sparse_demo.train import training_busy
+    from sparse_demo.ui.finetune import RUNS, visitor_left
+
+    ctx = app_context
+    session = "leaving-visitor"
+    pairs = write_pairs(tmp_path / "pairs.jsonl", [(f"{q} {i}", p) for q, p in PAIRS for i in range(20)])
+    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", epochs=200, batch_size=8, time_limit_s=600)
+    updates = run_training(ctx, req, threading.Event(), poll_s=0.2, session=session)
+    for up in updates:  # read until training steps, then stop reading (the page is gone)
+        if "step" in up.status:
+            break
+    folder = ctx.visitor_dir(session)
+    assert RUNS.active(session)
+    visitor_left(session)
+    ctx.forget_visitor(session)  # what the app's unload does next
+    wait_for(lambda: not RUNS.active(session) and not training_busy(), timeout=120, interval=0.5)
+    wait_for(lambda: not any(folder.glob("finetune*")) and not any(folder.glob(".finetune*")), timeout=30)
+    assert RUNS.kept(session) == {}
+    updates.close()
+
+
+def test_five_simultaneous_train_clicks_keep_at_most_the_limit(app_context, tmp_path):
+    import dataclasses
+
+    from sparse_demo.limits import Limits
+
+    ctx = dataclasses.replace(app_context, limits=Limits(visitor_models=3))
+    session = "five-clicks"
+    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", epochs=1, batch_size=8, time_limit_s=30)
+    finals: list = []
+    seen: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(5)
+
+    def click():
+        barrier.wait()
+        for up in run_training(ctx, req, threading.Event(), poll_s=0.2, session=session):
+            with lock:
+                seen.append(up.status)
+            if up.done:
+                with lock:
+                    finals.append(up)
+
+    threads = [threading.Thread(target=click) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert len(finals) == 5
+    kept = [u for u in finals if u.model_dir]
+    refused = [u for u in finals if "SPARSE_DEMO_VISITOR_MODELS=3" in u.status]
+    assert len(kept) == 3 and len(refused) == 2, [u.status[:80] for u in finals]
+    on_disk = [p for p in ctx.visitor_dir(session).iterdir() if p.is_dir() and p.name.startswith("finetune")]
+    assert len(on_disk) == 3
+    assert any("2nd in the queue, 1 run ahead" in s for s in seen)
+    ctx.forget_visitor(session)
+    from sparse_demo.ui.finetune import visitor_left
+
+    visitor_left(session)
+
+
+def test_a_deadline_stops_the_loop_as_a_time_limit(tmp_path):
+    import time
+
+    from sparse_demo.train import TrainConfig, train
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
+    config = TrainConfig(base="new", size="tiny", batch_size=4, epochs=50, time_limit_s=600, bf16="off",
+                         out_path=str(tmp_path / "m"), tokenizer_vocab_size=300, num_threads=1)
+    result = train(config, pairs, deadline=time.monotonic())
+    assert result.status == "time_limit" and result.steps == 0 and result.model_dir is not None
+
+
+def test_base_and_size_cannot_contradict(tiny_model_dir):
+    from sparse_demo.train import TrainConfig
+    from sparse_demo.ui.finetune import size_update
+
+    assert size_update("new") == {"__type__": "update", "visible": True, "interactive": True}
+    assert size_update("new-small") == {"__type__": "update", "visible": True, "interactive": False, "value": "small"}
+    assert size_update("tiny-a") == {"__type__": "update", "visible": False}  # a pretrained base has no size
+    # what the card and record keep: the size used, and none for a pretrained base
+    assert TrainRequest(pairs_file=None, base="new-small", size="tiny").to_config(Path("/x")).to_dict()["size"] \
+        == "small"
+    assert TrainRequest(pairs_file=None, base="new", size="tiny").to_config(Path("/x")).to_dict()["size"] == "tiny"
+    record = TrainConfig(base=str(tiny_model_dir), base_name="tiny-a", size="tiny").to_dict()
+    assert record["size"] is None and record["base"] == "tiny-a"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_FAILED, CliError, note_line, positive_int, print_json
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # torch and the trainer load only when the subcommand runs
 
 logger = logging.getLogger(__name__)
 
-_SIZES_HELP = "size of a new model: tiny | mini | small (default small)"
+_SIZES_HELP = "size of a new model with --base new: tiny | mini | small (default small); new-<size> names its own"
 _METRICS = ("R@1", "R@10", "MRR@10", "nDCG@10")
 
 
@@ -44,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pairs", required=True, help="pairs file: .csv, .tsv or .jsonl (query, positive[, negative])")
     p.add_argument("--base", default="new-small",
-                   help="new-small (from scratch) | preset name | Hub id | local model folder")
+                   help="new-small / new-mini / new-tiny, or new with --size (from scratch) | preset name | Hub id "
+                        "| local model folder")
     p.add_argument("--out", required=True, help="output model folder (must not exist or be empty)")
     p.add_argument("--eval-pairs", default=None, help="held-out pairs file (default: a share of --pairs)")
     p.add_argument("--epochs", type=_positive_float, default=None)
@@ -52,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, default=None)
     p.add_argument("--time-limit", type=_positive_float, default=None, help="seconds (default 300 for new models)")
     p.add_argument("--max-steps", type=positive_int, default=None)
-    p.add_argument("--size", default="small", help=_SIZES_HELP)
+    p.add_argument("--size", default=None, help=_SIZES_HELP)
     p.add_argument("--tokenizer", default=None, help="base tokenizer folder to prune for a new model")
     p.add_argument("--max-length", type=positive_int, default=None)
     p.add_argument("--bm25-negatives", action="store_true", help="mine BM25 hard negatives")
@@ -65,8 +67,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the arguments describe (the card's recipe for a pretrained base)."""
+    from .. import train as training
+
+    size = args.size
+    if args.base in training.NEW_MODEL_BASES and args.base != "new":
+        named = args.base.split("-", 1)[1]
+        if size is not None and size != named:
+            raise CliError(f"--size {size} contradicts --base {args.base}; use --base new --size {size}")
+        size = named
+    elif args.base not in training.NEW_MODEL_BASES and size is not None:
+        raise CliError(f"--size is for a new model (--base new); {args.base} has its own size")
     overrides: dict[str, Any] = {
-        "size": args.size,
+        "size": size or "small",
         "tokenizer": args.tokenizer,
         "bm25_negatives": bool(args.bm25_negatives),
         "bf16": args.bf16,
@@ -79,8 +91,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, arg)
         if value is not None:
             overrides[name] = value
-    from .. import train as training
-
     if args.base in training.NEW_MODEL_BASES:
         config = training.TrainConfig(base=args.base, **overrides)
     else:
@@ -151,15 +161,30 @@ def format_result(result: TrainResult, zip_path: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def check_out(out: str) -> Path:
+    """``--out`` as a folder to create: refused (exit 2) when it is a file or a folder with files in it.
+
+    Raises:
+        CliError: naming ``--out`` and what is there.
+    """
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--out {out} is an existing file; give a new folder for the model")
+    if path.is_dir() and any(path.iterdir()):
+        raise CliError(f"--out {out} is a folder that is not empty; give a new or empty folder")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; 0 when a model folder was written."""
-    from ..train import read_pairs, train, zip_model
+    from ..train import MIN_PAIRS, read_pairs, train, zip_model
 
     config = config_from_args(args)
     pairs = read_pairs(args.pairs)
     eval_pairs = read_pairs(args.eval_pairs) if args.eval_pairs else None
-    if len(pairs) < 2:
-        raise CliError(f"{args.pairs} holds {len(pairs)} usable pair(s); training needs at least 2 "
+    check_out(args.out)
+    if len(pairs) < MIN_PAIRS:
+        raise CliError(f"{args.pairs} holds {len(pairs)} usable pair(s); training needs at least {MIN_PAIRS} "
                        "(in-batch negatives come from the other pairs)")
     result = train(config, pairs, eval_pairs, progress=_log_progress, wait=True)
     zip_path = str(zip_model(result.model_dir)) if args.zip and result.model_dir is not None else None

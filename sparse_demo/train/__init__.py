@@ -4,7 +4,8 @@ Modules by concept: :mod:`~sparse_demo.train.data` (pairs files, held-out split 
 :mod:`~sparse_demo.train.benchsets` (BoolQ, KorSTS), :mod:`~sparse_demo.train.losses` (the card's
 loss), :mod:`~sparse_demo.train.config` (settings and result), :mod:`~sparse_demo.train.vocab` (bases,
 pruned vocabularies, new models), :mod:`~sparse_demo.train.batching` (batches, BM25 hard negatives),
-:mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.evaluation` (held-out
+:mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.queue` (an app's
+per-visitor slots and line of runs), :mod:`~sparse_demo.train.evaluation` (held-out
 figures through the Search code) and :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
 zip). The embedded demo model has its own recipe in :mod:`sparse_demo.offline`.
 """
@@ -22,6 +23,7 @@ from sparse_demo.train.config import (
 )
 from sparse_demo.train.data import (
     DEFAULT_MAX_BYTES,
+    MIN_PAIRS,
     Pair,
     PairsDataset,
     PairsReport,
@@ -33,12 +35,13 @@ from sparse_demo.train.data import (
     split_pairs,
 )
 from sparse_demo.train.evaluation import HeldOutSet, evaluate_retrieval
-from sparse_demo.train.loop import TrainingBusyError, train, training_busy
+from sparse_demo.train.loop import TrainingBusyError, release_memory, train, training_busy
 from sparse_demo.train.losses import LossConfig, LossOutput, idf_penalties, splade_loss
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SAMPLE_PAIRS",
+    "MIN_PAIRS",
     "NEW_MODEL_BASES",
     "SIZES",
     "HeldOutSet",
@@ -57,6 +60,7 @@ __all__ = [
     "load_korsts",
     "parse_pairs",
     "read_pairs",
+    "release_memory",
     "retrieval_set_from_pairs",
     "separate_from_heldout",
     "splade_loss",

@@ -59,6 +59,11 @@ def _checkpoint_line(result: TrainResult) -> str:
     return f"Keep-best: the last evaluated weights (step {result.best_step}) were the best by {by} MRR@10."
 
 
+def _size_row(cfg: dict[str, Any]) -> str:
+    """The card's size row: only for a new model (a pretrained base has no size setting)."""
+    return f"| size (new model) | {cfg['size']} |\n" if cfg.get("size") else ""
+
+
 def model_card(result: TrainResult, description: str, data_hash: str, note: str) -> str:
     """The folder's ``README.md``: what was trained, on what, with which settings and results."""
     cfg = result.config
@@ -82,8 +87,7 @@ Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
 | name | value |
 |---|---|
 | base | {cfg.get('base')} |
-| size | {cfg.get('size')} |
-| batch size | {cfg.get('batch_size')} |
+{_size_row(cfg)}| batch size | {cfg.get('batch_size')} |
 | lr | {cfg.get('lr')} |
 | max length (doc / query) | {cfg.get('max_length')} / {cfg.get('query_max_length')} |
 | epochs (configured) | {cfg.get('epochs')} |

@@ -48,10 +48,12 @@ class TrainConfig:
     (lr 2e-5, batch 48, max length 192, FLOPS 0.010, stopword x15, special x100, idf_alpha 4).
 
     Attributes:
-        base: ``new-small`` (also ``new``, ``new-tiny``, ``new-mini``) to build a model from
-            scratch, or a model the app knows: a preset name (``assets/models.json``,
-            ``SPARSE_DEMO_MODELS`` and ``SPARSE_DEMO_MODEL_<NAME>`` apply), a Hub id or a local folder.
-        size: size of a new model: ``tiny`` | ``mini`` | ``small``.
+        base: ``new`` (a new model of :attr:`size`), ``new-tiny``, ``new-mini`` or ``new-small``
+            (a new model of that size) to build a model from scratch, or a model the app knows: a
+            preset name (``assets/models.json``, ``SPARSE_DEMO_MODELS`` and
+            ``SPARSE_DEMO_MODEL_<NAME>`` apply), a Hub id or a local folder.
+        size: size of a new model when ``base`` is ``new``: ``tiny`` | ``mini`` | ``small`` (a
+            ``new-<size>`` base names its own size; a pretrained base has none).
         tokenizer: for a new model, a base tokenizer folder to prune (e.g. the XLM-R
             tokenizer); None trains a Unigram tokenizer on the pairs.
         tokenizer_vocab_size: vocabulary of a tokenizer trained on the pairs.
@@ -89,7 +91,13 @@ class TrainConfig:
         output_dir: runs are saved to ``output_dir/<run_name>-<time>-<id>``.
         out_path: exact output folder instead (must not exist or be empty).
         run_name: folder-name prefix.
-        note: free text recorded in the model card and config (e.g. the offline-model note).
+        note: free text recorded in the model card and config (e.g. the offline-model note, or
+            the name the app shows for the model).
+        base_name, tokenizer_name: how the card, the record and progress messages name the base
+            and the tokenizer folder (default: ``base`` / ``tokenizer`` themselves). An app sets
+            them to public names, so no server path reaches a downloaded model.
+        record_paths: False leaves ``output_dir`` and ``out_path`` out of the record
+            (``training_info.json``), so a server's folders are not written into the model.
         save_on_cancel: save the partially trained model when cancelled.
         max_bytes: size limit when ``pairs`` is a path.
         device: ``auto`` | ``cpu`` | ``cuda`` (``cuda:N``).
@@ -132,6 +140,9 @@ class TrainConfig:
     out_path: str | None = None
     run_name: str = "sparse-ft"
     note: str = ""
+    base_name: str | None = None
+    tokenizer_name: str | None = None
+    record_paths: bool = True
     save_on_cancel: bool = True
     max_bytes: int = DEFAULT_MAX_BYTES
     device: str = "auto"
@@ -167,8 +178,8 @@ class TrainConfig:
 
     @property
     def new_model_size(self) -> str:
-        """The size of a new model: ``new-tiny`` etc. name it, ``new``/``new-small`` use :attr:`size`."""
-        if self.base in ("new", "new-small"):
+        """The size of a new model: ``new-tiny`` etc. name it, ``new`` uses :attr:`size`."""
+        if self.base == "new":
             return self.size
         return self.base.split("-", 1)[1]
 
@@ -218,10 +229,31 @@ class TrainConfig:
             self.loss = LossConfig(**self.loss)
         self.loss.validate()
 
+    @property
+    def shown_base(self) -> str:
+        """The base as the card, the record and messages name it (:attr:`base_name` or :attr:`base`)."""
+        return self.base_name or self.base
+
+    @property
+    def shown_tokenizer(self) -> str | None:
+        """The tokenizer folder as the card and the record name it (None: trained on the pairs)."""
+        if not self.tokenizer:
+            return None
+        return self.tokenizer_name or self.tokenizer
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy (``extra_vocab_texts`` as its count)."""
+        """A JSON-ready copy of what the run used: ``extra_vocab_texts`` as its count, the base and
+        tokenizer by their shown names, ``size`` only for a new model (its actual size, else None), and
+        without the output folders when :attr:`record_paths` is False."""
         d = dataclasses.asdict(self)
         d["extra_vocab_texts"] = len(self.extra_vocab_texts)
+        d["base"], d["tokenizer"] = self.shown_base, self.shown_tokenizer
+        d["size"] = self.new_model_size if self.is_new_model else None
+        for key in ("base_name", "tokenizer_name", "record_paths"):
+            d.pop(key)
+        if not self.record_paths:
+            d.pop("output_dir")
+            d.pop("out_path")
         return d
 
 
@@ -269,8 +301,11 @@ class TrainResult:
     split_note: str = ""
     config: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> str:
-        """One readable line, e.g. ``completed after 60 steps (2.00 epochs); held-out MRR@10 0.41 -> 0.77``."""
+    def summary(self, with_path: bool = True) -> str:
+        """One readable line, e.g. ``completed after 60 steps (2.00 epochs); held-out MRR@10 0.41 -> 0.77``.
+
+        ``with_path`` adds where the model was saved (progress messages leave it out: an app shows them).
+        """
         text = f"{self.status} after {self.steps} steps ({self.epochs:.2f} epochs)"
         before = self.metrics_before.get("model", {}).get("MRR@10")
         after = self.metrics_after.get("model", {}).get("MRR@10")
@@ -278,6 +313,6 @@ class TrainResult:
             text += f"; held-out model MRR@10 {before:.3f} -> {after:.3f}"
         if self.restored_best:
             text += f" (best checkpoint, step {self.best_step}, restored)"
-        if self.model_dir is not None:
+        if self.model_dir is not None and with_path:
             text += f"; saved to {self.model_dir}"
         return text

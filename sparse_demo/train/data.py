@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: Default upload limit (bytes).
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Fewest usable pairs a run accepts, in the app and the CLI alike: in-batch negatives need a few
+#: other pairs in every batch.
+MIN_PAIRS = 4
 REQUIRED_COLUMNS: tuple[str, ...] = ("query", "positive")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("negative", "teacher_score")
 FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl")

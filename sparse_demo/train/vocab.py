@@ -41,7 +41,8 @@ class BuiltModel:
     description: str
 
 
-def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | Path) -> tuple[Any, list[int]]:
+def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | Path,
+                    base_name: str | None = None) -> tuple[Any, list[int]]:
     """A copy of a Unigram (SentencePiece) tokenizer restricted to the pieces ``texts`` use.
 
     Kept: every piece the base tokenizer produces on ``texts``, the special tokens, and the
@@ -49,7 +50,7 @@ def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | P
     unseen words still split into known characters rather than ``<unk>``). Piece scores are
     kept, so ``texts`` tokenise to the same pieces as with the base tokenizer. Writes
     ``tokenizer.json``, ``tokenizer_config.json`` and ``vocab_pruning.json`` (the original id
-    of every new id) to ``out_dir``.
+    of every new id, and the base tokenizer as ``base_name`` names it: default its folder) to ``out_dir``.
 
     Returns:
         ``(tokenizer loaded from out_dir, list of kept original ids)``.
@@ -101,7 +102,8 @@ def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | P
     if cfg_path.is_file():
         shutil.copy(cfg_path, out_dir / "tokenizer_config.json")
     (out_dir / "vocab_pruning.json").write_text(
-        json.dumps({"base_tokenizer": str(base_dir), "original_vocab_size": len(vocab), "kept_original_ids": keep}),
+        json.dumps({"base_tokenizer": base_name or str(base_dir), "original_vocab_size": len(vocab),
+                    "kept_original_ids": keep}),
         encoding="utf-8",
     )
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
@@ -208,13 +210,13 @@ def build_model(
 
     if not config.is_new_model:
         model, tokenizer = load_base(config.base, registry)
-        return BuiltModel(model, tokenizer, f"fine-tuned from {config.base}")
+        return BuiltModel(model, tokenizer, f"fine-tuned from {config.shown_base}")
     size = config.new_model_size
     texts = [t for p in train_pairs for t in (p.query, p.positive, p.negative) if t]
     texts += [t for t in config.extra_vocab_texts if t]
     if config.tokenizer:
-        tokenizer, keep = prune_tokenizer(config.tokenizer, texts, work_dir)
-        how = f"vocabulary pruned from {config.tokenizer} to {len(keep):,} pieces"
+        tokenizer, keep = prune_tokenizer(config.tokenizer, texts, work_dir, base_name=config.shown_tokenizer)
+        how = f"vocabulary pruned from {config.shown_tokenizer} to {len(keep):,} pieces"
     else:
         tokenizer = train_tokenizer(texts, vocab_size=config.tokenizer_vocab_size)
         how = f"Unigram tokenizer trained on the pairs ({len(tokenizer):,} pieces)"

@@ -1,13 +1,26 @@
 """Fine-tune tab: train a small sparse encoder on uploaded (query, passage) pairs.
 
-The run happens in a background thread; the handler is a generator that polls the run's
-progress events and yields live updates (status, loss curves, active dims). One run at a time
-per process (the trainer's lock); a second visitor is told that theirs waits. The result is a
-new model folder, offered as a zip and added to *this visitor's* model list only.
+Training is fair and tied to its visitor (one :class:`~sparse_demo.train.queue.TrainingQueue`,
+:data:`RUNS`, per process):
+
+- A *Train* click first takes one of the visitor's model slots (``SPARSE_DEMO_VISITOR_MODELS``)
+  atomically, so simultaneous clicks never keep more models than the limit; a run that fails or is
+  cancelled gives its slot back.
+- Runs train one at a time, first come first served, in a background thread that waits for its
+  turn; a waiting visitor sees their place (``2nd in the queue, 1 run ahead``). In ``public`` mode
+  one run's turn is capped (``SPARSE_DEMO_PUBLIC_TRAIN_SECONDS``).
+- Closing the page (:func:`visitor_left`, wired to ``demo.unload``) cancels the visitor's runs,
+  waiting or training, and whatever they still write (model folder, zip) is deleted.
+
+Nothing shown to the visitor or written into their model names a server path: the status, the
+card, ``training_info.json`` and the zip name the model by its shown name and the base and the
+tokenizer by their public names. The typed base and tokenizer folder go through the registry's
+source policy (:meth:`~sparse_demo.models.ModelRegistry.check_source`), like every model box.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -24,24 +37,23 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
-from ..encoder import ModelLoadError
+from ..encoder import ModelLoadError, looks_like_path
 from ..limits import Limits, folder_bytes
+from ..models import NOT_AVAILABLE, default_private_root
 from ..space import gpu
-
-try:  # the public name (COMMON.md); older trees keep it in the trainer module
-    from ..train import NEW_MODEL_BASES
-except ImportError:  # pragma: no cover - depends on the train package's version
-    from ..train.trainer import NEW_MODEL_BASES
 from ..train import (
     DEFAULT_SAMPLE_PAIRS,
+    MIN_PAIRS,
+    NEW_MODEL_BASES,
+    SIZES,
     LossConfig,
     TrainConfig,
     TrainResult,
     read_pairs,
     train,
-    training_busy,
     zip_model,
 )
+from ..train.queue import SlotLimitReached, Ticket, TrainingQueue
 from .common import PICKER_PREFIX, AppContext, UserError, message
 from .plots import CHART_WIDTH, safe_chart
 
@@ -52,19 +64,33 @@ LOSS_COMPONENTS = ("total", "infonce", "flops_q", "flops_d", "margin", "kd")
 CARD = {"lr": 2e-5, "batch_size": 48, "max_length": 192, "lambda_flops": 0.010, "stopword_penalty": 15.0,
         "idf_alpha": 4.0, "special_token_penalty": 100.0}
 MAX_TIME_LIMIT_S = 3600
-#: Cancel flags of running trainings, keyed by a per-run token kept in the visitor's gr.State
-#: (a threading.Event itself cannot live in gr.State, which may copy its values).
-_CANCELS: dict[str, threading.Event] = {}
-PICKER_PREFIX["ft-base"] = tuple(NEW_MODEL_BASES)
+#: The tab's way to say "a new model, of the size chosen below" (``new-tiny`` etc. may be typed too).
+NEW_BASE = "new"
+PICKER_PREFIX["ft-base"] = (NEW_BASE,)
+#: The process's training line: per-visitor slots, one run at a time, position while waiting.
+RUNS = TrainingQueue()
+#: Significant digits of the held-out table on screen (the record keeps full precision).
+SHOWN_DIGITS = 4
+#: Sets a "Leave site?" warning once this visitor has a trained model (removed when the page closes).
+WARN_BEFORE_UNLOAD_JS = """(zip) => {
+  if (zip && !window.__sparseDemoUnloadGuard) {
+    window.__sparseDemoUnloadGuard = true;
+    window.addEventListener("beforeunload", (e) => { e.preventDefault(); e.returnValue = ""; return ""; });
+  }
+  return [];
+}"""
 
 
 @dataclass
 class TrainRequest:
-    """The tab's inputs, validated into a :class:`TrainConfig`."""
+    """The tab's inputs, validated into a :class:`TrainConfig`.
+
+    ``size`` is used only when ``base`` is ``new``; ``tokenizer`` only for a new model.
+    """
 
     pairs_file: str | None
     eval_file: str | None = None
-    base: str = "new-small"
+    base: str = NEW_BASE
     size: str = "mini"
     tokenizer: str | None = None
     epochs: float = 10.0
@@ -78,12 +104,18 @@ class TrainRequest:
     bm25_negatives: bool = False
     max_length: int = 192
 
-    def to_config(self, output_dir: Path) -> TrainConfig:
+    def to_config(self, output_dir: Path, **extra: Any) -> TrainConfig:
+        """The run's settings; ``extra`` sets further :class:`TrainConfig` fields (names, paths policy).
+
+        Raises:
+            UserError: a setting out of range, naming it.
+        """
         base = (self.base or "").strip()
         if not base:
-            raise UserError(f"Choose a base: {', '.join(NEW_MODEL_BASES)}, a preset, a Hub id or a local folder.")
+            raise UserError(f"Choose a base: {NEW_BASE} (a new model), a preset, a Hub id or a local folder.")
         if not 0 < float(self.time_limit_s) <= MAX_TIME_LIMIT_S:
             raise UserError(f"The time limit must be between 1 and {MAX_TIME_LIMIT_S} seconds.")
+        size = self.size if base == NEW_BASE else (base.split("-", 1)[1] if base in NEW_MODEL_BASES else "small")
         try:
             loss = LossConfig(
                 lambda_flops_query=float(self.lambda_flops),
@@ -93,20 +125,22 @@ class TrainRequest:
                 special_token_penalty=float(self.special_token_penalty),
                 reg_warmup_steps=50,
             )
-            return TrainConfig(
-                base=base,
-                size=self.size,
-                tokenizer=(self.tokenizer or "").strip() or None,
-                epochs=float(self.epochs),
-                batch_size=int(self.batch_size),
-                lr=float(self.lr),
-                time_limit_s=float(self.time_limit_s),
-                max_length=int(self.max_length),
-                loss=loss,
-                bm25_negatives=bool(self.bm25_negatives),
-                output_dir=str(output_dir),
-                run_name="finetune",
-            )
+            values: dict[str, Any] = {
+                "base": base,
+                "size": size,
+                "tokenizer": ((self.tokenizer or "").strip() or None) if base in NEW_MODEL_BASES else None,
+                "epochs": float(self.epochs),
+                "batch_size": int(self.batch_size),
+                "lr": float(self.lr),
+                "time_limit_s": float(self.time_limit_s),
+                "max_length": int(self.max_length),
+                "loss": loss,
+                "bm25_negatives": bool(self.bm25_negatives),
+                "output_dir": str(output_dir),
+                "run_name": "finetune",
+            }
+            values.update(extra)
+            return TrainConfig(**values)
         except ValueError as exc:
             raise UserError(f"Settings: {exc}") from exc
 
@@ -129,7 +163,8 @@ def load_training_data(req: TrainRequest, limits: Limits | None = None):
     """Read the pairs (uploaded file or the bundled sample) and the optional eval file.
 
     Files over ``limits.max_upload_bytes`` are refused before reading; rows beyond ``limits.max_rows``
-    are cut, and the cut is added to the pairs report's warnings (shown to the visitor).
+    are cut, and the cut is added to the pairs report's warnings (shown to the visitor). Fewer than
+    :data:`~sparse_demo.train.data.MIN_PAIRS` usable pairs are refused (the CLI needs as many).
 
     Raises:
         UserError: a readable description of what is wrong with the file.
@@ -152,8 +187,9 @@ def load_training_data(req: TrainRequest, limits: Limits | None = None):
         ds.pairs, note = limits.cut_rows(ds.pairs, what)
         if note:
             ds.report.warnings.append(note)
-    if len(pairs.pairs) < 4:
-        raise UserError(f"Only {len(pairs.pairs)} usable pairs; at least 4 are needed for in-batch negatives.")
+    if len(pairs.pairs) < MIN_PAIRS:
+        raise UserError(f"Only {len(pairs.pairs)} usable pairs; at least {MIN_PAIRS} are needed for in-batch "
+                        "negatives.")
     return pairs, eval_pairs
 
 
@@ -181,23 +217,80 @@ def resolve_base(ctx: AppContext, base: str, visitor_models: dict[str, str] | No
         raise UserError(str(exc)) from exc
 
 
-def check_quota(ctx: AppContext, folder: Path, visitor_models: dict[str, str] | None) -> None:
-    """Refuse a new run when this visitor already holds the most models or disk allowed.
+def public_name(ctx: AppContext, typed: str, visitor_models: dict[str, str] | None = None) -> str:
+    """How a base or tokenizer is named to the visitor and in the model: a model name, a Hub id or a
+    typed folder's last part (never a server path)."""
+    typed = (typed or "").strip()
+    if (typed in NEW_MODEL_BASES or typed in (visitor_models or {}) or typed in ctx.registry.names
+            or ctx.settings.preset(typed) is not None):
+        return typed
+    if looks_like_path(typed) or Path(typed).expanduser().exists():
+        return Path(typed).expanduser().name or "folder"
+    return typed
+
+
+def resolve_tokenizer(ctx: AppContext, typed: str | None,
+                      visitor_models: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The tokenizer folder to prune and its public name, through the same sources policy as a model box.
+
+    Empty: ``(None, None)`` (a tokenizer is trained on the pairs). A name of this visitor's model or of a
+    model every visitor may use stands for its folder. A typed folder goes through
+    :meth:`~sparse_demo.models.ModelRegistry.check_source` with this visitor's folders as ``owned``:
+    another visitor's private folder and, in ``public`` mode, anything outside the allowed roots get the
+    model boxes' message (:data:`~sparse_demo.models.NOT_AVAILABLE`).
+
+    Raises:
+        UserError: refused, not a folder, or a folder without ``tokenizer.json``.
+    """
+    typed = (typed or "").strip()
+    if not typed:
+        return None, None
+    own = dict(visitor_models or {})
+    name = public_name(ctx, typed, own)
+    if typed in own:
+        folder = own[typed]
+    else:
+        source = ctx.registry.resolve(typed).source if typed in ctx.registry.names else typed
+        if not (looks_like_path(source) or Path(source).expanduser().exists()):
+            if ctx.settings.public:
+                raise UserError(NOT_AVAILABLE)
+            raise UserError(f"The tokenizer box takes a local folder with a tokenizer.json (e.g. the XLM-R "
+                            f"tokenizer); {typed!r} is not a folder here.")
+        try:
+            folder = ctx.registry.check_source(source, own.values())
+        except ModelLoadError as exc:
+            raise UserError(str(exc)) from exc
+    real = Path(folder).expanduser()
+    if not real.is_dir():
+        raise UserError(NOT_AVAILABLE if ctx.settings.public else f"{typed} is not a folder.")
+    if not (real / "tokenizer.json").is_file():
+        raise UserError(f"The tokenizer folder {name} has no tokenizer.json; pruning needs a fast (tokenizers) "
+                        "Unigram tokenizer such as XLM-R's. Leave the box empty to train one on the pairs.")
+    return str(real.resolve()), name
+
+
+def check_quota(ctx: AppContext, folder: Path) -> None:
+    """Refuse a new run when this visitor's models already use the most disk allowed.
+
+    (The number of models is checked atomically by :meth:`TrainingQueue.reserve`.)
 
     Raises:
         UserError: naming the limit, what is used and that models go when the page is closed.
     """
     lim = ctx.limits
-    held = len(visitor_models or {})
-    if held >= lim.visitor_models:
-        raise UserError(f"You already have {held} fine-tuned models, the most one visitor may keep "
-                        f"(SPARSE_DEMO_VISITOR_MODELS={lim.visitor_models}); they are removed when you close the "
-                        "page. Download the ones you need and reload the page to start again.")
     used = folder_bytes(folder)
     if used >= lim.visitor_quota_bytes:
         raise UserError(f"Your models use {used / 2**20:,.1f} MB of disk, the most one visitor may use "
                         f"({lim.visitor_quota_bytes / 2**20:,.0f} MB, SPARSE_DEMO_VISITOR_QUOTA_MB). Reload the "
                         "page to remove them.")
+
+
+def slots_message(exc: SlotLimitReached) -> str:
+    """The visitor-facing refusal when a visitor's model slots are all taken."""
+    running = f" and {exc.running} training or waiting" if exc.running else ""
+    return (f"You already have {exc.held} fine-tuned model{'s' if exc.held != 1 else ''}{running}; one visitor may "
+            f"keep at most {exc.limit} (SPARSE_DEMO_VISITOR_MODELS={exc.limit}). They are removed when you close "
+            "the page: download the ones you need and reload the page to start again.")
 
 
 def curves_chart(history: list[dict]) -> alt.Chart | None:
@@ -225,12 +318,25 @@ def curves_chart(history: list[dict]) -> alt.Chart | None:
     return alt.hconcat(loss, dims).resolve_scale(color="independent")
 
 
+def round_significant(value: Any, digits: int = SHOWN_DIGITS) -> Any:
+    """A float rounded to ``digits`` significant digits for reading (other values unchanged).
+
+    Example:
+        >>> round_significant(0.8333333333333334), round_significant(12.345678), round_significant("bm25")
+        (0.8333, 12.35, 'bm25')
+    """
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    return value
+
+
 def metrics_frame(result: TrainResult) -> pd.DataFrame:
-    """Before/after held-out metrics for the model alone, BM25 and the hybrid."""
+    """Before/after held-out metrics for the model alone, BM25 and the hybrid, rounded for reading
+    (4 significant digits; ``training_info.json`` keeps full precision)."""
     rows = []
     for when, table in (("before", result.metrics_before), ("after", result.metrics_after)):
         for system, values in table.items():
-            rows.append({"when": when, "system": system, **values})
+            rows.append({"when": when, "system": system, **{k: round_significant(v) for k, v in values.items()}})
     return pd.DataFrame(rows)
 
 
@@ -243,93 +349,229 @@ def expansions_markdown(result: TrainResult) -> str:
     return "\n\n".join(lines)
 
 
+# ---------------------------------------------------------------------- one run
+@dataclass
+class _Job:
+    """One visitor's run: its settings, its ticket in :data:`RUNS` and what its worker reports."""
+
+    ctx: AppContext
+    ticket: Ticket
+    config: TrainConfig
+    pairs: Any
+    eval_pairs: Any
+    name: str
+    folder: Path
+    cap_s: float | None
+    hide: dict[str, str]
+    events: queue.Queue = field(default_factory=queue.Queue)
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def public(self, text: str) -> str:
+        """``text`` with every server path of this run replaced by its public name."""
+        for path, shown in sorted(self.hide.items(), key=lambda kv: -len(kv[0])):
+            if path:
+                text = text.replace(path, shown)
+        return self.ctx.redact(text)
+
+
+def _visitor_folder(ctx: AppContext, session: str) -> Path:
+    """The visitor's private folder, without creating it (see :meth:`AppContext.visitor_dir`)."""
+    safe = "".join(c for c in session if c.isalnum() or c in "-_")[:64] or "anonymous"
+    return default_private_root(ctx.workdir) / safe
+
+
+def _prepare(ctx: AppContext, req: TrainRequest, cancel: threading.Event, session: str,
+             visitor_models: dict[str, str]) -> _Job:
+    """Validate everything, then take a slot and a place in line.
+
+    Raises:
+        UserError: bad input, the disk quota, or no slot left.
+    """
+    folder = ctx.visitor_dir(session)
+    check_quota(ctx, folder)
+    pairs, eval_pairs = load_training_data(req, ctx.limits)
+    base = resolve_base(ctx, req.base, visitor_models)
+    is_new = base in NEW_MODEL_BASES
+    tokenizer, tokenizer_name = resolve_tokenizer(ctx, req.tokenizer, visitor_models) if is_new else (None, None)
+    cap = float(ctx.limits.public_train_seconds) if ctx.settings.public else None
+    name = f"fine-tuned {time.strftime('%H:%M:%S')} ({uuid.uuid4().hex[:4]})"
+    base_name = public_name(ctx, req.base, visitor_models)
+    limit_s = float(req.time_limit_s or 0)
+    if cap is not None and limit_s > cap:
+        limit_s = cap
+    resolved = dataclasses.replace(req, base=base, tokenizer=tokenizer, time_limit_s=limit_s or req.time_limit_s)
+    config = resolved.to_config(folder, base_name=base_name, tokenizer_name=tokenizer_name, note=name,
+                                record_paths=False, save_on_cancel=False)
+    hide = {str(ctx.workdir): "…", str(Path(ctx.workdir).resolve()): "…", str(folder): "…",
+            str(folder.resolve()): "…"}
+    if base != base_name:
+        hide[base] = base_name
+    if tokenizer and tokenizer_name:
+        hide[tokenizer] = tokenizer_name
+    try:
+        ticket = RUNS.reserve(session, ctx.limits.visitor_models, held=visitor_models, cancel=cancel)
+    except SlotLimitReached as exc:
+        raise UserError(slots_message(exc)) from exc
+    return _Job(ctx, ticket, config, pairs, eval_pairs, name, folder, cap, hide)
+
+
+def _discard(job: _Job, model_dir: Path | None, zip_path: Path | None) -> None:
+    """Delete what a run wrote that is not kept (and Gradio's cached copy of its zip)."""
+    if model_dir is not None:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    if zip_path is not None:
+        forget_cached_copy(zip_path)
+        zip_path.unlink(missing_ok=True)
+    if job.ticket.gone:  # the visitor left: their folder was removed; remove what this run recreated
+        folder = _visitor_folder(job.ctx, job.ticket.visitor)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def forget_cached_copy(path: str | Path) -> None:
+    """Remove Gradio's cached copy of a file this app handed to a visitor (where Gradio keeps it)."""
+    try:
+        from gradio import processing_utils, utils
+
+        cached = Path(utils.get_upload_folder()) / processing_utils.hash_file(path)
+    except (OSError, ImportError, AttributeError):
+        return
+    shutil.rmtree(cached, ignore_errors=True)
+
+
+def _work(job: _Job) -> None:
+    """The run's thread: wait for its turn, train, zip; keep the model or delete it."""
+    ctx, ticket = job.ctx, job.ticket
+    result: TrainResult | None = None
+    zip_path: Path | None = None
+    keep = False
+    try:
+        if not RUNS.wait_turn(ticket):
+            job.outcome["left_line"] = True
+            return
+        job.events.put({"phase": "turn", "message": "your run started"})
+        deadline = ticket.started + job.cap_s if job.cap_s and ticket.started is not None else None
+        result = train(job.config, job.pairs, job.eval_pairs, progress=job.events.put,
+                       should_stop=ticket.cancel.is_set, wait=True, registry=ctx.registry, deadline=deadline)
+        job.outcome["result"] = result
+        if result.model_dir is not None and not ticket.gone:
+            zip_path = zip_model(result.model_dir)
+            used = folder_bytes(job.folder)
+            if used > ctx.limits.visitor_quota_bytes:
+                job.outcome["over_quota"] = used
+            else:
+                keep = True
+    except Exception as exc:  # noqa: BLE001 - reported to the visitor by the tab
+        logger.exception("Training failed")
+        job.outcome["error"] = exc
+    finally:
+        model_dir = result.model_dir if result is not None else None
+        stays = RUNS.finish(ticket, kept=job.name if keep else None, folder=str(model_dir) if keep else None)
+        if not (keep and stays):
+            _discard(job, model_dir, zip_path)
+            if not stays:
+                logger.info("A visitor left during their fine-tune; its files were deleted")
+        job.outcome["kept"] = keep and stays
+        job.outcome["zip"] = str(zip_path) if zip_path is not None and keep and stays else None
+        job.pairs = job.eval_pairs = None  # the uploaded pairs go with the run
+
+
 def run_training(
     ctx: AppContext,
     req: TrainRequest,
     cancel: threading.Event,
     *,
     poll_s: float = 1.0,
-    session: str = "local",
+    session: str | None = None,
     visitor_models: dict[str, str] | None = None,
 ) -> Iterator[TrainUpdate]:
-    """Validate, start the run in a thread, and yield live updates until it ends.
+    """Validate, reserve a slot and a place in line, train in a thread, and yield live updates.
+
+    The run itself does not depend on this generator being read to the end: a visitor who leaves
+    (:func:`visitor_left`) cancels it, and its files are deleted when it stops.
 
     Args:
-        ctx: the app context (limits, work folder).
+        ctx: the app context (limits, work folder, registry).
         req: the tab's inputs.
-        cancel: set it to stop after the current step.
+        cancel: set it to stop the run (it leaves the line if still waiting).
         poll_s: seconds between updates.
-        session: the visitor's session id; the model is saved in that visitor's private folder.
-        visitor_models: the visitor's models so far (for the per-visitor model count and disk quota).
+        session: the visitor's session id (a fresh one when None); the model goes in that visitor's folder.
+        visitor_models: the visitor's models so far (counted against ``SPARSE_DEMO_VISITOR_MODELS``).
     """
-    folder = ctx.visitor_dir(session)
+    session = session or f"local-{uuid.uuid4().hex[:8]}"
     try:
-        check_quota(ctx, folder, visitor_models)
-        pairs, eval_pairs = load_training_data(req, ctx.limits)
-        req = dataclasses.replace(req, base=resolve_base(ctx, req.base, visitor_models))
-        config = req.to_config(folder)
+        job = _prepare(ctx, req, cancel, session, dict(visitor_models or {}))
     except UserError as exc:
-        yield TrainUpdate(message(str(exc), "error"), done=True)
+        yield TrainUpdate(message(ctx.redact(str(exc)), "error"), done=True)
         return
-    report = pairs.report.summary() + "".join(f"\n- {w}" for w in pairs.report.warnings)
-    events: queue.Queue = queue.Queue()
-    outcome: dict[str, Any] = {}
-    history: list[dict] = []
-
-    def worker() -> None:
-        try:
-            outcome["result"] = train(config, pairs, eval_pairs, progress=events.put,
-                                      should_stop=cancel.is_set, wait=True, registry=ctx.registry)
-        except Exception as exc:  # noqa: BLE001 - reported to the visitor below
-            logger.exception("Training failed")
-            outcome["error"] = exc
-
-    if training_busy():
-        yield TrainUpdate(message("Another fine-tuning run is in progress in this app; yours is queued and "
-                                  "starts when it finishes.", "warning"))
-    thread = threading.Thread(target=worker, name="finetune", daemon=True)
+    report = job.pairs.report.summary() + "".join(f"\n- {w}" for w in job.pairs.report.warnings)
+    notes = []
+    if job.cap_s is not None and float(req.time_limit_s or 0) > job.cap_s:
+        notes.append(f"The time limit was cut to {job.cap_s:.0f} s, the most one run may take here "
+                     "(SPARSE_DEMO_PUBLIC_TRAIN_SECONDS), so every visitor gets a turn.")
+    thread = threading.Thread(target=_work, args=(job,), name="finetune", daemon=True)
     thread.start()
+    history: list[dict] = []
     last = ""
-    while thread.is_alive() or not events.empty():
+    while thread.is_alive() or not job.events.empty():
         try:
             while True:
-                ev = events.get_nowait()
+                ev = job.events.get_nowait()
                 history.append(ev)
                 last = _describe(ev) or last
         except queue.Empty:
             pass
-        yield TrainUpdate(message(last or "starting…"), safe_chart(curves_chart, history) if history else None)
+        if job.ticket.state == "waiting":
+            yield TrainUpdate(message(_waiting_text(job), "warning"))
+        else:
+            text = job.public(last or "starting…")
+            yield TrainUpdate(message(text), safe_chart(curves_chart, history) if history else None)
         thread.join(timeout=poll_s)
-    if "error" in outcome:
-        exc = outcome["error"]
-        yield TrainUpdate(message(f"Training failed: {exc}", "error"), safe_chart(curves_chart, history), done=True)
-        return
-    result: TrainResult = outcome["result"]
-    if result.model_dir is None:
-        yield TrainUpdate(message(f"Training stopped ({result.status}); nothing was saved.", "warning"),
-                          safe_chart(curves_chart, history), done=True)
-        return
-    zip_path = str(zip_model(result.model_dir))
-    used = folder_bytes(folder)
-    if used > ctx.limits.visitor_quota_bytes:
-        shutil.rmtree(result.model_dir, ignore_errors=True)
-        Path(zip_path).unlink(missing_ok=True)
-        yield TrainUpdate(message(f"The model was trained but not kept: your models would use {used / 2**20:,.1f} "
-                                  f"MB of disk, over the {ctx.limits.visitor_quota_bytes / 2**20:,.0f} MB one "
-                                  "visitor may use (SPARSE_DEMO_VISITOR_QUOTA_MB). Choose a smaller size.", "error"),
-                          safe_chart(curves_chart, history), done=True)
-        return
-    name = f"fine-tuned {time.strftime('%H:%M:%S')} ({uuid.uuid4().hex[:4]})"
+    yield _final_update(job, history, report, notes)
+
+
+def _waiting_text(job: _Job) -> str:
+    pos = RUNS.position(job.ticket)
+    where = pos.text() if pos is not None else "leaving the queue"
+    text = (f"Queued: {where}. One fine-tuning run trains at a time in this app; yours starts when the runs "
+            "ahead of it finish")
+    if job.cap_s is not None and pos is not None and pos.ahead:
+        text += f" (each takes at most about {job.cap_s / 60:.0f} min, then its evaluation and save)"
+    return text + ". *Cancel* takes it out of the queue."
+
+
+def _final_update(job: _Job, history: list[dict], report: str, notes: list[str]) -> TrainUpdate:
+    chart = safe_chart(curves_chart, history) if history else None
+    out = job.outcome
+    if out.get("left_line"):
+        return TrainUpdate(message("Cancelled before it started; nothing was trained.", "warning"), done=True)
+    if "error" in out:
+        return TrainUpdate(message(job.public(f"Training failed: {out['error']}"), "error"), chart, done=True)
+    result: TrainResult | None = out.get("result")
+    if result is None or result.model_dir is None:
+        status = result.status if result is not None else "stopped"
+        return TrainUpdate(message(f"Training stopped ({status}); nothing was saved.", "warning"), chart, done=True)
+    if "over_quota" in out:
+        used = out["over_quota"]
+        return TrainUpdate(message(f"The model was trained but not kept: your models would use {used / 2**20:,.1f} "
+                                   f"MB of disk, over the {job.ctx.limits.visitor_quota_bytes / 2**20:,.0f} MB one "
+                                   "visitor may use (SPARSE_DEMO_VISITOR_QUOTA_MB). Choose a smaller size.", "error"),
+                           chart, done=True)
+    if not out.get("kept"):
+        return TrainUpdate(message("Training ended after you left; nothing was kept.", "warning"), chart, done=True)
+    how = {"time_limit": "stopped at the time limit"}.get(result.status, result.status)
     status = (
-        f"**Done** ({result.status}): {result.steps} steps, {result.epochs:.1f} epochs in {result.train_s:.0f} s on "
-        f"{result.num_train_pairs} pairs ({result.num_eval_pairs} held out). Saved as "
-        f"`{ctx.show_path(result.model_dir)}` and added to your model list as **{name}** (only you see it, "
-        "until you close the page) in Explore, Compare and Search."
+        f"**Done** ({how}): {result.steps} steps, {result.epochs:.1f} epochs in {result.train_s:.0f} s on "
+        f"{result.num_train_pairs} pairs ({result.num_eval_pairs} held out). Saved and added to your model list as "
+        f"**{job.name}** (only you see it, until you close the page) in Explore, Compare and Search; download "
+        "it below."
     )
+    for note in notes:
+        status += f"\n\n{note}"
     if report:
         status += f"\n\n{report}"
-    yield TrainUpdate(message(status), safe_chart(curves_chart, history), metrics_frame(result),
-                      expansions_markdown(result), zip_path, name, str(result.model_dir), done=True)
+    return TrainUpdate(message(job.public(status)), chart, metrics_frame(result), expansions_markdown(result),
+                       out.get("zip"), job.name, str(result.model_dir), done=True)
 
 
 def _describe(ev: dict) -> str:
@@ -343,17 +585,49 @@ def _describe(ev: dict) -> str:
     return str(ev.get("message", "")) if ev.get("message") else ""
 
 
+def visitor_left(session: str | None) -> int:
+    """The visitor closed the page: cancel their runs (waiting ones leave the line at once).
+
+    A run that is training stops after its current step; what it still writes is deleted when it stops
+    (see :meth:`TrainingQueue.finish`). Their kept models' zips leave Gradio's cache too; the folders
+    themselves go with :meth:`AppContext.forget_visitor`. Returns how many runs were cancelled.
+    """
+    if not session:
+        return 0
+    for folder in RUNS.kept(session).values():
+        if folder:
+            forget_cached_copy(Path(folder).with_suffix(".zip"))
+    cancelled = RUNS.leave(session)
+    if cancelled:
+        logger.info("A visitor left: %d fine-tuning run(s) cancelled", len(cancelled))
+    return len(cancelled)
+
+
+def size_update(base: str | None) -> dict:
+    """The *Size* radio for a base: shown for a new model, choosable only for ``new`` (``new-tiny`` etc.
+    name their size), hidden for a pretrained base (which has none)."""
+    base = (base or "").strip()
+    if base == NEW_BASE:
+        return gr.update(visible=True, interactive=True)
+    if base in NEW_MODEL_BASES:
+        return gr.update(visible=True, interactive=False, value=base.split("-", 1)[1])
+    return gr.update(visible=False)
+
+
 # ---------------------------------------------------------------------- widgets
 def build_tab(ctx: AppContext, visitor_models: gr.State):
     """Widgets of the Fine-tune tab (call inside ``with gr.Tab(...)``).
 
     Returns the training event, so the app can chain a refresh of every model picker to it.
     """
+    max_time = ctx.limits.public_train_seconds if ctx.settings.public else MAX_TIME_LIMIT_S
     gr.Markdown(
         "Upload (query, positive[, negative][, teacher_score]) pairs as csv, tsv or jsonl, or leave it empty to use "
-        "the bundled sample pairs. `new-small` trains a small model from scratch (CPU, offline, minutes); a preset, "
-        "Hub id or folder fine-tunes a pretrained MLM (use a GPU). Loss: InfoNCE + λ·FLOPS_idf (stopword and "
-        "special-token penalties) + margin (with negatives) + KD (with teacher scores)."
+        f"the bundled sample pairs (at least {MIN_PAIRS}). `new` trains a small model from scratch (CPU, offline, "
+        "minutes) of the size chosen below; a preset, Hub id or folder fine-tunes a pretrained MLM (use a GPU). "
+        "Loss: InfoNCE + λ·FLOPS_idf (stopword and special-token penalties) + margin (with negatives) + KD (with "
+        "teacher scores). One run trains at a time in this app; others wait in line and see their place"
+        + (f"; each run may take at most {max_time} s here." if ctx.settings.public else ".")
     )
     with gr.Row():
         with gr.Column():
@@ -362,17 +636,18 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
             eval_file = gr.File(label="Held-out pairs (optional; else 10% of the passages, with their queries)",
                                 elem_id="ft-eval",
                                 file_types=[".csv", ".tsv", ".jsonl", ".json"])
-            base = gr.Dropdown(choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(), value="new-small",
-                               allow_custom_value=True, label="Base model (or type a folder / Hub id)",
+            base = gr.Dropdown(choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(), value=NEW_BASE,
+                               allow_custom_value=True,
+                               label="Base model: new (from scratch), or a model / typed folder / Hub id",
                                elem_id="ft-base")
-            size = gr.Radio(["tiny", "mini", "small"], value="mini", label="Size of a new model", elem_id="ft-size")
+            size = gr.Radio(list(SIZES), value="mini", label="Size of the new model", elem_id="ft-size")
             tokenizer = gr.Textbox(label="Tokenizer folder to prune for a new model (optional)",
                                    placeholder="empty: train a tokenizer on the pairs", elem_id="ft-tokenizer")
         with gr.Column():
             epochs = gr.Number(value=10, label="epochs", minimum=0.1)
             batch = gr.Number(value=32, label="batch size", precision=0, minimum=2)
             lr = gr.Number(value=1e-3, label="learning rate (card: 2e-5 for a pretrained base)")
-            time_limit = gr.Slider(10, MAX_TIME_LIMIT_S, value=180, step=10, label="time limit (s)",
+            time_limit = gr.Slider(10, max_time, value=min(180, max_time), step=10, label="time limit (s)",
                                    elem_id="ft-time")
             with gr.Accordion("Loss (card values: λ_flops 0.010, stopword ×15, idf_alpha 4, special ×100)",
                               open=False):
@@ -384,50 +659,52 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
                 card = gr.Button("Card values (pretrained base)", size="sm")
     with gr.Row():
         start = gr.Button("Train", variant="primary", elem_id="ft-start")
-        stop = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
+        stop = gr.Button("Cancel", variant="stop", elem_id="ft-cancel", interactive=False)
     status = gr.Markdown(elem_id="ft-status")
     curves = gr.Plot(label="Training curves", elem_id="ft-curves")
     metrics = gr.Dataframe(pd.DataFrame(columns=["when", "system", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]),
                            label="Held-out retrieval before / after", interactive=False, elem_id="ft-metrics")
     expansions = gr.Markdown(elem_id="ft-expansions")
     download = gr.File(label="Model folder (zip)", interactive=False, elem_id="ft-zip")
-    cancel_state = gr.State(None)
 
     card.click(lambda: (CARD["lr"], CARD["batch_size"], CARD["lambda_flops"], CARD["stopword_penalty"],
                         CARD["idf_alpha"], CARD["special_token_penalty"]),
                None, [lr, batch, lam, stop_pen, idf_alpha, special_pen])
 
+    def on_base(b):
+        is_new = (b or "").strip() in NEW_MODEL_BASES
+        return size_update(b), gr.update(visible=is_new)
+
+    base.change(on_base, base, [size, tokenizer], show_progress="hidden", queue=False)
+
     def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm,
                  request: gr.Request):
-        token = uuid.uuid4().hex
-        cancel = _CANCELS.setdefault(token, threading.Event())
+        cancel = threading.Event()
         vm = dict(vm or {})
-        req = TrainRequest(pf, ef, base_, size_, tok, ep or 1, int(bs or 2), lr_ or 1e-3, tl, lam_ or 0.0,
+        req = TrainRequest(pf, ef, base_, size_ or "mini", tok, ep or 1, int(bs or 2), lr_ or 1e-3, tl, lam_ or 0.0,
                            sp or 1.0, ia or 0.0, spec or 1.0, bool(neg))
-        session = getattr(request, "session_hash", None) or token
-        try:
-            for up in run_training(ctx, req, cancel, session=session, visitor_models=vm):
-                if up.model_name and up.model_dir:
-                    vm[up.model_name] = up.model_dir
-                yield (up.status, up.curves, up.metrics if up.done else gr.skip(), up.expansions or gr.skip(),
-                       up.zip_path or gr.skip(), vm, token)
-        finally:
-            _CANCELS.pop(token, None)
+        session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+        for up in run_training(ctx, req, cancel, session=session, visitor_models=vm):
+            if up.done:
+                vm.update(RUNS.kept(session))  # runs of this session that ended meanwhile included
+            running = not up.done or bool(RUNS.active(session))
+            yield (up.status, up.curves, up.metrics if up.done else gr.skip(), up.expansions or gr.skip(),
+                   up.zip_path or gr.skip(), vm if up.done else gr.skip(), gr.update(interactive=running))
 
     event = start.click(
         gpu(on_start, duration=MAX_TIME_LIMIT_S),
         [pairs_file, eval_file, base, size, tokenizer, epochs, batch, lr, time_limit, lam, stop_pen, idf_alpha,
          special_pen, bm25_neg, visitor_models],
-        [status, curves, metrics, expansions, download, visitor_models, cancel_state],
+        [status, curves, metrics, expansions, download, visitor_models, stop],
         concurrency_limit=None,
     )
+    event.then(None, [download], None, js=WARN_BEFORE_UNLOAD_JS)
 
-    def on_cancel(token):
-        cancel = _CANCELS.get(token or "")
-        if cancel is None:
-            return message("No training of yours is running.")
-        cancel.set()
-        return message("Cancelling after the current step…", "warning")
+    def on_cancel(request: gr.Request):
+        n = RUNS.cancel(getattr(request, "session_hash", None) or "")
+        if not n:
+            return message("No training of yours is running."), gr.update(interactive=False)
+        return message("Cancelling after the current step…", "warning"), gr.update()
 
-    stop.click(on_cancel, cancel_state, status, queue=False)
+    stop.click(on_cancel, None, [status, stop], queue=False)
     return event
