@@ -158,7 +158,7 @@ def test_the_best_dev_weight_becomes_the_search_tabs_default(app_context, beir_z
     tuned = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
                                   method="hybrid", weight=None, top_k=3, tuned=mine_weights)
     assert tuned.outcome is not None and tuned.outcome.weight == sweep.best_weight, tuned.status
-    assert (f"weight {sweep.best_weight:g} tuned by the Evaluate tab for this model and corpus (best ndcg@10 on "
+    assert (f"weight {sweep.best_weight:g} tuned by the Evaluate tab for this model and corpus (best ndcg@10 "
             f"on all {sweep.dev_queries} queries" in tuned.status)
     mine = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
                                  method="hybrid", weight=0.85, top_k=3, tuned=mine_weights)
