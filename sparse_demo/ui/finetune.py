@@ -38,6 +38,7 @@ import gradio as gr
 import pandas as pd
 
 from ..encoder import ModelLoadError, looks_like_path
+from ..formatting import round_sig
 from ..limits import Limits, folder_bytes
 from ..models import NOT_AVAILABLE, default_private_root
 from ..space import gpu
@@ -70,7 +71,6 @@ PICKER_PREFIX["ft-base"] = (NEW_BASE,)
 #: The process's training line: per-visitor slots, one run at a time, position while waiting.
 RUNS = TrainingQueue()
 #: Significant digits of the held-out table on screen (the record keeps full precision).
-SHOWN_DIGITS = 4
 #: Sets a "Leave site?" warning once this visitor has a trained model (removed when the page closes).
 WARN_BEFORE_UNLOAD_JS = """(zip) => {
   if (zip && !window.__sparseDemoUnloadGuard) {
@@ -318,25 +318,14 @@ def curves_chart(history: list[dict]) -> alt.Chart | None:
     return alt.hconcat(loss, dims).resolve_scale(color="independent")
 
 
-def round_significant(value: Any, digits: int = SHOWN_DIGITS) -> Any:
-    """A float rounded to ``digits`` significant digits for reading (other values unchanged).
-
-    Example:
-        >>> round_significant(0.8333333333333334), round_significant(12.345678), round_significant("bm25")
-        (0.8333, 12.35, 'bm25')
-    """
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    return value
-
-
 def metrics_frame(result: TrainResult) -> pd.DataFrame:
     """Before/after held-out metrics for the model alone, BM25 and the hybrid, rounded for reading
     (4 significant digits; ``training_info.json`` keeps full precision)."""
     rows = []
     for when, table in (("before", result.metrics_before), ("after", result.metrics_after)):
         for system, values in table.items():
-            rows.append({"when": when, "system": system, **{k: round_significant(v) for k, v in values.items()}})
+            shown = {k: round_sig(v) if isinstance(v, float) else v for k, v in values.items()}
+            rows.append({"when": when, "system": system, **shown})
     return pd.DataFrame(rows)
 
 
