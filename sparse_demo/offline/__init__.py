@@ -6,7 +6,7 @@ bundled with the project (:mod:`sparse_demo.offline.recipe`). :func:`register_de
 it a public model under :data:`DEMO_MODEL_NAME`; its folder is only read, never written.
 
 Each model folder may carry a settings file, ``sparse_demo.json`` next to ``config.json``
-(:func:`read_model_settings`); the demo model's records the hybrid weight recommended for it
+(:mod:`sparse_demo.model_settings`); the demo model's records the hybrid weight recommended for it
 (:func:`recommended_hybrid_weight`), lower than the Search tab's generic 0.5 because the model
 alone is weaker than BM25 on general text.
 
@@ -29,16 +29,15 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sparse_demo.model_settings import SETTINGS_FILE, ModelSettings, read_model_settings, recommended_hybrid_weight
 from sparse_demo.offline.recipe import (
     DEFAULT_OUT,
     DEMO_DESCRIPTION,
     DEMO_NAME,
     RECORD_FILE,
-    SETTINGS_FILE,
     BuildOptions,
     ProgressFn,
     StopFn,
@@ -63,80 +62,6 @@ LOCAL_MODEL_SIZE = "mini"
 #: Files a model folder needs to be registered.
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 _ROOT = Path(__file__).resolve().parents[2]
-
-
-# ---------------------------------------------------------------------- model folder settings
-@dataclass(frozen=True)
-class ModelSettings:
-    """A model folder's ``sparse_demo.json``.
-
-    Attributes:
-        name: the display name the folder was built under.
-        description: one line for the model status table.
-        hybrid_weight: the sparse leg's recommended weight in the min-max hybrid (None: no advice).
-        max_length: tokens per text the model was trained and evaluated with (None: the app's).
-        drop_special: drop special tokens from search vectors.
-    """
-
-    name: str = ""
-    description: str = ""
-    hybrid_weight: float | None = None
-    max_length: int | None = None
-    drop_special: bool = True
-
-
-def read_model_settings(folder: str | Path) -> ModelSettings | None:
-    """The ``sparse_demo.json`` of a model folder; None when the folder has none.
-
-    Raises:
-        ValueError: the file is not valid JSON, or a value is out of range (the message names it).
-    """
-    path = Path(folder).expanduser() / SETTINGS_FILE
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
-    weight = raw.get("hybrid_weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
-                               or not 0.0 <= float(weight) <= 1.0):
-        raise ValueError(f"{path}: hybrid_weight must be a number in [0, 1], got {weight!r}")
-    max_length = raw.get("max_length")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                   or max_length < 2):
-        raise ValueError(f"{path}: max_length must be an integer >= 2, got {max_length!r}")
-    return ModelSettings(
-        name=str(raw.get("name") or ""),
-        description=str(raw.get("description") or ""),
-        hybrid_weight=None if weight is None else float(weight),
-        max_length=max_length,
-        drop_special=bool(raw.get("drop_special", True)),
-    )
-
-
-def recommended_hybrid_weight(source: str | Path | Any) -> float | None:
-    """The hybrid weight recorded with a model, or None (then the Search tab's default applies).
-
-    Args:
-        source: a model folder (e.g. ``registry.resolve(name).source``). Anything else (a Hub id,
-            a folder without a valid ``sparse_demo.json``, not a path at all) gives None; a broken
-            settings file is logged, never raised, so it cannot break a search.
-    """
-    try:
-        folder = Path(source).expanduser()
-    except TypeError:
-        return None
-    if not folder.is_dir():
-        return None
-    try:
-        settings = read_model_settings(folder)
-    except ValueError as exc:
-        logger.warning("Ignoring the model settings: %s", exc)
-        return None
-    return settings.hybrid_weight if settings else None
 
 
 # ---------------------------------------------------------------------- the bundled demo model

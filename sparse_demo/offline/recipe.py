@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparse_demo.model_settings import SETTINGS_FILE
 from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
 from sparse_demo.offline.measure import WEIGHT_GRID, benchmark_shared, held_out_metrics, pick_weight, shared_texts
@@ -66,8 +67,6 @@ SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 HUB_TOKENIZER = "xlm-roberta-base"
 DEMO_NAME = "demo-small (bundled)"
 DEMO_DESCRIPTION = "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
-#: The model folder's settings file (next to ``config.json``).
-SETTINGS_FILE = "sparse_demo.json"
 #: The build's training record.
 RECORD_FILE = "build_record.json"
 SIZES = ("tiny", "mini", "small")

@@ -3,7 +3,7 @@
 Priority (:func:`choose_weight`): the user's own weight > the weight the Evaluate tab tuned on a dev
 split for this model and corpus (:class:`TunedWeights`, keyed by model fingerprint and corpus
 fingerprint) > the model folder's ``sparse_demo.json`` ``{"hybrid_weight": w}`` (see
-:mod:`sparse_demo.offline`) > :data:`DEFAULT_WEIGHT`. The weight is the sparse leg's in the min-max
+:mod:`sparse_demo.model_settings`) > :data:`DEFAULT_WEIGHT`. The weight is the sparse leg's in the min-max
 hybrid (BM25 gets ``1 - w``).
 
 A tuned weight belongs to the visitor whose Evaluate run found it: the app keeps one
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sparse_demo.model_settings import recommended_hybrid_weight
 from sparse_demo.search.build import model_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -271,8 +272,6 @@ def recommended_weight(encoder: Any | None) -> float | None:
     folder = model_folder(encoder)
     if folder is None:
         return None
-    from sparse_demo.offline import recommended_hybrid_weight
-
     return recommended_hybrid_weight(folder)
 
 
