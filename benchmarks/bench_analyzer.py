@@ -54,8 +54,8 @@ DEFAULT_ANALYZERS = (
 
 
 @dataclass
-class EvalSet:
-    """Queries with gold document indices over a corpus."""
+class AnalyzerRows:
+    """A judged corpus flattened for the analyzer's own top-1 search: texts and gold row indices."""
 
     name: str
     queries: list[str]
@@ -63,7 +63,7 @@ class EvalSet:
     corpus: list[str]
 
 
-def load_sample() -> EvalSet:
+def load_sample() -> AnalyzerRows:
     docs = [json.loads(line) for line in (SAMPLE / "corpus.jsonl").read_text(encoding="utf-8").split("\n") if line]
     queries = [json.loads(line) for line in (SAMPLE / "queries.jsonl").read_text(encoding="utf-8").split("\n") if line]
     row = {d["_id"]: i for i, d in enumerate(docs)}
@@ -74,21 +74,27 @@ def load_sample() -> EvalSet:
             gold.setdefault(parts[0], set()).add(row[parts[1]])
     qs = [q for q in queries if q["_id"] in gold]
     texts = [f"{d['title']}\n{d['text']}" if d.get("title") else d["text"] for d in docs]
-    return EvalSet("sample (ko_sample)", [q["text"] for q in qs], [gold[q["_id"]] for q in qs], texts)
+    return AnalyzerRows("sample (ko_sample)", [q["text"] for q in qs], [gold[q["_id"]] for q in qs], texts)
 
 
-def load_sets(names: Sequence[str]) -> list[EvalSet]:
+def _rows(judged) -> AnalyzerRows:
+    """The package's judged :class:`~sparse_demo.corpus.Corpus` as rows."""
+    row = {d.id: i for i, d in enumerate(judged.documents)}
+    return AnalyzerRows(judged.name, [q.text for q in judged.queries],
+                        [{row[d] for d in judged.qrels[q.id]} for q in judged.queries],
+                        [d.text for d in judged.documents])
+
+
+def load_sets(names: Sequence[str]) -> list[AnalyzerRows]:
     out = []
     if {"boolq", "korsts"} & set(names):
         try:
-            from sparse_demo.train import load_boolq, load_korsts
+            from sparse_demo.data import load_boolq, load_korsts
 
             if "boolq" in names:
-                rs = load_boolq("test")[1]
-                out.append(EvalSet(rs.name, rs.queries, rs.gold, rs.corpus))
+                out.append(_rows(load_boolq("test")[1]))
             if "korsts" in names:
-                rs = load_korsts("test", min_score=4.0, corpus_from="all")[1]
-                out.append(EvalSet(rs.name, rs.queries, rs.gold, rs.corpus))
+                out.append(_rows(load_korsts("test", min_score=4.0, corpus_from="all")[1]))
         except FileNotFoundError as exc:
             print(f"skipping BoolQ / KorSTS: {exc}")
     if "sample" in names:

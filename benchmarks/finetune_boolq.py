@@ -34,9 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparse_demo.evaluation import paired_randomization_test  # noqa: E402
-from sparse_demo.train import HeldOutSet, TrainConfig, evaluate_retrieval, load_boolq, load_korsts, train  # noqa: E402
-from sparse_demo.train.data import SHARED_DATA_DIR  # noqa: E402
+from sparse_demo.data import load_boolq, load_korsts, shared_data_dir  # noqa: E402
+from sparse_demo.evaluation import RetrievalMetrics  # noqa: E402
+from sparse_demo.evaluation.significance import paired_randomization_test  # noqa: E402
+from sparse_demo.train import TrainConfig, train  # noqa: E402
+from sparse_demo.train.evaluation import SYSTEMS, heldout_report  # noqa: E402
+
+SHARED_DATA_DIR = shared_data_dir()
 
 TOKENIZER_DIR = SHARED_DATA_DIR.parent / "models" / "xlmr-tokenizer"
 
@@ -123,9 +127,11 @@ def main() -> int:
     print("\n                              R@1    R@5    R@10   MRR@10 nDCG@10")
     for rset in (boolq_test, sts_split, sts_all):
         t_eval = time.time()
-        metrics = evaluate_retrieval(model, tokenizer, HeldOutSet.from_retrieval_set(rset), max_length=args.max_length)
-        sig = paired_randomization_test(metrics["bm25"].reciprocal_ranks, metrics["hybrid"].reciprocal_ranks)
-        label = f"{rset.name} ({len(rset)} q, {len(rset.corpus)} docs)"
+        report = heldout_report(model, tokenizer, rset, max_length=args.max_length)
+        metrics = {s: RetrievalMetrics.from_means(r.means, report.num_queries) for s, r in zip(SYSTEMS, report.systems)}
+        mrr = {s.spec.kind: [s.per_query["mrr@10"][q.id] for q in rset.queries] for s in report.systems}
+        sig = paired_randomization_test(mrr["bm25"], mrr["hybrid"])
+        label = f"{rset.name} ({len(rset.queries)} q, {len(rset)} docs)"
         print(label)
         for name in ("model", "bm25", "hybrid"):
             print(f"  {name:26s}  {_fmt(metrics[name].as_row())}")

@@ -30,7 +30,7 @@ import hashlib
 import io
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sparse_demo.limits import Limits
@@ -64,15 +64,21 @@ class Query:
 
 @dataclass
 class Corpus:
-    """Documents, and for BEIR folders the queries and relevance judgements.
+    """Documents, and (BEIR-shaped) the judged queries: the one judged-set type of the package.
+
+    A corpus read from a file is searched by the Search tab; with queries and qrels it is also what
+    the Evaluate tab, the trainer's held-out evaluation, the demo model's build and the benchmarks
+    evaluate (:func:`sparse_demo.evaluation.make_eval_set` checks it and keeps the judged queries).
 
     Attributes:
         name: Display name (file or folder name).
         documents: Documents in file order.
-        queries: Queries (empty unless loaded from a BEIR folder).
-        qrels: ``query id -> doc id -> relevance`` (empty unless loaded from BEIR).
+        queries: Queries (empty unless loaded from a BEIR folder or built from pairs).
+        qrels: ``query id -> doc id -> relevance grade`` (a grade > 0 is relevant; pairs give grade 1).
         dropped_judgements: BEIR judgements left out because they name a query or document id
             the corpus does not have (shown to the user: see :attr:`notes`).
+        checks: what checking or sampling the queries dropped or drew (one sentence each; in :attr:`notes`).
+        total_queries: judged queries before sampling (0: all of :attr:`queries`).
         owner: the session id of the visitor who uploaded it (None: shared, e.g. the bundled sample);
             indexes built from it are that visitor's (dropped when they leave) and run under
             ``SPARSE_DEMO_MAX_INDEX_SECONDS`` (see :class:`sparse_demo.search.SearchSession`). Not part
@@ -85,10 +91,14 @@ class Corpus:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped_judgements: int = 0
     owner: str | None = field(default=None, compare=False, repr=False)
+    checks: list[str] = field(default_factory=list, compare=False, repr=False)
+    total_queries: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {d.id: d for d in self.documents}
         self._fingerprint: str | None = None
+        if not self.total_queries:
+            self.total_queries = len(self.queries)
 
     @property
     def fingerprint(self) -> str:
@@ -118,12 +128,31 @@ class Corpus:
         return [d.id for d in self.documents]
 
     @property
-    def notes(self) -> list[str]:
-        """What a user should know about how the corpus was read (one sentence each)."""
-        if not self.dropped_judgements:
-            return []
-        return [f"{self.dropped_judgements:,} relevance judgement(s) of {self.name} name a query or document id "
-                "that is not in the corpus; they were left out."]
+    def notes(self) -> tuple[str, ...]:
+        """What a user should know about how the corpus was read and checked (one sentence each)."""
+        dropped = () if not self.dropped_judgements else (
+            f"{self.dropped_judgements:,} relevance judgement(s) of {self.name} name a query or document id "
+            "that is not in the corpus; they were left out.",)
+        return (*dropped, *self.checks)
+
+    def query_text(self, qid: str) -> str:
+        """The text of a query id.
+
+        Raises:
+            KeyError: no such query.
+        """
+        texts = getattr(self, "_query_texts", None)
+        if texts is None or len(texts) != len(self.queries):
+            texts = self._query_texts = {q.id: q.text for q in self.queries}
+        return texts[qid]
+
+    def with_queries(self, query_ids: list[str], name: str | None = None) -> Corpus:
+        """The same documents with only these queries (in the corpus' order) and their qrels."""
+        keep = set(query_ids)
+        queries = [q for q in self.queries if q.id in keep]
+        return replace(self, name=name or self.name, queries=queries,
+                       qrels={q.id: dict(self.qrels[q.id]) for q in queries if q.id in self.qrels},
+                       checks=list(self.checks), total_queries=self.total_queries)
 
 
 # --- reading text --------------------------------------------------------------------------

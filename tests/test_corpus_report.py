@@ -80,7 +80,15 @@ def test_totals_match_a_hand_computation(hand):
     # expansions: d0's 은 (0.5), d1's a (2.0), d3's . (0.4) and b (0.6)
     assert t.expansion_mass_ratio == pytest.approx(3.5 / total)
     assert t.always_on_tokens == 1 and t.always_on_mass_ratio == pytest.approx(3.2 / total)  # only a: df 3 > 2
-    assert t.posting_entries == 8 and t.memory_index_bytes == 8 * 8 + 6 * 8
+    # float32 weights and int32 rows per posting, int32 pointers for 5 tokens + 1 (scipy's CSC)
+    assert t.posting_entries == 8 and t.memory_index_bytes == 8 * 4 + 8 * 4 + 6 * 4
+    from sparse_demo.index.base import IndexDocument
+    from sparse_demo.index.memory import MemoryBackend  # the memory index reports the same size itself
+
+    backend = MemoryBackend()
+    backend.add([IndexDocument(f"d{i}", "x", [], {TOKENS[j]: float(v) for j, v in enumerate(row) if v})
+                 for i, row in enumerate(W) if row.any()])
+    assert backend.sparse.nbytes == t.memory_index_bytes
     # p_q = [1, 0, 0, 0, .5]; p_d = [.75, .5, .25, .25, .25]
     assert t.flops_per_pair == pytest.approx(0.75 + 0.5 * 0.25)
     assert t.postings_per_query == pytest.approx(4 * (0.75 + 0.125))

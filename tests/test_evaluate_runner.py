@@ -10,6 +10,7 @@ import pytest
 
 from sparse_demo import search as svc
 from sparse_demo.corpus import Corpus, Document, Query
+from sparse_demo.data import shared_data_dir
 from sparse_demo.evaluation import (
     EncodingCache,
     EvaluationCancelled,
@@ -29,7 +30,6 @@ from sparse_demo.evaluation import (
     wins_losses,
 )
 from sparse_demo.evaluation.report import CARD_REFERENCE, REFERENCE_NOTE
-from sparse_demo.train.data import SHARED_DATA_DIR
 
 MODEL = "tiny"
 
@@ -90,8 +90,8 @@ def test_beir_folder_drops_unjudged_queries_and_counts_them(tmp_path):
     folder = _beir(tmp_path, DOCS, [("q1", "당뇨 치료"), ("q2", "보증금"), ("q3", "날씨")],
                    ["q1\td1\t1", "q2\td2\t2"])
     s = load_eval_set(folder)
-    assert len(s) == 2 and [q.id for q in s.queries] == ["q1", "q2"]
-    assert s.notes == ["1 of 3 queries have no relevance judgement and are not evaluated (first: q3)."]
+    assert len(s.queries) == 2 and [q.id for q in s.queries] == ["q1", "q2"]
+    assert s.notes == ("1 of 3 queries have no relevance judgement and are not evaluated (first: q3).",)
 
 
 @pytest.mark.parametrize(
@@ -138,10 +138,10 @@ def test_pairs_file_corpus_is_the_distinct_passages(tmp_path):
     path.write_text("query\tpositive\tnegative\n당뇨 치료\t당뇨병 치료 방법\t감기 예방\n"
                     "보증금\t전세 보증금 반환\t당뇨병 치료 방법\n당뇨 치료\t인슐린 치료\t\n", encoding="utf-8")
     s = load_eval_set(path)
-    assert sorted(d.text for d in s.corpus.documents) == sorted(["당뇨병 치료 방법", "감기 예방", "전세 보증금 반환",
-                                                                 "인슐린 치료"])
-    assert len(s) == 2
-    by_text = {d.text: d.id for d in s.corpus.documents}
+    assert sorted(d.text for d in s.documents) == sorted(["당뇨병 치료 방법", "감기 예방", "전세 보증금 반환",
+                                                          "인슐린 치료"])
+    assert len(s.queries) == 2
+    by_text = {d.text: d.id for d in s.documents}
     first = s.queries[0]
     assert first.text == "당뇨 치료"
     assert s.qrels[first.id] == {by_text["당뇨병 치료 방법"]: 1, by_text["인슐린 치료"]: 1}
@@ -150,8 +150,9 @@ def test_pairs_file_corpus_is_the_distinct_passages(tmp_path):
 def test_sampling_is_seeded_and_noted(small_corpus):
     s = make_eval_set(small_corpus)
     a, b = sample_queries(s, 3, seed=5), sample_queries(s, 3, seed=5)
-    assert [q.id for q in a.queries] == [q.id for q in b.queries] and len(a) == 3
-    assert a.total_queries == len(s) and f"Sampled 3 of {len(s)}" in a.notes[-1]
+    assert [q.id for q in a.queries] == [q.id for q in b.queries] and len(a.queries) == 3
+    assert a.total_queries == len(s.queries) and f"Sampled 3 of {len(s.queries)}" in a.notes[-1]
+    assert len(s.queries) > 3 and len(a) == len(s)  # the documents are all kept
     assert sample_queries(s, 10_000) is s
     with pytest.raises(ValueError, match="positive number"):
         sample_queries(s, 0)
@@ -286,7 +287,7 @@ def test_cv_row_equals_a_hand_computation(report, hand_ndcg):
 
 def test_a_folds_weight_never_depends_on_its_own_queries():
     """Rewriting the values of one fold's queries leaves that fold's weight unchanged (and can move the others)."""
-    from sparse_demo.evaluation.sweeps import cross_validate_weight, kfold_assignment
+    from sparse_demo.evaluation.weights import cross_validate_weight, kfold_assignment
 
     qids = [f"q{i}" for i in range(10)]
     rng = np.random.default_rng(3)
@@ -467,10 +468,10 @@ CONTENT_REFERENCE = {"recall@1": 0.910, "recall@5": 0.980, "recall@10": 0.987, "
 
 
 def test_bm25_on_boolq_test_reproduces_the_data_readme():
-    if not (SHARED_DATA_DIR / "kobest_boolq").is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA_DIR}")
+    if not (shared_data_dir() / "kobest_boolq").is_dir():
+        pytest.skip(f"shared data not found at {shared_data_dir()}")
     s = load_eval_set("boolq:test")
-    assert len(s) == 1404 and len(s.corpus) == 5757
+    assert len(s.queries) == 1404 and len(s) == 5757
     rep = evaluate(s, [parse_system("bm25")], {}, trials=10)
     for m, ref in CONTENT_REFERENCE.items():
         assert abs(rep.systems[0].means[m] - ref) <= 0.01, (m, rep.systems[0].means[m], ref)

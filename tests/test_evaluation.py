@@ -9,16 +9,26 @@ import numpy as np
 import pytest
 
 from sparse_demo.evaluation import (
+    RetrievalMetrics,
     paired_randomization_test,
     rankings_from_scores,
-    retrieval_metrics,
+    run_metrics,
 )
+
+SUMMARY = ("recall@1", "recall@2", "recall@5", "mrr@10", "ndcg@10")
+
+
+def _summary(rankings, golds, ks=(1, 2, 5)):
+    """Binary gold sets as grade-1 qrels, through the one metrics implementation."""
+    run = {f"q{i}": r for i, r in enumerate(rankings)}
+    qrels = {f"q{i}": dict.fromkeys(g, 1) for i, g in enumerate(golds)}
+    return RetrievalMetrics.from_per_query(run_metrics(run, qrels, SUMMARY), ks=ks)
 
 
 def test_metrics_by_hand():
     rankings = [["a", "b", "c"], ["x", "y", "z", "w"], ["p", "q"]]
     golds = [{"b"}, {"z", "w"}, {"r"}]
-    m = retrieval_metrics(rankings, golds, ks=(1, 2, 5))
+    m = _summary(rankings, golds)
     assert m.recall[1] == pytest.approx(0.0)
     assert m.recall[2] == pytest.approx((1 + 0 + 0) / 3)
     assert m.recall[5] == pytest.approx((1 + 1 + 0) / 3)
@@ -26,24 +36,26 @@ def test_metrics_by_hand():
     ndcg1 = (1 / math.log2(3)) / 1.0
     ndcg2 = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert m.ndcg10 == pytest.approx((ndcg1 + ndcg2 + 0) / 3)
-    assert m.reciprocal_ranks == pytest.approx((0.5, 1 / 3, 0.0))
+    per_query = run_metrics({"a": rankings[0], "b": rankings[1], "c": rankings[2]},
+                            {"a": {"b": 1}, "b": {"z": 1, "w": 1}, "c": {"r": 1}}, ("mrr@10",))["mrr@10"]
+    assert list(per_query.values()) == pytest.approx([0.5, 1 / 3, 0.0])
     assert set(m.as_row()) == {"R@1", "R@2", "R@5", "MRR@10", "nDCG@10"}
 
 
 def test_mrr_only_counts_top_ten_and_duplicates_once():
     ranking = [f"d{i}" for i in range(10)] + ["gold"]
-    assert retrieval_metrics([ranking], [{"gold"}]).mrr10 == 0.0
-    assert retrieval_metrics([["x", "x", "gold"]], [{"gold"}]).mrr10 == pytest.approx(0.5)
+    assert _summary([ranking], [{"gold"}]).mrr10 == 0.0
+    assert _summary([["x", "x", "gold"]], [{"gold"}]).mrr10 == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
-    ("rankings", "golds", "match"),
-    [([["a"]], [], "1 rankings but 0 gold"), ([["a"]], [set()], "empty gold"), ([["a"]], [{"a"}], "k must")],
+    ("qrels", "metrics", "match"),
+    [({"q": {}}, ("mrr@10",), "no relevant document"), ({"q": {"a": 0}}, ("mrr@10",), "no relevant document"),
+     ({"q": {"a": 1}}, ("recall@0",), "cut-off must be >= 1"), ({"q": {"a": 1}}, ("map",), "needs a cut-off")],
 )
-def test_metric_errors(rankings, golds, match):
-    ks = (0,) if match == "k must" else (1,)
+def test_metric_errors(qrels, metrics, match):
     with pytest.raises(ValueError, match=match):
-        retrieval_metrics(rankings, golds, ks=ks)
+        run_metrics({"q": ["a"]}, qrels, metrics)
 
 
 def test_rankings_from_scores_breaks_ties_by_index():

@@ -159,7 +159,7 @@ def ours_top1(doc_terms: list[list[str]], query_terms: list[list[str]]) -> list[
 
 def _shared_sets():
     try:
-        from sparse_demo.train import load_boolq, load_korsts
+        from sparse_demo.data import load_boolq, load_korsts
 
         boolq = load_boolq("test")[1]
         korsts = load_korsts("test", min_score=4.0, corpus_from="all")[1]
@@ -167,14 +167,17 @@ def _shared_sets():
         pytest.skip(f"../shared/data is absent: {exc}")
     # BoolQ's corpus is cut to the test split's own paragraphs (1,403 of 5,757) to keep Kiwi's
     # analysis under a minute; bench_analyzer.py measures the full corpus.
-    used = sorted({d for g in boolq.gold for d in g})
+    return [_as_rows("BoolQ test", boolq, test_only=True), _as_rows("KorSTS test >= 4", korsts)]
+
+
+def _as_rows(name, judged, test_only=False):
+    """``(name, doc texts, query texts, gold row sets)`` of a judged corpus (docs cut to the judged ones)."""
+    row = {d.id: i for i, d in enumerate(judged.documents)}
+    used = sorted({row[d] for q in judged.queries for d in judged.qrels[q.id]}) if test_only else list(row.values())
     new_row = {d: i for i, d in enumerate(used)}
-    boolq_docs = [boolq.corpus[d] for d in used]
-    boolq_gold = [{new_row[d] for d in g} for g in boolq.gold]
-    return [
-        ("BoolQ test", boolq_docs, boolq.queries, boolq_gold),
-        ("KorSTS test >= 4", korsts.corpus, korsts.queries, korsts.gold),
-    ]
+    docs = [judged.documents[d].text for d in used]
+    gold = [{new_row[row[d]] for d in judged.qrels[q.id]} for q in judged.queries]
+    return name, docs, [q.text for q in judged.queries], gold
 
 
 @pytest.mark.slow
@@ -203,9 +206,9 @@ def _uncached(analyzer: BM25Analyzer, text: str) -> list[str]:
 
 def _real_texts(n: int) -> list[str]:
     try:
-        from sparse_demo.train import load_boolq
+        from sparse_demo.data import load_boolq
 
-        return list(load_boolq("test")[1].corpus[:n])
+        return [d.text for d in load_boolq("test")[1].documents[:n]]
     except FileNotFoundError:
         return []
 

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sparse_demo import search as svc
@@ -821,6 +822,20 @@ def test_token_ids_pack_and_index_like_a_list():
 
 
 # ----------------------------------------------------------------------------- F5: index budget, tuned weights, limits
+def _scipy_csc_bytes(rows: list[dict[str, float]]) -> int:
+    """Bytes of a float32 CSC matrix (documents x distinct keys, at least one column) of these rows, by scipy."""
+    import scipy.sparse as sp
+
+    if not rows:
+        return 0
+    col = {k: i for i, k in enumerate(dict.fromkeys(k for r in rows for k in r))}
+    coo = sp.coo_matrix(([1.0 for r in rows for _ in r], ([i for i, r in enumerate(rows) for _ in r],
+                                                          [col[k] for r in rows for k in r])),
+                        shape=(len(rows), max(1, len(col))), dtype=np.float32)
+    m = coo.tocsc()
+    return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+
+
 def hand_index_bytes(docs: list[Document], vectors: dict[str, dict[str, float]] | None, input_ids=None,
                      memory: bool = True) -> int:
     """The byte estimate as session.estimate_index_bytes's docstring states it, computed from the raw documents."""
@@ -828,8 +843,9 @@ def hand_index_bytes(docs: list[Document], vectors: dict[str, dict[str, float]] 
     terms = [bm25_terms(doc_text(d)) for d in docs]
     entries = sum(len(vectors[d.id]) for d in docs) if vectors else 0
     total = text + 100 * entries + 70 * sum(len(t) for t in terms)
-    if memory:
-        total += 8 * (entries + sum(len(set(t)) for t in terms))
+    if memory:  # the postings as scipy lays them out: float32 values, int32 rows and column pointers
+        total += _scipy_csc_bytes([dict.fromkeys(t, 1.0) for t in terms])
+        total += _scipy_csc_bytes([vectors[d.id] for d in docs] if vectors else [{} for _ in docs])
     if input_ids is not None:
         total += 8 * (len(input_ids) + 1) + 4 * sum(len(row) for row in input_ids)
     return total

@@ -50,7 +50,7 @@ def test_query_files_keep_separators_inside_a_query():
 
 
 def test_pairs_jsonl_with_separators_and_line_numbers():
-    from sparse_demo.train import read_pairs
+    from sparse_demo.data import read_pairs
 
     rows = [{"query": "당뇨\u2028병", "positive": "혈당\u0085관리"}, {"query": "전세", "positive": "보증금"}]
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()

@@ -6,14 +6,10 @@ import json
 
 import pytest
 
-from sparse_demo.train.benchsets import SHARED_DATA_DIR, load_boolq, load_korsts
-from sparse_demo.train.data import (
-    Pair,
-    read_pairs,
-    retrieval_set_from_pairs,
-    separate_from_heldout,
-    split_pairs,
-)
+from sparse_demo.data import Pair, corpus_from_pairs, load_boolq, load_korsts, read_pairs, shared_data_dir
+from sparse_demo.train import separate_from_heldout, split_pairs
+
+SHARED_DATA_DIR = shared_data_dir()
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -190,10 +186,12 @@ def test_null_values_count_as_empty():
     assert ds.pairs == [Pair("q", "p")] and ds.report.empty_rows == 1
 
 
-def test_retrieval_set_from_pairs_groups_gold():
-    rs = retrieval_set_from_pairs([Pair("q", "a", "n"), Pair("q", "b"), Pair("r", "a")])
-    assert rs.queries == ["q", "r"] and rs.corpus == ["a", "n", "b"]
-    assert rs.gold == [{0, 2}, {0}]
+def test_corpus_from_pairs_groups_gold():
+    c = corpus_from_pairs([Pair("q", "a", "n"), Pair("q", "b"), Pair("r", "a")], "toy")
+    assert [q.text for q in c.queries] == ["q", "r"] and [d.text for d in c.documents] == ["a", "n", "b"]
+    text = {d.id: d.text for d in c.documents}
+    assert [{text[d] for d in c.qrels[q.id]} for q in c.queries] == [{"a", "b"}, {"a"}]
+    assert all(g == 1 for judged in c.qrels.values() for g in judged.values())
 
 
 needs_data = pytest.mark.skipif(
@@ -203,15 +201,17 @@ needs_data = pytest.mark.skipif(
 
 @needs_data
 def test_boolq_loader_matches_readme_counts():
-    pairs, rs = load_boolq("test")
-    assert len(pairs) == 1404 and len(rs) == 1404
-    assert len(rs.corpus) == 5757
-    assert all(rs.corpus[next(iter(g))] == p.positive for g, p in zip(rs.gold, pairs))
+    pairs, judged = load_boolq("test")
+    assert len(pairs) == 1404 and len(judged.queries) == 1404
+    assert len(judged) == 5757
+    text = {d.id: d.text for d in judged.documents}
+    assert all([text[d] for d in judged.qrels[q.id]] == [p.positive] and q.text == p.query
+               for q, p in zip(judged.queries, pairs))
 
 
 @needs_data
 def test_korsts_loader_matches_readme_counts():
-    pairs, rs = load_korsts("test", corpus_from="all")
-    assert len(pairs) == 338 and len(rs.corpus) == 8000
+    pairs, judged = load_korsts("test", corpus_from="all")
+    assert len(pairs) == 338 and len(judged) == 8000 and len(judged.queries) == 338
     _, split_only = load_korsts("test")
-    assert len(split_only.corpus) < len(rs.corpus)
+    assert len(split_only) < len(judged)

@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from sparse_demo.corpus import Corpus, Document
+from sparse_demo.data import Pair, read_pairs
 from sparse_demo.train import (
     DEFAULT_SAMPLE_PAIRS,
     LossConfig,
-    Pair,
     TrainConfig,
     TrainingBusyError,
-    read_pairs,
     train,
     zip_model,
 )

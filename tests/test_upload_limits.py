@@ -24,11 +24,11 @@ import pytest
 
 from sparse_demo import search as svc
 from sparse_demo.corpus import Corpus, Document, load_corpus, parse_qrels
+from sparse_demo.data import read_pairs
 from sparse_demo.evaluation import load_eval_set
 from sparse_demo.evaluation.runner import EncodingCache
 from sparse_demo.limits import Limits, TimeLimitExceeded
 from sparse_demo.search.corpus_files import MAX_ZIP_RATIO, check_zip_directory, extract_capped, load_corpus_file
-from sparse_demo.train import read_pairs
 from sparse_demo.ui import evaluate as eval_tab
 from sparse_demo.ui import finetune as finetune_tab
 from sparse_demo.ui import search as search_tab
@@ -357,7 +357,7 @@ def test_evaluating_an_upload_stops_at_the_time_budget(app_context, tmp_path):
     (folder / "queries.jsonl").write_text(_line("q1", "당뇨병") + "\n", encoding="utf-8")
     (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\n", encoding="utf-8")
     eval_set = load_eval_set(folder)
-    eval_set.corpus.owner = "visitor-a"
+    eval_set.owner = "visitor-a"
     r = eval_tab.run_evaluation(ctx, eval_tab.UPLOAD_LABEL, eval_set, [], ["bm25"], "0.5", "memory", 0, 0, [])
     assert "Evaluating your upload stopped after" in r.status and "SPARSE_DEMO_MAX_INDEX_SECONDS" in r.status
 

@@ -24,7 +24,7 @@ from .. import evaluation as ev
 from ..encoder import ModelLoadError
 from ..evaluation import report as ev_report
 from ..evaluation import runner, systems
-from ..evaluation.sweeps import DEFAULT_FOLDS
+from ..evaluation.weights import DEFAULT_FOLDS
 from .common import DEVICES, EXIT_FAILED, CliError, note_line, positive_int, registry
 
 SWEEPS: tuple[str, ...] = ("weight", "prune")

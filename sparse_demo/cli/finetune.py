@@ -177,7 +177,8 @@ def check_out(out: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Train; 0 when a model folder was written."""
-    from ..train import MIN_PAIRS, read_pairs, train, zip_model
+    from ..data import read_pairs
+    from ..train import MIN_PAIRS, train, zip_model
 
     config = config_from_args(args)
     pairs = read_pairs(args.pairs)

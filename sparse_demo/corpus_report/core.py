@@ -21,7 +21,8 @@ vocabulary dimension ``v`` in document ``d``, ``A[d, v] = w[d, v] > 0``):
   heaviest tokens (ties by token id, as the encoder orders them).
 - ``always_on`` tokens: ``df > N / 2``; ``always_on_mass_ratio``: their share of the mass.
 - ``posting_entries = sum_v df(v)``; ``memory_index_bytes``: the postings as the in-memory
-  backend keeps them (CSC: float32 weight + int32 row per entry, int64 offsets per token).
+  backend keeps them and reports them (:func:`sparse_demo.index.bm25.csc_nbytes` of the float32
+  documents x active-tokens CSC matrix: weights, row indices, one pointer per token and one more).
 - ``flops_per_pair = sum_v p_q(v) * p_d(v)`` with ``p_d = df / N`` and ``p_q`` the share of
   queries activating ``v`` (the SPLADE papers' expected multiplications per query-document
   pair); ``postings_per_query = N * flops_per_pair``: posting entries one query reads on
@@ -46,6 +47,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from sparse_demo.analysis import CATEGORIES
+from sparse_demo.index.bm25 import csc_nbytes
+from sparse_demo.korean import strip_marker
 
 logger = logging.getLogger(__name__)
 
@@ -430,8 +433,6 @@ def corpus_report(
         >>> r.tokens[["token", "df", "mass"]].values.tolist(), round(r.totals.stopword_mass_ratio, 3)
         ([['a', 2, 3.0], ['은', 1, 0.5]], 0.143)
     """
-    from sparse_demo.korean import strip_marker
-
     t0 = time.perf_counter()
     w = _check_inputs(weights, tokens, categories, inputs, queries, doc_top_k)
     n, vocab = w.shape
@@ -501,7 +502,7 @@ def corpus_report(
         always_on_tokens=int(always.sum()),
         always_on_mass_ratio=float(mass[always].sum() / total_mass) if total_mass > 0 else 0.0,
         posting_entries=int(w.nnz),
-        memory_index_bytes=int(w.nnz) * 8 + (n_tokens + 1) * 8,
+        memory_index_bytes=csc_nbytes(sp.csc_matrix(w[:, active_ids], dtype=np.float32)) if w.nnz else 0,
         queries=n_queries,
         flops_per_pair=flops,
         postings_per_query=per_query,

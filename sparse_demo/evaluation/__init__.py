@@ -2,11 +2,14 @@
 
 Modules, one concept each:
 
-* :mod:`.metrics`: recall@k, MRR@10, nDCG@10 (graded), per query and averaged;
+* :mod:`.metrics`: recall@k, MRR@10, nDCG@10 (graded; binary relevance is grade 1), per query and averaged;
 * :mod:`.significance`: paired randomization test, bootstrap interval, Holm correction;
-* :mod:`.dataset`: evaluation sets from BEIR folders/zips, pairs files, the sample, BoolQ, KorSTS;
+* :mod:`.dataset`: judged corpora (:class:`~sparse_demo.corpus.Corpus`) from BEIR folders/zips, pairs files,
+  the sample, BoolQ, KorSTS, checked and sampled;
 * :mod:`.systems`: ``bm25``, ``sparse:MODEL``, ``hybrid:MODEL[:WEIGHT|:best]``, ``rrf:MODEL`` rows;
-* :mod:`.runner`: :func:`evaluate` through the Search tab's build_index/search, with encoding cache;
+* :mod:`.runner`: :func:`evaluate`, the one evaluation function (the Evaluate tab, the trainer's held-out
+  check, the demo model's build and the benchmarks call it), through the Search tab's build_index/search;
+* :mod:`.weights`: the one hybrid-weight rule and its k-fold cross-validation;
 * :mod:`.cost`: active dimensions, FLOPS, index bytes, latency;
 * :mod:`.sweeps`: quality against cost under pruning;
 * :mod:`.report`: card-layout table, Markdown, CSV/JSON, reference rows, wins/losses;
@@ -22,9 +25,6 @@ from __future__ import annotations
 
 from .cost import flops, index_bytes, mean_active
 from .dataset import (
-    EvalSet,
-    eval_set_from_pairs,
-    eval_set_from_retrieval_set,
     load_eval_set,
     make_eval_set,
     sample_queries,
@@ -35,7 +35,6 @@ from .metrics import (
     RetrievalMetrics,
     query_metrics,
     rankings_from_scores,
-    retrieval_metrics,
     run_metrics,
 )
 from .report import (
@@ -64,9 +63,23 @@ from .runner import (
 from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
 from .sweeps import PrunePoint, prune_sweep, prune_vector
 from .systems import SystemSpec, parse_system
+from .weights import (
+    DEFAULT_FOLDS,
+    SWEEP_WEIGHTS,
+    TIE_RULE,
+    CrossValidation,
+    choose_weight,
+    cross_validate_weight,
+)
 
 __all__ = [
     "CARD_REFERENCE",
+    "DEFAULT_FOLDS",
+    "SWEEP_WEIGHTS",
+    "TIE_RULE",
+    "CrossValidation",
+    "choose_weight",
+    "cross_validate_weight",
     "DEFAULT_CACHE",
     "DEFAULT_KS",
     "METRICS",
@@ -74,7 +87,6 @@ __all__ = [
     "CostFigures",
     "EncodingCache",
     "EvalReport",
-    "EvalSet",
     "EvaluationCancelled",
     "PrunePoint",
     "RetrievalMetrics",
@@ -85,8 +97,6 @@ __all__ = [
     "WinsLosses",
     "bootstrap_ci",
     "dumps",
-    "eval_set_from_pairs",
-    "eval_set_from_retrieval_set",
     "evaluate",
     "flops",
     "holm_adjust",
@@ -101,7 +111,6 @@ __all__ = [
     "query_metrics",
     "rankings_from_scores",
     "reference_rows",
-    "retrieval_metrics",
     "run_metrics",
     "runs_csv",
     "sample_queries",

@@ -6,9 +6,12 @@ of multiplications of a query-document dot product through an inverted index,
 the share of documents in which dimension ``v`` is active. The same formula over BM25 terms
 gives BM25's posting-list work.
 
-Memory-index bytes count what the memory backend holds for a leg: one float32 weight and one
-int32 document row per posting, plus one int32 pointer per used dimension (and one more),
-as its compressed-sparse-column matrix stores them (scipy keeps 32-bit indices while they fit).
+Memory-index bytes are what the memory backend's leg reports for these vectors
+(:attr:`sparse_demo.index.memory.SparseIndex.nbytes`: its postings matrix's weights, rows and
+pointers, :func:`sparse_demo.index.bm25.csc_nbytes`); a BM25 leg holds one posting per distinct term.
+
+FLOPS here is only this expected-multiplications figure; the per-vector sum of squared weights
+(the FLOPS *regulariser* of one vector) is :attr:`sparse_demo.analysis.TokenStats.l2_mass`.
 
 Example:
     >>> flops([{"a": 1.0}, {"a": 2.0, "b": 1.0}], [{"a": 1.0}, {"b": 1.0}])
@@ -26,11 +29,9 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from sparse_demo.index.memory import SparseIndex
 
-#: Bytes per posting (float32 weight + int32 row) and per dimension pointer (int32).
-POSTING_BYTES = 8
-POINTER_BYTES = 4
+logger = logging.getLogger(__name__)
 
 
 def _activity(vectors: Sequence[Iterable[str]]) -> Counter:
@@ -60,14 +61,14 @@ def mean_active(vectors: Sequence[Iterable[str]]) -> float:
 
 
 def index_bytes(vectors: Sequence[Mapping[str, float] | Iterable[str]]) -> int:
-    """Bytes of a memory-backend leg holding these vectors (see the module docstring)."""
-    postings = 0
-    dims: set[str] = set()
-    for v in vectors:
-        keys = set(v)
-        postings += len(keys)
-        dims.update(keys)
-    return postings * POSTING_BYTES + (len(dims) + 1) * POINTER_BYTES if postings else 0
+    """Bytes a memory-backend leg holding these vectors reports (term lists: one posting per distinct term)."""
+    rows = [dict(v) if isinstance(v, Mapping) else dict.fromkeys(v, 1.0) for v in vectors]
+    rows = [r for r in rows if r]
+    if not rows:
+        return 0
+    index = SparseIndex()
+    index.add([str(i) for i in range(len(rows))], rows)
+    return index.nbytes
 
 
 def percentile(values: Sequence[float], q: float = 50.0) -> float:

@@ -1,12 +1,12 @@
-"""Evaluation sets: a corpus, judged queries and graded qrels, checked and optionally sampled.
+"""Evaluation sets: a judged :class:`~sparse_demo.corpus.Corpus`, checked and optionally sampled.
 
 Sources (:func:`load_eval_set`):
 
 * a BEIR folder or ``.zip`` (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``), read by
   :func:`sparse_demo.search.load_corpus_file` as the Search tab reads it;
 * a pairs file (``.csv`` / ``.tsv`` / ``.jsonl`` with ``query`` and ``positive`` columns, read by
-  :func:`sparse_demo.train.read_pairs`): the corpus is the deduplicated passages (positives and
-  negatives), each distinct query is judged relevant to its positives;
+  :func:`sparse_demo.data.read_pairs`; :func:`sparse_demo.data.corpus_from_pairs`): the corpus is
+  the deduplicated passages (positives and negatives), each distinct query is judged relevant to its positives;
 * the bundled sample (``"sample"``);
 * the shared benchmark sets ``boolq:<split>`` and ``korsts:<split>`` (``../shared/data``).
 
@@ -15,15 +15,16 @@ unpacks to, documents per corpus, characters per document or pair text (named by
 
 Checks (:func:`make_eval_set`) raise ``ValueError`` with one clear line for an empty corpus,
 duplicate document or query ids, qrels naming unknown documents or queries, and no judged
-query; queries without judgements are dropped and counted in ``notes``.
+query; queries without judgements are dropped and said in the corpus' ``notes``. The result is the
+same corpus type with only the judged queries (its ``total_queries`` counts them before sampling).
 
 Example:
     >>> from sparse_demo.corpus import Corpus, Document, Query
     >>> c = Corpus("toy", [Document("d1", "가"), Document("d2", "나")], [Query("q1", "가"), Query("q2", "다")],
     ...            {"q1": {"d1": 1}})
     >>> s = make_eval_set(c)
-    >>> len(s), s.notes
-    (1, ['1 of 2 queries have no relevance judgement and are not evaluated (first: q2).'])
+    >>> len(s.queries), s.notes
+    (1, ('1 of 2 queries have no relevance judgement and are not evaluated (first: q2).',))
 """
 
 from __future__ import annotations
@@ -31,59 +32,19 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-from sparse_demo.corpus import Corpus, Document, Query
+from sparse_demo.corpus import Corpus, load_corpus, parse_qrels
+from sparse_demo.data import BENCHMARKS, corpus_from_pairs, load_boolq, load_korsts, read_pairs
 from sparse_demo.limits import Limits
+from sparse_demo.search import load_corpus_file, load_sample_corpus
 
 logger = logging.getLogger(__name__)
 
 PAIRS_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl")
-BENCHMARKS: tuple[str, ...] = ("boolq", "korsts")
 SOURCES_HELP = ("a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file "
                 "(.csv/.tsv/.jsonl with query and positive columns), 'sample', 'boolq:<split>' or 'korsts:<split>'")
-
-
-@dataclass
-class EvalSet:
-    """A corpus with judged queries, ready for :func:`sparse_demo.evaluation.evaluate`.
-
-    Attributes:
-        name: display name.
-        corpus: the documents (its ``queries``/``qrels`` are the judged ones below).
-        queries: judged queries in evaluation order.
-        qrels: ``{query id: {doc id: grade}}`` for exactly these queries (a grade > 0 is relevant).
-        notes: what the checks dropped or sampled (shown with the results).
-        total_queries: judged queries before sampling.
-    """
-
-    name: str
-    corpus: Corpus
-    queries: list[Query]
-    qrels: dict[str, dict[str, int]]
-    notes: list[str] = field(default_factory=list)
-    total_queries: int = 0
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    def query_text(self, qid: str) -> str:
-        """The text of a query id."""
-        return self._texts[qid]
-
-    def __post_init__(self) -> None:
-        self._texts = {q.id: q.text for q in self.queries}
-        if not self.total_queries:
-            self.total_queries = len(self.queries)
-
-    def subset(self, query_ids: list[str], name: str | None = None) -> EvalSet:
-        """The same corpus with only these queries (in the given order)."""
-        keep = set(query_ids)
-        queries = [q for q in self.queries if q.id in keep]
-        qrels = {q.id: self.qrels[q.id] for q in queries}
-        corpus = replace(self.corpus, queries=queries, qrels=qrels)
-        return EvalSet(name or self.name, corpus, queries, qrels, list(self.notes), self.total_queries)
 
 
 def _examples(items: list[str], n: int = 3) -> str:
@@ -91,7 +52,7 @@ def _examples(items: list[str], n: int = 3) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def make_eval_set(corpus: Corpus, *, name: str | None = None) -> EvalSet:
+def make_eval_set(corpus: Corpus, *, name: str | None = None) -> Corpus:
     """Check a corpus's queries and qrels and keep the judged queries.
 
     Raises:
@@ -112,7 +73,7 @@ def make_eval_set(corpus: Corpus, *, name: str | None = None) -> EvalSet:
             f"{label}: no judged queries to evaluate (found {len(corpus.queries)} queries and "
             f"{len(corpus.qrels)} qrels entries); give {SOURCES_HELP}"
         )
-    dropped = int(getattr(corpus, "dropped_judgements", 0) or 0)
+    dropped = corpus.dropped_judgements
     if dropped:
         raise ValueError(f"{label}: the qrels name {dropped} judgement(s) of queries or documents missing from "
                          "queries.jsonl / corpus.jsonl; fix the ids or remove those qrels lines")
@@ -138,13 +99,14 @@ def make_eval_set(corpus: Corpus, *, name: str | None = None) -> EvalSet:
     if not judged:
         raise ValueError(f"{label}: none of the {len(corpus.queries)} queries has a relevant document (grade > 0)")
     qrels = {q.id: dict(corpus.qrels[q.id]) for q in judged}
-    return EvalSet(label, replace(corpus, queries=judged, qrels=qrels), judged, qrels, notes)
+    return replace(corpus, name=label, queries=judged, qrels=qrels, checks=[*corpus.checks, *notes],
+                   total_queries=len(judged))
 
 
-def sample_queries(eval_set: EvalSet, n: int | None, seed: int = 0) -> EvalSet:
+def sample_queries(eval_set: Corpus, n: int | None, seed: int = 0) -> Corpus:
     """``n`` queries drawn without replacement with ``seed`` (kept in their original order).
 
-    ``None`` or ``n >= len(eval_set)`` keeps every query.
+    ``None`` or ``n >=`` the number of queries keeps every query.
 
     Raises:
         ValueError: ``n < 1``.
@@ -153,65 +115,36 @@ def sample_queries(eval_set: EvalSet, n: int | None, seed: int = 0) -> EvalSet:
         return eval_set
     if isinstance(n, bool) or int(n) < 1:
         raise ValueError(f"the sample size must be a positive number of queries, got {n!r}")
-    if n >= len(eval_set):
-        return eval_set
     ids = [q.id for q in eval_set.queries]
+    if n >= len(ids):
+        return eval_set
     chosen = set(random.Random(seed).sample(ids, int(n)))
-    out = eval_set.subset([i for i in ids if i in chosen])
-    out.notes.append(f"Sampled {n} of {len(ids)} judged queries (seed {seed}).")
+    out = eval_set.with_queries([i for i in ids if i in chosen])
+    out.checks.append(f"Sampled {n} of {len(ids)} judged queries (seed {seed}).")
     return out
 
 
-def eval_set_from_pairs(pairs: list, name: str) -> EvalSet:
-    """An evaluation set from :class:`sparse_demo.train.Pair` rows (corpus = distinct passages)."""
-    passages: dict[str, str] = {}
-    for p in pairs:
-        for text in (p.positive, getattr(p, "negative", None)):
-            if text and text not in passages:
-                passages[text] = f"p{len(passages) + 1}"
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for p in pairs:
-        qid = queries.setdefault(p.query, f"q{len(queries) + 1}")
-        qrels.setdefault(qid, {})[passages[p.positive]] = 1
-    docs = [Document(pid, text) for text, pid in passages.items()]
-    corpus = Corpus(name, docs, [Query(qid, text) for text, qid in queries.items()], qrels)
-    return make_eval_set(corpus, name=name)
-
-
-def eval_set_from_retrieval_set(rset: object) -> EvalSet:
-    """An evaluation set from a :class:`sparse_demo.train.RetrievalSet` (BoolQ, KorSTS)."""
-    docs = [Document(f"d{i}", text) for i, text in enumerate(rset.corpus)]
-    queries = [Query(f"q{i}", text) for i, text in enumerate(rset.queries)]
-    qrels = {f"q{i}": {f"d{g}": 1 for g in gold} for i, gold in enumerate(rset.gold)}
-    return make_eval_set(Corpus(rset.name, docs, queries, qrels), name=rset.name)
-
-
-def load_benchmark(spec: str, data_dir: str | Path | None = None) -> EvalSet:
+def load_benchmark(spec: str, data_dir: str | Path | None = None) -> Corpus:
     """``boolq:<split>`` or ``korsts:<split>`` (KorSTS pairs scoring >= 4, corpus of all sentence2).
 
     Raises:
         ValueError: unknown set or split; FileNotFoundError: the shared data folder is absent.
     """
-    from sparse_demo.train import load_boolq, load_korsts
-
     kind, _, split = spec.partition(":")
     split = split or "test"
     if kind == "boolq":
-        _, rset = load_boolq(split, data_dir)
+        _, judged = load_boolq(split, data_dir)
     elif kind == "korsts":
-        _, rset = load_korsts(split, data_dir, corpus_from="all")
+        _, judged = load_korsts(split, data_dir, corpus_from="all")
     else:
         raise ValueError(f"unknown benchmark {kind!r}; choose one of {', '.join(BENCHMARKS)}")
-    return eval_set_from_retrieval_set(rset)
+    return make_eval_set(judged)
 
 
 def _check_raw_qrels(folder: Path, split: str, corpus: Corpus) -> None:
     """Name the unknown ids of a BEIR folder's qrels (the corpus loader drops them silently)."""
-    from sparse_demo.corpus import parse_qrels
-
     qrels_file = folder / "qrels" / f"{split}.tsv"
-    if not getattr(corpus, "dropped_judgements", 0) or not qrels_file.is_file():
+    if not corpus.dropped_judgements or not qrels_file.is_file():
         return
     raw = parse_qrels(qrels_file.read_text(encoding="utf-8"), f"qrels/{split}.tsv")
     corpus.qrels = {q: dict(j) for q, j in raw.items()}
@@ -219,7 +152,7 @@ def _check_raw_qrels(folder: Path, split: str, corpus: Corpus) -> None:
 
 
 def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Path | None = None,
-                  limits: Limits | None = None) -> EvalSet:
+                  limits: Limits | None = None) -> Corpus:
     """Load an evaluation set from a path or a named source (see the module docstring).
 
     Args:
@@ -232,8 +165,6 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
     Raises:
         ValueError: a bad file, an unsupported format, a limit exceeded or failed checks (one line each).
     """
-    from sparse_demo.search import load_corpus_file, load_sample_corpus
-
     text = str(source)
     if text == "sample":
         return make_eval_set(load_sample_corpus(), name="bundled sample")
@@ -245,22 +176,16 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
     limits = Limits.from_env() if limits is None else limits
     if path.is_dir() or path.suffix.lower() == ".zip":
         if path.is_dir():
-            from sparse_demo.corpus import load_corpus
-
             corpus = load_corpus(path, split=split, limits=limits)
             _check_raw_qrels(path, split, corpus)
         else:
             corpus = load_corpus_file(path, workdir=workdir, limits=limits, split=split)
         return make_eval_set(corpus, name=path.name)
     if path.suffix.lower() in PAIRS_SUFFIXES:
-        from sparse_demo.train import read_pairs
-
         data = read_pairs(path, max_chars=limits.max_doc_chars)
         passages = {p.positive for p in data.pairs} | {p.negative for p in data.pairs if p.negative}
         limits.check_doc_count(len(passages), f"{path.name} (its distinct passages)")
-        out = eval_set_from_pairs(list(data.pairs), path.name)
-        skipped = getattr(data.report, "summary", None)
-        if callable(skipped):
-            out.notes.append(str(skipped()))
+        out = make_eval_set(corpus_from_pairs(data.pairs, path.name))
+        out.checks.append(data.report.summary())
         return out
     raise ValueError(f"unsupported evaluation input {path.name!r}; give {SOURCES_HELP}")

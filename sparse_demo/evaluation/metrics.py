@@ -1,10 +1,10 @@
-"""Retrieval metrics: binary-gold averages for training, graded per-query metrics for the evaluator.
+"""Retrieval metrics: one implementation, graded judgements, one value per query and metric.
 
-A *ranking* is a sequence of document ids, best first. Two interfaces:
-
-* :func:`retrieval_metrics` (binary gold sets, averaged; used by the trainer's held-out check);
-* :func:`query_metrics` / :func:`run_metrics` (graded qrels ``{doc: grade}``, grade > 0 is
-  relevant; one value per query and metric), the evaluator's numbers.
+A *ranking* is a sequence of document ids, best first; judgements are graded qrels
+``{doc: grade}`` (grade > 0 is relevant; binary relevance, as pairs give, is grade 1).
+:func:`query_metrics` scores one query, :func:`run_metrics` a run; every figure of the package
+(the Evaluate tab, the trainer's held-out check, the demo model's build, the benchmarks) comes
+from them. :class:`RetrievalMetrics` is the averaged summary the trainer reports.
 
 Definitions (per query, then averaged over queries), the same as ranx / trec_eval:
 
@@ -15,7 +15,8 @@ Definitions (per query, then averaged over queries), the same as ranx / trec_eva
   descending.
 
 Example:
-    >>> m = retrieval_metrics([["d2", "d1"], ["d9", "d8"]], [{"d1"}, {"d7"}])
+    >>> per_query = run_metrics({"a": ["d2", "d1"], "b": ["d9", "d8"]}, {"a": {"d1": 1}, "b": {"d7": 1}})
+    >>> m = RetrievalMetrics.from_per_query(per_query)
     >>> round(m.recall[1], 3), round(m.mrr10, 3)
     (0.0, 0.25)
     >>> query_metrics(["d2", "d1"], {"d1": 2})["mrr@10"]
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -37,21 +38,34 @@ DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
 @dataclass(frozen=True)
 class RetrievalMetrics:
-    """Averaged retrieval metrics plus the per-query reciprocal ranks (for significance tests).
+    """Averaged retrieval metrics (the trainer's held-out summary).
 
     Attributes:
         recall: ``{k: R@k}``.
         mrr10: mean reciprocal rank within the top 10.
         ndcg10: mean nDCG@10.
         num_queries: queries evaluated.
-        reciprocal_ranks: per-query ``1/rank`` within the top 10 (0 when not found).
     """
 
     recall: dict[int, float]
     mrr10: float
     ndcg10: float
     num_queries: int
-    reciprocal_ranks: tuple[float, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_means(cls, means: Mapping[str, float], num_queries: int,
+                   ks: Sequence[int] = DEFAULT_KS) -> RetrievalMetrics:
+        """The summary of mean metrics named as :data:`METRICS` (``recall@K``, ``mrr@10``, ``ndcg@10``)."""
+        return cls({int(k): float(means[f"recall@{k}"]) for k in ks}, float(means["mrr@10"]), float(means["ndcg@10"]),
+                   num_queries)
+
+    @classmethod
+    def from_per_query(cls, per_query: Mapping[str, Mapping[str, float]], ks: Sequence[int] = DEFAULT_KS
+                       ) -> RetrievalMetrics:
+        """The summary of :func:`run_metrics`' per-query values (means over its queries)."""
+        n = len(next(iter(per_query.values())))
+        means = {m: (sum(v.values()) / n if n else 0.0) for m, v in per_query.items()}
+        return cls.from_means(means, n, ks)
 
     def as_row(self) -> dict[str, float]:
         """A flat dict for tables: ``R@1, R@5, R@10, MRR@10, nDCG@10``."""
@@ -62,62 +76,8 @@ class RetrievalMetrics:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("reciprocal_ranks")
         d["recall"] = {str(k): v for k, v in self.recall.items()}
         return d
-
-
-def _ndcg_at(ranking: Sequence[Hashable], gold: set, k: int = 10) -> float:
-    dcg = sum(1.0 / math.log2(i + 2) for i, doc in enumerate(ranking[:k]) if doc in gold)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(gold), k)))
-    return dcg / ideal if ideal > 0 else 0.0
-
-
-def retrieval_metrics(
-    rankings: Sequence[Sequence[Hashable]],
-    golds: Sequence[set | frozenset | Sequence[Hashable]],
-    ks: Sequence[int] = DEFAULT_KS,
-) -> RetrievalMetrics:
-    """R@k, MRR@10 and nDCG@10 of ranked lists against gold sets.
-
-    Args:
-        rankings: per query, document ids best first (duplicates count once).
-        golds: per query, the relevant ids (non-empty).
-        ks: cut-offs for recall.
-
-    Raises:
-        ValueError: lengths differ, a gold set is empty or a k is < 1.
-    """
-    if len(rankings) != len(golds):
-        raise ValueError(f"got {len(rankings)} rankings but {len(golds)} gold sets")
-    if any(k < 1 for k in ks):
-        raise ValueError(f"every k must be >= 1, got {list(ks)}")
-    recall = {int(k): 0.0 for k in ks}
-    rrs: list[float] = []
-    ndcg = 0.0
-    for qi, (ranking, gold) in enumerate(zip(rankings, golds)):
-        gold = set(gold)
-        if not gold:
-            raise ValueError(f"query {qi} has an empty gold set")
-        seen: set = set()
-        ranking = [d for d in ranking if not (d in seen or seen.add(d))]
-        for k in recall:
-            recall[k] += len(gold.intersection(ranking[:k])) / len(gold)
-        rr = 0.0
-        for i, doc in enumerate(ranking[:10]):
-            if doc in gold:
-                rr = 1.0 / (i + 1)
-                break
-        rrs.append(rr)
-        ndcg += _ndcg_at(ranking, gold, 10)
-    n = max(1, len(rankings))
-    return RetrievalMetrics(
-        recall={k: v / n for k, v in recall.items()},
-        mrr10=float(sum(rrs) / n),
-        ndcg10=ndcg / n,
-        num_queries=len(rankings),
-        reciprocal_ranks=tuple(rrs),
-    )
 
 
 def rankings_from_scores(scores: np.ndarray, doc_ids: Sequence[Hashable], k: int = 10) -> list[list[Hashable]]:

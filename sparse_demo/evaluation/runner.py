@@ -9,7 +9,7 @@ any model, the BM25 row is ``search(method="bm25")`` on a BM25-only index.
 
 The ``hybrid:MODEL:best`` row is honest about its weight: the weight is chosen by k-fold
 cross-validation over the evaluated queries (k = 5 by default, folds seeded by ``seed``; see
-:func:`sparse_demo.evaluation.sweeps.cross_validate_weight`), so each query is scored with a
+:func:`sparse_demo.evaluation.weights.cross_validate_weight`), so each query is scored with a
 weight chosen on the other folds' queries and the row's metrics, p-values and interval are over
 all queries, none scored by a weight chosen on it. The weight offered to the Search tab as a tuned
 default (:attr:`WeightSweep.best_weight`) is the one chosen on all queries.
@@ -31,15 +31,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sparse_demo.corpus import Corpus
 from sparse_demo.index import fuse
+from sparse_demo.korean import bm25_terms
+from sparse_demo.search import (
+    DEFAULT_DOC_TOP_K,
+    DEFAULT_QUERY_TOP_K,
+    build_index,
+    corpus_fingerprint,
+    encode_corpus,
+    search,
+)
 from sparse_demo.search.build import model_fingerprint
 
 from .cost import flops, index_bytes, mean_active, opensearch_store_bytes, percentile
-from .dataset import EvalSet
 from .metrics import METRICS, run_metrics
 from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
-from .sweeps import DEFAULT_FOLDS, TIE_RULE, CrossValidation, cross_validate_weight
 from .systems import SystemSpec
+from .weights import DEFAULT_FOLDS, WeightSweep, weight_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +57,6 @@ StopFn = Callable[[], bool]
 
 #: Metrics tested for significance (the card's columns).
 TESTED_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-#: Sparse weights of the hybrid sweep.
-SWEEP_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 BACKENDS: tuple[str, ...] = ("memory", "opensearch")
 DEFAULT_DEPTH = 100
 
@@ -80,8 +87,6 @@ class EncodingCache:
         progress: ProgressFn | None = None,
     ) -> tuple[Any, bool]:
         """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
-        from sparse_demo.search import corpus_fingerprint, encode_corpus
-
         key = ("" if encoder is None else model_fingerprint(encoder), corpus_fingerprint(corpus),
                None if encoder is None else doc_top_k)
         with self._lock:
@@ -170,58 +175,6 @@ class SystemResult:
 
 
 @dataclass
-class WeightSweep:
-    """The min-max hybrid's metric against the sparse weight, and the weights cross-validation chose.
-
-    Attributes:
-        model: the model.
-        weights: the grid (0.0, 0.1, ..., 1.0).
-        overall: the metric's mean over all evaluated queries at each weight (the curve).
-        best_weight: the weight chosen on all queries (best ``overall``; :data:`~.sweeps.TIE_RULE`):
-            what the Search tab may offer as a tuned default. It has seen every query, so it is
-            not what the cross-validated row scores with.
-        cv: the k-fold choice: the fold of each query and the weight each fold's queries are scored with.
-        cv_mean: the metric's mean when every query is scored with its fold's weight (the row's value).
-        num_queries: how many queries the sweep saw.
-        seed: the seed of the fold assignment.
-        metric: the metric that chooses.
-    """
-
-    model: str
-    weights: list[float]
-    overall: list[float]
-    best_weight: float
-    cv: CrossValidation
-    cv_mean: float
-    num_queries: int
-    seed: int = 0
-    metric: str = "ndcg@10"
-
-    @property
-    def folds(self) -> int:
-        return self.cv.folds
-
-    @property
-    def fold_weights(self) -> list[float]:
-        return self.cv.fold_weights
-
-    @property
-    def dev_queries(self) -> int:
-        """The queries :attr:`best_weight` was chosen on (all of them); kept for older callers."""
-        return self.num_queries
-
-    def describe(self) -> str:
-        """One sentence on how the weights were chosen (for notes, reports and status lines)."""
-        grid = ", ".join(f"{w:g}" for w in self.weights)
-        return (f"{self.model}: {self.folds}-fold cross-validation (seed {self.seed}) chose the weight of each fold on "
-                f"the other folds' queries (best {self.metric} over the weights {grid}; "
-                f"{TIE_RULE}): {self.cv.summary()} (folds: {', '.join(f'{w:g}' for w in self.fold_weights)}), "
-                f"{self.metric} {self.cv_mean:.4f} with every query scored by a weight chosen without it. "
-                f"Chosen on all {self.num_queries} queries: {self.best_weight:g} ({self.metric} "
-                f"{max(self.overall):.4f}, optimistic), the weight offered to the Search tab.")
-
-
-@dataclass
 class EvalReport:
     """Everything one evaluation produced (tables, runs, sweeps) plus how long it took."""
 
@@ -278,30 +231,8 @@ def _check(should_stop: StopFn | None) -> None:
         raise EvaluationCancelled("evaluation cancelled")
 
 
-def weight_sweep(
-    model: str, runs: _ModelRuns, qrels: Mapping[str, Mapping[str, int]], *, depth: int,
-    folds: int = DEFAULT_FOLDS, seed: int = 0, metric: str = "ndcg@10", weights: Sequence[float] = SWEEP_WEIGHTS,
-) -> WeightSweep:
-    """``metric`` of min-max fusion at each weight, with the weights ``folds``-fold cross-validation chose.
-
-    Raises:
-        ValueError: fewer than 2 queries or folds < 2.
-    """
-    qids = list(qrels)
-    per_weight = []
-    for w in weights:
-        run = {q: [d for d, _ in _fused(runs.legs[q], "minmax", w, depth)] for q in qids}
-        per_weight.append(run_metrics(run, qrels, (metric,))[metric])
-    cv = cross_validate_weight(weights, per_weight, qids, folds=folds, seed=seed)
-    by_weight = dict(zip((float(w) for w in weights), per_weight))
-    cv_mean = sum(by_weight[cv.weight_for(q)][q] for q in qids) / len(qids)
-    overall = [sum(v[q] for q in qids) / len(qids) for v in per_weight]
-    return WeightSweep(model, [float(w) for w in weights], overall, cv.all_weight, cv, cv_mean, len(qids), seed,
-                       metric)
-
-
 def evaluate(
-    eval_set: EvalSet,
+    eval_set: Corpus,
     systems: Sequence[SystemSpec],
     encoders: Mapping[str, Any],
     *,
@@ -321,11 +252,13 @@ def evaluate(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     opensearch_settings: Any | None = None,
+    significance: bool = True,
 ) -> EvalReport:
     """Evaluate ``systems`` on ``eval_set``: metrics, significance, costs (and the weight sweep).
 
     Args:
-        eval_set: from :func:`sparse_demo.evaluation.load_eval_set` or ``make_eval_set``.
+        eval_set: a judged corpus, from :func:`sparse_demo.evaluation.load_eval_set` or ``make_eval_set``
+            (every query judged).
         systems: rows (:func:`sparse_demo.evaluation.parse_system`); the first is the default baseline.
         encoders: ``{model name: SpladeEncoder}`` for every model the systems name.
         backend: ``"memory"`` or ``"opensearch"``.
@@ -345,14 +278,13 @@ def evaluate(
         progress: ``progress(fraction, message)``.
         should_stop: polled between batches; True cancels with :class:`EvaluationCancelled`.
         opensearch_settings: ``ConnectionSettings`` for the OpenSearch backend.
+        significance: run the randomization tests and the bootstrap interval against the baseline
+            (False: metrics and costs only, as the trainer's held-out check needs).
 
     Raises:
         ValueError: bad options, an unknown model or an empty system list.
         EvaluationCancelled: ``should_stop()`` returned True.
     """
-    from sparse_demo.korean import bm25_terms
-    from sparse_demo.search import DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K, build_index, search
-
     t_start = time.perf_counter()
     if not systems:
         raise ValueError("give at least one system: bm25, sparse:MODEL, hybrid:MODEL[:WEIGHT|:best] or rrf:MODEL")
@@ -383,8 +315,12 @@ def evaluate(
     report = progress or (lambda _f, _m: None)
     dtk = DEFAULT_DOC_TOP_K if doc_top_k is None else doc_top_k
     qtk = DEFAULT_QUERY_TOP_K if query_top_k is None else query_top_k
-    corpus = eval_set.corpus
+    corpus = eval_set
     qids = [q.id for q in eval_set.queries]
+    unjudged = [q for q in qids if not any(g > 0 for g in eval_set.qrels.get(q, {}).values())]
+    if not qids or unjudged:
+        raise ValueError(f"{eval_set.name}: every evaluated query needs a relevant document; "
+                         f"{len(unjudged) if qids else 'no'} queries have none (check the set with make_eval_set)")
     n_q = len(qids)
     notes = list(eval_set.notes)
 
@@ -446,8 +382,10 @@ def evaluate(
         if model in want_sweep:
             _check(should_stop)
             report(0.9, f"{model}: sweeping the hybrid weight")
-            sweeps[model] = weight_sweep(model, runs[model], {q: eval_set.qrels[q] for q in qids}, depth=depth,
-                                         folds=tuned_folds.get(model, folds), seed=seed, metric=metric)
+            legs = runs[model].legs
+            sweeps[model] = weight_sweep(
+                model, lambda w, legs=legs: {q: [d for d, _ in _fused(legs[q], "minmax", w, depth)] for q in qids},
+                {q: eval_set.qrels[q] for q in qids}, folds=tuned_folds.get(model, folds), seed=seed, metric=metric)
             notes.append(sweeps[model].describe())
 
     # ---- rows
@@ -491,15 +429,15 @@ def evaluate(
                 sp_bytes += bm25_cost_terms[1]
             cost = CostFigures(mean_active(qv), mean_active(dv), sp_flops, sp_bytes,
                                opensearch_store_bytes(mr.index.backend), percentile(lat), _rate(mr.encoded), mr.cached)
-        per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, eval_set.qrels)
+        per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, {q: eval_set.qrels[q] for q in qids})
         means = {m: sum(v.values()) / n_q for m, v in per_q.items()}
         results.append(SystemResult(spec, spec.label, means, per_q, run, cost, weight, fold_weights))
 
     # ---- significance against the baseline, Holm across systems per metric
     base = results[base_idx]
     base.is_baseline = True
-    others = [r for r in results if r is not base]
-    for m in TESTED_METRICS:
+    others = [r for r in results if r is not base] if significance else []
+    for m in TESTED_METRICS if others else ():
         a = [base.per_query[m][q] for q in qids]
         for r in others:
             r.significance[m] = paired_randomization_test(a, [r.per_query[m][q] for q in qids], trials=trials,

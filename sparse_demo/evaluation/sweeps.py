@@ -10,40 +10,29 @@ index bytes of the pruned vectors. Settings:
 * ``max_ratio``: both sides keep the tokens weighing at least ``ratio * max weight``, as
   OpenSearch's ``max_ratio`` prune type does.
 
-The hybrid weight is chosen by k-fold cross-validation (:func:`cross_validate_weight`): the
-queries are dealt into ``k`` seeded folds; each fold's weight is the grid weight with the best mean
-metric on the *other* folds' queries (ties: the weight closest to 0.5, then the smaller), and that
-fold's queries are scored with it, so no query is scored by a weight chosen on it.
-
 Example:
     >>> prune_vector({"a": 1.0, "b": 0.5, "c": 0.05}, max_ratio=0.1)
     {'a': 1.0, 'b': 0.5}
     >>> prune_vector({"a": 1.0, "b": 0.5, "c": 0.05}, top_k=1)
     {'a': 1.0}
-    >>> per_query = [{"q1": 0.0, "q2": 1.0}, {"q1": 1.0, "q2": 0.0}]  # two weights, two queries
-    >>> choose_weight([0.3, 0.7], per_query, ["q1", "q2"])  # a tie: 0.3 and 0.7 are as close to 0.5
-    0.3
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sparse_demo.index.memory import SparseIndex
+
 from .cost import flops, index_bytes, mean_active
 from .metrics import run_metrics
+from .runner import EvalReport, EvaluationCancelled
 
 logger = logging.getLogger(__name__)
 
 PRUNE_KINDS: tuple[str, ...] = ("doc top-k", "query top-k", "max_ratio")
-#: Folds of the hybrid weight's cross-validation.
-DEFAULT_FOLDS = 5
-#: How the weight is chosen, as stated to users.
-TIE_RULE = "ties: the weight closest to 0.5, then the smaller"
 DEFAULT_TOP_KS: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256)
 DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -88,8 +77,6 @@ def prune_vector(
 
 def _ndcg(queries: Sequence[str], qvecs: Sequence[Mapping[str, float]], doc_ids: Sequence[str],
           dvecs: Sequence[Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> float:
-    from sparse_demo.index.memory import SparseIndex
-
     index = SparseIndex()
     keep = [(i, v) for i, v in zip(doc_ids, dvecs) if v]
     if keep:
@@ -100,7 +87,7 @@ def _ndcg(queries: Sequence[str], qvecs: Sequence[Mapping[str, float]], doc_ids:
 
 
 def prune_sweep(
-    report: Any,
+    report: EvalReport,
     *,
     models: Sequence[str] | None = None,
     top_ks: Sequence[int] = DEFAULT_TOP_KS,
@@ -121,8 +108,6 @@ def prune_sweep(
     Raises:
         ValueError: the report has no model, or an unknown model is named.
     """
-    from .runner import EvaluationCancelled
-
     available = list(report.model_runs)
     chosen = list(models) if models else available
     unknown = [m for m in chosen if m not in report.model_runs]
@@ -162,97 +147,4 @@ def prune_sweep(
     return points
 
 
-def choose_weight(weights: Sequence[float], per_query: Sequence[Mapping[str, float]], queries: Iterable[str]) -> float:
-    """The weight whose queries' mean metric is highest (ties, to 1e-12: closest to 0.5, then the smaller).
-
-    Args:
-        weights: the grid.
-        per_query: for each weight (same order), ``{query id: metric value}``.
-        queries: the queries that choose (at least one).
-
-    Raises:
-        ValueError: no query, or ``per_query`` not one mapping per weight.
-    """
-    qs = list(queries)
-    if not qs:
-        raise ValueError("choosing a weight needs at least one query")
-    if len(per_query) != len(weights) or not weights:
-        raise ValueError(f"per_query holds {len(per_query)} weights' values for a grid of {len(weights)}")
-    means = [sum(values[q] for q in qs) / len(qs) for values in per_query]
-    best = max(range(len(weights)), key=lambda i: (round(means[i], 12), -round(abs(weights[i] - 0.5), 9), -weights[i]))
-    return float(weights[best])
-
-
-def kfold_assignment(query_ids: Sequence[str], folds: int, seed: int = 0) -> dict[str, int]:
-    """``{query id: fold}``: the ids shuffled with ``random.Random(seed)`` and dealt round-robin into ``folds``.
-
-    Fold sizes differ by at most one.
-
-    Raises:
-        ValueError: fewer than 2 folds, or more folds than queries.
-    """
-    ids = list(query_ids)
-    if folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
-    if folds > len(ids):
-        raise ValueError(f"{folds} folds need at least {folds} queries, got {len(ids)}")
-    order = list(ids)
-    random.Random(seed).shuffle(order)
-    return {q: i % folds for i, q in enumerate(order)}
-
-
-@dataclass(frozen=True)
-class CrossValidation:
-    """The weights k-fold cross-validation chose, and the queries each scored.
-
-    Attributes:
-        folds: how many folds.
-        fold_of: ``{query id: fold}``.
-        fold_weights: fold ``i``'s weight, chosen on every query *not* in fold ``i``.
-        all_weight: the weight chosen on all queries (what a later search should use).
-    """
-
-    folds: int
-    fold_of: dict[str, int]
-    fold_weights: list[float]
-    all_weight: float
-
-    def weight_for(self, query_id: str) -> float:
-        """The weight ``query_id`` is scored with (its fold's, chosen without it)."""
-        return self.fold_weights[self.fold_of[query_id]]
-
-    def summary(self) -> str:
-        """The fold weights in a few words, e.g. ``0.4-0.6, median 0.5`` (``0.5 in every fold``)."""
-        lo, hi = min(self.fold_weights), max(self.fold_weights)
-        if lo == hi:
-            return f"{lo:g} in every fold"
-        return f"{lo:g}-{hi:g}, median {statistics.median(self.fold_weights):g}"
-
-
-def cross_validate_weight(
-    weights: Sequence[float], per_query: Sequence[Mapping[str, float]], query_ids: Sequence[str], *,
-    folds: int = DEFAULT_FOLDS, seed: int = 0,
-) -> CrossValidation:
-    """Choose a weight per fold on the other folds' queries (:func:`choose_weight`), and one on all queries.
-
-    With fewer queries than ``folds``, every query is its own fold (leave-one-out).
-
-    Args:
-        weights: the grid.
-        per_query: for each weight, ``{query id: metric value}`` over at least ``query_ids``.
-        query_ids: the queries (at least 2).
-        folds: k.
-        seed: seed of the fold assignment.
-
-    Raises:
-        ValueError: fewer than 2 queries or folds < 2.
-    """
-    ids = list(query_ids)
-    if len(ids) < 2:
-        raise ValueError(f"cross-validating the hybrid weight needs at least 2 judged queries, got {len(ids)}")
-    if folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
-    k = min(folds, len(ids))
-    fold_of = kfold_assignment(ids, k, seed)
-    chosen = [choose_weight(weights, per_query, [q for q in ids if fold_of[q] != f]) for f in range(k)]
-    return CrossValidation(k, fold_of, chosen, choose_weight(weights, per_query, ids))
+__all__ = ["DEFAULT_RATIOS", "DEFAULT_TOP_KS", "PRUNE_KINDS", "PrunePoint", "prune_sweep", "prune_vector"]

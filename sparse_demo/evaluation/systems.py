@@ -1,7 +1,7 @@
 """Systems as table rows: ``bm25``, ``sparse:MODEL``, ``hybrid:MODEL[:WEIGHT|:best]``, ``rrf:MODEL``.
 
 ``hybrid:MODEL:best`` is the min-max hybrid whose weight is chosen by k-fold cross-validation
-(:func:`sparse_demo.evaluation.sweeps.cross_validate_weight`): every query is scored with a weight
+(:func:`sparse_demo.evaluation.weights.cross_validate_weight`): every query is scored with a weight
 chosen on the other folds' queries, and the label says how many folds.
 
 Example:
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .sweeps import DEFAULT_FOLDS
+from .weights import DEFAULT_FOLDS
 
 SystemKind = Literal["bm25", "sparse", "hybrid"]
 KINDS: tuple[str, ...] = ("bm25", "sparse", "hybrid", "rrf")

@@ -135,6 +135,15 @@ def top_k_indices(scores: np.ndarray, k: int, id_rank: np.ndarray) -> np.ndarray
 # --- row storage shared by the BM25 and sparse indexes ------------------------------------
 
 
+def csc_nbytes(matrix: sp.spmatrix | sp.sparray) -> int:
+    """Bytes a compressed sparse matrix holds: its values, indices and pointers (the one index-size rule).
+
+    Every memory-index size of the package is this count of the postings matrix the memory backend
+    keeps (:attr:`CsrRowStore.nbytes`), whatever the dtypes scipy chose.
+    """
+    return int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)
+
+
 class CsrRowStore:
     """Documents as rows of a sparse matrix over a growing vocabulary.
 
@@ -191,6 +200,11 @@ class CsrRowStore:
     @property
     def dirty(self) -> bool:
         return bool(self._chunks) or self._csc is None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the consolidated postings matrix (:func:`csc_nbytes`; 0 when empty)."""
+        return csc_nbytes(self.matrix()) if len(self) else 0
 
     def matrix(self) -> sp.csc_matrix:
         """The consolidated ``n_docs x vocab`` CSC matrix of live rows."""
@@ -309,6 +323,11 @@ class BM25Index:
 
     def __len__(self) -> int:
         return len(self._store)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the postings matrix (term frequencies per document)."""
+        return self._store.nbytes
 
     # -- building --------------------------------------------------------------------------
 

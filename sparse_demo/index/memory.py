@@ -133,6 +133,11 @@ class SparseIndex:
     def clear(self) -> None:
         self._store = CsrRowStore(dtype=np.float32)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of this leg's postings (float32 weights, row indices, token pointers)."""
+        return self._store.nbytes
+
     def _query_arrays(self, qvec: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         vocab = self._store.vocab
         pairs = [(vocab[t], w) for t, w in qvec.items() if t in vocab]
@@ -290,6 +295,11 @@ class MemoryBackend:
         contribs = [TokenContribution(t, qw, dvec[t], qw * dvec[t]) for t, qw in qvec.items() if t in dvec]
         contribs.sort(key=lambda c: (-c.contribution, c.token))
         return SparseExplanation(doc_id, float(sum(c.contribution for c in contribs)), contribs)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of both legs' postings matrices (the BM25 term frequencies and the sparse weights)."""
+        return self.bm25.nbytes + self.sparse.nbytes
 
     def count(self) -> int:
         return len(self._docs)

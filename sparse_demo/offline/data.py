@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparse_demo.data.pairs import Pair, read_pairs
+from sparse_demo.train import split_pairs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAIRS_DIR = REPO_ROOT / "assets" / "pairs"
 CORPUS_DIR = REPO_ROOT / "assets" / "corpus" / "ko_sample"
@@ -40,7 +43,7 @@ class BundledData:
     eval_queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
 
-    def texts(self, pairs: Iterable[Any]) -> list[str]:
+    def texts(self, pairs: Iterable[Pair]) -> list[str]:
         """Every bundled text (passages, titles, evaluation and training queries)."""
         out = list(self.passages.values()) + list(self.titles.values()) + list(self.eval_queries.values())
         for p in pairs:
@@ -86,21 +89,17 @@ def load_bundled(pairs_dir: Path = PAIRS_DIR, corpus_dir: Path = CORPUS_DIR) -> 
 
 
 
-def read_training_pairs(files: Sequence[Path]) -> list[Any]:
+def read_training_pairs(files: Sequence[Path]) -> list[Pair]:
     """The pairs of every file, in file order."""
-    from sparse_demo.train import read_pairs
-
-    pairs: list[Any] = []
+    pairs: list[Pair] = []
     for path in files:
         pairs += read_pairs(path).pairs
     return pairs
 
 
 
-def corpus_query_pairs(data: BundledData) -> list[Any]:
+def corpus_query_pairs(data: BundledData) -> list[Pair]:
     """The corpus' evaluation queries as ``Pair(query, judged passage)`` (one per judged passage)."""
-    from sparse_demo.train import Pair
-
     out = []
     for qid, judged in data.qrels.items():
         if qid not in data.eval_queries:
@@ -112,16 +111,14 @@ def corpus_query_pairs(data: BundledData) -> list[Any]:
 
 
 
-def title_pairs(data: BundledData) -> list[Any]:
+def title_pairs(data: BundledData) -> list[Pair]:
     """Each passage's title as a query for it."""
-    from sparse_demo.train import Pair
-
     return [Pair(title, data.passages[doc_id]) for doc_id, title in data.titles.items()
             if title and doc_id in data.passages]
 
 
 
-def _dedupe(pairs: Iterable[Any]) -> list[Any]:
+def _dedupe(pairs: Iterable[Pair]) -> list[Pair]:
     seen: set[tuple[str, str]] = set()
     out = []
     for p in pairs:
@@ -133,15 +130,13 @@ def _dedupe(pairs: Iterable[Any]) -> list[Any]:
 
 
 def training_and_heldout(data: BundledData, *, eval_fraction: float = 0.15, seed: int = 0
-                         ) -> tuple[list[Any], list[Any]]:
+                         ) -> tuple[list[Pair], list[Pair]]:
     """``(training pairs, held-out pairs)``: a seeded split by passage of the bundled queries.
 
     The pairs files and the corpus' own queries are split by passage
     (:func:`sparse_demo.train.split_pairs`); title pairs are added to training for the training
     passages only.
     """
-    from sparse_demo.train import split_pairs
-
     queries = _dedupe(read_training_pairs(data.train_files) + corpus_query_pairs(data))
     train, held = split_pairs(queries, eval_fraction, seed=seed)
     if not held:

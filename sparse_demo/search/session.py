@@ -37,8 +37,6 @@ from sparse_demo.search.query import SearchOutcome, search
 
 logger = logging.getLogger(__name__)
 
-#: Bytes per stored posting in a memory leg: a float32 value and an int32 index in the CSC matrix.
-POSTING_BYTES = 8
 #: Bytes per entry of a retained document vector (a Python dict: token str, float, hash slot).
 VECTOR_ENTRY_BYTES = 100
 #: Bytes per retained BM25 term of a document (a Python str and its list slot).
@@ -53,8 +51,8 @@ def estimate_index_bytes(index: SearchIndex) -> int:
     * the corpus text (UTF-8 bytes of every title and text);
     * the retained encoded documents (kept for a memory fallback and for another backend):
       :data:`VECTOR_ENTRY_BYTES` per sparse-vector entry and :data:`TERM_BYTES` per BM25 term;
-    * memory backend only: the CSC postings of both legs, :data:`POSTING_BYTES` per posting
-      (one per active token of a document vector, one per distinct BM25 term of a document);
+    * memory backend only: the postings matrices of both legs, as the backend reports them
+      (:attr:`sparse_demo.index.memory.MemoryBackend.nbytes`);
     * the input token ids kept for the corpus report (their arrays' bytes).
 
     An OpenSearch index's postings live in the cluster and are not counted.
@@ -68,7 +66,7 @@ def estimate_index_bytes(index: SearchIndex) -> int:
     terms = sum(len(d.terms) for d in docs)
     total += entries * VECTOR_ENTRY_BYTES + terms * TERM_BYTES
     if index.backend_name == "memory":
-        total += (entries + sum(len(set(d.terms)) for d in docs)) * POSTING_BYTES
+        total += index.backend.nbytes
     ids = index.input_ids
     if ids is not None:
         total += int(getattr(ids.indptr, "nbytes", 0)) + int(getattr(ids.ids, "nbytes", 0))

@@ -1,19 +1,18 @@
 """Fine-tuning: pairs data, the card's loss terms, the training loop and its held-out evaluation.
 
-Modules by concept: :mod:`~sparse_demo.train.data` (pairs files, held-out split by passage),
-:mod:`~sparse_demo.train.benchsets` (BoolQ, KorSTS), :mod:`~sparse_demo.train.losses` (the card's
+Modules by concept: :mod:`~sparse_demo.train.data` (held-out split by passage; pairs files and the
+BoolQ/KorSTS sets are read by :mod:`sparse_demo.data`), :mod:`~sparse_demo.train.losses` (the card's
 loss), :mod:`~sparse_demo.train.config` (settings and result), :mod:`~sparse_demo.train.vocab` (bases,
 pruned vocabularies, new models), :mod:`~sparse_demo.train.batching` (batches, BM25 hard negatives),
 :mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.queue` (an app's
 per-visitor slots and line of runs), :mod:`~sparse_demo.train.evaluation` (held-out
-figures through the Search code) and :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
+figures by :func:`sparse_demo.evaluation.evaluate`) and :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
 zip). The embedded demo model has its own recipe in :mod:`sparse_demo.offline`.
 """
 
 from __future__ import annotations
 
 from sparse_demo.train.artifacts import zip_model
-from sparse_demo.train.benchsets import load_boolq, load_korsts
 from sparse_demo.train.config import (
     DEFAULT_SAMPLE_PAIRS,
     NEW_MODEL_BASES,
@@ -21,47 +20,25 @@ from sparse_demo.train.config import (
     TrainConfig,
     TrainResult,
 )
-from sparse_demo.train.data import (
-    DEFAULT_MAX_BYTES,
-    MIN_PAIRS,
-    Pair,
-    PairsDataset,
-    PairsReport,
-    RetrievalSet,
-    parse_pairs,
-    read_pairs,
-    retrieval_set_from_pairs,
-    separate_from_heldout,
-    split_pairs,
-)
-from sparse_demo.train.evaluation import HeldOutSet, evaluate_retrieval
+from sparse_demo.train.data import MIN_PAIRS, separate_from_heldout, split_pairs
+from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus
 from sparse_demo.train.loop import TrainingBusyError, release_memory, train, training_busy
 from sparse_demo.train.losses import LossConfig, LossOutput, idf_penalties, splade_loss
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
     "DEFAULT_SAMPLE_PAIRS",
     "MIN_PAIRS",
     "NEW_MODEL_BASES",
     "SIZES",
-    "HeldOutSet",
     "LossConfig",
     "LossOutput",
-    "Pair",
-    "PairsDataset",
-    "PairsReport",
-    "RetrievalSet",
     "TrainConfig",
     "TrainResult",
     "TrainingBusyError",
     "evaluate_retrieval",
+    "heldout_corpus",
     "idf_penalties",
-    "load_boolq",
-    "load_korsts",
-    "parse_pairs",
-    "read_pairs",
     "release_memory",
-    "retrieval_set_from_pairs",
     "separate_from_heldout",
     "splade_loss",
     "split_pairs",

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sparse_demo.data.pairs import Pair
 from sparse_demo.train.config import TrainResult
-from sparse_demo.train.data import Pair
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from sparse_demo.train.data import Pair
+from sparse_demo.data.pairs import Pair
 
 
 def pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sparse_demo.train.data import DEFAULT_MAX_BYTES
+from sparse_demo.data.pairs import DEFAULT_MAX_BYTES
 from sparse_demo.train.losses import LossConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

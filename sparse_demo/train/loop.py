@@ -34,13 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sparse_demo.corpus import Corpus
+from sparse_demo.data.pairs import Pair, PairsDataset, read_pairs
 from sparse_demo.encoder import pool_logits
 from sparse_demo.evaluation import RetrievalMetrics
 from sparse_demo.train.artifacts import hash_pairs, save_model
 from sparse_demo.train.batching import make_batches, mine_bm25_negatives, pad, tokenize_all
 from sparse_demo.train.config import ProgressFn, StopFn, TrainConfig, TrainResult
-from sparse_demo.train.data import Pair, PairsDataset, read_pairs, separate_from_heldout, split_pairs
-from sparse_demo.train.evaluation import HeldOutSet, evaluate_retrieval, metrics_rows, query_expansions
+from sparse_demo.train.data import separate_from_heldout, split_pairs
+from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus, metrics_rows, query_expansions
 from sparse_demo.train.losses import LossConfig, document_frequencies, idf_from_df, idf_penalties, splade_loss
 from sparse_demo.train.vocab import build_model
 
@@ -247,7 +249,7 @@ class _Run:
         self.registry = registry
         self.history: list[dict[str, Any]] = []
         self.t_start = time.time()
-        self.heldout: HeldOutSet | None = None
+        self.heldout: Corpus | None = None
         self.keeper = _KeepBest(config.best_by, config.keep_best)
         self.last_eval_step: int | None = None
         self.last_metrics: dict[str, RetrievalMetrics] = {}
@@ -335,12 +337,11 @@ class _Run:
         metrics_before: dict[str, dict[str, float]] = {}
         before_exp: list[list[tuple[str, float]]] = []
         if held:
-            self.heldout = HeldOutSet.from_pairs(held, train_pairs, distractors=config.eval_distractors,
-                                                 seed=config.seed)
-            self.message("eval_before", f"evaluating on {len(self.heldout)} held-out queries "
-                                        f"over {len(self.heldout.corpus)} passages")
+            self.heldout = heldout_corpus(held, train_pairs, distractors=config.eval_distractors, seed=config.seed)
+            self.message("eval_before", f"evaluating on {len(self.heldout.queries)} held-out queries "
+                                        f"over {len(self.heldout)} passages")
             metrics_before = metrics_rows(self.evaluate(model, tokenizer, 0))
-            sample_queries = self.heldout.queries[:3]
+            sample_queries = [q.text for q in self.heldout.queries[:3]]
             before_exp = query_expansions(model, tokenizer, sample_queries, max_length=config.query_max_length)
 
         # optimiser and schedule

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from sparse_demo.data.pairs import Pair
 from sparse_demo.train.config import TrainConfig
-from sparse_demo.train.data import Pair
 
 if TYPE_CHECKING:
     from sparse_demo.config import ModelPreset

@@ -33,9 +33,10 @@ import pandas as pd
 
 from .. import evaluation as ev
 from .. import search as svc
+from ..corpus import Corpus
+from ..data import shared_data_dir
 from ..evaluation import charts
 from ..evaluation import report as ev_report
-from ..evaluation.dataset import EvalSet
 from ..formatting import display_frame, empty_frame
 from ..limits import Limits
 from ..space import gpu
@@ -63,9 +64,7 @@ _cancel_lock = threading.Lock()
 
 
 def _shared_available() -> bool:
-    from ..train.data import SHARED_DATA_DIR
-
-    return (SHARED_DATA_DIR / "kobest_boolq").is_dir()
+    return (shared_data_dir() / "kobest_boolq").is_dir()
 
 
 def corpus_choices() -> list[str]:
@@ -78,7 +77,7 @@ def corpus_choices() -> list[str]:
 @dataclass
 class InputResult:
     status: str
-    eval_set: EvalSet | None
+    eval_set: Corpus | None
 
 
 @dataclass
@@ -124,21 +123,21 @@ def load_input(ctx: AppContext, path: str | None, owner: str | None = None) -> I
         ctx.limits.check_upload(path, "file")
         eval_set = ev.load_eval_set(path, workdir=ctx.workdir, limits=ctx.limits)
         check_upload_rows(eval_set, ctx.limits)
-        eval_set.corpus.owner = owner or "anonymous upload"
+        eval_set.owner = owner or "anonymous upload"
     except (ValueError, OSError) as exc:
         return InputResult(message(f"{Path(path).name}: {ctx.redact(str(exc))}", "error"), None)
     notes = "".join(f"\n\n{message(n, 'warning')}" for n in eval_set.notes)
-    return InputResult(message(f"**{eval_set.name}**: {len(eval_set)} judged queries over "
-                               f"{len(eval_set.corpus):,} documents.") + notes, eval_set)
+    return InputResult(message(f"**{eval_set.name}**: {len(eval_set.queries)} judged queries over "
+                               f"{len(eval_set):,} documents.") + notes, eval_set)
 
 
-def check_upload_rows(eval_set: EvalSet, limits: Limits) -> None:
+def check_upload_rows(eval_set: Corpus, limits: Limits) -> None:
     """Refuse an uploaded set with more rows than ``limits.max_rows`` or a query over the query-length limit.
 
     Raises:
         UserError: the first limit exceeded, naming it and its environment variable.
     """
-    for what, count in (("documents", len(eval_set.corpus.documents)), ("judged queries", len(eval_set))):
+    for what, count in (("documents", len(eval_set.documents)), ("judged queries", len(eval_set.queries))):
         if count > limits.max_rows:
             raise UserError(f"the file has {count:,} {what}; the limit is {limits.max_rows:,} per upload "
                             "(SPARSE_DEMO_MAX_ROWS)")
@@ -154,7 +153,7 @@ def query_limit(limits: Limits) -> int:
     return min(MAX_APP_QUERIES, limits.max_batch)
 
 
-def _eval_set(choice: str, uploaded: EvalSet | None) -> EvalSet:
+def _eval_set(choice: str, uploaded: Corpus | None) -> Corpus:
     if choice == UPLOAD_LABEL:
         if uploaded is None:
             raise UserError("Upload a BEIR .zip or a pairs file first, or pick another corpus.")
@@ -269,7 +268,7 @@ def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corp
 def run_evaluation(
     ctx: AppContext,
     choice: str,
-    uploaded: EvalSet | None,
+    uploaded: Corpus | None,
     models: list[str],
     kinds: list[str],
     weights: str,
@@ -299,8 +298,8 @@ def run_evaluation(
         if n < 0:
             raise UserError(f"the sample size must be 0 (all queries) or a positive number, got {n}")
         limit = query_limit(ctx.limits)
-        if len(eval_set) > limit and (not n or n > limit):
-            asked = f"You asked for {n:,} queries" if n else f"The set has {len(eval_set):,} judged queries"
+        if len(eval_set.queries) > limit and (not n or n > limit):
+            asked = f"You asked for {n:,} queries" if n else f"The set has {len(eval_set.queries):,} judged queries"
             cut = (f"{asked}; the app evaluates at most {limit:,} per run (SPARSE_DEMO_MAX_BATCH, at most "
                    f"{MAX_APP_QUERIES:,}), so a random sample of {limit:,} (seed {int(seed or 0)}) was evaluated. "
                    "The CLI's evaluate command has no limit.")
@@ -315,7 +314,7 @@ def run_evaluation(
         if "prune" in sweep_list:
             ev.prune_sweep(report, progress=report_progress, should_stop=should_stop)
         if tuned is not None:
-            remember_tuned_weights(report, encoders, eval_set.corpus, tuned)
+            remember_tuned_weights(report, encoders, eval_set, tuned)
     except ev.EvaluationCancelled:
         return _empty(message("Evaluation cancelled.", "warning"))
     except (UserError, ValueError, FileNotFoundError) as exc:
@@ -430,7 +429,7 @@ def _session_key(request: gr.Request | None) -> str:
 def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
     """Widgets of the Evaluate tab (call inside ``with gr.Tab(...)``)."""
     ctx.visitor_hooks.append(ev.runner.DEFAULT_CACHE.forget_owner)  # their upload's encodings go when they leave
-    uploaded = gr.State(None)  # this visitor's EvalSet from an upload
+    uploaded = gr.State(None)  # this visitor's Corpus from an upload
     last = gr.State(None)  # this visitor's last EvalReport
     with gr.Row():
         with gr.Column(scale=2):

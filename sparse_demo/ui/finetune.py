@@ -37,6 +37,7 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
+from ..data import read_pairs
 from ..encoder import ModelLoadError, looks_like_path
 from ..formatting import round_sig
 from ..limits import Limits, folder_bytes
@@ -50,7 +51,6 @@ from ..train import (
     LossConfig,
     TrainConfig,
     TrainResult,
-    read_pairs,
     train,
     zip_model,
 )

@@ -1,16 +1,35 @@
-"""Benchmark sets in ``../shared/data`` as training pairs and retrieval sets: KoBEST BoolQ and KorSTS.
+"""Benchmark sets in ``../shared/data`` as training pairs and judged corpora: KoBEST BoolQ and KorSTS.
 
 The folder is ``../shared/data`` next to the checkout, or ``SPARSE_DEMO_DATA_DIR``
-(:data:`sparse_demo.train.data.SHARED_DATA_DIR`); a missing folder is a ``FileNotFoundError``
-naming it.
+(:func:`shared_data_dir`, read when called); a missing folder is a ``FileNotFoundError`` naming it.
+Each loader returns ``(pairs, corpus)``: the split's pairs for training, and a
+:class:`~sparse_demo.corpus.Corpus` (documents ``d0``, ``d1``, ... in first-seen order; one query
+``q0``, ``q1``, ... per row, judged relevant, grade 1, to its passage) for evaluation.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
-from sparse_demo.train.data import SHARED_DATA_DIR, Pair, RetrievalSet
+from sparse_demo.corpus import Corpus, Document, Query
+from sparse_demo.data.pairs import Pair
+
+#: Benchmark names :func:`sparse_demo.evaluation.load_eval_set` accepts as ``NAME:SPLIT``.
+BENCHMARKS: tuple[str, ...] = ("boolq", "korsts")
+
+
+def shared_data_dir() -> Path:
+    """``SPARSE_DEMO_DATA_DIR``, else ``../shared/data`` next to the checkout (may not exist)."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(os.environ.get("SPARSE_DEMO_DATA_DIR") or default)
+
+
+def _judged(name: str, queries: list[str], gold: list[int], passages: list[str]) -> Corpus:
+    docs = [Document(f"d{i}", text) for i, text in enumerate(passages)]
+    qs = [Query(f"q{i}", text) for i, text in enumerate(queries)]
+    return Corpus(name, docs, qs, {f"q{i}": {f"d{g}": 1} for i, g in enumerate(gold)})
 
 
 def _read_tsv(path: Path, min_fields: int) -> list[list[str]]:
@@ -20,13 +39,13 @@ def _read_tsv(path: Path, min_fields: int) -> list[list[str]]:
 
 
 def _data_dir(data_dir: str | Path | None) -> Path:
-    base = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
+    base = Path(data_dir) if data_dir is not None else shared_data_dir()
     if not base.is_dir():
         raise FileNotFoundError(f"benchmark data folder not found: {base}")
     return base
 
 
-def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tuple[list[Pair], RetrievalSet]:
+def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tuple[list[Pair], Corpus]:
     """KoBEST BoolQ as retrieval: question -> its paragraph.
 
     Args:
@@ -34,8 +53,7 @@ def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tupl
         data_dir: the shared data folder (default ``../shared/data``).
 
     Returns:
-        ``(pairs of the split, RetrievalSet of the split over the corpus of all unique
-        paragraphs of the three splits)``.
+        ``(pairs of the split, the split's questions judged over all unique paragraphs of the three splits)``.
     """
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be one of train, dev, test; got {split!r}")
@@ -54,8 +72,8 @@ def load_boolq(split: str = "train", data_dir: str | Path | None = None) -> tupl
             continue
         pairs.append(Pair(question, text))
         queries.append(question)
-        gold.append({corpus[text]})
-    return pairs, RetrievalSet(f"BoolQ {split}", queries, gold, list(corpus))
+        gold.append(corpus[text])
+    return pairs, _judged(f"BoolQ {split}", queries, gold, list(corpus))
 
 
 def load_korsts(
@@ -63,7 +81,7 @@ def load_korsts(
     data_dir: str | Path | None = None,
     min_score: float = 4.0,
     corpus_from: str = "split",
-) -> tuple[list[Pair], RetrievalSet]:
+) -> tuple[list[Pair], Corpus]:
     """KorSTS as paraphrase retrieval: sentence1 -> sentence2 for pairs scoring >= ``min_score``.
 
     Args:
@@ -97,8 +115,8 @@ def load_korsts(
         if score >= min_score and s1 and s2:
             pairs.append(Pair(s1, s2))
             queries.append(s1)
-            gold.append({corpus[s2]})
-    return pairs, RetrievalSet(f"KorSTS {split} (score >= {min_score:g})", queries, gold, list(corpus))
+            gold.append(corpus[s2])
+    return pairs, _judged(f"KorSTS {split} (score >= {min_score:g})", queries, gold, list(corpus))
 
 
-__all__ = ["SHARED_DATA_DIR", "load_boolq", "load_korsts"]
+__all__ = ["BENCHMARKS", "load_boolq", "load_korsts", "shared_data_dir"]
