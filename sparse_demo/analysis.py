@@ -4,8 +4,9 @@ Definitions (all over the *full* vector the model produced, special tokens inclu
 by descending weight):
 
 - ``l1`` = sum of weights; ``active_dims`` = number of weights > 0;
-  ``flops`` = sum of squared weights (the FLOPS regulariser of a one-vector batch, which
-  predicts the cost of dot products with this vector);
+  ``sum_squares`` = sum of squared weights (the FLOPS *regulariser* of a one-vector batch, a proxy
+  for the cost of dot products with this vector; the package's FLOPS figure is only the card's
+  ``sum_v p_q(v) p_d(v)`` over collections, :func:`sparse_demo.evaluation.cost.flops`);
   ``topk_mass_ratio`` = mass of the top-k tokens / ``l1``.
 - ``stopword_mass_ratio`` = mass on stopword tokens / ``l1``; ``special_mass_ratio`` likewise
   for special tokens (``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>``, ...).
@@ -85,7 +86,7 @@ class TokenRow:
 class VectorStats:
     active_dims: int
     l1: float
-    flops: float
+    sum_squares: float
     top_k: int
     topk_mass_ratio: float
 
@@ -113,7 +114,7 @@ def vector_stats(weights: np.ndarray, top_k: int = DEFAULT_TOP_K) -> VectorStats
     return VectorStats(
         active_dims=int(w.size),
         l1=l1,
-        flops=float(np.square(w).sum()),
+        sum_squares=float(np.square(w).sum()),
         top_k=top_k,
         topk_mass_ratio=float(w[:k].sum() / l1) if l1 > 0 else 0.0,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,39 @@ _SIZES: dict[str, dict[str, int]] = {
     "mini": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
     "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024},
 }
+
+
+def restrict_unigram(spec: dict[str, Any], pieces: list[list[Any]]) -> dict[str, Any]:
+    """A Unigram ``tokenizer.json`` spec with its vocabulary replaced by ``pieces``, every id remapped.
+
+    ``pieces`` is ``[[piece, score], ...]`` in the new id order; it must hold the ``<unk>`` piece and every
+    special token the spec names. The unknown id, the added tokens and the post-processor's special-token
+    ids are remapped by their text, so pieces may be dropped, kept, reordered or added (the one remap
+    both vocabulary builders use: the fine-tune's pruning and the demo model's).
+
+    Example:
+        >>> spec = {"model": {"type": "Unigram", "unk_id": 2, "vocab": [["<s>", 0], ["a", -1], ["<unk>", 0]]},
+        ...         "added_tokens": [{"id": 0, "content": "<s>"}],
+        ...         "post_processor": {"special_tokens": {"<s>": {"ids": [0], "tokens": ["<s>"]}}}}
+        >>> out = restrict_unigram(spec, [["<unk>", 0], ["<s>", 0]])
+        >>> out["model"]["unk_id"], out["added_tokens"][0]["id"], out["post_processor"]["special_tokens"]["<s>"]["ids"]
+        (0, 1, [1])
+    """
+    old_vocab = spec["model"]["vocab"]
+    new_id = {piece: j for j, (piece, _score) in enumerate(pieces)}
+    spec["model"]["vocab"] = pieces
+    if spec["model"].get("unk_id") is not None:
+        spec["model"]["unk_id"] = new_id[old_vocab[spec["model"]["unk_id"]][0]]
+    for tok in spec.get("added_tokens", []):
+        tok["id"] = new_id[tok["content"]]
+    post = spec.get("post_processor") or {}
+    for proc in [post, *post.get("processors", [])]:
+        for value in (proc.get("special_tokens") or {}).values():
+            value["ids"] = [new_id[t] for t in value["tokens"]]
+        for key in ("sep", "cls"):
+            if isinstance(proc.get(key), list):
+                proc[key][1] = new_id[proc[key][0]]
+    return spec
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000):

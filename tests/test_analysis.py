@@ -64,7 +64,7 @@ def test_vector_stats_by_hand():
     s = vector_stats(w, top_k=2)
     assert s.active_dims == 3
     assert s.l1 == pytest.approx(3.5)
-    assert s.flops == pytest.approx(0.25 + 4.0 + 1.0)
+    assert s.sum_squares == pytest.approx(0.25 + 4.0 + 1.0)
     assert s.topk_mass_ratio == pytest.approx(3.0 / 3.5)
 
 

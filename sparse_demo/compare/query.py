@@ -38,7 +38,7 @@ class ModelSide:
         return {
             "active_dims": st.active_dims,
             "l1": round(st.l1, 4),
-            "flops": round(st.flops, 4),
+            "sum_squares": round(st.sum_squares, 4),
             "topk_mass_ratio": round(st.topk_mass_ratio, 4),
             "stopword_mass_ratio": round(lk.stopword_mass_ratio, 4),
             "special_mass_ratio": round(lk.special_mass_ratio, 4),

@@ -11,7 +11,7 @@ Memory-index bytes are what the memory backend's leg reports for these vectors
 pointers, :func:`sparse_demo.index.bm25.csc_nbytes`); a BM25 leg holds one posting per distinct term.
 
 FLOPS here is only this expected-multiplications figure; the per-vector sum of squared weights
-(the FLOPS *regulariser* of one vector) is :attr:`sparse_demo.analysis.TokenStats.l2_mass`.
+(the FLOPS *regulariser* of one vector) is :attr:`sparse_demo.analysis.VectorStats.sum_squares`.
 
 Example:
     >>> flops([{"a": 1.0}, {"a": 2.0, "b": 1.0}], [{"a": 1.0}, {"b": 1.0}])

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sparse_demo.modeling import restrict_unigram
+
 logger = logging.getLogger(__name__)
 
 
@@ -187,19 +189,8 @@ def build_vocabulary(tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequ
     pieces = [vocab[i] for i in keep]
     mask_at = next(j for j, (piece, _s) in enumerate(pieces) if piece == "<mask>")
     pieces = pieces[:mask_at] + added + pieces[mask_at:]  # <mask> stays last, as in XLM-R
+    restrict_unigram(spec, pieces)
     new_id = {piece: j for j, (piece, _s) in enumerate(pieces)}
-    spec["model"]["vocab"] = pieces
-    if model.get("unk_id") is not None:
-        spec["model"]["unk_id"] = new_id[vocab[model["unk_id"]][0]]
-    for tok in spec.get("added_tokens", []):
-        tok["id"] = new_id[tok["content"]]
-    post = spec.get("post_processor") or {}
-    for proc in [post, *post.get("processors", [])]:
-        for value in (proc.get("special_tokens") or {}).values():
-            value["ids"] = [new_id[t] for t in value["tokens"]]
-        for key in ("sep", "cls"):
-            if isinstance(proc.get(key), list):
-                proc[key][1] = new_id[proc[key][0]]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     config = {

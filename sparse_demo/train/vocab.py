@@ -18,16 +18,16 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 
+from sparse_demo.config import ModelPreset, load_settings
 from sparse_demo.data.pairs import Pair
+from sparse_demo.encoder import load_mlm
+from sparse_demo.modeling import make_mlm, restrict_unigram, train_tokenizer
+from sparse_demo.models import ModelRegistry
 from sparse_demo.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from sparse_demo.config import ModelPreset
-    from sparse_demo.models import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +83,7 @@ def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | P
             used.add(i)
     used.update(int(t["id"]) for t in spec.get("added_tokens", []))
     keep = sorted(i for i in used if 0 <= i < len(vocab))
-    old2new = {old: new for new, old in enumerate(keep)}
-    spec["model"]["vocab"] = [vocab[i] for i in keep]
-    if spec["model"].get("unk_id") is not None:
-        spec["model"]["unk_id"] = old2new[spec["model"]["unk_id"]]
-    for tok in spec.get("added_tokens", []):
-        tok["id"] = old2new[tok["id"]]
-    post = spec.get("post_processor") or {}
-    for proc in [post, *post.get("processors", [])]:
-        for value in (proc.get("special_tokens") or {}).values():
-            value["ids"] = [old2new[i] for i in value["ids"]]
-        for key in ("sep", "cls"):
-            if isinstance(proc.get(key), list):
-                proc[key][1] = old2new[proc[key][1]]
+    restrict_unigram(spec, [vocab[i] for i in keep])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     cfg_path = base_dir / "tokenizer_config.json"
@@ -176,9 +164,6 @@ def resolve_base(base: str, registry: ModelRegistry | None = None) -> ModelPrese
             :func:`sparse_demo.config.load_settings` (presets file and environment overrides).
     """
     if registry is None:
-        from sparse_demo.config import load_settings
-        from sparse_demo.models import ModelRegistry
-
         registry = ModelRegistry(load_settings())
     return registry.resolve(base)
 
@@ -189,7 +174,6 @@ def load_base(base: str, registry: ModelRegistry | None = None) -> tuple[Any, An
     Raises:
         ModelLoadError: with a reason a user can act on (no such folder, no safetensors, ...).
     """
-    from sparse_demo.encoder import load_mlm
 
     preset = resolve_base(base, registry)
     return load_mlm(preset.source, revision=preset.revision, name=base)
@@ -206,7 +190,6 @@ def build_model(
         work_dir: scratch folder (the pruned tokenizer is written there).
         registry: the app's model registry (see :func:`resolve_base`).
     """
-    from sparse_demo.modeling import make_mlm, train_tokenizer
 
     if not config.is_new_model:
         model, tokenizer = load_base(config.base, registry)

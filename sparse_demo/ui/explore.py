@@ -83,7 +83,7 @@ def leakage_markdown(a: QueryAnalysis) -> str:
         f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
         f"**Special tokens**: {pct(lk.special_mass_ratio)} of the mass ({special}); "
         "reported here, dropped from the vector used for search.",
-        f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, FLOPS (sum w²) {st.flops:.2f}, "
+        f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, Σw² {st.sum_squares:.2f}, "
         f"top-{lk.top_k} hold {pct(st.topk_mass_ratio)} of the mass.",
     ]
     return "\n\n".join(lines)
