@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sparse_demo.evaluation import RetrievalMetrics, run_metrics  # noqa: E402
 from sparse_demo.index.bm25 import BM25Index  # noqa: E402
 from sparse_demo.korean import Morpheme, get_analyzer, morphemes  # noqa: E402
 
@@ -125,15 +126,11 @@ class MorphemeCache:
 
 
 def metrics(rankings: Sequence[Sequence[int]], gold: Sequence[set[int]]) -> tuple[float, float]:
-    """``(R@1, MRR@10)`` of ranked document indices against gold sets."""
-    r1 = mrr = 0.0
-    for ranked, g in zip(rankings, gold):
-        for rank, doc in enumerate(ranked[:10], start=1):
-            if doc in g:
-                mrr += 1.0 / rank
-                r1 += rank == 1
-                break
-    return r1 / len(gold), mrr / len(gold)
+    """``(R@1, MRR@10)`` of ranked document indices against gold sets, by the package's one metrics code."""
+    run = {str(i): [str(d) for d in r] for i, r in enumerate(rankings)}
+    qrels = {str(i): {str(d): 1 for d in g} for i, g in enumerate(gold)}
+    summary = RetrievalMetrics.from_per_query(run_metrics(run, qrels))
+    return summary.recall[1], summary.mrr10
 
 
 def rank_ours(doc_terms: list[list[str]], query_terms: list[list[str]]) -> list[list[int]]:
