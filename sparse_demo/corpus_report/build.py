@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sparse_demo.analysis import Analyzer
-from sparse_demo.korean import StopwordRule
+from sparse_demo.analysis import CATEGORIES, Analyzer
+from sparse_demo.compare import token_key
+from sparse_demo.korean import StopwordRule, strip_marker
+from sparse_demo.search import corpus_fingerprint, encode_corpus, model_fingerprint
 
 from .core import CollapseThresholds, CorpusReport, corpus_report, input_matrix
 
@@ -47,8 +49,6 @@ def vocabulary(encoder: Any) -> tuple[np.ndarray, pd.Index | dict[str, int], np.
     The lookup is a ``pd.Index`` of the tokens (a dict when two ids share a string); the
     arrays are numpy object arrays (marker-stripped readable forms in the third).
     """
-    from sparse_demo.korean import strip_marker
-
     try:
         return _VOCAB_CACHE[encoder]
     except (KeyError, TypeError):
@@ -130,9 +130,6 @@ def _inputs_matrix(input_ids: Any, vocab_size: int) -> sp.csr_matrix:
 
 def keys_for(encoder: Any, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
     """Surface keys (``sparse_demo.compare.token_key``) per column, computed once per id and encoder."""
-    from sparse_demo.analysis import CATEGORIES
-    from sparse_demo.compare import token_key
-
     tokens, _, _ = vocabulary(encoder)
     keys = _KEYS_CACHE.get(encoder) if _weakrefable(encoder) else None
     if keys is None:
@@ -234,8 +231,6 @@ def report_for_index(
     if getattr(index, "encoder", None) is None:
         raise ValueError("this index was built without a model (BM25 only); pick a model and build the index "
                          "to see its corpus report")
-    from sparse_demo.search import corpus_fingerprint, model_fingerprint
-
     texts = list(queries) if queries is not None else [q.text for q in index.corpus.queries]
     dropped = max(0, len(texts) - MAX_REPORT_QUERIES)
     texts = texts[:MAX_REPORT_QUERIES]
@@ -249,8 +244,6 @@ def report_for_index(
         capped = None
         input_ids = getattr(index, "input_ids", None)
         if docs is None:  # an existing OpenSearch index was reused: encode once more, here
-            from sparse_demo.search import encode_corpus
-
             enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k)
             docs, capped, input_ids = enc.documents, enc.pruned, enc.input_ids
         else:

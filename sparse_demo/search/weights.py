@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from sparse_demo.model_settings import recommended_hybrid_weight
 from sparse_demo.search.build import model_fingerprint
+from sparse_demo.search.corpus_files import corpus_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,5 @@ def resolve_weight(
         return choose_weight(weight, None, None)
     found = None
     if corpus is not None and encoder is not None and tuned is not None and len(tuned):
-        from sparse_demo.search.corpus_files import corpus_fingerprint
-
         found = tuned.get(model_fingerprint(encoder), corpus_fingerprint(corpus))
     return choose_weight(None, found, None if found is not None else recommended_weight(encoder))

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from sparse_demo.data.pairs import Pair
+from sparse_demo.index.bm25 import BM25Index
+from sparse_demo.korean import bm25_terms
 
 
 def pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,9 +92,6 @@ def mine_bm25_negatives(pairs: Sequence[Pair], *, seed: int = 0, top_k: int = 10
     three best non-gold passages with a positive score, which avoids always taking an
     unlabelled true positive. Pairs that already have a negative are kept as they are.
     """
-    from sparse_demo.index.bm25 import BM25Index
-    from sparse_demo.korean import bm25_terms
-
     docs = list(dict.fromkeys(p.positive for p in pairs))
     gold: dict[str, set[str]] = {}
     for p in pairs:
