@@ -158,7 +158,7 @@ def _hand_analysis(text: str, rows: list[tuple[str, str, float]], stop_ratio: fl
     vector = SparseVector(np.arange(len(rows), dtype=np.int64), weights, np.zeros(len(rows), dtype=np.int64))
     encoding = Encoding(text, (0,), ((0, 0),), vector, num_text_tokens=1)
     l1 = float(sum(w for _, _, w in rows))
-    stats = VectorStats(active_dims=len(rows), l1=l1, flops=0.0, top_k=3, topk_mass_ratio=0.0)
+    stats = VectorStats(active_dims=len(rows), l1=l1, sum_squares=0.0, top_k=3, topk_mass_ratio=0.0)
     leakage = LeakageReport(top_k=3, total_mass=l1, stopword_mass=stop_ratio * l1, special_mass=special_ratio * l1,
                             stopword_mass_ratio=stop_ratio, special_mass_ratio=special_ratio,
                             stopword_topk_ratio=topk_ratio, special_topk_ratio=0.0, first_stopword_rank=first_stop)
