@@ -29,11 +29,14 @@ import pandas as pd
 
 from ..analysis import Analyzer
 from ..config import Settings, load_settings
+from ..corpus import Corpus
 from ..encoder import ModelLoadError, SpladeEncoder
-from ..korean import StopwordRule, load_stopwords, parse_stopwords
+from ..korean import DEFAULT_ANALYZER, StopwordRule, get_analyzer, load_stopwords, parse_stopwords
 from ..limits import Limits
 from ..models import ModelRegistry, SourceRefused, default_private_root
+from ..search.corpus_files import load_sample_corpus
 from ..search.weights import VisitorWeights
+from ..textio import read_query_file, split_queries
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +328,65 @@ def load_custom_stopwords(path: str | None) -> frozenset[str] | None:
         return parse_stopwords(Path(path).read_bytes())
     except ValueError as exc:
         raise UserError(f"Stopword file: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- inputs shared by several tabs
+#: The Search tab's corpus radio (the corpus report accordion reads the same radio).
+SAMPLE_LABEL = "Bundled sample (ko_sample)"
+UPLOAD_LABEL = "My upload"
+_sample_cache: dict[str, Corpus] = {}
+
+
+def sample_corpus() -> Corpus:
+    """The bundled sample corpus, loaded once (read-only, shared)."""
+    if "sample" not in _sample_cache:
+        _sample_cache["sample"] = load_sample_corpus()
+    return _sample_cache["sample"]
+
+
+def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
+    """The corpus picked in the radio: the bundled sample or this visitor's upload."""
+    if choice == UPLOAD_LABEL:
+        if uploaded is None:
+            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
+                            "or pick the bundled sample.")
+        return uploaded
+    return sample_corpus()
+
+
+def analyzer_spec(text: str | None) -> str:
+    """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
+
+    Raises:
+        UserError: an unknown preset or tag (the message names the valid choices).
+    """
+    raw = (text or "").strip() or DEFAULT_ANALYZER
+    try:
+        return get_analyzer(raw).spec
+    except ValueError as exc:
+        raise UserError(f"BM25 analyzer: {exc}") from None
+
+
+def collect_batch(block: str | None, upload: str | None, limits: Limits | None = None) -> tuple[list[str], str | None]:
+    """Queries from an uploaded file (wins) or a pasted block, one per line, cut to the batch limit.
+
+    Returns:
+        The queries kept, and a sentence stating the cut (None when nothing was cut).
+
+    Raises:
+        UserError: nothing given. ValueError: the upload is too large or unreadable (its reader's message).
+    """
+    limits = limits or Limits()
+    if upload:
+        limits.check_upload(upload, "query file")
+        queries, rows_note = limits.cut_rows(read_query_file(upload), "rows")
+    else:
+        queries, rows_note = split_queries(block or ""), None
+        if not queries:
+            raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
+    queries, batch_note = limits.cut_batch(queries)
+    notes = " ".join(n for n in (rows_note, batch_note) if n)
+    return queries, notes or None
 
 
 MAX_TOP_K = 500

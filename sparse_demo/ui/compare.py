@@ -44,13 +44,13 @@ from .common import (
     AppContext,
     UserError,
     check_top_k,
+    collect_batch,
     load_custom_stopwords,
     message,
     model_picker,
     pct,
     write_csv,
 )
-from .explore import collect_batch
 from .plots import comparison_chart, safe_chart, summary_chart
 
 logger = logging.getLogger(__name__)

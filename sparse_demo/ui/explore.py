@@ -15,14 +15,14 @@ import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
 from ..formatting import display_frame, empty_frame
-from ..limits import Limits
 from ..space import gpu
-from ..textio import clean_query, read_query_file, split_queries
+from ..textio import clean_query
 from .common import (
     EXAMPLE_QUERIES,
     AppContext,
     UserError,
     check_top_k,
+    collect_batch,
     load_custom_stopwords,
     message,
     model_picker,
@@ -122,28 +122,6 @@ def explore_query(
         status.append(message("Zero-width characters were removed from the text.", "info"))
     chart = safe_chart(token_bar_chart, frame, f"Top {top_k} tokens: {encoder.name}")
     return ExploreResult("\n\n".join(status), leakage_markdown(analysis), frame, chart, analysis)
-
-
-def collect_batch(block: str | None, upload: str | None, limits: Limits | None = None) -> tuple[list[str], str | None]:
-    """Queries from an uploaded file (wins) or a pasted block, one per line, cut to the batch limit.
-
-    Returns:
-        The queries kept, and a sentence stating the cut (None when nothing was cut).
-
-    Raises:
-        UserError: nothing given. ValueError: the upload is too large or unreadable (its reader's message).
-    """
-    limits = limits or Limits()
-    if upload:
-        limits.check_upload(upload, "query file")
-        queries, rows_note = limits.cut_rows(read_query_file(upload), "rows")
-    else:
-        queries, rows_note = split_queries(block or ""), None
-        if not queries:
-            raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
-    queries, batch_note = limits.cut_batch(queries)
-    notes = " ".join(n for n in (rows_note, batch_note) if n)
-    return queries, notes or None
 
 
 def explore_batch(

@@ -39,14 +39,23 @@ from .. import search as svc
 from ..corpus import Corpus
 from ..formatting import EMPTY_HEADER, display_frame, empty_frame, fmt_number
 from ..space import gpu
-from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
+from .common import (
+    EXAMPLE_QUERIES,
+    SAMPLE_LABEL,
+    UPLOAD_LABEL,
+    AppContext,
+    UserError,
+    analyzer_spec,
+    message,
+    model_picker,
+    resolve_corpus,
+)
+from .corpus_report import build_accordion
 from .plots import fit_width, safe_chart
 from .render import passage_html, plain_passage_html
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_LABEL = "Bundled sample (ko_sample)"
-UPLOAD_LABEL = "My upload"
 RESULT_COLUMNS = ["rank", "gold", "id", "title", "score", "bm25_score", "bm25_rank", "sparse_score", "sparse_rank"]
 EXPLAIN_COLUMNS = ["token", "query_weight", "doc_weight", "product"]
 METHOD_CHOICES = [("Hybrid (BM25 + sparse)", "hybrid"), ("Sparse (dot product)", "sparse"),
@@ -59,16 +68,6 @@ ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes",
 CHART_TOKENS = 20
 EMPTY_RESULTS = "Type a query and press Search: the ranked passages appear here; select one to see why it matched."
 EMPTY_EXPLAIN = "Search, then select a result: each token's query weight × document weight appears here."
-
-_sample_cache: dict[str, Corpus] = {}
-
-
-def sample_corpus() -> Corpus:
-    """The bundled sample corpus, loaded once (read-only, shared)."""
-    if "sample" not in _sample_cache:
-        _sample_cache["sample"] = svc.load_sample_corpus()
-    return _sample_cache["sample"]
-
 
 # ---------------------------------------------------------------------- results
 @dataclass
@@ -114,21 +113,6 @@ def _describe(corpus: Corpus) -> str:
     return f"**{corpus.name}**: {len(corpus):,} documents{extra}"
 
 
-def analyzer_spec(text: str | None) -> str:
-    """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
-
-    Raises:
-        UserError: an unknown preset or tag (the message names the valid choices).
-    """
-    from ..korean import DEFAULT_ANALYZER, get_analyzer
-
-    raw = (text or "").strip() or DEFAULT_ANALYZER
-    try:
-        return get_analyzer(raw).spec
-    except ValueError as exc:
-        raise UserError(f"BM25 analyzer: {exc}") from None
-
-
 # ---------------------------------------------------------------------- handlers
 def load_upload(ctx: AppContext, path: str | None, owner: str | None = None) -> UploadResult:
     """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder) under ``ctx.limits``.
@@ -162,16 +146,6 @@ def check_corpus_rows(corpus: Corpus, max_rows: int) -> Corpus:
         raise ValueError(f"the corpus has {len(corpus):,} documents; the limit is {max_rows:,} per upload "
                          "(SPARSE_DEMO_MAX_ROWS). Upload a smaller corpus.")
     return corpus
-
-
-def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
-    """The corpus picked in the radio: the bundled sample or this visitor's upload."""
-    if choice == UPLOAD_LABEL:
-        if uploaded is None:
-            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
-                            "or pick the bundled sample.")
-        return uploaded
-    return sample_corpus()
 
 
 def backend_note(backend: str | None, public: bool = False) -> str:
@@ -459,8 +433,6 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                                      "score", elem_id="search-explain-table", interactive=False,
                                      wrap=True)
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
-    from .corpus_report import build_accordion
-
     build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
                     backend=backend, visitor_models=visitor_models, analyzer=analyzer)
 
