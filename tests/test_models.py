@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from sparse_demo.config import load_settings
+from sparse_demo.config import load_limits, load_settings
 from sparse_demo.encoder import ModelLoadError
-from sparse_demo.limits import Limits, folder_bytes
+from sparse_demo.limits import folder_bytes
 from sparse_demo.models import NOT_AVAILABLE, ModelRegistry, SourceRefused, check_weights_size
 from sparse_demo.ui.common import AppContext, UserError, _demo_model_name
 
@@ -324,7 +324,7 @@ def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
 
 # ---------------------------------------------------------------------- limits
 def test_limits_state_every_cut(tmp_path):
-    lim = Limits.from_env({"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5",
+    lim = load_limits({"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5",
                            "SPARSE_DEMO_MAX_UPLOAD_MB": "0.001"})
     kept, note = lim.cut_batch([f"q{i}" for i in range(5)])
     assert kept == ["q0", "q1", "q2"] and "first 3 of 5 queries" in note and "2 were left out" in note
@@ -336,4 +336,4 @@ def test_limits_state_every_cut(tmp_path):
     with pytest.raises(ValueError, match="2,000 bytes; the limit is 1,048"):
         lim.check_upload(big)
     with pytest.raises(ValueError, match="SPARSE_DEMO_MAX_BATCH must be at least 1"):
-        Limits.from_env({"SPARSE_DEMO_MAX_BATCH": "0"})
+        load_limits({"SPARSE_DEMO_MAX_BATCH": "0"})

@@ -507,11 +507,9 @@ def test_query_limit_errors_are_readable(index, kwargs, match):
         svc.search(index, "전세 보증금", method="bm25", **kwargs)
 
 
-def test_the_default_limit_is_textio_max_query_chars(index):
-    from sparse_demo.textio import MAX_QUERY_CHARS
-
-    out = svc.search(index, "전세 " * MAX_QUERY_CHARS, method="bm25", k=1)
-    assert len(out.query) <= MAX_QUERY_CHARS and any(f"{MAX_QUERY_CHARS:,}" in n for n in out.notes)
+def test_the_default_limit_is_the_limits_max_query_chars(index):
+    out = svc.search(index, "전세 " * 20_000, method="bm25", k=1)  # 60,000 characters
+    assert 19_990 <= len(out.query) <= 20_000 and any("20,000" in n for n in out.notes)
 
 
 # ----------------------------------------------------------------------------- corpus encoding
@@ -883,14 +881,15 @@ def test_an_index_over_the_whole_budget_is_kept_alone_and_says_so():
 
 
 def test_session_budget_comes_from_the_limits():
+    from sparse_demo.config import load_limits
     from sparse_demo.limits import Limits
 
-    limits = Limits.from_env({"SPARSE_DEMO_MAX_INDEXES": "3", "SPARSE_DEMO_INDEX_CACHE_MB": "2"})
+    limits = load_limits({"SPARSE_DEMO_MAX_INDEXES": "3", "SPARSE_DEMO_INDEX_CACHE_MB": "2"})
     session = svc.SearchSession.from_limits(limits)
     assert (session.max_indexes, session.max_bytes) == (3, 2 * 1024 * 1024)
     assert (Limits().max_indexes, Limits().index_cache_bytes) == (8, 1000 * 1024 * 1024)
     with pytest.raises(ValueError, match="SPARSE_DEMO_MAX_INDEXES"):
-        Limits.from_env({"SPARSE_DEMO_MAX_INDEXES": "many"})
+        load_limits({"SPARSE_DEMO_MAX_INDEXES": "many"})
     with pytest.raises(ValueError, match="max_bytes must be >= 1"):
         svc.SearchSession(max_bytes=0)
 

@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sparse_demo.config import load_limits
 from sparse_demo.corpus import Corpus, Document, Query
 from sparse_demo.limits import Limits
 
@@ -226,7 +227,7 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
         source: a path, ``"sample"`` or ``"boolq:<split>"`` / ``"korsts:<split>"``.
         split: the BEIR qrels split.
         workdir: where a zip is unpacked.
-        limits: the limits files are read under (default: :meth:`Limits.from_env`); the bundled sample
+        limits: the limits files are read under (default: :func:`sparse_demo.config.load_limits`); the bundled sample
             and the shared benchmark sets are the server's own data and are not checked.
 
     Raises:
@@ -242,7 +243,7 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
     path = Path(text)
     if not path.exists():
         raise ValueError(f"{path} does not exist; give {SOURCES_HELP}")
-    limits = Limits.from_env() if limits is None else limits
+    limits = load_limits() if limits is None else limits
     if path.is_dir() or path.suffix.lower() == ".zip":
         if path.is_dir():
             from sparse_demo.corpus import load_corpus

@@ -243,9 +243,9 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
         raise ValueError(_too_large(name, len(data), max_bytes))
     text = _decode(data, name)
     if max_chars is None:
-        from sparse_demo.limits import Limits
+        from sparse_demo.config import load_limits
 
-        max_chars = Limits.from_env().max_doc_chars
+        max_chars = load_limits().max_doc_chars
     report = PairsReport(source=name, format=fmt)
     pairs: list[Pair] = []
     seen: set[tuple[str, str]] = set()

@@ -28,7 +28,7 @@ import gradio as gr
 import pandas as pd
 
 from ..analysis import Analyzer
-from ..config import Settings, load_settings
+from ..config import Settings, load_limits, load_settings
 from ..corpus import Corpus
 from ..encoder import ModelLoadError, SpladeEncoder
 from ..korean import DEFAULT_ANALYZER, StopwordRule, get_analyzer, load_stopwords, parse_stopwords
@@ -87,7 +87,7 @@ class AppContext:
         settings = settings or load_settings()
         registry = registry or ModelRegistry(settings)
         stopwords = load_stopwords(settings.stopwords_path)
-        return cls(settings=settings, registry=registry, stopwords=stopwords, limits=limits or Limits.from_env())
+        return cls(settings=settings, registry=registry, stopwords=stopwords, limits=limits or load_limits())
 
     # ------------------------------------------------------------------ models
     def model_choices(self, visitor_models: dict[str, str] | None = None) -> list[str]:
@@ -389,20 +389,9 @@ def collect_batch(block: str | None, upload: str | None, limits: Limits | None =
     return queries, notes or None
 
 
-MAX_TOP_K = 500
-
-
 def pct(x: float) -> str:
     """A ratio as a percentage with one decimal."""
     return f"{100 * x:.1f}%"
-
-
-def check_top_k(top_k: float) -> int:
-    """``top_k`` as an int in ``[1, MAX_TOP_K]``, else a :class:`UserError`."""
-    k = int(top_k)
-    if not 1 <= k <= MAX_TOP_K:
-        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {k}.")
-    return k
 
 
 def model_picker(ctx: AppContext, prefix: str, label: str = "Model", value: str | None = None,

@@ -21,7 +21,6 @@ from .common import (
     EXAMPLE_QUERIES,
     AppContext,
     UserError,
-    check_top_k,
     collect_batch,
     load_custom_stopwords,
     message,
@@ -106,7 +105,7 @@ def explore_query(
     """Analyse one query; every input problem becomes a status message."""
     try:
         query = ctx.limits.check_query(clean_query(text))
-        top_k = check_top_k(top_k)
+        top_k = ctx.limits.check_top_k(top_k)
         custom = load_custom_stopwords(stopword_file)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analysis = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule)).analyze([query], top_k)[0]
@@ -146,11 +145,7 @@ def explore_batch(
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analyzer = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule))
 
-        def report(done: int, total: int) -> None:
-            if progress is not None:
-                progress(done / max(total, 1), desc=f"encoded {done}/{total}")
-
-        analyses = analyzer.analyze(queries, int(top_k), progress=report)
+        analyses = analyzer.analyze(queries, int(top_k), progress=progress)
         batch = batch_leakage(analyses, int(top_k))
     except (UserError, ValueError) as exc:
         return BatchResult(message(str(exc), "error"), empty, empty, None, None)
@@ -186,7 +181,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
         with gr.Column(scale=2):
             model, folder = model_picker(ctx, "explore")
-            top_k = gr.Slider(5, 100, value=20, step=1, label="top-k", elem_id="explore-topk")
+            top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="explore-topk")
             with gr.Accordion("Stopwords", open=False):
                 stop_file = gr.File(label="Your stopword list (.txt, one per line; replaces the bundled "
                                     f"{len(ctx.stopwords)}-word list)", file_types=[".txt", ".csv", ".tsv"])

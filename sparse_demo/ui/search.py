@@ -15,8 +15,8 @@ Evaluate tab tuned (in this visitor's session) for this model and corpus, else t
 and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`)
 reads this tab's pickers.
 
-Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` is
-refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
+Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` or a top-k over
+``max_top_k`` is refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
 ``max_docs`` documents or ``max_doc_chars`` characters in one document (named by id) is refused with
 a message naming the limit and its variable. The index cache is bounded by ``max_indexes`` and
 ``index_cache_bytes``; an index dropped from it is rebuilt by the next search. An upload is tagged
@@ -306,9 +306,7 @@ def run_search(
         if not text:
             raise UserError("The query is empty: type a question or keywords, e.g. 당뇨병 치료 방법.")
         ctx.limits.check_query(text)
-        k = int(top_k)
-        if not 1 <= k <= 100:
-            raise UserError(f"top-k must be between 1 and 100, got {k}.")
+        k = ctx.limits.check_top_k(top_k)
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         report = _progress_fn(progress)
@@ -407,7 +405,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             with gr.Row():
                 weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, elem_id="search-weight",
                                    label="Sparse weight w (min-max fusion; BM25 gets 1 − w)")
-                top_k = gr.Slider(1, 100, value=10, step=1, label="top-k", elem_id="search-topk")
+                top_k = gr.Slider(1, ctx.limits.max_top_k, value=10, step=1, label="top-k", elem_id="search-topk")
         with gr.Column(scale=2):
             corpus_choice = gr.Radio([SAMPLE_LABEL, UPLOAD_LABEL], value=SAMPLE_LABEL, label="Corpus",
                                      elem_id="search-corpus")
