@@ -32,10 +32,12 @@ environment (the variables, their defaults and minimums are listed once, in :mod
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from .progress import Progress
 
 T = TypeVar("T")
 _MB = 1024 * 1024
@@ -152,7 +154,6 @@ class TimeLimitExceeded(ValueError):
     """Work on a visitor's upload ran past its :class:`Deadline` (a ValueError: shown as a message)."""
 
 
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Deadline:
             raise TimeLimitExceeded(f"{self.what} stopped after {elapsed:.1f} s{at}: the limit is {self.seconds:g} s "
                                     "per request (SPARSE_DEMO_MAX_INDEX_SECONDS). Upload fewer or shorter documents.")
 
-    def wrap(self, progress: ProgressFn | None) -> ProgressFn:
+    def wrap(self, progress: Progress | None) -> Progress:
         """A progress callback that checks this deadline, then forwards to ``progress`` (may be None).
 
         A callback already wrapped by a deadline is returned as it is (one budget per request).

@@ -373,11 +373,13 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
         monkeypatch.setattr(enc, "encode", counting)
     seen = []
     r = ui.compare_set(ctx, "\n".join(QUERIES), None, ["tiny-a", "tiny-b"], str(sparse_dirs["wp"]),
-                       top_k=10, progress=lambda frac, desc="": seen.append(frac))
+                       top_k=10, progress=lambda frac, desc: seen.append((frac, desc)))
     s = r.comparison
     assert s is not None, r.status
     assert calls == [("tiny-a", 4), ("tiny-b", 4)]
-    assert seen and max(seen) == pytest.approx(1.0)
+    # one progress for both models and the folder: each model's share of 0..1, named in the message
+    assert seen[-1] == (pytest.approx(1.0), f"{s.models[-1]}: 4/4 texts encoded")
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[0][1].startswith("tiny-a: ")
     assert len(s.models) == 3 and len(s.pairs) == 3 and len(r.pair_choices) == 3
     assert list(r.summary["model"]) == s.models
     assert set(r.summary.columns) >= {"mean_stopword_mass_ratio", "mean_special_mass_ratio", "mean_active_dims",

@@ -22,16 +22,20 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from sparse_demo.analysis import Analyzer
+from sparse_demo.encoder import Encoder
 from sparse_demo.korean import StopwordRule
 
 from .core import CollapseThresholds, CorpusReport, corpus_report, input_matrix
+
+if TYPE_CHECKING:
+    from sparse_demo.search import SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ _VOCAB_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KEYS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def vocabulary(encoder: Any) -> tuple[np.ndarray, pd.Index | dict[str, int], np.ndarray]:
+def vocabulary(encoder: Encoder) -> tuple[np.ndarray, pd.Index | dict[str, int], np.ndarray]:
     """``(tokens by id, token -> id lookup, readable tokens by id)``, cached per encoder.
 
     The lookup is a ``pd.Index`` of the tokens (a dict when two ids share a string); the
@@ -93,7 +97,7 @@ def vectors_matrix(vectors: Sequence[Mapping[str, float]], ids: Mapping[str, int
     return m
 
 
-def category_codes(encoder: Any, active_ids: np.ndarray, rule: StopwordRule | None = None) -> np.ndarray:
+def category_codes(encoder: Encoder, active_ids: np.ndarray, rule: StopwordRule | None = None) -> np.ndarray:
     """Category codes for every vocabulary id (only ``active_ids`` are classified; others 0)."""
     codes = np.zeros(int(encoder.vocab_size), dtype=np.uint8)
     if active_ids.size:
@@ -101,10 +105,10 @@ def category_codes(encoder: Any, active_ids: np.ndarray, rule: StopwordRule | No
     return codes
 
 
-def input_ids_of(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> list[list[int]]:
+def input_ids_of(encoder: Encoder, texts: Sequence[str], batch_size: int = 256) -> list[list[int]]:
     """Each text's input token ids as encoding saw them (special tokens added, ``max_length`` cut)."""
     out: list[list[int]] = []
-    max_length = int(getattr(encoder, "max_length", 512))
+    max_length = int(encoder.max_length)
     for start in range(0, len(texts), batch_size):
         batch = list(texts[start : start + batch_size])
         enc = encoder.tokenizer(batch, add_special_tokens=True, truncation=True, max_length=max_length,
@@ -128,7 +132,7 @@ def _inputs_matrix(input_ids: Any, vocab_size: int) -> sp.csr_matrix:
     return m
 
 
-def keys_for(encoder: Any, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
+def keys_for(encoder: Encoder, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
     """Surface keys (``sparse_demo.compare.token_key``) per column, computed once per id and encoder."""
     from sparse_demo.analysis import CATEGORIES
     from sparse_demo.compare import token_key
@@ -154,7 +158,7 @@ def _weakrefable(obj: Any) -> bool:
 
 
 def report_from_vectors(
-    encoder: Any,
+    encoder: Encoder,
     vectors: Sequence[Mapping[str, float]],
     texts: Sequence[str] | None = None,
     *,
@@ -196,12 +200,12 @@ def report_from_vectors(
         input_ids = input_ids_of(encoder, texts)
     inputs = _inputs_matrix(input_ids, vocab) if input_ids is not None else None
     all_notes = list(notes)
-    if getattr(encoder, "drop_special", True):
+    if encoder.drop_special:
         all_notes.append("Special tokens are dropped from the search vectors, so their mass here is 0; the Explore "
                          "tab shows it per text.")
     return corpus_report(
         w, tokens, codes, inputs=inputs, queries=q, doc_top_k=doc_top_k, capped_documents=capped_documents,
-        thresholds=thresholds, model=str(getattr(encoder, "name", "")), corpus=corpus_name, notes=all_notes,
+        thresholds=thresholds, model=str(encoder.name), corpus=corpus_name, notes=all_notes,
         keys=keys_for(encoder, codes, active), display=display,
     )
 
@@ -211,7 +215,7 @@ def _doc_text(title: str, text: str) -> str:
 
 
 def report_for_index(
-    index: Any,
+    index: SearchIndex,
     *,
     rule: StopwordRule | None = None,
     queries: Sequence[str] | None = None,

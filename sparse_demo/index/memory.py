@@ -32,7 +32,6 @@ import numpy as np
 from sparse_demo.index.base import (
     Hit,
     IndexDocument,
-    ProgressCallback,
     SearchResult,
     SparseExplanation,
     TokenContribution,
@@ -48,6 +47,7 @@ from sparse_demo.index.bm25 import (
     top_k_indices,
 )
 from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
+from sparse_demo.progress import Progress, counted
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class MemoryBackend:
         self._docs: dict[str, IndexDocument] = {}
 
     def add(
-        self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None, batch_size: int = 1000
+        self, docs: Iterable[IndexDocument], progress: Progress | None = None, batch_size: int = 1000
     ) -> int:
         """Index documents (validated first; an existing id is replaced).
 
@@ -255,8 +255,7 @@ class MemoryBackend:
             self.sparse.add(ids, [d.sparse for d in batch])
             for d in batch:
                 self._docs[d.id] = d
-            if progress is not None:
-                progress(min(start + batch_size, total), total)
+            counted(progress, min(start + batch_size, total), total, "documents indexed")
         logger.info("memory backend: indexed %d documents (%d in total)", total, len(self._docs))
         return total
 

@@ -40,11 +40,10 @@ from sparse_demo.offline.recipe import (
     RECORD_FILE,
     SETTINGS_FILE,
     BuildOptions,
-    ProgressFn,
-    StopFn,
     build,
     load_bundled,
 )
+from sparse_demo.progress import ShouldStop, TrainingProgress
 
 if TYPE_CHECKING:
     from sparse_demo.models import ModelRegistry
@@ -188,8 +187,8 @@ def register_cached_local_model(registry: ModelRegistry, root: Path | None = Non
     return False
 
 
-def _local_options(folder: Path, time_limit_s: float, progress: ProgressFn | None,
-                   should_stop: StopFn | None) -> BuildOptions:
+def _local_options(folder: Path, time_limit_s: float, progress: TrainingProgress | None,
+                   should_stop: ShouldStop | None) -> BuildOptions:
     return BuildOptions(out=folder, time_limit_s=time_limit_s, threads=None, name=LOCAL_MODEL_NAME,
                         note="the demo model retrained in the app", progress=progress, should_stop=should_stop)
 
@@ -202,7 +201,7 @@ def _cache_key(options: BuildOptions) -> str:
 
 
 def build_local_model(registry: ModelRegistry, root: Path | None = None, *, time_limit_s: float = 180.0,
-                      progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
+                      progress: TrainingProgress | None = None, should_stop: ShouldStop | None = None) -> Path:
     """*Retrain the demo model here*: run the demo model's recipe and register the result.
 
     The folder (:func:`local_model_dir`) is reused when its build record has the same data and

@@ -38,6 +38,7 @@ import pandas as pd
 from .. import search as svc
 from ..corpus import Corpus
 from ..formatting import EMPTY_HEADER, display_frame, empty_frame, fmt_number
+from ..progress import Progress
 from ..space import gpu
 from .common import (
     EXAMPLE_QUERIES,
@@ -165,7 +166,7 @@ def backend_note(backend: str | None, public: bool = False) -> str:
     return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
 
 
-def _progress_fn(progress: Any) -> svc.StageProgress | None:
+def _progress_fn(progress: Any) -> Progress | None:
     if progress is None:
         return None
 
@@ -227,7 +228,7 @@ def _index_for_search(
     folder: str | None,
     backend: str,
     visitor_models: dict[str, str] | None,
-    progress: svc.StageProgress | None,
+    progress: Progress | None,
     analyzer: str = "default",
 ) -> tuple[svc.SearchIndex, list[str]]:
     """The index a search needs; BM25 never waits for the model to encode the corpus."""
