@@ -924,7 +924,13 @@ def test_the_index_cache_is_safe_under_concurrent_handlers():
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(work, range(36)))
-    assert all(isinstance(r, list) for r in results)
+    # every answer is the one a single thread gets on a fresh cache, and holds exactly the documents
+    # among the first n whose text contains 방법 (a plain substring test, independent of BM25)
+    alone = {n: svc.search(_bm25_index(svc.SearchSession(), n), "방법", method="bm25", k=6).ids for n in range(1, 7)}
+    for i, ids in enumerate(results):
+        n = 1 + i % 6
+        assert ids == alone[n], (i, ids)
+        assert set(ids) == {d.id for d in DOCS[:n] if "방법" in d.text}, (n, ids)
     assert len(session) <= 3 and session.cached_bytes <= max(sum(sizes), hand_index_bytes(DOCS, None))
     assert session.cached_bytes == sum(hand_index_bytes(DOCS[: int(k.corpus_id.split("-")[0][1:])], None)
                                        for k in session.cached_keys())
