@@ -126,17 +126,6 @@ class Limits:
             raise ValueError(f"{prefix}document {doc_id!r} has {chars:,} characters; the limit is "
                              f"{self.max_doc_chars:,} (SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter documents.")
 
-    def check_documents(self, docs: Sequence[object], name: str = "the corpus") -> None:
-        """Check a corpus's documents (objects with ``id``, ``text`` and ``title``) against the count and
-        characters limits, before any index is built.
-
-        Raises:
-            ValueError: too many documents, or the first document over :attr:`max_doc_chars` (by id).
-        """
-        self.check_doc_count(len(docs), name)
-        for d in docs:
-            self.check_doc_chars(str(d.id), len(d.text) + len(getattr(d, "title", "") or ""))
-
     def deadline(self, what: str = "Indexing this upload") -> Deadline:
         """A :class:`Deadline` of :attr:`max_index_seconds` starting now."""
         return Deadline(self.max_index_seconds, what)

@@ -485,7 +485,8 @@ def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui
     from pathlib import Path
 
     from sparse_demo.config import load_settings
-    from sparse_demo.ui.common import AppContext, _demo_model_name
+    from sparse_demo.offline import DEMO_MODEL_NAME as demo_name
+    from sparse_demo.ui.common import AppContext
 
     presets = json.loads(Path(compare_presets).read_text(encoding="utf-8"))
     presets["default"] = "missing"
@@ -495,8 +496,6 @@ def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui
     # without a demo model: A stays on the (unloadable) default, B is the first model that did not fail
     plain = AppContext.create(load_settings(settings))
     assert ui._defaults(plain) == ("missing", "tiny-a")
-    demo_name = _demo_model_name()
-    assert demo_name, "sparse_demo.offline names the bundled demo model"
     with_demo = AppContext.create(load_settings(settings))
     with_demo.registry.register(demo_name, str(sparse_dirs["xb"]), "stand-in demo model")
     assert ui._defaults(with_demo) == (demo_name, "tiny-a")

@@ -15,7 +15,8 @@ from sparse_demo.config import load_limits, load_settings
 from sparse_demo.encoder import ModelLoadError
 from sparse_demo.limits import folder_bytes
 from sparse_demo.models import NOT_AVAILABLE, ModelRegistry, SourceRefused, check_weights_size
-from sparse_demo.ui.common import AppContext, UserError, _demo_model_name
+from sparse_demo.offline import DEMO_MODEL_NAME
+from sparse_demo.ui.common import AppContext, UserError
 
 
 def make_settings(tmp_path: Path, presets: list[dict] | None = None, default: str | None = None, **env: str):
@@ -315,10 +316,10 @@ def test_forget_visitor_never_leaves_the_private_root(tmp_path, tiny_model_dir):
 def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
     settings = make_settings(tmp_path, [{"name": "V26", "source": str(tmp_path / "no-v26")}], "V26")
     ctx = AppContext.create(settings)
-    ctx.registry.register(_demo_model_name(), str(tiny_model_dir))
-    assert ctx.default_model() == _demo_model_name()
+    ctx.registry.register(DEMO_MODEL_NAME, str(tiny_model_dir))
+    assert ctx.default_model() == DEMO_MODEL_NAME
     ok = AppContext.create(make_settings(tmp_path, [{"name": "V26", "source": str(tiny_model_dir)}], "V26"))
-    ok.registry.register(_demo_model_name(), str(tiny_model_dir))
+    ok.registry.register(DEMO_MODEL_NAME, str(tiny_model_dir))
     assert ok.default_model() == "V26"
 
 

@@ -235,7 +235,7 @@ def report_for_index(
     Raises:
         ValueError: the index was built without a model.
     """
-    if getattr(index, "encoder", None) is None:
+    if index.encoder is None:
         raise ValueError("this index was built without a model (BM25 only); pick a model and build the index "
                          "to see its corpus report")
     from sparse_demo.search import corpus_fingerprint, model_fingerprint
@@ -251,14 +251,14 @@ def report_for_index(
     def build() -> CorpusReport:
         docs = index.documents
         capped = None
-        input_ids = getattr(index, "input_ids", None)
+        input_ids = index.input_ids
         if docs is None:  # an existing OpenSearch index was reused: encode once more, here
             from sparse_demo.search import encode_corpus
 
             enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k)
             docs, capped, input_ids = enc.documents, enc.pruned, enc.input_ids
         else:
-            capped = getattr(index.stats, "pruned_docs", None)
+            capped = index.stats.pruned_docs
         if input_ids is not None and len(input_ids) != len(docs):
             logger.warning("ignoring %d input id rows for %d documents", len(input_ids), len(docs))
             input_ids = None

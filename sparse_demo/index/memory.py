@@ -170,15 +170,6 @@ class SparseIndex:
         ids = self._store.ids
         return [Hit(ids[i], float(scores[i]), r) for r, i in enumerate(top.tolist(), start=1)]
 
-    def doc_vector(self, doc_id: str) -> dict[str, float]:
-        """The stored vector of a document (empty when unknown)."""
-        row = self._store.row_of(doc_id)
-        if row is None:
-            return {}
-        csr_row = self._store.matrix()[[row]].tocsr()
-        tokens = self._store.tokens
-        return {tokens[c]: float(v) for c, v in zip(csr_row.indices.tolist(), csr_row.data.tolist())}
-
     def doc_weights(self, doc_id: str, tokens: Iterable[str]) -> dict[str, float]:
         """The document's stored weights for ``tokens`` (absent tokens left out).
 

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from sparse_demo.offline.recipe import (
     DEFAULT_OUT,
-    DEMO_DESCRIPTION,
-    DEMO_NAME,
+    DEMO_MODEL_DESCRIPTION,
+    DEMO_MODEL_NAME,
     RECORD_FILE,
     SETTINGS_FILE,
     BuildOptions,
@@ -50,11 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The bundled demo model's name in every model picker.
-DEMO_MODEL_NAME = DEMO_NAME
-#: Its folder (read-only).
+#: The bundled demo model's folder (read-only).
 DEMO_MODEL_DIR: Path = DEFAULT_OUT
-DEMO_MODEL_DESCRIPTION = DEMO_DESCRIPTION
 #: The demo model retrained inside the app (*Retrain the demo model here*).
 LOCAL_MODEL_NAME = "demo-small (retrained here)"
 LOCAL_MODEL_DESCRIPTION = "the demo model's recipe retrained on this machine from bundled sample data"

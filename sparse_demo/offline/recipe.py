@@ -65,8 +65,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "assets" / "demo-model"
 SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 HUB_TOKENIZER = "xlm-roberta-base"
-DEMO_NAME = "demo-small (bundled)"
-DEMO_DESCRIPTION = "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
+#: The bundled demo model's name in every model picker, and its description.
+DEMO_MODEL_NAME = "demo-small (bundled)"
+DEMO_MODEL_DESCRIPTION = ("small demo model shipped with the app, trained on bundled sample data "
+                          "(not the V26 checkpoint)")
 #: The model folder's settings file (next to ``config.json``).
 SETTINGS_FILE = "sparse_demo.json"
 #: The build's training record.
@@ -81,11 +83,7 @@ def init_model(vocab_dir: Path, out_dir: Path, size: str, docs: Sequence[str], s
     from transformers import AutoTokenizer
 
     from sparse_demo.modeling import make_mlm
-
-    try:
-        from sparse_demo.train.vocab import lexical_init
-    except ImportError:  # before the train package split
-        from sparse_demo.train.trainer import lexical_init  # type: ignore[no-redef]
+    from sparse_demo.train.vocab import lexical_init
 
     tokenizer = AutoTokenizer.from_pretrained(str(vocab_dir))
     model = make_mlm(tokenizer, size, seed=seed)  # type: ignore[arg-type]
@@ -194,7 +192,7 @@ class BuildOptions:
     eval_fraction: float = 0.15
     patience: int = 4
     half: bool = True
-    name: str = DEMO_NAME
+    name: str = DEMO_MODEL_NAME
     note: str = "embedded demo model trained on bundled sample data"
     work_dir: Path | None = None
     progress: TrainingProgress | None = None
@@ -354,7 +352,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         }
         settings = {
             "name": options.name,
-            "description": DEMO_DESCRIPTION,
+            "description": DEMO_MODEL_DESCRIPTION,
             "hybrid_weight": weight,
             "max_length": options.max_length,
             "drop_special": True,

@@ -178,10 +178,6 @@ class SearchIndex:
         return self.key.model
 
     @property
-    def has_sparse(self) -> bool:
-        return self.encoder is not None
-
-    @property
     def analyzer(self) -> str:
         """The BM25 analyzer spec of the indexed terms (queries are analysed the same way)."""
         return self.key.analyzer

@@ -34,6 +34,7 @@ from ..encoder import ModelLoadError, SpladeEncoder
 from ..korean import DEFAULT_ANALYZER, StopwordRule, get_analyzer, load_stopwords, parse_stopwords
 from ..limits import Limits
 from ..models import ModelRegistry, SourceRefused, default_private_root
+from ..offline import DEMO_MODEL_NAME, register_cached_local_model, register_demo_model
 from ..search.corpus_files import load_sample_corpus
 from ..search.weights import VisitorWeights
 from ..textio import read_query_file, split_queries
@@ -112,8 +113,7 @@ class AppContext:
             encoder, error = self.registry.try_get(default)
             if encoder is None:
                 logger.warning("Default model %s unavailable: %s", default, error)
-                fallback = _demo_model_name()
-                chosen = fallback if fallback in choices else default
+                chosen = DEMO_MODEL_NAME if DEMO_MODEL_NAME in choices else default
         self.start_model = chosen or (choices[0] if choices else None)
         if self.start_model and self.start_model != self.settings.default_model:
             # every tab that reads settings.default_model now starts on the model that loads
@@ -155,10 +155,6 @@ class AppContext:
                 "tokenizer files) in the 'local folder' box, or pick another model."
             ) from exc
         return encoder
-
-    def owned_folders(self, visitor_models: dict[str, str] | None) -> list[str]:
-        """This visitor's model folders (for :meth:`ModelRegistry.get`'s ``owned``)."""
-        return list((visitor_models or {}).values())
 
     def _own_model(self, name: str, folder: str) -> SpladeEncoder:
         real = Path(folder).resolve()
@@ -300,24 +296,13 @@ def _temp_workdir() -> Path:
     return path
 
 
-def _demo_model_name() -> str | None:
-    """The bundled demo model's name, when ``sparse_demo.offline`` provides one."""
-    from .. import offline
-
-    return getattr(offline, "DEMO_MODEL_NAME", None) or getattr(offline, "LOCAL_MODEL_NAME", None)
-
-
 def register_builtin_models(registry: ModelRegistry) -> None:
     """Register the bundled demo model (when shipped) and a cached locally built model for every visitor."""
-    from .. import offline
-
-    register_demo = getattr(offline, "register_demo_model", None)
-    if register_demo is not None:
-        try:
-            register_demo(registry)
-        except Exception:  # noqa: BLE001 - the app still starts; the banner lists what loads
-            logger.exception("Registering the demo model failed")
-    offline.register_cached_local_model(registry)
+    try:
+        register_demo_model(registry)
+    except Exception:  # noqa: BLE001 - the app still starts; the banner lists what loads
+        logger.exception("Registering the demo model failed")
+    register_cached_local_model(registry)
 
 
 def load_custom_stopwords(path: str | None) -> frozenset[str] | None:

@@ -36,6 +36,7 @@ from typing import Any
 import altair as alt
 import gradio as gr
 import pandas as pd
+from gradio.processing_utils import hash_file
 
 from ..encoder import ModelLoadError, looks_like_path
 from ..formatting import round_sig
@@ -56,7 +57,7 @@ from ..train import (
     zip_model,
 )
 from ..train.queue import SlotLimitReached, Ticket, TrainingQueue
-from .common import PICKER_PREFIX, AppContext, UserError, message
+from .common import PICKER_PREFIX, AppContext, UserError, gradio_cache_dir, message
 from .plots import CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -422,10 +423,8 @@ def _discard(job: _Job, model_dir: Path | None, zip_path: Path | None) -> None:
 def forget_cached_copy(path: str | Path) -> None:
     """Remove Gradio's cached copy of a file this app handed to a visitor (where Gradio keeps it)."""
     try:
-        from gradio import processing_utils, utils
-
-        cached = Path(utils.get_upload_folder()) / processing_utils.hash_file(path)
-    except (OSError, ImportError, AttributeError):
+        cached = gradio_cache_dir() / hash_file(path)
+    except OSError:  # the file is gone already
         return
     shutil.rmtree(cached, ignore_errors=True)
 
