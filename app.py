@@ -13,12 +13,12 @@ shuts down (:func:`install_shutdown`).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from pathlib import Path
 
 import gradio as gr
 
+from sparse_demo.config import server_options
 from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model
 from sparse_demo.ui import compare, evaluate, explore, finetune, search
 from sparse_demo.ui.common import AppContext, message, model_dropdowns, picker_updates, register_builtin_models
@@ -154,14 +154,15 @@ def install_shutdown(demo: gr.Blocks, ctx: AppContext) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    server = server_options()
+    logging.basicConfig(level=server.log_level, format="%(asctime)s %(name)s %(message)s")
     ctx = AppContext.create()
     demo = build_app(ctx)
     install_shutdown(demo, ctx)
     css_path = ASSETS / "style.css"
     demo.queue(default_concurrency_limit=2).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        server_name=server.host,
+        server_port=server.port,
         css_paths=[css_path] if css_path.exists() else None,
     )
 

@@ -34,13 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparse_demo.data import load_boolq, load_korsts, shared_data_dir  # noqa: E402
+from sparse_demo.config import data_dir  # noqa: E402
+from sparse_demo.data import load_boolq, load_korsts  # noqa: E402
 from sparse_demo.evaluation import RetrievalMetrics  # noqa: E402
 from sparse_demo.evaluation.significance import paired_randomization_test  # noqa: E402
+from sparse_demo.progress import TrainingEvent  # noqa: E402
 from sparse_demo.train import TrainConfig, train  # noqa: E402
 from sparse_demo.train.evaluation import SYSTEMS, heldout_report  # noqa: E402
 
-SHARED_DATA_DIR = shared_data_dir()
+SHARED_DATA_DIR = data_dir()
 
 TOKENIZER_DIR = SHARED_DATA_DIR.parent / "models" / "xlmr-tokenizer"
 
@@ -93,18 +95,18 @@ def main() -> int:
         num_threads=args.threads,
     )
 
-    def progress(info: dict) -> None:
-        if info["phase"] == "train" and info["step"] % 20 == 0:
+    def progress(ev: TrainingEvent) -> None:
+        if ev.phase == "train" and ev.step % 20 == 0:
             print(
-                f"  step {info['step']:4d}/{info['max_steps']}  ep {info['epoch']:.2f}  loss {info['total']:.3f}"
-                f"  nce {info['infonce']:.3f}  flops q/d {info['flops_q']:.2f}/{info['flops_d']:.2f}"
-                f"  active q/d {info['active_q']:.0f}/{info['active_d']:.0f}  {info['elapsed_s']:.0f}s",
+                f"  step {ev.step:4d}/{ev.max_steps}  ep {ev.epoch:.2f}  loss {ev.total:.3f}"
+                f"  nce {ev.infonce:.3f}  flops q/d {ev.flops_q:.2f}/{ev.flops_d:.2f}"
+                f"  active q/d {ev.active_q:.0f}/{ev.active_d:.0f}  {ev.elapsed_s:.0f}s",
                 flush=True,
             )
-        elif info["phase"] == "eval":
-            print(f"  eval step {info['step']}: held-out MRR@10 {info['eval_mrr10']:.3f}", flush=True)
-        elif "message" in info:
-            print(f"[{info['phase']}] {info['message']} ({info['elapsed_s']:.0f}s)", flush=True)
+        elif ev.phase == "eval":
+            print(f"  eval step {ev.step}: held-out MRR@10 {ev.eval_mrr10:.3f}", flush=True)
+        elif ev.message:
+            print(f"[{ev.phase}] {ev.message} ({ev.elapsed_s or 0:.0f}s)", flush=True)
 
     result = train(config, train_pairs, dev_pairs[:200], progress=progress)
     t_trained = time.time()

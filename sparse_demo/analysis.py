@@ -21,18 +21,16 @@ import threading
 import unicodedata
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from .encoder import Encoding
+from .encoder import Encoder, Encoding
 from .korean import CONTENT_TAG_PREFIXES, StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
-
-if TYPE_CHECKING:
-    from .encoder import SpladeEncoder
+from .progress import Progress
 
 Category = Literal["content", "stopword", "special", "punctuation"]
 CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation")
@@ -205,11 +203,11 @@ class Analyzer:
     """Binds an encoder and a stopword rule; turns texts into :class:`QueryAnalysis`.
 
     Args:
-        encoder: a loaded :class:`SpladeEncoder`.
+        encoder: a loaded :class:`~sparse_demo.encoder.Encoder` (a :class:`SpladeEncoder`).
         rule: the stopword rule (bundled list + Kiwi POS rule when None).
     """
 
-    def __init__(self, encoder: SpladeEncoder, rule: StopwordRule | None = None) -> None:
+    def __init__(self, encoder: Encoder, rule: StopwordRule | None = None) -> None:
         self.encoder = encoder
         self.rule = rule or StopwordRule()
         self._codes: np.ndarray = _category_codes(encoder, (self.rule.words, self.rule.use_pos_rule))
@@ -230,7 +228,7 @@ class Analyzer:
         return self._codes[token_ids]
 
     def analyze(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, *, batch_size: int = 32,
-                progress: Callable[[int, int], None] | None = None) -> list[QueryAnalysis]:
+                progress: Progress | None = None) -> list[QueryAnalysis]:
         encodings = self.encoder.encode(list(texts), batch_size=batch_size, progress=progress)
         return [self.analyze_encoding(e, top_k) for e in encodings]
 
@@ -303,7 +301,7 @@ class Analyzer:
                 cats[i] = "content"
 
 
-def _category_codes(encoder: SpladeEncoder, key: tuple) -> np.ndarray:
+def _category_codes(encoder: Encoder, key: tuple) -> np.ndarray:
     """The shared category-code array of ``encoder`` under a stopword-rule ``key`` (created once, thread-safe).
 
     One code per vocabulary id (:data:`_UNKNOWN` until the id is first classified).
@@ -319,7 +317,7 @@ def _category_codes(encoder: SpladeEncoder, key: tuple) -> np.ndarray:
 class _ReadableTokens:
     """Readable token strings of a vector's ids, looked up only when indexed."""
 
-    def __init__(self, encoder: SpladeEncoder, ids: np.ndarray) -> None:
+    def __init__(self, encoder: Encoder, ids: np.ndarray) -> None:
         self.encoder, self.ids = encoder, ids
 
     def __len__(self) -> int:

@@ -13,39 +13,31 @@ BM25 analysis time grows faster than linearly with a text's length). Indexing or
 visitor's upload then runs against a :class:`Deadline` (``SPARSE_DEMO_MAX_INDEX_SECONDS``), checked
 between batches and documents: past it the work stops with a message naming the limit.
 
-Environment variables (all optional):
+Each limit is a field of :class:`Limits`; :func:`sparse_demo.config.load_limits` reads them from the
+environment (the variables, their defaults and minimums are listed once, in :mod:`sparse_demo.config`):
 
-- ``SPARSE_DEMO_MAX_QUERY_CHARS``: characters of one query in every tab (default 20,000).
-- ``SPARSE_DEMO_MAX_BATCH``: queries analysed by one batch request (default 5,000).
-- ``SPARSE_DEMO_MAX_UPLOAD_MB``: bytes of one uploaded file (default 10 MB).
-- ``SPARSE_DEMO_MAX_ROWS``: rows (pairs, queries) read from one upload (default 50,000).
-- ``SPARSE_DEMO_MAX_UNPACKED_MB``: bytes one upload may unpack to: a zip's members together, or one
-  corpus file read by the CLI (default 50 MB).
-- ``SPARSE_DEMO_MAX_DOCS``: documents of one corpus (default 20,000).
-- ``SPARSE_DEMO_MAX_DOC_CHARS``: characters of one document (title + text) or one pair text (default
-  100,000; Kiwi takes about 5 s on such a text on a busy 2-core machine).
-- ``SPARSE_DEMO_MAX_INDEX_SECONDS``: seconds (wall clock) indexing, encoding or evaluating one visitor
-  upload may take in one request (default 120). Wall clock, not process CPU time: the process's
-  CPU time counts every visitor's work, a thread's misses the encoder's worker threads.
-- ``SPARSE_DEMO_VISITOR_QUOTA_MB``: disk one visitor's own models may use (default 500 MB).
-- ``SPARSE_DEMO_VISITOR_MODELS``: how many models one visitor may keep (default 3).
-- ``SPARSE_DEMO_MAX_INDEXES``: built search indexes the process keeps (default 8, least recently used dropped).
-- ``SPARSE_DEMO_INDEX_CACHE_MB``: estimated memory those indexes may use together (default 1,000 MB).
-- ``SPARSE_DEMO_PUBLIC_TRAIN_SECONDS``: in ``public`` mode, the longest turn one fine-tuning run may hold
+- ``max_query_chars`` (``SPARSE_DEMO_MAX_QUERY_CHARS``): one query in every tab and the CLI.
+- ``max_top_k`` (``SPARSE_DEMO_MAX_TOP_K``): the top-k of Explore, Compare and Search (tokens shown, hits).
+- ``max_batch`` (``SPARSE_DEMO_MAX_BATCH``), ``max_rows`` (``SPARSE_DEMO_MAX_ROWS``): queries per batch
+  request, rows read from one upload (cut, with a sentence saying how many were left out).
+- ``max_upload_bytes``, ``max_unpacked_bytes``, ``max_docs``, ``max_doc_chars``, ``max_index_seconds``:
+  an upload, as above.
+- ``visitor_quota_bytes``, ``visitor_models``: a visitor's own models on disk.
+- ``max_indexes``, ``index_cache_bytes``: the shared search-index cache.
+- ``public_train_seconds``: in ``public`` mode, the longest turn one fine-tuning run may hold
   (preparation and training; its held-out evaluation and save follow), so one visitor cannot keep the
-  one training slot from everyone (default 600 s). Runs wait in one line and see their place in it.
+  one training slot from everyone. Runs wait in one line and see their place in it.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .config import env_number
+from .progress import Progress
 
 T = TypeVar("T")
 _MB = 1024 * 1024
@@ -53,9 +45,11 @@ _MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    """The app's per-request limits (see the module docstring for the variables)."""
+    """The app's per-request limits (see the module docstring; read from the environment by
+    :func:`sparse_demo.config.load_limits`)."""
 
     max_query_chars: int = 20_000
+    max_top_k: int = 100
     max_batch: int = 5_000
     max_upload_bytes: int = 10 * _MB
     max_rows: int = 50_000
@@ -69,42 +63,26 @@ class Limits:
     max_index_seconds: float = 120.0
     public_train_seconds: int = 600
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
-        """Limits from the environment.
-
-        Raises:
-            ValueError: a variable is not a positive number (the message names it).
-        """
-        env = os.environ if env is None else env
-        return cls(
-            max_query_chars=int(env_number(env, "SPARSE_DEMO_MAX_QUERY_CHARS", cls.max_query_chars, minimum=1)),
-            max_batch=int(env_number(env, "SPARSE_DEMO_MAX_BATCH", cls.max_batch, minimum=1)),
-            max_upload_bytes=int(env_number(env, "SPARSE_DEMO_MAX_UPLOAD_MB", cls.max_upload_bytes / _MB,
-                                            minimum=0.001) * _MB),
-            max_rows=int(env_number(env, "SPARSE_DEMO_MAX_ROWS", cls.max_rows, minimum=1)),
-            visitor_quota_bytes=int(env_number(env, "SPARSE_DEMO_VISITOR_QUOTA_MB", cls.visitor_quota_bytes / _MB,
-                                               minimum=0.001) * _MB),
-            visitor_models=int(env_number(env, "SPARSE_DEMO_VISITOR_MODELS", cls.visitor_models, minimum=1)),
-            max_indexes=int(env_number(env, "SPARSE_DEMO_MAX_INDEXES", cls.max_indexes, minimum=1)),
-            index_cache_bytes=int(env_number(env, "SPARSE_DEMO_INDEX_CACHE_MB", cls.index_cache_bytes / _MB,
-                                             minimum=0.001) * _MB),
-            max_unpacked_bytes=int(env_number(env, "SPARSE_DEMO_MAX_UNPACKED_MB", cls.max_unpacked_bytes / _MB,
-                                              minimum=0.001) * _MB),
-            max_docs=int(env_number(env, "SPARSE_DEMO_MAX_DOCS", cls.max_docs, minimum=1)),
-            max_doc_chars=int(env_number(env, "SPARSE_DEMO_MAX_DOC_CHARS", cls.max_doc_chars, minimum=1)),
-            max_index_seconds=env_number(env, "SPARSE_DEMO_MAX_INDEX_SECONDS", cls.max_index_seconds,
-                                         minimum=0.001),
-            public_train_seconds=int(env_number(env, "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS", cls.public_train_seconds,
-                                                minimum=10)),
-        )
-
     def check_query(self, text: str) -> str:
         """``text`` unchanged, or a ValueError when it exceeds :attr:`max_query_chars`."""
         if len(text) > self.max_query_chars:
             raise ValueError(f"The query has {len(text):,} characters; the limit is {self.max_query_chars:,} "
                              "(SPARSE_DEMO_MAX_QUERY_CHARS). Paste a shorter text.")
         return text
+
+    def check_top_k(self, top_k: float) -> int:
+        """``top_k`` as an int in ``[1, max_top_k]``, else a ValueError naming the limit.
+
+        Example:
+            >>> Limits(max_top_k=50).check_top_k(80)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: top-k must be between 1 and 50 (SPARSE_DEMO_MAX_TOP_K), got 80.
+        """
+        k = int(top_k)
+        if not 1 <= k <= self.max_top_k:
+            raise ValueError(f"top-k must be between 1 and {self.max_top_k:,} (SPARSE_DEMO_MAX_TOP_K), got {k}.")
+        return k
 
     def check_upload(self, path: str | Path, what: str = "upload") -> Path:
         """The uploaded file's path, or a ValueError when it is missing or over :attr:`max_upload_bytes`."""
@@ -148,17 +126,6 @@ class Limits:
             raise ValueError(f"{prefix}document {doc_id!r} has {chars:,} characters; the limit is "
                              f"{self.max_doc_chars:,} (SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter documents.")
 
-    def check_documents(self, docs: Sequence[object], name: str = "the corpus") -> None:
-        """Check a corpus's documents (objects with ``id``, ``text`` and ``title``) against the count and
-        characters limits, before any index is built.
-
-        Raises:
-            ValueError: too many documents, or the first document over :attr:`max_doc_chars` (by id).
-        """
-        self.check_doc_count(len(docs), name)
-        for d in docs:
-            self.check_doc_chars(str(d.id), len(d.text) + len(getattr(d, "title", "") or ""))
-
     def deadline(self, what: str = "Indexing this upload") -> Deadline:
         """A :class:`Deadline` of :attr:`max_index_seconds` starting now."""
         return Deadline(self.max_index_seconds, what)
@@ -176,7 +143,6 @@ class TimeLimitExceeded(ValueError):
     """Work on a visitor's upload ran past its :class:`Deadline` (a ValueError: shown as a message)."""
 
 
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass
@@ -210,7 +176,7 @@ class Deadline:
             raise TimeLimitExceeded(f"{self.what} stopped after {elapsed:.1f} s{at}: the limit is {self.seconds:g} s "
                                     "per request (SPARSE_DEMO_MAX_INDEX_SECONDS). Upload fewer or shorter documents.")
 
-    def wrap(self, progress: ProgressFn | None) -> ProgressFn:
+    def wrap(self, progress: Progress | None) -> Progress:
         """A progress callback that checks this deadline, then forwards to ``progress`` (may be None).
 
         A callback already wrapped by a deadline is returned as it is (one budget per request).

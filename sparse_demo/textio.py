@@ -12,21 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Largest accepted query text, in characters (longer texts are truncated by the encoder
-#: anyway; this only guards against pasting a whole book).
-MAX_QUERY_CHARS = 20_000
+from .limits import Limits
+
 #: Largest accepted query file.
 MAX_QUERY_FILE_BYTES = 10_000_000
 _TEXT_COLUMNS = ("query", "text", "question", "sentence", "sentence1")
 
 
-def clean_query(text: str | None) -> str:
+def clean_query(text: str | None, limits: Limits | None = None) -> str:
     """Strip a query and check it is usable.
 
     Zero-width characters are removed (they are invisible and only split words).
 
     Raises:
-        ValueError: empty or whitespace-only text, or longer than ``MAX_QUERY_CHARS``.
+        ValueError: empty or whitespace-only text, or longer than ``limits.max_query_chars``
+            (default :class:`~sparse_demo.limits.Limits`'s; the message names ``SPARSE_DEMO_MAX_QUERY_CHARS``).
     """
     if text is None:
         raise ValueError("Type a query first (the box is empty).")
@@ -35,12 +35,7 @@ def clean_query(text: str | None) -> str:
     text = text.strip()
     if not text:
         raise ValueError("The query is empty or only whitespace: type some text.")
-    if len(text) > MAX_QUERY_CHARS:
-        raise ValueError(
-            f"The text has {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}. "
-            "The encoder reads at most its max length in tokens anyway: paste a shorter passage."
-        )
-    return text
+    return (limits or Limits()).check_query(text)
 
 
 def decode_utf8(data: bytes, what: str = "file") -> str:

@@ -156,3 +156,21 @@ def test_public_mode_gives_one_message_for_every_refused_folder(app_context, tmp
     assert len(statuses) == 1, statuses
     assert NOT_AVAILABLE in statuses.pop()
     assert not explore_query(ctx, "당뇨병", "tiny-a").status.startswith("⛔")  # presets by name still load
+
+
+def test_ui_tabs_share_helpers_through_common_only():
+    """A tab module imports ui.common / plots / render, never another tab (the Search tab embeds the
+    corpus report accordion, the one exception); read from the source with ast."""
+    import ast
+    from pathlib import Path
+
+    ui = Path(__file__).resolve().parent.parent / "sparse_demo" / "ui"
+    shared = {"common", "plots", "render"}
+    tabs = {p.stem for p in ui.glob("*.py")} - shared - {"__init__"}
+    found = set()
+    for tab in tabs:
+        for node in ast.walk(ast.parse((ui / f"{tab}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                found |= {(tab, n.split(".")[0]) for n in names if n.split(".")[0] in tabs}
+    assert found == {("search", "corpus_report")}

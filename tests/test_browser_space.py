@@ -25,14 +25,12 @@ SLOW_MS = 900_000
 
 def _demo_model(ctx, fallback: Path) -> str:
     """Register the bundled demo model (H7a's assets/demo-model) or, until it exists, a tiny stand-in."""
-    from sparse_demo import offline
-    from sparse_demo.ui.common import _demo_model_name, register_builtin_models
+    from sparse_demo.offline import DEMO_MODEL_NAME as name
+    from sparse_demo.ui.common import register_builtin_models
 
     register_builtin_models(ctx.registry)
-    name = _demo_model_name()
     if name not in ctx.registry.names:
         ctx.registry.register(name, str(fallback), "stand-in for the bundled demo model")
-    assert getattr(offline, "DEMO_MODEL_NAME", name) == name
     return name
 
 

@@ -373,11 +373,13 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
         monkeypatch.setattr(enc, "encode", counting)
     seen = []
     r = ui.compare_set(ctx, "\n".join(QUERIES), None, ["tiny-a", "tiny-b"], str(sparse_dirs["wp"]),
-                       top_k=10, progress=lambda frac, desc="": seen.append(frac))
+                       top_k=10, progress=lambda frac, desc: seen.append((frac, desc)))
     s = r.comparison
     assert s is not None, r.status
     assert calls == [("tiny-a", 4), ("tiny-b", 4)]
-    assert seen and max(seen) == pytest.approx(1.0)
+    # one progress for both models and the folder: each model's share of 0..1, named in the message
+    assert seen[-1] == (pytest.approx(1.0), f"{s.models[-1]}: 4/4 texts encoded")
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[0][1].startswith("tiny-a: ")
     assert len(s.models) == 3 and len(s.pairs) == 3 and len(r.pair_choices) == 3
     assert list(r.summary["model"]) == s.models
     assert set(r.summary.columns) >= {"mean_stopword_mass_ratio", "mean_special_mass_ratio", "mean_active_dims",
@@ -483,7 +485,8 @@ def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui
     from pathlib import Path
 
     from sparse_demo.config import load_settings
-    from sparse_demo.ui.common import AppContext, _demo_model_name
+    from sparse_demo.offline import DEMO_MODEL_NAME as demo_name
+    from sparse_demo.ui.common import AppContext
 
     presets = json.loads(Path(compare_presets).read_text(encoding="utf-8"))
     presets["default"] = "missing"
@@ -493,8 +496,6 @@ def test_defaults_start_on_the_model_that_loads(compare_presets, sparse_dirs, ui
     # without a demo model: A stays on the (unloadable) default, B is the first model that did not fail
     plain = AppContext.create(load_settings(settings))
     assert ui._defaults(plain) == ("missing", "tiny-a")
-    demo_name = _demo_model_name()
-    assert demo_name, "sparse_demo.offline names the bundled demo model"
     with_demo = AppContext.create(load_settings(settings))
     with_demo.registry.register(demo_name, str(sparse_dirs["xb"]), "stand-in demo model")
     assert ui._defaults(with_demo) == (demo_name, "tiny-a")

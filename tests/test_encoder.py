@@ -190,6 +190,34 @@ def test_encode_iter_runs_shortest_first_and_matches_encode(encoder):
         np.testing.assert_allclose(enc.vector.weights, whole[i].vector.weights, rtol=0, atol=1e-6)
 
 
+
+def test_progress_reports_fractions_and_counts(encoder):
+    seen = []
+    encoder.encode(TEXTS, batch_size=2, progress=lambda f, m: seen.append((f, m)))
+    n = len(TEXTS)
+    done = [min(b, n) for b in range(2, n + 2, 2)]  # one report per batch of two
+    assert seen == [(d / n, f"{d}/{n} texts encoded") for d in done]
+
+
+def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
+    from sparse_demo.encoder import Encoder
+
+    assert isinstance(encoder, Encoder)
+
+    class NoSearchVector:  # everything but ``search_sparse_vector``
+        name, tokenizer, max_length, drop_special, special_ids = "x", None, 8, True, frozenset()
+        device, vocab_size, fingerprint = "cpu", 1, "0" * 16
+
+        def id_to_token(self, token_id): return ""  # noqa: E704
+        def encode(self, texts, **kw): return []  # noqa: E704
+        def encode_iter(self, texts, **kw): return iter(())  # noqa: E704
+        def search_vector(self, encoding, drop_special=None): return {}  # noqa: E704
+
+    assert not isinstance(NoSearchVector(), Encoder)
+    NoSearchVector.search_sparse_vector = lambda self, encoding, drop_special=None: None
+    assert isinstance(NoSearchVector(), Encoder)  # the one missing method was what failed it
+    assert not isinstance(object(), Encoder)
+
 # ----------------------------------------------------------------------------- fingerprints
 def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
     a = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
@@ -251,7 +279,7 @@ def test_the_package_keeps_the_single_module_names():
     import sparse_demo.encoder as encoder_pkg
 
     names = ["DEFAULT_CHUNK_ELEMENTS", "DEFAULT_MAX_LENGTH", "MAX_TEXT_CHARS", "MIN_VOCAB_TILE", "PRECISIONS",
-             "TOKENIZE_BATCH", "Encoding", "ModelLoadError", "ProgressFn", "SparseVector", "SpladeEncoder",
+             "TOKENIZE_BATCH", "Encoding", "Encoder", "ModelLoadError", "SparseVector", "SpladeEncoder",
              "folder_identity", "hub_reachable", "load_mlm", "looks_like_path", "max_pool_projection",
              "pool_logits", "resolve_device"]
     assert sorted(encoder_pkg.__all__) == sorted(names)

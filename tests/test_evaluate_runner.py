@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sparse_demo import search as svc
+from sparse_demo.config import data_dir
 from sparse_demo.corpus import Corpus, Document, Query
-from sparse_demo.data import shared_data_dir
 from sparse_demo.evaluation import (
     EncodingCache,
     EvaluationCancelled,
@@ -468,8 +468,8 @@ CONTENT_REFERENCE = {"recall@1": 0.910, "recall@5": 0.980, "recall@10": 0.987, "
 
 
 def test_bm25_on_boolq_test_reproduces_the_data_readme():
-    if not (shared_data_dir() / "kobest_boolq").is_dir():
-        pytest.skip(f"shared data not found at {shared_data_dir()}")
+    if not (data_dir() / "kobest_boolq").is_dir():
+        pytest.skip(f"shared data not found at {data_dir()}")
     s = load_eval_set("boolq:test")
     assert len(s.queries) == 1404 and len(s) == 5757
     rep = evaluate(s, [parse_system("bm25")], {}, trials=10)

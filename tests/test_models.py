@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from sparse_demo.config import load_settings
+from sparse_demo.config import load_limits, load_settings
 from sparse_demo.encoder import ModelLoadError
-from sparse_demo.limits import Limits, folder_bytes
+from sparse_demo.limits import folder_bytes
 from sparse_demo.models import NOT_AVAILABLE, ModelRegistry, SourceRefused, check_weights_size
-from sparse_demo.ui.common import AppContext, UserError, _demo_model_name
+from sparse_demo.offline import DEMO_MODEL_NAME
+from sparse_demo.ui.common import AppContext, UserError
 
 
 def make_settings(tmp_path: Path, presets: list[dict] | None = None, default: str | None = None, **env: str):
@@ -315,16 +316,16 @@ def test_forget_visitor_never_leaves_the_private_root(tmp_path, tiny_model_dir):
 def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
     settings = make_settings(tmp_path, [{"name": "V26", "source": str(tmp_path / "no-v26")}], "V26")
     ctx = AppContext.create(settings)
-    ctx.registry.register(_demo_model_name(), str(tiny_model_dir))
-    assert ctx.default_model() == _demo_model_name()
+    ctx.registry.register(DEMO_MODEL_NAME, str(tiny_model_dir))
+    assert ctx.default_model() == DEMO_MODEL_NAME
     ok = AppContext.create(make_settings(tmp_path, [{"name": "V26", "source": str(tiny_model_dir)}], "V26"))
-    ok.registry.register(_demo_model_name(), str(tiny_model_dir))
+    ok.registry.register(DEMO_MODEL_NAME, str(tiny_model_dir))
     assert ok.default_model() == "V26"
 
 
 # ---------------------------------------------------------------------- limits
 def test_limits_state_every_cut(tmp_path):
-    lim = Limits.from_env({"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5",
+    lim = load_limits({"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5",
                            "SPARSE_DEMO_MAX_UPLOAD_MB": "0.001"})
     kept, note = lim.cut_batch([f"q{i}" for i in range(5)])
     assert kept == ["q0", "q1", "q2"] and "first 3 of 5 queries" in note and "2 were left out" in note
@@ -336,4 +337,4 @@ def test_limits_state_every_cut(tmp_path):
     with pytest.raises(ValueError, match="2,000 bytes; the limit is 1,048"):
         lim.check_upload(big)
     with pytest.raises(ValueError, match="SPARSE_DEMO_MAX_BATCH must be at least 1"):
-        Limits.from_env({"SPARSE_DEMO_MAX_BATCH": "0"})
+        load_limits({"SPARSE_DEMO_MAX_BATCH": "0"})

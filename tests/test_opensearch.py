@@ -103,8 +103,8 @@ def node():
 def indexed(node, data):
     docs, _ = data
     calls = []
-    assert node.add(docs, progress=lambda d, t: calls.append((d, t))) == len(docs)
-    assert calls[-1] == (len(docs), len(docs))
+    assert node.add(docs, progress=lambda f, m: calls.append((f, m))) == len(docs)
+    assert calls[-1] == (1.0, f"{len(docs):,}/{len(docs):,} documents indexed")
     assert node.count() == len(docs)
     exact = MemoryBackend()
     exact.add(docs)

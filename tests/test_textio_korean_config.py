@@ -115,3 +115,63 @@ def test_reading_settings_does_not_import_torch():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_query_limit_comes_from_the_limits():
+    from sparse_demo.limits import Limits
+
+    with pytest.raises(ValueError, match=r"the limit is 5 \(SPARSE_DEMO_MAX_QUERY_CHARS\)"):
+        clean_query("당뇨병 치료법", Limits(max_query_chars=5))
+    assert clean_query(" 당뇨병 ", Limits(max_query_chars=3)) == "당뇨병"
+
+
+def test_top_k_limit_is_one_limit_read_from_the_environment():
+    from sparse_demo.config import load_limits
+
+    limits = load_limits({"SPARSE_DEMO_MAX_TOP_K": "7"})
+    assert limits.max_top_k == 7 and load_limits({}).max_top_k == 100
+    assert limits.check_top_k(7.0) == 7 and limits.check_top_k(1) == 1
+    for bad in (0, 8, -3):
+        with pytest.raises(ValueError, match=rf"between 1 and 7 \(SPARSE_DEMO_MAX_TOP_K\), got {bad}"):
+            limits.check_top_k(bad)
+    with pytest.raises(ValueError, match="SPARSE_DEMO_MAX_TOP_K must be at least 1"):
+        load_limits({"SPARSE_DEMO_MAX_TOP_K": "0"})
+
+
+def test_folders_hub_and_server_come_from_config(tmp_path):
+    from sparse_demo import config
+
+    assert config.data_dir({"SPARSE_DEMO_DATA_DIR": str(tmp_path)}) == tmp_path
+    assert config.model_cache_dir({"SPARSE_DEMO_CACHE": str(tmp_path / "m")}) == tmp_path / "m"
+    checkout = Path(__file__).resolve().parent.parent
+    assert config.data_dir({}) == checkout.parent / "shared" / "data"
+    assert config.model_cache_dir({}) == checkout / ".cache" / "models"
+    assert config.hub_offline({"HF_HUB_OFFLINE": "1"}) and not config.hub_offline({})
+    assert config.hub_host({"HF_ENDPOINT": "https://hf-mirror.example.org/x"}) == "hf-mirror.example.org"
+    opts = config.server_options({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861", "LOGLEVEL": "debug"})
+    assert (opts.host, opts.port, opts.log_level) == ("0.0.0.0", 7861, "DEBUG")
+    assert config.server_options({}) == config.ServerOptions("INFO", "127.0.0.1", 7860)
+    for bad in ("http", "0", "70000"):
+        with pytest.raises(ValueError, match="GRADIO_SERVER_PORT"):
+            config.server_options({"GRADIO_SERVER_PORT": bad})
+
+
+#: Files that still read the environment themselves (the lead moves them to ``config.data_dir`` /
+#: ``config.model_cache_dir``); empty this set then.
+_READS_ENV_ELSEWHERE: set[str] = set()
+
+
+def test_only_config_reads_the_environment():
+    """``os.environ`` / ``os.getenv`` are read in :mod:`sparse_demo.config` only (writing a default is allowed)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "sparse_demo"
+    readers = set()
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        written = {id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call)
+                   and isinstance(n.func, ast.Attribute) and n.func.attr == "setdefault"}
+        if any(isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv") and id(n) not in written
+               for n in ast.walk(tree)):
+            readers.add(path.relative_to(root).as_posix())
+    assert readers - _READS_ENV_ELSEWHERE == {"config.py"}

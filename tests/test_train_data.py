@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from sparse_demo.data import Pair, corpus_from_pairs, load_boolq, load_korsts, read_pairs, shared_data_dir
+from sparse_demo.config import data_dir
+from sparse_demo.data import Pair, corpus_from_pairs, load_boolq, load_korsts, read_pairs
 from sparse_demo.train import separate_from_heldout, split_pairs
 
-SHARED_DATA_DIR = shared_data_dir()
+SHARED_DATA_DIR = data_dir()
 
 
 def _jsonl(rows: list[dict]) -> bytes:

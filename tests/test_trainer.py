@@ -11,6 +11,7 @@ import torch
 
 from sparse_demo.corpus import Corpus, Document
 from sparse_demo.data import Pair, read_pairs
+from sparse_demo.progress import TrainingEvent
 from sparse_demo.train import (
     DEFAULT_SAMPLE_PAIRS,
     LossConfig,
@@ -63,7 +64,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     pairs = [Pair(p.query, p.positive) for p in make_pairs()]
     held = heldout_pairs()
-    events: list[dict] = []
+    events: list[TrainingEvent] = []
     result = train(tiny_config(tmp), pairs, eval_pairs=held, progress=events.append)
     return result, events, pairs, held
 
@@ -78,10 +79,10 @@ def _hand_metrics(rankings: list[list[str]], gold: list[str]) -> dict[str, float
 
 def test_training_lowers_loss_and_raises_heldout_recall(trained):
     result, events, _, _ = trained
-    steps = [e for e in events if e["phase"] == "train"]
+    steps = [e for e in events if e.phase == "train"]
     assert result.status == "max_steps" and result.steps == 60
-    first = np.mean([e["infonce"] for e in steps[:2]])
-    last = np.mean([e["infonce"] for e in steps[-2:]])
+    first = np.mean([e.infonce for e in steps[:2]])
+    last = np.mean([e.infonce for e in steps[-2:]])
     assert last < 0.75 * first, (first, last)
     before, after = result.metrics_before["model"]["MRR@10"], result.metrics_after["model"]["MRR@10"]
     assert after >= before + 0.2, (before, after)
@@ -114,26 +115,30 @@ def test_after_training_figures_equal_the_search_code_on_the_saved_model(trained
 
 def test_keep_best_saves_the_best_evaluated_checkpoint(trained):
     result, events, _, _ = trained
-    evals = [e for e in events if e["phase"] == "eval"]
-    assert [e["step"] for e in evals] == [0, 20, 40, 60]
-    best = max(evals, key=lambda e: (e["eval_mrr10"], -e["step"]))
-    assert result.best_step == best["step"]
-    assert result.metrics_after["model"]["MRR@10"] == pytest.approx(best["eval_mrr10"])
-    assert result.restored_best == (best["step"] != result.steps)
+    evals = [e for e in events if e.phase == "eval"]
+    assert [e.step for e in evals] == [0, 20, 40, 60]
+    best = max(evals, key=lambda e: (e.eval_mrr10, -e.step))
+    assert result.best_step == best.step
+    assert result.metrics_after["model"]["MRR@10"] == pytest.approx(best.eval_mrr10)
+    assert result.restored_best == (best.step != result.steps)
     info = json.loads((result.model_dir / "training_info.json").read_text())
     assert info["best_step"] == result.best_step and info["restored_best"] == result.restored_best
     assert "Keep-best" in (result.model_dir / "README.md").read_text()
 
 
-def test_progress_dicts_have_the_documented_keys(trained):
-    _, events, _, _ = trained
-    step = next(e for e in events if e["phase"] == "train")
+def test_progress_events_carry_the_documented_fields(trained):
+    result, events, _, _ = trained
+    assert all(isinstance(e, TrainingEvent) for e in events) and result.history == events
+    step = next(e for e in events if e.phase == "train")
     for key in ("step", "max_steps", "epoch", "total", "infonce", "flops_q", "flops_d", "margin", "kd",
                 "lambda_flops_q", "lambda_flops_d", "active_q", "active_d", "lr", "elapsed_s"):
-        assert key in step, key
-    ev = next(e for e in events if e["phase"] == "eval")
-    assert {"step", "eval_mrr10", "eval_r1", "hybrid_mrr10", "best_step", "elapsed_s"} <= set(ev)
-    assert [e["phase"] for e in events][-1] == "done"
+        assert getattr(step, key) is not None, key
+    assert step.max_steps == 60 and step.eval_mrr10 is None and step.message is None
+    ev = next(e for e in events if e.phase == "eval")
+    assert {"phase", "step", "eval_mrr10", "eval_r1", "hybrid_mrr10", "best_step", "elapsed_s"} == set(ev.to_dict())
+    assert [e.phase for e in events][-1] == "done" and events[-1].message
+    info = json.loads((result.model_dir / "training_info.json").read_text())
+    assert info["evaluations"] == [e.to_dict() for e in events if e.phase == "eval"]
 
 
 def test_saved_folder_reloads_and_encodes_identically(trained):
@@ -184,7 +189,7 @@ def test_new_model_from_the_bundled_pairs_keeps_its_heldout_figures(tmp_path):
     config = tiny_config(tmp_path, batch_size=32, lr=5e-3, max_steps=6, eval_every=3, max_length=64,
                          tokenizer_vocab_size=2000, eval_fraction=0.1)
     result = train(config, dataset)
-    held = {e["step"]: e["eval_mrr10"] for e in result.history if e["phase"] == "eval"}
+    held = {e.step: e.eval_mrr10 for e in result.history if e.phase == "eval"}
     assert set(held) == {0, 3, 6}
     assert result.num_eval_pairs > 0 and "split by passage" in result.split_note
     assert result.metrics_after["model"]["MRR@10"] >= result.metrics_before["model"]["MRR@10"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from sparse_demo import search as svc
+from sparse_demo.config import load_limits
 from sparse_demo.corpus import Corpus, Document, load_corpus, parse_qrels
 from sparse_demo.data import read_pairs
 from sparse_demo.evaluation import load_eval_set
@@ -289,7 +290,7 @@ def test_cli_search_refuses_the_long_document_by_id(big_doc_files):
     line = _one_error_line(_cli("search", "--corpus", str(big_doc_files["jsonl"]), "--method", "bm25", "당뇨병"))
     assert "document 'doc-17' has 2,800,000 characters" in line and "SPARSE_DEMO_MAX_DOC_CHARS" in line
     # the variable raises the limit (not run through the CLI here: Kiwi takes minutes on 2.8M characters)
-    raised = Limits.from_env({"SPARSE_DEMO_MAX_DOC_CHARS": "3000000"})
+    raised = load_limits({"SPARSE_DEMO_MAX_DOC_CHARS": "3000000"})
     assert load_corpus_file(big_doc_files["jsonl"], limits=raised).get("doc-17") is not None
 
 
@@ -402,9 +403,9 @@ def test_the_evaluation_cache_forgets_a_visitors_upload():
     ("SPARSE_DEMO_MAX_INDEX_SECONDS", "max_index_seconds", "7.5", 7.5),
 ])
 def test_limits_come_from_the_environment(var, field, raw, value):
-    assert getattr(Limits.from_env({var: raw}), field) == value
+    assert getattr(load_limits({var: raw}), field) == value
     with pytest.raises(ValueError, match=var):
-        Limits.from_env({var: "lots"})
+        load_limits({var: "lots"})
 
 
 def test_a_plain_jsonl_over_the_unpacked_limit_is_refused_with_its_variable(tmp_path):

@@ -21,6 +21,7 @@ from ..compare import (
     compare_analyses,
     compare_query_set,
 )
+from ..config import load_limits
 from ..korean import StopwordRule, load_stopwords
 from ..textio import clean_query, read_query_file
 from .common import (
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         texts = texts or [t for t in read_stdin_lines() if t.strip()]
         if not texts:
             raise CliError("give query TEXT arguments, --queries FILE or queries on stdin")
-        queries = [clean_query(t) for t in texts]
+        limits = load_limits()
+        queries = [clean_query(t, limits) for t in texts]
     set_mode = bool(args.queries) or len(models) > 2
     words = load_stopwords(args.stopwords) if args.stopwords else None
     rule = StopwordRule(words, use_pos_rule=not args.no_pos_rule)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ..analysis import DEFAULT_TOP_K, Analyzer, QueryAnalysis
+from ..config import load_limits
 from ..korean import StopwordRule, load_stopwords
-from ..textio import MAX_QUERY_CHARS
 from .common import CliError, add_model_arguments, default_model, positive_int, print_json, read_texts, registry
 
 
@@ -44,9 +44,12 @@ def format_analysis(analysis: QueryAnalysis, top_k: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """Encode every text; 0 on success."""
     texts = read_texts(args)
+    limits = load_limits()
     for i, t in enumerate(texts, start=1):
-        if len(t) > MAX_QUERY_CHARS:
-            raise CliError(f"text {i} has {len(t):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+        try:
+            limits.check_query(t)
+        except ValueError as exc:
+            raise CliError(f"text {i}: {exc}") from None
     words = load_stopwords(args.stopwords) if args.stopwords else None
     encoder = registry(args).get(args.model or default_model(args))
     analyzer = Analyzer(encoder, StopwordRule(words, use_pos_rule=not args.no_pos_rule))

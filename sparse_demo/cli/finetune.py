@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..progress import TrainingEvent
 from .common import EXIT_FAILED, CliError, note_line, positive_int, print_json
 
 if TYPE_CHECKING:  # torch and the trainer load only when the subcommand runs
@@ -99,14 +100,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
-def _log_progress(info: dict[str, Any]) -> None:
-    if info.get("phase") == "train":
+def _log_progress(event: TrainingEvent) -> None:
+    def num(value: float | None) -> float:
+        return float("nan") if value is None else value
+
+    if event.phase == "train":
         logger.info("step %s/%s  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e",
-                    info.get("step"), info.get("max_steps"), info.get("total", float("nan")),
-                    info.get("infonce", float("nan")), info.get("active_q", float("nan")),
-                    info.get("active_d", float("nan")), info.get("lr", float("nan")))
-    elif "message" in info:
-        logger.info("%s: %s", info.get("phase"), info["message"])
+                    event.step, event.max_steps, num(event.total), num(event.infonce), num(event.active_q),
+                    num(event.active_d), num(event.lr))
+    elif event.message:
+        logger.info("%s: %s", event.phase, event.message)
 
 
 def result_record(result: TrainResult, zip_path: str | None = None) -> dict[str, Any]:

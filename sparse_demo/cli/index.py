@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from .. import search as svc
+from ..corpus import Corpus
+from ..encoder import Encoder
+from ..progress import Progress
 from .common import (
     add_model_arguments,
     default_model,
@@ -62,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_corpus_arguments(p, "preset name, Hub id or local folder (default: the default preset)")
 
 
-def _progress(enabled: bool) -> svc.StageProgress | None:
+def _progress(enabled: bool) -> Progress | None:
     if not enabled:
         return None
     last = {"pct": -10}
@@ -76,7 +78,7 @@ def _progress(enabled: bool) -> svc.StageProgress | None:
     return report
 
 
-def build(args: argparse.Namespace, corpus: Any, encoder: Any | None) -> tuple[svc.SearchIndex, list[str]]:
+def build(args: argparse.Namespace, corpus: Corpus, encoder: Encoder | None) -> tuple[svc.SearchIndex, list[str]]:
     """Build the index of ``corpus`` as ``args`` say; returns the index and the notes worth showing."""
     session = svc.SearchSession(max_indexes=1)
     index, notes = session.get_or_build(

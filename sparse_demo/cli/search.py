@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from .. import search as svc
+from ..config import load_limits
 from ..textio import clean_query
 from .common import (
     EXIT_INPUT,
@@ -96,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
         for n in notes:
             note_line(n)
     status = 0
+    limits = load_limits()
     for raw in queries:
         try:
-            query = clean_query(raw)
+            query = clean_query(raw, limits)
             outcome = svc.search(index, query, method=args.method, k=args.top_k, fusion=args.fusion,
                                  weight=chosen.weight)
         except ValueError as exc:

@@ -42,7 +42,6 @@ from .query import ModelSide, QueryComparison, compare_analyses
 from .query_sets import (
     DISAGREEMENT_METRICS,
     PAIR_COLUMNS,
-    ProgressFn,
     SetComparison,
     analyze_query_set,
     compare_query_set,
@@ -62,7 +61,6 @@ __all__ = [
     "ModelSide",
     "MorphemeRow",
     "Overlap",
-    "ProgressFn",
     "QueryComparison",
     "SetComparison",
     "Status",

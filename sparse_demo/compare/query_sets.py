@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from sparse_demo.progress import Progress, scaled
 
 from ..analysis import DEFAULT_TOP_K, Analyzer, QueryAnalysis, batch_leakage
 from ..encoder import SparseVector
@@ -23,7 +25,6 @@ logger = logging.getLogger(__name__)
 DISAGREEMENT_METRICS: tuple[str, ...] = ("weighted_overlap", "rbo", "jaccard")
 _EMPTY_VECTOR = SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32))
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 def slim(analysis: QueryAnalysis) -> QueryAnalysis:
@@ -39,7 +40,7 @@ def analyze_query_set(
     top_k: int = DEFAULT_TOP_K,
     *,
     batch_size: int = 32,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, list[QueryAnalysis]]:
     """Analyse every query with every model: one batched ``encode`` call per model.
 
@@ -50,13 +51,15 @@ def analyze_query_set(
         queries: the texts.
         top_k: top-k used for the leakage figures.
         batch_size: encoder batch size.
-        progress: called as ``progress(model_name, done, total)`` while a model encodes.
+        progress: ``progress(fraction of all models' encoding, "<model>: 64/200 texts encoded")``.
     """
     out: dict[str, list[QueryAnalysis]] = {}
-    for name, analyzer in analyzers.items():
-        def report(done: int, total: int, _name: str = name) -> None:
-            if progress is not None:
-                progress(_name, done, total)
+    n_models = max(len(analyzers), 1)
+    for i, (name, analyzer) in enumerate(analyzers.items()):
+        stage = scaled(progress, i / n_models, (i + 1) / n_models)
+
+        def report(fraction: float, text: str, _name: str = name, _stage: Progress = stage) -> None:
+            _stage(fraction, f"{_name}: {text}")
 
         encodings: list = analyzer.encoder.encode(list(queries), batch_size=batch_size, progress=report)
         results = []
@@ -246,7 +249,6 @@ def compare_query_set(
 __all__ = [
     "DISAGREEMENT_METRICS",
     "PAIR_COLUMNS",
-    "ProgressFn",
     "SetComparison",
     "analyze_query_set",
     "compare_query_set",

@@ -22,7 +22,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +30,14 @@ import scipy.sparse as sp
 
 from sparse_demo.analysis import CATEGORIES, Analyzer
 from sparse_demo.compare import token_key
+from sparse_demo.encoder import Encoder
 from sparse_demo.korean import StopwordRule, strip_marker
 from sparse_demo.search import corpus_fingerprint, encode_corpus, model_fingerprint
 
 from .core import CollapseThresholds, CorpusReport, corpus_report, input_matrix
+
+if TYPE_CHECKING:
+    from sparse_demo.search import SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ _VOCAB_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KEYS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def vocabulary(encoder: Any) -> tuple[np.ndarray, pd.Index | dict[str, int], np.ndarray]:
+def vocabulary(encoder: Encoder) -> tuple[np.ndarray, pd.Index | dict[str, int], np.ndarray]:
     """``(tokens by id, token -> id lookup, readable tokens by id)``, cached per encoder.
 
     The lookup is a ``pd.Index`` of the tokens (a dict when two ids share a string); the
@@ -93,7 +97,7 @@ def vectors_matrix(vectors: Sequence[Mapping[str, float]], ids: Mapping[str, int
     return m
 
 
-def category_codes(encoder: Any, active_ids: np.ndarray, rule: StopwordRule | None = None) -> np.ndarray:
+def category_codes(encoder: Encoder, active_ids: np.ndarray, rule: StopwordRule | None = None) -> np.ndarray:
     """Category codes for every vocabulary id (only ``active_ids`` are classified; others 0)."""
     codes = np.zeros(int(encoder.vocab_size), dtype=np.uint8)
     if active_ids.size:
@@ -101,10 +105,10 @@ def category_codes(encoder: Any, active_ids: np.ndarray, rule: StopwordRule | No
     return codes
 
 
-def input_ids_of(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> list[list[int]]:
+def input_ids_of(encoder: Encoder, texts: Sequence[str], batch_size: int = 256) -> list[list[int]]:
     """Each text's input token ids as encoding saw them (special tokens added, ``max_length`` cut)."""
     out: list[list[int]] = []
-    max_length = int(getattr(encoder, "max_length", 512))
+    max_length = int(encoder.max_length)
     for start in range(0, len(texts), batch_size):
         batch = list(texts[start : start + batch_size])
         enc = encoder.tokenizer(batch, add_special_tokens=True, truncation=True, max_length=max_length,
@@ -128,7 +132,7 @@ def _inputs_matrix(input_ids: Any, vocab_size: int) -> sp.csr_matrix:
     return m
 
 
-def keys_for(encoder: Any, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
+def keys_for(encoder: Encoder, codes: np.ndarray, active_ids: np.ndarray) -> np.ndarray:
     """Surface keys (``sparse_demo.compare.token_key``) per column, computed once per id and encoder."""
     tokens, _, _ = vocabulary(encoder)
     keys = _KEYS_CACHE.get(encoder) if _weakrefable(encoder) else None
@@ -151,7 +155,7 @@ def _weakrefable(obj: Any) -> bool:
 
 
 def report_from_vectors(
-    encoder: Any,
+    encoder: Encoder,
     vectors: Sequence[Mapping[str, float]],
     texts: Sequence[str] | None = None,
     *,
@@ -193,12 +197,12 @@ def report_from_vectors(
         input_ids = input_ids_of(encoder, texts)
     inputs = _inputs_matrix(input_ids, vocab) if input_ids is not None else None
     all_notes = list(notes)
-    if getattr(encoder, "drop_special", True):
+    if encoder.drop_special:
         all_notes.append("Special tokens are dropped from the search vectors, so their mass here is 0; the Explore "
                          "tab shows it per text.")
     return corpus_report(
         w, tokens, codes, inputs=inputs, queries=q, doc_top_k=doc_top_k, capped_documents=capped_documents,
-        thresholds=thresholds, model=str(getattr(encoder, "name", "")), corpus=corpus_name, notes=all_notes,
+        thresholds=thresholds, model=str(encoder.name), corpus=corpus_name, notes=all_notes,
         keys=keys_for(encoder, codes, active), display=display,
     )
 
@@ -208,7 +212,7 @@ def _doc_text(title: str, text: str) -> str:
 
 
 def report_for_index(
-    index: Any,
+    index: SearchIndex,
     *,
     rule: StopwordRule | None = None,
     queries: Sequence[str] | None = None,
@@ -228,7 +232,7 @@ def report_for_index(
     Raises:
         ValueError: the index was built without a model.
     """
-    if getattr(index, "encoder", None) is None:
+    if index.encoder is None:
         raise ValueError("this index was built without a model (BM25 only); pick a model and build the index "
                          "to see its corpus report")
     texts = list(queries) if queries is not None else [q.text for q in index.corpus.queries]
@@ -242,12 +246,12 @@ def report_for_index(
     def build() -> CorpusReport:
         docs = index.documents
         capped = None
-        input_ids = getattr(index, "input_ids", None)
+        input_ids = index.input_ids
         if docs is None:  # an existing OpenSearch index was reused: encode once more, here
             enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k)
             docs, capped, input_ids = enc.documents, enc.pruned, enc.input_ids
         else:
-            capped = getattr(index.stats, "pruned_docs", None)
+            capped = index.stats.pruned_docs
         if input_ids is not None and len(input_ids) != len(docs):
             logger.warning("ignoring %d input id rows for %d documents", len(input_ids), len(docs))
             input_ids = None

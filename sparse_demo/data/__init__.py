@@ -9,7 +9,7 @@ Corpora themselves (jsonl, csv/tsv, BEIR) are read by :mod:`sparse_demo.corpus`.
 
 from __future__ import annotations
 
-from sparse_demo.data.benchmarks import BENCHMARKS, load_boolq, load_korsts, shared_data_dir
+from sparse_demo.data.benchmarks import BENCHMARKS, load_boolq, load_korsts
 from sparse_demo.data.pairs import (
     DEFAULT_MAX_BYTES,
     Pair,
@@ -31,5 +31,4 @@ __all__ = [
     "load_korsts",
     "parse_pairs",
     "read_pairs",
-    "shared_data_dir",
 ]

@@ -1,7 +1,7 @@
 """Benchmark sets in ``../shared/data`` as training pairs and judged corpora: KoBEST BoolQ and KorSTS.
 
 The folder is ``../shared/data`` next to the checkout, or ``SPARSE_DEMO_DATA_DIR``
-(:func:`shared_data_dir`, read when called); a missing folder is a ``FileNotFoundError`` naming it.
+(:func:`sparse_demo.config.data_dir`, read when called); a missing folder is a ``FileNotFoundError`` naming it.
 Each loader returns ``(pairs, corpus)``: the split's pairs for training, and a
 :class:`~sparse_demo.corpus.Corpus` (documents ``d0``, ``d1``, ... in first-seen order; one query
 ``q0``, ``q1``, ... per row, judged relevant, grade 1, to its passage) for evaluation.
@@ -10,20 +10,14 @@ Each loader returns ``(pairs, corpus)``: the split's pairs for training, and a
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
+from sparse_demo.config import data_dir as default_data_dir
 from sparse_demo.corpus import Corpus, Document, Query
 from sparse_demo.data.pairs import Pair
 
 #: Benchmark names :func:`sparse_demo.evaluation.load_eval_set` accepts as ``NAME:SPLIT``.
 BENCHMARKS: tuple[str, ...] = ("boolq", "korsts")
-
-
-def shared_data_dir() -> Path:
-    """``SPARSE_DEMO_DATA_DIR``, else ``../shared/data`` next to the checkout (may not exist)."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return Path(os.environ.get("SPARSE_DEMO_DATA_DIR") or default)
 
 
 def _judged(name: str, queries: list[str], gold: list[int], passages: list[str]) -> Corpus:
@@ -39,7 +33,7 @@ def _read_tsv(path: Path, min_fields: int) -> list[list[str]]:
 
 
 def _data_dir(data_dir: str | Path | None) -> Path:
-    base = Path(data_dir) if data_dir is not None else shared_data_dir()
+    base = Path(data_dir) if data_dir is not None else default_data_dir()
     if not base.is_dir():
         raise FileNotFoundError(f"benchmark data folder not found: {base}")
     return base
@@ -119,4 +113,4 @@ def load_korsts(
     return pairs, _judged(f"KorSTS {split} (score >= {min_score:g})", queries, gold, list(corpus))
 
 
-__all__ = ["BENCHMARKS", "load_boolq", "load_korsts", "shared_data_dir"]
+__all__ = ["BENCHMARKS", "load_boolq", "load_korsts"]

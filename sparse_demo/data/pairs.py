@@ -26,8 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparse_demo.config import load_limits
 from sparse_demo.corpus import Corpus, Document, Query
-from sparse_demo.limits import Limits
 from sparse_demo.textio import iter_jsonl
 
 logger = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
         raise ValueError(_too_large(name, len(data), max_bytes))
     text = _decode(data, name)
     if max_chars is None:
-        max_chars = Limits.from_env().max_doc_chars
+        max_chars = load_limits().max_doc_chars
     report = PairsReport(source=name, format=fmt)
     pairs: list[Pair] = []
     seen: set[tuple[str, str]] = set()

@@ -9,7 +9,8 @@ computed without materialising the ``[batch, length, vocab]`` logits.
 Modules by concept: :mod:`~sparse_demo.encoder.loading` (checkpoint loading and its errors),
 :mod:`~sparse_demo.encoder.pooling` (the card's max pooling, full and tiled),
 :mod:`~sparse_demo.encoder.vectors` (:class:`SparseVector`, :class:`Encoding`),
-:mod:`~sparse_demo.encoder.fingerprint` (checkpoint identity) and
+:mod:`~sparse_demo.encoder.fingerprint` (checkpoint identity), :mod:`~sparse_demo.encoder.protocol`
+(:class:`Encoder`, what every caller needs from an encoder) and
 :mod:`~sparse_demo.encoder.splade` (:class:`SpladeEncoder`). ``DEFAULT_MAX_LENGTH`` and
 ``PRECISIONS`` live in :mod:`sparse_demo.config` and are re-exported here.
 
@@ -25,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_MAX_LENGTH, PRECISIONS
 from .loading import ModelLoadError, hub_reachable, load_mlm, looks_like_path, resolve_device
+from .protocol import Encoder
 from .vectors import Encoding, SparseVector
 
 if TYPE_CHECKING:
     from .fingerprint import folder_identity
     from .pooling import DEFAULT_CHUNK_ELEMENTS, MIN_VOCAB_TILE, max_pool_projection, pool_logits
-    from .splade import MAX_TEXT_CHARS, TOKENIZE_BATCH, ProgressFn, SpladeEncoder
+    from .splade import MAX_TEXT_CHARS, TOKENIZE_BATCH, SpladeEncoder
 
 #: Names whose module imports torch: ``name -> submodule``, imported on first access.
 _LAZY: dict[str, str] = {
@@ -41,7 +43,6 @@ _LAZY: dict[str, str] = {
     "pool_logits": "pooling",
     "MAX_TEXT_CHARS": "splade",
     "TOKENIZE_BATCH": "splade",
-    "ProgressFn": "splade",
     "SpladeEncoder": "splade",
 }
 
@@ -66,9 +67,9 @@ __all__ = [
     "MIN_VOCAB_TILE",
     "PRECISIONS",
     "TOKENIZE_BATCH",
+    "Encoder",
     "Encoding",
     "ModelLoadError",
-    "ProgressFn",
     "SparseVector",
     "SpladeEncoder",
     "folder_identity",

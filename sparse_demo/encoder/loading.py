@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import hub_host, hub_offline
+
 if TYPE_CHECKING:
     import torch
 
@@ -81,14 +83,12 @@ def hub_reachable(timeout: float = 3.0, ttl: float = 60.0) -> bool:
     ``HF_HUB_OFFLINE=1`` means no. Used to fail fast (and fall back to the local HF cache)
     instead of waiting for the hub client's retries in a closed network.
     """
-    import os
     import socket
     import time
-    from urllib.parse import urlparse
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if hub_offline():
         return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    host = hub_host()
     now = time.monotonic()
     cached = _HUB_PROBE.get(host)
     if cached and now - cached[0] < ttl:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..config import DEFAULT_MAX_LENGTH, PRECISIONS
+from ..progress import Progress, counted
 from .fingerprint import _params_version, _weights_digest, folder_identity
 from .loading import ModelLoadError, load_mlm, resolve_device
 from .pooling import DEFAULT_CHUNK_ELEMENTS, max_pool_projection
@@ -33,7 +34,6 @@ MAX_TEXT_CHARS = 100_000
 #: Texts per tokenizer call when tokenising a corpus (bounds the batch's temporary memory).
 TOKENIZE_BATCH = 1024
 #: ``progress(done, total)`` after every encoded batch.
-ProgressFn = Callable[[int, int], None]
 
 
 def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
@@ -244,7 +244,7 @@ class SpladeEncoder:
         return out
 
     def encode(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: ProgressFn | None = None
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> list[Encoding]:
         """Encode texts (batched, sorted by length to minimise padding), in input order.
 
@@ -259,7 +259,7 @@ class SpladeEncoder:
         return [r for r in results if r is not None]
 
     def encode_iter(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: ProgressFn | None = None
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> Iterator[tuple[int, Encoding]]:
         """Encode texts lazily: ``(input index, Encoding)`` pairs, shortest texts first.
 
@@ -271,7 +271,7 @@ class SpladeEncoder:
         Args:
             texts: The texts.
             batch_size: Texts per model call.
-            progress: ``progress(done, total)`` after every batch.
+            progress: ``progress(fraction, "64/200 texts encoded")`` after every batch.
 
         Yields:
             ``(i, encoding of texts[i])`` in ascending token-count order (ties by input order).
@@ -300,8 +300,7 @@ class SpladeEncoder:
             batch = [(i, self._to_encoding(texts[i], items[i], values[row], positions[row]))
                      for row, i in enumerate(idx)]
             done += len(idx)
-            if progress is not None:
-                progress(done, len(items))
+            counted(progress, done, len(items), "texts encoded")
             yield from batch
 
     def _pool_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -354,4 +353,4 @@ class SpladeEncoder:
         return {self.id_to_token(int(i)): float(w) for i, w in zip(vec.token_ids, vec.weights)}
 
 
-__all__ = ["MAX_TEXT_CHARS", "TOKENIZE_BATCH", "ProgressFn", "SpladeEncoder"]
+__all__ = ["MAX_TEXT_CHARS", "TOKENIZE_BATCH", "SpladeEncoder"]

@@ -37,9 +37,6 @@ class SparseVector:
         keep = ~np.isin(self.token_ids, np.fromiter(ids, dtype=np.int64))
         return SparseVector(self.token_ids[keep], self.weights[keep], self.positions[keep])
 
-    def as_dict(self) -> dict[int, float]:
-        return {int(i): float(w) for i, w in zip(self.token_ids, self.weights)}
-
 
 @dataclass(frozen=True)
 class Encoding:

@@ -35,6 +35,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from sparse_demo.config import load_limits
 from sparse_demo.corpus import Corpus, load_corpus, parse_qrels
 from sparse_demo.data import BENCHMARKS, corpus_from_pairs, load_boolq, load_korsts, read_pairs
 from sparse_demo.limits import Limits
@@ -159,7 +160,7 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
         source: a path, ``"sample"`` or ``"boolq:<split>"`` / ``"korsts:<split>"``.
         split: the BEIR qrels split.
         workdir: where a zip is unpacked.
-        limits: the limits files are read under (default: :meth:`Limits.from_env`); the bundled sample
+        limits: the limits files are read under (default: :func:`sparse_demo.config.load_limits`); the bundled sample
             and the shared benchmark sets are the server's own data and are not checked.
 
     Raises:
@@ -173,7 +174,7 @@ def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Pat
     path = Path(text)
     if not path.exists():
         raise ValueError(f"{path} does not exist; give {SOURCES_HELP}")
-    limits = Limits.from_env() if limits is None else limits
+    limits = load_limits() if limits is None else limits
     if path.is_dir() or path.suffix.lower() == ".zip":
         if path.is_dir():
             corpus = load_corpus(path, split=split, limits=limits)

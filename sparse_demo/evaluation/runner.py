@@ -27,13 +27,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparse_demo.corpus import Corpus
+from sparse_demo.encoder import Encoder
 from sparse_demo.index import fuse
 from sparse_demo.korean import bm25_terms
+from sparse_demo.progress import Progress, ShouldStop, no_progress
 from sparse_demo.search import (
     DEFAULT_DOC_TOP_K,
     DEFAULT_QUERY_TOP_K,
@@ -52,8 +54,6 @@ from .weights import DEFAULT_FOLDS, WeightSweep, weight_sweep
 
 logger = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
-StopFn = Callable[[], bool]
 
 #: Metrics tested for significance (the card's columns).
 TESTED_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
@@ -83,8 +83,8 @@ class EncodingCache:
         return len(self._items)
 
     def get_or_encode(
-        self, corpus: Any, encoder: Any | None, *, doc_top_k: int | None, batch_size: int = 32,
-        progress: ProgressFn | None = None,
+        self, corpus: Corpus, encoder: Encoder | None, *, doc_top_k: int | None, batch_size: int = 32,
+        progress: Progress | None = None,
     ) -> tuple[Any, bool]:
         """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
         key = ("" if encoder is None else model_fingerprint(encoder), corpus_fingerprint(corpus),
@@ -226,7 +226,7 @@ def _fused(legs: tuple[Any, Any], fusion: str, weight: float | None, depth: int)
     return [(h.id, float(h.score)) for h in result.hits]
 
 
-def _check(should_stop: StopFn | None) -> None:
+def _check(should_stop: ShouldStop | None) -> None:
     if should_stop is not None and should_stop():
         raise EvaluationCancelled("evaluation cancelled")
 
@@ -234,7 +234,7 @@ def _check(should_stop: StopFn | None) -> None:
 def evaluate(
     eval_set: Corpus,
     systems: Sequence[SystemSpec],
-    encoders: Mapping[str, Any],
+    encoders: Mapping[str, Encoder],
     *,
     backend: str = "memory",
     depth: int = DEFAULT_DEPTH,
@@ -249,8 +249,8 @@ def evaluate(
     query_top_k: int | None = None,
     batch_size: int = 32,
     cache: EncodingCache | None = None,
-    progress: ProgressFn | None = None,
-    should_stop: StopFn | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
     opensearch_settings: Any | None = None,
     significance: bool = True,
 ) -> EvalReport:
@@ -260,7 +260,7 @@ def evaluate(
         eval_set: a judged corpus, from :func:`sparse_demo.evaluation.load_eval_set` or ``make_eval_set``
             (every query judged).
         systems: rows (:func:`sparse_demo.evaluation.parse_system`); the first is the default baseline.
-        encoders: ``{model name: SpladeEncoder}`` for every model the systems name.
+        encoders: ``{model name: Encoder}`` for every model the systems name.
         backend: ``"memory"`` or ``"opensearch"``.
         depth: hits fetched per leg and kept per run (>= 100 for recall@100).
         baseline: index or label of the baseline row.
@@ -312,7 +312,7 @@ def evaluate(
     if not 0 <= base_idx < len(systems):
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(labels)}")
     cache = DEFAULT_CACHE if cache is None else cache
-    report = progress or (lambda _f, _m: None)
+    report = progress or no_progress
     dtk = DEFAULT_DOC_TOP_K if doc_top_k is None else doc_top_k
     qtk = DEFAULT_QUERY_TOP_K if query_top_k is None else query_top_k
     corpus = eval_set

@@ -20,11 +20,12 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sparse_demo.index.memory import SparseIndex
+from sparse_demo.progress import Progress, ShouldStop
 
 from .cost import flops, index_bytes, mean_active
 from .metrics import run_metrics
@@ -92,8 +93,8 @@ def prune_sweep(
     models: Sequence[str] | None = None,
     top_ks: Sequence[int] = DEFAULT_TOP_KS,
     ratios: Sequence[float] = DEFAULT_RATIOS,
-    progress: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> list[PrunePoint]:
     """nDCG@10, FLOPS and index bytes of each model under each pruning setting (plus unpruned).
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from sparse_demo.index.base import (
     Hit,
     IndexDocument,
-    ProgressCallback,
     SearchBackend,
     SearchResult,
     SparseExplanation,
@@ -51,7 +50,6 @@ __all__ = [
     "MemoryBackend",
     "OpenSearchBackend",
     "OpenSearchUnavailable",
-    "ProgressCallback",
     "SearchBackend",
     "SearchResult",
     "SparseExplanation",

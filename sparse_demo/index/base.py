@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from sparse_demo.progress import Progress
 
 if TYPE_CHECKING:
     from sparse_demo.korean import BM25Analyzer
 
 logger = logging.getLogger(__name__)
 
-#: ``progress(done, total)`` callback used by indexing and encoding helpers.
-ProgressCallback = Callable[[int, int], None]
 
 #: Smallest weight Lucene's ``FeatureField`` accepts (a normal float32).
 MIN_FEATURE_WEIGHT = 1.17549435e-38
@@ -104,7 +104,7 @@ class SearchBackend(Protocol):
     name: str
     analyzer: BM25Analyzer
 
-    def add(self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None) -> int:
+    def add(self, docs: Iterable[IndexDocument], progress: Progress | None = None) -> int:
         """Index documents (an existing id is replaced); returns how many were added."""
         ...
 

@@ -440,11 +440,3 @@ class BM25Index:
     def doc_ids(self) -> list[str]:
         """Ids in row order (insertion order, replaced documents moved to the end)."""
         return list(self._store.ids)
-
-    def term_stats(self, term: str) -> tuple[int, float]:
-        """``(document frequency, idf)`` of a term (df 0 for an unseen term)."""
-        self._build()
-        csc = self._store.matrix()
-        tid = self._store.vocab.get(term)
-        df = 0 if tid is None else int(csc.indptr[tid + 1] - csc.indptr[tid])
-        return df, math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))

@@ -32,7 +32,6 @@ import numpy as np
 from sparse_demo.index.base import (
     Hit,
     IndexDocument,
-    ProgressCallback,
     SearchResult,
     SparseExplanation,
     TokenContribution,
@@ -48,6 +47,7 @@ from sparse_demo.index.bm25 import (
     top_k_indices,
 )
 from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
+from sparse_demo.progress import Progress, counted
 
 logger = logging.getLogger(__name__)
 
@@ -175,15 +175,6 @@ class SparseIndex:
         ids = self._store.ids
         return [Hit(ids[i], float(scores[i]), r) for r, i in enumerate(top.tolist(), start=1)]
 
-    def doc_vector(self, doc_id: str) -> dict[str, float]:
-        """The stored vector of a document (empty when unknown)."""
-        row = self._store.row_of(doc_id)
-        if row is None:
-            return {}
-        csr_row = self._store.matrix()[[row]].tocsr()
-        tokens = self._store.tokens
-        return {tokens[c]: float(v) for c, v in zip(csr_row.indices.tolist(), csr_row.data.tolist())}
-
     def doc_weights(self, doc_id: str, tokens: Iterable[str]) -> dict[str, float]:
         """The document's stored weights for ``tokens`` (absent tokens left out).
 
@@ -242,7 +233,7 @@ class MemoryBackend:
         self._docs: dict[str, IndexDocument] = {}
 
     def add(
-        self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None, batch_size: int = 1000
+        self, docs: Iterable[IndexDocument], progress: Progress | None = None, batch_size: int = 1000
     ) -> int:
         """Index documents (validated first; an existing id is replaced).
 
@@ -260,8 +251,7 @@ class MemoryBackend:
             self.sparse.add(ids, [d.sparse for d in batch])
             for d in batch:
                 self._docs[d.id] = d
-            if progress is not None:
-                progress(min(start + batch_size, total), total)
+            counted(progress, min(start + batch_size, total), total, "documents indexed")
         logger.info("memory backend: indexed %d documents (%d in total)", total, len(self._docs))
         return total
 

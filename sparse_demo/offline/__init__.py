@@ -28,33 +28,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparse_demo.config import model_cache_dir
 from sparse_demo.model_settings import SETTINGS_FILE, ModelSettings, read_model_settings, recommended_hybrid_weight
 from sparse_demo.offline.recipe import (
     DEFAULT_OUT,
-    DEMO_DESCRIPTION,
-    DEMO_NAME,
+    DEMO_MODEL_DESCRIPTION,
+    DEMO_MODEL_NAME,
     RECORD_FILE,
     BuildOptions,
-    ProgressFn,
-    StopFn,
     build,
     load_bundled,
 )
+from sparse_demo.progress import ShouldStop, TrainingProgress
 
 if TYPE_CHECKING:
     from sparse_demo.models import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-#: The bundled demo model's name in every model picker.
-DEMO_MODEL_NAME = DEMO_NAME
-#: Its folder (read-only).
+#: The bundled demo model's folder (read-only).
 DEMO_MODEL_DIR: Path = DEFAULT_OUT
-DEMO_MODEL_DESCRIPTION = DEMO_DESCRIPTION
 #: The demo model retrained inside the app (*Retrain the demo model here*).
 LOCAL_MODEL_NAME = "demo-small (retrained here)"
 LOCAL_MODEL_DESCRIPTION = "the demo model's recipe retrained on this machine from bundled sample data"
@@ -95,8 +91,8 @@ def register_demo_model(registry: ModelRegistry, folder: str | Path | None = Non
 
 # ---------------------------------------------------------------------- retrain it here
 def cache_dir() -> Path:
-    """``SPARSE_DEMO_CACHE`` or ``.cache/models`` in the project folder."""
-    return Path(os.environ.get("SPARSE_DEMO_CACHE", _ROOT / ".cache" / "models")).expanduser()
+    """``SPARSE_DEMO_CACHE`` or ``.cache/models`` in the project folder (:func:`sparse_demo.config.model_cache_dir`)."""
+    return model_cache_dir()
 
 
 def local_model_dir(root: Path | None = None) -> Path:
@@ -113,8 +109,8 @@ def register_cached_local_model(registry: ModelRegistry, root: Path | None = Non
     return False
 
 
-def _local_options(folder: Path, time_limit_s: float, progress: ProgressFn | None,
-                   should_stop: StopFn | None) -> BuildOptions:
+def _local_options(folder: Path, time_limit_s: float, progress: TrainingProgress | None,
+                   should_stop: ShouldStop | None) -> BuildOptions:
     return BuildOptions(out=folder, time_limit_s=time_limit_s, threads=None, name=LOCAL_MODEL_NAME,
                         note="the demo model retrained in the app", progress=progress, should_stop=should_stop)
 
@@ -127,7 +123,7 @@ def _cache_key(options: BuildOptions) -> str:
 
 
 def build_local_model(registry: ModelRegistry, root: Path | None = None, *, time_limit_s: float = 180.0,
-                      progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
+                      progress: TrainingProgress | None = None, should_stop: ShouldStop | None = None) -> Path:
     """*Retrain the demo model here*: run the demo model's recipe and register the result.
 
     The folder (:func:`local_model_dir`) is reused when its build record has the same data and

@@ -48,7 +48,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
 from sparse_demo.offline.measure import WEIGHT_GRID, benchmark_shared, held_out_metrics, pick_weight, shared_texts
 from sparse_demo.offline.vocab import build_vocabulary, kiwi_lexicon, resolve_tokenizer_file, unk_rates
+from sparse_demo.progress import ShouldStop, TrainingEvent, TrainingProgress
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "assets" / "demo-model"
 SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 HUB_TOKENIZER = "xlm-roberta-base"
-DEMO_NAME = "demo-small (bundled)"
-DEMO_DESCRIPTION = "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
+#: The bundled demo model's name in every model picker, and its description.
+DEMO_MODEL_NAME = "demo-small (bundled)"
+DEMO_MODEL_DESCRIPTION = ("small demo model shipped with the app, trained on bundled sample data "
+                          "(not the V26 checkpoint)")
 #: The build's training record.
 RECORD_FILE = "build_record.json"
 SIZES = ("tiny", "mini", "small")
-ProgressFn = Callable[[dict[str, Any]], None]
-StopFn = Callable[[], bool]
 
 
 # ---------------------------------------------------------------------- model
@@ -81,11 +82,7 @@ def init_model(vocab_dir: Path, out_dir: Path, size: str, docs: Sequence[str], s
     from transformers import AutoTokenizer
 
     from sparse_demo.modeling import make_mlm
-
-    try:
-        from sparse_demo.train.vocab import lexical_init
-    except ImportError:  # before the train package split
-        from sparse_demo.train.trainer import lexical_init  # type: ignore[no-redef]
+    from sparse_demo.train.vocab import lexical_init
 
     tokenizer = AutoTokenizer.from_pretrained(str(vocab_dir))
     model = make_mlm(tokenizer, size, seed=seed)  # type: ignore[arg-type]
@@ -194,33 +191,31 @@ class BuildOptions:
     eval_fraction: float = 0.15
     patience: int = 4
     half: bool = True
-    name: str = DEMO_NAME
+    name: str = DEMO_MODEL_NAME
     note: str = "embedded demo model trained on bundled sample data"
     work_dir: Path | None = None
-    progress: ProgressFn | None = None
-    should_stop: StopFn | None = None
+    progress: TrainingProgress | None = None
+    should_stop: ShouldStop | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     extra_record: dict[str, Any] = field(default_factory=dict)
     benchmark: bool = False
 
 
-def _logging_progress(progress: ProgressFn | None) -> ProgressFn:
+def _logging_progress(progress: TrainingProgress | None) -> TrainingProgress:
     """Log training and evaluation events, then pass them on to ``progress``."""
 
-    def report(info: dict[str, Any]) -> None:
-        phase = info.get("phase")
-        if phase == "train":
+    def report(event: TrainingEvent) -> None:
+        if event.phase == "train":
             logger.info("step %d/%d  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e  %.0f s",
-                        info["step"], info["max_steps"], info.get("total", 0.0), info.get("infonce", 0.0),
-                        info.get("active_q", 0.0), info.get("active_d", 0.0), info.get("lr", 0.0),
-                        info.get("elapsed_s", 0.0))
-        elif phase == "eval":
-            logger.info("held-out at step %s: %s", info.get("step"),
-                        {k: v for k, v in info.items() if k not in ("phase", "step")})
-        elif "message" in info:
-            logger.info("%s: %s", phase, info["message"])
+                        event.step, event.max_steps, event.total or 0.0, event.infonce or 0.0,
+                        event.active_q or 0.0, event.active_d or 0.0, event.lr or 0.0, event.elapsed_s or 0.0)
+        elif event.phase == "eval":
+            logger.info("held-out at step %s: %s", event.step,
+                        {k: v for k, v in event.to_dict().items() if k not in ("phase", "step")})
+        elif event.message:
+            logger.info("%s: %s", event.phase, event.message)
         if progress is not None:
-            progress(info)
+            progress(event)
 
     return report
 
@@ -341,7 +336,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
                 "metrics_before": result.metrics_before,
                 "metrics_after": result.metrics_after,
                 "config": info.get("config", result.config),
-                "history": [h for h in result.history if h.get("phase") in ("eval", "eval_before", "eval_after")],
+                "history": [h.to_dict() for h in result.history if h.phase in ("eval", "eval_before", "eval_after")],
             },
             "weight_sweep": sweep,
             "benchmarks": benchmarks,
@@ -356,7 +351,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         }
         settings = {
             "name": options.name,
-            "description": DEMO_DESCRIPTION,
+            "description": DEMO_MODEL_DESCRIPTION,
             "hybrid_weight": weight,
             "max_length": options.max_length,
             "drop_special": True,

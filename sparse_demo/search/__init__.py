@@ -48,7 +48,6 @@ from sparse_demo.search.options import (
     DEFAULT_QUERY_TOP_K,
     FUSIONS,
     METHODS,
-    StageProgress,
 )
 from sparse_demo.search.query import SearchHit, SearchOutcome, as_mapping, frame_rows, gold_query, search
 from sparse_demo.search.session import SearchSession, opensearch_status
@@ -80,7 +79,6 @@ __all__ = [
     "SearchIndex",
     "SearchOutcome",
     "SearchSession",
-    "StageProgress",
     "TunedWeight",
     "TunedWeights",
     "VisitorWeights",

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparse_demo.corpus import Corpus
+from sparse_demo.encoder import Encoder
 from sparse_demo.index import IndexDocument, MemoryBackend, SearchBackend
+from sparse_demo.progress import Progress, scaled
 from sparse_demo.search.corpus_files import corpus_id
 from sparse_demo.search.encode import (
     DocumentTerms,
@@ -51,7 +53,6 @@ from sparse_demo.search.options import (
     DEFAULT_DOC_TOP_K,
     DEFAULT_QUERY_TOP_K,
     BackendName,
-    StageProgress,
     choice,
 )
 
@@ -158,7 +159,7 @@ class SearchIndex:
     key: IndexKey
     corpus: Corpus
     backend: SearchBackend
-    encoder: Any | None
+    encoder: Encoder | None
     documents: list[IndexDocument] | None
     stats: IndexStats
     doc_top_k: int | None = DEFAULT_DOC_TOP_K
@@ -175,10 +176,6 @@ class SearchIndex:
     @property
     def model_name(self) -> str:
         return self.key.model
-
-    @property
-    def has_sparse(self) -> bool:
-        return self.encoder is not None
 
     @property
     def analyzer(self) -> str:
@@ -230,21 +227,19 @@ class SearchIndex:
         return value
 
 
-def model_key(encoder: Any | None) -> str:
+def model_key(encoder: Encoder | None) -> str:
     """The model's display name in an index key (empty for BM25 only)."""
-    return "" if encoder is None else str(getattr(encoder, "name", "") or type(encoder).__name__)
+    return "" if encoder is None else str(encoder.name or type(encoder).__name__)
 
 
-def model_fingerprint(encoder: Any | None) -> str:
-    """The model's checkpoint + settings fingerprint (its name where it has none; "" for BM25 only)."""
-    if encoder is None:
-        return ""
-    return str(getattr(encoder, "fingerprint", None) or model_key(encoder))
+def model_fingerprint(encoder: Encoder | None) -> str:
+    """The model's checkpoint + settings fingerprint ("" for BM25 only)."""
+    return "" if encoder is None else str(encoder.fingerprint)
 
 
 def index_key(
     corpus: Corpus,
-    encoder: Any | None,
+    encoder: Encoder | None,
     backend: str,
     *,
     analyzer: str = DEFAULT_ANALYZER,
@@ -338,10 +333,10 @@ def _make_backend(kind: str, name: str, analyzer: str, settings: Any | None) -> 
 
 def build_index(
     corpus: Corpus,
-    encoder: Any | None,
+    encoder: Encoder | None,
     backend: BackendName = "memory",
     *,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
     index_name: str | None = None,
     batch_size: int = 32,
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
@@ -362,7 +357,7 @@ def build_index(
 
     Args:
         corpus: The documents (and optional queries/qrels for gold marks).
-        encoder: A ``SpladeEncoder`` (or anything with ``encode`` + ``search_vector``);
+        encoder: An :class:`~sparse_demo.encoder.Encoder`;
             None builds a BM25-only index.
         backend: ``"memory"`` or ``"opensearch"`` (``OPENSEARCH_URL`` etc.).
         progress: ``progress(fraction, description)``.
@@ -427,20 +422,19 @@ def build_index(
         split = 0.0 if vectors is not None or encoder is None else (0.9 if terms is not None else 0.8)
         if vectors is None:
             vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
-                                     progress=lambda f, d: report(split * f, d))
+                                     progress=scaled(report, 0.0, split))
             vectors = replace(vectors, source=key.sparse_id)
         else:
             vectors = replace(vectors, seconds=0.0)
         if terms is None:
-            terms = analyse_terms(corpus, key.analyzer, progress=lambda f, d: report(split + (0.9 - split) * f, d))
+            terms = analyse_terms(corpus, key.analyzer, progress=scaled(report, split, 0.9))
             terms = replace(terms, source=key.terms_id)
         else:
             terms = replace(terms, seconds=0.0)
         encoded = assemble(corpus, vectors, terms, key.vectors_id)
     t0 = time.perf_counter()
     report(0.9, f"indexing {len(encoded.documents)} documents ({backend})")
-    be.add(encoded.documents, progress=lambda done, total: report(0.9 + 0.1 * done / max(total, 1),
-                                                                  f"indexed {done}/{total}"))
+    be.add(encoded.documents, progress=scaled(report, 0.9, 1.0))
     if backend == "opensearch":
         write_index_meta(be, key.meta())
     stats = IndexStats(len(encoded.documents), encoded.avg_tokens, encoded.pruned, encoded.seconds,

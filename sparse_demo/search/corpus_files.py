@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from sparse_demo.config import load_limits
 from sparse_demo.corpus import Corpus, load_corpus
 from sparse_demo.limits import Limits
 
@@ -150,13 +151,13 @@ def load_corpus_file(path: str | Path, *, workdir: str | Path | None = None, lim
     Args:
         path: the uploaded file or folder.
         workdir: where a zip is unpacked (default: the system's temporary folder).
-        limits: the limits (default: :meth:`Limits.from_env`, so the CLI honours the same variables).
+        limits: the limits (default: :func:`sparse_demo.config.load_limits`, so the CLI honours the same variables).
         split: the BEIR qrels split.
 
     Raises:
         ValueError: with a message meant for users, naming the limit and its variable where one applies.
     """
-    limits = Limits.from_env() if limits is None else limits
+    limits = load_limits() if limits is None else limits
     p = Path(path)
     if p.suffix.lower() != ".zip" or p.is_dir():
         return load_corpus(p, split=split, limits=limits)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from sparse_demo.corpus import Corpus
+from sparse_demo.encoder import Encoder, Encoding
 from sparse_demo.index import IndexDocument
-from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K, StageProgress
+from sparse_demo.progress import Progress, scaled
+from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K
 
 
 def doc_text(title: str, text: str) -> str:
@@ -19,25 +20,20 @@ def doc_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def _prune(encoder: Any, encoding: Any, top_k: int | None) -> tuple[dict[str, float], bool]:
+def _prune(encoder: Encoder, encoding: Encoding, top_k: int | None) -> tuple[dict[str, float], bool]:
     """The encoder's search vector limited to its ``top_k`` heaviest tokens (ties by token id)."""
-    if hasattr(encoder, "search_sparse_vector"):
-        sv = encoder.search_sparse_vector(encoding)  # sorted by weight desc, ties by id
-        n = len(sv)
-        keep = n if top_k is None else min(n, top_k)
-        vec = {}
-        for i, w in zip(sv.token_ids[:keep].tolist(), sv.weights[:keep].tolist()):
-            if w > 0:
-                vec[encoder.id_to_token(int(i))] = float(w)
-        return vec, keep < n
-    full = {t: float(w) for t, w in encoder.search_vector(encoding).items() if w > 0}
-    if top_k is None or len(full) <= top_k:
-        return full, False
-    items = sorted(full.items(), key=lambda kv: -kv[1])[:top_k]
-    return dict(items), True
+    sv = encoder.search_sparse_vector(encoding)  # sorted by weight desc, ties by id
+    n = len(sv)
+    keep = n if top_k is None else min(n, top_k)
+    vec = {}
+    for i, w in zip(sv.token_ids[:keep].tolist(), sv.weights[:keep].tolist()):
+        if w > 0:
+            vec[encoder.id_to_token(int(i))] = float(w)
+    return vec, keep < n
 
 
-def encode_query(encoder: Any, query: str, top_k: int | None = DEFAULT_QUERY_TOP_K) -> tuple[dict[str, float], bool]:
+def encode_query(encoder: Encoder, query: str,
+                 top_k: int | None = DEFAULT_QUERY_TOP_K) -> tuple[dict[str, float], bool]:
     """A query's search vector (special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
     enc = encoder.encode([query])[0]
     return _prune(encoder, enc, top_k)
@@ -158,11 +154,11 @@ class DocumentTerms:
 
 def encode_vectors(
     corpus: Corpus,
-    encoder: Any | None,
+    encoder: Encoder | None,
     *,
     batch_size: int = 32,
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
 ) -> DocumentVectors:
     """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
 
@@ -189,20 +185,17 @@ def encode_vectors(
     if encoder is not None:
         texts = [doc_text(d.title, d.text) for d in docs]
 
-        def encoded(done: int, _total: int) -> None:
-            report(done / max(total, 1), f"encoded {done}/{total} documents")
-
-        for i, enc in _encode_all(encoder, texts, batch_size, encoded):
+        for i, enc in encoder.encode_iter(texts, batch_size=batch_size, progress=report):
             vectors[i], cut = _prune(encoder, enc, doc_top_k)
             pruned += cut
-            ids[i] = getattr(enc, "input_ids", None)
+            ids[i] = enc.input_ids
     input_ids = (TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids)
                  else None)
     return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids)
 
 
 def analyse_terms(
-    corpus: Corpus, analyzer: str = DEFAULT_ANALYZER, *, progress: StageProgress | None = None
+    corpus: Corpus, analyzer: str = DEFAULT_ANALYZER, *, progress: Progress | None = None
 ) -> DocumentTerms:
     """Every document's BM25 terms (Kiwi ``form/tag`` after the analyzer's stop tags) of ``title + "\\n" + text``.
 
@@ -239,11 +232,11 @@ def assemble(corpus: Corpus, vectors: DocumentVectors, terms: DocumentTerms, vec
 
 def encode_corpus(
     corpus: Corpus,
-    encoder: Any | None,
+    encoder: Encoder | None,
     *,
     batch_size: int = 32,
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
-    progress: StageProgress | None = None,
+    progress: Progress | None = None,
     analyzer: str = DEFAULT_ANALYZER,
 ) -> EncodedCorpus:
     """BM25 terms (:func:`analyse_terms`) and pruned sparse vectors (:func:`encode_vectors`) of every document.
@@ -253,7 +246,7 @@ def encode_corpus(
 
     Args:
         corpus: The documents.
-        encoder: A ``SpladeEncoder`` (or anything with ``encode`` and ``search_vector``), or None.
+        encoder: An :class:`~sparse_demo.encoder.Encoder`, or None (BM25 terms only).
         batch_size: Texts per model call.
         doc_top_k: Tokens kept per document vector (None: all).
         progress: ``progress(fraction, description)``.
@@ -266,22 +259,9 @@ def encode_corpus(
     analyzer_terms(analyzer)  # an unknown spec fails before the model runs
     base = 0.9 if encoder is not None else 0.0
     vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
-                             progress=lambda f, d: report(base * f, d))
-    terms = analyse_terms(corpus, analyzer, progress=lambda f, d: report(base + (1 - base) * f, d))
+                             progress=scaled(report, 0.0, base))
+    terms = analyse_terms(corpus, analyzer, progress=scaled(report, base, 1.0))
     return assemble(corpus, vectors, terms)
-
-
-def _encode_all(
-    encoder: Any, texts: list[str], batch_size: int, progress: Callable[[int, int], None]
-) -> Iterator[tuple[int, Any]]:
-    """``(index, encoding)`` for every text: length-sorted across all texts when the encoder can."""
-    if hasattr(encoder, "encode_iter"):
-        yield from encoder.encode_iter(texts, batch_size=batch_size, progress=progress)
-        return
-    for start in range(0, len(texts), batch_size):  # a minimal encoder: only ``encode``
-        for j, enc in enumerate(encoder.encode(texts[start : start + batch_size], batch_size=batch_size)):
-            yield start + j, enc
-        progress(min(start + batch_size, len(texts)), len(texts))
 
 
 def analyzer_terms(spec: str = DEFAULT_ANALYZER) -> Callable[[str], list[str]]:

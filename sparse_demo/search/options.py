@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 from sparse_demo.index import FUSION_METHODS
@@ -23,8 +23,6 @@ DEFAULT_DOC_TOP_K = 512
 #: Tokens kept per query vector; OpenSearch allows 1024 clauses by default.
 DEFAULT_QUERY_TOP_K = 1024
 
-#: ``progress(fraction in [0, 1], description)``; maps directly onto ``gr.Progress``.
-StageProgress = Callable[[float, str], None]
 
 
 def choice(value: str, choices: Sequence[str], what: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sparse_demo.corpus import Corpus
 from sparse_demo.index import DEFAULT_CANDIDATES, SearchResult, fuse
 from sparse_demo.index.base import Hit
+from sparse_demo.limits import Limits
 from sparse_demo.search.build import IndexKey, SearchIndex
 from sparse_demo.search.options import FUSIONS, METHODS, FusionName, SearchMethod, choice
 
@@ -113,10 +114,8 @@ def _validate_weight(weight: float) -> float:
 
 def _limit_query(text: str, max_chars: int | None, policy: str) -> tuple[str, str]:
     """``(query to search, note)``: the query cut to ``max_chars`` (with a note) or refused."""
-    from sparse_demo.textio import MAX_QUERY_CHARS
-
     choice(policy, LONG_QUERY_POLICIES, "long_query policy")
-    limit = MAX_QUERY_CHARS if max_chars is None else max_chars
+    limit = Limits().max_query_chars if max_chars is None else max_chars
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"max_query_chars must be a positive integer, got {max_chars!r}")
     if len(text) <= limit:
@@ -151,7 +150,7 @@ def search(
             ``"rrf"`` (reciprocal rank fusion, rank constant 60, unweighted as OpenSearch's default).
         weight: Hybrid ``minmax`` only: the sparse leg's weight; BM25 gets ``1 - weight``.
         candidates: Hits fetched per leg before fusion (default ``max(k, 100)``).
-        max_query_chars: The longest query searched (default ``textio.MAX_QUERY_CHARS``).
+        max_query_chars: The longest query searched (default ``Limits().max_query_chars``).
         long_query: What to do with a longer query: ``"cut"`` it to ``max_query_chars``
             characters (the outcome's notes say so) or ``"refuse"`` it (ValueError).
 

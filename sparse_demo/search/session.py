@@ -28,11 +28,13 @@ from dataclasses import replace
 from typing import Any
 
 from sparse_demo.corpus import Corpus
+from sparse_demo.encoder import Encoder
 from sparse_demo.limits import Deadline
+from sparse_demo.progress import Progress
 from sparse_demo.search.build import IndexKey, SearchIndex, build_index, index_key
 from sparse_demo.search.encode import DocumentTerms, DocumentVectors
 from sparse_demo.search.explain import Explanation, explain
-from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, BackendName, StageProgress
+from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, BackendName
 from sparse_demo.search.query import SearchOutcome, search
 
 logger = logging.getLogger(__name__)
@@ -264,7 +266,7 @@ class SearchSession:
             logger.warning("%s", n)
         return notes
 
-    def key_for(self, corpus: Corpus, encoder: Any | None, backend: str, **kwargs: Any) -> IndexKey:
+    def key_for(self, corpus: Corpus, encoder: Encoder | None, backend: str, **kwargs: Any) -> IndexKey:
         """The key :meth:`get_or_build` uses for these arguments (``analyzer``, ``doc_top_k``: as there)."""
         opts = {**self.build_kwargs, **kwargs}
         return index_key(corpus, encoder, backend, analyzer=opts.get("analyzer", DEFAULT_ANALYZER),
@@ -273,10 +275,10 @@ class SearchSession:
     def get_or_build(
         self,
         corpus: Corpus,
-        encoder: Any | None,
+        encoder: Encoder | None,
         backend: BackendName = "memory",
         *,
-        progress: StageProgress | None = None,
+        progress: Progress | None = None,
         fallback: bool = True,
         **kwargs: Any,
     ) -> tuple[SearchIndex, list[str]]:
@@ -395,7 +397,7 @@ class SearchSession:
             logger.info("dropped %d index(es) of a visitor who left", len(dropped))
         return len(dropped)
 
-    def memory_twin(self, index: SearchIndex, progress: StageProgress | None = None) -> SearchIndex:
+    def memory_twin(self, index: SearchIndex, progress: Progress | None = None) -> SearchIndex:
         """The memory index for ``index``'s corpus and model, built from its encoded documents."""
         kwargs: dict[str, Any] = {"doc_top_k": index.doc_top_k, "query_top_k": index.query_top_k,
                                   "analyzer": index.analyzer}
@@ -406,7 +408,7 @@ class SearchSession:
                                    **kwargs)
         return mem
 
-    def search(self, index: SearchIndex, query: str, *, progress: StageProgress | None = None,
+    def search(self, index: SearchIndex, query: str, *, progress: Progress | None = None,
                **kwargs: Any) -> tuple[SearchOutcome, SearchIndex]:
         """:func:`search`, falling back to a memory index when OpenSearch stops answering.
 

@@ -124,7 +124,7 @@ def training_record(result: TrainResult, description: str, data_hash: str, note:
         "metrics_before": result.metrics_before,
         "metrics_after": result.metrics_after,
         "expansions": result.expansions,
-        "evaluations": [e for e in result.history if e.get("phase") == "eval"],
+        "evaluations": [e.to_dict() for e in result.history if e.phase == "eval"],
         "config": result.config,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from sparse_demo.data.pairs import DEFAULT_MAX_BYTES
+from sparse_demo.progress import TrainingEvent
 from sparse_demo.train.losses import LossConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,6 @@ BEST_BY_CHOICES: tuple[str, ...] = ("model", "hybrid")
 #: Result statuses.
 STATUSES: tuple[str, ...] = ("completed", "time_limit", "max_steps", "early_stopped", "cancelled")
 
-ProgressFn = Callable[[dict[str, Any]], None]
-StopFn = Callable[[], bool]
 
 
 @dataclass
@@ -277,7 +276,7 @@ class TrainResult:
         restored_best: True when the saved weights are an earlier evaluation's (keep-best)
             rather than the last step's.
         expansions: per sample query ``{"query", "before": [(token, weight)], "after": [...]}``.
-        history: every progress dict of the run.
+        history: every :class:`~sparse_demo.progress.TrainingEvent` of the run.
         data_report: the pairs report summary (when read from a file).
         split_note: how the held-out set was formed (and what was removed to keep it clean).
         config: the run's settings (:meth:`TrainConfig.to_dict`).
@@ -296,7 +295,7 @@ class TrainResult:
     best_step: int | None = None
     restored_best: bool = False
     expansions: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[TrainingEvent] = field(default_factory=list)
     data_report: str = ""
     split_note: str = ""
     config: dict[str, Any] = field(default_factory=dict)

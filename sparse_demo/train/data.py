@@ -14,6 +14,7 @@ from sparse_demo.data.pairs import Pair, PairsDataset
 #: other pairs in every batch.
 MIN_PAIRS = 4
 
+
 def _pair_groups(pairs: Sequence[Pair]) -> list[list[int]]:
     """Pair indices grouped into connected components of shared queries and shared positives."""
     parent = list(range(len(pairs)))

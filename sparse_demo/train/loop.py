@@ -38,9 +38,10 @@ from sparse_demo.corpus import Corpus
 from sparse_demo.data.pairs import Pair, PairsDataset, read_pairs
 from sparse_demo.encoder import pool_logits
 from sparse_demo.evaluation import RetrievalMetrics
+from sparse_demo.progress import ShouldStop, TrainingEvent, TrainingProgress
 from sparse_demo.train.artifacts import hash_pairs, save_model
 from sparse_demo.train.batching import make_batches, mine_bm25_negatives, pad, tokenize_all
-from sparse_demo.train.config import ProgressFn, StopFn, TrainConfig, TrainResult
+from sparse_demo.train.config import TrainConfig, TrainResult
 from sparse_demo.train.data import separate_from_heldout, split_pairs
 from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus, metrics_rows, query_expansions
 from sparse_demo.train.losses import LossConfig, document_frequencies, idf_from_df, idf_penalties, splade_loss
@@ -69,8 +70,8 @@ def train(
     pairs: PairsDataset | Sequence[Pair] | str | Path,
     eval_pairs: PairsDataset | Sequence[Pair] | str | Path | None = None,
     *,
-    progress: ProgressFn | None = None,
-    should_stop: StopFn | None = None,
+    progress: TrainingProgress | None = None,
+    should_stop: ShouldStop | None = None,
     wait: bool = False,
     registry: ModelRegistry | None = None,
     deadline: float | None = None,
@@ -83,13 +84,11 @@ def train(
         eval_pairs: held-out pairs; training pairs sharing a query or a positive passage with
             them are left out of training. None holds out ``config.eval_fraction`` of the
             positive passages (with all their queries).
-        progress: called with a dict per event. Training steps (every ``log_every``):
-            ``{"phase": "train", "step", "max_steps", "epoch", "total", "infonce", "flops_q",
-            "flops_d", "margin", "kd", "lambda_flops_q", "lambda_flops_d", "active_q",
-            "active_d", "lr", "elapsed_s"}``; held-out evaluations (before training at step 0,
-            during and at the end) ``{"phase": "eval", "step", "eval_mrr10", "eval_r1",
-            "hybrid_mrr10", "best_step", "elapsed_s"}``; other phases (``prepare``,
-            ``eval_before``, ``eval_after``, ``save``, ``done``) carry ``"message"``.
+        progress: called with a :class:`~sparse_demo.progress.TrainingEvent` per event: a training step
+            (every ``log_every``: ``phase="train"``, losses, active dimensions, lr), a held-out evaluation
+            (before training at step 0, during and at the end: ``phase="eval"``, MRR@10, R@1, hybrid
+            MRR@10, best step), or another phase (``prepare``, ``eval_before``, ``eval_after``, ``save``,
+            ``done``) with a ``message``.
         should_stop: polled every step; True cancels the run.
         wait: when another run holds the process-wide lock, wait for it (True) or raise
             :class:`TrainingBusyError` (False).
@@ -239,7 +238,7 @@ class _KeepBest:
 class _Run:
     """One training run's state (the public entry point is :func:`train`)."""
 
-    def __init__(self, config: TrainConfig, progress: ProgressFn | None, should_stop: StopFn | None,
+    def __init__(self, config: TrainConfig, progress: TrainingProgress | None, should_stop: ShouldStop | None,
                  registry: ModelRegistry | None, deadline: float | None = None) -> None:
         config.validate()
         self.config = config
@@ -247,23 +246,23 @@ class _Run:
         self.progress = progress
         self.should_stop = should_stop
         self.registry = registry
-        self.history: list[dict[str, Any]] = []
+        self.history: list[TrainingEvent] = []
         self.t_start = time.time()
         self.heldout: Corpus | None = None
         self.keeper = _KeepBest(config.best_by, config.keep_best)
         self.last_eval_step: int | None = None
         self.last_metrics: dict[str, RetrievalMetrics] = {}
 
-    def emit(self, info: dict[str, Any]) -> None:
-        self.history.append(info)
+    def emit(self, event: TrainingEvent) -> None:
+        self.history.append(event)
         if self.progress is not None:
             try:
-                self.progress(info)
+                self.progress(event)
             except Exception:  # noqa: BLE001 - a UI callback must never kill a run
                 logger.exception("progress callback failed")
 
     def message(self, phase: str, text: str) -> None:
-        self.emit({"phase": phase, "message": text, "elapsed_s": round(time.time() - self.t_start, 2)})
+        self.emit(TrainingEvent(phase, message=text, elapsed_s=round(time.time() - self.t_start, 2)))
 
     # -- data -------------------------------------------------------------------------------
     def split(self, pairs: Any, eval_pairs: Any) -> tuple[list[Pair], list[Pair], str, str]:
@@ -301,9 +300,9 @@ class _Run:
                                      hybrid_weight=self.config.hybrid_weight)
         self.keeper.offer(step, metrics, model)
         self.last_eval_step, self.last_metrics = step, metrics
-        self.emit({"phase": "eval", "step": step, "eval_mrr10": metrics["model"].mrr10,
-                   "eval_r1": metrics["model"].recall[1], "hybrid_mrr10": metrics["hybrid"].mrr10,
-                   "best_step": self.keeper.step, "elapsed_s": round(time.time() - self.t_start, 2)})
+        self.emit(TrainingEvent("eval", step=step, eval_mrr10=metrics["model"].mrr10,
+                                eval_r1=metrics["model"].recall[1], hybrid_mrr10=metrics["hybrid"].mrr10,
+                                best_step=self.keeper.step, elapsed_s=round(time.time() - self.t_start, 2)))
         return metrics
 
     # -- main -------------------------------------------------------------------------------
@@ -421,11 +420,11 @@ class _Run:
                         f"loss became {out.components['total']} at step {step}; lower lr (now {config.lr})"
                     )
                 if step % config.log_every == 0 or step == 1:
-                    self.emit({"phase": "train", "step": step, "max_steps": max_steps,
-                               "epoch": epoch + (bi + 1) / len(batches), **out.components,
-                               "active_q": float((q_vec > 0).sum(1).float().mean()),
-                               "active_d": float((d_vec > 0).sum(1).float().mean()),
-                               "lr": lr, "elapsed_s": round(time.time() - t_train, 2)})
+                    self.emit(TrainingEvent("train", step=step, max_steps=max_steps,
+                                            epoch=epoch + (bi + 1) / len(batches), **out.components,
+                                            active_q=float((q_vec > 0).sum(1).float().mean()),
+                                            active_d=float((d_vec > 0).sum(1).float().mean()),
+                                            lr=lr, elapsed_s=round(time.time() - t_train, 2)))
                 epoch_end = bi == len(batches) - 1
                 due = step % config.eval_every == 0 if config.eval_every else epoch_end
                 if self.heldout is not None and due and step < max_steps:

@@ -28,12 +28,16 @@ import gradio as gr
 import pandas as pd
 
 from ..analysis import Analyzer
-from ..config import Settings, load_settings
+from ..config import Settings, load_limits, load_settings
+from ..corpus import Corpus
 from ..encoder import ModelLoadError, SpladeEncoder
-from ..korean import StopwordRule, load_stopwords, parse_stopwords
+from ..korean import DEFAULT_ANALYZER, StopwordRule, get_analyzer, load_stopwords, parse_stopwords
 from ..limits import Limits
 from ..models import ModelRegistry, SourceRefused, default_private_root
+from ..offline import DEMO_MODEL_NAME, register_cached_local_model, register_demo_model
+from ..search.corpus_files import load_sample_corpus
 from ..search.weights import VisitorWeights
+from ..textio import read_query_file, split_queries
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ class AppContext:
         settings = settings or load_settings()
         registry = registry or ModelRegistry(settings)
         stopwords = load_stopwords(settings.stopwords_path)
-        return cls(settings=settings, registry=registry, stopwords=stopwords, limits=limits or Limits.from_env())
+        return cls(settings=settings, registry=registry, stopwords=stopwords, limits=limits or load_limits())
 
     # ------------------------------------------------------------------ models
     def model_choices(self, visitor_models: dict[str, str] | None = None) -> list[str]:
@@ -109,8 +113,7 @@ class AppContext:
             encoder, error = self.registry.try_get(default)
             if encoder is None:
                 logger.warning("Default model %s unavailable: %s", default, error)
-                fallback = _demo_model_name()
-                chosen = fallback if fallback in choices else default
+                chosen = DEMO_MODEL_NAME if DEMO_MODEL_NAME in choices else default
         self.start_model = chosen or (choices[0] if choices else None)
         if self.start_model and self.start_model != self.settings.default_model:
             # every tab that reads settings.default_model now starts on the model that loads
@@ -152,10 +155,6 @@ class AppContext:
                 "tokenizer files) in the 'local folder' box, or pick another model."
             ) from exc
         return encoder
-
-    def owned_folders(self, visitor_models: dict[str, str] | None) -> list[str]:
-        """This visitor's model folders (for :meth:`ModelRegistry.get`'s ``owned``)."""
-        return list((visitor_models or {}).values())
 
     def _own_model(self, name: str, folder: str) -> SpladeEncoder:
         real = Path(folder).resolve()
@@ -297,24 +296,13 @@ def _temp_workdir() -> Path:
     return path
 
 
-def _demo_model_name() -> str | None:
-    """The bundled demo model's name, when ``sparse_demo.offline`` provides one."""
-    from .. import offline
-
-    return getattr(offline, "DEMO_MODEL_NAME", None) or getattr(offline, "LOCAL_MODEL_NAME", None)
-
-
 def register_builtin_models(registry: ModelRegistry) -> None:
     """Register the bundled demo model (when shipped) and a cached locally built model for every visitor."""
-    from .. import offline
-
-    register_demo = getattr(offline, "register_demo_model", None)
-    if register_demo is not None:
-        try:
-            register_demo(registry)
-        except Exception:  # noqa: BLE001 - the app still starts; the banner lists what loads
-            logger.exception("Registering the demo model failed")
-    offline.register_cached_local_model(registry)
+    try:
+        register_demo_model(registry)
+    except Exception:  # noqa: BLE001 - the app still starts; the banner lists what loads
+        logger.exception("Registering the demo model failed")
+    register_cached_local_model(registry)
 
 
 def load_custom_stopwords(path: str | None) -> frozenset[str] | None:
@@ -327,20 +315,68 @@ def load_custom_stopwords(path: str | None) -> frozenset[str] | None:
         raise UserError(f"Stopword file: {exc}") from exc
 
 
-MAX_TOP_K = 500
+# ---------------------------------------------------------------------- inputs shared by several tabs
+#: The Search tab's corpus radio (the corpus report accordion reads the same radio).
+SAMPLE_LABEL = "Bundled sample (ko_sample)"
+UPLOAD_LABEL = "My upload"
+_sample_cache: dict[str, Corpus] = {}
+
+
+def sample_corpus() -> Corpus:
+    """The bundled sample corpus, loaded once (read-only, shared)."""
+    if "sample" not in _sample_cache:
+        _sample_cache["sample"] = load_sample_corpus()
+    return _sample_cache["sample"]
+
+
+def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
+    """The corpus picked in the radio: the bundled sample or this visitor's upload."""
+    if choice == UPLOAD_LABEL:
+        if uploaded is None:
+            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
+                            "or pick the bundled sample.")
+        return uploaded
+    return sample_corpus()
+
+
+def analyzer_spec(text: str | None) -> str:
+    """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
+
+    Raises:
+        UserError: an unknown preset or tag (the message names the valid choices).
+    """
+    raw = (text or "").strip() or DEFAULT_ANALYZER
+    try:
+        return get_analyzer(raw).spec
+    except ValueError as exc:
+        raise UserError(f"BM25 analyzer: {exc}") from None
+
+
+def collect_batch(block: str | None, upload: str | None, limits: Limits | None = None) -> tuple[list[str], str | None]:
+    """Queries from an uploaded file (wins) or a pasted block, one per line, cut to the batch limit.
+
+    Returns:
+        The queries kept, and a sentence stating the cut (None when nothing was cut).
+
+    Raises:
+        UserError: nothing given. ValueError: the upload is too large or unreadable (its reader's message).
+    """
+    limits = limits or Limits()
+    if upload:
+        limits.check_upload(upload, "query file")
+        queries, rows_note = limits.cut_rows(read_query_file(upload), "rows")
+    else:
+        queries, rows_note = split_queries(block or ""), None
+        if not queries:
+            raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
+    queries, batch_note = limits.cut_batch(queries)
+    notes = " ".join(n for n in (rows_note, batch_note) if n)
+    return queries, notes or None
 
 
 def pct(x: float) -> str:
     """A ratio as a percentage with one decimal."""
     return f"{100 * x:.1f}%"
-
-
-def check_top_k(top_k: float) -> int:
-    """``top_k`` as an int in ``[1, MAX_TOP_K]``, else a :class:`UserError`."""
-    k = int(top_k)
-    if not 1 <= k <= MAX_TOP_K:
-        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {k}.")
-    return k
 
 
 def model_picker(ctx: AppContext, prefix: str, label: str = "Model", value: str | None = None,

@@ -43,14 +43,13 @@ from .common import (
     EXAMPLE_QUERIES,
     AppContext,
     UserError,
-    check_top_k,
+    collect_batch,
     load_custom_stopwords,
     message,
     model_picker,
     pct,
     write_csv,
 )
-from .explore import collect_batch
 from .plots import comparison_chart, safe_chart, summary_chart
 
 logger = logging.getLogger(__name__)
@@ -180,7 +179,7 @@ def compare_query(
     """
     try:
         query = ctx.limits.check_query(clean_query(text))
-        k = check_top_k(top_k)
+        k = ctx.limits.check_top_k(top_k)
         rule = ctx.rule(load_custom_stopwords(stopword_file), use_pos_rule)
     except (UserError, ValueError) as exc:
         return _empty_result(message(str(exc), "error"))
@@ -322,7 +321,7 @@ def compare_set(
         return _empty_set(message(text, "error"))
 
     try:
-        k = check_top_k(top_k)
+        k = ctx.limits.check_top_k(top_k)
         collected, cut = collect_batch(block, upload, ctx.limits)
         queries, skipped = _clean_set(collected, ctx)
         if not queries:
@@ -338,13 +337,8 @@ def compare_set(
         return fail("Pick two or more models (or type local folders, one per line).")
     names = list(loaded.analyzers)
 
-    def report(name: str, done: int, total: int) -> None:
-        if progress is not None:
-            i = names.index(name)
-            progress((i + done / max(total, 1)) / len(names), desc=f"{name}: encoded {done}/{total}")
-
     try:
-        analyses = analyze_query_set(loaded.analyzers, queries, k, progress=report)
+        analyses = analyze_query_set(loaded.analyzers, queries, k, progress=progress)
         result = compare_query_set(analyses, k, rbo_p=rbo_p, failed=loaded.failed)
     except (UserError, ValueError) as exc:
         return fail(str(exc))
@@ -454,7 +448,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             model_b, folder_b = model_picker(ctx, "compare-b", "Model B", default_b,
                                              "…or a local folder / Hub id for B")
         with gr.Column():
-            top_k = gr.Slider(5, 100, value=20, step=1, label="top-k", elem_id="compare-topk")
+            top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="compare-topk")
             with gr.Accordion("Stopwords", open=False):
                 stop_file = gr.File(label="Your stopword list (.txt, one per line)",
                                     file_types=[".txt", ".csv", ".tsv"])

@@ -21,7 +21,16 @@ import pandas as pd
 
 from ..corpus_report import CorpusReport, ReportComparison, compare_reports, report_for_index
 from ..formatting import display_frame, empty_frame, fmt_number
-from .common import PICKER_PREFIX, AppContext, UserError, message, write_csv, write_download
+from .common import (
+    PICKER_PREFIX,
+    AppContext,
+    UserError,
+    analyzer_spec,
+    message,
+    resolve_corpus,
+    write_csv,
+    write_download,
+)
 from .plots import CATEGORY_COLORS, CHART_WIDTH, LEGEND_BELOW, fit_width, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -183,8 +192,6 @@ def compute_corpus_report(
     JSON go to ``downloads`` (the visitor's :meth:`AppContext.download_dir`; default: the work folder);
     the same report asked again reuses the same files.
     """
-    from .search import analyzer_spec, resolve_corpus
-
     def stage(fraction: float, desc: str) -> None:
         if progress is not None:
             progress(fraction, desc=desc)

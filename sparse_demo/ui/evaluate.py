@@ -33,8 +33,8 @@ import pandas as pd
 
 from .. import evaluation as ev
 from .. import search as svc
+from ..config import data_dir
 from ..corpus import Corpus
-from ..data import shared_data_dir
 from ..evaluation import charts
 from ..evaluation import report as ev_report
 from ..formatting import display_frame, empty_frame
@@ -64,7 +64,7 @@ _cancel_lock = threading.Lock()
 
 
 def _shared_available() -> bool:
-    return (shared_data_dir() / "kobest_boolq").is_dir()
+    return (data_dir() / "kobest_boolq").is_dir()
 
 
 def corpus_choices() -> list[str]:

@@ -15,14 +15,13 @@ import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
 from ..formatting import display_frame, empty_frame
-from ..limits import Limits
 from ..space import gpu
-from ..textio import clean_query, read_query_file, split_queries
+from ..textio import clean_query
 from .common import (
     EXAMPLE_QUERIES,
     AppContext,
     UserError,
-    check_top_k,
+    collect_batch,
     load_custom_stopwords,
     message,
     model_picker,
@@ -106,7 +105,7 @@ def explore_query(
     """Analyse one query; every input problem becomes a status message."""
     try:
         query = ctx.limits.check_query(clean_query(text))
-        top_k = check_top_k(top_k)
+        top_k = ctx.limits.check_top_k(top_k)
         custom = load_custom_stopwords(stopword_file)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analysis = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule)).analyze([query], top_k)[0]
@@ -122,28 +121,6 @@ def explore_query(
         status.append(message("Zero-width characters were removed from the text.", "info"))
     chart = safe_chart(token_bar_chart, frame, f"Top {top_k} tokens: {encoder.name}")
     return ExploreResult("\n\n".join(status), leakage_markdown(analysis), frame, chart, analysis)
-
-
-def collect_batch(block: str | None, upload: str | None, limits: Limits | None = None) -> tuple[list[str], str | None]:
-    """Queries from an uploaded file (wins) or a pasted block, one per line, cut to the batch limit.
-
-    Returns:
-        The queries kept, and a sentence stating the cut (None when nothing was cut).
-
-    Raises:
-        UserError: nothing given. ValueError: the upload is too large or unreadable (its reader's message).
-    """
-    limits = limits or Limits()
-    if upload:
-        limits.check_upload(upload, "query file")
-        queries, rows_note = limits.cut_rows(read_query_file(upload), "rows")
-    else:
-        queries, rows_note = split_queries(block or ""), None
-        if not queries:
-            raise UserError("Paste queries (one per line) or upload a .txt, .csv, .tsv or .jsonl file.")
-    queries, batch_note = limits.cut_batch(queries)
-    notes = " ".join(n for n in (rows_note, batch_note) if n)
-    return queries, notes or None
 
 
 def explore_batch(
@@ -168,11 +145,7 @@ def explore_batch(
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         analyzer = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule))
 
-        def report(done: int, total: int) -> None:
-            if progress is not None:
-                progress(done / max(total, 1), desc=f"encoded {done}/{total}")
-
-        analyses = analyzer.analyze(queries, int(top_k), progress=report)
+        analyses = analyzer.analyze(queries, int(top_k), progress=progress)
         batch = batch_leakage(analyses, int(top_k))
     except (UserError, ValueError) as exc:
         return BatchResult(message(str(exc), "error"), empty, empty, None, None)
@@ -208,7 +181,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
         with gr.Column(scale=2):
             model, folder = model_picker(ctx, "explore")
-            top_k = gr.Slider(5, 100, value=20, step=1, label="top-k", elem_id="explore-topk")
+            top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="explore-topk")
             with gr.Accordion("Stopwords", open=False):
                 stop_file = gr.File(label="Your stopword list (.txt, one per line; replaces the bundled "
                                     f"{len(ctx.stopwords)}-word list)", file_types=[".txt", ".csv", ".tsv"])

@@ -36,12 +36,14 @@ from typing import Any
 import altair as alt
 import gradio as gr
 import pandas as pd
+from gradio.processing_utils import hash_file
 
 from ..data import read_pairs
 from ..encoder import ModelLoadError, looks_like_path
 from ..formatting import round_sig
 from ..limits import Limits, folder_bytes
 from ..models import NOT_AVAILABLE, default_private_root
+from ..progress import TrainingEvent
 from ..space import gpu
 from ..train import (
     DEFAULT_SAMPLE_PAIRS,
@@ -55,7 +57,7 @@ from ..train import (
     zip_model,
 )
 from ..train.queue import SlotLimitReached, Ticket, TrainingQueue
-from .common import PICKER_PREFIX, AppContext, UserError, message
+from .common import PICKER_PREFIX, AppContext, UserError, gradio_cache_dir, message
 from .plots import CHART_WIDTH, safe_chart
 
 logger = logging.getLogger(__name__)
@@ -293,19 +295,20 @@ def slots_message(exc: SlotLimitReached) -> str:
             "the page: download the ones you need and reload the page to start again.")
 
 
-def curves_chart(history: list[dict]) -> alt.Chart | None:
+def curves_chart(history: list[TrainingEvent]) -> alt.Chart | None:
     """Loss components and active dims over steps, from the run's progress events."""
-    steps = [h for h in history if h.get("phase") == "train"]
+    steps = [h for h in history if h.phase == "train"]
     if not steps:
         return None
     rows = []
     for h in steps:
         for comp in LOSS_COMPONENTS:
-            if h.get(comp) is not None:
-                rows.append({"step": h["step"], "series": comp, "value": float(h[comp]), "panel": "loss"})
+            if getattr(h, comp) is not None:
+                rows.append({"step": h.step, "series": comp, "value": float(getattr(h, comp)), "panel": "loss"})
         for side in ("active_q", "active_d"):
-            if h.get(side) is not None:
-                rows.append({"step": h["step"], "series": side, "value": float(h[side]), "panel": "active dims"})
+            if getattr(h, side) is not None:
+                rows.append({"step": h.step, "series": side, "value": float(getattr(h, side)),
+                             "panel": "active dims"})
     data = pd.DataFrame(rows)
     base = alt.Chart(data).mark_line(point=False).encode(
         x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("series:N"),
@@ -352,7 +355,7 @@ class _Job:
     folder: Path
     cap_s: float | None
     hide: dict[str, str]
-    events: queue.Queue = field(default_factory=queue.Queue)
+    events: queue.Queue[TrainingEvent] = field(default_factory=queue.Queue)
     outcome: dict[str, Any] = field(default_factory=dict)
 
     def public(self, text: str) -> str:
@@ -420,10 +423,8 @@ def _discard(job: _Job, model_dir: Path | None, zip_path: Path | None) -> None:
 def forget_cached_copy(path: str | Path) -> None:
     """Remove Gradio's cached copy of a file this app handed to a visitor (where Gradio keeps it)."""
     try:
-        from gradio import processing_utils, utils
-
-        cached = Path(utils.get_upload_folder()) / processing_utils.hash_file(path)
-    except (OSError, ImportError, AttributeError):
+        cached = gradio_cache_dir() / hash_file(path)
+    except OSError:  # the file is gone already
         return
     shutil.rmtree(cached, ignore_errors=True)
 
@@ -438,7 +439,7 @@ def _work(job: _Job) -> None:
         if not RUNS.wait_turn(ticket):
             job.outcome["left_line"] = True
             return
-        job.events.put({"phase": "turn", "message": "your run started"})
+        job.events.put(TrainingEvent("turn", message="your run started"))
         deadline = ticket.started + job.cap_s if job.cap_s and ticket.started is not None else None
         result = train(job.config, job.pairs, job.eval_pairs, progress=job.events.put,
                        should_stop=ticket.cancel.is_set, wait=True, registry=ctx.registry, deadline=deadline)
@@ -500,7 +501,7 @@ def run_training(
                      "(SPARSE_DEMO_PUBLIC_TRAIN_SECONDS), so every visitor gets a turn.")
     thread = threading.Thread(target=_work, args=(job,), name="finetune", daemon=True)
     thread.start()
-    history: list[dict] = []
+    history: list[TrainingEvent] = []
     last = ""
     while thread.is_alive() or not job.events.empty():
         try:
@@ -529,7 +530,7 @@ def _waiting_text(job: _Job) -> str:
     return text + ". *Cancel* takes it out of the queue."
 
 
-def _final_update(job: _Job, history: list[dict], report: str, notes: list[str]) -> TrainUpdate:
+def _final_update(job: _Job, history: list[TrainingEvent], report: str, notes: list[str]) -> TrainUpdate:
     chart = safe_chart(curves_chart, history) if history else None
     out = job.outcome
     if out.get("left_line"):
@@ -563,15 +564,15 @@ def _final_update(job: _Job, history: list[dict], report: str, notes: list[str])
                        out.get("zip"), job.name, str(result.model_dir), done=True)
 
 
-def _describe(ev: dict) -> str:
-    phase = ev.get("phase")
-    if phase == "train":
-        return (f"step {ev.get('step')}/{ev.get('max_steps')} · epoch {ev.get('epoch', 0):.2f} · "
-                f"loss {ev.get('total', float('nan')):.4f} · active dims q {ev.get('active_q', 0):.0f} / "
-                f"d {ev.get('active_d', 0):.0f} · {ev.get('elapsed_s', 0):.0f} s")
-    if phase == "eval":
-        return f"step {ev.get('step')}: held-out MRR@10 {ev.get('eval_mrr10', 0):.3f}, R@1 {ev.get('eval_r1', 0):.3f}"
-    return str(ev.get("message", "")) if ev.get("message") else ""
+def _describe(ev: TrainingEvent) -> str:
+    nan = float("nan")
+    if ev.phase == "train":
+        return (f"step {ev.step}/{ev.max_steps} · epoch {ev.epoch or 0:.2f} · "
+                f"loss {nan if ev.total is None else ev.total:.4f} · active dims q {ev.active_q or 0:.0f} / "
+                f"d {ev.active_d or 0:.0f} · {ev.elapsed_s or 0:.0f} s")
+    if ev.phase == "eval":
+        return f"step {ev.step}: held-out MRR@10 {ev.eval_mrr10 or 0:.3f}, R@1 {ev.eval_r1 or 0:.3f}"
+    return ev.message or ""
 
 
 def visitor_left(session: str | None) -> int:

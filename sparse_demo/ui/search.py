@@ -15,8 +15,8 @@ Evaluate tab tuned (in this visitor's session) for this model and corpus, else t
 and the slider moves there. The "Corpus report" accordion (:mod:`sparse_demo.ui.corpus_report`)
 reads this tab's pickers.
 
-Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` is
-refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
+Limits (``ctx.limits``, :class:`sparse_demo.limits.Limits`): a query over ``max_query_chars`` or a top-k over
+``max_top_k`` is refused with a message; an uploaded corpus over ``max_upload_bytes``, ``max_unpacked_bytes``,
 ``max_docs`` documents or ``max_doc_chars`` characters in one document (named by id) is refused with
 a message naming the limit and its variable. The index cache is bounded by ``max_indexes`` and
 ``index_cache_bytes``; an index dropped from it is rebuilt by the next search. An upload is tagged
@@ -38,15 +38,25 @@ import pandas as pd
 from .. import search as svc
 from ..corpus import Corpus
 from ..formatting import EMPTY_HEADER, display_frame, empty_frame, fmt_number
+from ..progress import Progress
 from ..space import gpu
-from .common import EXAMPLE_QUERIES, AppContext, UserError, message, model_picker
+from .common import (
+    EXAMPLE_QUERIES,
+    SAMPLE_LABEL,
+    UPLOAD_LABEL,
+    AppContext,
+    UserError,
+    analyzer_spec,
+    message,
+    model_picker,
+    resolve_corpus,
+)
+from .corpus_report import build_accordion
 from .plots import fit_width, safe_chart
 from .render import passage_html, plain_passage_html
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_LABEL = "Bundled sample (ko_sample)"
-UPLOAD_LABEL = "My upload"
 RESULT_COLUMNS = ["rank", "gold", "id", "title", "score", "bm25_score", "bm25_rank", "sparse_score", "sparse_rank"]
 EXPLAIN_COLUMNS = ["token", "query_weight", "doc_weight", "product"]
 METHOD_CHOICES = [("Hybrid (BM25 + sparse)", "hybrid"), ("Sparse (dot product)", "sparse"),
@@ -59,16 +69,6 @@ ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes",
 CHART_TOKENS = 20
 EMPTY_RESULTS = "Type a query and press Search: the ranked passages appear here; select one to see why it matched."
 EMPTY_EXPLAIN = "Search, then select a result: each token's query weight × document weight appears here."
-
-_sample_cache: dict[str, Corpus] = {}
-
-
-def sample_corpus() -> Corpus:
-    """The bundled sample corpus, loaded once (read-only, shared)."""
-    if "sample" not in _sample_cache:
-        _sample_cache["sample"] = svc.load_sample_corpus()
-    return _sample_cache["sample"]
-
 
 # ---------------------------------------------------------------------- results
 @dataclass
@@ -114,21 +114,6 @@ def _describe(corpus: Corpus) -> str:
     return f"**{corpus.name}**: {len(corpus):,} documents{extra}"
 
 
-def analyzer_spec(text: str | None) -> str:
-    """The canonical BM25 analyzer spec of the dropdown's value ("default" when empty).
-
-    Raises:
-        UserError: an unknown preset or tag (the message names the valid choices).
-    """
-    from ..korean import DEFAULT_ANALYZER, get_analyzer
-
-    raw = (text or "").strip() or DEFAULT_ANALYZER
-    try:
-        return get_analyzer(raw).spec
-    except ValueError as exc:
-        raise UserError(f"BM25 analyzer: {exc}") from None
-
-
 # ---------------------------------------------------------------------- handlers
 def load_upload(ctx: AppContext, path: str | None, owner: str | None = None) -> UploadResult:
     """Load an uploaded corpus (.jsonl / .csv / .tsv / .zip of a BEIR folder) under ``ctx.limits``.
@@ -164,16 +149,6 @@ def check_corpus_rows(corpus: Corpus, max_rows: int) -> Corpus:
     return corpus
 
 
-def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
-    """The corpus picked in the radio: the bundled sample or this visitor's upload."""
-    if choice == UPLOAD_LABEL:
-        if uploaded is None:
-            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
-                            "or pick the bundled sample.")
-        return uploaded
-    return sample_corpus()
-
-
 def backend_note(backend: str | None, public: bool = False) -> str:
     """What picking a backend means right now (OpenSearch: reachable or not).
 
@@ -191,7 +166,7 @@ def backend_note(backend: str | None, public: bool = False) -> str:
     return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
 
 
-def _progress_fn(progress: Any) -> svc.StageProgress | None:
+def _progress_fn(progress: Any) -> Progress | None:
     if progress is None:
         return None
 
@@ -253,7 +228,7 @@ def _index_for_search(
     folder: str | None,
     backend: str,
     visitor_models: dict[str, str] | None,
-    progress: svc.StageProgress | None,
+    progress: Progress | None,
     analyzer: str = "default",
 ) -> tuple[svc.SearchIndex, list[str]]:
     """The index a search needs; BM25 never waits for the model to encode the corpus."""
@@ -332,9 +307,7 @@ def run_search(
         if not text:
             raise UserError("The query is empty: type a question or keywords, e.g. 당뇨병 치료 방법.")
         ctx.limits.check_query(text)
-        k = int(top_k)
-        if not 1 <= k <= 100:
-            raise UserError(f"top-k must be between 1 and 100, got {k}.")
+        k = ctx.limits.check_top_k(top_k)
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         report = _progress_fn(progress)
@@ -433,7 +406,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             with gr.Row():
                 weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, elem_id="search-weight",
                                    label="Sparse weight w (min-max fusion; BM25 gets 1 − w)")
-                top_k = gr.Slider(1, 100, value=10, step=1, label="top-k", elem_id="search-topk")
+                top_k = gr.Slider(1, ctx.limits.max_top_k, value=10, step=1, label="top-k", elem_id="search-topk")
         with gr.Column(scale=2):
             corpus_choice = gr.Radio([SAMPLE_LABEL, UPLOAD_LABEL], value=SAMPLE_LABEL, label="Corpus",
                                      elem_id="search-corpus")
@@ -459,8 +432,6 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                                      "score", elem_id="search-explain-table", interactive=False,
                                      wrap=True)
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
-    from .corpus_report import build_accordion
-
     build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
                     backend=backend, visitor_models=visitor_models, analyzer=analyzer)
 

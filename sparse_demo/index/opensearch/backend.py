@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from sparse_demo.index.base import (
     Hit,
     IndexDocument,
-    ProgressCallback,
     SearchResult,
     SparseExplanation,
     TokenContribution,
@@ -29,6 +28,7 @@ from sparse_demo.index.opensearch.features import decode_feature_name, encode_fe
 from sparse_demo.index.opensearch.mapping import bm25_query, check_sparse_clauses, index_body, sparse_query_dsl
 from sparse_demo.index.opensearch.settings import ConnectionSettings
 from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
+from sparse_demo.progress import Progress, counted
 
 __all__ = ["DEFAULT_INDEX", "OpenSearchBackend"]
 
@@ -194,7 +194,7 @@ class OpenSearchBackend:
             "sparse": {encode_feature_name(t): float(w) for t, w in doc.sparse.items()},
         }
 
-    def add(self, docs: Iterable[IndexDocument], progress: ProgressCallback | None = None) -> int:
+    def add(self, docs: Iterable[IndexDocument], progress: Progress | None = None) -> int:
         """Bulk-index documents (an existing id is replaced), then verify the count.
 
         Raises:
@@ -241,8 +241,8 @@ class OpenSearchBackend:
                     errors.append(f"{info.get('_id')}: {reason}")
                 else:
                     errors.append("")
-                if progress is not None and (done % self.chunk_size == 0 or done == total):
-                    progress(done, total)
+                if done % self.chunk_size == 0 or done == total:
+                    counted(progress, done, total, "documents indexed")
 
         t0 = time.perf_counter()
         big = total >= 5 * self.chunk_size

@@ -1,0 +1,74 @@
+"""What the app needs from a sparse encoder: the :class:`Encoder` protocol.
+
+:class:`~sparse_demo.encoder.SpladeEncoder` is the implementation; search, analysis, the corpus report and
+the tabs are written against this protocol (as the index code is written against
+:class:`~sparse_demo.index.base.SearchBackend`), so a wrapper (a counting encoder in a test, a remote
+encoder) only has to provide these names. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ..progress import Progress
+from .vectors import Encoding, SparseVector
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A loaded model that turns texts into sparse vectors over its tokenizer's vocabulary.
+
+    Attributes:
+        name: The display name (a preset name, a folder or a Hub id).
+        tokenizer: The Hugging Face tokenizer (``__call__``, ``convert_ids_to_tokens``, ``all_special_ids``).
+        max_length: Tokens per text; longer texts are truncated (the encoding says so).
+        drop_special: Whether :meth:`search_vector` drops special tokens by default.
+        special_ids: The tokenizer's special token ids.
+    """
+
+    name: str
+    tokenizer: Any
+    max_length: int
+    drop_special: bool
+    special_ids: frozenset[int]
+
+    @property
+    def device(self) -> Any:
+        """Where the model runs (a ``torch.device``)."""
+        ...
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the output projection: the length of a full sparse vector."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable id of the checkpoint and of every setting that changes its vectors (caches key on it)."""
+        ...
+
+    def id_to_token(self, token_id: int) -> str:
+        """The vocabulary string of a token id (``▁당뇨병``)."""
+        ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32,
+               progress: Progress | None = None) -> list[Encoding]:
+        """One :class:`Encoding` per text, in input order, with each weight's source position."""
+        ...
+
+    def encode_iter(self, texts: Sequence[str], *, batch_size: int = 32,
+                    progress: Progress | None = None) -> Iterator[tuple[int, Encoding]]:
+        """``(input index, Encoding)`` pairs, lazily, in an order of the encoder's choosing."""
+        ...
+
+    def search_sparse_vector(self, encoding: Encoding, drop_special: bool | None = None) -> SparseVector:
+        """The vector used for search, sorted by weight (special tokens dropped unless switched off)."""
+        ...
+
+    def search_vector(self, encoding: Encoding, drop_special: bool | None = None) -> dict[str, float]:
+        """``{token string: weight}`` of :meth:`search_sparse_vector`, for indexing and querying."""
+        ...
+
+
+__all__ = ["Encoder"]
