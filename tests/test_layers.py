@@ -19,8 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sparse_demo"
 #: Bottom to top. A module may import modules of its own unit or of units on a lower layer; two units
 #: on the same layer never import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("config", "textio", "formatting", "space", "model_settings", "progress", "__init__"),
+    ("progress", "formatting", "space", "model_settings", "__init__"),
     ("limits",),
+    ("config", "textio"),
     ("korean", "corpus", "modeling"),
     ("data", "encoder", "index"),
     ("analysis", "models"),
