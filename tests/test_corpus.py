@@ -175,4 +175,4 @@ def test_beir_counts_judgements_naming_unknown_ids(tmp_path):
     assert c.dropped_judgements == 3
     assert len(c.notes) == 1 and c.notes[0].startswith("3 relevance judgement")
     clean = load_beir(SAMPLE)  # the bundled sample's judgements all name known ids
-    assert clean.dropped_judgements == 0 and clean.notes == []
+    assert clean.dropped_judgements == 0 and clean.notes == ()
