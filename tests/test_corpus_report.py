@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from cli_process import run_sparse_demo
 
 from sparse_demo.corpus_report import (
     CollapseThresholds,
@@ -192,8 +191,7 @@ def _encoder(path: Path, bias: float | None = None):
 
 def _run_cli(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SPARSE_DEMO_DEVICE": "cpu"}
-    proc = subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    proc = run_sparse_demo(args, env=env, cwd=ROOT, timeout=600, text=True)  # a new process (tests/cli_process.py)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

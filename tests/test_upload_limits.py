@@ -15,12 +15,12 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
+from cli_process import run_sparse_demo
 
 from sparse_demo import search as svc
 from sparse_demo.corpus import Corpus, Document, load_corpus, parse_qrels
@@ -273,8 +273,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
     env.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **(env_extra or {})})
-    return subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, env=env, cwd=ROOT,
-                          timeout=300, input=b"")
+    return run_sparse_demo(args, env=env, cwd=ROOT, stdin=b"")  # a new process (tests/cli_process.py)
 
 
 def _one_error_line(proc: subprocess.CompletedProcess) -> str:
