@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from cli_process import run_sparse_demo
 
+pytestmark = pytest.mark.slow  # every test but one runs the CLI in a new process
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "assets" / "corpus" / "ko_sample"
 SAMPLE_PAIRS = ROOT / "assets" / "pairs" / "sample_pairs.jsonl"

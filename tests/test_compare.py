@@ -281,6 +281,7 @@ def ui():
     return ui_compare
 
 
+@pytest.mark.slow
 def test_per_query_two_tiny_models(ctx, ui):
     r = ui.compare_query(ctx, "당뇨병 치료 방법", "tiny-a", "tiny-b", top_k=10)
     c = r.comparison
@@ -550,6 +551,7 @@ def test_cli_per_query_json(cli, sparse_dirs):
     assert len([t for t in q["tokens"] if t["rank_a"]]) == 8
 
 
+@pytest.mark.slow
 def test_cli_table_and_set_mode(cli, tmp_path):
     rc, out, _ = cli(["--model-a", "tiny-a", "--model-b", "tiny-b", "--top-k", "5", "당뇨병 치료 방법"])
     assert rc == 0 and "jaccard" in out and "weighted overlap" in out

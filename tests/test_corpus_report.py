@@ -196,6 +196,7 @@ def _run_cli(*args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_figures_equal_an_independent_computation_from_the_encode_cli(small_vocab_model, tmp_path):
     cap = 40
     texts = sample_texts(12)
@@ -313,6 +314,7 @@ def test_trained_model_gets_no_warning_and_sits_beside_another(trained_model, sm
 
 
 # ---------------------------------------------------------------------- Search tab accordion
+@pytest.mark.slow
 def test_accordion_handler_one_model_and_side_by_side(app_context):
     import gradio as gr
 

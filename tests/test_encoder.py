@@ -156,6 +156,7 @@ def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
         SpladeEncoder.load(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_bf16_precision_is_close_to_fp32(tiny_model_dir):
     exact = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="fp32")
     fast = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="bf16")
@@ -191,6 +192,7 @@ def test_encode_iter_runs_shortest_first_and_matches_encode(encoder):
 
 
 # ----------------------------------------------------------------------------- fingerprints
+@pytest.mark.slow
 def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
     a = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
     b = SpladeEncoder.load(str(tiny_model_dir), device="cpu", name="another display name")
@@ -204,6 +206,7 @@ def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
         seen.add(other.fingerprint)
 
 
+@pytest.mark.slow
 def test_fingerprint_changes_when_the_checkpoint_changes_in_place(tmp_path, tiny_model_dir, tiny_model_dir_b):
     import shutil
     import time

@@ -43,6 +43,7 @@ def safetensors_bytes(folder: Path) -> int:
 
 
 # ---------------------------------------------------------------------- one load per checkpoint
+@pytest.mark.slow
 def test_every_spelling_of_a_folder_loads_once(tmp_path, tiny_model_dir):
     folder = copy_model(tiny_model_dir, tmp_path / "m" / "x")
     reg = ModelRegistry(make_settings(tmp_path))
@@ -52,6 +53,7 @@ def test_every_spelling_of_a_folder_loads_once(tmp_path, tiny_model_dir):
     assert all(e is encoders[0] for e in encoders)
 
 
+@pytest.mark.slow
 def test_folder_rewritten_in_place_loads_again(tmp_path, tiny_model_dir, tiny_model_dir_b):
     folder = copy_model(tiny_model_dir, tmp_path / "x")
     reg = ModelRegistry(make_settings(tmp_path))
@@ -61,6 +63,7 @@ def test_folder_rewritten_in_place_loads_again(tmp_path, tiny_model_dir, tiny_mo
     assert second is not first and reg.loads == 2
 
 
+@pytest.mark.slow
 def test_reregistering_a_name_serves_the_new_model(tmp_path, tiny_model_dir, tiny_model_dir_b):
     reg = ModelRegistry(make_settings(tmp_path))
     reg.register("mine", str(tiny_model_dir))
@@ -73,6 +76,7 @@ def test_reregistering_a_name_serves_the_new_model(tmp_path, tiny_model_dir, tin
 
 
 # ---------------------------------------------------------------------- LRU budget
+@pytest.mark.slow
 def test_lru_drops_the_least_recently_used_model(tmp_path, tiny_model_dir):
     folders = [copy_model(tiny_model_dir, tmp_path / f"m{i}") for i in range(3)]
     reg = ModelRegistry(make_settings(tmp_path, SPARSE_DEMO_MAX_MODELS="2"))
@@ -86,6 +90,7 @@ def test_lru_drops_the_least_recently_used_model(tmp_path, tiny_model_dir):
     assert reg.loads == 4
 
 
+@pytest.mark.slow
 def test_lru_byte_budget(tmp_path, tiny_model_dir):
     one = safetensors_bytes(tiny_model_dir)
     budget_mb = 1.5 * one / 2**20  # room for one model, not two
@@ -98,6 +103,7 @@ def test_lru_byte_budget(tmp_path, tiny_model_dir):
 
 
 # ---------------------------------------------------------------------- failures
+@pytest.mark.slow
 def test_failed_preset_is_retried_after_timeout_or_refresh(tmp_path, tiny_model_dir):
     target = tmp_path / "later"
     presets = [{"name": "later", "source": str(target)}]

@@ -516,6 +516,7 @@ def test_the_default_limit_is_textio_max_query_chars(index):
 
 
 # ----------------------------------------------------------------------------- corpus encoding
+@pytest.mark.slow
 def test_encode_corpus_equals_encoding_each_text_alone(encoder):
     """Length-sorted batches across the corpus, then corpus order restored: same vectors as one text at a time."""
     texts = ["짧다", "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다. " * 12, "고혈압 환자",
@@ -570,6 +571,7 @@ def _replace_weights(folder: Path, source: Path) -> None:
         shutil.copyfile(f, folder / f.name)
 
 
+@pytest.mark.slow
 def test_a_changed_checkpoint_under_the_same_name_is_not_served_from_the_old_index(
     model_copy, tiny_model_dir_b, corpus
 ):
@@ -707,6 +709,7 @@ def _model_copy(src: Path, dest: Path, weight: float | None = None, raw: str | N
     return dest
 
 
+@pytest.mark.slow
 def test_recommended_weight_comes_from_the_model_folder(tiny_model_dir, tmp_path):
     from sparse_demo.encoder import SpladeEncoder
 

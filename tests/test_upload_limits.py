@@ -284,6 +284,7 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_search_refuses_the_long_document_by_id(big_doc_files):
     line = _one_error_line(_cli("search", "--corpus", str(big_doc_files["jsonl"]), "--method", "bm25", "당뇨병"))
     assert "document 'doc-17' has 2,800,000 characters" in line and "SPARSE_DEMO_MAX_DOC_CHARS" in line
@@ -310,6 +311,7 @@ def inf_qrels(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_cli_evaluate_with_an_inf_score_exits_2_with_one_line(inf_qrels):
     line = _one_error_line(_cli("evaluate", "--corpus", str(inf_qrels), "--system", "bm25"))
     assert "qrels/test.tsv line 2: score must be a finite integer grade" in line and "'inf'" in line

@@ -266,6 +266,7 @@ def _cli(*args: str, **env: str):
     return run_sparse_demo(args, env=clean, cwd=ROOT)  # a new process (tests/cli_process.py), empty stdin
 
 
+@pytest.mark.slow
 def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
     import json
 
@@ -285,6 +286,7 @@ def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
     assert proc.returncode == 1 and DEMO_MODEL_NAME not in proc.stderr.decode()
 
 
+@pytest.mark.slow
 def test_cli_knows_the_demo_models_name():
     from sparse_demo.offline import DEMO_MODEL_NAME, demo_model_available
 
@@ -299,6 +301,7 @@ def test_cli_knows_the_demo_models_name():
 
 
 # ---------------------------------------------------------------------- shutdown
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_the_work_folder_goes_on_sigterm_and_sigint(tmp_path, presets_file, signame):
     """``python app.py`` stopped by a signal leaves no work folder (visitors' models and downloads) behind."""
