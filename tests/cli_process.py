@@ -9,7 +9,7 @@ its own stdin / stdout / stderr files (file descriptors 0, 1, 2) and ``sys.argv`
 its settings and its logging start fresh in every child, as in a new interpreter.
 
 A server serves only runs whose start-up environment (everything except the project's own
-``SPARSE_DEMO_*`` / ``OPENSEARCH_*`` settings and ``TMPDIR``, which are read at run time) equals its own;
+``SPARSE_DEMO_*`` / ``OPENSEARCH_*`` settings, ``TMPDIR`` and pytest's ``PYTEST_*``) equals its own;
 another start-up environment gets its own server. ``real=True`` starts a fresh interpreter instead, for a
 test whose point is the interpreter's start (``--help``, bytes that are not UTF-8 in ``argv``).
 """
@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Read by the project at run time, so one server serves any values of them.
-_RUN_TIME_VARS = ("SPARSE_DEMO_", "OPENSEARCH_", "TMPDIR")
+#: Read by the project at run time (or, ``PYTEST_CURRENT_TEST``, not at all), so one server serves any values.
+_RUN_TIME_VARS = ("SPARSE_DEMO_", "OPENSEARCH_", "TMPDIR", "PYTEST_")
 #: Third-party modules the server imports once (what makes a fresh interpreter slow).
 _PRELOAD = (
     "numpy", "scipy.sparse", "pandas", "torch", "tokenizers", "safetensors", "kiwipiepy", "transformers",
