@@ -36,6 +36,8 @@ _PRELOAD = (
     "transformers.models.xlm_roberta.modeling_xlm_roberta", "transformers.models.bert.modeling_bert",
 )
 
+#: Servers alive at once (one per start-up environment, the oldest stopped first).
+_MAX_SERVERS = 3
 _servers: dict[tuple[tuple[str, str], ...], subprocess.Popen] = {}
 
 
@@ -47,6 +49,8 @@ def _server(env: dict[str, str]) -> subprocess.Popen:
     key = _startup_key(env)
     proc = _servers.get(key)
     if proc is None or proc.poll() is not None:
+        while len(_servers) >= _MAX_SERVERS:  # each holds torch in memory: stop the oldest
+            _stop(_servers.pop(next(iter(_servers))))
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], env=dict(key), cwd=ROOT,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         _servers[key] = proc
@@ -101,15 +105,19 @@ def run_sparse_demo(args, *, env: dict[str, str] | None = None, stdin: bytes = b
     return proc
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @atexit.register
 def _stop_servers() -> None:
     for proc in _servers.values():
-        if proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)
 
 
 # ---------------------------------------------------------------------- the server (this file as a script)
