@@ -327,6 +327,7 @@ def test_different_tokenizers_meet_on_surface_forms(ctx, ui, sparse_dirs):
     assert {row.key for row in c.only_b} == set(exp_b) - set(exp_a)
 
 
+@pytest.mark.slow
 def test_failing_model_leaves_the_other_usable(ctx, ui):
     r = ui.compare_query(ctx, "당뇨병 치료 방법", "missing", "tiny-b", top_k=10)
     assert "Model A (missing) could not be loaded" in r.status and "/nonexistent/model/folder" in r.status

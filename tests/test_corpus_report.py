@@ -290,6 +290,7 @@ def trained_model(tmp_path_factory) -> Path:
     return result.model_dir
 
 
+@pytest.mark.slow
 def test_trained_model_gets_no_warning_and_sits_beside_another(trained_model, small_vocab_model):
     from sparse_demo.search import build_index, load_sample_corpus
 

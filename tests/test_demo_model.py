@@ -174,6 +174,7 @@ def _unk_rate(tokenizer_file: Path, texts: list[str]) -> float:
     return unknown / total
 
 
+@pytest.mark.slow
 def test_unseen_korean_rarely_falls_to_unk():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found (benchmark data is not part of the repository)")

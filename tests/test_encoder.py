@@ -98,6 +98,7 @@ def test_empty_and_huge_inputs(encoder):
         encoder.encode(["a"], batch_size=0)
 
 
+@pytest.mark.slow
 def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
     """Another *ForMaskedLM architecture (different head layout) pools identically."""
     transformers = pytest.importorskip("transformers")

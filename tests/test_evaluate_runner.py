@@ -179,6 +179,7 @@ def test_system_labels():
 
 
 # --------------------------------------------------------------------------- the same code as the Search tab
+@pytest.mark.slow
 def test_runs_equal_the_search_tab(report, small_corpus, tiny_encoder):
     index = svc.build_index(small_corpus, tiny_encoder)
     expected = {"BM25": ("bm25", {}), f"sparse {MODEL}": ("sparse", {}),

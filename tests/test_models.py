@@ -147,6 +147,7 @@ def public(tmp_path, tiny_model_dir):
     return ModelRegistry(settings), root, outside
 
 
+@pytest.mark.slow
 def test_public_mode_loads_only_under_allowed_roots(public):
     reg, root, _ = public
     assert reg.get(str(root / "good")) is not None
@@ -199,6 +200,7 @@ def test_public_mode_refuses_a_linked_subfolder_and_too_many_entries(public, mon
         reg.get(str(root / "good"))
 
 
+@pytest.mark.slow
 def test_a_link_that_stays_inside_the_root_is_fine(public):
     reg, root, _ = public
     folder = root / "shared-weights"
@@ -208,6 +210,7 @@ def test_a_link_that_stays_inside_the_root_is_fine(public):
     assert reg.get(str(folder)) is not None
 
 
+@pytest.mark.slow
 def test_any_mode_refuses_a_link_into_another_visitors_folder(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     root = reg.add_private_root(tmp_path / "visitors")
@@ -231,6 +234,7 @@ def test_public_mode_checks_hub_size_before_download(public, monkeypatch):
         check_weights_size("a/b", 2 * 2**20, 2**20)
 
 
+@pytest.mark.slow
 def test_private_root_needs_ownership_in_any_mode(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     root = reg.add_private_root(tmp_path / "visitors")
@@ -251,6 +255,7 @@ def test_bad_sources_setting():
 
 
 # ---------------------------------------------------------------------- threads
+@pytest.mark.slow
 def test_concurrent_register_names_and_get(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     errors: list[BaseException] = []
@@ -290,6 +295,7 @@ def test_concurrent_register_names_and_get(tmp_path, tiny_model_dir):
 
 
 # ---------------------------------------------------------------------- visitors (AppContext)
+@pytest.mark.slow
 def test_visitor_models_are_private_and_removed(tmp_path, tiny_model_dir):
     ctx = AppContext.create(make_settings(tmp_path, [{"name": "base", "source": str(tiny_model_dir)}], "base"))
     folder_a = copy_model(tiny_model_dir, ctx.visitor_dir("sessionA") / "finetune-1")
@@ -318,6 +324,7 @@ def test_forget_visitor_never_leaves_the_private_root(tmp_path, tiny_model_dir):
     assert keep.is_dir()
 
 
+@pytest.mark.slow
 def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
     settings = make_settings(tmp_path, [{"name": "V26", "source": str(tmp_path / "no-v26")}], "V26")
     ctx = AppContext.create(settings)
