@@ -46,7 +46,8 @@ def pytest_collection_modifyitems(config, items):
 
     - ``browser``: the test files ``test_browser_*.py`` and tests using the ``browser`` / ``page`` fixtures;
     - ``opensearch``: ``test_opensearch.py`` and tests using an OpenSearch fixture;
-    - ``slow``: tests marked so by hand (training runs, load tests, real-data measurements).
+    - ``slow``: tests marked so by hand, those over ~5 s (training runs, new processes, model reloads, ranx's
+      first call, load tests, real-data measurements).
     """
     for item in items:
         name = item.path.name if hasattr(item, "path") else ""

@@ -130,6 +130,7 @@ def test_rows_describe_source_positions(analyzer):
             assert row.morpheme is not None and row.morpheme.split("/")[0] in enc.text
 
 
+@pytest.mark.slow
 def test_mass_and_list_leakage_match_the_card_formula(analyzer, tiny_model_dir):
     """L1 and the stopword mass of a hand-picked list, from the card's formula on the model's raw logits."""
     from transformers import AutoTokenizer
@@ -205,6 +206,7 @@ def test_batch_leakage_on_model_output(analyzer):
     assert 0.0 <= b.summary["mean_stopword_mass_ratio"] <= 1.0
 
 
+@pytest.mark.slow
 def test_category_cache_is_shared_across_threads(tiny_model_dir):
     """Analyzers built at once by concurrent handlers share one code array per (encoder, rule)."""
     encoder = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
@@ -235,6 +237,7 @@ def test_truncation_note(analyzer):
     assert math.isfinite(a.stats.l1)
 
 
+@pytest.mark.slow
 def test_pos_rule_does_not_flag_fragments_of_content_words(tiny_model_dir):
     """뇨 alone looks like an ending to Kiwi; inside 당뇨병 of the query it is part of a noun."""
     enc = SpladeEncoder.load(str(tiny_model_dir), device="cpu")

@@ -113,6 +113,7 @@ def test_explore_batch_bad_uploads(app_context, tmp_path, content, name, match):
     assert r.status.startswith("⛔")
 
 
+@pytest.mark.slow
 def test_cli_encode_json(tiny_model_dir):
     out = subprocess.run(
         [sys.executable, "-m", "sparse_demo", "encode", "--model", str(tiny_model_dir), "--top-k", "5", "--json",
@@ -130,6 +131,7 @@ def test_cli_encode_json(tiny_model_dir):
         assert weights == sorted(weights, reverse=True)
 
 
+@pytest.mark.slow
 def test_cli_errors():
     out = subprocess.run([sys.executable, "-m", "sparse_demo", "encode", "--model", "/nonexistent/folder", "x"],
                          capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": ""})

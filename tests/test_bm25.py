@@ -162,6 +162,7 @@ def test_top_k_matches_a_full_sort(k):
     assert top_k_indices(np.zeros(n), k, np.arange(n)).tolist() == []
 
 
+@pytest.mark.slow
 def test_large_corpus_equals_bm25s_lucene():
     # Enough documents for the block-max top-k path; scores and rankings as bm25s computes them.
     bm25s = pytest.importorskip("bm25s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import wait_for
 
 CHARTS = ("evaluate-weight-chart", "evaluate-prune-flops", "evaluate-prune-bytes")
 DEMO_MODEL = "demo-small (bundled)"
@@ -17,16 +17,10 @@ EMPTY_HEADER = "Nothing to show yet"  # written here, not imported: the test rea
 
 
 @pytest.fixture(scope="module")
-def styled_url(app_context):
-    """The whole app with its stylesheet, on a free local port."""
-    from app import ASSETS, build_app
-
-    demo = build_app(app_context)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        css_paths=[ASSETS / "style.css"])
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+def styled_url(app_url):
+    """The whole app with its stylesheet: the session's server (conftest's ``app_url`` serves ``assets/style.css``
+    as ``python app.py`` does), not one more server for this module."""
+    return app_url
 
 
 @pytest.fixture(scope="module")

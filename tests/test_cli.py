@@ -2,7 +2,8 @@
 
 Every subcommand: exit 0 on success, non-zero with exactly one ``error: ...`` line (no traceback)
 on failure. One tiny model folder (a 300-piece tokenizer trained here, hidden 32) serves the
-whole module, so a run costs little more than the interpreter's start.
+whole module. Each run is a new process forked from a server that has imported torch (``cli_process``),
+so a run costs little more than the command itself; ``--help`` and two more start a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from cli_process import run_sparse_demo
+
+pytestmark = pytest.mark.slow  # every test but one runs the CLI in a new process
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "assets" / "corpus" / "ko_sample"
@@ -48,12 +51,14 @@ def cli_env(tmp_path_factory) -> dict[str, str]:
 
 
 def run_cli(env: dict[str, str], *args: str | bytes, stdin: bytes | None = None,
-            cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """``python -m sparse_demo ARGS`` with stdin bytes (or a closed, non-terminal stdin)."""
-    argv = [os.fsencode(sys.executable), b"-m", b"sparse_demo",
-            *(a if isinstance(a, bytes) else a.encode("utf-8") for a in args)]
-    return subprocess.run(argv, input=stdin if stdin is not None else b"", capture_output=True, env=env,
-                          cwd=cwd, timeout=300)
+            cwd: Path = ROOT, real: bool = False) -> subprocess.CompletedProcess:
+    """``python -m sparse_demo ARGS`` with stdin bytes (or a closed, non-terminal stdin), in a new process.
+
+    A child of the fork server of ``cli_process`` (torch already imported), or with ``real=True`` a fresh
+    interpreter, for the tests whose point is the interpreter's start.
+    """
+    argv = [a if isinstance(a, bytes) else a.encode("utf-8") for a in args]
+    return run_sparse_demo(argv, env=env, stdin=stdin if stdin is not None else b"", cwd=cwd, real=real)
 
 
 def text_of(stream: bytes) -> str:
@@ -101,7 +106,7 @@ def beir_folder(root: Path, name: str = "beir", *, extra_qrels: str = "") -> Pat
 def test_help_lists_every_command(cli_env):
     from sparse_demo.cli import COMMANDS
 
-    proc = run_cli(cli_env, "--help")
+    proc = run_cli(cli_env, "--help", real=True)
     assert proc.returncode == 0
     for command, _ in COMMANDS:
         assert command in text_of(proc.stdout)
@@ -109,7 +114,7 @@ def test_help_lists_every_command(cli_env):
 
 
 def test_encode_json_one_line_per_text(cli_env):
-    proc = run_cli(cli_env, "encode", "--top-k", "3", "--json", "당뇨병 치료", "전세 보증금")
+    proc = run_cli(cli_env, "encode", "--top-k", "3", "--json", "당뇨병 치료", "전세 보증금", real=True)
     assert proc.returncode == 0, text_of(proc.stderr)
     records = json_lines(proc)
     assert [r["text"] for r in records] == ["당뇨병 치료", "전세 보증금"]
@@ -202,7 +207,7 @@ def test_finetune_readable_summary_format():
 
 # ---------------------------------------------------------------------- failures: one line each
 def test_invalid_utf8_argument(cli_env):
-    proc = run_cli(cli_env, "encode", b"\xb4\xe7\xb4\xa2")  # "당뇨" in cp949
+    proc = run_cli(cli_env, "encode", b"\xb4\xe7\xb4\xa2", real=True)  # "당뇨" in cp949
     assert_one_line_error(proc, 2, "argument 2", "UTF-8")
 
 

@@ -281,6 +281,7 @@ def ui():
     return ui_compare
 
 
+@pytest.mark.slow
 def test_per_query_two_tiny_models(ctx, ui):
     r = ui.compare_query(ctx, "당뇨병 치료 방법", "tiny-a", "tiny-b", top_k=10)
     c = r.comparison
@@ -326,6 +327,7 @@ def test_different_tokenizers_meet_on_surface_forms(ctx, ui, sparse_dirs):
     assert {row.key for row in c.only_b} == set(exp_b) - set(exp_a)
 
 
+@pytest.mark.slow
 def test_failing_model_leaves_the_other_usable(ctx, ui):
     r = ui.compare_query(ctx, "당뇨병 치료 방법", "missing", "tiny-b", top_k=10)
     assert "Model A (missing) could not be loaded" in r.status and "/nonexistent/model/folder" in r.status
@@ -551,6 +553,7 @@ def test_cli_per_query_json(cli, sparse_dirs):
     assert len([t for t in q["tokens"] if t["rank_a"]]) == 8
 
 
+@pytest.mark.slow
 def test_cli_table_and_set_mode(cli, tmp_path):
     rc, out, _ = cli(["--model-a", "tiny-a", "--model-b", "tiny-b", "--top-k", "5", "당뇨병 치료 방법"])
     assert rc == 0 and "jaccard" in out and "weighted overlap" in out

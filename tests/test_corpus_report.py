@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from cli_process import run_sparse_demo
 
 from sparse_demo.corpus_report import (
     CollapseThresholds,
@@ -200,12 +199,12 @@ def _encoder(path: Path, bias: float | None = None):
 
 def _run_cli(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SPARSE_DEMO_DEVICE": "cpu"}
-    proc = subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    proc = run_sparse_demo(args, env=env, cwd=ROOT, timeout=600, text=True)  # a new process (tests/cli_process.py)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_figures_equal_an_independent_computation_from_the_encode_cli(small_vocab_model, tmp_path):
     cap = 40
     texts = sample_texts(12)
@@ -299,6 +298,7 @@ def trained_model(tmp_path_factory) -> Path:
     return result.model_dir
 
 
+@pytest.mark.slow
 def test_trained_model_gets_no_warning_and_sits_beside_another(trained_model, small_vocab_model):
     from sparse_demo.search import build_index, load_sample_corpus
 
@@ -323,6 +323,7 @@ def test_trained_model_gets_no_warning_and_sits_beside_another(trained_model, sm
 
 
 # ---------------------------------------------------------------------- Search tab accordion
+@pytest.mark.slow
 def test_accordion_handler_one_model_and_side_by_side(app_context):
     import gradio as gr
 

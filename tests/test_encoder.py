@@ -98,6 +98,7 @@ def test_empty_and_huge_inputs(encoder):
         encoder.encode(["a"], batch_size=0)
 
 
+@pytest.mark.slow
 def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
     """Another *ForMaskedLM architecture (different head layout) pools identically."""
     transformers = pytest.importorskip("transformers")
@@ -156,6 +157,7 @@ def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
         SpladeEncoder.load(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_bf16_precision_is_close_to_fp32(tiny_model_dir):
     exact = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="fp32")
     fast = SpladeEncoder.load(str(tiny_model_dir), device="cpu", precision="bf16")
@@ -219,6 +221,7 @@ def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
     assert not isinstance(object(), Encoder)
 
 # ----------------------------------------------------------------------------- fingerprints
+@pytest.mark.slow
 def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
     a = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
     b = SpladeEncoder.load(str(tiny_model_dir), device="cpu", name="another display name")
@@ -232,6 +235,7 @@ def test_fingerprint_is_stable_and_covers_vector_settings(tiny_model_dir):
         seen.add(other.fingerprint)
 
 
+@pytest.mark.slow
 def test_fingerprint_changes_when_the_checkpoint_changes_in_place(tmp_path, tiny_model_dir, tiny_model_dir_b):
     import shutil
     import time

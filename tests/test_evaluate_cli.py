@@ -28,6 +28,7 @@ def beir_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_json_table_with_a_model_and_files(beir_folder, tiny_model_dir, tmp_path, capsys):
     model = str(tiny_model_dir)
     out = tmp_path / "out"

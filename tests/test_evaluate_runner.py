@@ -180,6 +180,7 @@ def test_system_labels():
 
 
 # --------------------------------------------------------------------------- the same code as the Search tab
+@pytest.mark.slow
 def test_runs_equal_the_search_tab(report, small_corpus, tiny_encoder):
     index = svc.build_index(small_corpus, tiny_encoder)
     expected = {"BM25": ("bm25", {}), f"sparse {MODEL}": ("sparse", {}),
@@ -193,6 +194,7 @@ def test_runs_equal_the_search_tab(report, small_corpus, tiny_encoder):
             assert [s for _, s in row.run[q.id]] == pytest.approx([h.score for h in out.hits])
 
 
+@pytest.mark.slow
 def test_metrics_of_the_report_equal_ranx_on_its_runs(report):
     ranx = pytest.importorskip("ranx")
     qrels = ranx.Qrels(report.qrels)
@@ -467,6 +469,7 @@ def test_opensearch_backend_gives_the_memory_table(small_corpus):
 CONTENT_REFERENCE = {"recall@1": 0.910, "recall@5": 0.980, "recall@10": 0.987, "mrr@10": 0.942, "ndcg@10": 0.954}
 
 
+@pytest.mark.slow
 def test_bm25_on_boolq_test_reproduces_the_data_readme():
     if not (data_dir() / "kobest_boolq").is_dir():
         pytest.skip(f"shared data not found at {data_dir()}")

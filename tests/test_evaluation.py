@@ -94,6 +94,7 @@ def _random_run(seed: int, n_queries: int = 40, n_docs: int = 150):
     return qrels, run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_run_metrics_equal_ranx(seed):
     ranx = pytest.importorskip("ranx")

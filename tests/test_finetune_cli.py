@@ -12,6 +12,8 @@ from test_cli import assert_one_line_error, run_cli
 
 from sparse_demo.train import MIN_PAIRS
 
+pytestmark = pytest.mark.slow  # the CLI in new processes
+
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:

@@ -190,6 +190,7 @@ def _scan_for(texts: dict[str, str], needles: list[str]) -> list[str]:
             if needle and needle in text]
 
 
+@pytest.mark.slow
 def test_public_mode_shows_and_writes_no_server_path(app_context, tmp_path):
     import json
     import shutil

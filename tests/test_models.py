@@ -44,6 +44,7 @@ def safetensors_bytes(folder: Path) -> int:
 
 
 # ---------------------------------------------------------------------- one load per checkpoint
+@pytest.mark.slow
 def test_every_spelling_of_a_folder_loads_once(tmp_path, tiny_model_dir):
     folder = copy_model(tiny_model_dir, tmp_path / "m" / "x")
     reg = ModelRegistry(make_settings(tmp_path))
@@ -53,6 +54,7 @@ def test_every_spelling_of_a_folder_loads_once(tmp_path, tiny_model_dir):
     assert all(e is encoders[0] for e in encoders)
 
 
+@pytest.mark.slow
 def test_folder_rewritten_in_place_loads_again(tmp_path, tiny_model_dir, tiny_model_dir_b):
     folder = copy_model(tiny_model_dir, tmp_path / "x")
     reg = ModelRegistry(make_settings(tmp_path))
@@ -62,6 +64,7 @@ def test_folder_rewritten_in_place_loads_again(tmp_path, tiny_model_dir, tiny_mo
     assert second is not first and reg.loads == 2
 
 
+@pytest.mark.slow
 def test_reregistering_a_name_serves_the_new_model(tmp_path, tiny_model_dir, tiny_model_dir_b):
     reg = ModelRegistry(make_settings(tmp_path))
     reg.register("mine", str(tiny_model_dir))
@@ -74,6 +77,7 @@ def test_reregistering_a_name_serves_the_new_model(tmp_path, tiny_model_dir, tin
 
 
 # ---------------------------------------------------------------------- LRU budget
+@pytest.mark.slow
 def test_lru_drops_the_least_recently_used_model(tmp_path, tiny_model_dir):
     folders = [copy_model(tiny_model_dir, tmp_path / f"m{i}") for i in range(3)]
     reg = ModelRegistry(make_settings(tmp_path, SPARSE_DEMO_MAX_MODELS="2"))
@@ -87,6 +91,7 @@ def test_lru_drops_the_least_recently_used_model(tmp_path, tiny_model_dir):
     assert reg.loads == 4
 
 
+@pytest.mark.slow
 def test_lru_byte_budget(tmp_path, tiny_model_dir):
     one = safetensors_bytes(tiny_model_dir)
     budget_mb = 1.5 * one / 2**20  # room for one model, not two
@@ -99,6 +104,7 @@ def test_lru_byte_budget(tmp_path, tiny_model_dir):
 
 
 # ---------------------------------------------------------------------- failures
+@pytest.mark.slow
 def test_failed_preset_is_retried_after_timeout_or_refresh(tmp_path, tiny_model_dir):
     target = tmp_path / "later"
     presets = [{"name": "later", "source": str(target)}]
@@ -142,6 +148,7 @@ def public(tmp_path, tiny_model_dir):
     return ModelRegistry(settings), root, outside
 
 
+@pytest.mark.slow
 def test_public_mode_loads_only_under_allowed_roots(public):
     reg, root, _ = public
     assert reg.get(str(root / "good")) is not None
@@ -194,6 +201,7 @@ def test_public_mode_refuses_a_linked_subfolder_and_too_many_entries(public, mon
         reg.get(str(root / "good"))
 
 
+@pytest.mark.slow
 def test_a_link_that_stays_inside_the_root_is_fine(public):
     reg, root, _ = public
     folder = root / "shared-weights"
@@ -203,6 +211,7 @@ def test_a_link_that_stays_inside_the_root_is_fine(public):
     assert reg.get(str(folder)) is not None
 
 
+@pytest.mark.slow
 def test_any_mode_refuses_a_link_into_another_visitors_folder(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     root = reg.add_private_root(tmp_path / "visitors")
@@ -226,6 +235,7 @@ def test_public_mode_checks_hub_size_before_download(public, monkeypatch):
         check_weights_size("a/b", 2 * 2**20, 2**20)
 
 
+@pytest.mark.slow
 def test_private_root_needs_ownership_in_any_mode(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     root = reg.add_private_root(tmp_path / "visitors")
@@ -246,6 +256,7 @@ def test_bad_sources_setting():
 
 
 # ---------------------------------------------------------------------- threads
+@pytest.mark.slow
 def test_concurrent_register_names_and_get(tmp_path, tiny_model_dir):
     reg = ModelRegistry(make_settings(tmp_path))
     errors: list[BaseException] = []
@@ -285,6 +296,7 @@ def test_concurrent_register_names_and_get(tmp_path, tiny_model_dir):
 
 
 # ---------------------------------------------------------------------- visitors (AppContext)
+@pytest.mark.slow
 def test_visitor_models_are_private_and_removed(tmp_path, tiny_model_dir):
     ctx = AppContext.create(make_settings(tmp_path, [{"name": "base", "source": str(tiny_model_dir)}], "base"))
     folder_a = copy_model(tiny_model_dir, ctx.visitor_dir("sessionA") / "finetune-1")
@@ -313,6 +325,7 @@ def test_forget_visitor_never_leaves_the_private_root(tmp_path, tiny_model_dir):
     assert keep.is_dir()
 
 
+@pytest.mark.slow
 def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
     settings = make_settings(tmp_path, [{"name": "V26", "source": str(tmp_path / "no-v26")}], "V26")
     ctx = AppContext.create(settings)

@@ -73,6 +73,7 @@ def rankings(index: svc.SearchIndex, method: str) -> list[list[tuple[str, float]
     return [[(h.id, round(h.score, 9)) for h in svc.search(index, q, method=method, k=6).hits] for q in QUERIES]
 
 
+@pytest.mark.slow
 def test_changing_only_the_analyzer_runs_the_model_zero_more_times(corpus, encoder_a, tiny_model_dir):
     from sparse_demo.encoder import SpladeEncoder
 
@@ -106,6 +107,7 @@ def test_changing_only_the_analyzer_runs_the_model_zero_more_times(corpus, encod
     assert seen[0] == len(DOCS) + 3  # only the three queries of each ranking above were encoded
 
 
+@pytest.mark.slow
 def test_changing_only_the_model_keeps_the_bm25_terms(corpus, encoder_a, encoder_b, tiny_model_dir_b):
     from sparse_demo.encoder import SpladeEncoder
 

@@ -236,6 +236,7 @@ def test_card_defaults():
     assert (config.lr, config.batch_size, config.loss.idf_alpha) == (2e-5, 48, 4.0)
 
 
+@pytest.mark.slow
 def test_fine_tune_from_a_local_model_folder(tiny_model_dir, tmp_path):
     """A pretrained base goes through encoder.load_mlm and saves a loadable folder."""
     from sparse_demo.encoder import ModelLoadError, SpladeEncoder

@@ -15,12 +15,12 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
+from cli_process import run_sparse_demo
 
 from sparse_demo import search as svc
 from sparse_demo.config import load_limits
@@ -274,8 +274,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
     env.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **(env_extra or {})})
-    return subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, env=env, cwd=ROOT,
-                          timeout=300, input=b"")
+    return run_sparse_demo(args, env=env, cwd=ROOT, stdin=b"")  # a new process (tests/cli_process.py)
 
 
 def _one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -286,6 +285,7 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_search_refuses_the_long_document_by_id(big_doc_files):
     line = _one_error_line(_cli("search", "--corpus", str(big_doc_files["jsonl"]), "--method", "bm25", "당뇨병"))
     assert "document 'doc-17' has 2,800,000 characters" in line and "SPARSE_DEMO_MAX_DOC_CHARS" in line
@@ -312,6 +312,7 @@ def inf_qrels(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_cli_evaluate_with_an_inf_score_exits_2_with_one_line(inf_qrels):
     line = _one_error_line(_cli("evaluate", "--corpus", str(inf_qrels), "--system", "bm25"))
     assert "qrels/test.tsv line 2: score must be a finite integer grade" in line and "'inf'" in line

@@ -256,18 +256,17 @@ def test_hide_developer_hints_keeps_other_paragraphs():
 # ---------------------------------------------------------------------- the CLI's default model offline
 def _cli(*args: str, **env: str):
     import os
-    import subprocess
-    import sys
 
+    from cli_process import run_sparse_demo
     from conftest import ROOT
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARSE_DEMO_", "OPENSEARCH_"))}
     clean.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                   "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **env})
-    return subprocess.run([sys.executable, "-m", "sparse_demo", *args], capture_output=True, env=clean, cwd=ROOT,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    return run_sparse_demo(args, env=clean, cwd=ROOT)  # a new process (tests/cli_process.py), empty stdin
 
 
+@pytest.mark.slow
 def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
     import json
 
@@ -287,6 +286,7 @@ def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
     assert proc.returncode == 1 and DEMO_MODEL_NAME not in proc.stderr.decode()
 
 
+@pytest.mark.slow
 def test_cli_knows_the_demo_models_name():
     from sparse_demo.offline import DEMO_MODEL_NAME, demo_model_available
 
@@ -301,6 +301,7 @@ def test_cli_knows_the_demo_models_name():
 
 
 # ---------------------------------------------------------------------- shutdown
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_the_work_folder_goes_on_sigterm_and_sigint(tmp_path, presets_file, signame):
     """``python app.py`` stopped by a signal leaves no work folder (visitors' models and downloads) behind."""
