@@ -69,8 +69,11 @@ def build_local(ctx: AppContext, progress=None) -> str:
     except Exception as exc:  # noqa: BLE001 - shown to the user
         logger.exception("Building the local model failed")
         return message(f"Building the local model failed: {exc}", "error") + "\n\n" + ctx.registry.status_markdown()
-    return message(f"**{LOCAL_MODEL_NAME}** is ready ({ctx.show_path(folder)}); pick it in any tab.") + "\n\n" + \
-        ctx.registry.status_markdown()
+    return (
+        message(f"**{LOCAL_MODEL_NAME}** is ready ({ctx.show_path(folder)}); pick it in any tab.")
+        + "\n\n"
+        + ctx.registry.status_markdown()
+    )
 
 
 def refresh_status(ctx: AppContext) -> str:
@@ -92,8 +95,9 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             banner = gr.Markdown(ctx.registry.status_markdown(), elem_id="model-banner")
             with gr.Row():
                 refresh = gr.Button("Refresh model status", size="sm")
-                local = gr.Button("Retrain the demo model here (about 4 minutes on CPU, cached)", size="sm",
-                                  elem_id="build-local")
+                local = gr.Button(
+                    "Retrain the demo model here (about 4 minutes on CPU, cached)", size="sm", elem_id="build-local"
+                )
         with gr.Tab("Explore", elem_id="tab-explore"):
             explore.build_tab(ctx, visitor_models)
         with gr.Tab("Compare", elem_id="tab-compare"):
@@ -119,8 +123,13 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
         demo.load(lambda: model_banner(ctx), None, banner)
         demo.load(refresh_pickers, visitor_models, pickers)
         for picker in pickers:  # opening a picker shows models built since the page loaded
-            picker.focus(lambda vm, _p=picker: picker_updates(ctx, [_p], vm)[0], visitor_models, picker,
-                         concurrency_limit=None, show_progress="hidden")  # never waits behind long jobs
+            picker.focus(
+                lambda vm, _p=picker: picker_updates(ctx, [_p], vm)[0],
+                visitor_models,
+                picker,
+                concurrency_limit=None,
+                show_progress="hidden",
+            )  # never waits behind long jobs
         demo.unload(on_unload)
 
         def on_local(progress=gr.Progress()):

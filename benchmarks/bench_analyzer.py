@@ -81,9 +81,12 @@ def load_sample() -> AnalyzerRows:
 def _rows(judged) -> AnalyzerRows:
     """The package's judged :class:`~sparse_demo.corpus.Corpus` as rows."""
     row = {d.id: i for i, d in enumerate(judged.documents)}
-    return AnalyzerRows(judged.name, [q.text for q in judged.queries],
-                        [{row[d] for d in judged.qrels[q.id]} for q in judged.queries],
-                        [d.text for d in judged.documents])
+    return AnalyzerRows(
+        judged.name,
+        [q.text for q in judged.queries],
+        [{row[d] for d in judged.qrels[q.id]} for q in judged.queries],
+        [d.text for d in judged.documents],
+    )
 
 
 def load_sets(names: Sequence[str]) -> list[AnalyzerRows]:

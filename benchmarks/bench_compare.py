@@ -120,8 +120,10 @@ def main() -> int:
     from sparse_demo.korean import StopwordRule, get_kiwi
     from sparse_demo.models import ModelRegistry
 
-    print(f"variant={args.variant} queries={args.queries} top_k={args.top_k} batch={args.batch_size} "
-          f"torch_threads={torch.get_num_threads()} cpus={os.cpu_count()} load_avg_start={load_avg()}")
+    print(
+        f"variant={args.variant} queries={args.queries} top_k={args.top_k} batch={args.batch_size} "
+        f"torch_threads={torch.get_num_threads()} cpus={os.cpu_count()} load_avg_start={load_avg()}"
+    )
     queries = make_queries(args.queries)
     get_kiwi()
     work = Path(tempfile.mkdtemp(prefix="bench_compare_"))
@@ -158,15 +160,21 @@ def main() -> int:
         pair = result.pairs[0]
         worst = result.disagreements(*pair, n=3)
         dims = result.summary.set_index("model")["mean_active_dims"].to_dict()
-        print("encode (both models, one batched call each) finished at: "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in done_at.items()))
+        print(
+            "encode (both models, one batched call each) finished at: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in done_at.items())
+        )
         print(f"encode + per-query analysis: {t_analyze:.1f} s; aggregation (leakage + overlap): {t_aggregate:.2f} s")
-        print(f"WHOLE QUERY-SET COMPARISON: {total:.1f} s for {len(queries)} queries x 2 models "
-              f"({1000 * total / len(queries):.0f} ms per query)")
+        print(
+            f"WHOLE QUERY-SET COMPARISON: {total:.1f} s for {len(queries)} queries x 2 models "
+            f"({1000 * total / len(queries):.0f} ms per query)"
+        )
         print(f"PEAK RSS: {peak_rss_mib():,.0f} MiB")
         print("mean active dims: " + ", ".join(f"{k} {v:,.0f}" for k, v in dims.items()))
-        print(f"mean weighted overlap {result.pair_summary()['mean_weighted_overlap'].iloc[0]:.3f}; "
-              f"most disagreeing: {list(worst['query'])}")
+        print(
+            f"mean weighted overlap {result.pair_summary()['mean_weighted_overlap'].iloc[0]:.3f}; "
+            f"most disagreeing: {list(worst['query'])}"
+        )
         print(f"load_avg_end={load_avg()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

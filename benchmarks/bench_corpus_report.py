@@ -46,8 +46,9 @@ def synthetic(n_docs: int, dims: int, cap: int, seed: int = 0) -> tuple[sp.csr_m
     w.sum_duplicates()
     n_in = 150
     in_cols = ((rng.zipf(1.2, size=n_docs * n_in) - 1) % VOCAB).astype(np.int32)
-    inputs = sp.csr_matrix((np.ones(in_cols.size, dtype=bool), in_cols, np.arange(0, n_docs * n_in + 1, n_in)),
-                           shape=(n_docs, VOCAB))
+    inputs = sp.csr_matrix(
+        (np.ones(in_cols.size, dtype=bool), in_cols, np.arange(0, n_docs * n_in + 1, n_in)), shape=(n_docs, VOCAB)
+    )
     inputs.sum_duplicates()
     return w, inputs
 
@@ -86,14 +87,23 @@ def pipeline(n_docs: int, dims: int, tokenizer_dir: str) -> None:
     base = [json.loads(x)["text"] for x in lines if x.strip()]
     texts = [f"{base[i % len(base)]} ({i})" for i in range(n_docs)]
     w, _ = synthetic(n_docs, dims, 512)
-    vectors = [dict(zip((enc.id_to_token(int(c)) for c in w.indices[w.indptr[i]:w.indptr[i + 1]]),
-                        w.data[w.indptr[i]:w.indptr[i + 1]].tolist())) for i in range(n_docs)]
+    vectors = [
+        dict(
+            zip(
+                (enc.id_to_token(int(c)) for c in w.indices[w.indptr[i] : w.indptr[i + 1]]),
+                w.data[w.indptr[i] : w.indptr[i + 1]].tolist(),
+            )
+        )
+        for i in range(n_docs)
+    ]
     for label in ("cold", "warm"):
         t0 = time.perf_counter()
         r = report_from_vectors(enc, vectors, texts, doc_top_k=512)
         total = time.perf_counter() - t0
-        print(f"pipeline {label}: {n_docs:,} documents, {r.totals.posting_entries:,} entries: {total:.2f} s in all, "
-              f"{r.seconds:.2f} s in the core; {r.totals.distinct_tokens:,} distinct tokens")
+        print(
+            f"pipeline {label}: {n_docs:,} documents, {r.totals.posting_entries:,} entries: {total:.2f} s in all, "
+            f"{r.seconds:.2f} s in the core; {r.totals.distinct_tokens:,} distinct tokens"
+        )
 
 
 def main() -> None:
@@ -102,8 +112,12 @@ def main() -> None:
     ap.add_argument("--dims", type=int, default=200, help="mean active dimensions per document")
     ap.add_argument("--cap", type=int, default=512, help="document top-k cap")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--pipeline", metavar="TOKENIZER_DIR", default=None,
-                    help="also time the whole report from index vectors with this XLM-R tokenizer folder")
+    ap.add_argument(
+        "--pipeline",
+        metavar="TOKENIZER_DIR",
+        default=None,
+        help="also time the whole report from index vectors with this XLM-R tokenizer folder",
+    )
     args = ap.parse_args()
     if args.pipeline:
         pipeline(args.docs[0], args.dims, args.pipeline)
@@ -124,17 +138,20 @@ def main() -> None:
         for _ in range(args.repeat):
             gc.collect()
             t0 = time.perf_counter()
-            r = corpus_report(w, tokens, cats, inputs=inputs, queries=queries, doc_top_k=args.cap, display=display,
-                              keys=display)
+            r = corpus_report(
+                w, tokens, cats, inputs=inputs, queries=queries, doc_top_k=args.cap, display=display, keys=display
+            )
             times.append(time.perf_counter() - t0)
         gc.collect()
         tracemalloc.start()
-        corpus_report(w, tokens, cats, inputs=inputs, queries=queries, doc_top_k=args.cap, display=display,
-                      keys=display)
+        corpus_report(
+            w, tokens, cats, inputs=inputs, queries=queries, doc_top_k=args.cap, display=display, keys=display
+        )
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"{n:>8,} {w.nnz:>11,} {in_mb:>9.1f} {min(times):>7.3f} {peak / 2**20:>8.1f} "
-              f"{r.totals.distinct_tokens:>8,}")
+        print(
+            f"{n:>8,} {w.nnz:>11,} {in_mb:>9.1f} {min(times):>7.3f} {peak / 2**20:>8.1f} {r.totals.distinct_tokens:>8,}"
+        )
         del w, inputs, r
 
 

@@ -179,8 +179,14 @@ def build_small_model(tokenizer_dir: Path) -> Path:
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=256, max_position_embeddings=514)
+    config = XLMRobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        max_position_embeddings=514,
+    )
     model = XLMRobertaForMaskedLM(config)
     model.config.architectures = ["XLMRobertaForMaskedLM"]
     SMALL_CACHE.mkdir(parents=True, exist_ok=True)
@@ -241,8 +247,11 @@ def bench_corpus(n_docs: int, tokenizer_dir: Path, repeats: int) -> None:
             full = e = tok(text, add_special_tokens=True, truncation=False, verbose=False, return_offsets_mapping=True)
             if len(full["input_ids"]) > m:
                 e = tok(text, add_special_tokens=True, truncation=True, max_length=m, return_offsets_mapping=True)
-            return {"input_ids": list(e["input_ids"]), "offsets": [tuple(o) for o in e["offset_mapping"]],
-                    "full_len": len(full["input_ids"])}
+            return {
+                "input_ids": list(e["input_ids"]),
+                "offsets": [tuple(o) for o in e["offset_mapping"]],
+                "full_len": len(full["input_ids"]),
+            }
 
         def encode(self, texts, *, batch_size=32, progress=None):
             items = [self._tokenize_one(text) for text in texts]
@@ -250,31 +259,39 @@ def bench_corpus(n_docs: int, tokenizer_dir: Path, repeats: int) -> None:
             out = [None] * len(items)
             pad = self.inner.tokenizer.pad_token_id or 0
             for b0 in range(0, len(order), batch_size):
-                idx = order[b0:b0 + batch_size]
+                idx = order[b0 : b0 + batch_size]
                 width = max(len(items[i]["input_ids"]) for i in idx)
                 ids = torch.full((len(idx), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(idx), width), dtype=torch.long)
                 for row, i in enumerate(idx):
                     seq = items[i]["input_ids"]
-                    ids[row, :len(seq)] = torch.tensor(seq)
-                    mask[row, :len(seq)] = 1
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
                 values, pos = self.inner._pool_batch(ids, mask)
                 for row, i in enumerate(idx):
                     out[i] = self.inner._to_encoding(texts[i], items[i], values[row], pos[row])
             return out
 
     old = OldSchedule(enc)  # no encode_iter: encode_corpus runs it on 32-text slices in corpus order
-    lengths = [len(x["input_ids"]) for x in enc._tokenize([f"{d.title}\n{d.text}" if d.title else d.text
-                                                             for d in corpus.documents])]
+    lengths = [
+        len(x["input_ids"])
+        for x in enc._tokenize([f"{d.title}\n{d.text}" if d.title else d.text for d in corpus.documents])
+    ]
 
     def positions(order: list[int]) -> int:
-        return sum(len(order[i:i + 32]) * max(lengths[j] for j in order[i:i + 32]) for i in range(0, len(order), 32))
+        return sum(
+            len(order[i : i + 32]) * max(lengths[j] for j in order[i : i + 32]) for i in range(0, len(order), 32)
+        )
 
-    old_pos = sum(positions(sorted(range(s, min(s + 32, len(lengths))), key=lambda j: lengths[j]))
-                  for s in range(0, len(lengths), 32))
+    old_pos = sum(
+        positions(sorted(range(s, min(s + 32, len(lengths))), key=lambda j: lengths[j]))
+        for s in range(0, len(lengths), 32)
+    )
     new_pos = positions(sorted(range(len(lengths)), key=lambda j: lengths[j]))
-    timings: dict[str, list[float]] = {"old: per-text tokenizer, 32-text slices": [],
-                                       "new: batched tokenizer, global length sort": []}
+    timings: dict[str, list[float]] = {
+        "old: per-text tokenizer, 32-text slices": [],
+        "new: batched tokenizer, global length sort": [],
+    }
     results = {}
     encode_corpus(corpus, None)  # warm up Kiwi (BM25 terms) so neither schedule pays for loading it
     for _ in range(repeats):
@@ -288,15 +305,19 @@ def bench_corpus(n_docs: int, tokenizer_dir: Path, repeats: int) -> None:
     for da, db in zip(a, b):
         for tok in da.sparse.keys() | db.sparse.keys():
             diff = max(diff, abs(da.sparse.get(tok, 0.0) - db.sparse.get(tok, 0.0)))
-    print(f"\n{len(texts)} {source} (tokens: median {int(np.median(lengths))}, max {max(lengths)}, "
-          f"max_length {enc.max_length}); model: 2 layers x 128 hidden, vocab {enc.vocab_size:,}; "
-          f"threads {torch.get_num_threads()}; best of {repeats} (BM25 analysis included in both)")
+    print(
+        f"\n{len(texts)} {source} (tokens: median {int(np.median(lengths))}, max {max(lengths)}, "
+        f"max_length {enc.max_length}); model: 2 layers x 128 hidden, vocab {enc.vocab_size:,}; "
+        f"threads {torch.get_num_threads()}; best of {repeats} (BM25 analysis included in both)"
+    )
     print(f"{'schedule':<46}{'seconds':>9}{'docs/s':>9}{'positions':>11}")
     for label, pos in zip(labels, (old_pos, new_pos)):
         s = min(timings[label])
         print(f"{label:<46}{s:>9.2f}{len(texts) / s:>9.1f}{pos:>11,}")
-    print(f"speed-up x{min(timings[labels[0]]) / min(timings[labels[1]]):.2f}; positions ratio "
-          f"{new_pos / old_pos:.2f}; max |weight diff| between schedules {diff:.2e}")
+    print(
+        f"speed-up x{min(timings[labels[0]]) / min(timings[labels[1]]):.2f}; positions ratio "
+        f"{new_pos / old_pos:.2f}; max |weight diff| between schedules {diff:.2e}"
+    )
 
 
 def main() -> None:
@@ -304,8 +325,13 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
-    ap.add_argument("--corpus", type=int, default=0, metavar="N",
-                    help="measure corpus encoding (old vs new schedule) on N paragraphs instead")
+    ap.add_argument(
+        "--corpus",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure corpus encoding (old vs new schedule) on N paragraphs instead",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -328,7 +354,9 @@ def main() -> None:
         out.with_suffix(".docs.json").write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", method, "--out", str(out), "--repeats", str(args.repeats)],
-            capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
         )
         if proc.returncode != 0:
             print(f"{method}: FAILED\n{proc.stderr[-2000:]}")
@@ -339,30 +367,38 @@ def main() -> None:
 
     import torch
 
-    print(f"\n{N_DOCS} docs x {N_TOKENS} tokens, xlm-roberta-base config (random weights), vocab 250,002; "
-          f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"best of {args.repeats}")
+    print(
+        f"\n{N_DOCS} docs x {N_TOKENS} tokens, xlm-roberta-base config (random weights), vocab 250,002; "
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"best of {args.repeats}"
+    )
     print(f"{'method':<24}{'docs/s':>9}{'seconds':>9}{'peak RSS GB':>13}{'encode +GB':>12}{'max |diff| vs ours':>20}")
     ref = outputs.get("ours")
     for r in rows:
         diff = float(np.abs(outputs[r["method"]] - ref).max()) if ref is not None else float("nan")
-        print(f"{r['method']:<24}{r['docs_per_s']:>9.2f}{r['seconds']:>9.1f}{r['peak_rss_gb']:>13.2f}"
-              f"{r['encode_extra_gb']:>12.2f}{diff:>20.2e}")
+        print(
+            f"{r['method']:<24}{r['docs_per_s']:>9.2f}{r['seconds']:>9.1f}{r['peak_rss_gb']:>13.2f}"
+            f"{r['encode_extra_gb']:>12.2f}{diff:>20.2e}"
+        )
     by = {r["method"]: r for r in rows}
     for mine in ("ours", "ours_bf16"):
         if mine in by and "sentence_transformers" in by:
             o, s = by[mine], by["sentence_transformers"]
-            print(f"\n{mine} vs SparseEncoder: throughput x{o['docs_per_s'] / s['docs_per_s']:.2f} (target >= 1.5), "
-                  f"peak RSS ratio {o['peak_rss_gb'] / s['peak_rss_gb']:.2f} (target <= 0.20), "
-                  f"encode-time extra RSS ratio {o['encode_extra_gb'] / max(s['encode_extra_gb'], 1e-9):.3f}")
+            print(
+                f"\n{mine} vs SparseEncoder: throughput x{o['docs_per_s'] / s['docs_per_s']:.2f} (target >= 1.5), "
+                f"peak RSS ratio {o['peak_rss_gb'] / s['peak_rss_gb']:.2f} (target <= 0.20), "
+                f"encode-time extra RSS ratio {o['encode_extra_gb'] / max(s['encode_extra_gb'], 1e-9):.3f}"
+            )
     if "ours" in by and "ours_bf16" in by:
         a, b = outputs["ours"], outputs["ours_bf16"]
         overlap = np.mean([len(set(np.argsort(-a[i])[:50]) & set(np.argsort(-b[i])[:50])) / 50 for i in range(len(a))])
         print(f"ours_bf16 vs ours (fp32): max |diff| {np.abs(a - b).max():.3g}, top-50 overlap {overlap:.3f}")
     if "ours" in by and "card_formula" in by:
         o, c = by["ours"], by["card_formula"]
-        print(f"ours vs card formula: throughput x{o['docs_per_s'] / c['docs_per_s']:.2f}, "
-              f"peak RSS ratio {o['peak_rss_gb'] / c['peak_rss_gb']:.2f}")
+        print(
+            f"ours vs card formula: throughput x{o['docs_per_s'] / c['docs_per_s']:.2f}, "
+            f"peak RSS ratio {o['peak_rss_gb'] / c['peak_rss_gb']:.2f}"
+        )
 
 
 if __name__ == "__main__":

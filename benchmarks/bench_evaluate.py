@@ -60,8 +60,11 @@ def _prune_png(points: list, path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", default=["boolq:test", "korsts:test"])
-    parser.add_argument("--model", default=str(DEMO_MODEL) if DEMO_MODEL.is_dir() else None,
-                        help="a model folder (default: assets/demo-model when it exists; none: BM25 only)")
+    parser.add_argument(
+        "--model",
+        default=str(DEMO_MODEL) if DEMO_MODEL.is_dir() else None,
+        help="a model folder (default: assets/demo-model when it exists; none: BM25 only)",
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_evaluate"))
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1)
@@ -96,8 +99,10 @@ def main() -> int:
         t2 = time.perf_counter()
         evaluate(eval_set, specs, encoders, cache=cache, trials=args.trials)
         second = time.perf_counter() - t2
-        print(f"\n## {spec}: load {t_load:.1f} s; table {first:.1f} s first run, {second:.1f} s second run "
-              f"(encodings cached; {first / max(second, 1e-9):.1f}x faster)\n")
+        print(
+            f"\n## {spec}: load {t_load:.1f} s; table {first:.1f} s first run, {second:.1f} s second run "
+            f"(encodings cached; {first / max(second, 1e-9):.1f}x faster)\n"
+        )
         print(to_markdown(report))
         (args.out / f"table_{spec.replace(':', '_')}.md").write_text(to_markdown(report) + "\n", encoding="utf-8")
         if encoders:
@@ -106,8 +111,10 @@ def main() -> int:
             print(f"\npruning sweep: {time.perf_counter() - t3:.1f} s")
             for p in points:
                 label = "unpruned" if p.setting is None else f"{p.kind} {p.setting:g}"
-                print(f"  {label:<18} nDCG@10 {p.ndcg10:.4f}  FLOPS {p.flops:8.3f}  index {p.index_bytes:>11,} B  "
-                      f"d {p.doc_active:6.1f}  q {p.query_active:6.1f}")
+                print(
+                    f"  {label:<18} nDCG@10 {p.ndcg10:.4f}  FLOPS {p.flops:8.3f}  index {p.index_bytes:>11,} B  "
+                    f"d {p.doc_active:6.1f}  q {p.query_active:6.1f}"
+                )
             stem = args.out / f"prune_{spec.replace(':', '_')}"
             chart, problem = guarded(prune_chart, points, "flops")
             if chart is not None:

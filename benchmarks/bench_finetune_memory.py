@@ -49,8 +49,9 @@ def main() -> None:
     print(f"release_memory: {'off' if args.no_release else 'on'}; size {args.size}; {args.runs} runs")
     print(f"before: RSS {rss_mb():,.0f} MB")
     for i in range(args.runs):
-        req = TrainRequest(pairs_file=None, base="new", size=args.size, epochs=3, batch_size=32,
-                           time_limit_s=args.seconds)
+        req = TrainRequest(
+            pairs_file=None, base="new", size=args.size, epochs=3, batch_size=32, time_limit_s=args.seconds
+        )
         final = list(run_training(ctx, req, threading.Event(), session="bench", poll_s=0.5))[-1]
         ok = "saved" if final.model_dir else final.status[:80]
         print(f"after run {i + 1}: RSS {rss_mb():,.0f} MB ({ok})")

@@ -52,11 +52,13 @@ def main() -> None:
     enc2 = SpladeEncoder.load(str(DEMO_MODEL_DIR), device="cpu", name="demo-128", max_length=128)
     seen, seen2 = counted(enc), counted(enc2)
     session = SearchSession()
-    steps = [("first build (default analyzer)", enc, "default"),
-             ("analyzer -> all", enc, "all"),
-             ("analyzer -> nori", enc, "nori"),
-             ("model -> demo-128 (analyzer nori)", enc2, "nori"),
-             ("analyzer -> default (demo-128)", enc2, "default")]
+    steps = [
+        ("first build (default analyzer)", enc, "default"),
+        ("analyzer -> all", enc, "all"),
+        ("analyzer -> nori", enc, "nori"),
+        ("model -> demo-128 (analyzer nori)", enc2, "nori"),
+        ("analyzer -> default (demo-128)", enc2, "default"),
+    ]
     print(f"{len(corpus)} documents")
     for label, encoder, analyzer in steps:
         before = seen[0] + seen2[0]

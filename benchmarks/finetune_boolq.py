@@ -110,8 +110,10 @@ def main() -> int:
 
     result = train(config, train_pairs, dev_pairs[:200], progress=progress)
     t_trained = time.time()
-    print(f"\nTraining: {result.status}, {result.steps} steps, {result.epochs:.2f} epochs, "
-          f"loop {result.train_s:.0f}s, run {result.elapsed_s:.0f}s -> {result.model_dir}")
+    print(
+        f"\nTraining: {result.status}, {result.steps} steps, {result.epochs:.2f} epochs, "
+        f"loop {result.train_s:.0f}s, run {result.elapsed_s:.0f}s -> {result.model_dir}"
+    )
     print(f"Saved weights: step {result.best_step} (restored best: {result.restored_best}). {result.split_note}")
     print("Held-out (200 BoolQ dev questions + 300 distractors), before -> after:")
     for name in ("model", "bm25", "hybrid"):
@@ -138,15 +140,22 @@ def main() -> int:
         for name in ("model", "bm25", "hybrid"):
             print(f"  {name:26s}  {_fmt(metrics[name].as_row())}")
         d_r1 = metrics["hybrid"].recall[1] - metrics["bm25"].recall[1]
-        print(f"  hybrid - BM25: R@1 {d_r1:+.3f}, MRR@10 {sig.difference:+.3f} "
-              f"(paired randomization p={sig.p_value:.4f})  [{time.time() - t_eval:.0f}s]")
+        print(
+            f"  hybrid - BM25: R@1 {d_r1:+.3f}, MRR@10 {sig.difference:+.3f} "
+            f"(paired randomization p={sig.p_value:.4f})  [{time.time() - t_eval:.0f}s]"
+        )
         summary[rset.name] = {k: m.as_row() for k, m in metrics.items()} | {"p_hybrid_vs_bm25_mrr": sig.p_value}
     wall = time.time() - t0
-    print(f"\nWall time: total {wall:.0f}s (data+training+saving {t_trained - t0:.0f}s, test evaluation "
-          f"{time.time() - t_trained:.0f}s); training loop {result.train_s:.0f}s; CPU threads {os.cpu_count()}")
+    print(
+        f"\nWall time: total {wall:.0f}s (data+training+saving {t_trained - t0:.0f}s, test evaluation "
+        f"{time.time() - t_trained:.0f}s); training loop {result.train_s:.0f}s; CPU threads {os.cpu_count()}"
+    )
     (Path(result.model_dir) / "benchmark_results.json").write_text(
-        json.dumps({"summary": summary, "wall_s": wall, "train_s": result.train_s, "steps": result.steps},
-                   indent=2, ensure_ascii=False),
+        json.dumps(
+            {"summary": summary, "wall_s": wall, "train_s": result.train_s, "steps": result.steps},
+            indent=2,
+            ensure_ascii=False,
+        ),
         encoding="utf-8",
     )
     return 0

@@ -46,19 +46,25 @@ def _varied(n: int, seed: int) -> str:
 def build_inputs(folder: Path) -> None:
     """Write every hostile input under ``folder``."""
     chunk = (KOREAN * (MB // len(KOREAN.encode()))).encode()
-    with zipfile.ZipFile(folder / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("bomb/corpus.jsonl", "w", force_zip64=True) as out:
+    with (
+        zipfile.ZipFile(folder / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("bomb/corpus.jsonl", "w", force_zip64=True) as out,
+    ):
         out.write(b'{"_id": "bomb", "text": "')
         for _ in range(170_000_000 // len(chunk)):
             out.write(chunk)
         out.write(b'"}\n')
     text = KOREAN * 100  # ~7,500 bytes a document, as in the issue
-    with zipfile.ZipFile(folder / "docs26000.zip", "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("big/corpus.jsonl", "w") as out:
+    with (
+        zipfile.ZipFile(folder / "docs26000.zip", "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("big/corpus.jsonl", "w") as out,
+    ):
         for i in range(26_000):
             out.write((_line(f"d{i}", f"{i} {text}") + "\n").encode())
-    with zipfile.ZipFile(folder / "docs26000_small.zip", "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("many/corpus.jsonl", "w") as out:
+    with (
+        zipfile.ZipFile(folder / "docs26000_small.zip", "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("many/corpus.jsonl", "w") as out,
+    ):
         for i in range(26_000):
             out.write((_line(f"d{i}", f"문서 {i} {KOREAN}") + "\n").encode())
     docs = [(f"doc-{i}", _varied(2_800_000, 17) if i == 17 else f"{i}번 문서: {KOREAN}") for i in range(20)]
@@ -131,8 +137,13 @@ def run_case(name: str, folder: Path) -> dict:
             refused, text = True, str(exc)
         seconds = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"case": name, "refused": refused, "message": text, "seconds": seconds,
-            "rss_delta_mb": (after - before) / 1024}
+    return {
+        "case": name,
+        "refused": refused,
+        "message": text,
+        "seconds": seconds,
+        "rss_delta_mb": (after - before) / 1024,
+    }
 
 
 def main() -> None:
@@ -153,11 +164,22 @@ def main() -> None:
         build_inputs(folder)
         rows = []
         for name, (file, _, what) in CASES.items():
-            proc = subprocess.run([sys.executable, __file__, "--case", name, "--dir", str(folder)],
-                                  capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", name, "--dir", str(folder)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             if proc.returncode != 0:
-                rows.append({"case": name, "refused": None, "message": proc.stderr.strip()[-200:], "seconds": 0,
-                             "rss_delta_mb": 0})
+                rows.append(
+                    {
+                        "case": name,
+                        "refused": None,
+                        "message": proc.stderr.strip()[-200:],
+                        "seconds": 0,
+                        "rss_delta_mb": 0,
+                    }
+                )
             else:
                 rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             rows[-1].update(what=what, size=(folder / file).stat().st_size)
@@ -165,12 +187,16 @@ def main() -> None:
         print("| input | upload bytes | refused | wall s | peak RSS delta MB | message |")
         print("|---|---:|---|---:|---:|---|")
         for r in rows:
-            print(f"| {r['what']} | {r['size']:,} | {'yes' if r['refused'] else 'no'} | {r['seconds']:.3f} | "
-                  f"{r['rss_delta_mb']:.1f} | {r['message'][:200]} |")
+            print(
+                f"| {r['what']} | {r['size']:,} | {'yes' if r['refused'] else 'no'} | {r['seconds']:.3f} | "
+                f"{r['rss_delta_mb']:.1f} | {r['message'][:200]} |"
+            )
         return
     for r in rows:
-        print(f"{r['what']:<52} {r['size']:>12,} B  refused={r['refused']!s:<5} {r['seconds']:8.3f} s "
-              f"{r['rss_delta_mb']:7.1f} MB  {r['message'][:160]}")
+        print(
+            f"{r['what']:<52} {r['size']:>12,} B  refused={r['refused']!s:<5} {r['seconds']:8.3f} s "
+            f"{r['rss_delta_mb']:7.1f} MB  {r['message'][:160]}"
+        )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,18 @@ ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("load_test")
 
 QUERIES = [
-    "당뇨병 치료 방법", "전세 보증금 돌려받는 방법", "주택담보대출 금리 비교", "연말정산 의료비 공제",
-    "클라우드 보안 인증", "여권 발급에 필요한 서류", "고혈압에 좋은 음식", "김치찌개 맛있게 끓이는 법",
-    "감기 증상과 치료", "개인정보 보호법 기준", "자동차 보험 갱신", "아파트 관리비 절약",
+    "당뇨병 치료 방법",
+    "전세 보증금 돌려받는 방법",
+    "주택담보대출 금리 비교",
+    "연말정산 의료비 공제",
+    "클라우드 보안 인증",
+    "여권 발급에 필요한 서류",
+    "고혈압에 좋은 음식",
+    "김치찌개 맛있게 끓이는 법",
+    "감기 증상과 치료",
+    "개인정보 보호법 기준",
+    "자동차 보험 갱신",
+    "아파트 관리비 절약",
 ]
 
 
@@ -91,8 +100,9 @@ def endpoints(url: str) -> dict[str, Endpoint]:
         for target, event in dep["targets"]:
             eid = comps.get(target, {}).get("props", {}).get("elem_id") if target is not None else None
             if eid:
-                out[f"{eid}.{event}"] = Endpoint(dep["api_name"], [describe(i) for i in dep["inputs"]],
-                                                 [describe(i)[:2] for i in dep["outputs"]])
+                out[f"{eid}.{event}"] = Endpoint(
+                    dep["api_name"], [describe(i) for i in dep["inputs"]], [describe(i)[:2] for i in dep["outputs"]]
+                )
     return out
 
 
@@ -154,8 +164,11 @@ class Visitor:
 
     def explore(self, folder: str = "") -> dict[str, Any] | None:
         q = self.query()
-        out = self.call("explore-run.click", {"explore-query": q, "explore-model": self.model,
-                                              "explore-folder": folder, "explore-topk": 20}, "explore")
+        out = self.call(
+            "explore-run.click",
+            {"explore-query": q, "explore-model": self.model, "explore-folder": folder, "explore-topk": 20},
+            "explore",
+        )
         if out is None:
             return None
         if folder:
@@ -174,8 +187,16 @@ class Visitor:
         return out
 
     def compare(self) -> None:
-        out = self.call("compare-run.click", {"compare-query": self.query(), "compare-a-model": self.model,
-                                              "compare-b-model": self.model, "compare-topk": 20}, "compare")
+        out = self.call(
+            "compare-run.click",
+            {
+                "compare-query": self.query(),
+                "compare-a-model": self.model,
+                "compare-b-model": self.model,
+                "compare-topk": 20,
+            },
+            "compare",
+        )
         if out is None:
             return
         status = str(out.get("compare-status", ""))
@@ -192,8 +213,11 @@ class Visitor:
                 self.stats.error(f"visitor {self.number} index: {status[:200]!r}")
                 return
             self.indexed = True
-        out = self.call("search-run.click", {"search-query": self.query(), "search-model": self.model,
-                                             "search-backend": "memory"}, "search")
+        out = self.call(
+            "search-run.click",
+            {"search-query": self.query(), "search-model": self.model, "search-backend": "memory"},
+            "search",
+        )
         if out is None:
             return
         status = str(out.get("search-status", ""))
@@ -293,8 +317,16 @@ def _status_mb(pid: int | None, key: str) -> float | None:
     return None
 
 
-def run_load(url: str, model: str, visitors: int, seconds: float, *, pid: int | None = None,
-             train_seconds: float | None = None, settle: float = 5.0) -> Report:
+def run_load(
+    url: str,
+    model: str,
+    visitors: int,
+    seconds: float,
+    *,
+    pid: int | None = None,
+    train_seconds: float | None = None,
+    settle: float = 5.0,
+) -> Report:
     """Drive ``url`` with ``visitors`` concurrent sessions for ``seconds`` while one fine-tune runs.
 
     The end RSS is read ``settle`` seconds after the last visitor stopped.
@@ -319,8 +351,9 @@ def run_load(url: str, model: str, visitors: int, seconds: float, *, pid: int | 
         for v in crowd:
             v.check_cannot_reach(trained["name"], trained.get("folder"))
     time.sleep(settle)  # let the server finish what the last requests started before reading its RSS
-    return Report(visitors, seconds, dict(stats.latencies), stats.errors, stats.leaks, peak_rss_mb(pid),
-                  end_rss_mb=rss_mb(pid))
+    return Report(
+        visitors, seconds, dict(stats.latencies), stats.errors, stats.leaks, peak_rss_mb(pid), end_rss_mb=rss_mb(pid)
+    )
 
 
 def free_port() -> int:
@@ -350,8 +383,9 @@ def first_answer(url: str, model: str, started: float, timeout: float = 600) -> 
             eps = endpoints(url)
             client = Client(url, verbose=False)
             ep = eps["explore-run.click"]
-            raw = client.predict(*ep.args({"explore-query": "당뇨병 치료 방법", "explore-model": model}),
-                                 api_name=f"/{ep.api_name}")
+            raw = client.predict(
+                *ep.args({"explore-query": "당뇨병 치료 방법", "explore-model": model}), api_name=f"/{ep.api_name}"
+            )
             if "tokens encoded" in str(ep.result(raw).get("explore-status", "")):
                 return time.monotonic() - started
         except Exception:  # noqa: BLE001 - not up yet

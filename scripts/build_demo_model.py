@@ -38,33 +38,57 @@ logger = logging.getLogger("build_demo_model")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BuildOptions, bool]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to write (default assets/demo-model)")
-    p.add_argument("--tokenizer", default="",
-                   help=f"XLM-R tokenizer folder or Hub id (default {SHARED_TOKENIZER} if present, "
-                   f"else {HUB_TOKENIZER})")
+    p.add_argument(
+        "--tokenizer",
+        default="",
+        help=f"XLM-R tokenizer folder or Hub id (default {SHARED_TOKENIZER} if present, else {HUB_TOKENIZER})",
+    )
     p.add_argument("--size", choices=SIZES, default="mini", help="model size (mini: hidden 128, 2 layers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=float, default=4.0, help="passes over the pairs (the run is step-bound)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--time-limit", type=float, default=1800.0,
-                   help="safety cap on the training loop in seconds; below it the run is step-bound, "
-                   "so deterministic (a binding limit makes steps and schedule depend on the machine's speed)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=1800.0,
+        help="safety cap on the training loop in seconds; below it the run is step-bound, "
+        "so deterministic (a binding limit makes steps and schedule depend on the machine's speed)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
     p.add_argument("--eval-fraction", type=float, default=0.15, help="share of passages held out")
-    p.add_argument("--benchmark", action="store_true",
-                   help="also measure BoolQ / KorSTS from ../shared/data (several minutes) for the card")
-    p.add_argument("--benchmark-only", action="store_true",
-                   help="measure the already built --out folder on ../shared/data and rewrite its card and record")
+    p.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="also measure BoolQ / KorSTS from ../shared/data (several minutes) for the card",
+    )
+    p.add_argument(
+        "--benchmark-only",
+        action="store_true",
+        help="measure the already built --out folder on ../shared/data and rewrite its card and record",
+    )
     p.add_argument("--float32", action="store_true", help="ship float32 weights instead of float16")
     p.add_argument("--work-dir", type=Path, default=None, help="keep intermediate folders here")
     a = p.parse_args(argv)
-    return BuildOptions(out=a.out, tokenizer=a.tokenizer, size=a.size, seed=a.seed, epochs=a.epochs,
-                        batch_size=a.batch_size, lr=a.lr, time_limit_s=a.time_limit, threads=a.threads,
-                        eval_fraction=a.eval_fraction, half=not a.float32, work_dir=a.work_dir,
-                        benchmark=a.benchmark), a.benchmark_only
+    return BuildOptions(
+        out=a.out,
+        tokenizer=a.tokenizer,
+        size=a.size,
+        seed=a.seed,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        time_limit_s=a.time_limit,
+        threads=a.threads,
+        eval_fraction=a.eval_fraction,
+        half=not a.float32,
+        work_dir=a.work_dir,
+        benchmark=a.benchmark,
+    ), a.benchmark_only
 
 
 def main(argv: Sequence[str] | None = None) -> int:

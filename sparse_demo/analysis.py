@@ -227,8 +227,14 @@ class Analyzer:
             self._codes[tid] = CATEGORIES.index(classify_token(raw, tid, self.encoder.special_ids, self.rule))
         return self._codes[token_ids]
 
-    def analyze(self, texts: Sequence[str], top_k: int = DEFAULT_TOP_K, *, batch_size: int = 32,
-                progress: Progress | None = None) -> list[QueryAnalysis]:
+    def analyze(
+        self,
+        texts: Sequence[str],
+        top_k: int = DEFAULT_TOP_K,
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+    ) -> list[QueryAnalysis]:
         encodings = self.encoder.encode(list(texts), batch_size=batch_size, progress=progress)
         return [self.analyze_encoding(e, top_k) for e in encodings]
 
@@ -280,7 +286,6 @@ class Analyzer:
             notes=notes,
             categories=cats,
         )
-
 
     def _apply_context(self, enc: Encoding, morphs: list, input_ids: set[int], cats: np.ndarray) -> None:
         """Undo the POS rule for input subwords that sit inside content morphemes.

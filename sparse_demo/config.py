@@ -208,8 +208,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if sources not in MODEL_SOURCES:
         raise ValueError(f"SPARSE_DEMO_MODEL_SOURCES must be one of {', '.join(MODEL_SOURCES)}, got {sources!r}")
     allow = tuple(p.strip() for p in env.get("SPARSE_DEMO_HUB_ALLOW", "sewoong/*").split(",") if p.strip())
-    roots = tuple(Path(r).expanduser().resolve() for r in env.get("SPARSE_DEMO_ALLOWED_ROOTS", "").split(os.pathsep)
-                  if r.strip())
+    roots = tuple(
+        Path(r).expanduser().resolve() for r in env.get("SPARSE_DEMO_ALLOWED_ROOTS", "").split(os.pathsep) if r.strip()
+    )
     mb = 1024 * 1024
     return Settings(
         presets=tuple(merged),
@@ -279,8 +280,9 @@ def load_limits(env: Mapping[str, str] | None = None) -> Limits:
         max_docs=int(env_number(env, "SPARSE_DEMO_MAX_DOCS", d.max_docs, minimum=1)),
         max_doc_chars=int(env_number(env, "SPARSE_DEMO_MAX_DOC_CHARS", d.max_doc_chars, minimum=1)),
         max_index_seconds=env_number(env, "SPARSE_DEMO_MAX_INDEX_SECONDS", d.max_index_seconds, minimum=0.001),
-        public_train_seconds=int(env_number(env, "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS", d.public_train_seconds,
-                                            minimum=10)),
+        public_train_seconds=int(
+            env_number(env, "SPARSE_DEMO_PUBLIC_TRAIN_SECONDS", d.public_train_seconds, minimum=10)
+        ),
     )
 
 
@@ -334,8 +336,11 @@ def server_options(env: Mapping[str, str] | None = None) -> ServerOptions:
         port = 0
     if not 1 <= port <= 65535:
         raise ValueError(f"GRADIO_SERVER_PORT must be a port number (1-65535), got {raw!r}")
-    return ServerOptions(log_level=(env.get("LOGLEVEL") or "INFO").strip().upper(),
-                         host=(env.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip(), port=port)
+    return ServerOptions(
+        log_level=(env.get("LOGLEVEL") or "INFO").strip().upper(),
+        host=(env.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip(),
+        port=port,
+    )
 
 
 # ---------------------------------------------------------------------- OpenSearch

@@ -130,9 +130,14 @@ class Corpus:
     @property
     def notes(self) -> tuple[str, ...]:
         """What a user should know about how the corpus was read and checked (one sentence each)."""
-        dropped = () if not self.dropped_judgements else (
-            f"{self.dropped_judgements:,} relevance judgement(s) of {self.name} name a query or document id "
-            "that is not in the corpus; they were left out.",)
+        dropped = (
+            ()
+            if not self.dropped_judgements
+            else (
+                f"{self.dropped_judgements:,} relevance judgement(s) of {self.name} name a query or document id "
+                "that is not in the corpus; they were left out.",
+            )
+        )
         return (*dropped, *self.checks)
 
     def query_text(self, qid: str) -> str:
@@ -150,9 +155,14 @@ class Corpus:
         """The same documents with only these queries (in the corpus' order) and their qrels."""
         keep = set(query_ids)
         queries = [q for q in self.queries if q.id in keep]
-        return replace(self, name=name or self.name, queries=queries,
-                       qrels={q.id: dict(self.qrels[q.id]) for q in queries if q.id in self.qrels},
-                       checks=list(self.checks), total_queries=self.total_queries)
+        return replace(
+            self,
+            name=name or self.name,
+            queries=queries,
+            qrels={q.id: dict(self.qrels[q.id]) for q in queries if q.id in self.qrels},
+            checks=list(self.checks),
+            total_queries=self.total_queries,
+        )
 
 
 # --- reading text --------------------------------------------------------------------------
@@ -286,8 +296,9 @@ def _pick(columns: dict[str, str], choices: tuple[str, ...]) -> str | None:
     return None
 
 
-def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv", *,
-                          limits: Limits | None = None) -> list[Document]:
+def parse_table_documents(
+    text: str, delimiter: str, name: str = "corpus.csv", *, limits: Limits | None = None
+) -> list[Document]:
     """Documents from CSV/TSV text with a header row (``limits``: as :func:`parse_jsonl_documents`)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -334,8 +345,9 @@ def parse_table_documents(text: str, delimiter: str, name: str = "corpus.csv", *
     return docs
 
 
-def load_table(path: str | Path, *, delimiter: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-               limits: Limits | None = None) -> Corpus:
+def load_table(
+    path: str | Path, *, delimiter: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES, limits: Limits | None = None
+) -> Corpus:
     """Load a CSV (``,``) or TSV (tab) corpus; the delimiter follows the extension."""
     p = Path(path)
     if delimiter is None:
@@ -365,8 +377,9 @@ def parse_qrels(text: str, name: str = "qrels/test.tsv") -> dict[str, dict[str, 
         except ValueError:
             raise ValueError(f"{name} line {lineno}: score must be an integer, got {score!r}") from None
         if not math.isfinite(value):  # int(inf) is an OverflowError, int(nan) a ValueError without the line
-            raise ValueError(f"{name} line {lineno}: score must be a finite integer grade (0, 1, 2, ...), "
-                             f"got {score!r}")
+            raise ValueError(
+                f"{name} line {lineno}: score must be a finite integer grade (0, 1, 2, ...), got {score!r}"
+            )
         rel = int(value)
         qrels.setdefault(qid, {})[did] = rel
     if not qrels:
@@ -374,8 +387,9 @@ def parse_qrels(text: str, name: str = "qrels/test.tsv") -> dict[str, dict[str, 
     return qrels
 
 
-def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAULT_MAX_BYTES,
-              limits: Limits | None = None) -> Corpus:
+def load_beir(
+    folder: str | Path, *, split: str = "test", max_bytes: int = DEFAULT_MAX_BYTES, limits: Limits | None = None
+) -> Corpus:
     """Load a BEIR folder: ``corpus.jsonl`` plus optional ``queries.jsonl`` and ``qrels/<split>.tsv``.
 
     Queries without judgements are kept; judgements naming unknown documents or queries are
@@ -423,8 +437,9 @@ def load_beir(folder: str | Path, *, split: str = "test", max_bytes: int = DEFAU
     return Corpus(root.name, docs, queries, qrels, dropped_judgements=dropped)
 
 
-def load_corpus(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test",
-                limits: Limits | None = None) -> Corpus:
+def load_corpus(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, split: str = "test", limits: Limits | None = None
+) -> Corpus:
     """Load any supported corpus: a BEIR folder, ``.jsonl``, ``.csv`` or ``.tsv``.
 
     Args:

@@ -133,12 +133,20 @@ def display_frame(
         elif pd.api.types.is_float_dtype(series.dtype):
             out[col] = series.map(lambda v: v if _missing(v) else round_sig(v, digits))
         elif series.dtype == object:
-            out[col] = series.map(
-                lambda v: round_sig(v, digits) if isinstance(v, float) and not _missing(v) else v)
+            out[col] = series.map(lambda v: round_sig(v, digits) if isinstance(v, float) and not _missing(v) else v)
     if rename:
         out = out.rename(columns=dict(rename))
     return out
 
 
-__all__ = ["DIGITS", "EMPTY_HEADER", "MISSING", "display_frame", "empty_frame", "fmt_number", "fmt_p",
-           "fmt_percent", "round_sig"]
+__all__ = [
+    "DIGITS",
+    "EMPTY_HEADER",
+    "MISSING",
+    "display_frame",
+    "empty_frame",
+    "fmt_number",
+    "fmt_p",
+    "fmt_percent",
+    "round_sig",
+]

@@ -66,8 +66,10 @@ class Limits:
     def check_query(self, text: str) -> str:
         """``text`` unchanged, or a ValueError when it exceeds :attr:`max_query_chars`."""
         if len(text) > self.max_query_chars:
-            raise ValueError(f"The query has {len(text):,} characters; the limit is {self.max_query_chars:,} "
-                             "(SPARSE_DEMO_MAX_QUERY_CHARS). Paste a shorter text.")
+            raise ValueError(
+                f"The query has {len(text):,} characters; the limit is {self.max_query_chars:,} "
+                "(SPARSE_DEMO_MAX_QUERY_CHARS). Paste a shorter text."
+            )
         return text
 
     def check_top_k(self, top_k: float) -> int:
@@ -92,15 +94,18 @@ class Limits:
         except OSError as exc:
             raise ValueError(f"The {what} could not be read; upload it again.") from exc
         if size > self.max_upload_bytes:
-            raise ValueError(f"The {what} is {size:,} bytes; the limit is {self.max_upload_bytes:,} "
-                             "(SPARSE_DEMO_MAX_UPLOAD_MB).")
+            raise ValueError(
+                f"The {what} is {size:,} bytes; the limit is {self.max_upload_bytes:,} (SPARSE_DEMO_MAX_UPLOAD_MB)."
+            )
         return p
 
     def unpacked_error(self, name: str, size: int, *, more: bool = False) -> str:
         """The message refusing ``name`` that unpacks to ``size`` bytes (``more``: at least that many)."""
         amount = f"more than {size:,}" if more else f"{size:,}"
-        return (f"{name} unpacks to {amount} bytes; the limit is {self.max_unpacked_bytes:,} bytes per upload "
-                "(SPARSE_DEMO_MAX_UNPACKED_MB). Upload a smaller corpus.")
+        return (
+            f"{name} unpacks to {amount} bytes; the limit is {self.max_unpacked_bytes:,} bytes per upload "
+            "(SPARSE_DEMO_MAX_UNPACKED_MB). Upload a smaller corpus."
+        )
 
     def check_doc_count(self, count: int, name: str = "the corpus", *, more: bool = False) -> None:
         """Nothing, or a ValueError when ``count`` documents exceed :attr:`max_docs`.
@@ -109,8 +114,10 @@ class Limits:
         """
         if count > self.max_docs:
             amount = f"more than {self.max_docs:,}" if more else f"{count:,}"
-            raise ValueError(f"{name} holds {amount} documents; the limit is {self.max_docs:,} per corpus "
-                             "(SPARSE_DEMO_MAX_DOCS). Upload a smaller corpus.")
+            raise ValueError(
+                f"{name} holds {amount} documents; the limit is {self.max_docs:,} per corpus "
+                "(SPARSE_DEMO_MAX_DOCS). Upload a smaller corpus."
+            )
 
     def check_doc_chars(self, doc_id: str, chars: int, where: str = "") -> None:
         """Nothing, or a ValueError naming document ``doc_id`` when it has more than :attr:`max_doc_chars`.
@@ -123,8 +130,10 @@ class Limits:
         """
         if chars > self.max_doc_chars:
             prefix = f"{where}: " if where else ""
-            raise ValueError(f"{prefix}document {doc_id!r} has {chars:,} characters; the limit is "
-                             f"{self.max_doc_chars:,} (SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter documents.")
+            raise ValueError(
+                f"{prefix}document {doc_id!r} has {chars:,} characters; the limit is "
+                f"{self.max_doc_chars:,} (SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter documents."
+            )
 
     def deadline(self, what: str = "Indexing this upload") -> Deadline:
         """A :class:`Deadline` of :attr:`max_index_seconds` starting now."""
@@ -141,8 +150,6 @@ class Limits:
 
 class TimeLimitExceeded(ValueError):
     """Work on a visitor's upload ran past its :class:`Deadline` (a ValueError: shown as a message)."""
-
-
 
 
 @dataclass
@@ -173,8 +180,10 @@ class Deadline:
         elapsed = self.elapsed
         if elapsed >= self.seconds:
             at = f" (at: {stage})" if stage else ""
-            raise TimeLimitExceeded(f"{self.what} stopped after {elapsed:.1f} s{at}: the limit is {self.seconds:g} s "
-                                    "per request (SPARSE_DEMO_MAX_INDEX_SECONDS). Upload fewer or shorter documents.")
+            raise TimeLimitExceeded(
+                f"{self.what} stopped after {elapsed:.1f} s{at}: the limit is {self.seconds:g} s "
+                "per request (SPARSE_DEMO_MAX_INDEX_SECONDS). Upload fewer or shorter documents."
+            )
 
     def wrap(self, progress: Progress | None) -> Progress:
         """A progress callback that checks this deadline, then forwards to ``progress`` (may be None).
@@ -197,8 +206,10 @@ def _cut(items: Sequence[T], limit: int, what: str, variable: str) -> tuple[list
     kept = list(items[:limit])
     if len(items) <= limit:
         return kept, None
-    return kept, (f"Only the first {limit:,} of {len(items):,} {what} were used (the limit per request, "
-                  f"{variable}); {len(items) - limit:,} were left out.")
+    return kept, (
+        f"Only the first {limit:,} of {len(items):,} {what} were used (the limit per request, "
+        f"{variable}); {len(items) - limit:,} were left out."
+    )
 
 
 def folder_bytes(path: str | Path) -> int:

@@ -64,12 +64,12 @@ def read_model_settings(folder: str | Path) -> ModelSettings | None:
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
     weight = raw.get("hybrid_weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
-                               or not 0.0 <= float(weight) <= 1.0):
+    if weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0
+    ):
         raise ValueError(f"{path}: hybrid_weight must be a number in [0, 1], got {weight!r}")
     max_length = raw.get("max_length")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                   or max_length < 2):
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
         raise ValueError(f"{path}: max_length must be an integer >= 2, got {max_length!r}")
     return ModelSettings(
         name=str(raw.get("name") or ""),

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The one answer for a typed source that is missing, forbidden, a file, or another visitor's model.
-NOT_AVAILABLE = ("No model that this app may load is available under that name or path. Pick a model from "
-                 "the list, or type an allowed Hub id or folder.")
+NOT_AVAILABLE = (
+    "No model that this app may load is available under that name or path. Pick a model from "
+    "the list, or type an allowed Hub id or folder."
+)
 _STAMP_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
 #: A typed folder with more entries than this (sub-folders included, two levels deep) is refused: it is
 #: not a model folder, and checking where every entry points must stay cheap.
@@ -111,8 +113,10 @@ def hub_weights_bytes(repo_id: str, revision: str | None = None) -> int:
 
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, gated: one readable reason
-        reason = (f"its size could not be checked on the Hub before downloading ({type(exc).__name__}); "
-                  "this app loads Hub models only after that check.")
+        reason = (
+            f"its size could not be checked on the Hub before downloading ({type(exc).__name__}); "
+            "this app loads Hub models only after that check."
+        )
         raise ModelLoadError(repo_id, reason) from exc
     sizes = [s.size or 0 for s in info.siblings or [] if s.rfilename.endswith(".safetensors")]
     if not sizes:
@@ -127,8 +131,11 @@ def check_weights_size(repo_id: str, nbytes: int, limit: int) -> None:
         ModelLoadError: ``nbytes > limit``, with both sizes in MB and the variable that raises the limit.
     """
     if nbytes > limit:
-        raise ModelLoadError(repo_id, f"its weights are {nbytes / 2**20:,.0f} MB; this app loads at most "
-                                      f"{limit / 2**20:,.0f} MB per model (SPARSE_DEMO_HUB_MAX_MB).")
+        raise ModelLoadError(
+            repo_id,
+            f"its weights are {nbytes / 2**20:,.0f} MB; this app loads at most "
+            f"{limit / 2**20:,.0f} MB per model (SPARSE_DEMO_HUB_MAX_MB).",
+        )
 
 
 def _under(path: Path, roots: Iterable[Path]) -> bool:
@@ -370,8 +377,9 @@ class ModelRegistry:
                 self._errors.pop(record, None)
             self._key_locks.pop(key, None)
             budget, most = self.settings.model_cache_bytes, self.settings.max_models
-            while len(self._cache) > 1 and (len(self._cache) > most or
-                                            sum(e.nbytes for e in self._cache.values()) > budget):
+            while len(self._cache) > 1 and (
+                len(self._cache) > most or sum(e.nbytes for e in self._cache.values()) > budget
+            ):
                 old_key, old = self._cache.popitem(last=False)
                 logger.info("Model cache full: dropped %s (%.0f MB)", old.encoder.name, old.nbytes / 2**20)
 
@@ -427,8 +435,15 @@ class ModelRegistry:
             preset = self.resolve(name)
             with self._lock:
                 failed = self._errors.get(name)
-            out.append(ModelStatus(name=name, source=preset.source, loaded=self.is_loaded(name),
-                                   error=failed[0] if failed else None, description=preset.description))
+            out.append(
+                ModelStatus(
+                    name=name,
+                    source=preset.source,
+                    loaded=self.is_loaded(name),
+                    error=failed[0] if failed else None,
+                    description=preset.description,
+                )
+            )
         return out
 
     def status_markdown(self) -> str:

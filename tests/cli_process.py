@@ -32,8 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 _RUN_TIME_VARS = ("SPARSE_DEMO_", "OPENSEARCH_", "TMPDIR", "PYTEST_")
 #: Third-party modules the server imports once (what makes a fresh interpreter slow).
 _PRELOAD = (
-    "numpy", "scipy.sparse", "pandas", "torch", "tokenizers", "safetensors", "kiwipiepy", "transformers",
-    "transformers.models.xlm_roberta.modeling_xlm_roberta", "transformers.models.bert.modeling_bert",
+    "numpy",
+    "scipy.sparse",
+    "pandas",
+    "torch",
+    "tokenizers",
+    "safetensors",
+    "kiwipiepy",
+    "transformers",
+    "transformers.models.xlm_roberta.modeling_xlm_roberta",
+    "transformers.models.bert.modeling_bert",
 )
 
 #: Servers alive at once (one per start-up environment, the oldest stopped first).
@@ -51,8 +59,13 @@ def _server(env: dict[str, str]) -> subprocess.Popen:
     if proc is None or proc.poll() is not None:
         while len(_servers) >= _MAX_SERVERS:  # each holds torch in memory: stop the oldest
             _stop(_servers.pop(next(iter(_servers))))
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], env=dict(key), cwd=ROOT,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve())],
+            env=dict(key),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         _servers[key] = proc
     return proc
 
@@ -68,8 +81,16 @@ def _read_line(proc: subprocess.Popen, timeout: float | None) -> dict:
     return json.loads(line)
 
 
-def run_sparse_demo(args, *, env: dict[str, str] | None = None, stdin: bytes = b"", cwd: Path | str = ROOT,
-                    timeout: float = 300, text: bool = False, real: bool = False) -> subprocess.CompletedProcess:
+def run_sparse_demo(
+    args,
+    *,
+    env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+    cwd: Path | str = ROOT,
+    timeout: float = 300,
+    text: bool = False,
+    real: bool = False,
+) -> subprocess.CompletedProcess:
     """Run ``python -m sparse_demo ARGS`` in a new process; like ``subprocess.run(..., capture_output=True)``.
 
     ``args`` may hold ``bytes`` (passed as the OS passes them). ``env`` defaults to ``os.environ``.
@@ -78,8 +99,14 @@ def run_sparse_demo(args, *, env: dict[str, str] | None = None, stdin: bytes = b
     env = dict(os.environ if env is None else env)
     argv = [a if isinstance(a, bytes) else os.fsencode(a) for a in args]
     if real:
-        proc = subprocess.run([os.fsencode(sys.executable), b"-m", b"sparse_demo", *argv], input=stdin,
-                              capture_output=True, env=env, cwd=cwd, timeout=timeout)
+        proc = subprocess.run(
+            [os.fsencode(sys.executable), b"-m", b"sparse_demo", *argv],
+            input=stdin,
+            capture_output=True,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="cli_run_") as tmp:
             files = {name: Path(tmp) / name for name in ("stdin", "stdout", "stderr")}
@@ -87,8 +114,12 @@ def run_sparse_demo(args, *, env: dict[str, str] | None = None, stdin: bytes = b
             files["stdout"].touch()
             files["stderr"].touch()
             server = _server(env)
-            request = {"argv": [os.fsdecode(a) for a in argv], "env": env, "cwd": str(cwd),
-                       **{name: str(path) for name, path in files.items()}}
+            request = {
+                "argv": [os.fsdecode(a) for a in argv],
+                "env": env,
+                "cwd": str(cwd),
+                **{name: str(path) for name, path in files.items()},
+            }
             server.stdin.write(json.dumps(request).encode() + b"\n")
             server.stdin.flush()
             pid = _read_line(server, 120)["pid"]
@@ -130,8 +161,11 @@ def _child(request: dict, protocol_fds: tuple[int, int]) -> None:
     try:
         for fd in protocol_fds:
             os.close(fd)
-        for target, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY | os.O_TRUNC),
-                                    (2, "stderr", os.O_WRONLY | os.O_TRUNC)):
+        for target, name, flags in (
+            (0, "stdin", os.O_RDONLY),
+            (1, "stdout", os.O_WRONLY | os.O_TRUNC),
+            (2, "stderr", os.O_WRONLY | os.O_TRUNC),
+        ):
             fd = os.open(request[name], flags)
             os.dup2(fd, target)
             os.close(fd)

@@ -114,12 +114,23 @@ def wordpiece_model_dir(tmp_path_factory) -> Path:
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]",
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     )
     torch.manual_seed(3)
-    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=256, pad_token_id=fast.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        pad_token_id=fast.pad_token_id,
+    )
     model = BertForMaskedLM(config)
     model.config.architectures = ["BertForMaskedLM"]
     path = tmp_path_factory.mktemp("tiny_wordpiece")
@@ -164,8 +175,13 @@ def app_url(app_context):
 
     demo = build_app(app_context)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        css_paths=[ROOT / "assets" / "style.css"])  # as `python app.py` serves it
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        css_paths=[ROOT / "assets" / "style.css"],
+    )  # as `python app.py` serves it
     url = f"http://127.0.0.1:{port}/"
     yield url
     demo.close()
@@ -192,12 +208,20 @@ def browser():
             pytest.fail(f"{missing}; CI=true requires the browser tests to run", pytrace=False)
         pytest.skip(f"{missing}; browser tests skipped")
     from playwright import sync_api
+
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()
@@ -222,4 +246,3 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
-

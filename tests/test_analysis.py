@@ -150,42 +150,84 @@ def test_mass_and_list_leakage_match_the_card_formula(analyzer, tiny_model_dir):
     assert set(listed.leakage.stopword_tokens) <= words
 
 
-def _hand_analysis(text: str, rows: list[tuple[str, str, float]], stop_ratio: float, special_ratio: float,
-                   topk_ratio: float, first_stop: int | None) -> QueryAnalysis:
+def _hand_analysis(
+    text: str,
+    rows: list[tuple[str, str, float]],
+    stop_ratio: float,
+    special_ratio: float,
+    topk_ratio: float,
+    first_stop: int | None,
+) -> QueryAnalysis:
     """A QueryAnalysis built by hand: ``rows`` are (token, category, weight) in rank order."""
-    token_rows = [TokenRow(rank=i, token=t, raw=t, id=i, weight=w, position=0, source_subword=t, source_text=t,
-                           origin="input", category=c, morpheme=None) for i, (t, c, w) in enumerate(rows, start=1)]
+    token_rows = [
+        TokenRow(
+            rank=i,
+            token=t,
+            raw=t,
+            id=i,
+            weight=w,
+            position=0,
+            source_subword=t,
+            source_text=t,
+            origin="input",
+            category=c,
+            morpheme=None,
+        )
+        for i, (t, c, w) in enumerate(rows, start=1)
+    ]
     weights = np.array([w for _, _, w in rows], dtype=np.float32)
     vector = SparseVector(np.arange(len(rows), dtype=np.int64), weights, np.zeros(len(rows), dtype=np.int64))
     encoding = Encoding(text, (0,), ((0, 0),), vector, num_text_tokens=1)
     l1 = float(sum(w for _, _, w in rows))
     stats = VectorStats(active_dims=len(rows), l1=l1, sum_squares=0.0, top_k=3, topk_mass_ratio=0.0)
-    leakage = LeakageReport(top_k=3, total_mass=l1, stopword_mass=stop_ratio * l1, special_mass=special_ratio * l1,
-                            stopword_mass_ratio=stop_ratio, special_mass_ratio=special_ratio,
-                            stopword_topk_ratio=topk_ratio, special_topk_ratio=0.0, first_stopword_rank=first_stop)
+    leakage = LeakageReport(
+        top_k=3,
+        total_mass=l1,
+        stopword_mass=stop_ratio * l1,
+        special_mass=special_ratio * l1,
+        stopword_mass_ratio=stop_ratio,
+        special_mass_ratio=special_ratio,
+        stopword_topk_ratio=topk_ratio,
+        special_topk_ratio=0.0,
+        first_stopword_rank=first_stop,
+    )
     return QueryAnalysis(encoding, token_rows, stats, leakage, model="hand")
 
 
 def test_batch_leakage_aggregates_by_hand():
     analyses = [
         # top-3: 당뇨, 은 (stopword), <s> (special)
-        _hand_analysis("q1", [("당뇨", "content", 2.0), ("은", "stopword", 1.0), ("<s>", "special", 0.5),
-                              ("치료", "content", 0.5)], 0.25, 0.125, 1 / 3, 2),
+        _hand_analysis(
+            "q1",
+            [("당뇨", "content", 2.0), ("은", "stopword", 1.0), ("<s>", "special", 0.5), ("치료", "content", 0.5)],
+            0.25,
+            0.125,
+            1 / 3,
+            2,
+        ),
         # 은 at rank 1; 의 at rank 4: outside the top-3 but inside the top-5
-        _hand_analysis("q2", [("은", "stopword", 3.0), ("혈당", "content", 1.0), ("관리", "content", 0.5),
-                              ("의", "stopword", 0.2)], 0.68, 0.0, 1 / 3, 1),
+        _hand_analysis(
+            "q2",
+            [("은", "stopword", 3.0), ("혈당", "content", 1.0), ("관리", "content", 0.5), ("의", "stopword", 0.2)],
+            0.68,
+            0.0,
+            1 / 3,
+            1,
+        ),
         _hand_analysis("q3", [("전세", "content", 1.0)], 0.0, 0.0, 0.0, None),
     ]
     b = batch_leakage(analyses, top_k=3)
-    assert b.summary == pytest.approx({
-        "queries": 3,
-        "mean_stopword_mass_ratio": (0.25 + 0.68 + 0.0) / 3,
-        "mean_special_mass_ratio": 0.125 / 3,
-        "mean_stopword_topk_ratio": (1 / 3 + 1 / 3) / 3,
-        "mean_active_dims": (4 + 4 + 1) / 3,
-        "share_stopword_in_top1": 1 / 3,  # q2 only
-        "share_stopword_in_top5": 2 / 3,  # q1 (rank 2) and q2
-    })
+    assert b.summary == pytest.approx(
+        {
+            "queries": 3,
+            "mean_stopword_mass_ratio": (0.25 + 0.68 + 0.0) / 3,
+            "mean_special_mass_ratio": 0.125 / 3,
+            "mean_stopword_topk_ratio": (1 / 3 + 1 / 3) / 3,
+            "mean_active_dims": (4 + 4 + 1) / 3,
+            "share_stopword_in_top1": 1 / 3,  # q2 only
+            "share_stopword_in_top5": 2 / 3,  # q1 (rank 2) and q2
+        }
+    )
     assert list(b.per_query["query"]) == ["q1", "q2", "q3"]
     ranks = b.per_query["first_stopword_rank"]
     assert ranks.iloc[:2].tolist() == [2, 1] and ranks.isna().iloc[2]
@@ -225,8 +267,9 @@ def test_category_cache_is_shared_across_threads(tiny_model_dir):
     ids = np.arange(0, 2000, dtype=np.int64)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda a: a.categories(ids).copy(), analyzers[:4]))
-    expected = [CATEGORIES.index(classify_token(encoder.id_to_token(int(i)), int(i), encoder.special_ids, rule))
-                for i in ids]
+    expected = [
+        CATEGORIES.index(classify_token(encoder.id_to_token(int(i)), int(i), encoder.special_ids, rule)) for i in ids
+    ]
     for got in results:
         assert got.tolist() == expected
 

@@ -74,8 +74,7 @@ def test_explore_custom_stopwords(app_context, tmp_path):
     top_token = base.table.iloc[0]["token"]
     custom = tmp_path / "stop.txt"
     custom.write_text(f"{top_token}\n", encoding="utf-8")
-    r = explore_query(app_context, "당뇨병 치료 방법", "tiny-a", top_k=5, stopword_file=str(custom),
-                      use_pos_rule=False)
+    r = explore_query(app_context, "당뇨병 치료 방법", "tiny-a", top_k=5, stopword_file=str(custom), use_pos_rule=False)
     assert r.table.iloc[0]["category"] == "stopword"
     assert r.analysis.leakage.first_stopword_rank == 1
     bad = tmp_path / "bad.txt"
@@ -116,9 +115,23 @@ def test_explore_batch_bad_uploads(app_context, tmp_path, content, name, match):
 @pytest.mark.slow
 def test_cli_encode_json(tiny_model_dir):
     out = subprocess.run(
-        [sys.executable, "-m", "sparse_demo", "encode", "--model", str(tiny_model_dir), "--top-k", "5", "--json",
-         "당뇨병 치료 방법", "고혈압"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "-m",
+            "sparse_demo",
+            "encode",
+            "--model",
+            str(tiny_model_dir),
+            "--top-k",
+            "5",
+            "--json",
+            "당뇨병 치료 방법",
+            "고혈압",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [x["text"] for x in lines] == ["당뇨병 치료 방법", "고혈압"]
@@ -133,11 +146,20 @@ def test_cli_encode_json(tiny_model_dir):
 
 @pytest.mark.slow
 def test_cli_errors():
-    out = subprocess.run([sys.executable, "-m", "sparse_demo", "encode", "--model", "/nonexistent/folder", "x"],
-                         capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-m", "sparse_demo", "encode", "--model", "/nonexistent/folder", "x"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+    )
     assert out.returncode == 1 and "Could not load model" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "sparse_demo", "encode", "--model", "x", "   "],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "sparse_demo", "encode", "--model", "x", "   "],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and ("empty" in out.stderr or "at least one text" in out.stderr), out.stderr
 
 
@@ -152,8 +174,17 @@ def test_public_mode_gives_one_message_for_every_refused_folder(app_context, tmp
     (allowed / "a-file").write_text("x")
     settings = dataclasses.replace(app_context.settings, model_sources="public", allowed_roots=(allowed,))
     ctx = AppContext.create(settings)
-    typed = [str(tmp_path), "/etc", "/etc/passwd", "../..", f"{allowed}/../", "/nonexistent/folder",
-             str(allowed / "missing"), str(allowed / "a-file"), str(app_context.registry.resolve("tiny-a").source)]
+    typed = [
+        str(tmp_path),
+        "/etc",
+        "/etc/passwd",
+        "../..",
+        f"{allowed}/../",
+        "/nonexistent/folder",
+        str(allowed / "missing"),
+        str(allowed / "a-file"),
+        str(app_context.registry.resolve("tiny-a").source),
+    ]
     statuses = {explore_query(ctx, "당뇨병", None, folder=t).status for t in typed}
     assert len(statuses) == 1, statuses
     assert NOT_AVAILABLE in statuses.pop()

@@ -138,7 +138,8 @@ def test_five_quick_train_clicks_keep_at_most_the_limit(browser, public_app, tmp
         # a later click once the limit is reached is refused by name
         for _ in range(3):
             page.locator("#ft-status").get_by_text("Done").or_(page.locator("#ft-status").get_by_text("⛔")).wait_for(
-                timeout=300_000)
+                timeout=300_000
+            )
             if len(_models(folder)) >= 2:
                 break
             page.locator("#ft-start").click()
@@ -183,8 +184,11 @@ def test_public_page_and_zip_show_no_server_path(browser, public_app, tmp_path):
         needles = [str(ctx.workdir), ctx.workdir.name, session, "/tmp/", "visitors/", str(tmp_path)]
         found = [f"{n!r} in {where}" for where, text in texts.items() for n in needles if n in text]
         # the upload's name is the visitor's own (shown in its upload box), but it is not written into the model
-        found += [f"upload name in {where}" for where, text in texts.items()
-                  if where.startswith("zip") and "my-secret-project" in text]
+        found += [
+            f"upload name in {where}"
+            for where, text in texts.items()
+            if where.startswith("zip") and "my-secret-project" in text
+        ]
         assert not found, found
         # a reload now would delete the model: the page asks first
         assert page.evaluate("() => window.__sparseDemoUnloadGuard === true")

@@ -55,9 +55,12 @@ def _boxes(page, chart: str):
 
 
 def _inside(inner, outer, slack: float = 0.5) -> bool:
-    return (inner["x"] >= outer["x"] - slack and inner["y"] >= outer["y"] - slack
-            and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + slack
-            and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack)
+    return (
+        inner["x"] >= outer["x"] - slack
+        and inner["y"] >= outer["y"] - slack
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + slack
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack
+    )
 
 
 @pytest.mark.parametrize("width", [1400, 1280, 1920])
@@ -103,9 +106,13 @@ def test_tables_before_a_run_say_what_to_do(browser, styled_url):
     page.set_default_timeout(60_000)
     try:
         page.goto(styled_url)
-        expected = {"explore-table": "press Analyze", "search-results": "press Search",
-                    "evaluate-table": "press Evaluate", "evaluate-wins": "Run an evaluation",
-                    "compare-aligned": "press Compare"}
+        expected = {
+            "explore-table": "press Analyze",
+            "search-results": "press Search",
+            "evaluate-table": "press Evaluate",
+            "evaluate-wins": "Run an evaluation",
+            "compare-aligned": "press Compare",
+        }
         tabs = {"explore": "Explore", "search": "Search", "evaluate": "Evaluate", "compare": "Compare"}
         for elem, words in expected.items():
             page.get_by_role("tab", name=tabs[elem.split("-")[0]]).click()
@@ -146,10 +153,18 @@ def test_every_chart_builder_fills_its_box():
 
     from sparse_demo.ui import plots
 
-    tokens = pd.DataFrame({"rank": [1, 2], "token": ["수", "수"], "raw": ["▁수", "수"], "weight": [1.2, 0.7],
-                           "category": ["content", "stopword"]})
-    leaking = pd.DataFrame({"token": ["은"], "category": ["stopword"], "queries": [3], "share_of_queries": [0.5],
-                            "mean_weight": [0.4]})
+    tokens = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "token": ["수", "수"],
+            "raw": ["▁수", "수"],
+            "weight": [1.2, 0.7],
+            "category": ["content", "stopword"],
+        }
+    )
+    leaking = pd.DataFrame(
+        {"token": ["은"], "category": ["stopword"], "queries": [3], "share_of_queries": [0.5], "mean_weight": [0.4]}
+    )
     summary = pd.DataFrame({"model": ["a", "b"], "mean_stopword_mass_ratio": [0.1, 0.2]})
     for chart in (plots.token_bar_chart(tokens), plots.leakage_bar_chart(leaking), plots.summary_chart(summary)):
         spec = chart.to_dict()

@@ -116,9 +116,11 @@ def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
     from conftest import wait_for
 
     path = tmp_path / "three.jsonl"
-    rows = [{"id": "a", "text": "당뇨병 치료는 식이요법과 운동으로 합니다."},
-            {"id": "b", "text": "전세 보증금을 돌려받으려면 확정일자가 필요합니다."},
-            {"id": "c", "text": "여권 발급에는 신분증과 사진이 필요합니다."}]
+    rows = [
+        {"id": "a", "text": "당뇨병 치료는 식이요법과 운동으로 합니다."},
+        {"id": "b", "text": "전세 보증금을 돌려받으려면 확정일자가 필요합니다."},
+        {"id": "c", "text": "여권 발급에는 신분증과 사진이 필요합니다."},
+    ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     page.get_by_role("tab", name="Search").click()
     page.locator("#search-upload input[type=file]").set_input_files(str(path))

@@ -43,10 +43,18 @@ def space(tmp_path_factory, tiny_model_dir):
 
     tmp = tmp_path_factory.mktemp("space")
     presets = tmp / "models.json"
-    presets.write_text(json.dumps({"default": "V26", "presets": [
-        {"name": "V26", "source": str(tmp / "no-network" / "v26")},
-        {"name": "V25", "source": str(tmp / "no-network" / "v25")},
-    ]}), encoding="utf-8")
+    presets.write_text(
+        json.dumps(
+            {
+                "default": "V26",
+                "presets": [
+                    {"name": "V26", "source": str(tmp / "no-network" / "v26")},
+                    {"name": "V25", "source": str(tmp / "no-network" / "v25")},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
     demo_name = _demo_model(ctx, tiny_model_dir)
     demo = build_app(ctx)
@@ -237,19 +245,34 @@ def public_space(tmp_path_factory, tiny_model_dir):
     (linked / "model.safetensors").unlink()
     (linked / "model.safetensors").symlink_to(tiny_model_dir / "model.safetensors")  # points outside the root
     presets = tmp / "models.json"
-    presets.write_text(json.dumps({"default": "V26", "presets": [
-        {"name": "V26", "source": str(tmp / "no-network" / "v26")}]}), encoding="utf-8")
+    presets.write_text(
+        json.dumps({"default": "V26", "presets": [{"name": "V26", "source": str(tmp / "no-network" / "v26")}]}),
+        encoding="utf-8",
+    )
     old_url = os.environ.get("OPENSEARCH_URL")
     os.environ["OPENSEARCH_URL"] = f"http://127.0.0.1:{free_port()}"
-    ctx = AppContext.create(load_settings({
-        "SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu", "SPARSE_DEMO_MODEL_SOURCES": "public",
-        "SPARSE_DEMO_ALLOWED_ROOTS": str(allowed)}))
+    ctx = AppContext.create(
+        load_settings(
+            {
+                "SPARSE_DEMO_MODELS": str(presets),
+                "SPARSE_DEMO_DEVICE": "cpu",
+                "SPARSE_DEMO_MODEL_SOURCES": "public",
+                "SPARSE_DEMO_ALLOWED_ROOTS": str(allowed),
+            }
+        )
+    )
     demo_name = _demo_model(ctx, tiny_model_dir)
     demo = build_app(ctx)
     port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield {"url": f"http://127.0.0.1:{port}/", "ctx": ctx, "demo_name": demo_name, "allowed": allowed,
-           "linked": linked, "opensearch": os.environ["OPENSEARCH_URL"]}
+    yield {
+        "url": f"http://127.0.0.1:{port}/",
+        "ctx": ctx,
+        "demo_name": demo_name,
+        "allowed": allowed,
+        "linked": linked,
+        "opensearch": os.environ["OPENSEARCH_URL"],
+    }
     demo.close()
     if old_url is None:
         os.environ.pop("OPENSEARCH_URL", None)
@@ -269,18 +292,20 @@ def _secret_zip(tmp_path: Path) -> Path:
     queries = [q for q in full.queries if q.id in full.qrels and set(full.qrels[q.id]) <= ids][:8]
     path = tmp_path / "my-secret-project.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("p/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False)
-                                                for d in docs))
-        zf.writestr("p/queries.jsonl", "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False)
-                                                 for q in queries))
-        zf.writestr("p/qrels/test.tsv", "\n".join(f"{q.id}\t{d}\t{g}" for q in queries
-                                                  for d, g in full.qrels[q.id].items()))
+        zf.writestr(
+            "p/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False) for d in docs)
+        )
+        zf.writestr(
+            "p/queries.jsonl", "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False) for q in queries)
+        )
+        zf.writestr(
+            "p/qrels/test.tsv", "\n".join(f"{q.id}\t{d}\t{g}" for q in queries for d, g in full.qrels[q.id].items())
+        )
     return path
 
 
 def _file_urls(page, selector: str) -> list[str]:
-    return [h for h in page.locator(f"{selector} a[href]").evaluate_all("els => els.map(e => e.href)")
-            if "file=" in h]
+    return [h for h in page.locator(f"{selector} a[href]").evaluate_all("els => els.map(e => e.href)") if "file=" in h]
 
 
 def _hybrid_search(page) -> str:
@@ -337,11 +362,13 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
 
         # B types A's private model folder (and a folder whose weights link outside the root) in every box
         a_model = shutil.copytree(tiny_model_dir, ctx.visitor_dir(a_session) / "finetune-1")
-        boxes = [("Explore", "#explore-folder", "#explore-run", "#explore-status"),
-                 ("Compare", "#compare-a-folder", "#compare-run", "#compare-status"),
-                 ("Compare", "#compare-b-folder", "#compare-run", "#compare-status"),
-                 ("Search", "#search-folder", "#search-index", "#search-index-status"),
-                 ("Search", "#corpus-report-b-folder", "#corpus-report-run", "#corpus-report-status")]
+        boxes = [
+            ("Explore", "#explore-folder", "#explore-run", "#explore-status"),
+            ("Compare", "#compare-a-folder", "#compare-run", "#compare-status"),
+            ("Compare", "#compare-b-folder", "#compare-run", "#compare-status"),
+            ("Search", "#search-folder", "#search-index", "#search-index-status"),
+            ("Search", "#corpus-report-b-folder", "#corpus-report-run", "#corpus-report-status"),
+        ]
         refused = [(str(a_model), box) for box in boxes] + [(str(public_space["linked"]), boxes[0])]
         for typed, (tab, box, button, out) in refused:
             page_b.get_by_role("tab", name=tab, exact=True).click()
@@ -351,8 +378,10 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
             status = page_b.locator(out)
             if NOT_AVAILABLE in status.inner_text():  # the same status as the last box: answer once without it
                 page_b.locator(button).click()
-                wait_for(lambda s=status: NOT_AVAILABLE not in s.inner_text() and s.inner_text().strip(),
-                         timeout=SLOW_MS / 1000)
+                wait_for(
+                    lambda s=status: NOT_AVAILABLE not in s.inner_text() and s.inner_text().strip(),
+                    timeout=SLOW_MS / 1000,
+                )
             field.fill(typed)
             page_b.locator(button).click()
             wait_for(lambda s=status: NOT_AVAILABLE in s.inner_text(), timeout=SLOW_MS / 1000)
@@ -368,8 +397,14 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         page_b.locator("#search-run").click()
         page_b.locator("#search-status").get_by_text("the in-memory index is used").wait_for(timeout=SLOW_MS)
         text = page_b.locator("#tab-search").inner_text()
-        for leak in ("127.0.0.1", public_space["opensearch"], "scripts/opensearch.sh", "OPENSEARCH_",
-                     str(ctx.workdir), "/tmp/"):
+        for leak in (
+            "127.0.0.1",
+            public_space["opensearch"],
+            "scripts/opensearch.sh",
+            "OPENSEARCH_",
+            str(ctx.workdir),
+            "/tmp/",
+        ):
             assert leak not in text, leak
 
         # A leaves: A's downloads, tuned weights, model and Gradio's copies go; the URLs stop answering

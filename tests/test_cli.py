@@ -38,20 +38,35 @@ def cli_env(tmp_path_factory) -> dict[str, str]:
     make_mlm(tok, "tiny", seed=3).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     presets = root / "models.json"
-    presets.write_text(json.dumps({"default": "tiny", "presets": [
-        {"name": "tiny", "source": str(model_dir)},
-        {"name": "missing", "source": str(root / "no-such-model")},
-    ]}), encoding="utf-8")
+    presets.write_text(
+        json.dumps(
+            {
+                "default": "tiny",
+                "presets": [
+                    {"name": "tiny", "source": str(model_dir)},
+                    {"name": "missing", "source": str(root / "no-such-model")},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
-    env.update({
-        "SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8",
-    })
+    env.update(
+        {
+            "SPARSE_DEMO_MODELS": str(presets),
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONIOENCODING": "utf-8",
+        }
+    )
     return env
 
 
-def run_cli(env: dict[str, str], *args: str | bytes, stdin: bytes | None = None,
-            cwd: Path = ROOT, real: bool = False) -> subprocess.CompletedProcess:
+def run_cli(
+    env: dict[str, str], *args: str | bytes, stdin: bytes | None = None, cwd: Path = ROOT, real: bool = False
+) -> subprocess.CompletedProcess:
     """``python -m sparse_demo ARGS`` with stdin bytes (or a closed, non-terminal stdin), in a new process.
 
     A child of the fork server of ``cli_process`` (torch already imported), or with ``real=True`` a fresh
@@ -92,13 +107,16 @@ def beir_folder(root: Path, name: str = "beir", *, extra_qrels: str = "") -> Pat
         {"_id": "d2", "title": "전세", "text": "전세 보증금을 돌려받으려면\u0085확정일자가 필요합니다."},
         {"_id": "d3", "title": "여권", "text": "여권 발급에는 신분증과 사진이 필요합니다."},
     ]
-    (folder / "corpus.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs),
-                                         encoding="utf-8")
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8"
+    )
     queries = [{"_id": "q1", "text": "당뇨병 치료"}, {"_id": "q2", "text": "전세 보증금"}]
-    (folder / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
-                                          encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n" + extra_qrels,
-                                               encoding="utf-8")
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), encoding="utf-8"
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n" + extra_qrels, encoding="utf-8"
+    )
     return folder
 
 
@@ -134,8 +152,9 @@ def test_encode_reads_stdin_and_file_lines_split_on_newline_only(cli_env, tmp_pa
 
 
 def test_search_answers_every_input_line_with_notes(cli_env):
-    proc = run_cli(cli_env, "search", "-q", "--corpus", str(SAMPLE), "--method", "bm25", "--json",
-                   "당뇨", "", "전세", "???")
+    proc = run_cli(
+        cli_env, "search", "-q", "--corpus", str(SAMPLE), "--method", "bm25", "--json", "당뇨", "", "전세", "???"
+    )
     records = json_lines(proc)
     assert [r["query"] for r in records] == ["당뇨", "", "전세", "???"]
     assert "error" in records[1] and "empty" in records[1]["error"] and "hits" not in records[1]
@@ -160,11 +179,20 @@ def test_search_hybrid_and_index_on_beir_with_unknown_judgements(cli_env, tmp_pa
 
 
 def test_compare_two_models(cli_env):
-    proc = run_cli(cli_env, "compare", "--model-a", "tiny", "--model-b", "tiny", "--model", "tiny",
-                   "당뇨병 치료")
+    proc = run_cli(cli_env, "compare", "--model-a", "tiny", "--model-b", "tiny", "--model", "tiny", "당뇨병 치료")
     assert_one_line_error(proc, 2, "two different models")
-    proc = run_cli(cli_env, "compare", "--model-a", "tiny", "--model-b", str(Path(cli_env["SPARSE_DEMO_MODELS"])
-                   .parent / "tiny"), "--top-k", "5", "--json", "당뇨병 치료")
+    proc = run_cli(
+        cli_env,
+        "compare",
+        "--model-a",
+        "tiny",
+        "--model-b",
+        str(Path(cli_env["SPARSE_DEMO_MODELS"]).parent / "tiny"),
+        "--top-k",
+        "5",
+        "--json",
+        "당뇨병 치료",
+    )
     assert proc.returncode == 0, text_of(proc.stderr)
     data = json.loads(text_of(proc.stdout))
     # the same weights under two names: every figure is 1
@@ -176,8 +204,25 @@ def test_finetune_exits_zero_with_a_summary(cli_env, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(SAMPLE_PAIRS.read_text(encoding="utf-8").split("\n")[:12]) + "\n", encoding="utf-8")
     out = tmp_path / "model"
-    proc = run_cli(cli_env, "finetune", "--pairs", str(pairs), "--base", "new-tiny", "--size", "tiny",
-                   "--out", str(out), "--max-steps", "1", "--batch-size", "4", "--threads", "1", "--json")
+    proc = run_cli(
+        cli_env,
+        "finetune",
+        "--pairs",
+        str(pairs),
+        "--base",
+        "new-tiny",
+        "--size",
+        "tiny",
+        "--out",
+        str(out),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert proc.returncode == 0, text_of(proc.stderr)
     (record,) = json_lines(proc)
     assert record["model_dir"] == str(out) and record["steps"] == 1 and "history" not in record
@@ -190,10 +235,18 @@ def test_finetune_readable_summary_format():
     from sparse_demo.cli.finetune import format_result
     from sparse_demo.train import TrainResult
 
-    result = TrainResult(model_dir=Path("/m"), status="completed", steps=10, epochs=2.0, elapsed_s=3.0,
-                         train_s=2.0, num_train_pairs=40, num_eval_pairs=5,
-                         metrics_before={"bm25": {"R@1": 0.5, "MRR@10": 0.6}},
-                         metrics_after={"bm25": {"R@1": 0.5, "MRR@10": 0.6}, "model": {"R@1": 0.8}})
+    result = TrainResult(
+        model_dir=Path("/m"),
+        status="completed",
+        steps=10,
+        epochs=2.0,
+        elapsed_s=3.0,
+        train_s=2.0,
+        num_train_pairs=40,
+        num_eval_pairs=5,
+        metrics_before={"bm25": {"R@1": 0.5, "MRR@10": 0.6}},
+        metrics_after={"bm25": {"R@1": 0.5, "MRR@10": 0.6}, "model": {"R@1": 0.8}},
+    )
     text = format_result(result)
     assert text.split("\n") == [
         "finetune completed: 10 steps, 2.00 epochs, 2.0 s training (3.0 s in all)",
@@ -214,8 +267,7 @@ def test_invalid_utf8_argument(cli_env):
 def test_invalid_utf8_on_stdin(cli_env):
     proc = run_cli(cli_env, "encode", stdin="당뇨병\n".encode() + "전세".encode("cp949") + b"\n")
     assert_one_line_error(proc, 2, "stdin line 2", "UTF-8")
-    proc = run_cli(cli_env, "search", "-q", "--corpus", str(SAMPLE), "--method", "bm25",
-                   stdin=b"\xff\xfe\n")
+    proc = run_cli(cli_env, "search", "-q", "--corpus", str(SAMPLE), "--method", "bm25", stdin=b"\xff\xfe\n")
     assert_one_line_error(proc, 2, "stdin line 1")
 
 
@@ -263,8 +315,11 @@ def _pairs_file(tmp_path: Path, name: str, text: str) -> Path:
         ("empty.jsonl", "", "empty.jsonl"),
         ("cols.csv", "question,answer\n당뇨,당뇨병 치료\n전세,전세 보증금\n", "positive"),
         ("score.tsv", "query\tpositive\tteacher_score\n당뇨\t당뇨병\tabc\n전세\t보증금\t1.0\n", "teacher_score"),
-        ("lists.jsonl", '{"query": ["당뇨"], "positive": "당뇨병"}\n{"query": "전세", "positive": "보증금"}\n',
-         "line 1"),
+        (
+            "lists.jsonl",
+            '{"query": ["당뇨"], "positive": "당뇨병"}\n{"query": "전세", "positive": "보증금"}\n',
+            "line 1",
+        ),
     ],
 )
 def test_finetune_input_errors_are_one_line(cli_env, tmp_path, name, text, expected):
@@ -300,8 +355,19 @@ def test_index_and_search_take_a_bm25_analyzer(cli_env, tmp_path):
     assert proc.returncode == 0, text_of(proc.stderr)
     (report,) = json_lines(proc)
     assert report["analyzer"] == "E,J"  # canonical: upper case, sorted
-    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--method", "bm25", "--analyzer", "nori",
-                   "--json", "전세 보증금")
+    proc = run_cli(
+        cli_env,
+        "search",
+        "-q",
+        "--corpus",
+        str(folder),
+        "--method",
+        "bm25",
+        "--analyzer",
+        "nori",
+        "--json",
+        "전세 보증금",
+    )
     assert proc.returncode == 0, text_of(proc.stderr)
     assert json_lines(proc)[0]["hits"][0]["id"] == "d2"
 
@@ -325,8 +391,9 @@ def test_search_weight_defaults_to_the_models_recommendation(cli_env, tmp_path):
     assert proc.returncode == 0, text_of(proc.stderr)
     (rec,) = json_lines(proc)
     assert rec["weight"] == 0.25 and any("weight 0.25 recommended by the model card" in n for n in rec["notes"])
-    proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--model", str(model), "--weight", "0.6",
-                   "--json", "당뇨병")
+    proc = run_cli(
+        cli_env, "search", "-q", "--corpus", str(folder), "--model", str(model), "--weight", "0.6", "--json", "당뇨병"
+    )
     (rec,) = json_lines(proc)
     assert rec["weight"] == 0.6 and not any("recommended" in n for n in rec["notes"])
     proc = run_cli(cli_env, "search", "-q", "--corpus", str(folder), "--json", "당뇨병")  # the preset: no card

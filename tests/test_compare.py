@@ -44,8 +44,18 @@ def _rbo_direct(a: list[str], b: list[str], p: float) -> float:
 
 
 #: Special tokens by role, written out for the two tokenizers the tests use (XLM-R, WordPiece).
-_ROLES = {"<s>": "[CLS]", "[CLS]": "[CLS]", "</s>": "[SEP]", "[SEP]": "[SEP]", "<pad>": "[PAD]", "[PAD]": "[PAD]",
-          "<unk>": "[UNK]", "[UNK]": "[UNK]", "<mask>": "[MASK]", "[MASK]": "[MASK]"}
+_ROLES = {
+    "<s>": "[CLS]",
+    "[CLS]": "[CLS]",
+    "</s>": "[SEP]",
+    "[SEP]": "[SEP]",
+    "<pad>": "[PAD]",
+    "[PAD]": "[PAD]",
+    "<unk>": "[UNK]",
+    "[UNK]": "[UNK]",
+    "<mask>": "[MASK]",
+    "[MASK]": "[MASK]",
+}
 
 
 def _independent_top_keys(encoder, text: str, k: int) -> dict[str, float]:
@@ -65,20 +75,38 @@ def _independent_top_keys(encoder, text: str, k: int) -> dict[str, float]:
     return dict(ranked)
 
 
-def _row(rank: int, raw: str, weight: float, category: str = "content", position: int = 1,
-         token: str | None = None) -> TokenRow:
+def _row(
+    rank: int, raw: str, weight: float, category: str = "content", position: int = 1, token: str | None = None
+) -> TokenRow:
     tok = token if token is not None else raw.lstrip("▁").removeprefix("##")
-    return TokenRow(rank=rank, token=tok or raw, raw=raw, id=rank, weight=weight, position=position,
-                    source_subword=tok, source_text=tok, origin="input", category=category, morpheme=None)
+    return TokenRow(
+        rank=rank,
+        token=tok or raw,
+        raw=raw,
+        id=rank,
+        weight=weight,
+        position=position,
+        source_subword=tok,
+        source_text=tok,
+        origin="input",
+        category=category,
+        morpheme=None,
+    )
 
 
 def _analysis(text: str, rows: list[TokenRow], offsets: list[tuple[int, int]], model: str) -> QueryAnalysis:
     """A QueryAnalysis built by hand: the vector is exactly ``rows``."""
     weights = np.array([r.weight for r in rows], dtype=np.float32)
-    vec = SparseVector(np.array([r.id for r in rows], dtype=np.int64), weights,
-                       np.array([r.position for r in rows], dtype=np.int32))
-    enc = Encoding(text=text, input_ids=tuple(range(len(offsets))), offsets=tuple(offsets), vector=vec,
-                   num_text_tokens=len(offsets))
+    vec = SparseVector(
+        np.array([r.id for r in rows], dtype=np.int64), weights, np.array([r.position for r in rows], dtype=np.int32)
+    )
+    enc = Encoding(
+        text=text,
+        input_ids=tuple(range(len(offsets))),
+        offsets=tuple(offsets),
+        vector=vec,
+        num_text_tokens=len(offsets),
+    )
     cats = [r.category for r in rows]
     return QueryAnalysis(enc, rows, vector_stats(weights, 20), leakage_report(weights, cats, None, 20), model)
 
@@ -195,7 +223,8 @@ def test_compare_analyses_on_constructed_vectors():
     assert c.overlap.jaccard == pytest.approx(3 / 5)
     assert c.overlap.weighted_overlap == pytest.approx((1.8 + 1.0 + 0.4) / (2.0 + 1.5 + 1.6 + 0.9 + 0.5))
     assert c.overlap.rbo == pytest.approx(
-        _rbo_direct(["치료", "방법", "당뇨", "[CLS]"], ["치료", "당뇨", "혈당", "[CLS]"], 0.9))
+        _rbo_direct(["치료", "방법", "당뇨", "[CLS]"], ["치료", "당뇨", "혈당", "[CLS]"], 0.9)
+    )
     assert [r.key for r in c.only_a] == ["방법"] and [r.key for r in c.only_b] == ["혈당"]
     assert any("merged" in n for n in c.notes)
     # morpheme view: masses follow source positions; position 0 / 4 (no span) go to the last row
@@ -257,8 +286,10 @@ def sparse_dirs(tmp_path_factory, tiny_model_dir, tiny_model_dir_b, wordpiece_mo
 @pytest.fixture(scope="module")
 def compare_presets(tmp_path_factory, sparse_dirs) -> str:
     """A presets file naming sparse copies of the conftest tiny models, plus a broken one."""
-    presets = [{"name": n, "source": str(p)} for n, p in
-               (("tiny-a", sparse_dirs["xa"]), ("tiny-b", sparse_dirs["xb"]), ("wp", sparse_dirs["wp"]))]
+    presets = [
+        {"name": n, "source": str(p)}
+        for n, p in (("tiny-a", sparse_dirs["xa"]), ("tiny-b", sparse_dirs["xb"]), ("wp", sparse_dirs["wp"]))
+    ]
     presets.append({"name": "missing", "source": "/nonexistent/model/folder"})
     path = tmp_path_factory.mktemp("compare_presets") / "models.json"
     path.write_text(json.dumps({"default": "tiny-a", "presets": presets}), encoding="utf-8")
@@ -298,7 +329,9 @@ def test_per_query_two_tiny_models(ctx, ui):
     union = set(exp_a) | set(exp_b)
     assert c.overlap.weighted_overlap == pytest.approx(
         sum(min(exp_a.get(k, 0), exp_b.get(k, 0)) for k in union)
-        / sum(max(exp_a.get(k, 0), exp_b.get(k, 0)) for k in union), rel=1e-5)
+        / sum(max(exp_a.get(k, 0), exp_b.get(k, 0)) for k in union),
+        rel=1e-5,
+    )
     for metric in (c.overlap.jaccard, c.overlap.weighted_overlap, c.overlap.rbo):
         assert 0.0 <= metric <= 1.0
     # the morpheme view accounts for the whole vector of each model
@@ -374,8 +407,15 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
 
         monkeypatch.setattr(enc, "encode", counting)
     seen = []
-    r = ui.compare_set(ctx, "\n".join(QUERIES), None, ["tiny-a", "tiny-b"], str(sparse_dirs["wp"]),
-                       top_k=10, progress=lambda frac, desc: seen.append((frac, desc)))
+    r = ui.compare_set(
+        ctx,
+        "\n".join(QUERIES),
+        None,
+        ["tiny-a", "tiny-b"],
+        str(sparse_dirs["wp"]),
+        top_k=10,
+        progress=lambda frac, desc: seen.append((frac, desc)),
+    )
     s = r.comparison
     assert s is not None, r.status
     assert calls == [("tiny-a", 4), ("tiny-b", 4)]
@@ -384,8 +424,13 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
     assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[0][1].startswith("tiny-a: ")
     assert len(s.models) == 3 and len(s.pairs) == 3 and len(r.pair_choices) == 3
     assert list(r.summary["model"]) == s.models
-    assert set(r.summary.columns) >= {"mean_stopword_mass_ratio", "mean_special_mass_ratio", "mean_active_dims",
-                                      "share_stopword_in_top1", "share_stopword_in_top5"}
+    assert set(r.summary.columns) >= {
+        "mean_stopword_mass_ratio",
+        "mean_special_mass_ratio",
+        "mean_active_dims",
+        "share_stopword_in_top1",
+        "share_stopword_in_top5",
+    }
     assert len(r.pairs) == 3 and len(r.csv_paths) == 2 + 3
     # disagreements: ascending weighted overlap, one row per query
     d = r.disagreements
@@ -395,8 +440,7 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
     assert list(other["rbo"]) == sorted(other["rbo"])
     # selecting a row gives the same figures as the set for that query and pair
     row = d.iloc[0]
-    query, spec_a, spec_b, one = ui.compare_selected(ctx, r.state, r.pair_choices[0],
-                                                     int(row["query_index"]))
+    query, spec_a, spec_b, one = ui.compare_selected(ctx, r.state, r.pair_choices[0], int(row["query_index"]))
     assert query == row["query"] and spec_a == ("tiny-a", None) and spec_b == ("tiny-b", None)
     assert one.comparison.overlap.weighted_overlap == pytest.approx(row["weighted_overlap"], abs=1e-4)
     assert one.comparison.overlap.rbo == pytest.approx(row["rbo"], abs=1e-4)
@@ -542,8 +586,19 @@ def cli(compare_presets, monkeypatch, capsys):
 
 
 def test_cli_per_query_json(cli, sparse_dirs):
-    rc, out, err = cli(["--model-a", "tiny-a", "--model-b", str(sparse_dirs["wp"]), "--top-k", "8",
-                        "--json", "당뇨병 치료 방법", "전세 보증금"])
+    rc, out, err = cli(
+        [
+            "--model-a",
+            "tiny-a",
+            "--model-b",
+            str(sparse_dirs["wp"]),
+            "--top-k",
+            "8",
+            "--json",
+            "당뇨병 치료 방법",
+            "전세 보증금",
+        ]
+    )
     assert rc == 0, err
     data = json.loads(out)
     assert [q["text"] for q in data["queries"]] == ["당뇨병 치료 방법", "전세 보증금"]
@@ -559,8 +614,23 @@ def test_cli_table_and_set_mode(cli, tmp_path):
     assert rc == 0 and "jaccard" in out and "weighted overlap" in out
     qfile = tmp_path / "q.txt"
     qfile.write_text("\n".join(QUERIES), encoding="utf-8")
-    rc, out, err = cli(["--model", "tiny-a", "--model", "tiny-b", "--model", "wp",
-                        "--model", "missing", "--queries", str(qfile), "--top-k", "5", "--json"])
+    rc, out, err = cli(
+        [
+            "--model",
+            "tiny-a",
+            "--model",
+            "tiny-b",
+            "--model",
+            "wp",
+            "--model",
+            "missing",
+            "--queries",
+            str(qfile),
+            "--top-k",
+            "5",
+            "--json",
+        ]
+    )
     assert rc == 1 and "missing" in err  # printed, but one model failed
     data = json.loads(out)
     assert len(data["models"]) == 3 and len(data["pairs"]) == 3 and data["queries"] == 4

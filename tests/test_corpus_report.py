@@ -35,19 +35,27 @@ def sample_texts(n: int | None = None) -> list[str]:
 #            a     은    <s>   .     b
 TOKENS = ["▁a", "▁은", "<s>", ".", "▁b"]
 CATS = np.array([CONTENT, STOP, SPECIAL, PUNCT, CONTENT])
-W = np.array([
-    [1.0, 0.5, 0.0, 0.0, 0.0],   # d0: a, 은
-    [2.0, 0.0, 0.0, 0.0, 0.0],   # d1: a
-    [0.0, 0.0, 0.0, 0.0, 0.0],   # d2: empty
-    [0.2, 0.1, 0.3, 0.4, 0.6],   # d3: all five; 은 is the 5th heaviest (0.6 .4 .3 .2 .1)
-])
+W = np.array(
+    [
+        [1.0, 0.5, 0.0, 0.0, 0.0],  # d0: a, 은
+        [2.0, 0.0, 0.0, 0.0, 0.0],  # d1: a
+        [0.0, 0.0, 0.0, 0.0, 0.0],  # d2: empty
+        [0.2, 0.1, 0.3, 0.4, 0.6],  # d3: all five; 은 is the 5th heaviest (0.6 .4 .3 .2 .1)
+    ]
+)
 INPUTS = [[0], [4], [], [0, 1, 2]]  # d0 typed "a", d1 typed "b" only, d3 typed a, 은, <s>
 
 
 @pytest.fixture(scope="module")
 def hand():
-    return corpus_report(sp.csr_matrix(W), TOKENS, CATS, inputs=input_matrix(INPUTS, 5),
-                         queries=sp.csr_matrix(np.array([[1.0, 0, 0, 0, 1.0], [0.5, 0, 0, 0, 0]])), doc_top_k=5)
+    return corpus_report(
+        sp.csr_matrix(W),
+        TOKENS,
+        CATS,
+        inputs=input_matrix(INPUTS, 5),
+        queries=sp.csr_matrix(np.array([[1.0, 0, 0, 0, 1.0], [0.5, 0, 0, 0, 0]])),
+        doc_top_k=5,
+    )
 
 
 def test_per_token_figures_match_a_hand_computation(hand):
@@ -85,8 +93,13 @@ def test_totals_match_a_hand_computation(hand):
     from sparse_demo.index.memory import MemoryBackend  # the memory index reports the same size itself
 
     backend = MemoryBackend()
-    backend.add([IndexDocument(f"d{i}", "x", [], {TOKENS[j]: float(v) for j, v in enumerate(row) if v})
-                 for i, row in enumerate(W) if row.any()])
+    backend.add(
+        [
+            IndexDocument(f"d{i}", "x", [], {TOKENS[j]: float(v) for j, v in enumerate(row) if v})
+            for i, row in enumerate(W)
+            if row.any()
+        ]
+    )
     assert backend.sparse.nbytes == t.memory_index_bytes
     # p_q = [1, 0, 0, 0, .5]; p_d = [.75, .5, .25, .25, .25]
     assert t.flops_per_pair == pytest.approx(0.75 + 0.5 * 0.25)
@@ -110,8 +123,14 @@ def test_sorting_json_and_surface_keys(hand):
     payload = hand.to_json(top=2)
     json.dumps(payload)  # plain Python only
     assert {"token", "df", "mean_weight", "mass", "category"} <= set(payload["tokens"][0])
-    assert {"documents", "empty_documents", "mean_active_dims", "stopword_mass_ratio", "special_mass_ratio",
-            "posting_entries"} <= set(payload["totals"])
+    assert {
+        "documents",
+        "empty_documents",
+        "mean_active_dims",
+        "stopword_mass_ratio",
+        "special_mass_ratio",
+        "posting_entries",
+    } <= set(payload["totals"])
     # ▁a and a share the surface key "a": a document with both counts once
     w = sp.csr_matrix(np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]]))
     r = corpus_report(w, ["▁a", "a", "▁c"], np.zeros(3, dtype=int), keys=["a", "a", "c"])
@@ -212,12 +231,35 @@ def test_figures_equal_an_independent_computation_from_the_encode_cli(small_voca
     with (tmp_path / "corpus.jsonl").open("w", encoding="utf-8") as f:
         for i, t in enumerate(texts):
             f.write(json.dumps({"_id": f"d{i}", "text": t}, ensure_ascii=False) + "\n")
-    encoded = [json.loads(line) for line in _run_cli(
-        "encode", "--model", str(small_vocab_model), "--json", "--top-k", "100000", "--no-pos-rule",
-        "--file", str(tmp_path / "texts.txt")).splitlines()]
-    report = json.loads(_run_cli(
-        "corpus-report", "--corpus", str(tmp_path / "corpus.jsonl"), "--model", str(small_vocab_model),
-        "--doc-top-k", str(cap), "--no-pos-rule", "--json", "--top", "100000"))
+    encoded = [
+        json.loads(line)
+        for line in _run_cli(
+            "encode",
+            "--model",
+            str(small_vocab_model),
+            "--json",
+            "--top-k",
+            "100000",
+            "--no-pos-rule",
+            "--file",
+            str(tmp_path / "texts.txt"),
+        ).splitlines()
+    ]
+    report = json.loads(
+        _run_cli(
+            "corpus-report",
+            "--corpus",
+            str(tmp_path / "corpus.jsonl"),
+            "--model",
+            str(small_vocab_model),
+            "--doc-top-k",
+            str(cap),
+            "--no-pos-rule",
+            "--json",
+            "--top",
+            "100000",
+        )
+    )
 
     # independent: the encode rows (full vector, weight order), special tokens dropped, first `cap` kept
     df, mass, exp_df, cat = Counter(), defaultdict(float), Counter(), {}
@@ -269,12 +311,14 @@ def test_saturated_model_gets_the_warning(small_vocab_model):
     corpus = load_sample_corpus()
     corpus.documents = corpus.documents[:40]
     capped = encode_corpus(corpus, enc, doc_top_k=64)
-    r = report_from_vectors(enc, [d.sparse for d in capped.documents], None, doc_top_k=64,
-                            capped_documents=capped.pruned)
+    r = report_from_vectors(
+        enc, [d.sparse for d in capped.documents], None, doc_top_k=64, capped_documents=capped.pruned
+    )
     assert r.collapse.collapsed and "capped" in r.collapse.kinds and "top-64 cap" in r.collapse.message
     uncapped = encode_corpus(corpus, enc, doc_top_k=None).documents
-    r2 = report_from_vectors(enc, [d.sparse for d in uncapped], None, doc_top_k=None,
-                             thresholds=CollapseThresholds(dense_dims=300))
+    r2 = report_from_vectors(
+        enc, [d.sparse for d in uncapped], None, doc_top_k=None, thresholds=CollapseThresholds(dense_dims=300)
+    )
     assert r2.totals.mean_active_dims == enc.vocab_size - len(enc.special_ids)
     assert r2.collapse.collapsed and {"dense", "always_on"} <= set(r2.collapse.kinds)
 
@@ -289,10 +333,25 @@ def trained_model(tmp_path_factory) -> Path:
     from sparse_demo.train import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("cr_train")
-    config = TrainConfig(base="new", size="tiny", tokenizer_vocab_size=2500, batch_size=16, lr=2e-3, epochs=5.0,
-                         max_steps=5, time_limit_s=None, eval_every=0, eval_distractors=0, max_length=96,
-                         query_max_length=24, bf16="off", output_dir=str(tmp / "runs"), seed=0, num_threads=1,
-                         extra_vocab_texts=sample_texts())
+    config = TrainConfig(
+        base="new",
+        size="tiny",
+        tokenizer_vocab_size=2500,
+        batch_size=16,
+        lr=2e-3,
+        epochs=5.0,
+        max_steps=5,
+        time_limit_s=None,
+        eval_every=0,
+        eval_distractors=0,
+        max_length=96,
+        query_max_length=24,
+        bf16="off",
+        output_dir=str(tmp / "runs"),
+        seed=0,
+        num_threads=1,
+        extra_vocab_texts=sample_texts(),
+    )
     result = train(config, ROOT / "assets" / "pairs" / "sample_pairs.jsonl")
     assert result.model_dir is not None
     return result.model_dir
@@ -357,8 +416,16 @@ def test_accordion_handler_one_model_and_side_by_side(app_context):
     with gr.Blocks():  # the wiring the Search tab uses builds without error
         choice = gr.Radio([UPLOAD_LABEL], value=UPLOAD_LABEL)
         model, folder = model_picker(app_context, "t")
-        build_accordion(app_context, session, corpus_choice=choice, uploaded=gr.State(corpus), model=model,
-                        folder=folder, backend=gr.Radio(["memory"], value="memory"), visitor_models=gr.State({}))
+        build_accordion(
+            app_context,
+            session,
+            corpus_choice=choice,
+            uploaded=gr.State(corpus),
+            model=model,
+            folder=folder,
+            backend=gr.Radio(["memory"], value="memory"),
+            visitor_models=gr.State({}),
+        )
 
 
 @pytest.mark.parametrize(
@@ -395,8 +462,16 @@ def test_accordion_in_a_browser(app_context, browser):
     with gr.Blocks() as demo:
         choice = gr.Radio([UPLOAD_LABEL], value=UPLOAD_LABEL)
         model, folder = model_picker(app_context, "t")
-        build_accordion(app_context, SearchSession(), corpus_choice=choice, uploaded=gr.State(corpus), model=model,
-                        folder=folder, backend=gr.Radio(["memory"], value="memory"), visitor_models=gr.State({}))
+        build_accordion(
+            app_context,
+            SearchSession(),
+            corpus_choice=choice,
+            uploaded=gr.State(corpus),
+            model=model,
+            folder=folder,
+            backend=gr.Radio(["memory"], value="memory"),
+            visitor_models=gr.State({}),
+        )
     port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -409,8 +484,9 @@ def test_accordion_in_a_browser(app_context, browser):
         wait_for(lambda: "posting_entries" in page.locator("#corpus-report-status").inner_text(), timeout=240)
         text = page.locator("#corpus-report-status").inner_text()
         assert "after the document top-k cap" in text and "longest posting lists" in text
-        wait_for(lambda: page.locator("#corpus-report-scatter canvas, #corpus-report-scatter svg").count() > 0,
-                 timeout=60)
+        wait_for(
+            lambda: page.locator("#corpus-report-scatter canvas, #corpus-report-scatter svg").count() > 0, timeout=60
+        )
         wait_for(lambda: page.locator("#corpus-report-hist canvas, #corpus-report-hist svg").count() > 0, timeout=60)
         wait_for(lambda: page.locator("#corpus-report-csv a, #corpus-report-csv [download]").count() > 0, timeout=60)
     finally:
@@ -432,13 +508,26 @@ def test_index_input_ids_give_the_same_report_as_tokenising_again(small_vocab_mo
     want = enc.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=enc.max_length)["input_ids"]
     assert [r.tolist() for r in index.input_ids] == want  # the ids are the tokenizer's own
     kept = report_for_index(index, queries=[], cache=ReportCache())
-    again = report_from_vectors(enc, [d.sparse for d in index.documents], texts, doc_top_k=48,
-                                capped_documents=index.stats.pruned_docs, corpus_name=corpus.name)
+    again = report_from_vectors(
+        enc,
+        [d.sparse for d in index.documents],
+        texts,
+        doc_top_k=48,
+        capped_documents=index.stats.pruned_docs,
+        corpus_name=corpus.name,
+    )
     assert kept.tokens.equals(again.tokens)
     assert kept.totals == again.totals
     assert kept.tokens["expansion_df"].sum() > 0  # the figures the ids feed are really there
-    from_lists = report_from_vectors(enc, [d.sparse for d in index.documents], None, input_ids=want, doc_top_k=48,
-                                     capped_documents=index.stats.pruned_docs, corpus_name=corpus.name)
+    from_lists = report_from_vectors(
+        enc,
+        [d.sparse for d in index.documents],
+        None,
+        input_ids=want,
+        doc_top_k=48,
+        capped_documents=index.stats.pruned_docs,
+        corpus_name=corpus.name,
+    )
     assert from_lists.tokens.equals(kept.tokens)
 
 
@@ -453,8 +542,16 @@ def test_the_apps_picker_refresh_keeps_none_in_the_second_model_picker(app_conte
     with gr.Blocks() as demo:
         choice = gr.Radio(["x"], value="x")
         model, folder = model_picker(app_context, "t")
-        build_accordion(app_context, SearchSession(), corpus_choice=choice, uploaded=gr.State(None), model=model,
-                        folder=folder, backend=gr.Radio(["memory"], value="memory"), visitor_models=gr.State({}))
+        build_accordion(
+            app_context,
+            SearchSession(),
+            corpus_choice=choice,
+            uploaded=gr.State(None),
+            model=model,
+            folder=folder,
+            backend=gr.Radio(["memory"], value="memory"),
+            visitor_models=gr.State({}),
+        )
     pickers = model_dropdowns(demo)
     second = [i for i, p in enumerate(pickers) if p.elem_id == "corpus-report-b-model"]
     assert second, [p.elem_id for p in pickers]

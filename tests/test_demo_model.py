@@ -31,8 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 XLMR_TOKENIZER = SHARED / "models" / "xlmr-tokenizer"
-FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
-         "build_record.json", "sparse_demo.json", "training_info.json")
+FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "README.md",
+    "build_record.json",
+    "sparse_demo.json",
+    "training_info.json",
+)
 #: Korean written for this test (not in the bundled data): news, science, daily life, history.
 UNSEEN_KOREAN = [
     "기상청은 내일 오후부터 남부 지방에 강한 비바람이 몰아칠 것으로 내다봤다.",
@@ -208,7 +216,11 @@ def test_recommended_hybrid_weight_is_read_from_the_folder(record):
     settings = read_model_settings(DEMO_MODEL_DIR)
     assert isinstance(settings, ModelSettings)
     assert (settings.name, settings.hybrid_weight, settings.max_length, settings.drop_special) == (
-        DEMO_MODEL_NAME, record["hybrid_weight"], record["max_length"], True)
+        DEMO_MODEL_NAME,
+        record["hybrid_weight"],
+        record["max_length"],
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,8 +280,9 @@ def _benchmark(name: str) -> tuple[list[str], list[str], list[str]]:
     return corpus, [q for q, _ in pairs], [index[d] for _, d in pairs]
 
 
-def _sample(texts: list[str], queries: list[str], gold: list[str], n_queries: int, n_docs: int
-            ) -> tuple[dict[str, str], list[str], list[str]]:
+def _sample(
+    texts: list[str], queries: list[str], gold: list[str], n_queries: int, n_docs: int
+) -> tuple[dict[str, str], list[str], list[str]]:
     """``({doc id: text}, queries, gold ids)``: the first ``n_queries`` queries, their gold passages, and
     passages taken at an even step from the whole corpus up to ``n_docs`` documents."""
     queries, gold = queries[:n_queries], gold[:n_queries]
@@ -364,16 +377,20 @@ def test_pruned_vocabulary_keeps_specials_and_tokenises_like_the_base(tmp_path):
 
 
 # ---------------------------------------------------------------------- one evaluation path
-def _write_beir(folder: Path, docs: list[tuple[str, str]], queries: list[tuple[str, str]],
-                qrels: list[tuple[str, str]]) -> Path:
+def _write_beir(
+    folder: Path, docs: list[tuple[str, str]], queries: list[tuple[str, str]], qrels: list[tuple[str, str]]
+) -> Path:
     """A BEIR folder written here, as a user would upload it to the Evaluate tab."""
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in docs), encoding="utf-8")
+        "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in docs), encoding="utf-8"
+    )
     (folder / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in queries), encoding="utf-8")
+        "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in queries), encoding="utf-8"
+    )
     (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), encoding="utf-8")
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), encoding="utf-8"
+    )
     return folder
 
 
@@ -395,13 +412,22 @@ def test_the_build_and_the_evaluate_tab_agree_on_the_held_out_set(tmp_path, reco
     texts = list(dict.fromkeys([*passages, *(p.positive for p in held)]))
     doc_id = {t: str(i) for i, t in enumerate(texts)}
     query_id = {q: f"q{i}" for i, q in enumerate(dict.fromkeys(p.query for p in held))}
-    folder = _write_beir(tmp_path / "held", [(doc_id[t], t) for t in texts], [(i, q) for q, i in query_id.items()],
-                         [(query_id[p.query], doc_id[p.positive]) for p in held])
+    folder = _write_beir(
+        tmp_path / "held",
+        [(doc_id[t], t) for t in texts],
+        [(i, q) for q, i in query_id.items()],
+        [(query_id[p.query], doc_id[p.positive]) for p in held],
+    )
     registry = ModelRegistry(load_settings())
     assert register_demo_model(registry)
     systems = ["bm25", "sparse:demo", *(f"hybrid:demo:{w:g}" for w in WEIGHT_GRID)]
-    report = evaluate(load_eval_set(folder), [parse_system(s) for s in systems],
-                      {"demo": registry.get(DEMO_MODEL_NAME)}, trials=10, resamples=10)
+    report = evaluate(
+        load_eval_set(folder),
+        [parse_system(s) for s in systems],
+        {"demo": registry.get(DEMO_MODEL_NAME)},
+        trials=10,
+        resamples=10,
+    )
     rows = dict(zip(["bm25", "model", *(f"hybrid@{w:g}" for w in WEIGHT_GRID)], report.systems))
     assert set(rows) == set(build)
     for name, result in rows.items():

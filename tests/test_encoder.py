@@ -66,8 +66,7 @@ def test_order_and_batching_do_not_change_vectors(encoder):
     batched = encoder.encode(TEXTS, batch_size=2)
     for a, b in zip(one_by_one, batched):
         assert a.text == b.text
-        np.testing.assert_allclose(dense(a.vector, encoder.vocab_size), dense(b.vector, encoder.vocab_size),
-                                   atol=1e-5)
+        np.testing.assert_allclose(dense(a.vector, encoder.vocab_size), dense(b.vector, encoder.vocab_size), atol=1e-5)
 
 
 def test_special_tokens_reported_but_dropped_for_search(encoder):
@@ -106,9 +105,17 @@ def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
         pytest.skip("this transformers has no ModernBERT")
     torch.manual_seed(0)
     cfg = transformers.ModernBertConfig(
-        vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, pad_token_id=xlmr_tokenizer.pad_token_id,
-        bos_token_id=0, eos_token_id=2, cls_token_id=0, sep_token_id=2,
+        vocab_size=len(xlmr_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=xlmr_tokenizer.pad_token_id,
+        bos_token_id=0,
+        eos_token_id=2,
+        cls_token_id=0,
+        sep_token_id=2,
     )
     model = transformers.ModernBertForMaskedLM(cfg)
     model.config.architectures = ["ModernBertForMaskedLM"]
@@ -147,8 +154,9 @@ def test_unreachable_hub_id_fails_fast_with_reason(monkeypatch):
 def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    cfg = XLMRobertaConfig(vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=1,
-                           num_attention_heads=2, intermediate_size=64)
+    cfg = XLMRobertaConfig(
+        vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     m = XLMRobertaModel(cfg)
     m.config.architectures = ["XLMRobertaModel"]
     m.save_pretrained(tmp_path)
@@ -176,8 +184,9 @@ def test_batched_tokenizer_equals_one_text_at_a_time(encoder):
     items = encoder._tokenize(TEXTS)
     for text, item in zip(TEXTS, items):
         full = encoder.tokenizer(text, add_special_tokens=True)["input_ids"]
-        one = encoder.tokenizer(text, add_special_tokens=True, truncation=True, max_length=encoder.max_length,
-                                return_offsets_mapping=True)
+        one = encoder.tokenizer(
+            text, add_special_tokens=True, truncation=True, max_length=encoder.max_length, return_offsets_mapping=True
+        )
         assert item["input_ids"] == list(one["input_ids"]) and item["full_len"] == len(full)
         assert item["offsets"] == [tuple(o) for o in one["offset_mapping"]]
 
@@ -190,7 +199,6 @@ def test_encode_iter_runs_shortest_first_and_matches_encode(encoder):
     for i, enc in got:
         np.testing.assert_array_equal(enc.vector.token_ids, whole[i].vector.token_ids)
         np.testing.assert_allclose(enc.vector.weights, whole[i].vector.weights, rtol=0, atol=1e-6)
-
 
 
 def test_progress_reports_fractions_and_counts(encoder):
@@ -210,15 +218,23 @@ def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
         name, tokenizer, max_length, drop_special, special_ids = "x", None, 8, True, frozenset()
         device, vocab_size, fingerprint = "cpu", 1, "0" * 16
 
-        def id_to_token(self, token_id): return ""  # noqa: E704
-        def encode(self, texts, **kw): return []  # noqa: E704
-        def encode_iter(self, texts, **kw): return iter(())  # noqa: E704
-        def search_vector(self, encoding, drop_special=None): return {}  # noqa: E704
+        def id_to_token(self, token_id):
+            return ""  # noqa: E704
+
+        def encode(self, texts, **kw):
+            return []  # noqa: E704
+
+        def encode_iter(self, texts, **kw):
+            return iter(())  # noqa: E704
+
+        def search_vector(self, encoding, drop_special=None):
+            return {}  # noqa: E704
 
     assert not isinstance(NoSearchVector(), Encoder)
     NoSearchVector.search_sparse_vector = lambda self, encoding, drop_special=None: None
     assert isinstance(NoSearchVector(), Encoder)  # the one missing method was what failed it
     assert not isinstance(object(), Encoder)
+
 
 # ----------------------------------------------------------------------------- fingerprints
 @pytest.mark.slow
@@ -282,10 +298,26 @@ def test_the_package_keeps_the_single_module_names():
     import sparse_demo.config as config
     import sparse_demo.encoder as encoder_pkg
 
-    names = ["DEFAULT_CHUNK_ELEMENTS", "DEFAULT_MAX_LENGTH", "MAX_TEXT_CHARS", "MIN_VOCAB_TILE", "PRECISIONS",
-             "TOKENIZE_BATCH", "Encoding", "Encoder", "ModelLoadError", "SparseVector", "SpladeEncoder",
-             "folder_identity", "hub_reachable", "load_mlm", "looks_like_path", "max_pool_projection",
-             "pool_logits", "resolve_device"]
+    names = [
+        "DEFAULT_CHUNK_ELEMENTS",
+        "DEFAULT_MAX_LENGTH",
+        "MAX_TEXT_CHARS",
+        "MIN_VOCAB_TILE",
+        "PRECISIONS",
+        "TOKENIZE_BATCH",
+        "Encoding",
+        "Encoder",
+        "ModelLoadError",
+        "SparseVector",
+        "SpladeEncoder",
+        "folder_identity",
+        "hub_reachable",
+        "load_mlm",
+        "looks_like_path",
+        "max_pool_projection",
+        "pool_logits",
+        "resolve_device",
+    ]
     assert sorted(encoder_pkg.__all__) == sorted(names)
     assert all(hasattr(encoder_pkg, n) for n in names)
     assert (encoder_pkg.DEFAULT_MAX_LENGTH, encoder_pkg.PRECISIONS) == (192, ("auto", "fp32", "bf16"))

@@ -19,10 +19,13 @@ def beir_folder(tmp_path_factory):
     queries = [q for q in full.queries if q.id in full.qrels and set(full.qrels[q.id]) <= ids][:4]
     folder = tmp_path_factory.mktemp("beir_cli")
     (folder / "qrels").mkdir()
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text},
-                                                              ensure_ascii=False) for d in docs), encoding="utf-8")
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False)
-                                                    for q in queries), encoding="utf-8")
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) for d in docs),
+        encoding="utf-8",
+    )
+    (folder / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False) for q in queries), encoding="utf-8"
+    )
     lines = [f"{q.id}\t{d}\t{g}" for q in queries for d, g in full.qrels[q.id].items()]
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines), encoding="utf-8")
     return folder
@@ -32,9 +35,28 @@ def beir_folder(tmp_path_factory):
 def test_json_table_with_a_model_and_files(beir_folder, tiny_model_dir, tmp_path, capsys):
     model = str(tiny_model_dir)
     out = tmp_path / "out"
-    code = main(["evaluate", "--corpus", str(beir_folder), "--system", "bm25", "--system", f"sparse:{model}",
-                 "--system", f"hybrid:{model}:0.5", "--sweep", "weight", "--sweep", "prune", "--trials", "200",
-                 "--json", "--out-dir", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--corpus",
+            str(beir_folder),
+            "--system",
+            "bm25",
+            "--system",
+            f"sparse:{model}",
+            "--system",
+            f"hybrid:{model}:0.5",
+            "--sweep",
+            "weight",
+            "--sweep",
+            "prune",
+            "--trials",
+            "200",
+            "--json",
+            "--out-dir",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(captured.out)
@@ -42,15 +64,35 @@ def test_json_table_with_a_model_and_files(beir_folder, tiny_model_dir, tmp_path
     rows = {r["system"]: r for r in data["systems"]}
     assert list(rows) == ["BM25", f"sparse {model}", f"hybrid {model} (w=0.5)"]
     for r in rows.values():
-        assert {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "recall@100", "flops", "index_bytes",
-                "query_active_dims", "doc_active_dims", "latency_p50_ms", "encode_docs_per_s"} <= set(r)
+        assert {
+            "recall@1",
+            "recall@5",
+            "recall@10",
+            "mrr@10",
+            "ndcg@10",
+            "recall@100",
+            "flops",
+            "index_bytes",
+            "query_active_dims",
+            "doc_active_dims",
+            "latency_p50_ms",
+            "encode_docs_per_s",
+        } <= set(r)
     assert 0.0 <= rows[f"sparse {model}"]["p_holm_ndcg@10"] <= 1.0
     assert data["weight_sweeps"][0]["best_weight"] in data["weight_sweeps"][0]["weights"]
     assert data["prune_sweep"][0]["kind"] == "none"
     assert data["reference"]["rows"][0]["system"] == "V26 (model card)"
     written = {p.name for p in out.iterdir()}
-    assert {"table.csv", "runs.csv", "per_query.csv", "report.json", "report.md", "weight_curve.html",
-            "prune_flops.html", "prune_bytes.html"} <= written
+    assert {
+        "table.csv",
+        "runs.csv",
+        "per_query.csv",
+        "report.json",
+        "report.md",
+        "weight_curve.html",
+        "prune_flops.html",
+        "prune_bytes.html",
+    } <= written
     assert "4 queries evaluated" in captured.err
 
 

@@ -66,8 +66,14 @@ SYSTEMS = ["bm25", f"sparse:{MODEL}", f"hybrid:{MODEL}:0.3", f"rrf:{MODEL}", f"h
 
 @pytest.fixture(scope="module")
 def report(small_corpus, tiny_encoder, cache):
-    return evaluate(make_eval_set(small_corpus), [parse_system(s) for s in SYSTEMS], {MODEL: tiny_encoder},
-                    cache=cache, trials=2000, resamples=500)
+    return evaluate(
+        make_eval_set(small_corpus),
+        [parse_system(s) for s in SYSTEMS],
+        {MODEL: tiny_encoder},
+        cache=cache,
+        trials=2000,
+        resamples=500,
+    )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -75,11 +81,14 @@ def _beir(tmp_path, docs, queries, qrels_lines):
     folder = tmp_path / "beir"
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text(
-        "\n".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) for i, t in docs), encoding="utf-8")
+        "\n".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) for i, t in docs), encoding="utf-8"
+    )
     (folder / "queries.jsonl").write_text(
-        "\n".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) for i, t in queries), encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(qrels_lines),
-                                              encoding="utf-8")
+        "\n".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) for i, t in queries), encoding="utf-8"
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "\n".join(qrels_lines), encoding="utf-8"
+    )
     return folder
 
 
@@ -87,8 +96,7 @@ DOCS = [("d1", "당뇨병 치료 방법"), ("d2", "전세 보증금 반환"), ("
 
 
 def test_beir_folder_drops_unjudged_queries_and_counts_them(tmp_path):
-    folder = _beir(tmp_path, DOCS, [("q1", "당뇨 치료"), ("q2", "보증금"), ("q3", "날씨")],
-                   ["q1\td1\t1", "q2\td2\t2"])
+    folder = _beir(tmp_path, DOCS, [("q1", "당뇨 치료"), ("q2", "보증금"), ("q3", "날씨")], ["q1\td1\t1", "q2\td2\t2"])
     s = load_eval_set(folder)
     assert len(s.queries) == 2 and [q.id for q in s.queries] == ["q1", "q2"]
     assert s.notes == ("1 of 3 queries have no relevance judgement and are not evaluated (first: q3).",)
@@ -135,11 +143,15 @@ def test_duplicate_ids_empty_corpus_and_wrong_formats(tmp_path):
 
 def test_pairs_file_corpus_is_the_distinct_passages(tmp_path):
     path = tmp_path / "pairs.tsv"
-    path.write_text("query\tpositive\tnegative\n당뇨 치료\t당뇨병 치료 방법\t감기 예방\n"
-                    "보증금\t전세 보증금 반환\t당뇨병 치료 방법\n당뇨 치료\t인슐린 치료\t\n", encoding="utf-8")
+    path.write_text(
+        "query\tpositive\tnegative\n당뇨 치료\t당뇨병 치료 방법\t감기 예방\n"
+        "보증금\t전세 보증금 반환\t당뇨병 치료 방법\n당뇨 치료\t인슐린 치료\t\n",
+        encoding="utf-8",
+    )
     s = load_eval_set(path)
-    assert sorted(d.text for d in s.documents) == sorted(["당뇨병 치료 방법", "감기 예방", "전세 보증금 반환",
-                                                          "인슐린 치료"])
+    assert sorted(d.text for d in s.documents) == sorted(
+        ["당뇨병 치료 방법", "감기 예방", "전세 보증금 반환", "인슐린 치료"]
+    )
     assert len(s.queries) == 2
     by_text = {d.text: d.id for d in s.documents}
     first = s.queries[0]
@@ -160,8 +172,12 @@ def test_sampling_is_seeded_and_noted(small_corpus):
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("bm25:x", "takes no model"), ("sparse", "needs a model"), ("dense:m", "unknown system"),
-     ("hybrid:m:1.5", r"\[0, 1\]")],
+    [
+        ("bm25:x", "takes no model"),
+        ("sparse", "needs a model"),
+        ("dense:m", "unknown system"),
+        ("hybrid:m:1.5", r"\[0, 1\]"),
+    ],
 )
 def test_system_parse_errors(text, match):
     with pytest.raises(ValueError, match=match):
@@ -183,9 +199,12 @@ def test_system_labels():
 @pytest.mark.slow
 def test_runs_equal_the_search_tab(report, small_corpus, tiny_encoder):
     index = svc.build_index(small_corpus, tiny_encoder)
-    expected = {"BM25": ("bm25", {}), f"sparse {MODEL}": ("sparse", {}),
-                f"hybrid {MODEL} (w=0.3)": ("hybrid", {"weight": 0.3}),
-                f"hybrid {MODEL} (RRF)": ("hybrid", {"fusion": "rrf"})}
+    expected = {
+        "BM25": ("bm25", {}),
+        f"sparse {MODEL}": ("sparse", {}),
+        f"hybrid {MODEL} (w=0.3)": ("hybrid", {"weight": 0.3}),
+        f"hybrid {MODEL} (RRF)": ("hybrid", {"fusion": "rrf"}),
+    }
     for label, (method, kwargs) in expected.items():
         row = report.system(label)
         for q in small_corpus.queries:
@@ -199,8 +218,12 @@ def test_metrics_of_the_report_equal_ranx_on_its_runs(report):
     ranx = pytest.importorskip("ranx")
     qrels = ranx.Qrels(report.qrels)
     for row in report.systems:
-        run = ranx.Run({q: {d: float(len(hits) - i) for i, (d, _) in enumerate(hits)} or {"__none__": 0.0}
-                        for q, hits in row.run.items()})
+        run = ranx.Run(
+            {
+                q: {d: float(len(hits) - i) for i, (d, _) in enumerate(hits)} or {"__none__": 0.0}
+                for q, hits in row.run.items()
+            }
+        )
         theirs = ranx.evaluate(qrels, run, ["recall@1", "recall@10", "mrr@10", "ndcg@10"])
         for m, v in theirs.items():
             assert row.means[m] == pytest.approx(v, abs=1e-6), (row.label, m)
@@ -234,8 +257,11 @@ def _best_by_hand(values: dict[float, dict[str, float]], queries: list[str]) -> 
     best = None
     for w in GRID:  # ascending, so a later weight replaces only when strictly better or strictly closer
         mean = sum(values[w][q] for q in queries) / len(queries)
-        if best is None or mean > best[1] + 1e-12 or (abs(mean - best[1]) <= 1e-12 and
-                                                      abs(w - 0.5) < abs(best[0] - 0.5) - 1e-9):
+        if (
+            best is None
+            or mean > best[1] + 1e-12
+            or (abs(mean - best[1]) <= 1e-12 and abs(w - 0.5) < abs(best[0] - 0.5) - 1e-9)
+        ):
             best = (w, mean)
     return best[0]
 
@@ -284,7 +310,8 @@ def test_cv_row_equals_a_hand_computation(report, hand_ndcg):
     assert f"folds: {', '.join(f'{w:g}' for w in want_fold)}" in note
     assert f"Chosen on all 6 queries: {sweep.best_weight:g} " in note
     assert f"5-fold CV row scores each query with a weight chosen without it: {sweep.cv.summary()}" in to_markdown(
-        report)
+        report
+    )
 
 
 def test_a_folds_weight_never_depends_on_its_own_queries():
@@ -310,14 +337,28 @@ def test_a_folds_weight_never_depends_on_its_own_queries():
 
 
 def test_cv_with_few_queries_is_leave_one_out_and_said(small_corpus, tiny_encoder, cache):
-    three = Corpus("three", small_corpus.documents, small_corpus.queries[:3],
-                   {q.id: small_corpus.qrels[q.id] for q in small_corpus.queries[:3]})
-    rep = evaluate(make_eval_set(three), [parse_system("bm25"), parse_system(f"hybrid:{MODEL}:best")],
-                   {MODEL: tiny_encoder}, cache=cache, trials=100, resamples=100)
+    three = Corpus(
+        "three",
+        small_corpus.documents,
+        small_corpus.queries[:3],
+        {q.id: small_corpus.qrels[q.id] for q in small_corpus.queries[:3]},
+    )
+    rep = evaluate(
+        make_eval_set(three),
+        [parse_system("bm25"), parse_system(f"hybrid:{MODEL}:best")],
+        {MODEL: tiny_encoder},
+        cache=cache,
+        trials=100,
+        resamples=100,
+    )
     assert [s.label for s in rep.systems] == ["BM25", f"hybrid {MODEL} (weight by 3-fold CV)"]
     assert rep.weight_sweeps[0].folds == 3 and sorted(rep.weight_sweeps[0].cv.fold_of.values()) == [0, 1, 2]
-    one = Corpus("one", small_corpus.documents, small_corpus.queries[:1],
-                 {small_corpus.queries[0].id: small_corpus.qrels[small_corpus.queries[0].id]})
+    one = Corpus(
+        "one",
+        small_corpus.documents,
+        small_corpus.queries[:1],
+        {small_corpus.queries[0].id: small_corpus.qrels[small_corpus.queries[0].id]},
+    )
     with pytest.raises(ValueError, match="needs at least 2 judged queries; this set has 1"):
         evaluate(make_eval_set(one), [parse_system(f"hybrid:{MODEL}:best")], {MODEL: tiny_encoder}, cache=cache)
 
@@ -346,8 +387,14 @@ def test_cost_columns_by_hand(report, small_corpus, tiny_encoder, cache):
 def test_second_run_uses_the_cache_and_cancel_stops(small_corpus, tiny_encoder, cache, report):
     hits = cache.hits
     seen = []
-    again = evaluate(make_eval_set(small_corpus), [parse_system(f"sparse:{MODEL}")], {MODEL: tiny_encoder},
-                     cache=cache, trials=100, progress=lambda f, m: seen.append(f))
+    again = evaluate(
+        make_eval_set(small_corpus),
+        [parse_system(f"sparse:{MODEL}")],
+        {MODEL: tiny_encoder},
+        cache=cache,
+        trials=100,
+        progress=lambda f, m: seen.append(f),
+    )
     assert cache.hits == hits + 1 and again.systems[0].cost.encodings_cached
     assert again.systems[0].means == report.system(f"sparse {MODEL}").means
     assert all(0.0 <= f <= 1.0 for f in seen) and seen[-1] == 1.0
@@ -390,7 +437,8 @@ def test_csv_and_json_outputs(report):
     data = to_json(report, runs=True)
     assert data["queries_evaluated"] == report.num_queries and data["reference"]["source"] == REFERENCE_NOTE
     assert {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "flops", "latency_p50_ms"} <= set(
-        data["systems"][1])
+        data["systems"][1]
+    )
     assert len(data["per_query"]) == len(report.systems) * report.num_queries
     first = data["runs"][0]
     assert first["rank"] == 1 and first["relevance"] == report.qrels[first["query_id"]].get(first["doc_id"], 0)
@@ -428,8 +476,12 @@ def test_prune_vector_by_hand():
 
 def test_prune_sweep_unpruned_point_equals_the_sparse_row(report):
     points = prune_sweep(report, top_ks=(4,), ratios=(0.5,))
-    assert [(p.kind, p.setting) for p in points] == [("none", None), ("doc top-k", 4), ("query top-k", 4),
-                                                      ("max_ratio", 0.5)]
+    assert [(p.kind, p.setting) for p in points] == [
+        ("none", None),
+        ("doc top-k", 4),
+        ("query top-k", 4),
+        ("max_ratio", 0.5),
+    ]
     assert points[0].ndcg10 == pytest.approx(report.system(f"sparse {MODEL}").means["ndcg@10"])
     assert points[0].flops == pytest.approx(report.system(f"sparse {MODEL}").cost.flops)
     assert points[1].doc_active <= 4 and points[2].query_active <= 4

@@ -23,12 +23,16 @@ def beir_zip(tmp_path_factory):
     queries = [q for q in full.queries if q.id in full.qrels and set(full.qrels[q.id]) <= ids][:4]
     path = tmp_path_factory.mktemp("zip") / "small.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("small/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False)
-                                                    for d in docs))
-        zf.writestr("small/queries.jsonl", "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False)
-                                                     for q in queries))
-        zf.writestr("small/qrels/test.tsv", "\n".join(f"{q.id}\t{d}\t{g}" for q in queries
-                                                      for d, g in full.qrels[q.id].items()))
+        zf.writestr(
+            "small/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False) for d in docs)
+        )
+        zf.writestr(
+            "small/queries.jsonl",
+            "\n".join(json.dumps({"_id": q.id, "text": q.text}, ensure_ascii=False) for q in queries),
+        )
+        zf.writestr(
+            "small/qrels/test.tsv", "\n".join(f"{q.id}\t{d}\t{g}" for q in queries for d, g in full.qrels[q.id].items())
+        )
     return path
 
 
@@ -44,18 +48,38 @@ def test_tab_builds_and_connects_to_the_query_boxes(app_context):
 def test_upload_and_model_table_with_curves(app_context, beir_zip):
     up = tab.load_input(app_context, str(beir_zip))
     assert up.eval_set is not None and "4 judged queries over 10 documents" in up.status
-    r = tab.run_evaluation(app_context, tab.UPLOAD_LABEL, up.eval_set, ["tiny-a"], ["bm25", "sparse", "hybrid", "best"],
-                           "0.3, 0.7", "memory", 0, 0, ["weight", "prune"])
+    r = tab.run_evaluation(
+        app_context,
+        tab.UPLOAD_LABEL,
+        up.eval_set,
+        ["tiny-a"],
+        ["bm25", "sparse", "hybrid", "best"],
+        "0.3, 0.7",
+        "memory",
+        0,
+        0,
+        ["weight", "prune"],
+    )
     assert r.report is not None, r.status
-    assert list(r.table["System"]) == ["BM25 (baseline)", "sparse tiny-a", "hybrid tiny-a (w=0.3)",
-                                       "hybrid tiny-a (w=0.7)", "hybrid tiny-a (weight by 4-fold CV)"]
+    assert list(r.table["System"]) == [
+        "BM25 (baseline)",
+        "sparse tiny-a",
+        "hybrid tiny-a (w=0.3)",
+        "hybrid tiny-a (w=0.7)",
+        "hybrid tiny-a (weight by 4-fold CV)",
+    ]
     assert "4 queries evaluated" in r.status
     assert not r.table["System"].str.contains("model card").any()
     assert list(r.reference["System"]) == ["V26 (model card)", "BM25 (model card)"]
     assert r.weight_chart is not None and r.prune_flops_chart is not None and r.prune_bytes_chart is not None
     assert "Suggested weight for **tiny-a**" in r.chart_status
-    assert {p.rsplit("/", 1)[-1] for p in r.files} == {"table.csv", "runs.csv", "per_query.csv", "report.json",
-                                                       "report.md"}
+    assert {p.rsplit("/", 1)[-1] for p in r.files} == {
+        "table.csv",
+        "runs.csv",
+        "per_query.csv",
+        "report.json",
+        "report.md",
+    }
     assert pd.read_csv(r.files[0])["system"].tolist() == r.labels
     wl = tab.compare_systems(r.report, r.labels[0], r.labels[1])
     assert "wins" in wl.status and len(wl.table) == 4
@@ -66,8 +90,9 @@ def test_upload_and_model_table_with_curves(app_context, beir_zip):
 def test_bm25_on_the_sample_and_cancel(app_context):
     r = tab.run_evaluation(app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 20, 1, [])
     assert r.report is not None and "20 of 181 queries evaluated" in r.status
-    stopped = tab.run_evaluation(app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 5, 0, [],
-                                 should_stop=lambda: True)
+    stopped = tab.run_evaluation(
+        app_context, tab.SAMPLE_LABEL, None, [], ["bm25"], "", "memory", 5, 0, [], should_stop=lambda: True
+    )
     assert "cancelled" in stopped.status and stopped.report is None
 
 
@@ -84,8 +109,17 @@ def test_bm25_on_the_sample_and_cancel(app_context):
     ],
 )
 def test_bad_choices_become_messages(app_context, kwargs, needle):
-    args = {"choice": tab.SAMPLE_LABEL, "uploaded": None, "models": ["tiny-a"], "kinds": ["bm25", "sparse"],
-            "weights": "0.5", "backend": "memory", "sample": 3, "seed": 0, "sweeps": []}
+    args = {
+        "choice": tab.SAMPLE_LABEL,
+        "uploaded": None,
+        "models": ["tiny-a"],
+        "kinds": ["bm25", "sparse"],
+        "weights": "0.5",
+        "backend": "memory",
+        "sample": 3,
+        "seed": 0,
+        "sweeps": [],
+    }
     args.update(kwargs)
     r = tab.run_evaluation(app_context, **args)
     assert r.report is None and needle in r.status and r.status.startswith("⛔")
@@ -146,8 +180,19 @@ def test_the_best_dev_weight_becomes_the_search_tabs_default(app_context, beir_z
 
     mine_weights = svc.TunedWeights()  # this visitor's (ctx.tuned_weights.of(session) in the app)
     up = tab.load_input(app_context, str(beir_zip))
-    r = tab.run_evaluation(app_context, tab.UPLOAD_LABEL, up.eval_set, ["tiny-a"], ["bm25", "best"], "0.5",
-                           "memory", 0, 0, [], tuned=mine_weights)
+    r = tab.run_evaluation(
+        app_context,
+        tab.UPLOAD_LABEL,
+        up.eval_set,
+        ["tiny-a"],
+        ["bm25", "best"],
+        "0.5",
+        "memory",
+        0,
+        0,
+        [],
+        tuned=mine_weights,
+    )
     assert r.report is not None and len(r.report.weight_sweeps) == 1, r.status
     sweep = r.report.weight_sweeps[0]
     assert len(mine_weights) == 1 and "the Search tab now uses it" in r.chart_status
@@ -155,16 +200,48 @@ def test_the_best_dev_weight_becomes_the_search_tabs_default(app_context, beir_z
     corpus = search_tab.load_upload(app_context, str(beir_zip)).corpus  # the same documents, read by the Search tab
     session = svc.SearchSession()
     query = "당뇨병 치료"
-    tuned = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
-                                  method="hybrid", weight=None, top_k=3, tuned=mine_weights)
+    tuned = search_tab.run_search(
+        app_context,
+        session,
+        query,
+        search_tab.UPLOAD_LABEL,
+        corpus,
+        "tiny-a",
+        method="hybrid",
+        weight=None,
+        top_k=3,
+        tuned=mine_weights,
+    )
     assert tuned.outcome is not None and tuned.outcome.weight == sweep.best_weight, tuned.status
-    assert (f"weight {sweep.best_weight:g} tuned by the Evaluate tab for this model and corpus (best ndcg@10 "
-            f"on all {sweep.dev_queries} queries" in tuned.status)
-    mine = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, corpus, "tiny-a",
-                                 method="hybrid", weight=0.85, top_k=3, tuned=mine_weights)
+    assert (
+        f"weight {sweep.best_weight:g} tuned by the Evaluate tab for this model and corpus (best ndcg@10 "
+        f"on all {sweep.dev_queries} queries" in tuned.status
+    )
+    mine = search_tab.run_search(
+        app_context,
+        session,
+        query,
+        search_tab.UPLOAD_LABEL,
+        corpus,
+        "tiny-a",
+        method="hybrid",
+        weight=0.85,
+        top_k=3,
+        tuned=mine_weights,
+    )
     assert mine.outcome.weight == 0.85 and "tuned by" not in mine.status  # the user's slider wins
     other = dataclasses.replace(corpus, documents=corpus.documents[:5])  # another corpus: no tuned weight
-    fallback = search_tab.run_search(app_context, session, query, search_tab.UPLOAD_LABEL, other, "tiny-a",
-                                     method="hybrid", weight=None, top_k=3, tuned=mine_weights)
+    fallback = search_tab.run_search(
+        app_context,
+        session,
+        query,
+        search_tab.UPLOAD_LABEL,
+        other,
+        "tiny-a",
+        method="hybrid",
+        weight=None,
+        top_k=3,
+        tuned=mine_weights,
+    )
     assert fallback.outcome.weight == 0.5 and "default weight 0.5" in fallback.status
     assert "tuned by the Evaluate tab" not in fallback.status

@@ -36,8 +36,11 @@ def test_metrics_by_hand():
     ndcg1 = (1 / math.log2(3)) / 1.0
     ndcg2 = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert m.ndcg10 == pytest.approx((ndcg1 + ndcg2 + 0) / 3)
-    per_query = run_metrics({"a": rankings[0], "b": rankings[1], "c": rankings[2]},
-                            {"a": {"b": 1}, "b": {"z": 1, "w": 1}, "c": {"r": 1}}, ("mrr@10",))["mrr@10"]
+    per_query = run_metrics(
+        {"a": rankings[0], "b": rankings[1], "c": rankings[2]},
+        {"a": {"b": 1}, "b": {"z": 1, "w": 1}, "c": {"r": 1}},
+        ("mrr@10",),
+    )["mrr@10"]
     assert list(per_query.values()) == pytest.approx([0.5, 1 / 3, 0.0])
     assert set(m.as_row()) == {"R@1", "R@2", "R@5", "MRR@10", "nDCG@10"}
 
@@ -50,8 +53,12 @@ def test_mrr_only_counts_top_ten_and_duplicates_once():
 
 @pytest.mark.parametrize(
     ("qrels", "metrics", "match"),
-    [({"q": {}}, ("mrr@10",), "no relevant document"), ({"q": {"a": 0}}, ("mrr@10",), "no relevant document"),
-     ({"q": {"a": 1}}, ("recall@0",), "cut-off must be >= 1"), ({"q": {"a": 1}}, ("map",), "needs a cut-off")],
+    [
+        ({"q": {}}, ("mrr@10",), "no relevant document"),
+        ({"q": {"a": 0}}, ("mrr@10",), "no relevant document"),
+        ({"q": {"a": 1}}, ("recall@0",), "cut-off must be >= 1"),
+        ({"q": {"a": 1}}, ("map",), "needs a cut-off"),
+    ],
 )
 def test_metric_errors(qrels, metrics, match):
     with pytest.raises(ValueError, match=match):
@@ -122,8 +129,12 @@ def test_query_metrics_by_hand_graded():
 
 @pytest.mark.parametrize(
     ("qrels", "metrics", "match"),
-    [({"a": 0}, ("ndcg@10",), "no relevant"), ({"a": 1}, ("ndcg",), "cut-off"), ({"a": 1}, ("map@10",), "unknown"),
-     ({"a": 1}, ("ndcg@0",), ">= 1")],
+    [
+        ({"a": 0}, ("ndcg@10",), "no relevant"),
+        ({"a": 1}, ("ndcg",), "cut-off"),
+        ({"a": 1}, ("map@10",), "unknown"),
+        ({"a": 1}, ("ndcg@0",), ">= 1"),
+    ],
 )
 def test_query_metrics_errors(qrels, metrics, match):
     from sparse_demo.evaluation import query_metrics

@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow  # the CLI in new processes
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
-    env.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"})
+    env.update(
+        {
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONIOENCODING": "utf-8",
+        }
+    )
     return env
 
 
@@ -39,14 +46,16 @@ def test_out_an_existing_file_is_bad_input(env, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "x").write_text("x")
-    assert_one_line_error(run_cli(env, "finetune", "--pairs", pairs, "--base", "new-tiny", "--out", str(full)), 2,
-                          "not empty")
+    assert_one_line_error(
+        run_cli(env, "finetune", "--pairs", pairs, "--base", "new-tiny", "--out", str(full)), 2, "not empty"
+    )
 
 
 def test_size_that_contradicts_the_base_is_bad_input(env, tmp_path):
     pairs = _pairs(tmp_path / "p.jsonl", 12)
-    proc = run_cli(env, "finetune", "--pairs", pairs, "--base", "new-small", "--size", "tiny",
-                   "--out", str(tmp_path / "m"))
+    proc = run_cli(
+        env, "finetune", "--pairs", pairs, "--base", "new-small", "--size", "tiny", "--out", str(tmp_path / "m")
+    )
     assert_one_line_error(proc, 2, "--size tiny contradicts --base new-small")
 
 
@@ -56,6 +65,7 @@ def test_cli_and_app_need_the_same_number_of_pairs(env, tmp_path, app_context):
     too_few = _pairs(tmp_path / "few.jsonl", MIN_PAIRS - 1)
     proc = run_cli(env, "finetune", "--pairs", too_few, "--base", "new-tiny", "--out", str(tmp_path / "m"))
     assert_one_line_error(proc, 2, f"needs at least {MIN_PAIRS}")
-    (update,) = list(run_training(app_context, TrainRequest(pairs_file=too_few, base="new", size="tiny"),
-                                  threading.Event()))
+    (update,) = list(
+        run_training(app_context, TrainRequest(pairs_file=too_few, base="new", size="tiny"), threading.Event())
+    )
     assert update.status.startswith("⛔") and f"at least {MIN_PAIRS}" in update.status

@@ -26,8 +26,9 @@ PAIRS = [
 def write_pairs(path, rows) -> str:
     import json
 
-    path.write_text("\n".join(json.dumps({"query": q, "positive": p}, ensure_ascii=False) for q, p in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps({"query": q, "positive": p}, ensure_ascii=False) for q, p in rows), encoding="utf-8"
+    )
     return str(path)
 
 
@@ -35,8 +36,9 @@ def test_short_training_run_produces_a_private_model(app_context, tmp_path):
     variants = [(f"{q}{suffix}", p) for q, p in PAIRS[:6] for suffix in ("", " 방법", "에 대해 알려주세요", " 정보")]
     pairs = write_pairs(tmp_path / "pairs.jsonl", variants)
     held_out = write_pairs(tmp_path / "eval.jsonl", [(q + "?", p) for q, p in PAIRS[6:]])  # other passages
-    req = TrainRequest(pairs_file=pairs, eval_file=held_out, base="new", size="tiny", epochs=3, batch_size=8,
-                       lr=1e-3, time_limit_s=60)
+    req = TrainRequest(
+        pairs_file=pairs, eval_file=held_out, base="new", size="tiny", epochs=3, batch_size=8, lr=1e-3, time_limit_s=60
+    )
     updates = list(run_training(app_context, req, threading.Event(), poll_s=0.2))
     final = updates[-1]
     assert final.done and not final.status.startswith("⛔"), final.status
@@ -72,8 +74,12 @@ def test_bad_pairs_files(app_context, tmp_path, name, content, match):
 
 def test_bad_settings(app_context, tmp_path):
     pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
-    for req in (TrainRequest(pairs_file=pairs, batch_size=1), TrainRequest(pairs_file=pairs, lr=-1),
-                TrainRequest(pairs_file=pairs, time_limit_s=0), TrainRequest(pairs_file=pairs, base="  ")):
+    for req in (
+        TrainRequest(pairs_file=pairs, batch_size=1),
+        TrainRequest(pairs_file=pairs, lr=-1),
+        TrainRequest(pairs_file=pairs, time_limit_s=0),
+        TrainRequest(pairs_file=pairs, base="  "),
+    ):
         up = list(run_training(app_context, req, threading.Event()))[-1]
         assert up.status.startswith("⛔"), up.status
 
@@ -186,8 +192,9 @@ def test_tokenizer_box_follows_the_sources_policy(app_context, tmp_path, tiny_mo
 
 
 def _scan_for(texts: dict[str, str], needles: list[str]) -> list[str]:
-    return [f"{needle!r} in {where}" for where, text in texts.items() for needle in needles
-            if needle and needle in text]
+    return [
+        f"{needle!r} in {where}" for where, text in texts.items() for needle in needles if needle and needle in text
+    ]
 
 
 @pytest.mark.slow
@@ -207,8 +214,15 @@ def test_public_mode_shows_and_writes_no_server_path(app_context, tmp_path):
     variants = [(f"{q}{suffix}", p) for q, p in PAIRS for suffix in ("", " 방법", " 정보")]
     extra = [(f"질문 {i}", f"문서 {i}: {p}") for i, (_, p) in enumerate(PAIRS)]
     pairs = write_pairs(tmp_path / "my-secret-project.jsonl", variants + extra)
-    req = TrainRequest(pairs_file=pairs, base="new", size="tiny", tokenizer=str(tok) if tok else None,
-                       epochs=2, batch_size=8, time_limit_s=600)
+    req = TrainRequest(
+        pairs_file=pairs,
+        base="new",
+        size="tiny",
+        tokenizer=str(tok) if tok else None,
+        epochs=2,
+        batch_size=8,
+        time_limit_s=600,
+    )
     updates = list(run_training(ctx, req, threading.Event(), poll_s=0.3, session=session))
     final = updates[-1]
     assert final.done and final.zip_path, final.status
@@ -224,8 +238,16 @@ def test_public_mode_shows_and_writes_no_server_path(app_context, tmp_path):
         for member in zf.namelist():
             texts[f"zip {member}"] = member + zf.read(member).decode("utf-8", errors="replace")
     texts["zip name"] = Path(final.zip_path).name
-    needles = [str(ctx.workdir), ctx.workdir.name, session, "/tmp/", str(tmp_path), str(roots), "my-secret-project",
-               "visitors/"]
+    needles = [
+        str(ctx.workdir),
+        ctx.workdir.name,
+        session,
+        "/tmp/",
+        str(tmp_path),
+        str(roots),
+        "my-secret-project",
+        "visitors/",
+    ]
     assert not _scan_for(texts, needles)
     record = json.loads((folder / "training_info.json").read_text(encoding="utf-8"))
     assert "output_dir" not in record["config"] and "out_path" not in record["config"]
@@ -313,8 +335,17 @@ def test_a_deadline_stops_the_loop_as_a_time_limit(tmp_path):
     from sparse_demo.train import TrainConfig, train
 
     pairs = write_pairs(tmp_path / "pairs.jsonl", PAIRS)
-    config = TrainConfig(base="new", size="tiny", batch_size=4, epochs=50, time_limit_s=600, bf16="off",
-                         out_path=str(tmp_path / "m"), tokenizer_vocab_size=300, num_threads=1)
+    config = TrainConfig(
+        base="new",
+        size="tiny",
+        batch_size=4,
+        epochs=50,
+        time_limit_s=600,
+        bf16="off",
+        out_path=str(tmp_path / "m"),
+        tokenizer_vocab_size=300,
+        num_threads=1,
+    )
     result = train(config, pairs, deadline=time.monotonic())
     assert result.status == "time_limit" and result.steps == 0 and result.model_dir is not None
 
@@ -327,8 +358,9 @@ def test_base_and_size_cannot_contradict(tiny_model_dir):
     assert size_update("new-small") == {"__type__": "update", "visible": True, "interactive": False, "value": "small"}
     assert size_update("tiny-a") == {"__type__": "update", "visible": False}  # a pretrained base has no size
     # what the card and record keep: the size used, and none for a pretrained base
-    assert TrainRequest(pairs_file=None, base="new-small", size="tiny").to_config(Path("/x")).to_dict()["size"] \
-        == "small"
+    assert (
+        TrainRequest(pairs_file=None, base="new-small", size="tiny").to_config(Path("/x")).to_dict()["size"] == "small"
+    )
     assert TrainRequest(pairs_file=None, base="new", size="tiny").to_config(Path("/x")).to_dict()["size"] == "tiny"
     record = TrainConfig(base=str(tiny_model_dir), base_name="tiny-a", size="tiny").to_dict()
     assert record["size"] is None and record["base"] == "tiny-a"

@@ -11,43 +11,49 @@ import pytest
 from sparse_demo.formatting import EMPTY_HEADER, display_frame, fmt_number, fmt_p, fmt_percent, round_sig
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (1.5869765281677246, "1.587"),
-    (2.5022067420482636, "2.502"),
-    (11.0489, "11.05"),
-    (115.2512, "115.3"),
-    (9.3405, "9.341"),
-    (0.646036, "0.646"),
-    (0.0072, "0.0072"),
-    (0.5, "0.5"),
-    (1.0, "1"),
-    (9.99996, "10"),
-    (-0.7109, "-0.7109"),
-    (-1.586977, "-1.587"),
-    (0.0, "0"),
-    (123456.7, "123,457"),
-    (0.0000123, "1.230e-05"),
-    (17980, "17,980"),
-    (np.int64(313), "313"),
-    (np.float32(0.25), "0.25"),
-    (None, "—"),
-    (float("nan"), "—"),
-    ("med-001", "med-001"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.5869765281677246, "1.587"),
+        (2.5022067420482636, "2.502"),
+        (11.0489, "11.05"),
+        (115.2512, "115.3"),
+        (9.3405, "9.341"),
+        (0.646036, "0.646"),
+        (0.0072, "0.0072"),
+        (0.5, "0.5"),
+        (1.0, "1"),
+        (9.99996, "10"),
+        (-0.7109, "-0.7109"),
+        (-1.586977, "-1.587"),
+        (0.0, "0"),
+        (123456.7, "123,457"),
+        (0.0000123, "1.230e-05"),
+        (17980, "17,980"),
+        (np.int64(313), "313"),
+        (np.float32(0.25), "0.25"),
+        (None, "—"),
+        (float("nan"), "—"),
+        ("med-001", "med-001"),
+    ],
+)
 def test_fmt_number(value, expected):
     assert fmt_number(value) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (0.006999, "0.007"),
-    (0.0004, "< 0.001"),
-    (0.000999, "< 0.001"),
-    (0.001, "0.001"),
-    (0.5222, "0.522"),
-    (1.0, "1.000"),
-    (None, "—"),
-    (float("nan"), "—"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.006999, "0.007"),
+        (0.0004, "< 0.001"),
+        (0.000999, "< 0.001"),
+        (0.001, "0.001"),
+        (0.5222, "0.522"),
+        (1.0, "1.000"),
+        (None, "—"),
+        (float("nan"), "—"),
+    ],
+)
 def test_fmt_p(value, expected):
     assert fmt_p(value) == expected
 
@@ -69,12 +75,19 @@ def test_round_sig_keeps_numbers():
 
 
 def test_display_frame_rounds_renames_and_leaves_the_input_alone():
-    frame = pd.DataFrame({
-        "token": ["▁당", "수"], "query_weight": [1.5818597078323364, 0.123456789],
-        "rank": [1, 2], "share": [0.15123, 0.5], "p": [0.0004, 0.0312], "raw": ["▁당", "수"],
-    })
-    shown = display_frame(frame, "unused", rename={"query_weight": "q weight"}, drop=["raw"],
-                          percent=["share"], p_values=["p"])
+    frame = pd.DataFrame(
+        {
+            "token": ["▁당", "수"],
+            "query_weight": [1.5818597078323364, 0.123456789],
+            "rank": [1, 2],
+            "share": [0.15123, 0.5],
+            "p": [0.0004, 0.0312],
+            "raw": ["▁당", "수"],
+        }
+    )
+    shown = display_frame(
+        frame, "unused", rename={"query_weight": "q weight"}, drop=["raw"], percent=["share"], p_values=["p"]
+    )
     assert list(shown.columns) == ["token", "q weight", "rank", "share", "p"]
     assert shown["q weight"].tolist() == [1.582, 0.1235]
     assert shown["rank"].tolist() == [1, 2]

@@ -180,8 +180,11 @@ def test_add_encoded_matches_dict_path(docs):
 def test_progress_callback(docs):
     calls = []
     MemoryBackend().add(docs, progress=lambda f, m: calls.append((f, m)), batch_size=64)
-    assert calls == [(64 / 150, "64/150 documents indexed"), (128 / 150, "128/150 documents indexed"),
-                     (1.0, "150/150 documents indexed")]
+    assert calls == [
+        (64 / 150, "64/150 documents indexed"),
+        (128 / 150, "128/150 documents indexed"),
+        (1.0, "150/150 documents indexed"),
+    ]
 
 
 @pytest.mark.parametrize("method", ["minmax", "rrf"])

@@ -21,13 +21,15 @@ def small_app(tmp_path_factory, wordpiece_model_dir):
     from sparse_demo.ui.common import AppContext
 
     presets = tmp_path_factory.mktemp("load") / "models.json"
-    presets.write_text(json.dumps({"default": "wp", "presets": [{"name": "wp", "source": str(wordpiece_model_dir)}]}),
-                       encoding="utf-8")
+    presets.write_text(
+        json.dumps({"default": "wp", "presets": [{"name": "wp", "source": str(wordpiece_model_dir)}]}), encoding="utf-8"
+    )
     ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
     demo = build_app(ctx)
     port = free_port()
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True)
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
+    )
     yield f"http://127.0.0.1:{port}/", ctx
     demo.close()
 
@@ -48,6 +50,12 @@ def test_three_visitors_and_a_fine_tune(small_app):
 def test_endpoint_table_names_every_handler(small_app):
     url, _ = small_app
     eps = load_test.endpoints(url)
-    for key in ("explore-run.click", "compare-run.click", "search-index.click", "search-run.click",
-                "ft-start.click", "explore-model.focus"):
+    for key in (
+        "explore-run.click",
+        "compare-run.click",
+        "search-index.click",
+        "search-run.click",
+        "ft-start.click",
+        "explore-model.focus",
+    ):
         assert key in eps, sorted(eps)

@@ -85,8 +85,9 @@ def test_idf_penalties_exclude_special_tokens_from_normalisation():
     by_hand = [math.log(1 + (4 - d + 0.5) / (d + 0.5)) for d in [4, 3, 1, 2, 0]]
     np.testing.assert_allclose(idf, by_hand)
     alpha = 4.0
-    pen = idf_penalties(idf, special_ids=[0], stopword_ids=[3], idf_alpha=alpha,
-                        stopword_penalty=15, special_token_penalty=100).numpy()
+    pen = idf_penalties(
+        idf, special_ids=[0], stopword_ids=[3], idf_alpha=alpha, stopword_penalty=15, special_token_penalty=100
+    ).numpy()
     lo, hi = by_hand[1], by_hand[4]  # min/max over non-special ids 1..4 (not id 0's lower idf)
     norm = [min(1.0, max(0.0, (x - lo) / (hi - lo))) for x in by_hand]
     expected = [(1 + alpha * (1 - norm[j])) * s for j, s in enumerate([100, 1, 1, 15, 1])]
@@ -100,15 +101,17 @@ def test_idf_penalties_exclude_special_tokens_from_normalisation():
 
 
 def test_splade_loss_total_combines_terms():
-    cfg = LossConfig(lambda_flops_query=0.1, lambda_flops_doc=0.2, reg_warmup_steps=10, margin=1.0,
-                     lambda_margin=0.5, lambda_kd=0.3)
+    cfg = LossConfig(
+        lambda_flops_query=0.1, lambda_flops_doc=0.2, reg_warmup_steps=10, margin=1.0, lambda_margin=0.5, lambda_kd=0.3
+    )
     q, d, n = torch.tensor(Q), torch.tensor(D), torch.tensor(N)
     rows = torch.tensor([0, 2])
     teacher = torch.tensor([1.0, 0.0, 2.0])
     tmask = torch.tensor([True, False, True])
     penalty = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    out = splade_loss(q, d, cfg, step=5, penalty=penalty, negatives=n, negative_rows=rows,
-                      teacher=teacher, teacher_mask=tmask)
+    out = splade_loss(
+        q, d, cfg, step=5, penalty=penalty, negatives=n, negative_rows=rows, teacher=teacher, teacher_mask=tmask
+    )
     lam = 0.25  # (5 / 10)^2
     nce = _nce_by_hand(Q, D + N, 1.0)
     fq = sum([1, 2, 3, 4][j] * (sum(r[j] for r in Q) / 3) ** 2 for j in range(4))

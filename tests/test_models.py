@@ -119,8 +119,9 @@ def test_failed_preset_is_retried_after_timeout_or_refresh(tmp_path, tiny_model_
     assert reg.get("later") is not None
     assert not any(s.error for s in reg.status())
 
-    reg0 = ModelRegistry(make_settings(tmp_path, [{"name": "x", "source": str(tmp_path / "x")}],
-                                       SPARSE_DEMO_RETRY_FAILED_S="0"))
+    reg0 = ModelRegistry(
+        make_settings(tmp_path, [{"name": "x", "source": str(tmp_path / "x")}], SPARSE_DEMO_RETRY_FAILED_S="0")
+    )
     with pytest.raises(ModelLoadError):
         reg0.get("x")
     copy_model(tiny_model_dir, tmp_path / "x")
@@ -143,8 +144,12 @@ def public(tmp_path, tiny_model_dir):
     copy_model(tiny_model_dir, root / "good")
     outside = copy_model(tiny_model_dir, tmp_path / "outside")
     (root / "afile.txt").write_text("x")
-    settings = make_settings(tmp_path, SPARSE_DEMO_MODEL_SOURCES="public", SPARSE_DEMO_ALLOWED_ROOTS=str(root),
-                             SPARSE_DEMO_HUB_ALLOW="sewoong/*")
+    settings = make_settings(
+        tmp_path,
+        SPARSE_DEMO_MODEL_SOURCES="public",
+        SPARSE_DEMO_ALLOWED_ROOTS=str(root),
+        SPARSE_DEMO_HUB_ALLOW="sewoong/*",
+    )
     return ModelRegistry(settings), root, outside
 
 
@@ -157,9 +162,20 @@ def test_public_mode_loads_only_under_allowed_roots(public):
 
 def test_public_mode_gives_one_message_for_missing_and_forbidden(public, tmp_path):
     reg, root, outside = public
-    typed = [str(outside), "/etc", "/etc/passwd", f"{root}/../outside", "../outside", "../../etc",
-             str(root / "missing"), "/nonexistent/folder", str(root / "afile.txt"), "~", "someone/else-model",
-             "fine-tuned 05:36:32 (067f)"]
+    typed = [
+        str(outside),
+        "/etc",
+        "/etc/passwd",
+        f"{root}/../outside",
+        "../outside",
+        "../../etc",
+        str(root / "missing"),
+        "/nonexistent/folder",
+        str(root / "afile.txt"),
+        "~",
+        "someone/else-model",
+        "fine-tuned 05:36:32 (067f)",
+    ]
     messages = set()
     for t in typed:
         with pytest.raises(SourceRefused) as info:
@@ -305,9 +321,13 @@ def test_visitor_models_are_private_and_removed(tmp_path, tiny_model_dir):
     assert "fine-tuned 05:36:32 (067f)" not in ctx.model_choices({})
     assert "fine-tuned 05:36:32 (067f)" not in ctx.registry.names
     # visitor B: by name (picked or typed) and by folder, however spelled
-    for choice, typed in [("fine-tuned 05:36:32 (067f)", None), (None, "fine-tuned 05:36:32 (067f)"),
-                          (None, str(folder_a)), (None, f"{ctx.workdir}/./visitors/sessionA/finetune-1"),
-                          (None, f"{ctx.visitor_dir('sessionB')}/../sessionA/finetune-1")]:
+    for choice, typed in [
+        ("fine-tuned 05:36:32 (067f)", None),
+        (None, "fine-tuned 05:36:32 (067f)"),
+        (None, str(folder_a)),
+        (None, f"{ctx.workdir}/./visitors/sessionA/finetune-1"),
+        (None, f"{ctx.visitor_dir('sessionB')}/../sessionA/finetune-1"),
+    ]:
         with pytest.raises(UserError):
             ctx.encoder(choice, typed, {})
     assert folder_bytes(folder_a) > 0
@@ -338,8 +358,9 @@ def test_demo_model_selected_when_default_cannot_load(tmp_path, tiny_model_dir):
 
 # ---------------------------------------------------------------------- limits
 def test_limits_state_every_cut(tmp_path):
-    lim = load_limits({"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5",
-                           "SPARSE_DEMO_MAX_UPLOAD_MB": "0.001"})
+    lim = load_limits(
+        {"SPARSE_DEMO_MAX_BATCH": "3", "SPARSE_DEMO_MAX_QUERY_CHARS": "5", "SPARSE_DEMO_MAX_UPLOAD_MB": "0.001"}
+    )
     kept, note = lim.cut_batch([f"q{i}" for i in range(5)])
     assert kept == ["q0", "q1", "q2"] and "first 3 of 5 queries" in note and "2 were left out" in note
     assert lim.cut_batch(["a"]) == (["a"], None)

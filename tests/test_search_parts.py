@@ -118,8 +118,13 @@ def test_changing_only_the_model_keeps_the_bm25_terms(corpus, encoder_a, encoder
     assert seen_a[0] == len(DOCS) and seen_b[0] == len(DOCS)  # each model encoded the corpus once
     assert any("Reused the BM25 terms" in n for n in notes)
     assert all(a.terms is b.terms for a, b in zip(first.documents, second.documents))
-    fresh = svc.build_index(corpus, SpladeEncoder.load(str(tiny_model_dir_b), device="cpu", name="tiny-b"),
-                            "memory", analyzer="nori", doc_top_k=16)
+    fresh = svc.build_index(
+        corpus,
+        SpladeEncoder.load(str(tiny_model_dir_b), device="cpu", name="tiny-b"),
+        "memory",
+        analyzer="nori",
+        doc_top_k=16,
+    )
     for method in ("bm25", "sparse", "hybrid"):
         assert rankings(second, method) == rankings(fresh, method), method
 
@@ -203,14 +208,20 @@ def test_opensearch_analyzer_change_rebuilds_bm25_without_encoding(node_url, cor
     built = []
     try:
         for name, analyzer in zip(names, ("default", "all")):
-            idx, notes = session.get_or_build(corpus, enc, "opensearch", index_name=name, analyzer=analyzer,
-                                              fallback=False)
+            idx, notes = session.get_or_build(
+                corpus, enc, "opensearch", index_name=name, analyzer=analyzer, fallback=False
+            )
             built.append(idx)
         assert seen[0] == len(DOCS)
         assert built[1].backend_name == "opensearch" and built[1].backend.count() == len(DOCS)
         assert any("Reused the document vectors" in n for n in notes)
-        fresh = svc.build_index(corpus, SpladeEncoder.load(str(tiny_model_dir), device="cpu", name="tiny-a"),
-                                "memory", analyzer="all", doc_top_k=16)
+        fresh = svc.build_index(
+            corpus,
+            SpladeEncoder.load(str(tiny_model_dir), device="cpu", name="tiny-a"),
+            "memory",
+            analyzer="all",
+            doc_top_k=16,
+        )
         got = [[h.id for h in svc.search(built[1], q, method="bm25", k=6).hits] for q in QUERIES]
         want = [[h.id for h in svc.search(fresh, q, method="bm25", k=6).hits] for q in QUERIES]
         assert got == want

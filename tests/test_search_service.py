@@ -212,8 +212,7 @@ def test_hybrid_rrf_by_hand(index, hand_legs):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"method": "dense"}, "method"), ({"fusion": "max"}, "fusion"), ({"k": 0}, "k must"),
-     ({"weight": 1.5}, "weight")],
+    [({"method": "dense"}, "method"), ({"fusion": "max"}, "fusion"), ({"k": 0}, "k must"), ({"weight": 1.5}, "weight")],
 )
 def test_bad_options_are_readable(index, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -461,8 +460,9 @@ def test_load_corpus_file_rejects_bad_zips(tmp_path):
 @pytest.fixture(scope="module")
 def jsonl_corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("upload") / "docs.jsonl"
-    path.write_text("\n".join(json.dumps({"id": d.id, "text": doc_text(d)}, ensure_ascii=False) for d in DOCS),
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps({"id": d.id, "text": doc_text(d)}, ensure_ascii=False) for d in DOCS), encoding="utf-8"
+    )
     return path
 
 
@@ -475,8 +475,17 @@ def test_tab_handlers_upload_search_and_fallback(app_context, jsonl_corpus, monk
     assert tab.load_upload(app_context, str(jsonl_corpus.with_suffix(".xml"))).status.startswith("⛔")
     monkeypatch.setenv("OPENSEARCH_URL", f"http://127.0.0.1:{closed_port()}")
     session = svc.SearchSession()
-    r = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, "missing",
-                       backend="opensearch", method="bm25", top_k=3)
+    r = tab.run_search(
+        app_context,
+        session,
+        "전세 보증금",
+        tab.UPLOAD_LABEL,
+        up.corpus,
+        "missing",
+        backend="opensearch",
+        method="bm25",
+        top_k=3,
+    )
     assert r.table["id"].tolist()[0] == "law-001", r.status
     assert "not reachable" in r.status and "in-memory" in r.status  # fell back, said so, no crash
     assert r.outcome.backend == "memory" and "<mark" in r.passage
@@ -499,9 +508,11 @@ def test_an_over_long_query_is_cut_and_the_outcome_says_so(index):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"max_query_chars": 3, "long_query": "refuse"}, "the limit is 3"),
-     ({"long_query": "drop"}, "choose one of cut, refuse"),
-     ({"max_query_chars": 0}, "positive integer")],
+    [
+        ({"max_query_chars": 3, "long_query": "refuse"}, "the limit is 3"),
+        ({"long_query": "drop"}, "choose one of cut, refuse"),
+        ({"max_query_chars": 0}, "positive integer"),
+    ],
 )
 def test_query_limit_errors_are_readable(index, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -517,8 +528,15 @@ def test_the_default_limit_is_the_limits_max_query_chars(index):
 @pytest.mark.slow
 def test_encode_corpus_equals_encoding_each_text_alone(encoder):
     """Length-sorted batches across the corpus, then corpus order restored: same vectors as one text at a time."""
-    texts = ["짧다", "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다. " * 12, "고혈압 환자",
-             "Python 3.11 and 5G 네트워크", "당뇨병 치료는 식이요법과 운동입니다.", "", "혈당 " * 30]
+    texts = [
+        "짧다",
+        "전세 계약을 할 때는 확정일자를 받아야 보증금을 보호할 수 있습니다. " * 12,
+        "고혈압 환자",
+        "Python 3.11 and 5G 네트워크",
+        "당뇨병 치료는 식이요법과 운동입니다.",
+        "",
+        "혈당 " * 30,
+    ]
     corpus = Corpus("mixed", [Document(f"d{i}", t) for i, t in enumerate(texts)])
     got = svc.encode_corpus(corpus, encoder, batch_size=3, doc_top_k=None)
     assert [d.id for d in got.documents] == [d.id for d in corpus.documents]
@@ -535,8 +553,9 @@ def test_encode_corpus_equals_encoding_each_text_alone(encoder):
 
 def test_encode_corpus_reports_progress_and_prunes(encoder):
     seen = []
-    got = svc.encode_corpus(Corpus("c", list(DOCS)), encoder, batch_size=4, doc_top_k=8,
-                            progress=lambda f, d: seen.append((f, d)))
+    got = svc.encode_corpus(
+        Corpus("c", list(DOCS)), encoder, batch_size=4, doc_top_k=8, progress=lambda f, d: seen.append((f, d))
+    )
     assert got.pruned == len(DOCS) and all(len(d.sparse) == 8 for d in got.documents)
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
@@ -595,8 +614,9 @@ def test_a_changed_checkpoint_under_the_same_name_is_not_served_from_the_old_ind
 def _deflated_zip(path: Path) -> bytes:
     import zipfile
 
-    rows = "\n".join(json.dumps({"id": f"d{i}", "text": "당뇨병 치료 방법 " * 40}, ensure_ascii=False)
-                     for i in range(100))
+    rows = "\n".join(
+        json.dumps({"id": f"d{i}", "text": "당뇨병 치료 방법 " * 40}, ensure_ascii=False) for i in range(100)
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("corpus.jsonl", rows)
     return path.read_bytes()
@@ -612,8 +632,13 @@ def _stored_zip(path: Path) -> bytes:
 
 @pytest.mark.parametrize(
     ("case", "match"),
-    [("flipped-deflate", "corrupt"), ("bad-crc", "corrupt"), ("truncated", "not a readable zip"),
-     ("empty", "not a readable zip"), ("text", "not a readable zip")],
+    [
+        ("flipped-deflate", "corrupt"),
+        ("bad-crc", "corrupt"),
+        ("truncated", "not a readable zip"),
+        ("empty", "not a readable zip"),
+        ("text", "not a readable zip"),
+    ],
 )
 def test_corrupt_zips_give_one_line_value_errors(tmp_path, case, match):
     path = tmp_path / "up.zip"
@@ -736,22 +761,52 @@ def test_bundled_demo_model_recommends_its_card_weight():
     assert svc.recommended_weight(SpladeEncoder.load(str(folder), device="cpu")) == card["hybrid_weight"]
 
 
-def test_tab_uses_the_models_weight_until_the_user_moves_the_slider(app_context, jsonl_corpus, tiny_model_dir,
-                                                                    tmp_path):
+def test_tab_uses_the_models_weight_until_the_user_moves_the_slider(
+    app_context, jsonl_corpus, tiny_model_dir, tmp_path
+):
     from sparse_demo.ui import search as tab
 
     folder = str(_model_copy(tiny_model_dir, tmp_path / "card", 0.3))
     up = tab.load_upload(app_context, str(jsonl_corpus))
     session = svc.SearchSession()
-    r = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, folder,
-                       method="hybrid", weight=None, top_k=3)
+    r = tab.run_search(
+        app_context,
+        session,
+        "전세 보증금",
+        tab.UPLOAD_LABEL,
+        up.corpus,
+        None,
+        folder,
+        method="hybrid",
+        weight=None,
+        top_k=3,
+    )
     assert r.outcome is not None and r.outcome.weight == 0.3, r.status
     assert "weight 0.3 recommended by the model card" in r.status
-    moved = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, folder,
-                           method="hybrid", weight=0.7, top_k=3)
+    moved = tab.run_search(
+        app_context,
+        session,
+        "전세 보증금",
+        tab.UPLOAD_LABEL,
+        up.corpus,
+        None,
+        folder,
+        method="hybrid",
+        weight=0.7,
+        top_k=3,
+    )
     assert moved.outcome.weight == 0.7 and "recommended" not in moved.status
-    plain = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, "tiny-a",
-                           method="hybrid", weight=None, top_k=3)
+    plain = tab.run_search(
+        app_context,
+        session,
+        "전세 보증금",
+        tab.UPLOAD_LABEL,
+        up.corpus,
+        "tiny-a",
+        method="hybrid",
+        weight=None,
+        top_k=3,
+    )
     assert plain.outcome.weight == 0.5 and "recommended" not in plain.status
 
 
@@ -761,21 +816,25 @@ def test_tab_analyzer_choice_reaches_the_index(app_context, jsonl_corpus):
     up = tab.load_upload(app_context, str(jsonl_corpus))
     session = svc.SearchSession()
     query = "전세 보증금은"  # 은 is a particle (JX): the default analyzer drops it, "all" keeps it
-    default = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
-                             top_k=3)
+    default = tab.run_search(
+        app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25", top_k=3
+    )
     assert "analyzer `default`" in default.status
     assert not any(t.endswith("/JX") for t in default.outcome.query_terms)
-    every = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
-                           top_k=3, analyzer=" ALL ")
+    every = tab.run_search(
+        app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25", top_k=3, analyzer=" ALL "
+    )
     assert "analyzer `all`" in every.status and "은/JX" in every.outcome.query_terms
     tags = tab.build_search_index(app_context, session, tab.UPLOAD_LABEL, up.corpus, "tiny-a", analyzer="j, e")
     assert "analyzer `E,J`" in tags.status and tags.key.analyzer == "E,J", tags.status
-    bad = tab.run_search(app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25",
-                         analyzer="J,QQ")
+    bad = tab.run_search(
+        app_context, session, query, tab.UPLOAD_LABEL, up.corpus, "missing", method="bm25", analyzer="J,QQ"
+    )
     assert bad.status.startswith("⛔") and "\n" not in bad.status
     assert "'QQ'" in bad.status and "'default', 'all', 'nori'" in bad.status
-    assert tab.build_search_index(app_context, session, tab.UPLOAD_LABEL, up.corpus, "tiny-a",
-                                  analyzer="nope").status.startswith("⛔")
+    assert tab.build_search_index(
+        app_context, session, tab.UPLOAD_LABEL, up.corpus, "tiny-a", analyzer="nope"
+    ).status.startswith("⛔")
 
 
 def test_tab_status_shows_the_corpus_notes(app_context, tmp_path):
@@ -785,11 +844,13 @@ def test_tab_status_shows_the_corpus_notes(app_context, tmp_path):
 
     zpath = tmp_path / "beir.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
-        zf.writestr("b/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False)
-                                                 for d in DOCS[:3]))
+        zf.writestr(
+            "b/corpus.jsonl", "\n".join(json.dumps({"_id": d.id, "text": d.text}, ensure_ascii=False) for d in DOCS[:3])
+        )
         zf.writestr("b/queries.jsonl", json.dumps({"_id": "q1", "text": "당뇨"}, ensure_ascii=False))
-        zf.writestr("b/qrels/test.tsv", f"query-id\tcorpus-id\tscore\nq1\t{DOCS[0].id}\t1\nq1\tghost\t1\n"
-                                        "q7\tghost\t1\n")
+        zf.writestr(
+            "b/qrels/test.tsv", f"query-id\tcorpus-id\tscore\nq1\t{DOCS[0].id}\t1\nq1\tghost\t1\nq7\tghost\t1\n"
+        )
     up = tab.load_upload(app_context, str(zpath))
     assert up.corpus is not None and up.corpus.dropped_judgements == 2, up.status
     assert "2 relevance judgement(s)" in up.status and "⚠️" in up.status
@@ -801,8 +862,9 @@ def test_encoded_corpus_keeps_each_documents_input_ids(corpus, encoder):
     """The ids equal the tokenizer's own output (special tokens added, cut at max_length), packed as int32."""
     enc = svc.encode_corpus(corpus, encoder, doc_top_k=DOC_TOP_K)
     texts = [doc_text(d) for d in corpus.documents]
-    want = encoder.tokenizer(texts, add_special_tokens=True, truncation=True,
-                             max_length=encoder.max_length)["input_ids"]
+    want = encoder.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=encoder.max_length)[
+        "input_ids"
+    ]
     assert enc.input_ids is not None and len(enc.input_ids) == len(corpus)
     assert enc.input_ids.ids.dtype.name == "int32" and enc.input_ids.nbytes < 8 * sum(map(len, want)) + 1000
     assert [list(map(int, row)) for row in enc.input_ids] == want
@@ -832,15 +894,21 @@ def _scipy_csc_bytes(rows: list[dict[str, float]]) -> int:
     if not rows:
         return 0
     col = {k: i for i, k in enumerate(dict.fromkeys(k for r in rows for k in r))}
-    coo = sp.coo_matrix(([1.0 for r in rows for _ in r], ([i for i, r in enumerate(rows) for _ in r],
-                                                          [col[k] for r in rows for k in r])),
-                        shape=(len(rows), max(1, len(col))), dtype=np.float32)
+    coo = sp.coo_matrix(
+        (
+            [1.0 for r in rows for _ in r],
+            ([i for i, r in enumerate(rows) for _ in r], [col[k] for r in rows for k in r]),
+        ),
+        shape=(len(rows), max(1, len(col))),
+        dtype=np.float32,
+    )
     m = coo.tocsc()
     return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
 
 
-def hand_index_bytes(docs: list[Document], vectors: dict[str, dict[str, float]] | None, input_ids=None,
-                     memory: bool = True) -> int:
+def hand_index_bytes(
+    docs: list[Document], vectors: dict[str, dict[str, float]] | None, input_ids=None, memory: bool = True
+) -> int:
     """The byte estimate as session.estimate_index_bytes's docstring states it, computed from the raw documents."""
     text = sum(len(d.text.encode("utf-8")) + len(d.title.encode("utf-8")) for d in docs)
     terms = [bm25_terms(doc_text(d)) for d in docs]
@@ -861,8 +929,9 @@ def test_index_bytes_estimate_by_hand(encoder, doc_vectors):
     assert estimate_index_bytes(bm25_only) == hand_index_bytes(DOCS, None)
     full = svc.build_index(Corpus("s", list(DOCS)), encoder, "memory", doc_top_k=DOC_TOP_K)
     pruned = {d: top_tokens(v, DOC_TOP_K) for d, v in doc_vectors.items()}
-    ids = encoder.tokenizer([doc_text(d) for d in DOCS], add_special_tokens=True, truncation=True,
-                            max_length=encoder.max_length)["input_ids"]
+    ids = encoder.tokenizer(
+        [doc_text(d) for d in DOCS], add_special_tokens=True, truncation=True, max_length=encoder.max_length
+    )["input_ids"]
     assert estimate_index_bytes(full) == hand_index_bytes(DOCS, pruned, ids)
 
 
@@ -920,16 +989,18 @@ def test_an_evicted_index_still_answers_its_holder_and_the_tab_rebuilds_it(app_c
 
     up = tab.load_upload(app_context, str(jsonl_corpus))
     session = svc.SearchSession(max_indexes=1)
-    first = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25",
-                           top_k=3)
+    first = tab.run_search(
+        app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25", top_k=3
+    )
     held = session.get(first.outcome.key)
     _bm25_index(session, 2)  # evicts the tab's index
     assert session.get(first.outcome.key) is None
     assert svc.search(held, "전세 보증금", method="bm25", k=1).ids == ["law-001"]  # a holder keeps working
     gone = tab.explain_hit(session, first.outcome, 0)
     assert "dropped from the shared index cache" in gone.status and "Search again" in gone.status
-    again = tab.run_search(app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25",
-                           top_k=3)
+    again = tab.run_search(
+        app_context, session, "전세 보증금", tab.UPLOAD_LABEL, up.corpus, None, method="bm25", top_k=3
+    )
     assert again.table["id"].tolist()[0] == "law-001" and "Built" in again.status
 
 
@@ -953,8 +1024,9 @@ def test_the_index_cache_is_safe_under_concurrent_handlers():
         assert ids == alone[n], (i, ids)
         assert set(ids) == {d.id for d in DOCS[:n] if "방법" in d.text}, (n, ids)
     assert len(session) <= 3 and session.cached_bytes <= max(sum(sizes), hand_index_bytes(DOCS, None))
-    assert session.cached_bytes == sum(hand_index_bytes(DOCS[: int(k.corpus_id.split("-")[0][1:])], None)
-                                       for k in session.cached_keys())
+    assert session.cached_bytes == sum(
+        hand_index_bytes(DOCS[: int(k.corpus_id.split("-")[0][1:])], None) for k in session.cached_keys()
+    )
 
 
 @pytest.mark.parametrize(
@@ -998,8 +1070,9 @@ def test_resolve_weight_reads_the_tuned_map_for_this_model_and_corpus(tiny_model
     tw.remember(with_card.fingerprint, svc.corpus_fingerprint(corpus), 0.8, "best ndcg@10 on 9 dev queries")
     got = svc.resolve_weight(with_card, None, corpus=corpus, tuned=tw)
     assert got == svc.WeightChoice(0.8, "evaluate", "best ndcg@10 on 9 dev queries")
-    assert got.note == ("weight 0.8 tuned by the Evaluate tab for this model and corpus "
-                        "(best ndcg@10 on 9 dev queries)")
+    assert got.note == (
+        "weight 0.8 tuned by the Evaluate tab for this model and corpus (best ndcg@10 on 9 dev queries)"
+    )
     other = Corpus("c", list(DOCS[:3]))
     assert svc.resolve_weight(with_card, None, corpus=other, tuned=tw).source == "model"
     assert svc.resolve_weight(with_card, 0.1, corpus=corpus, tuned=tw).source == "user"
@@ -1011,8 +1084,9 @@ def test_search_tab_limits_are_messages(app_context, jsonl_corpus, monkeypatch):
 
     up = tab.load_upload(app_context, str(jsonl_corpus))
     monkeypatch.setattr(app_context, "limits", Limits(max_query_chars=5, max_rows=5, max_upload_bytes=100))
-    long = tab.run_search(app_context, svc.SearchSession(), "전세 보증금 반환", tab.UPLOAD_LABEL, up.corpus, None,
-                          method="bm25")
+    long = tab.run_search(
+        app_context, svc.SearchSession(), "전세 보증금 반환", tab.UPLOAD_LABEL, up.corpus, None, method="bm25"
+    )
     assert long.status.startswith("⛔") and "SPARSE_DEMO_MAX_QUERY_CHARS" in long.status and long.outcome is None
     big = tab.load_upload(app_context, str(jsonl_corpus))  # the file is over 100 bytes
     assert big.corpus is None and big.status.startswith("⛔") and "SPARSE_DEMO_MAX_UPLOAD_MB" in big.status

@@ -31,7 +31,7 @@ def test_query_limits_and_cleaning():
     ("name", "data", "expected"),
     [
         ("q.txt", "당뇨병 치료\n\n고혈압\n".encode(), ["당뇨병 치료", "고혈압"]),
-        ("q.csv", "id,query\n1,당뇨병\n2,\"전세, 보증금\"\n".encode(), ["당뇨병", "전세, 보증금"]),
+        ("q.csv", 'id,query\n1,당뇨병\n2,"전세, 보증금"\n'.encode(), ["당뇨병", "전세, 보증금"]),
         ("q.tsv", "당뇨병\n고혈압\n".encode(), ["당뇨병", "고혈압"]),
         ("q.jsonl", '{"query": "당뇨병"}\n{"text": "고혈압"}\n'.encode(), ["당뇨병", "고혈압"]),
         ("q.json", '["당뇨병", {"question": "감기"}]'.encode(), ["당뇨병", "감기"]),
@@ -87,8 +87,14 @@ def test_settings_env_overrides(tmp_path):
     assert v26.source == "sewoong/korean-neural-sparse-encoder-v26" and v26.revision
     folder = tmp_path / "v26"
     folder.mkdir()
-    s = load_settings({"SPARSE_DEMO_MODEL_V26": str(folder), "SPARSE_DEMO_MODEL_MINE": "org/model@abc123",
-                       "SPARSE_DEMO_DEVICE": "cpu", "SPARSE_DEMO_MAX_LENGTH": "128"})
+    s = load_settings(
+        {
+            "SPARSE_DEMO_MODEL_V26": str(folder),
+            "SPARSE_DEMO_MODEL_MINE": "org/model@abc123",
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "SPARSE_DEMO_MAX_LENGTH": "128",
+        }
+    )
     assert s.preset("V26").source == str(folder) and s.preset("V26").revision is None
     mine = s.preset("MINE")
     assert (mine.source, mine.revision) == ("org/model", "abc123")
@@ -169,9 +175,14 @@ def test_only_config_reads_the_environment():
     readers = set()
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        written = {id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call)
-                   and isinstance(n.func, ast.Attribute) and n.func.attr == "setdefault"}
-        if any(isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv") and id(n) not in written
-               for n in ast.walk(tree)):
+        written = {
+            id(n.func.value)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "setdefault"
+        }
+        if any(
+            isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv") and id(n) not in written
+            for n in ast.walk(tree)
+        ):
             readers.add(path.relative_to(root).as_posix())
     assert readers - _READS_ENV_ELSEWHERE == {"config.py"}

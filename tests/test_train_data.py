@@ -182,8 +182,12 @@ def test_non_text_values_are_refused_with_the_line(row, match):
 
 
 def test_null_values_count_as_empty():
-    ds = read_pairs(_jsonl([{"query": "q", "positive": "p", "negative": None, "teacher_score": None},
-                            {"query": None, "positive": "p"}]), "pairs.jsonl")
+    ds = read_pairs(
+        _jsonl(
+            [{"query": "q", "positive": "p", "negative": None, "teacher_score": None}, {"query": None, "positive": "p"}]
+        ),
+        "pairs.jsonl",
+    )
     assert ds.pairs == [Pair("q", "p")] and ds.report.empty_rows == 1
 
 
@@ -206,8 +210,10 @@ def test_boolq_loader_matches_readme_counts():
     assert len(pairs) == 1404 and len(judged.queries) == 1404
     assert len(judged) == 5757
     text = {d.id: d.text for d in judged.documents}
-    assert all([text[d] for d in judged.qrels[q.id]] == [p.positive] and q.text == p.query
-               for q, p in zip(judged.queries, pairs))
+    assert all(
+        [text[d] for d in judged.qrels[q.id]] == [p.positive] and q.text == p.query
+        for q, p in zip(judged.queries, pairs)
+    )
 
 
 @needs_data

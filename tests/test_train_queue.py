@@ -59,7 +59,10 @@ def test_one_run_at_a_time_in_order_with_positions():
     q = TrainingQueue()
     tickets = [q.reserve(f"v{i}", limit=1) for i in range(3)]
     assert [q.position(t).text() for t in tickets] == [
-        "next in line", "2nd in the queue, 1 run ahead", "3rd in the queue, 2 runs ahead"]
+        "next in line",
+        "2nd in the queue, 1 run ahead",
+        "3rd in the queue, 2 runs ahead",
+    ]
     running = 0
     peak = 0
     order: list[str] = []

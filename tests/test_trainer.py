@@ -25,12 +25,70 @@ from sparse_demo.train.loop import _TRAIN_LOCK
 # Query words and the different words their documents use: lexical overlap alone cannot find
 # the positive, so recall must come from training. Held-out pairs use the same word pairs in
 # other passages, so what training learns transfers without sharing a passage.
-_QUERY_WORDS = ["사과", "바다", "기차", "의사", "학교", "겨울", "커피", "도서관", "축구", "병원",
-                "고양이", "비행기", "시장", "산책", "음악", "영화", "우유", "자전거", "은행", "공원",
-                "호수", "라면", "농구", "편지", "시계", "연필", "우산", "안경", "모자", "신발"]
-_DOC_WORDS = ["과수원", "해변", "철도", "진료", "교실", "눈사람", "원두", "책장", "골대", "응급실",
-              "야옹", "공항", "상인", "걷기", "노래", "극장", "젖소", "페달", "예금", "놀이터",
-              "물결", "국물", "덩크", "우표", "초침", "필기", "빗물", "렌즈", "챙", "운동화"]
+_QUERY_WORDS = [
+    "사과",
+    "바다",
+    "기차",
+    "의사",
+    "학교",
+    "겨울",
+    "커피",
+    "도서관",
+    "축구",
+    "병원",
+    "고양이",
+    "비행기",
+    "시장",
+    "산책",
+    "음악",
+    "영화",
+    "우유",
+    "자전거",
+    "은행",
+    "공원",
+    "호수",
+    "라면",
+    "농구",
+    "편지",
+    "시계",
+    "연필",
+    "우산",
+    "안경",
+    "모자",
+    "신발",
+]
+_DOC_WORDS = [
+    "과수원",
+    "해변",
+    "철도",
+    "진료",
+    "교실",
+    "눈사람",
+    "원두",
+    "책장",
+    "골대",
+    "응급실",
+    "야옹",
+    "공항",
+    "상인",
+    "걷기",
+    "노래",
+    "극장",
+    "젖소",
+    "페달",
+    "예금",
+    "놀이터",
+    "물결",
+    "국물",
+    "덩크",
+    "우표",
+    "초침",
+    "필기",
+    "빗물",
+    "렌즈",
+    "챙",
+    "운동화",
+]
 
 
 def make_pairs(n: int = 30) -> list[Pair]:
@@ -50,10 +108,25 @@ def heldout_pairs(n: int = 30) -> list[Pair]:
 
 def tiny_config(tmp_path, **kw) -> TrainConfig:
     values = dict(
-        base="new", size="tiny", tokenizer_vocab_size=300, batch_size=16, lr=1e-2, epochs=40.0,
-        max_steps=60, time_limit_s=None, eval_every=20, eval_distractors=0, log_every=5,
-        max_length=32, query_max_length=16, bf16="off", output_dir=str(tmp_path / "runs"), seed=0,
-        num_threads=1, patience=0, loss=LossConfig(stopword_penalty=1.0, reg_warmup_steps=20),
+        base="new",
+        size="tiny",
+        tokenizer_vocab_size=300,
+        batch_size=16,
+        lr=1e-2,
+        epochs=40.0,
+        max_steps=60,
+        time_limit_s=None,
+        eval_every=20,
+        eval_distractors=0,
+        log_every=5,
+        max_length=32,
+        query_max_length=16,
+        bf16="off",
+        output_dir=str(tmp_path / "runs"),
+        seed=0,
+        num_threads=1,
+        patience=0,
+        loss=LossConfig(stopword_penalty=1.0, reg_warmup_steps=20),
     )
     values.update(kw)
     return TrainConfig(**values)
@@ -130,8 +203,23 @@ def test_progress_events_carry_the_documented_fields(trained):
     result, events, _, _ = trained
     assert all(isinstance(e, TrainingEvent) for e in events) and result.history == events
     step = next(e for e in events if e.phase == "train")
-    for key in ("step", "max_steps", "epoch", "total", "infonce", "flops_q", "flops_d", "margin", "kd",
-                "lambda_flops_q", "lambda_flops_d", "active_q", "active_d", "lr", "elapsed_s"):
+    for key in (
+        "step",
+        "max_steps",
+        "epoch",
+        "total",
+        "infonce",
+        "flops_q",
+        "flops_d",
+        "margin",
+        "kd",
+        "lambda_flops_q",
+        "lambda_flops_d",
+        "active_q",
+        "active_d",
+        "lr",
+        "elapsed_s",
+    ):
         assert getattr(step, key) is not None, key
     assert step.max_steps == 60 and step.eval_mrr10 is None and step.message is None
     ev = next(e for e in events if e.phase == "eval")
@@ -186,8 +274,16 @@ def test_given_heldout_pairs_are_kept_out_of_training(tmp_path):
 def test_new_model_from_the_bundled_pairs_keeps_its_heldout_figures(tmp_path):
     """The demo-model recipe (new model, bundled pairs, split by passage) never ends below where it started."""
     dataset = read_pairs(DEFAULT_SAMPLE_PAIRS)
-    config = tiny_config(tmp_path, batch_size=32, lr=5e-3, max_steps=6, eval_every=3, max_length=64,
-                         tokenizer_vocab_size=2000, eval_fraction=0.1)
+    config = tiny_config(
+        tmp_path,
+        batch_size=32,
+        lr=5e-3,
+        max_steps=6,
+        eval_every=3,
+        max_length=64,
+        tokenizer_vocab_size=2000,
+        eval_fraction=0.1,
+    )
     result = train(config, dataset)
     held = {e.step: e.eval_mrr10 for e in result.history if e.phase == "eval"}
     assert set(held) == {0, 3, 6}
@@ -204,8 +300,9 @@ def test_cancellation_stops_the_run(tmp_path):
         return calls["n"] > 3
 
     pairs = make_pairs(20)
-    result = train(tiny_config(tmp_path, save_on_cancel=False, max_steps=500), pairs[5:], eval_pairs=pairs[:5],
-                   should_stop=stop)
+    result = train(
+        tiny_config(tmp_path, save_on_cancel=False, max_steps=500), pairs[5:], eval_pairs=pairs[:5], should_stop=stop
+    )
     assert result.status == "cancelled" and result.steps == 3 and result.model_dir is None
 
 
@@ -242,8 +339,18 @@ def test_fine_tune_from_a_local_model_folder(tiny_model_dir, tmp_path):
     from sparse_demo.encoder import ModelLoadError, SpladeEncoder
 
     pairs = [Pair(f"질문 {i} 당뇨병", f"당뇨병 문서 {i} 혈당 관리") for i in range(8)]
-    config = TrainConfig(base=str(tiny_model_dir), batch_size=4, max_steps=2, max_length=16, query_max_length=8,
-                         time_limit_s=120, eval_every=0, out_path=str(tmp_path / "ft"), bf16="off", num_threads=1)
+    config = TrainConfig(
+        base=str(tiny_model_dir),
+        batch_size=4,
+        max_steps=2,
+        max_length=16,
+        query_max_length=8,
+        time_limit_s=120,
+        eval_every=0,
+        out_path=str(tmp_path / "ft"),
+        bf16="off",
+        num_threads=1,
+    )
     result = train(config, pairs[4:], pairs[:4])
     assert result.model_dir is not None and result.steps == 2
     assert len(SpladeEncoder.load(str(result.model_dir), device="cpu").encode(["당뇨병"])[0].vector) > 0
@@ -261,8 +368,17 @@ def test_base_names_resolve_through_the_app_settings(tiny_model_dir, tmp_path, m
     assert resolve_base("TINYBASE").source == ModelRegistry(load_settings()).resolve("TINYBASE").source
     assert os.path.samefile(resolve_base("TINYBASE").source, tiny_model_dir)
     pairs = [Pair(f"질문 {i} 혈당", f"혈당 문서 {i}") for i in range(6)]
-    config = TrainConfig(base="TINYBASE", batch_size=3, max_steps=1, max_length=16, query_max_length=8,
-                         time_limit_s=60, out_path=str(tmp_path / "ft"), bf16="off", num_threads=1)
+    config = TrainConfig(
+        base="TINYBASE",
+        batch_size=3,
+        max_steps=1,
+        max_length=16,
+        query_max_length=8,
+        time_limit_s=60,
+        out_path=str(tmp_path / "ft"),
+        bf16="off",
+        num_threads=1,
+    )
     result = train(config, pairs)
     assert result.model_dir is not None and "fine-tuned from TINYBASE" in (result.model_dir / "README.md").read_text()
 

@@ -49,8 +49,10 @@ def _write_bomb(path: Path, size: int) -> int:
     """A BEIR zip whose one document is ``size`` bytes of repeated Korean text, written in 1 MB chunks."""
     chunk = (KOREAN * (MB // len(KOREAN.encode()))).encode()
     n = size // len(chunk)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("bomb/corpus.jsonl", "w", force_zip64=True) as out:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("bomb/corpus.jsonl", "w", force_zip64=True) as out,
+    ):
         out.write(b'{"_id": "bomb", "text": "')
         for _ in range(n):
             out.write(chunk)
@@ -119,8 +121,11 @@ def test_26000_document_zip_is_refused(tmp_path):
         for i in range(26_000):
             out.write((_line(f"d{i}", f"문서 {i} {KOREAN}") + "\n").encode())
     assert zipfile.ZipFile(small).getinfo("many/corpus.jsonl").file_size < LIMITS.max_unpacked_bytes
-    with pytest.raises(ValueError, match=r"corpus.jsonl holds 26,000 documents; the limit is 20,000 per corpus "
-                                         r"\(SPARSE_DEMO_MAX_DOCS\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"corpus.jsonl holds 26,000 documents; the limit is 20,000 per corpus "
+        r"\(SPARSE_DEMO_MAX_DOCS\)",
+    ):
         load_corpus_file(small, workdir=tmp_path, limits=LIMITS)
     # the same documents as a plain .jsonl upload meet the same limit
     plain = tmp_path / "many.jsonl"
@@ -165,17 +170,23 @@ def test_members_are_read_in_capped_chunks_whatever_the_headers_say(tmp_path):
     dest.mkdir()
     with zipfile.ZipFile(path) as zf:
         members = check_zip_directory(zf, "c.zip", LIMITS)
-        with pytest.raises(ValueError, match=r"c.zip unpacks to more than 1,048,576 bytes.*"
-                                             r"SPARSE_DEMO_MAX_UNPACKED_MB"):
+        with pytest.raises(
+            ValueError,
+            match=r"c.zip unpacks to more than 1,048,576 bytes.*"
+            r"SPARSE_DEMO_MAX_UNPACKED_MB",
+        ):
             extract_capped(zf, members, dest, small, "c.zip")
     written = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     assert written <= MB  # the chunk that passed the limit was never written
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"this is plain text, renamed to .zip\n" * 100, "is not a readable zip file"),
-    (b"PK\x03\x04" + b"\x00" * 40, "is not a readable zip file"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"this is plain text, renamed to .zip\n" * 100, "is not a readable zip file"),
+        (b"PK\x03\x04" + b"\x00" * 40, "is not a readable zip file"),
+    ],
+)
 def test_a_file_that_is_not_a_zip_is_refused(tmp_path, content, expected):
     path = tmp_path / "corpus.zip"
     path.write_bytes(content)
@@ -225,8 +236,13 @@ def big_doc_files(tmp_path_factory) -> dict[str, Path]:
         zf.writestr("big/queries.jsonl", _line("q1", "당뇨병 치료") + "\n")
         zf.writestr("big/qrels/test.tsv", "q1\tdoc-1\t1\n")
     pairs = root / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"query": f"질문 {i}", "positive": t}, ensure_ascii=False) + "\n"
-                             for i, (_, t) in enumerate(docs)), encoding="utf-8")
+    pairs.write_text(
+        "".join(
+            json.dumps({"query": f"질문 {i}", "positive": t}, ensure_ascii=False) + "\n"
+            for i, (_, t) in enumerate(docs)
+        ),
+        encoding="utf-8",
+    )
     files["pairs"] = pairs
     assert files["jsonl"].stat().st_size < Limits().max_upload_bytes  # the upload limit lets it through
     return files
@@ -260,8 +276,10 @@ def test_evaluate_upload_refuses_the_long_document_by_id(app_context, big_doc_fi
 
 def test_pairs_refuse_the_long_passage_by_line(big_doc_files):
     """Fine-tune tab and the CLI's finetune / evaluate on a pairs file: the line is named."""
-    msg = r"'pairs.jsonl' line 18: the positive has 2,800,000 characters; the limit is 100,000 " \
-          r"\(SPARSE_DEMO_MAX_DOC_CHARS\)"
+    msg = (
+        r"'pairs.jsonl' line 18: the positive has 2,800,000 characters; the limit is 100,000 "
+        r"\(SPARSE_DEMO_MAX_DOC_CHARS\)"
+    )
     with pytest.raises(ValueError, match=msg):
         read_pairs(big_doc_files["pairs"])
     with pytest.raises(finetune_tab.UserError, match=msg):
@@ -272,8 +290,16 @@ def test_pairs_refuse_the_long_passage_by_line(big_doc_files):
 
 def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
-    env.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **(env_extra or {})})
+    env.update(
+        {
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONIOENCODING": "utf-8",
+            **(env_extra or {}),
+        }
+    )
     return run_sparse_demo(args, env=env, cwd=ROOT, stdin=b"")  # a new process (tests/cli_process.py)
 
 
@@ -305,8 +331,9 @@ def test_qrels_scores_must_be_finite_numbers(score):
 def inf_qrels(tmp_path) -> Path:
     folder = tmp_path / "infq"
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text(_line("d1", "당뇨병 치료") + "\n" + _line("d2", "전세 보증금") + "\n",
-                                         encoding="utf-8")
+    (folder / "corpus.jsonl").write_text(
+        _line("d1", "당뇨병 치료") + "\n" + _line("d2", "전세 보증금") + "\n", encoding="utf-8"
+    )
     (folder / "queries.jsonl").write_text(_line("q1", "당뇨병") + "\n", encoding="utf-8")
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tinf\n", encoding="utf-8")
     return folder
@@ -338,15 +365,19 @@ def _upload(name: str, owner: str | None, n: int = 30) -> Corpus:
 
 def test_indexing_an_upload_stops_at_the_time_budget(app_context):
     session = svc.SearchSession.from_limits(dataclasses.replace(LIMITS, max_index_seconds=0.001))
-    with pytest.raises(TimeLimitExceeded, match=r"Indexing your upload stopped after .* the limit is 0.001 s "
-                                                 r".*SPARSE_DEMO_MAX_INDEX_SECONDS"):
+    with pytest.raises(
+        TimeLimitExceeded,
+        match=r"Indexing your upload stopped after .* the limit is 0.001 s "
+        r".*SPARSE_DEMO_MAX_INDEX_SECONDS",
+    ):
         session.get_or_build(_upload("up", "visitor-a"), None, "memory")
     assert len(session) == 0  # nothing half-built is kept
     index, _ = session.get_or_build(_upload("shared", None), None, "memory")  # the server's own corpus: no budget
     assert len(index.corpus) == 30
     # the Search tab turns it into a message
-    r = search_tab.run_search(app_context, session, "당뇨병", search_tab.UPLOAD_LABEL, _upload("up", "visitor-a"),
-                              None, method="bm25")
+    r = search_tab.run_search(
+        app_context, session, "당뇨병", search_tab.UPLOAD_LABEL, _upload("up", "visitor-a"), None, method="bm25"
+    )
     assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in r.status and r.outcome is None
 
 
@@ -354,8 +385,9 @@ def test_evaluating_an_upload_stops_at_the_time_budget(app_context, tmp_path):
     ctx = dataclasses.replace(app_context, limits=dataclasses.replace(LIMITS, max_index_seconds=0.001))
     folder = tmp_path / "ev"
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("\n".join(_line(f"d{i}", f"{i}번 {KOREAN}") for i in range(30)),
-                                         encoding="utf-8")
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(_line(f"d{i}", f"{i}번 {KOREAN}") for i in range(30)), encoding="utf-8"
+    )
     (folder / "queries.jsonl").write_text(_line("q1", "당뇨병") + "\n", encoding="utf-8")
     (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\n", encoding="utf-8")
     eval_set = load_eval_set(folder)
@@ -381,8 +413,10 @@ def test_an_uploads_indexes_go_when_its_visitor_leaves(app_context):
 
 def test_a_visitor_keeps_at_most_max_per_owner_indexes():
     session = svc.SearchSession(max_indexes=8, max_per_owner=2)
-    keys = [session.get_or_build(_upload("a", "visitor-a"), None, "memory", analyzer=a)[0].key
-            for a in ("default", "all", "nori")]
+    keys = [
+        session.get_or_build(_upload("a", "visitor-a"), None, "memory", analyzer=a)[0].key
+        for a in ("default", "all", "nori")
+    ]
     other, _ = session.get_or_build(_upload("b", "visitor-b"), None, "memory")
     assert session.cached_keys() == [keys[1], keys[2], other.key]
 
@@ -397,12 +431,15 @@ def test_the_evaluation_cache_forgets_a_visitors_upload():
 
 
 # ---------------------------------------------------------------------- configuration
-@pytest.mark.parametrize("var, field, raw, value", [
-    ("SPARSE_DEMO_MAX_UNPACKED_MB", "max_unpacked_bytes", "2", 2 * MB),
-    ("SPARSE_DEMO_MAX_DOCS", "max_docs", "300", 300),
-    ("SPARSE_DEMO_MAX_DOC_CHARS", "max_doc_chars", "5000", 5000),
-    ("SPARSE_DEMO_MAX_INDEX_SECONDS", "max_index_seconds", "7.5", 7.5),
-])
+@pytest.mark.parametrize(
+    "var, field, raw, value",
+    [
+        ("SPARSE_DEMO_MAX_UNPACKED_MB", "max_unpacked_bytes", "2", 2 * MB),
+        ("SPARSE_DEMO_MAX_DOCS", "max_docs", "300", 300),
+        ("SPARSE_DEMO_MAX_DOC_CHARS", "max_doc_chars", "5000", 5000),
+        ("SPARSE_DEMO_MAX_INDEX_SECONDS", "max_index_seconds", "7.5", 7.5),
+    ],
+)
 def test_limits_come_from_the_environment(var, field, raw, value):
     assert getattr(load_limits({var: raw}), field) == value
     with pytest.raises(ValueError, match=var):
@@ -412,6 +449,9 @@ def test_limits_come_from_the_environment(var, field, raw, value):
 def test_a_plain_jsonl_over_the_unpacked_limit_is_refused_with_its_variable(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(_line(f"d{i}", KOREAN * 10) for i in range(3000)), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"c.jsonl unpacks to [\d,]+ bytes; the limit is 1,048,576 .*"
-                                         r"SPARSE_DEMO_MAX_UNPACKED_MB"):
+    with pytest.raises(
+        ValueError,
+        match=r"c.jsonl unpacks to [\d,]+ bytes; the limit is 1,048,576 .*"
+        r"SPARSE_DEMO_MAX_UNPACKED_MB",
+    ):
         load_corpus(path, limits=dataclasses.replace(LIMITS, max_unpacked_bytes=MB))

@@ -75,13 +75,27 @@ def test_a_tuned_weight_is_never_another_visitors_default(app_context):
     corpus = Corpus("my-secret-project", [Document(i, t) for i, t in DOCS])
     encoder = app_context.encoder("tiny-a")
     a = app_context.tuned_weights.of("session-A")
-    a.remember(svc.model_fingerprint(encoder), svc.corpus_fingerprint(corpus), 0.9,
-               "best ndcg@10 on 4 dev queries of my-secret-project.zip")
+    a.remember(
+        svc.model_fingerprint(encoder),
+        svc.corpus_fingerprint(corpus),
+        0.9,
+        "best ndcg@10 on 4 dev queries of my-secret-project.zip",
+    )
     session = svc.SearchSession()
 
     def search(tuned):
-        return search_tab.run_search(app_context, session, "당뇨병 치료", search_tab.UPLOAD_LABEL, corpus, "tiny-a",
-                                     method="hybrid", weight=None, top_k=3, tuned=tuned)
+        return search_tab.run_search(
+            app_context,
+            session,
+            "당뇨병 치료",
+            search_tab.UPLOAD_LABEL,
+            corpus,
+            "tiny-a",
+            method="hybrid",
+            weight=None,
+            top_k=3,
+            tuned=tuned,
+        )
 
     mine = search(app_context.tuned_weights.peek("session-A"))
     assert mine.outcome.weight == 0.9 and "my-secret-project.zip" in mine.status
@@ -223,10 +237,22 @@ def test_search_tab_shows_opensearch_hints_only_in_any_mode(presets_file, closed
     for public in (True, False):
         ctx = _ctx(presets_file, public)
         texts = [search_tab.backend_note("opensearch", ctx.settings.public)]
-        texts.append(search_tab.build_search_index(ctx, svc.SearchSession(), search_tab.UPLOAD_LABEL, corpus,
-                                                   None, backend="opensearch").status)
-        r = search_tab.run_search(ctx, svc.SearchSession(), "전세 보증금", search_tab.UPLOAD_LABEL, corpus, None,
-                                  backend="opensearch", method="bm25", top_k=3)
+        texts.append(
+            search_tab.build_search_index(
+                ctx, svc.SearchSession(), search_tab.UPLOAD_LABEL, corpus, None, backend="opensearch"
+            ).status
+        )
+        r = search_tab.run_search(
+            ctx,
+            svc.SearchSession(),
+            "전세 보증금",
+            search_tab.UPLOAD_LABEL,
+            corpus,
+            None,
+            backend="opensearch",
+            method="bm25",
+            top_k=3,
+        )
         assert r.outcome is not None and r.outcome.hits, r.status  # answered by the in-memory index
         texts.append(r.status)
         page = "\n".join(texts)
@@ -241,10 +267,12 @@ def test_search_tab_shows_opensearch_hints_only_in_any_mode(presets_file, closed
 def test_hide_developer_hints_keeps_other_paragraphs():
     from sparse_demo.ui.common import hide_developer_hints
 
-    text = ("**3 hits** in 2 ms · backend **memory**\n\n⚠️ OpenSearch stopped answering: OpenSearch at "
-            "http://10.0.0.5:9200 did not answer in time. Start a local node with `scripts/opensearch.sh start`. "
-            "Searched the in-memory index instead.\n\nEvaluation failed: OpenSearch is not reachable at "
-            "https://search.internal:9200 (set OPENSEARCH_URL).")
+    text = (
+        "**3 hits** in 2 ms · backend **memory**\n\n⚠️ OpenSearch stopped answering: OpenSearch at "
+        "http://10.0.0.5:9200 did not answer in time. Start a local node with `scripts/opensearch.sh start`. "
+        "Searched the in-memory index instead.\n\nEvaluation failed: OpenSearch is not reachable at "
+        "https://search.internal:9200 (set OPENSEARCH_URL)."
+    )
     assert hide_developer_hints(text).split("\n\n") == [
         "**3 hits** in 2 ms · backend **memory**",
         "⚠️ The search engine is unavailable; the in-memory index is used.",
@@ -261,8 +289,16 @@ def _cli(*args: str, **env: str):
     from conftest import ROOT
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARSE_DEMO_", "OPENSEARCH_"))}
-    clean.update({"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                  "TRANSFORMERS_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", **env})
+    clean.update(
+        {
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONIOENCODING": "utf-8",
+            **env,
+        }
+    )
     return run_sparse_demo(args, env=clean, cwd=ROOT)  # a new process (tests/cli_process.py), empty stdin
 
 
@@ -317,18 +353,30 @@ def test_the_work_folder_goes_on_sigterm_and_sigint(tmp_path, presets_file, sign
     tmp.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
-    env.update({"SPARSE_DEMO_MODELS": str(presets_file), "SPARSE_DEMO_DEVICE": "cpu", "TMPDIR": str(tmp),
-                "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1",
-                "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    env.update(
+        {
+            "SPARSE_DEMO_MODELS": str(presets_file),
+            "SPARSE_DEMO_DEVICE": "cpu",
+            "TMPDIR": str(tmp),
+            "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+            "GRADIO_SERVER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
+
         def up() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
                     return r.status == 200
             except OSError:
                 return proc.poll() is not None  # stop waiting if it died
+
         wait_for(up, timeout=240, interval=1)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         workdirs = list(tmp.glob("sparse_demo_*"))

@@ -86,8 +86,10 @@ def demo_model_name() -> str:
 
 def add_model_arguments(p: argparse.ArgumentParser, model_help: str = "preset name, Hub id or local folder") -> None:
     """``--model``, ``--device`` and ``--max-length``: what :func:`registry` reads."""
-    fallback = (f"; without --model, the configured default, or the bundled demo model '{demo_model_name()}' "
-                "when that cannot be loaded (list: python -m sparse_demo models)")
+    fallback = (
+        f"; without --model, the configured default, or the bundled demo model '{demo_model_name()}' "
+        "when that cannot be loaded (list: python -m sparse_demo models)"
+    )
     p.add_argument("--model", "-m", default=None, help=model_help + fallback)
     p.add_argument("--device", choices=DEVICES, default=None, help="default: settings (SPARSE_DEMO_DEVICE)")
     p.add_argument("--max-length", type=positive_int, default=None, help="encoder max length in tokens")
@@ -132,8 +134,9 @@ def default_model(args: argparse.Namespace | None = None, *, err: TextIO | None 
     """
     name = load_settings().default_model
     if not name:
-        raise CliError(f"give --model (a preset name, Hub id or local folder; the bundled demo model is "
-                       f"'{demo_model_name()}')")
+        raise CliError(
+            f"give --model (a preset name, Hub id or local folder; the bundled demo model is '{demo_model_name()}')"
+        )
     if args is None:
         return name
     reg = registry(args)
@@ -147,8 +150,11 @@ def default_model(args: argparse.Namespace | None = None, *, err: TextIO | None 
     if demo_error:
         raise CliError(f"{error}; the bundled demo model could not be loaded either: {demo_error}", EXIT_FAILED)
     reason = error.split(": ", 1)[-1] if error else "unknown reason"
-    note_line(f"the default model {name} could not be loaded ({reason}); using the bundled demo model "
-              f"'{demo}' instead (give --model to choose another)", err=err)
+    note_line(
+        f"the default model {name} could not be loaded ({reason}); using the bundled demo model "
+        f"'{demo}' instead (give --model to choose another)",
+        err=err,
+    )
     return demo
 
 
@@ -169,8 +175,9 @@ def read_stdin_lines(stream: TextIO | None = None) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         lineno = data[: exc.start].count(b"\n") + 1
-        raise ValueError(f"stdin line {lineno} is not valid UTF-8 text; pipe UTF-8 "
-                         "(e.g. iconv -f cp949 -t utf-8)") from None
+        raise ValueError(
+            f"stdin line {lineno} is not valid UTF-8 text; pipe UTF-8 (e.g. iconv -f cp949 -t utf-8)"
+        ) from None
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
@@ -235,8 +242,7 @@ def dumps(payload: Any, *, indent: int | None = None) -> str:
         >>> dumps({"q": "당뇨", "score": np.float32(0.5), "ids": np.array([1, 2]), "bad": float("nan")})
         '{"q": "당뇨", "score": 0.5, "ids": [1, 2], "bad": null}'
     """
-    return json.dumps(_nan_to_none(payload), ensure_ascii=False, indent=indent, default=json_default,
-                      allow_nan=False)
+    return json.dumps(_nan_to_none(payload), ensure_ascii=False, indent=indent, default=json_default, allow_nan=False)
 
 
 def print_json(payload: Any, *, out: TextIO | None = None, indent: int | None = None) -> None:

@@ -51,11 +51,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="queries to compare (or stdin, one per line)")
     p.add_argument("--model-a", help="model A (preset name, local folder or Hub id)")
     p.add_argument("--model-b", help="model B")
-    p.add_argument("--model", dest="models", action="append", default=None, metavar="MODEL",
-                   help="a model, repeatable (set mode takes two or more)")
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=None,
+        metavar="MODEL",
+        help="a model, repeatable (set mode takes two or more)",
+    )
     p.add_argument("--queries", metavar="FILE", help="a query file (.txt, .csv, .tsv, .jsonl): set mode")
-    p.add_argument("--top-k", "-k", type=positive_int, default=DEFAULT_TOP_K,
-                   help=f"keys compared per model (default {DEFAULT_TOP_K})")
+    p.add_argument(
+        "--top-k",
+        "-k",
+        type=positive_int,
+        default=DEFAULT_TOP_K,
+        help=f"keys compared per model (default {DEFAULT_TOP_K})",
+    )
     p.add_argument("--rbo-p", type=float, default=DEFAULT_RBO_P, help=f"RBO persistence (default {DEFAULT_RBO_P})")
     p.add_argument("--stopwords", metavar="FILE", help="a stopword list replacing the bundled one")
     p.add_argument("--no-pos-rule", action="store_true", help="do not count Kiwi function morphemes as stopwords")
@@ -81,9 +92,11 @@ def format_comparison(c: QueryComparison) -> str:
     lines = [
         f"query: {c.text}",
         f"A = {c.model_a}   B = {c.model_b}   top-{c.top_k}",
-        (f"jaccard {ov.jaccard:.3f}   weighted overlap {ov.weighted_overlap:.3f}   "
-         f"RBO(p={c.rbo_p}) {ov.rbo:.3f}   shared {len(c.shared)}, only A {len(c.only_a)}, "
-         f"only B {len(c.only_b)}"),
+        (
+            f"jaccard {ov.jaccard:.3f}   weighted overlap {ov.weighted_overlap:.3f}   "
+            f"RBO(p={c.rbo_p}) {ov.rbo:.3f}   shared {len(c.shared)}, only A {len(c.only_a)}, "
+            f"only B {len(c.only_b)}"
+        ),
     ]
     for label, side in (("A", c.side_a), ("B", c.side_b)):
         lk = side.leakage
@@ -108,8 +121,9 @@ def format_set(s: SetComparison, most: int = 10) -> str:
         lines += ["", "per pair:", s.pair_summary().to_string(index=False)]
     for a, b in s.pairs:
         lines += ["", f"most disagreeing queries, A = {a}, B = {b} (lowest weighted overlap):"]
-        frame = s.disagreements(a, b, n=most)[["rank", "query", "weighted_overlap", "rbo", "jaccard",
-                                               "only_a", "only_b"]]
+        frame = s.disagreements(a, b, n=most)[
+            ["rank", "query", "weighted_overlap", "rbo", "jaccard", "only_a", "only_b"]
+        ]
         lines.append(frame.to_string(index=False, max_colwidth=40))
     return "\n".join(lines) + "\n"
 
@@ -144,8 +158,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             analyzers[name] = Analyzer(encoder, rule)
     if len(analyzers) < 2:
-        raise CliError(f"{len(analyzers)} of {len(models)} models loaded; comparing needs two "
-                       f"({'; '.join(f'{m}: {why}' for m, why in failed.items())})", EXIT_FAILED)
+        raise CliError(
+            f"{len(analyzers)} of {len(models)} models loaded; comparing needs two "
+            f"({'; '.join(f'{m}: {why}' for m, why in failed.items())})",
+            EXIT_FAILED,
+        )
     for name, why in failed.items():
         print(f"warning: model {name!r} could not be loaded: {why}", file=sys.stderr)
     if set_mode:

@@ -31,26 +31,33 @@ from .common import add_model_arguments, default_model, positive_int, print_json
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``corpus-report``."""
-    p = subparsers.add_parser("corpus-report", help="corpus-wide token statistics, leakage, index cost and "
-                              "collapse warning for one model or two side by side")
-    p.add_argument("--corpus", default=None, help="corpus file or BEIR folder (.jsonl/.csv/.tsv/.zip); "
-                   "default: the bundled sample")
+    p = subparsers.add_parser(
+        "corpus-report",
+        help="corpus-wide token statistics, leakage, index cost and collapse warning for one model or two side by side",
+    )
+    p.add_argument(
+        "--corpus", default=None, help="corpus file or BEIR folder (.jsonl/.csv/.tsv/.zip); default: the bundled sample"
+    )
     add_model_arguments(p, "preset name, Hub id or local folder (default: the default preset)")
     p.add_argument("--model-b", default=None, help="a second model to put side by side")
     p.add_argument("--top", type=positive_int, default=50, help="tokens listed (default 50)")
     p.add_argument("--sort", choices=TOKEN_SORTS, default="df", help="order of the listed tokens")
     p.add_argument("--doc-top-k", type=positive_int, default=None, help="document cap (default: the index's, 512)")
     p.add_argument("--query-top-k", type=positive_int, default=None, help="query cap (default: 1024)")
-    p.add_argument("--queries", default=None, help="query texts for the FLOPS figures (.txt/.csv/.tsv/.jsonl); "
-                   "default: the corpus's own queries")
+    p.add_argument(
+        "--queries",
+        default=None,
+        help="query texts for the FLOPS figures (.txt/.csv/.tsv/.jsonl); default: the corpus's own queries",
+    )
     p.add_argument("--stopwords", help="stopword list replacing the bundled one")
     p.add_argument("--no-pos-rule", action="store_true", help="list membership only, no Kiwi POS rule")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
-def _report(args: argparse.Namespace, corpus: Any, model: str, rule: StopwordRule,
-            queries: list[str] | None) -> CorpusReport:
+def _report(
+    args: argparse.Namespace, corpus: Any, model: str, rule: StopwordRule, queries: list[str] | None
+) -> CorpusReport:
     from ..search import build_index
 
     encoder = registry(args).get(model)
@@ -74,8 +81,9 @@ def format_report(report: CorpusReport, top: int, sort: str = "df") -> str:
     lines += [f"  note: {n}" for n in report.notes]
     if report.collapse.collapsed:
         lines.append(f"  WARNING: {report.collapse.message}")
-    flops = ("n/a" if t.flops_per_pair is None
-             else f"{t.flops_per_pair:.3f} ({t.postings_per_query:,.0f} postings/query)")
+    flops = (
+        "n/a" if t.flops_per_pair is None else f"{t.flops_per_pair:.3f} ({t.postings_per_query:,.0f} postings/query)"
+    )
     lines += [
         f"  empty_documents={t.empty_documents} mean_active_dims={t.mean_active_dims:.1f} "
         f"median={t.median_active_dims:.0f} max={t.max_active_dims} capped={t.capped_documents}",
@@ -84,14 +92,16 @@ def format_report(report: CorpusReport, top: int, sort: str = "df") -> str:
         f"  always_on_tokens={t.always_on_tokens} (mass {t.always_on_mass_ratio:.2%}) "
         f"distinct_tokens={t.distinct_tokens:,}",
         f"  posting_entries={t.posting_entries:,} memory_index_bytes={t.memory_index_bytes:,} flops={flops}",
-        "  longest posting lists: " + ", ".join(f"{tok} ({d})" for tok, d in
-                                                report.top_tokens(10, "df")[["token", "df"]].values),
+        "  longest posting lists: "
+        + ", ".join(f"{tok} ({d})" for tok, d in report.top_tokens(10, "df")[["token", "df"]].values),
         f"  {'token':<16} {'df':>6} {'df%':>6} {'mean_w':>7} {'max_w':>7} {'mass':>9} {'exp%':>5}  category",
     ]
     for r in report.top_tokens(top, sort).itertuples(index=False):
         exp = "" if r.expansion_df < 0 else f"{100 * r.expansion_share:.0f}"
-        lines.append(f"  {r.token:<16} {r.df:>6} {100 * r.df_share:>5.1f}% {r.mean_weight:>7.3f} {r.max_weight:>7.3f} "
-                     f"{r.mass:>9.2f} {exp:>5}  {r.category}")
+        lines.append(
+            f"  {r.token:<16} {r.df:>6} {100 * r.df_share:>5.1f}% {r.mean_weight:>7.3f} {r.max_weight:>7.3f} "
+            f"{r.mass:>9.2f} {exp:>5}  {r.category}"
+        )
     return "\n".join(lines)
 
 
@@ -131,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
     for by in ("df", "mass"):
         print(f"# tokens whose {by} share changed most")
         for r in cmp.top_changes(args.top, by).itertuples(index=False):
-            print(f"  {r.key:<16} {r.category:<11} df {r.df_a:>6} -> {r.df_b:<6} mass share "
-                  f"{100 * r.mass_share_a:6.2f}% -> {100 * r.mass_share_b:6.2f}%")
+            print(
+                f"  {r.key:<16} {r.category:<11} df {r.df_a:>6} -> {r.df_b:<6} mass share "
+                f"{100 * r.mass_share_a:6.2f}% -> {100 * r.mass_share_b:6.2f}%"
+            )
     return 0
 
 

@@ -34,10 +34,14 @@ def format_analysis(analysis: QueryAnalysis, top_k: int) -> str:
     lines = [f"# {analysis.encoding.text[:80]}"]
     lines += [f"  note: {n}" for n in analysis.notes]
     for r in analysis.top(top_k):
-        lines.append(f"  {r.rank:>3} {r.token:<16} {r.weight:7.4f}  {r.category:<11} {r.origin:<9} "
-                     f"pos {r.position:<3} ({r.source_text or r.source_subword})")
-    lines.append(f"  active_dims={st.active_dims} l1={st.l1:.3f} stopword_mass={lk.stopword_mass_ratio:.3%} "
-                 f"special_mass={lk.special_mass_ratio:.3%} first_stopword_rank={lk.first_stopword_rank}")
+        lines.append(
+            f"  {r.rank:>3} {r.token:<16} {r.weight:7.4f}  {r.category:<11} {r.origin:<9} "
+            f"pos {r.position:<3} ({r.source_text or r.source_subword})"
+        )
+    lines.append(
+        f"  active_dims={st.active_dims} l1={st.l1:.3f} stopword_mass={lk.stopword_mass_ratio:.3%} "
+        f"special_mass={lk.special_mass_ratio:.3%} first_stopword_rank={lk.first_stopword_rank}"
+    )
     return "\n".join(lines)
 
 

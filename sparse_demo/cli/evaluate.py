@@ -33,18 +33,29 @@ SWEEPS: tuple[str, ...] = ("weight", "prune")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``evaluate``."""
     p = subparsers.add_parser("evaluate", help="benchmark table (R@k, MRR, nDCG@10, significance, costs)")
-    p.add_argument("--corpus", required=True,
-                   help="BEIR folder/.zip, pairs file, 'sample', 'boolq:<split>' or 'korsts:<split>'")
+    p.add_argument(
+        "--corpus", required=True, help="BEIR folder/.zip, pairs file, 'sample', 'boolq:<split>' or 'korsts:<split>'"
+    )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
-    p.add_argument("--system", action="append", required=True, dest="systems", metavar="SYSTEM",
-                   help=f"a table row: {systems.SYSTEM_HELP} (repeat; the first is the baseline)")
+    p.add_argument(
+        "--system",
+        action="append",
+        required=True,
+        dest="systems",
+        metavar="SYSTEM",
+        help=f"a table row: {systems.SYSTEM_HELP} (repeat; the first is the baseline)",
+    )
     p.add_argument("--baseline", default=None, help="the baseline system (as given to --system); default the first")
     p.add_argument("--fusion", choices=systems.FUSIONS, default="minmax", help="fusion of hybrid:MODEL rows")
     p.add_argument("--backend", choices=runner.BACKENDS, default="memory")
     p.add_argument("--sample", type=positive_int, default=None, help="evaluate N queries drawn with --seed")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample, the tests and the CV folds")
-    p.add_argument("--folds", type=positive_int, default=DEFAULT_FOLDS,
-                   help="k of the hybrid weight's cross-validation (hybrid:MODEL:best, --sweep weight; >= 2)")
+    p.add_argument(
+        "--folds",
+        type=positive_int,
+        default=DEFAULT_FOLDS,
+        help="k of the hybrid weight's cross-validation (hybrid:MODEL:best, --sweep weight; >= 2)",
+    )
     p.add_argument("--sweep", action="append", choices=SWEEPS, default=[], help="add a curve (repeat for both)")
     p.add_argument("--depth", type=positive_int, default=runner.DEFAULT_DEPTH, help="hits per leg (>= 10)")
     p.add_argument("--trials", type=positive_int, default=10_000, help="randomization-test trials")
@@ -115,9 +126,19 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(exc), EXIT_FAILED) from None
     if "prune" in args.sweep and not models:
         raise CliError("--sweep prune needs a model: add --system sparse:MODEL")
-    report = ev.evaluate(eval_set, specs, encoders, backend=args.backend, depth=args.depth, baseline=baseline,
-                         trials=args.trials, seed=args.seed, sweep_weights="weight" in args.sweep, folds=args.folds,
-                         batch_size=args.batch_size)
+    report = ev.evaluate(
+        eval_set,
+        specs,
+        encoders,
+        backend=args.backend,
+        depth=args.depth,
+        baseline=baseline,
+        trials=args.trials,
+        seed=args.seed,
+        sweep_weights="weight" in args.sweep,
+        folds=args.folds,
+        batch_size=args.batch_size,
+    )
     if "prune" in args.sweep:
         ev.prune_sweep(report)
     if args.out_dir is not None:
@@ -129,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
         print(ev.to_markdown(report))
         for p in report.prune_sweep or []:
             label = "unpruned" if p.setting is None else f"{p.kind} {p.setting:g}"
-            print(f"  prune {p.model:<20} {label:<18} ndcg@10 {p.ndcg10:.4f}  FLOPS {p.flops:9.3f}  "
-                  f"index {p.index_bytes:>11,} B")
+            print(
+                f"  prune {p.model:<20} {label:<18} ndcg@10 {p.ndcg10:.4f}  FLOPS {p.flops:9.3f}  "
+                f"index {p.index_bytes:>11,} B"
+            )
     note_line(ev.summary_line(report))
     return 0

@@ -45,9 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train a SPLADE encoder on query/positive[/negative] pairs and save a model folder.",
     )
     p.add_argument("--pairs", required=True, help="pairs file: .csv, .tsv or .jsonl (query, positive[, negative])")
-    p.add_argument("--base", default="new-small",
-                   help="new-small / new-mini / new-tiny, or new with --size (from scratch) | preset name | Hub id "
-                        "| local model folder")
+    p.add_argument(
+        "--base",
+        default="new-small",
+        help="new-small / new-mini / new-tiny, or new with --size (from scratch) | preset name | Hub id "
+        "| local model folder",
+    )
     p.add_argument("--out", required=True, help="output model folder (must not exist or be empty)")
     p.add_argument("--eval-pairs", default=None, help="held-out pairs file (default: a share of --pairs)")
     p.add_argument("--epochs", type=_positive_float, default=None)
@@ -87,8 +90,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "out_path": args.out,
         "num_threads": args.threads,
     }
-    for arg, name in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("time_limit", "time_limit_s"), ("max_steps", "max_steps"), ("max_length", "max_length")):
+    for arg, name in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("time_limit", "time_limit_s"),
+        ("max_steps", "max_steps"),
+        ("max_length", "max_length"),
+    ):
         value = getattr(args, arg)
         if value is not None:
             overrides[name] = value
@@ -105,9 +114,16 @@ def _log_progress(event: TrainingEvent) -> None:
         return float("nan") if value is None else value
 
     if event.phase == "train":
-        logger.info("step %s/%s  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e",
-                    event.step, event.max_steps, num(event.total), num(event.infonce), num(event.active_q),
-                    num(event.active_d), num(event.lr))
+        logger.info(
+            "step %s/%s  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e",
+            event.step,
+            event.max_steps,
+            num(event.total),
+            num(event.infonce),
+            num(event.active_q),
+            num(event.active_d),
+            num(event.lr),
+        )
     elif event.message:
         logger.info("%s: %s", event.phase, event.message)
 
@@ -148,8 +164,10 @@ def format_result(result: TrainResult, zip_path: str | None = None) -> str:
         lines.append(result.split_note)
     if result.restored_best:
         best = result.best_step
-        lines.append("saved the best held-out checkpoint: "
-                     + ("the starting model (no training step beat it)" if best == 0 else f"step {best}"))
+        lines.append(
+            "saved the best held-out checkpoint: "
+            + ("the starting model (no training step beat it)" if best == 0 else f"step {best}")
+        )
     if result.metrics_after or result.metrics_before:
         lines.append("held-out metrics (before -> after):")
         for leg in sorted(set(result.metrics_before) | set(result.metrics_after)):
@@ -188,8 +206,10 @@ def run(args: argparse.Namespace) -> int:
     eval_pairs = read_pairs(args.eval_pairs) if args.eval_pairs else None
     check_out(args.out)
     if len(pairs) < MIN_PAIRS:
-        raise CliError(f"{args.pairs} holds {len(pairs)} usable pair(s); training needs at least {MIN_PAIRS} "
-                       "(in-batch negatives come from the other pairs)")
+        raise CliError(
+            f"{args.pairs} holds {len(pairs)} usable pair(s); training needs at least {MIN_PAIRS} "
+            "(in-batch negatives come from the other pairs)"
+        )
     result = train(config, pairs, eval_pairs, progress=_log_progress, wait=True)
     zip_path = str(zip_model(result.model_dir)) if args.zip and result.model_dir is not None else None
     if args.json:

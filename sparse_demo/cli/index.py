@@ -46,14 +46,26 @@ def add_corpus_arguments(p: argparse.ArgumentParser, model_help: str) -> None:
     add_model_arguments(p, model_help)
     p.add_argument("--backend", choices=svc.BACKENDS, default="memory")
     p.add_argument("--index-name", default=None, help="OpenSearch index name (default: derived from corpus+model)")
-    p.add_argument("--no-fallback", dest="fallback", action="store_false",
-                   help="fail instead of using the memory backend when OpenSearch is unreachable")
+    p.add_argument(
+        "--no-fallback",
+        dest="fallback",
+        action="store_false",
+        help="fail instead of using the memory backend when OpenSearch is unreachable",
+    )
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--analyzer", type=analyzer_arg, default=DEFAULT_ANALYZER,
-                   help=f"BM25 analyzer: {', '.join(ANALYZER_PRESETS)} or a comma-separated list of Kiwi stop-tag "
-                        f"prefixes such as J,E,XS (default: {DEFAULT_ANALYZER})")
-    p.add_argument("--doc-top-k", type=non_negative_int, default=svc.DEFAULT_DOC_TOP_K,
-                   help=f"tokens kept per document vector (0: all; default {svc.DEFAULT_DOC_TOP_K})")
+    p.add_argument(
+        "--analyzer",
+        type=analyzer_arg,
+        default=DEFAULT_ANALYZER,
+        help=f"BM25 analyzer: {', '.join(ANALYZER_PRESETS)} or a comma-separated list of Kiwi stop-tag "
+        f"prefixes such as J,E,XS (default: {DEFAULT_ANALYZER})",
+    )
+    p.add_argument(
+        "--doc-top-k",
+        type=non_negative_int,
+        default=svc.DEFAULT_DOC_TOP_K,
+        help=f"tokens kept per document vector (0: all; default {svc.DEFAULT_DOC_TOP_K})",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
@@ -82,9 +94,15 @@ def build(args: argparse.Namespace, corpus: Corpus, encoder: Encoder | None) -> 
     """Build the index of ``corpus`` as ``args`` say; returns the index and the notes worth showing."""
     session = svc.SearchSession(max_indexes=1)
     index, notes = session.get_or_build(
-        corpus, encoder, args.backend, fallback=args.fallback, progress=_progress(not args.quiet),
-        index_name=args.index_name, batch_size=args.batch_size,
-        doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k, analyzer=args.analyzer,
+        corpus,
+        encoder,
+        args.backend,
+        fallback=args.fallback,
+        progress=_progress(not args.quiet),
+        index_name=args.index_name,
+        batch_size=args.batch_size,
+        doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k,
+        analyzer=args.analyzer,
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
     return index, list(corpus.notes) + notes
@@ -112,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     for n in notes:
         note_line(n)
     where = f" into {report['index_name']}" if report.get("index_name") else " (in memory: nothing persisted)"
-    print(f"indexed {report['documents']} documents of {report['corpus']} with {report['model']}{where}; "
-          f"{report['avg_sparse_tokens']} sparse tokens per document, {report['pruned_documents']} pruned, "
-          f"encoding {report['encode_seconds']} s")
+    print(
+        f"indexed {report['documents']} documents of {report['corpus']} with {report['model']}{where}; "
+        f"{report['avg_sparse_tokens']} sparse tokens per document, {report['pruned_documents']} pruned, "
+        f"encoding {report['encode_seconds']} s"
+    )
     return 0

@@ -14,8 +14,9 @@ from .common import DEVICES, demo_model_name, print_json, registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list model names (presets and the bundled demo model)",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "models", help="list model names (presets and the bundled demo model)", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--check", action="store_true", help="load every model and say which load (slow)")
     p.add_argument("--json", action="store_true", help="one JSON object per model")
     p.add_argument("--device", choices=DEVICES, default=None, help="default: settings (SPARSE_DEMO_DEVICE)")
@@ -30,8 +31,14 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in reg.names:
         preset = reg.resolve(name)
-        roles = [r for r, hit in (("default", name == default), ("bundled demo model, used when the default "
-                                                                  "cannot be loaded", name == demo)) if hit]
+        roles = [
+            r
+            for r, hit in (
+                ("default", name == default),
+                ("bundled demo model, used when the default cannot be loaded", name == demo),
+            )
+            if hit
+        ]
         row = {"name": name, "source": preset.source, "role": ", ".join(roles)}
         if args.check:
             _, error = reg.try_get(name)

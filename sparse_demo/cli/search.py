@@ -48,9 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=svc.METHODS, default="hybrid")
     p.add_argument("--top-k", "-k", type=positive_int, default=10)
     p.add_argument("--fusion", choices=svc.FUSIONS, default="minmax")
-    p.add_argument("--weight", type=unit_float, default=None,
-                   help="sparse weight for min-max fusion (BM25: 1 - w); default: the weight the model folder's "
-                        f"sparse_demo.json recommends (hybrid_weight) when it has one, else {svc.DEFAULT_WEIGHT}")
+    p.add_argument(
+        "--weight",
+        type=unit_float,
+        default=None,
+        help="sparse weight for min-max fusion (BM25: 1 - w); default: the weight the model folder's "
+        f"sparse_demo.json recommends (hybrid_weight) when it has one, else {svc.DEFAULT_WEIGHT}",
+    )
 
 
 def _fmt(x: float | None) -> str:
@@ -101,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
     for raw in queries:
         try:
             query = clean_query(raw, limits)
-            outcome = svc.search(index, query, method=args.method, k=args.top_k, fusion=args.fusion,
-                                 weight=chosen.weight)
+            outcome = svc.search(
+                index, query, method=args.method, k=args.top_k, fusion=args.fusion, weight=chosen.weight
+            )
         except ValueError as exc:
             status = EXIT_INPUT
             if args.json:
@@ -116,4 +121,3 @@ def run(args: argparse.Namespace) -> int:
             print(format_outcome(outcome))
         sys.stdout.flush()
     return status
-

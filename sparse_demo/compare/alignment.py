@@ -23,11 +23,22 @@ from .metrics import DEFAULT_RBO_P, jaccard, rbo, weighted_overlap
 
 #: Special tokens keyed by their role, so ``<s>`` (XLM-R) and ``[CLS]`` (BERT) share a row.
 SPECIAL_KEYS: dict[str, str] = {
-    "<s>": "[CLS]", "[CLS]": "[CLS]", "<cls>": "[CLS]", "[BOS]": "[CLS]", "<bos>": "[CLS]",
-    "</s>": "[SEP]", "[SEP]": "[SEP]", "<sep>": "[SEP]", "[EOS]": "[SEP]", "<eos>": "[SEP]",
-    "<pad>": "[PAD]", "[PAD]": "[PAD]",
-    "<unk>": "[UNK]", "[UNK]": "[UNK]",
-    "<mask>": "[MASK]", "[MASK]": "[MASK]",
+    "<s>": "[CLS]",
+    "[CLS]": "[CLS]",
+    "<cls>": "[CLS]",
+    "[BOS]": "[CLS]",
+    "<bos>": "[CLS]",
+    "</s>": "[SEP]",
+    "[SEP]": "[SEP]",
+    "<sep>": "[SEP]",
+    "[EOS]": "[SEP]",
+    "<eos>": "[SEP]",
+    "<pad>": "[PAD]",
+    "[PAD]": "[PAD]",
+    "<unk>": "[UNK]",
+    "[UNK]": "[UNK]",
+    "<mask>": "[MASK]",
+    "[MASK]": "[MASK]",
 }
 
 Status = Literal["both", "only_a", "only_b"]
@@ -117,17 +128,23 @@ def keyed_top(rows: Sequence[TokenRow], top_k: int = DEFAULT_TOP_K) -> KeyedList
         others = merged.get(key, [])
         tokens.append(
             KeyedToken(
-                key=key, token=row.token, raw=row.raw, weight=float(row.weight), rank=rank,
-                row_rank=row.rank, category=row.category, origin=row.origin, position=row.position,
-                source_text=row.source_text, morpheme=row.morpheme,
+                key=key,
+                token=row.token,
+                raw=row.raw,
+                weight=float(row.weight),
+                rank=rank,
+                row_rank=row.rank,
+                category=row.category,
+                origin=row.origin,
+                position=row.position,
+                source_text=row.source_text,
+                morpheme=row.morpheme,
                 merged=tuple(o.raw for o in others),
             )
         )
         if others:
             parts = ", ".join(f"`{o.raw}` {o.weight:.3f}" for o in others)
-            merges.append(
-                f"`{row.raw}` {row.weight:.3f} and {parts} all read '{key}': merged, kept the max weight."
-            )
+            merges.append(f"`{row.raw}` {row.weight:.3f} and {parts} all read '{key}': merged, kept the max weight.")
     return KeyedList(tuple(tokens), beyond, tuple(merges))
 
 
@@ -179,16 +196,22 @@ def align(a: KeyedList, b: KeyedList) -> list[AlignedRow]:
         wb = tb.weight if tb else 0.0
         rows.append(
             AlignedRow(
-                key=key, status=status,
-                token_a=ta.token if ta else None, rank_a=ta.rank if ta else None,
-                weight_a=ta.weight if ta else None, category_a=ta.category if ta else None,
-                token_b=tb.token if tb else None, rank_b=tb.rank if tb else None,
-                weight_b=tb.weight if tb else None, category_b=tb.category if tb else None,
+                key=key,
+                status=status,
+                token_a=ta.token if ta else None,
+                rank_a=ta.rank if ta else None,
+                weight_a=ta.weight if ta else None,
+                category_a=ta.category if ta else None,
+                token_b=tb.token if tb else None,
+                rank_b=tb.rank if tb else None,
+                weight_b=tb.weight if tb else None,
+                category_b=tb.category if tb else None,
                 rank_shift=(ta.rank - tb.rank) if ta and tb else None,
                 weight_delta=round(wb - wa, 6),
                 beyond_rank_a=a.beyond.get(key) if not ta else None,
                 beyond_rank_b=b.beyond.get(key) if not tb else None,
-                source_a=ta.source_text if ta else "", source_b=tb.source_text if tb else "",
+                source_a=ta.source_text if ta else "",
+                source_b=tb.source_text if tb else "",
             )
         )
     inf = math.inf
@@ -214,8 +237,22 @@ def overlap(a: KeyedList, b: KeyedList, rbo_p: float = DEFAULT_RBO_P) -> Overlap
     )
 
 
-ALIGNED_COLUMNS = ["key", "status", "rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b",
-                   "rank_shift", "weight_delta", "category", "note", "source_a", "source_b"]
+ALIGNED_COLUMNS = [
+    "key",
+    "status",
+    "rank_a",
+    "token_a",
+    "weight_a",
+    "rank_b",
+    "token_b",
+    "weight_b",
+    "rank_shift",
+    "weight_delta",
+    "category",
+    "note",
+    "source_a",
+    "source_b",
+]
 
 
 def aligned_frame(rows: Sequence[AlignedRow], top_k: int) -> pd.DataFrame:
@@ -225,11 +262,17 @@ def aligned_frame(rows: Sequence[AlignedRow], top_k: int) -> pd.DataFrame:
     for r in rows:
         note = ""
         if r.status == "only_a":
-            note = (f"B: rank {r.beyond_rank_b} (past its top-{top_k})" if r.beyond_rank_b
-                    else "B: not among its analysed tokens")
+            note = (
+                f"B: rank {r.beyond_rank_b} (past its top-{top_k})"
+                if r.beyond_rank_b
+                else "B: not among its analysed tokens"
+            )
         elif r.status == "only_b":
-            note = (f"A: rank {r.beyond_rank_a} (past its top-{top_k})" if r.beyond_rank_a
-                    else "A: not among its analysed tokens")
+            note = (
+                f"A: rank {r.beyond_rank_a} (past its top-{top_k})"
+                if r.beyond_rank_a
+                else "A: not among its analysed tokens"
+            )
         records.append({**asdict(r), "category": r.category, "note": note})
     frame = pd.DataFrame(records, columns=ALIGNED_COLUMNS)
     for col in ("rank_a", "rank_b", "rank_shift"):  # integers with gaps, not floats

@@ -97,14 +97,20 @@ def morpheme_view(a: QueryAnalysis, b: QueryAnalysis, n_tokens: int = 3) -> list
             label, span, start, end, index = NO_SPAN_LABEL, "", -1, -1, -1
         else:
             m = morphs[i]
-            label, span, start, end, index = m.label, text[m.start:m.end], m.start, m.end, i
+            label, span, start, end, index = m.label, text[m.start : m.end], m.start, m.end, i
         rows.append(
             MorphemeRow(
-                index=index, morpheme=label, text=span, start=start, end=end,
-                mass_a=round(float(mass_a[i]), 4), mass_b=round(float(mass_b[i]), 4),
+                index=index,
+                morpheme=label,
+                text=span,
+                start=start,
+                end=end,
+                mass_a=round(float(mass_a[i]), 4),
+                mass_b=round(float(mass_b[i]), 4),
                 share_a=round(float(mass_a[i]) / l1_a, 4) if l1_a > 0 else 0.0,
                 share_b=round(float(mass_b[i]) / l1_b, 4) if l1_b > 0 else 0.0,
-                tokens_a=", ".join(tok_a[i]), tokens_b=", ".join(tok_b[i]),
+                tokens_a=", ".join(tok_a[i]),
+                tokens_b=", ".join(tok_b[i]),
             )
         )
     return rows

@@ -28,9 +28,13 @@ class ModelSide:
     @classmethod
     def of(cls, analysis: QueryAnalysis, keyed: KeyedList) -> ModelSide:
         return cls(
-            model=analysis.model, stats=analysis.stats, leakage=analysis.leakage,
-            num_tokens=len(analysis.encoding.input_ids), truncated=analysis.encoding.truncated,
-            notes=tuple(analysis.notes), merges=keyed.merges,
+            model=analysis.model,
+            stats=analysis.stats,
+            leakage=analysis.leakage,
+            num_tokens=len(analysis.encoding.input_ids),
+            truncated=analysis.encoding.truncated,
+            notes=tuple(analysis.notes),
+            merges=keyed.merges,
         )
 
     def figures(self) -> dict[str, object]:
@@ -109,8 +113,13 @@ class QueryComparison:
 
     def to_json(self, *, morphemes: bool = True) -> dict:
         def side(s: ModelSide) -> dict:
-            return {"model": s.model, "stats": asdict(s.stats), "leakage": asdict(s.leakage),
-                    "input_tokens": s.num_tokens, "truncated": s.truncated}
+            return {
+                "model": s.model,
+                "stats": asdict(s.stats),
+                "leakage": asdict(s.leakage),
+                "input_tokens": s.num_tokens,
+                "truncated": s.truncated,
+            }
 
         out = {
             "text": self.text,

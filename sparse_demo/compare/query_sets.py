@@ -26,12 +26,17 @@ DISAGREEMENT_METRICS: tuple[str, ...] = ("weighted_overlap", "rbo", "jaccard")
 _EMPTY_VECTOR = SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32))
 
 
-
 def slim(analysis: QueryAnalysis) -> QueryAnalysis:
     """A copy without the full vector (rows, stats and leakage kept): cheap to hold by the 1000."""
     enc = dataclasses.replace(analysis.encoding, vector=_EMPTY_VECTOR)
-    return QueryAnalysis(encoding=enc, rows=analysis.rows, stats=analysis.stats, leakage=analysis.leakage,
-                         model=analysis.model, notes=list(analysis.notes))
+    return QueryAnalysis(
+        encoding=enc,
+        rows=analysis.rows,
+        stats=analysis.stats,
+        leakage=analysis.leakage,
+        model=analysis.model,
+        notes=list(analysis.notes),
+    )
 
 
 def analyze_query_set(
@@ -73,8 +78,18 @@ def analyze_query_set(
     return out
 
 
-PAIR_COLUMNS = ["query_index", "query", "jaccard", "weighted_overlap", "rbo", "shared", "only_a", "only_b",
-                "top_a", "top_b"]
+PAIR_COLUMNS = [
+    "query_index",
+    "query",
+    "jaccard",
+    "weighted_overlap",
+    "rbo",
+    "shared",
+    "only_a",
+    "only_b",
+    "top_a",
+    "top_b",
+]
 
 
 @dataclass
@@ -125,14 +140,20 @@ class SetComparison:
             top_b = [r.key for r in sorted(c.rows, key=lambda r: r.rank_b or 1e9) if r.rank_b][:10]
             if swapped:
                 only_a, only_b, top_a, top_b = only_b, only_a, top_b, top_a
-            records.append({
-                "query_index": i, "query": c.text,
-                "jaccard": round(c.overlap.jaccard, 4),
-                "weighted_overlap": round(c.overlap.weighted_overlap, 4),
-                "rbo": round(c.overlap.rbo, 4),
-                "shared": len(c.shared), "only_a": " ".join(only_a), "only_b": " ".join(only_b),
-                "top_a": " ".join(top_a), "top_b": " ".join(top_b),
-            })
+            records.append(
+                {
+                    "query_index": i,
+                    "query": c.text,
+                    "jaccard": round(c.overlap.jaccard, 4),
+                    "weighted_overlap": round(c.overlap.weighted_overlap, 4),
+                    "rbo": round(c.overlap.rbo, 4),
+                    "shared": len(c.shared),
+                    "only_a": " ".join(only_a),
+                    "only_b": " ".join(only_b),
+                    "top_a": " ".join(top_a),
+                    "top_b": " ".join(top_b),
+                }
+            )
         return pd.DataFrame(records, columns=PAIR_COLUMNS)
 
     def disagreements(self, a: str, b: str, by: str = "weighted_overlap", n: int | None = None) -> pd.DataFrame:
@@ -234,15 +255,28 @@ def compare_query_set(
     for ma, mb in itertools.combinations(models, 2):
         comps = []
         for qa, qb, ka, kb in zip(analyses[ma], analyses[mb], keyed[ma], keyed[mb]):
-            comps.append(QueryComparison(
-                text=qa.encoding.text, top_k=top_k, side_a=ModelSide.of(qa, ka), side_b=ModelSide.of(qb, kb),
-                rows=align(ka, kb), overlap=overlap(ka, kb, rbo_p), rbo_p=rbo_p,
-            ))
+            comps.append(
+                QueryComparison(
+                    text=qa.encoding.text,
+                    top_k=top_k,
+                    side_a=ModelSide.of(qa, ka),
+                    side_b=ModelSide.of(qb, kb),
+                    rows=align(ka, kb),
+                    overlap=overlap(ka, kb, rbo_p),
+                    rbo_p=rbo_p,
+                )
+            )
         comparisons[(ma, mb)] = comps
     return SetComparison(
-        models=models, queries=queries, top_k=top_k, summary=pd.DataFrame(summaries),
-        leaking_tokens=leaking_frame, per_query=per_query_frame, comparisons=comparisons,
-        rbo_p=rbo_p, failed=dict(failed or {}),
+        models=models,
+        queries=queries,
+        top_k=top_k,
+        summary=pd.DataFrame(summaries),
+        leaking_tokens=leaking_frame,
+        per_query=per_query_frame,
+        comparisons=comparisons,
+        rbo_p=rbo_p,
+        failed=dict(failed or {}),
     )
 
 

@@ -67,8 +67,9 @@ def vocabulary(encoder: Encoder) -> tuple[np.ndarray, pd.Index | dict[str, int],
     return entry
 
 
-def vectors_matrix(vectors: Sequence[Mapping[str, float]], ids: Mapping[str, int] | pd.Index,
-                   vocab_size: int) -> sp.csr_matrix:
+def vectors_matrix(
+    vectors: Sequence[Mapping[str, float]], ids: Mapping[str, int] | pd.Index, vocab_size: int
+) -> sp.csr_matrix:
     """``[len(vectors), vocab_size]`` CSR matrix of ``{token string: weight}`` vectors.
 
     Args:
@@ -111,8 +112,7 @@ def input_ids_of(encoder: Encoder, texts: Sequence[str], batch_size: int = 256) 
     max_length = int(encoder.max_length)
     for start in range(0, len(texts), batch_size):
         batch = list(texts[start : start + batch_size])
-        enc = encoder.tokenizer(batch, add_special_tokens=True, truncation=True, max_length=max_length,
-                                verbose=False)
+        enc = encoder.tokenizer(batch, add_special_tokens=True, truncation=True, max_length=max_length, verbose=False)
         out.extend(list(ids) for ids in enc["input_ids"])
     return out
 
@@ -126,8 +126,9 @@ def _inputs_matrix(input_ids: Any, vocab_size: int) -> sp.csr_matrix:
     cols = flat.astype(np.int64, copy=False)
     if cols.size and (cols.min() < 0 or cols.max() >= vocab_size):
         raise ValueError(f"input token ids must lie in [0, {vocab_size}); got {cols.min()}..{cols.max()}")
-    m = sp.csr_matrix((np.ones(cols.size, dtype=bool), cols, indptr.astype(np.int64, copy=False)),
-                      shape=(len(indptr) - 1, vocab_size))
+    m = sp.csr_matrix(
+        (np.ones(cols.size, dtype=bool), cols, indptr.astype(np.int64, copy=False)), shape=(len(indptr) - 1, vocab_size)
+    )
     m.sum_duplicates()
     return m
 
@@ -198,12 +199,24 @@ def report_from_vectors(
     inputs = _inputs_matrix(input_ids, vocab) if input_ids is not None else None
     all_notes = list(notes)
     if encoder.drop_special:
-        all_notes.append("Special tokens are dropped from the search vectors, so their mass here is 0; the Explore "
-                         "tab shows it per text.")
+        all_notes.append(
+            "Special tokens are dropped from the search vectors, so their mass here is 0; the Explore "
+            "tab shows it per text."
+        )
     return corpus_report(
-        w, tokens, codes, inputs=inputs, queries=q, doc_top_k=doc_top_k, capped_documents=capped_documents,
-        thresholds=thresholds, model=str(encoder.name), corpus=corpus_name, notes=all_notes,
-        keys=keys_for(encoder, codes, active), display=display,
+        w,
+        tokens,
+        codes,
+        inputs=inputs,
+        queries=q,
+        doc_top_k=doc_top_k,
+        capped_documents=capped_documents,
+        thresholds=thresholds,
+        model=str(encoder.name),
+        corpus=corpus_name,
+        notes=all_notes,
+        keys=keys_for(encoder, codes, active),
+        display=display,
     )
 
 
@@ -233,14 +246,21 @@ def report_for_index(
         ValueError: the index was built without a model.
     """
     if index.encoder is None:
-        raise ValueError("this index was built without a model (BM25 only); pick a model and build the index "
-                         "to see its corpus report")
+        raise ValueError(
+            "this index was built without a model (BM25 only); pick a model and build the index "
+            "to see its corpus report"
+        )
     texts = list(queries) if queries is not None else [q.text for q in index.corpus.queries]
     dropped = max(0, len(texts) - MAX_REPORT_QUERIES)
     texts = texts[:MAX_REPORT_QUERIES]
     key = (
-        model_fingerprint(index.encoder), corpus_fingerprint(index.corpus), index.doc_top_k, index.query_top_k,
-        _rule_key(rule), hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16], thresholds,
+        model_fingerprint(index.encoder),
+        corpus_fingerprint(index.corpus),
+        index.doc_top_k,
+        index.query_top_k,
+        _rule_key(rule),
+        hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16],
+        thresholds,
     )
 
     def build() -> CorpusReport:
@@ -257,10 +277,17 @@ def report_for_index(
             input_ids = None
         notes = [f"FLOPS over the first {MAX_REPORT_QUERIES} of {len(texts) + dropped} queries."] if dropped else []
         return report_from_vectors(
-            index.encoder, [d.sparse for d in docs], [_doc_text(d.title, d.text) for d in docs],
-            input_ids=input_ids, query_vectors=[index.query_vector(t)[0] for t in texts if t.strip()],
+            index.encoder,
+            [d.sparse for d in docs],
+            [_doc_text(d.title, d.text) for d in docs],
+            input_ids=input_ids,
+            query_vectors=[index.query_vector(t)[0] for t in texts if t.strip()],
             doc_top_k=index.doc_top_k,
-            capped_documents=capped, rule=rule, thresholds=thresholds, corpus_name=index.corpus.name, notes=notes,
+            capped_documents=capped,
+            rule=rule,
+            thresholds=thresholds,
+            corpus_name=index.corpus.name,
+            notes=notes,
         )
 
     return (cache if cache is not None else DEFAULT_CACHE).get_or_build(key, build)

@@ -56,8 +56,18 @@ CollapseKind = Literal["ok", "empty", "dense", "capped", "always_on"]
 
 #: Columns of :attr:`CorpusReport.tokens`, in order.
 TOKEN_COLUMNS: tuple[str, ...] = (
-    "token", "raw", "id", "category", "df", "df_share", "mean_weight", "max_weight", "mass", "mass_share",
-    "expansion_df", "expansion_share",
+    "token",
+    "raw",
+    "id",
+    "category",
+    "df",
+    "df_share",
+    "mean_weight",
+    "max_weight",
+    "mass",
+    "mass_share",
+    "expansion_df",
+    "expansion_share",
 )
 #: Sort orders of the per-token table.
 TOKEN_SORTS: tuple[str, ...] = ("df", "mass", "mean_weight", "max_weight", "expansion_df")
@@ -195,8 +205,11 @@ class CorpusReport:
             "model": self.model,
             "corpus": self.corpus,
             "totals": asdict(self.totals),
-            "collapse": {"collapsed": self.collapse.collapsed, "kinds": list(self.collapse.kinds),
-                         "reasons": list(self.collapse.reasons)},
+            "collapse": {
+                "collapsed": self.collapse.collapsed,
+                "kinds": list(self.collapse.kinds),
+                "reasons": list(self.collapse.reasons),
+            },
             "histogram": [asdict(b) for b in self.histogram],
             "notes": list(self.notes),
             "report_seconds": round(self.seconds, 4),
@@ -238,8 +251,14 @@ def _pick(values: Sequence[str], ids: np.ndarray) -> np.ndarray:
     return np.asarray([values[i] for i in ids.tolist()], dtype=object)
 
 
-def _check_inputs(weights: sp.spmatrix, tokens: Sequence[str], categories: np.ndarray,
-                  inputs: sp.spmatrix | None, queries: sp.spmatrix | None, doc_top_k: int | None) -> sp.csr_matrix:
+def _check_inputs(
+    weights: sp.spmatrix,
+    tokens: Sequence[str],
+    categories: np.ndarray,
+    inputs: sp.spmatrix | None,
+    queries: sp.spmatrix | None,
+    doc_top_k: int | None,
+) -> sp.csr_matrix:
     if not sp.issparse(weights):
         raise ValueError("weights must be a scipy sparse matrix [documents, vocabulary]")
     w = sp.csr_matrix(weights, dtype=np.float64)
@@ -247,8 +266,10 @@ def _check_inputs(weights: sp.spmatrix, tokens: Sequence[str], categories: np.nd
     w.eliminate_zeros()
     n, vocab = w.shape
     if len(tokens) != vocab or len(categories) != vocab:
-        raise ValueError(f"tokens ({len(tokens)}) and categories ({len(categories)}) must have one entry per "
-                         f"vocabulary column ({vocab})")
+        raise ValueError(
+            f"tokens ({len(tokens)}) and categories ({len(categories)}) must have one entry per "
+            f"vocabulary column ({vocab})"
+        )
     if w.data.size and w.data.min() < 0:
         raise ValueError("document weights must be >= 0 (SPLADE weights are log(1 + relu(logit)))")
     cats = np.asarray(categories)
@@ -290,8 +311,15 @@ def _top_slot_stopword_docs(w: sp.csr_matrix, stop_cols: np.ndarray, slots: int 
     return int((has_stop & (ahead < slots)).sum())
 
 
-def _surface_table(w: sp.csr_matrix, rows: np.ndarray, ids: np.ndarray, frame: pd.DataFrame,
-                   keys: Sequence[str], n: int, total_mass: float) -> pd.DataFrame:
+def _surface_table(
+    w: sp.csr_matrix,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    frame: pd.DataFrame,
+    keys: Sequence[str],
+    n: int,
+    total_mass: float,
+) -> pd.DataFrame:
     """Figures per surface key: ``key, category, df, df_share, mass, mass_share, tokens``.
 
     A key's ``df`` counts documents where any of its columns is active (not the sum of their
@@ -329,15 +357,18 @@ def _surface_table(w: sp.csr_matrix, rows: np.ndarray, ids: np.ndarray, frame: p
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     for code in np.flatnonzero(sizes > 1).tolist():
         members[code] = " ".join(sorted(raws_by_key[starts[code] : starts[code] + sizes[code]]))
-    out = pd.DataFrame({
-        "key": np.asarray(uniques, dtype=object),
-        "category": category,
-        "df": df,
-        "df_share": df / n if n else df * 0.0,
-        "mass": mass,
-        "mass_share": mass / total_mass if total_mass > 0 else mass * 0.0,
-        "tokens": members,
-    }, columns=columns)
+    out = pd.DataFrame(
+        {
+            "key": np.asarray(uniques, dtype=object),
+            "category": category,
+            "df": df,
+            "df_share": df / n if n else df * 0.0,
+            "mass": mass,
+            "mass_share": mass / total_mass if total_mass > 0 else mass * 0.0,
+            "tokens": members,
+        },
+        columns=columns,
+    )
     return out.sort_values(["df", "mass"], ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -363,21 +394,29 @@ def check_collapse(totals: ReportTotals, thresholds: CollapseThresholds | None =
     reasons: list[str] = []
     if totals.empty_share > t.empty_share:
         kinds.append("empty")
-        reasons.append(f"{totals.empty_documents:,} of {n:,} documents ({100 * totals.empty_share:.0f}%) have no "
-                       "active dimension (vectors collapsed to zero)")
+        reasons.append(
+            f"{totals.empty_documents:,} of {n:,} documents ({100 * totals.empty_share:.0f}%) have no "
+            "active dimension (vectors collapsed to zero)"
+        )
     if totals.mean_active_dims > t.dense_dims:
         kinds.append("dense")
-        reasons.append(f"documents activate {totals.mean_active_dims:,.0f} dimensions on average, more than "
-                       f"{t.dense_dims:,.0f} (saturated: nearly every dimension is on)")
+        reasons.append(
+            f"documents activate {totals.mean_active_dims:,.0f} dimensions on average, more than "
+            f"{t.dense_dims:,.0f} (saturated: nearly every dimension is on)"
+        )
     if totals.doc_top_k is not None and totals.capped_documents / n > t.capped_share:
         kinds.append("capped")
-        reasons.append(f"{totals.capped_documents:,} of {n:,} documents ({100 * totals.capped_documents / n:.0f}%) "
-                       f"fill the top-{totals.doc_top_k} cap (saturated: the model activates more tokens than "
-                       "the index keeps)")
+        reasons.append(
+            f"{totals.capped_documents:,} of {n:,} documents ({100 * totals.capped_documents / n:.0f}%) "
+            f"fill the top-{totals.doc_top_k} cap (saturated: the model activates more tokens than "
+            "the index keeps)"
+        )
     if n >= t.min_documents and totals.always_on_mass_ratio > t.always_on_mass and totals.total_mass > 0:
         kinds.append("always_on")
-        reasons.append(f"{totals.always_on_tokens:,} tokens active in more than half the documents carry "
-                       f"{100 * totals.always_on_mass_ratio:.0f}% of the mass (vectors barely depend on the text)")
+        reasons.append(
+            f"{totals.always_on_tokens:,} tokens active in more than half the documents carry "
+            f"{100 * totals.always_on_mass_ratio:.0f}% of the mass (vectors barely depend on the text)"
+        )
     return CollapseCheck(bool(kinds), tuple(kinds), tuple(reasons))
 
 
@@ -470,8 +509,11 @@ def corpus_report(
         return float(mass[cats == code].sum() / total_mass) if total_mass > 0 else 0.0
 
     always = df * 2 > n
-    capped = capped_documents if capped_documents is not None else (
-        int((active == doc_top_k).sum()) if doc_top_k is not None else 0)
+    capped = (
+        capped_documents
+        if capped_documents is not None
+        else (int((active == doc_top_k).sum()) if doc_top_k is not None else 0)
+    )
     flops = per_query = None
     n_queries = 0
     if queries is not None:
@@ -510,24 +552,29 @@ def corpus_report(
 
     ids = active_ids[np.lexsort((active_ids, -mass[active_ids], -df[active_ids]))]
     raws = _pick(tokens, ids)
-    shown = _pick(display, ids) if display is not None else np.asarray(
-        [strip_marker(r) or r for r in raws], dtype=object)
+    shown = (
+        _pick(display, ids) if display is not None else np.asarray([strip_marker(r) or r for r in raws], dtype=object)
+    )
     a_df = df[ids]
-    frame = pd.DataFrame({
-        "token": shown,
-        "raw": raws,
-        "id": ids,
-        "category": np.asarray(CATEGORIES, dtype=object)[cats[ids]] if ids.size else [],
-        "df": a_df,
-        "df_share": a_df / n if n else a_df * 0.0,
-        "mean_weight": mass[ids] / np.maximum(a_df, 1),
-        "max_weight": maxw[ids],
-        "mass": mass[ids],
-        "mass_share": mass[ids] / total_mass if total_mass > 0 else mass[ids] * 0.0,
-        "expansion_df": expansion_df[ids] if expansion_df is not None else np.full(ids.size, -1),
-        "expansion_share": (expansion_df[ids] / np.maximum(a_df, 1)) if expansion_df is not None
-        else np.full(ids.size, np.nan),
-    }, columns=list(TOKEN_COLUMNS))
+    frame = pd.DataFrame(
+        {
+            "token": shown,
+            "raw": raws,
+            "id": ids,
+            "category": np.asarray(CATEGORIES, dtype=object)[cats[ids]] if ids.size else [],
+            "df": a_df,
+            "df_share": a_df / n if n else a_df * 0.0,
+            "mean_weight": mass[ids] / np.maximum(a_df, 1),
+            "max_weight": maxw[ids],
+            "mass": mass[ids],
+            "mass_share": mass[ids] / total_mass if total_mass > 0 else mass[ids] * 0.0,
+            "expansion_df": expansion_df[ids] if expansion_df is not None else np.full(ids.size, -1),
+            "expansion_share": (expansion_df[ids] / np.maximum(a_df, 1))
+            if expansion_df is not None
+            else np.full(ids.size, np.nan),
+        },
+        columns=list(TOKEN_COLUMNS),
+    )
     surfaces = _surface_table(w, rows, ids, frame, keys, n, total_mass) if keys is not None else None
     all_notes = [
         f"Figures are over the document vectors the index holds: after the document top-k cap "

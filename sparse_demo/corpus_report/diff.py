@@ -19,15 +19,39 @@ from .core import CorpusReport, frame_records
 
 #: Columns of :attr:`ReportComparison.changes`.
 CHANGE_COLUMNS: tuple[str, ...] = (
-    "key", "category", "df_a", "df_b", "df_share_a", "df_share_b", "df_share_change", "mass_a", "mass_b",
-    "mass_share_a", "mass_share_b", "mass_share_change",
+    "key",
+    "category",
+    "df_a",
+    "df_b",
+    "df_share_a",
+    "df_share_b",
+    "df_share_change",
+    "mass_a",
+    "mass_b",
+    "mass_share_a",
+    "mass_share_b",
+    "mass_share_change",
 )
 #: The headline figures compared (attributes of ``ReportTotals``).
 HEADLINE_FIGURES: tuple[str, ...] = (
-    "documents", "empty_documents", "mean_active_dims", "median_active_dims", "max_active_dims",
-    "capped_documents", "distinct_tokens", "stopword_mass_ratio", "special_mass_ratio",
-    "mean_doc_stopword_mass_ratio", "stopword_top5_share", "expansion_mass_ratio", "always_on_tokens",
-    "always_on_mass_ratio", "posting_entries", "memory_index_bytes", "flops_per_pair", "postings_per_query",
+    "documents",
+    "empty_documents",
+    "mean_active_dims",
+    "median_active_dims",
+    "max_active_dims",
+    "capped_documents",
+    "distinct_tokens",
+    "stopword_mass_ratio",
+    "special_mass_ratio",
+    "mean_doc_stopword_mass_ratio",
+    "stopword_top5_share",
+    "expansion_mass_ratio",
+    "always_on_tokens",
+    "always_on_mass_ratio",
+    "posting_entries",
+    "memory_index_bytes",
+    "flops_per_pair",
+    "postings_per_query",
 )
 CHANGE_SORTS: tuple[str, ...] = ("df", "mass")
 
@@ -89,18 +113,20 @@ def compare_reports(a: CorpusReport, b: CorpusReport) -> ReportComparison:
     sb = b.surfaces.set_index("key")  # type: ignore[union-attr]
     keys = sa.index.union(sb.index)
     fa, fb = sa.reindex(keys), sb.reindex(keys)
-    changes = pd.DataFrame({
-        "key": keys.to_numpy(dtype=object),
-        "category": fa["category"].fillna(fb["category"]).to_numpy(dtype=object),
-        "df_a": fa["df"].fillna(0).astype(np.int64).to_numpy(),
-        "df_b": fb["df"].fillna(0).astype(np.int64).to_numpy(),
-        "df_share_a": fa["df_share"].fillna(0.0).to_numpy(dtype=float),
-        "df_share_b": fb["df_share"].fillna(0.0).to_numpy(dtype=float),
-        "mass_a": fa["mass"].fillna(0.0).to_numpy(dtype=float),
-        "mass_b": fb["mass"].fillna(0.0).to_numpy(dtype=float),
-        "mass_share_a": fa["mass_share"].fillna(0.0).to_numpy(dtype=float),
-        "mass_share_b": fb["mass_share"].fillna(0.0).to_numpy(dtype=float),
-    })
+    changes = pd.DataFrame(
+        {
+            "key": keys.to_numpy(dtype=object),
+            "category": fa["category"].fillna(fb["category"]).to_numpy(dtype=object),
+            "df_a": fa["df"].fillna(0).astype(np.int64).to_numpy(),
+            "df_b": fb["df"].fillna(0).astype(np.int64).to_numpy(),
+            "df_share_a": fa["df_share"].fillna(0.0).to_numpy(dtype=float),
+            "df_share_b": fb["df_share"].fillna(0.0).to_numpy(dtype=float),
+            "mass_a": fa["mass"].fillna(0.0).to_numpy(dtype=float),
+            "mass_b": fb["mass"].fillna(0.0).to_numpy(dtype=float),
+            "mass_share_a": fa["mass_share"].fillna(0.0).to_numpy(dtype=float),
+            "mass_share_b": fb["mass_share"].fillna(0.0).to_numpy(dtype=float),
+        }
+    )
     changes["df_share_change"] = changes["df_share_b"] - changes["df_share_a"]
     changes["mass_share_change"] = changes["mass_share_b"] - changes["mass_share_a"]
     return ReportComparison(a, b, headline, changes[list(CHANGE_COLUMNS)])

@@ -221,8 +221,9 @@ def _score(value: object, where: str) -> float | None:
     return score
 
 
-def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                max_chars: int | None = None) -> PairsDataset:
+def parse_pairs(
+    data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_chars: int | None = None
+) -> PairsDataset:
     """Parse and validate pairs from file bytes.
 
     Args:
@@ -253,8 +254,10 @@ def parse_pairs(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTE
         for key in ("query", "positive", "negative"):
             value = row.get(key)
             if isinstance(value, str) and len(value) > max_chars:
-                raise ValueError(f"{where}: the {key} has {len(value):,} characters; the limit is {max_chars:,} "
-                                 "(SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter passages.")
+                raise ValueError(
+                    f"{where}: the {key} has {len(value):,} characters; the limit is {max_chars:,} "
+                    "(SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter passages."
+                )
         if not query or not positive:
             report.empty_rows += 1
             if report.empty_rows <= _MAX_WARNINGS:
@@ -333,8 +336,6 @@ def read_pairs(
     return parse_pairs(path.read_bytes(), filename or path.name, max_bytes=max_bytes, max_chars=max_chars)
 
 
-
-
 def corpus_from_pairs(pairs: Sequence[Pair], name: str, extra_passages: Sequence[str] = ()) -> Corpus:
     """The judged corpus of ``pairs``: distinct passages as documents, distinct queries judged (grade 1).
 
@@ -364,5 +365,13 @@ def corpus_from_pairs(pairs: Sequence[Pair], name: str, extra_passages: Sequence
     return Corpus(name, docs, [Query(qid, text) for text, qid in queries.items()], qrels)
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "FORMATS", "Pair", "PairsDataset", "PairsReport", "corpus_from_pairs", "parse_pairs",
-           "read_pairs"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FORMATS",
+    "Pair",
+    "PairsDataset",
+    "PairsReport",
+    "corpus_from_pairs",
+    "parse_pairs",
+    "read_pairs",
+]

@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 #: Files any one of which gives a local folder a tokenizer vocabulary: a fast tokenizer, a sentencepiece
 #: model (``sentencepiece.bpe.model``, ``spiece.model``, ``tokenizer.model``, ...), a WordPiece or BPE vocabulary.
 TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "*.model", "vocab.txt", "vocab.json")
-NO_TOKENIZER = ("the folder has no tokenizer files (tokenizer.json, a sentencepiece *.model, vocab.txt or "
-                "vocab.json); without them every word would become <unk>. Copy the tokenizer files of the base "
-                "model into the folder (tokenizer.save_pretrained(folder)).")
+NO_TOKENIZER = (
+    "the folder has no tokenizer files (tokenizer.json, a sentencepiece *.model, vocab.txt or "
+    "vocab.json); without them every word would become <unk>. Copy the tokenizer files of the base "
+    "model into the folder (tokenizer.save_pretrained(folder))."
+)
 
 
 class ModelLoadError(RuntimeError):
@@ -53,8 +55,12 @@ def check_tokenizer(tokenizer: Any, source: str, name: str | None = None) -> Non
     vocab = tokenizer.get_vocab()
     special = set(getattr(tokenizer, "all_special_tokens", []) or [])
     if not any(token not in special for token in vocab):
-        raise ModelLoadError(source, f"its tokenizer knows only its {len(vocab)} special tokens, so every word "
-                                     "would become <unk> (are the tokenizer files missing?)", name)
+        raise ModelLoadError(
+            source,
+            f"its tokenizer knows only its {len(vocab)} special tokens, so every word "
+            "would become <unk> (are the tokenizer files missing?)",
+            name,
+        )
 
 
 def looks_like_path(source: str) -> bool:
@@ -120,8 +126,9 @@ def _explain_load_error(source: str, exc: BaseException) -> str:
     return text
 
 
-def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype | None = None,
-             name: str | None = None) -> tuple[torch.nn.Module, Any]:
+def load_mlm(
+    source: str, *, revision: str | None = None, dtype: torch.dtype | None = None, name: str | None = None
+) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` of a ``*ForMaskedLM`` checkpoint: a local folder or a Hub id.
 
     Safetensors only, never remote code. When the Hub is unreachable, only the local HF cache
@@ -176,9 +183,7 @@ def load_mlm(source: str, *, revision: str | None = None, dtype: torch.dtype | N
             raise ModelLoadError(source, NO_TOKENIZER, name)
         tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
         check_tokenizer(tokenizer, source, name)
-        model = AutoModelForMaskedLM.from_pretrained(
-            src, config=config, use_safetensors=True, dtype=dtype, **kwargs
-        )
+        model = AutoModelForMaskedLM.from_pretrained(src, config=config, use_safetensors=True, dtype=dtype, **kwargs)
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every loader failure becomes one message

@@ -52,13 +52,13 @@ class Encoder(Protocol):
         """The vocabulary string of a token id (``▁당뇨병``)."""
         ...
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32,
-               progress: Progress | None = None) -> list[Encoding]:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None) -> list[Encoding]:
         """One :class:`Encoding` per text, in input order, with each weight's source position."""
         ...
 
-    def encode_iter(self, texts: Sequence[str], *, batch_size: int = 32,
-                    progress: Progress | None = None) -> Iterator[tuple[int, Encoding]]:
+    def encode_iter(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> Iterator[tuple[int, Encoding]]:
         """``(input index, Encoding)`` pairs, lazily, in an order of the encoder's choosing."""
         ...
 

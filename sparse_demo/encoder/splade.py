@@ -128,8 +128,9 @@ class SpladeEncoder:
         model, tokenizer = load_mlm(source, revision=revision, dtype=dtype, name=name)
         model.to(target)
         logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
-        encoder = cls(model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special,
-                      precision=precision)
+        encoder = cls(
+            model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special, precision=precision
+        )
         folder = Path(source).expanduser()
         if folder.is_dir():
             encoder.source_identity = "folder:" + folder_identity(folder)
@@ -217,16 +218,22 @@ class SpladeEncoder:
         out: list[dict] = []
         for b0 in range(0, len(texts), TOKENIZE_BATCH):
             chunk = list(texts[b0 : b0 + TOKENIZE_BATCH])
-            full = self.tokenizer(chunk, add_special_tokens=True, truncation=False, verbose=False,
-                                  return_offsets_mapping=offsets_ok)
+            full = self.tokenizer(
+                chunk, add_special_tokens=True, truncation=False, verbose=False, return_offsets_mapping=offsets_ok
+            )
             ids = [list(x) for x in full["input_ids"]]
             offs = full.get("offset_mapping") if offsets_ok else None
             long_rows = [i for i, x in enumerate(ids) if len(x) > self.max_length]
             cut_ids: dict[int, list[int]] = {}
             cut_offs: dict[int, list] = {}
             if long_rows:  # only long texts are tokenised twice
-                cut = self.tokenizer([chunk[i] for i in long_rows], add_special_tokens=True, truncation=True,
-                                     max_length=self.max_length, return_offsets_mapping=offsets_ok)
+                cut = self.tokenizer(
+                    [chunk[i] for i in long_rows],
+                    add_special_tokens=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_offsets_mapping=offsets_ok,
+                )
                 for j, i in enumerate(long_rows):
                     cut_ids[i] = list(cut["input_ids"][j])
                     if offsets_ok:
@@ -243,9 +250,7 @@ class SpladeEncoder:
                 )
         return out
 
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
-    ) -> list[Encoding]:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None) -> list[Encoding]:
         """Encode texts (batched, sorted by length to minimise padding), in input order.
 
         Raises:
@@ -297,8 +302,9 @@ class SpladeEncoder:
                 ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
                 mask[row, : len(seq)] = 1
             values, positions = self._pool_batch(ids, mask)
-            batch = [(i, self._to_encoding(texts[i], items[i], values[row], positions[row]))
-                     for row, i in enumerate(idx)]
+            batch = [
+                (i, self._to_encoding(texts[i], items[i], values[row], positions[row])) for row, i in enumerate(idx)
+            ]
             done += len(idx)
             counted(progress, done, len(items), "texts encoded")
             yield from batch
@@ -310,9 +316,7 @@ class SpladeEncoder:
             try:
                 out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device))
             except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
-                raise RuntimeError(
-                    "GPU out of memory while encoding; lower the batch size (batch_size=...)"
-                ) from exc
+                raise RuntimeError("GPU out of memory while encoding; lower the batch size (batch_size=...)") from exc
             hidden = out.logits  # the projection's input, since the projection is identity now
             best, pos = max_pool_projection(
                 hidden,

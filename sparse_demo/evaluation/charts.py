@@ -32,8 +32,15 @@ def weight_frame(report: Any) -> pd.DataFrame:
     rows = []
     for s in report.weight_sweeps:
         for w, value in zip(s.weights, s.overall):
-            rows.append({"model": s.model, "weight": w, "split": f"all {s.num_queries} queries", s.metric: value,
-                         "best": w == s.best_weight})
+            rows.append(
+                {
+                    "model": s.model,
+                    "weight": w,
+                    "split": f"all {s.num_queries} queries",
+                    s.metric: value,
+                    "best": w == s.best_weight,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -49,15 +56,22 @@ def weight_chart(report: Any) -> alt.Chart:
     frame = weight_frame(report)
     base = alt.Chart(frame, title=f"{metric} vs hybrid weight (min-max)")
     lines = base.mark_line(point=True).encode(
-        x=alt.X("weight:Q", title="sparse weight w (BM25 gets 1 − w)", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(tickCount=10)),
+        x=alt.X(
+            "weight:Q",
+            title="sparse weight w (BM25 gets 1 − w)",
+            scale=alt.Scale(domain=[0, 1]),
+            axis=alt.Axis(tickCount=10),
+        ),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
         strokeDash=alt.StrokeDash("split:N", legend=alt.Legend(**LEGEND_BELOW)),
         tooltip=["model", "split", "weight", alt.Tooltip(f"{metric}:Q", format=".4f")],
     )
-    best = base.transform_filter(alt.datum.best).mark_rule(strokeDash=[4, 4]).encode(
-        x="weight:Q", color=alt.Color("model:N"))
+    best = (
+        base.transform_filter(alt.datum.best)
+        .mark_rule(strokeDash=[4, 4])
+        .encode(x="weight:Q", color=alt.Color("model:N"))
+    )
     return fit_width((lines + best).properties(height=260))
 
 
@@ -66,8 +80,14 @@ def prune_frame(points: list[Any]) -> pd.DataFrame:
     rows = []
     for p in points:
         label = "unpruned" if p.setting is None else f"{p.kind} {p.setting:g}"
-        rows.append({**p.to_dict(), "label": label, "index_mb": p.index_bytes / 2**20,
-                     "kind": "unpruned" if p.setting is None else p.kind})
+        rows.append(
+            {
+                **p.to_dict(),
+                "label": label,
+                "index_mb": p.index_bytes / 2**20,
+                "kind": "unpruned" if p.setting is None else p.kind,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,19 +102,32 @@ def prune_chart(points: list[Any], x: str = "flops") -> alt.Chart:
     if not points:
         raise ValueError("no pruning sweep in this evaluation; run it with a model")
     frame = prune_frame(points)
-    title = {"flops": "FLOPS per query-document pair (Σ p_q·p_d, log)",
-             "index_mb": "sparse index (MB, memory backend, log)"}[x]
+    title = {
+        "flops": "FLOPS per query-document pair (Σ p_q·p_d, log)",
+        "index_mb": "sparse index (MB, memory backend, log)",
+    }[x]
     base = alt.Chart(frame, title=f"nDCG@10 vs {'FLOPS' if x == 'flops' else 'index size'} (pruning)")
-    return fit_width(base.mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=title, scale=alt.Scale(type="log")),
-        y=alt.Y("ndcg10:Q", title="nDCG@10", scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
-        shape=alt.Shape("kind:N", legend=alt.Legend(**LEGEND_BELOW)), detail="kind:N",
-        order=alt.Order(f"{x}:Q"),
-        tooltip=["model", "label", alt.Tooltip("ndcg10:Q", format=".4f"), alt.Tooltip("flops:Q", format=".3f"),
-                 alt.Tooltip("index_mb:Q", format=".2f"), alt.Tooltip("doc_active:Q", format=".1f"),
-                 alt.Tooltip("query_active:Q", format=".1f")],
-    ).properties(height=280))
+    return fit_width(
+        base.mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x}:Q", title=title, scale=alt.Scale(type="log")),
+            y=alt.Y("ndcg10:Q", title="nDCG@10", scale=alt.Scale(zero=False)),
+            color=alt.Color("model:N", legend=alt.Legend(**LEGEND_BELOW)),
+            shape=alt.Shape("kind:N", legend=alt.Legend(**LEGEND_BELOW)),
+            detail="kind:N",
+            order=alt.Order(f"{x}:Q"),
+            tooltip=[
+                "model",
+                "label",
+                alt.Tooltip("ndcg10:Q", format=".4f"),
+                alt.Tooltip("flops:Q", format=".3f"),
+                alt.Tooltip("index_mb:Q", format=".2f"),
+                alt.Tooltip("doc_active:Q", format=".1f"),
+                alt.Tooltip("query_active:Q", format=".1f"),
+            ],
+        )
+        .properties(height=280)
+    )
 
 
 def guarded(builder: Callable[..., alt.Chart], *args: Any, **kwargs: Any) -> tuple[alt.Chart | None, str]:

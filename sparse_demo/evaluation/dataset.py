@@ -44,8 +44,10 @@ from sparse_demo.search import load_corpus_file, load_sample_corpus
 logger = logging.getLogger(__name__)
 
 PAIRS_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl")
-SOURCES_HELP = ("a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file "
-                "(.csv/.tsv/.jsonl with query and positive columns), 'sample', 'boolq:<split>' or 'korsts:<split>'")
+SOURCES_HELP = (
+    "a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file "
+    "(.csv/.tsv/.jsonl with query and positive columns), 'sample', 'boolq:<split>' or 'korsts:<split>'"
+)
 
 
 def _examples(items: list[str], n: int = 3) -> str:
@@ -76,18 +78,22 @@ def make_eval_set(corpus: Corpus, *, name: str | None = None) -> Corpus:
         )
     dropped = corpus.dropped_judgements
     if dropped:
-        raise ValueError(f"{label}: the qrels name {dropped} judgement(s) of queries or documents missing from "
-                         "queries.jsonl / corpus.jsonl; fix the ids or remove those qrels lines")
+        raise ValueError(
+            f"{label}: the qrels name {dropped} judgement(s) of queries or documents missing from "
+            "queries.jsonl / corpus.jsonl; fix the ids or remove those qrels lines"
+        )
     doc_ids = {d.id for d in corpus.documents}
     query_ids = {q.id for q in corpus.queries}
     unknown_q = sorted(q for q in corpus.qrels if q not in query_ids)
     if unknown_q:
-        raise ValueError(f"{label}: the qrels name {len(unknown_q)} query id(s) missing from the queries: "
-                         f"{_examples(unknown_q)}")
+        raise ValueError(
+            f"{label}: the qrels name {len(unknown_q)} query id(s) missing from the queries: {_examples(unknown_q)}"
+        )
     unknown_d = sorted({d for judged in corpus.qrels.values() for d in judged if d not in doc_ids})
     if unknown_d:
-        raise ValueError(f"{label}: the qrels name {len(unknown_d)} document id(s) missing from the corpus: "
-                         f"{_examples(unknown_d)}")
+        raise ValueError(
+            f"{label}: the qrels name {len(unknown_d)} document id(s) missing from the corpus: {_examples(unknown_d)}"
+        )
     notes: list[str] = []
     judged = [q for q in corpus.queries if any(g > 0 for g in corpus.qrels.get(q.id, {}).values())]
     empty = [q for q in corpus.queries if not q.text.strip()]
@@ -95,13 +101,16 @@ def make_eval_set(corpus: Corpus, *, name: str | None = None) -> Corpus:
         raise ValueError(f"{label}: {len(empty)} queries have empty text: {_examples([q.id for q in empty])}")
     missing = [q.id for q in corpus.queries if q not in judged]
     if missing:
-        notes.append(f"{len(missing)} of {len(corpus.queries)} queries have no relevance judgement and are not "
-                     f"evaluated (first: {missing[0]}).")
+        notes.append(
+            f"{len(missing)} of {len(corpus.queries)} queries have no relevance judgement and are not "
+            f"evaluated (first: {missing[0]})."
+        )
     if not judged:
         raise ValueError(f"{label}: none of the {len(corpus.queries)} queries has a relevant document (grade > 0)")
     qrels = {q.id: dict(corpus.qrels[q.id]) for q in judged}
-    return replace(corpus, name=label, queries=judged, qrels=qrels, checks=[*corpus.checks, *notes],
-                   total_queries=len(judged))
+    return replace(
+        corpus, name=label, queries=judged, qrels=qrels, checks=[*corpus.checks, *notes], total_queries=len(judged)
+    )
 
 
 def sample_queries(eval_set: Corpus, n: int | None, seed: int = 0) -> Corpus:
@@ -152,8 +161,9 @@ def _check_raw_qrels(folder: Path, split: str, corpus: Corpus) -> None:
     corpus.dropped_judgements = 0
 
 
-def load_eval_set(source: str | Path, *, split: str = "test", workdir: str | Path | None = None,
-                  limits: Limits | None = None) -> Corpus:
+def load_eval_set(
+    source: str | Path, *, split: str = "test", workdir: str | Path | None = None, limits: Limits | None = None
+) -> Corpus:
     """Load an evaluation set from a path or a named source (see the module docstring).
 
     Args:

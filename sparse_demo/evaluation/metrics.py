@@ -53,15 +53,21 @@ class RetrievalMetrics:
     num_queries: int
 
     @classmethod
-    def from_means(cls, means: Mapping[str, float], num_queries: int,
-                   ks: Sequence[int] = DEFAULT_KS) -> RetrievalMetrics:
+    def from_means(
+        cls, means: Mapping[str, float], num_queries: int, ks: Sequence[int] = DEFAULT_KS
+    ) -> RetrievalMetrics:
         """The summary of mean metrics named as :data:`METRICS` (``recall@K``, ``mrr@10``, ``ndcg@10``)."""
-        return cls({int(k): float(means[f"recall@{k}"]) for k in ks}, float(means["mrr@10"]), float(means["ndcg@10"]),
-                   num_queries)
+        return cls(
+            {int(k): float(means[f"recall@{k}"]) for k in ks},
+            float(means["mrr@10"]),
+            float(means["ndcg@10"]),
+            num_queries,
+        )
 
     @classmethod
-    def from_per_query(cls, per_query: Mapping[str, Mapping[str, float]], ks: Sequence[int] = DEFAULT_KS
-                       ) -> RetrievalMetrics:
+    def from_per_query(
+        cls, per_query: Mapping[str, Mapping[str, float]], ks: Sequence[int] = DEFAULT_KS
+    ) -> RetrievalMetrics:
         """The summary of :func:`run_metrics`' per-query values (means over its queries)."""
         n = len(next(iter(per_query.values())))
         means = {m: (sum(v.values()) / n if n else 0.0) for m, v in per_query.items()}
@@ -90,8 +96,6 @@ def rankings_from_scores(scores: np.ndarray, doc_ids: Sequence[Hashable], k: int
         top = top[np.lexsort((top, -row[top]))]
         out.append([doc_ids[i] for i in top])
     return out
-
-
 
 
 def _dedupe(ranking: Sequence[Hashable]) -> list[Hashable]:

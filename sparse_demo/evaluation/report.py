@@ -24,8 +24,11 @@ SIG_MARK = "†"
 ALPHA = 0.05
 REFERENCE_NOTE = "reported on the card's private set"
 CARD_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("recall@1", "Recall@1"), ("recall@5", "Recall@5"), ("recall@10", "Recall@10"),
-    ("mrr@10", "MRR@10"), ("ndcg@10", "nDCG@10"),
+    ("recall@1", "Recall@1"),
+    ("recall@5", "Recall@5"),
+    ("recall@10", "Recall@10"),
+    ("mrr@10", "MRR@10"),
+    ("ndcg@10", "nDCG@10"),
 )
 PERCENT_METRICS = ("recall@1", "recall@5", "recall@10", "recall@100")
 
@@ -41,10 +44,14 @@ class ReferenceRow:
 
 #: The card's table (V26 vs BM25 on 1,000 Korean QA pairs, private).
 CARD_REFERENCE: tuple[ReferenceRow, ...] = (
-    ReferenceRow("V26 (model card)", {"recall@1": 0.407, "recall@5": None, "recall@10": None,
-                                      "mrr@10": 0.4555, "ndcg@10": 0.4806}),
-    ReferenceRow("BM25 (model card)", {"recall@1": 0.300, "recall@5": None, "recall@10": None,
-                                       "mrr@10": 0.3541, "ndcg@10": 0.3767}),
+    ReferenceRow(
+        "V26 (model card)",
+        {"recall@1": 0.407, "recall@5": None, "recall@10": None, "mrr@10": 0.4555, "ndcg@10": 0.4806},
+    ),
+    ReferenceRow(
+        "BM25 (model card)",
+        {"recall@1": 0.300, "recall@5": None, "recall@10": None, "mrr@10": 0.3541, "ndcg@10": 0.3767},
+    ),
 )
 
 
@@ -123,8 +130,10 @@ def _markdown_table(rows: list[dict[str, Any]]) -> str:
 def summary_line(report: EvalReport) -> str:
     """One line: set, queries evaluated (of how many judged), documents, backend, time."""
     of = f" of {report.total_queries}" if report.total_queries != report.num_queries else ""
-    return (f"{report.name}: {report.num_queries}{of} queries evaluated over {report.num_docs:,} documents "
-            f"({report.backend} backend, {report.depth} hits per leg) in {report.seconds:.1f} s")
+    return (
+        f"{report.name}: {report.num_queries}{of} queries evaluated over {report.num_docs:,} documents "
+        f"({report.backend} backend, {report.depth} hits per leg) in {report.seconds:.1f} s"
+    )
 
 
 def to_markdown(report: EvalReport, *, costs: bool = True, reference: bool = True) -> str:
@@ -133,21 +142,31 @@ def to_markdown(report: EvalReport, *, costs: bool = True, reference: bool = Tru
     if not costs:
         keep = ["System", *(t for _, t in CARD_COLUMNS)]
         rows = [{k: r[k] for k in keep} for r in rows]
-    legend = ("FLOPS = Σ_v p_q(v)·p_d(v) (BM25: over its terms; hybrid: both legs); index = memory-backend "
-              "bytes; p50 = per-query latency; docs/s = documents prepared per second for the index (Kiwi terms, "
-              "plus the model's vectors where a model is listed).")
+    legend = (
+        "FLOPS = Σ_v p_q(v)·p_d(v) (BM25: over its terms; hybrid: both legs); index = memory-backend "
+        "bytes; p50 = per-query latency; docs/s = documents prepared per second for the index (Kiwi terms, "
+        "plus the model's vectors where a model is listed)."
+    )
     if len(report.systems) > 1:
-        legend = (f"{SIG_MARK}: differs from the baseline ({report.baseline}) with p < {ALPHA} (paired randomization "
-                  f"test, Holm-corrected across {len(report.systems) - 1} systems). " + legend)
+        legend = (
+            f"{SIG_MARK}: differs from the baseline ({report.baseline}) with p < {ALPHA} (paired randomization "
+            f"test, Holm-corrected across {len(report.systems) - 1} systems). " + legend
+        )
     parts = [f"**{summary_line(report)}**", "", _markdown_table(rows), "", legend]
     for s in report.weight_sweeps:
-        parts.append(f"Suggested hybrid weight for {s.model}: **{s.best_weight:g}** (best {s.metric} on all "
-                     f"{s.num_queries} queries; the {s.folds}-fold CV row scores each query with a weight chosen "
-                     f"without it: {s.cv.summary()}).")
+        parts.append(
+            f"Suggested hybrid weight for {s.model}: **{s.best_weight:g}** (best {s.metric} on all "
+            f"{s.num_queries} queries; the {s.folds}-fold CV row scores each query with a weight chosen "
+            f"without it: {s.cv.summary()})."
+        )
     parts += [f"- {n}" for n in report.notes]
     if reference:
-        parts += ["", f"Reference ({REFERENCE_NOTE}; not measured here, not comparable):", "",
-                  _markdown_table(reference_rows())]
+        parts += [
+            "",
+            f"Reference ({REFERENCE_NOTE}; not measured here, not comparable):",
+            "",
+            _markdown_table(reference_rows()),
+        ]
     return "\n".join(parts)
 
 
@@ -166,8 +185,12 @@ def metrics_records(report: EvalReport) -> list[dict[str, Any]]:
     """Unformatted table rows (numbers) for CSV/JSON."""
     out = []
     for r in report.systems:
-        rec: dict[str, Any] = {"system": r.label, "baseline": r.is_baseline, "weight": r.weight,
-                               "queries": report.num_queries}
+        rec: dict[str, Any] = {
+            "system": r.label,
+            "baseline": r.is_baseline,
+            "weight": r.weight,
+            "queries": report.num_queries,
+        }
         rec.update({m: v for m, v in r.means.items()})
         for m, sig in r.significance.items():
             rec[f"p_{m}"] = sig.p_value
@@ -193,8 +216,16 @@ def run_records(report: EvalReport) -> list[dict[str, Any]]:
         for qid, hits in r.run.items():
             judged = report.qrels.get(qid, {})
             for rank, (doc, score) in enumerate(hits, start=1):
-                out.append({"system": r.label, "query_id": qid, "rank": rank, "doc_id": doc, "score": score,
-                            "relevance": judged.get(doc, 0)})
+                out.append(
+                    {
+                        "system": r.label,
+                        "query_id": qid,
+                        "rank": rank,
+                        "doc_id": doc,
+                        "score": score,
+                        "relevance": judged.get(doc, 0),
+                    }
+                )
     return out
 
 
@@ -217,16 +248,34 @@ def runs_csv(report: EvalReport) -> str:
 def to_json(report: EvalReport, *, runs: bool = False) -> dict[str, Any]:
     """A JSON-ready dict: summary, per-system metrics and costs, sweeps, reference (separate), runs."""
     out: dict[str, Any] = {
-        "set": report.name, "queries_evaluated": report.num_queries, "queries_judged": report.total_queries,
-        "documents": report.num_docs, "backend": report.backend, "depth": report.depth,
-        "baseline": report.baseline, "metric": report.metric, "seconds": round(report.seconds, 3),
-        "notes": report.notes, "systems": metrics_records(report),
-        "weight_sweeps": [{"model": s.model, "weights": s.weights, "overall": s.overall,
-                           "best_weight": s.best_weight, "queries": s.num_queries, "folds": s.folds,
-                           "fold_weights": s.fold_weights, "fold_of": s.cv.fold_of, "cv_mean": s.cv_mean,
-                           "seed": s.seed, "metric": s.metric} for s in report.weight_sweeps],
-        "reference": {"source": REFERENCE_NOTE,
-                      "rows": [{"system": r.system, **r.values} for r in CARD_REFERENCE]},
+        "set": report.name,
+        "queries_evaluated": report.num_queries,
+        "queries_judged": report.total_queries,
+        "documents": report.num_docs,
+        "backend": report.backend,
+        "depth": report.depth,
+        "baseline": report.baseline,
+        "metric": report.metric,
+        "seconds": round(report.seconds, 3),
+        "notes": report.notes,
+        "systems": metrics_records(report),
+        "weight_sweeps": [
+            {
+                "model": s.model,
+                "weights": s.weights,
+                "overall": s.overall,
+                "best_weight": s.best_weight,
+                "queries": s.num_queries,
+                "folds": s.folds,
+                "fold_weights": s.fold_weights,
+                "fold_of": s.cv.fold_of,
+                "cv_mean": s.cv_mean,
+                "seed": s.seed,
+                "metric": s.metric,
+            }
+            for s in report.weight_sweeps
+        ],
+        "reference": {"source": REFERENCE_NOTE, "rows": [{"system": r.system, **r.values} for r in CARD_REFERENCE]},
     }
     if report.prune_sweep is not None:
         out["prune_sweep"] = [p.to_dict() for p in report.prune_sweep]
@@ -238,6 +287,7 @@ def to_json(report: EvalReport, *, runs: bool = False) -> dict[str, Any]:
 
 def dumps(report: EvalReport, *, runs: bool = False) -> str:
     """:func:`to_json` as a string (NaN written as null)."""
+
     def clean(x: Any) -> Any:
         if isinstance(x, float) and math.isnan(x):
             return None
@@ -264,8 +314,10 @@ class WinsLosses:
 
     @property
     def summary(self) -> str:
-        return (f"{self.system_b} vs {self.system_a} on {self.metric}: {self.wins} wins, {self.losses} losses, "
-                f"{self.ties} ties over {self.wins + self.losses + self.ties} queries")
+        return (
+            f"{self.system_b} vs {self.system_a} on {self.metric}: {self.wins} wins, {self.losses} losses, "
+            f"{self.ties} ties over {self.wins + self.losses + self.ties} queries"
+        )
 
 
 def wins_losses(report: EvalReport, system_a: str, system_b: str, metric: str = "ndcg@10") -> WinsLosses:
@@ -284,8 +336,18 @@ def wins_losses(report: EvalReport, system_a: str, system_b: str, metric: str = 
         top_a = a.run[qid][0][0] if a.run[qid] else ""
         top_b = b.run[qid][0][0] if b.run[qid] else ""
         outcome = "win" if delta > 1e-12 else "loss" if delta < -1e-12 else "tie"
-        rows.append({"query_id": qid, "query": text, "outcome": outcome, "delta": round(delta, 4),
-                     system_a: round(va, 4), system_b: round(vb, 4), "top A": top_a, "top B": top_b})
+        rows.append(
+            {
+                "query_id": qid,
+                "query": text,
+                "outcome": outcome,
+                "delta": round(delta, 4),
+                system_a: round(va, 4),
+                system_b: round(vb, 4),
+                "top A": top_a,
+                "top B": top_b,
+            }
+        )
     rows.sort(key=lambda r: (r["outcome"] == "tie", -abs(r["delta"]), r["query_id"]))
     wins = sum(r["outcome"] == "win" for r in rows)
     losses = sum(r["outcome"] == "loss" for r in rows)

@@ -83,12 +83,20 @@ class EncodingCache:
         return len(self._items)
 
     def get_or_encode(
-        self, corpus: Corpus, encoder: Encoder | None, *, doc_top_k: int | None, batch_size: int = 32,
+        self,
+        corpus: Corpus,
+        encoder: Encoder | None,
+        *,
+        doc_top_k: int | None,
+        batch_size: int = 32,
         progress: Progress | None = None,
     ) -> tuple[Any, bool]:
         """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
-        key = ("" if encoder is None else model_fingerprint(encoder), corpus_fingerprint(corpus),
-               None if encoder is None else doc_top_k)
+        key = (
+            "" if encoder is None else model_fingerprint(encoder),
+            corpus_fingerprint(corpus),
+            None if encoder is None else doc_top_k,
+        )
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -148,10 +156,13 @@ class CostFigures:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "query_active_dims": round(self.query_active, 2), "doc_active_dims": round(self.doc_active, 2),
-            "flops": round(self.flops, 4), "index_bytes": self.index_bytes,
+            "query_active_dims": round(self.query_active, 2),
+            "doc_active_dims": round(self.doc_active, 2),
+            "flops": round(self.flops, 4),
+            "index_bytes": self.index_bytes,
             "opensearch_store_bytes": self.opensearch_store_bytes,
-            "latency_p50_ms": round(self.latency_p50_ms, 3), "encode_docs_per_s": round(self.encode_docs_per_s, 1),
+            "latency_p50_ms": round(self.latency_p50_ms, 3),
+            "encode_docs_per_s": round(self.encode_docs_per_s, 1),
             "encodings_cached": self.encodings_cached,
         }
 
@@ -306,8 +317,10 @@ def evaluate(
     if len({(s.model, s.folds) for s in systems if s.tuned}) != len(tuned_folds):
         raise ValueError("list one cross-validated hybrid row per model (two fold counts for one model)")
     if (tuned_folds or sweep_weights) and len(eval_set.queries) < 2:
-        raise ValueError("choosing the hybrid weight by cross-validation needs at least 2 judged queries; "
-                         f"this set has {len(eval_set.queries)}")
+        raise ValueError(
+            "choosing the hybrid weight by cross-validation needs at least 2 judged queries; "
+            f"this set has {len(eval_set.queries)}"
+        )
     base_idx = baseline if isinstance(baseline, int) else (labels.index(baseline) if baseline in labels else -1)
     if not 0 <= base_idx < len(systems):
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(labels)}")
@@ -319,8 +332,10 @@ def evaluate(
     qids = [q.id for q in eval_set.queries]
     unjudged = [q for q in qids if not any(g > 0 for g in eval_set.qrels.get(q, {}).values())]
     if not qids or unjudged:
-        raise ValueError(f"{eval_set.name}: every evaluated query needs a relevant document; "
-                         f"{len(unjudged) if qids else 'no'} queries have none (check the set with make_eval_set)")
+        raise ValueError(
+            f"{eval_set.name}: every evaluated query needs a relevant document; "
+            f"{len(unjudged) if qids else 'no'} queries have none (check the set with make_eval_set)"
+        )
     n_q = len(qids)
     notes = list(eval_set.notes)
 
@@ -337,14 +352,22 @@ def evaluate(
             _check(should_stop)
             report(base + stage_share * 0.9 * f, f"{model or 'BM25'}: {msg}")
 
-        encoded, cached = cache.get_or_encode(corpus, enc, doc_top_k=dtk, batch_size=batch_size,
-                                              progress=enc_progress)
+        encoded, cached = cache.get_or_encode(corpus, enc, doc_top_k=dtk, batch_size=batch_size, progress=enc_progress)
         if cached:
             report(base + stage_share * 0.9, f"{model or 'BM25'}: encodings cached ({len(encoded.documents)} docs)")
-        index = build_index(corpus, enc, backend, encoded=encoded, doc_top_k=dtk, query_top_k=qtk,
-                            batch_size=batch_size, opensearch_settings=opensearch_settings,
-                            progress=lambda f, msg, base=base, model=model: report(
-                                base + stage_share * (0.9 + 0.1 * f), f"{model or 'BM25'}: {msg}"))
+        index = build_index(
+            corpus,
+            enc,
+            backend,
+            encoded=encoded,
+            doc_top_k=dtk,
+            query_top_k=qtk,
+            batch_size=batch_size,
+            opensearch_settings=opensearch_settings,
+            progress=lambda f, msg, base=base, model=model: report(
+                base + stage_share * (0.9 + 0.1 * f), f"{model or 'BM25'}: {msg}"
+            ),
+        )
         notes.extend(f"{model or 'BM25'}: {n}" for n in index.notes)
         runs[model] = _ModelRuns(index=index, encoded=encoded, cached=cached)
 
@@ -384,8 +407,13 @@ def evaluate(
             report(0.9, f"{model}: sweeping the hybrid weight")
             legs = runs[model].legs
             sweeps[model] = weight_sweep(
-                model, lambda w, legs=legs: {q: [d for d, _ in _fused(legs[q], "minmax", w, depth)] for q in qids},
-                {q: eval_set.qrels[q] for q in qids}, folds=tuned_folds.get(model, folds), seed=seed, metric=metric)
+                model,
+                lambda w, legs=legs: {q: [d for d, _ in _fused(legs[q], "minmax", w, depth)] for q in qids},
+                {q: eval_set.qrels[q] for q in qids},
+                folds=tuned_folds.get(model, folds),
+                seed=seed,
+                metric=metric,
+            )
             notes.append(sweeps[model].describe())
 
     # ---- rows
@@ -400,9 +428,16 @@ def evaluate(
             mr = first
             run = bm25_only if None in runs else {q: _ranked_leg(mr.legs[q][0], depth) for q in qids}
             lat = [kiwi_ms[q] + bm25_ms[q] for q in qids]
-            cost = CostFigures(mean_active([terms_of[q] for q in qids]), mean_active(doc_terms), bm25_cost_terms[0],
-                               bm25_cost_terms[1], opensearch_store_bytes(mr.index.backend), percentile(lat),
-                               _rate(mr.encoded), mr.cached)
+            cost = CostFigures(
+                mean_active([terms_of[q] for q in qids]),
+                mean_active(doc_terms),
+                bm25_cost_terms[0],
+                bm25_cost_terms[1],
+                opensearch_store_bytes(mr.index.backend),
+                percentile(lat),
+                _rate(mr.encoded),
+                mr.cached,
+            )
             weight = None
         else:
             mr = runs[spec.model]
@@ -427,8 +462,16 @@ def evaluate(
             if spec.kind == "hybrid":
                 sp_flops += bm25_cost_terms[0]
                 sp_bytes += bm25_cost_terms[1]
-            cost = CostFigures(mean_active(qv), mean_active(dv), sp_flops, sp_bytes,
-                               opensearch_store_bytes(mr.index.backend), percentile(lat), _rate(mr.encoded), mr.cached)
+            cost = CostFigures(
+                mean_active(qv),
+                mean_active(dv),
+                sp_flops,
+                sp_bytes,
+                opensearch_store_bytes(mr.index.backend),
+                percentile(lat),
+                _rate(mr.encoded),
+                mr.cached,
+            )
         per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, {q: eval_set.qrels[q] for q in qids})
         means = {m: sum(v.values()) / n_q for m, v in per_q.items()}
         results.append(SystemResult(spec, spec.label, means, per_q, run, cost, weight, fold_weights))
@@ -440,8 +483,9 @@ def evaluate(
     for m in TESTED_METRICS if others else ():
         a = [base.per_query[m][q] for q in qids]
         for r in others:
-            r.significance[m] = paired_randomization_test(a, [r.per_query[m][q] for q in qids], trials=trials,
-                                                          seed=seed)
+            r.significance[m] = paired_randomization_test(
+                a, [r.per_query[m][q] for q in qids], trials=trials, seed=seed
+            )
         adjusted = holm_adjust([r.significance[m].p_value for r in others])
         for r, p in zip(others, adjusted):
             r.p_holm[m] = p
@@ -452,10 +496,21 @@ def evaluate(
     seconds = time.perf_counter() - t_start
     logger.info("evaluated %d systems on %s (%d queries) in %.1fs", len(results), eval_set.name, n_q, seconds)
     return EvalReport(
-        name=eval_set.name, num_queries=n_q, total_queries=eval_set.total_queries, num_docs=len(corpus),
-        backend=backend, depth=depth, systems=results, baseline=base.label, metric=metric, notes=notes,
-        seconds=seconds, weight_sweeps=list(sweeps.values()), query_texts={q: eval_set.query_text(q) for q in qids},
-        qrels={q: dict(eval_set.qrels[q]) for q in qids}, model_runs={m: r for m, r in runs.items() if m},
+        name=eval_set.name,
+        num_queries=n_q,
+        total_queries=eval_set.total_queries,
+        num_docs=len(corpus),
+        backend=backend,
+        depth=depth,
+        systems=results,
+        baseline=base.label,
+        metric=metric,
+        notes=notes,
+        seconds=seconds,
+        weight_sweeps=list(sweeps.values()),
+        query_texts={q: eval_set.query_text(q) for q in qids},
+        qrels={q: dict(eval_set.qrels[q]) for q in qids},
+        model_runs={m: r for m, r in runs.items() if m},
     )
 
 

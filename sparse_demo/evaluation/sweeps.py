@@ -76,8 +76,13 @@ def prune_vector(
     return dict(items)
 
 
-def _ndcg(queries: Sequence[str], qvecs: Sequence[Mapping[str, float]], doc_ids: Sequence[str],
-          dvecs: Sequence[Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> float:
+def _ndcg(
+    queries: Sequence[str],
+    qvecs: Sequence[Mapping[str, float]],
+    doc_ids: Sequence[str],
+    dvecs: Sequence[Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+) -> float:
     index = SparseIndex()
     keep = [(i, v) for i, v in zip(doc_ids, dvecs) if v]
     if keep:
@@ -139,8 +144,18 @@ def prune_sweep(
                 qv = [prune_vector(v, max_ratio=setting) for v in qfull]
             else:
                 dv, qv = dfull, qfull
-            points.append(PrunePoint(model, kind, setting, _ndcg(queries, qv, doc_ids, dv, report.qrels),
-                                     flops(qv, dv), index_bytes(dv), mean_active(dv), mean_active(qv)))
+            points.append(
+                PrunePoint(
+                    model,
+                    kind,
+                    setting,
+                    _ndcg(queries, qv, doc_ids, dv, report.qrels),
+                    flops(qv, dv),
+                    index_bytes(dv),
+                    mean_active(dv),
+                    mean_active(qv),
+                )
+            )
             done += 1
             if progress is not None:
                 progress(done / total, f"{model}: pruning {kind} {setting if setting is not None else ''}".strip())

@@ -61,8 +61,9 @@ class SystemSpec:
         return f"hybrid {self.model} (w={self.weight:g})"
 
 
-def parse_system(text: str, fusion: str = "minmax", default_weight: float = 0.5,
-                 folds: int = DEFAULT_FOLDS) -> SystemSpec:
+def parse_system(
+    text: str, fusion: str = "minmax", default_weight: float = 0.5, folds: int = DEFAULT_FOLDS
+) -> SystemSpec:
     """Parse a ``--system`` value.
 
     Args:

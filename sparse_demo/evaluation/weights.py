@@ -99,8 +99,12 @@ class CrossValidation:
 
 
 def cross_validate_weight(
-    weights: Sequence[float], per_query: Sequence[Mapping[str, float]], query_ids: Sequence[str], *,
-    folds: int = DEFAULT_FOLDS, seed: int = 0,
+    weights: Sequence[float],
+    per_query: Sequence[Mapping[str, float]],
+    query_ids: Sequence[str],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
 ) -> CrossValidation:
     """Choose a weight per fold on the other folds' queries (:func:`choose_weight`), and one on all queries.
 
@@ -171,17 +175,25 @@ class WeightSweep:
     def describe(self) -> str:
         """One sentence on how the weights were chosen (for notes, reports and status lines)."""
         grid = ", ".join(f"{w:g}" for w in self.weights)
-        return (f"{self.model}: {self.folds}-fold cross-validation (seed {self.seed}) chose the weight of each fold on "
-                f"the other folds' queries (best {self.metric} over the weights {grid}; "
-                f"{TIE_RULE}): {self.cv.summary()} (folds: {', '.join(f'{w:g}' for w in self.fold_weights)}), "
-                f"{self.metric} {self.cv_mean:.4f} with every query scored by a weight chosen without it. "
-                f"Chosen on all {self.num_queries} queries: {self.best_weight:g} ({self.metric} "
-                f"{max(self.overall):.4f}, optimistic), the weight offered to the Search tab.")
+        return (
+            f"{self.model}: {self.folds}-fold cross-validation (seed {self.seed}) chose the weight of each fold on "
+            f"the other folds' queries (best {self.metric} over the weights {grid}; "
+            f"{TIE_RULE}): {self.cv.summary()} (folds: {', '.join(f'{w:g}' for w in self.fold_weights)}), "
+            f"{self.metric} {self.cv_mean:.4f} with every query scored by a weight chosen without it. "
+            f"Chosen on all {self.num_queries} queries: {self.best_weight:g} ({self.metric} "
+            f"{max(self.overall):.4f}, optimistic), the weight offered to the Search tab."
+        )
 
 
 def weight_sweep(
-    model: str, ranking_at: Callable[[float], Mapping[str, Sequence[str]]], qrels: Mapping[str, Mapping[str, int]],
-    *, folds: int = DEFAULT_FOLDS, seed: int = 0, metric: str = "ndcg@10", weights: Sequence[float] = SWEEP_WEIGHTS,
+    model: str,
+    ranking_at: Callable[[float], Mapping[str, Sequence[str]]],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    metric: str = "ndcg@10",
+    weights: Sequence[float] = SWEEP_WEIGHTS,
 ) -> WeightSweep:
     """``metric`` of the hybrid at each weight, with the weights ``folds``-fold cross-validation chose.
 
@@ -203,9 +215,17 @@ def weight_sweep(
     by_weight = dict(zip((float(w) for w in weights), per_weight))
     cv_mean = sum(by_weight[cv.weight_for(q)][q] for q in qids) / len(qids)
     overall = [sum(v[q] for q in qids) / len(qids) for v in per_weight]
-    return WeightSweep(model, [float(w) for w in weights], overall, cv.all_weight, cv, cv_mean, len(qids), seed,
-                       metric)
+    return WeightSweep(model, [float(w) for w in weights], overall, cv.all_weight, cv, cv_mean, len(qids), seed, metric)
 
 
-__all__ = ["DEFAULT_FOLDS", "SWEEP_WEIGHTS", "TIE_RULE", "CrossValidation", "WeightSweep", "choose_weight",
-           "cross_validate_weight", "kfold_assignment", "weight_sweep"]
+__all__ = [
+    "DEFAULT_FOLDS",
+    "SWEEP_WEIGHTS",
+    "TIE_RULE",
+    "CrossValidation",
+    "WeightSweep",
+    "choose_weight",
+    "cross_validate_weight",
+    "kfold_assignment",
+    "weight_sweep",
+]

@@ -232,9 +232,7 @@ class MemoryBackend:
         self.sparse = SparseIndex(feature_precision)
         self._docs: dict[str, IndexDocument] = {}
 
-    def add(
-        self, docs: Iterable[IndexDocument], progress: Progress | None = None, batch_size: int = 1000
-    ) -> int:
+    def add(self, docs: Iterable[IndexDocument], progress: Progress | None = None, batch_size: int = 1000) -> int:
         """Index documents (validated first; an existing id is replaced).
 
         Returns:

@@ -82,8 +82,11 @@ def register_demo_model(registry: ModelRegistry, folder: str | Path | None = Non
     base = Path(folder) if folder is not None else DEMO_MODEL_DIR
     if not demo_model_available(base):
         missing = [n for n in _REQUIRED_FILES if not (base / n).is_file()]
-        logger.warning("The demo model is not available (%s missing in %s); rebuild it with "
-                       "`python scripts/build_demo_model.py`", ", ".join(missing), base)
+        logger.warning(
+            "The demo model is not available (%s missing in %s); rebuild it with `python scripts/build_demo_model.py`",
+            ", ".join(missing),
+            base,
+        )
         return False
     registry.register(DEMO_MODEL_NAME, str(base), DEMO_MODEL_DESCRIPTION)
     return True
@@ -109,21 +112,48 @@ def register_cached_local_model(registry: ModelRegistry, root: Path | None = Non
     return False
 
 
-def _local_options(folder: Path, time_limit_s: float, progress: TrainingProgress | None,
-                   should_stop: ShouldStop | None) -> BuildOptions:
-    return BuildOptions(out=folder, time_limit_s=time_limit_s, threads=None, name=LOCAL_MODEL_NAME,
-                        note="the demo model retrained in the app", progress=progress, should_stop=should_stop)
+def _local_options(
+    folder: Path, time_limit_s: float, progress: TrainingProgress | None, should_stop: ShouldStop | None
+) -> BuildOptions:
+    return BuildOptions(
+        out=folder,
+        time_limit_s=time_limit_s,
+        threads=None,
+        name=LOCAL_MODEL_NAME,
+        note="the demo model retrained in the app",
+        progress=progress,
+        should_stop=should_stop,
+    )
 
 
 def _cache_key(options: BuildOptions) -> str:
-    settings = {k: getattr(options, k) for k in ("tokenizer", "size", "seed", "epochs", "batch_size", "lr",
-                                                 "time_limit_s", "max_length", "eval_fraction", "half")}
+    settings = {
+        k: getattr(options, k)
+        for k in (
+            "tokenizer",
+            "size",
+            "seed",
+            "epochs",
+            "batch_size",
+            "lr",
+            "time_limit_s",
+            "max_length",
+            "eval_fraction",
+            "half",
+        )
+    }
     text = load_bundled().sha256() + json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_local_model(registry: ModelRegistry, root: Path | None = None, *, time_limit_s: float = 180.0,
-                      progress: TrainingProgress | None = None, should_stop: ShouldStop | None = None) -> Path:
+def build_local_model(
+    registry: ModelRegistry,
+    root: Path | None = None,
+    *,
+    time_limit_s: float = 180.0,
+    progress: TrainingProgress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Path:
     """*Retrain the demo model here*: run the demo model's recipe and register the result.
 
     The folder (:func:`local_model_dir`) is reused when its build record has the same data and

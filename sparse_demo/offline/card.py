@@ -22,8 +22,10 @@ def model_card(record: dict[str, Any]) -> str:
         before, after = tr.get("metrics_before", {}), tr.get("metrics_after", {})
         for name in after:
             b, a = before.get(name, {}), after[name]
-            rows.append(f"| {name} | {b.get('R@1', float('nan')):.3f} | {a.get('R@1', float('nan')):.3f} | "
-                        f"{b.get('MRR@10', float('nan')):.3f} | {a.get('MRR@10', float('nan')):.3f} |")
+            rows.append(
+                f"| {name} | {b.get('R@1', float('nan')):.3f} | {a.get('R@1', float('nan')):.3f} | "
+                f"{b.get('MRR@10', float('nan')):.3f} | {a.get('MRR@10', float('nan')):.3f} |"
+            )
         return "\n".join(rows)
 
     bench = ""
@@ -31,8 +33,10 @@ def model_card(record: dict[str, Any]) -> str:
         parts = ["## Benchmarks (`../shared/data`, not in the repository; Search code, memory backend)\n"]
         for name, metrics in record["benchmarks"].items():
             if name == "unk_rate":
-                parts.append(f"`<unk>` rate on every BoolQ and KorSTS text: {metrics['demo']:.5f} "
-                             f"(XLM-R's full vocabulary: {metrics['xlm-r']:.5f})\n")
+                parts.append(
+                    f"`<unk>` rate on every BoolQ and KorSTS text: {metrics['demo']:.5f} "
+                    f"(XLM-R's full vocabulary: {metrics['xlm-r']:.5f})\n"
+                )
                 continue
             keep = {k: v for k, v in metrics.items() if k in ("bm25", "model", f"hybrid@{weight:g}")}
             parts.append(f"**{name}**\n\n{table(keep)}\n")
@@ -44,11 +48,11 @@ language: [ko]
 license: cc0-1.0
 tags: [splade, sparse-retrieval, korean, demo]
 ---
-# {record['name']}: the embedded demo model (small, trained on bundled sample data)
+# {record["name"]}: the embedded demo model (small, trained on bundled sample data)
 
 A tiny Korean SPLADE encoder shipped inside the app so that it answers offline in its first
 second. **It is not the V26 checkpoint** and is much weaker than it: use it to try the app, not
-to judge neural sparse retrieval. Built by `scripts/build_demo_model.py` (seed {record['seed']}).
+to judge neural sparse retrieval. Built by `scripts/build_demo_model.py` (seed {record["seed"]}).
 
 Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
 `sparse_demo.encoder.SpladeEncoder.load(folder)` or `AutoModelForMaskedLM`.
@@ -56,45 +60,44 @@ Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
 ## Architecture
 | | |
 |---|---|
-| model | `XLMRobertaForMaskedLM`, hidden {arch['hidden_size']}, {arch['num_hidden_layers']} layers, \
-{arch['num_attention_heads']} heads, intermediate {arch['intermediate_size']} |
-| vocabulary | {arch['vocab_size']:,} pieces (tied input/output embeddings) |
-| parameters | {arch['parameters']:,} |
-| weights | `model.safetensors`, {arch['dtype']}, {record['size_bytes'] / 1e6:.1f} MB folder |
-| max length | {record['max_length']} tokens |
+| model | `XLMRobertaForMaskedLM`, hidden {arch["hidden_size"]}, {arch["num_hidden_layers"]} layers, \
+{arch["num_attention_heads"]} heads, intermediate {arch["intermediate_size"]} |
+| vocabulary | {arch["vocab_size"]:,} pieces (tied input/output embeddings) |
+| parameters | {arch["parameters"]:,} |
+| weights | `model.safetensors`, {arch["dtype"]}, {record["size_bytes"] / 1e6:.1f} MB folder |
+| max length | {record["max_length"]} tokens |
 | recommended hybrid weight | **{weight:g}** (sparse leg; BM25 gets {1 - weight:g}); in `sparse_demo.json` |
 
 ## Vocabulary
-XLM-R's SentencePiece vocabulary ({vocab['base_size']:,} pieces) pruned to {vocab['kept']:,}: every piece
-with Hangul ({vocab['from_hangul']:,}), the pieces XLM-R uses on Kiwi's lexicon ({vocab['lexicon_forms']:,}
-morpheme forms from the `kiwipiepy_model` package: {vocab['from_lexicon']:,} pieces) and on the bundled
-texts ({vocab['from_bundled']:,}), single-character pieces of ASCII, Latin letters and KS X 1001
-({vocab['from_single_chars']:,}), plus {vocab['added_syllables']:,} KS X 1001 Hangul syllables XLM-R lacks.
-`<unk>` rate on the bundled texts: {vocab['unk_rate_bundled']:.5f}.
+XLM-R's SentencePiece vocabulary ({vocab["base_size"]:,} pieces) pruned to {vocab["kept"]:,}: every piece
+with Hangul ({vocab["from_hangul"]:,}), the pieces XLM-R uses on Kiwi's lexicon ({vocab["lexicon_forms"]:,}
+morpheme forms from the `kiwipiepy_model` package: {vocab["from_lexicon"]:,} pieces) and on the bundled
+texts ({vocab["from_bundled"]:,}), single-character pieces of ASCII, Latin letters and KS X 1001
+({vocab["from_single_chars"]:,}), plus {vocab["added_syllables"]:,} KS X 1001 Hangul syllables XLM-R lacks.
+`<unk>` rate on the bundled texts: {vocab["unk_rate_bundled"]:.5f}.
 
 ## Training
-Lexical init (tied output, identity head, output bias {record['init']['output_bias']}), then
-`sparse_demo.train` on {tr['num_train_pairs']:,} pairs: the pairs files of `assets/pairs/`
-({', '.join(tr['files'])}), the evaluation queries of `assets/corpus/ko_sample` and each passage's
-title as a query (all written for this project, CC0). {tr['steps']} steps ({tr['epochs']:.1f} epochs,
-{tr['train_s']:.0f} s, status {tr['status']}), evaluating every epoch on the held-out split and keeping the
-best checkpoint by {tr.get('best_by', 'model')} MRR@10 (the untrained model included).
-Held-out split: {tr['num_eval_passages']} passages with their {tr['num_eval_queries']} queries, chosen by a
+Lexical init (tied output, identity head, output bias {record["init"]["output_bias"]}), then
+`sparse_demo.train` on {tr["num_train_pairs"]:,} pairs: the pairs files of `assets/pairs/`
+({", ".join(tr["files"])}), the evaluation queries of `assets/corpus/ko_sample` and each passage's
+title as a query (all written for this project, CC0). {tr["steps"]} steps ({tr["epochs"]:.1f} epochs,
+{tr["train_s"]:.0f} s, status {tr["status"]}), evaluating every epoch on the held-out split and keeping the
+best checkpoint by {tr.get("best_by", "model")} MRR@10 (the untrained model included).
+Held-out split: {tr["num_eval_passages"]} passages with their {tr["num_eval_queries"]} queries, chosen by a
 seeded split by passage (no held-out passage or query is trained on), searched among all
-{tr['num_corpus_passages']} passages of the sample corpus.
+{tr["num_corpus_passages"]} passages of the sample corpus.
 
 {before_after()}
 
 ## Held-out hybrid weight sweep (Search code, memory backend)
-{table(record['weight_sweep'])}
+{table(record["weight_sweep"])}
 
 {bench}## Limits
 Trained on a few hundred pairs in six domains (medicine, law, finance, technology, public
 services, daily life): expansions outside them are rare, and alone it is weaker than BM25 on
 general text; at the recommended weight the hybrid stays close to BM25. Data sha256
-`{record['data_sha256'][:16]}`; built {record['created']} in {record['build_s']:.0f} s.
+`{record["data_sha256"][:16]}`; built {record["created"]} in {record["build_s"]:.0f} s.
 """
-
 
 
 __all__ = ["model_card"]

@@ -24,7 +24,6 @@ PAIRS_DIR = REPO_ROOT / "assets" / "pairs"
 CORPUS_DIR = REPO_ROOT / "assets" / "corpus" / "ko_sample"
 
 
-
 @dataclass
 class BundledData:
     """The project's own Korean data.
@@ -53,17 +52,19 @@ class BundledData:
     def sha256(self) -> str:
         """Digest of every bundled file the build reads."""
         h = hashlib.sha256()
-        for path in [*self.train_files, CORPUS_DIR / "corpus.jsonl", CORPUS_DIR / "queries.jsonl",
-                     CORPUS_DIR / "qrels" / "test.tsv"]:
+        for path in [
+            *self.train_files,
+            CORPUS_DIR / "corpus.jsonl",
+            CORPUS_DIR / "queries.jsonl",
+            CORPUS_DIR / "qrels" / "test.tsv",
+        ]:
             h.update(path.name.encode())
             h.update(path.read_bytes())
         return h.hexdigest()
 
 
-
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
 
 
 def load_bundled(pairs_dir: Path = PAIRS_DIR, corpus_dir: Path = CORPUS_DIR) -> BundledData:
@@ -88,14 +89,12 @@ def load_bundled(pairs_dir: Path = PAIRS_DIR, corpus_dir: Path = CORPUS_DIR) -> 
     return BundledData(files, passages, titles, queries, qrels)
 
 
-
 def read_training_pairs(files: Sequence[Path]) -> list[Pair]:
     """The pairs of every file, in file order."""
     pairs: list[Pair] = []
     for path in files:
         pairs += read_pairs(path).pairs
     return pairs
-
 
 
 def corpus_query_pairs(data: BundledData) -> list[Pair]:
@@ -110,12 +109,11 @@ def corpus_query_pairs(data: BundledData) -> list[Pair]:
     return out
 
 
-
 def title_pairs(data: BundledData) -> list[Pair]:
     """Each passage's title as a query for it."""
-    return [Pair(title, data.passages[doc_id]) for doc_id, title in data.titles.items()
-            if title and doc_id in data.passages]
-
+    return [
+        Pair(title, data.passages[doc_id]) for doc_id, title in data.titles.items() if title and doc_id in data.passages
+    ]
 
 
 def _dedupe(pairs: Iterable[Pair]) -> list[Pair]:
@@ -128,9 +126,9 @@ def _dedupe(pairs: Iterable[Pair]) -> list[Pair]:
     return out
 
 
-
-def training_and_heldout(data: BundledData, *, eval_fraction: float = 0.15, seed: int = 0
-                         ) -> tuple[list[Pair], list[Pair]]:
+def training_and_heldout(
+    data: BundledData, *, eval_fraction: float = 0.15, seed: int = 0
+) -> tuple[list[Pair], list[Pair]]:
     """``(training pairs, held-out pairs)``: a seeded split by passage of the bundled queries.
 
     The pairs files and the corpus' own queries are split by passage
@@ -147,6 +145,13 @@ def training_and_heldout(data: BundledData, *, eval_fraction: float = 0.15, seed
     return _dedupe(train + extra), held
 
 
-
-__all__ = ["CORPUS_DIR", "PAIRS_DIR", "BundledData", "corpus_query_pairs", "load_bundled", "read_training_pairs",
-           "title_pairs", "training_and_heldout"]
+__all__ = [
+    "CORPUS_DIR",
+    "PAIRS_DIR",
+    "BundledData",
+    "corpus_query_pairs",
+    "load_bundled",
+    "read_training_pairs",
+    "title_pairs",
+    "training_and_heldout",
+]

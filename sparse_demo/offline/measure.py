@@ -46,8 +46,9 @@ def held_out_corpus(pairs: Sequence[Pair], passages: Sequence[str], name: str = 
     return Corpus(name, [Document(doc_id[t], t) for t in texts], queries, qrels)
 
 
-def held_out_metrics(model_dir: Path, pairs: Sequence[Pair], passages: Sequence[str], weights: Sequence[float],
-                     max_length: int) -> dict[str, dict[str, float]]:
+def held_out_metrics(
+    model_dir: Path, pairs: Sequence[Pair], passages: Sequence[str], weights: Sequence[float], max_length: int
+) -> dict[str, dict[str, float]]:
     """R@1 / MRR@10 of BM25, the model alone and the hybrid at each weight on :func:`held_out_corpus`.
 
     Args:
@@ -60,8 +61,9 @@ def held_out_metrics(model_dir: Path, pairs: Sequence[Pair], passages: Sequence[
     return corpus_metrics(model_dir, held_out_corpus(pairs, passages), weights, max_length)
 
 
-def corpus_metrics(model_dir: Path, corpus: Corpus, weights: Sequence[float], max_length: int
-                   ) -> dict[str, dict[str, float]]:
+def corpus_metrics(
+    model_dir: Path, corpus: Corpus, weights: Sequence[float], max_length: int
+) -> dict[str, dict[str, float]]:
     """``{"bm25" | "model" | "hybrid@W": {"R@1": .., "MRR@10": ..}}`` on a judged corpus, full precision.
 
     Args:
@@ -74,14 +76,18 @@ def corpus_metrics(model_dir: Path, corpus: Corpus, weights: Sequence[float], ma
     encoder = SpladeEncoder.load(str(model_dir), device="cpu", max_length=max_length, name=name)
     rows = {"bm25": SystemSpec("bm25"), "model": SystemSpec("sparse", name)}
     rows.update({f"hybrid@{w:g}": SystemSpec("hybrid", name, weight=float(w)) for w in weights})
-    report = evaluate(corpus, list(rows.values()), {name: encoder}, significance=False,
-                      cache=EncodingCache(max_entries=1))
-    return {row: {figure: report.system(spec.label).means[metric] for figure, metric in RECORDED.items()}
-            for row, spec in rows.items()}
+    report = evaluate(
+        corpus, list(rows.values()), {name: encoder}, significance=False, cache=EncodingCache(max_entries=1)
+    )
+    return {
+        row: {figure: report.system(spec.label).means[metric] for figure, metric in RECORDED.items()}
+        for row, spec in rows.items()
+    }
 
 
-def benchmark_shared(model_dir: Path, weights: Sequence[float], max_length: int,
-                     data_dir: str | Path | None = None) -> dict[str, Any]:
+def benchmark_shared(
+    model_dir: Path, weights: Sequence[float], max_length: int, data_dir: str | Path | None = None
+) -> dict[str, Any]:
     """BM25, the model and the hybrids on KoBEST BoolQ test and KorSTS test (score >= 4).
 
     BoolQ: the test questions over every unique paragraph of the three splits; KorSTS: the test
@@ -92,8 +98,10 @@ def benchmark_shared(model_dir: Path, weights: Sequence[float], max_length: int,
         FileNotFoundError: the benchmark data folder is missing.
     """
     out: dict[str, Any] = {}
-    for name, (_pairs, judged) in (("BoolQ test", load_boolq("test", data_dir)),
-                                   ("KorSTS test >= 4", load_korsts("test", data_dir, corpus_from="all"))):
+    for name, (_pairs, judged) in (
+        ("BoolQ test", load_boolq("test", data_dir)),
+        ("KorSTS test >= 4", load_korsts("test", data_dir, corpus_from="all")),
+    ):
         logger.info("Benchmark %s: %d queries over %d passages", name, len(judged.queries), len(judged))
         out[name] = corpus_metrics(model_dir, judged, weights, max_length)
     return out
@@ -115,5 +123,13 @@ def pick_weight(metrics: dict[str, dict[str, float]], weights: Sequence[float]) 
     return choose_weight(weights, [{"all": metrics[f"hybrid@{w:g}"]["MRR@10"]} for w in weights], ["all"])
 
 
-__all__ = ["RECORDED", "WEIGHT_GRID", "benchmark_shared", "corpus_metrics", "held_out_corpus", "held_out_metrics",
-           "pick_weight", "shared_texts"]
+__all__ = [
+    "RECORDED",
+    "WEIGHT_GRID",
+    "benchmark_shared",
+    "corpus_metrics",
+    "held_out_corpus",
+    "held_out_metrics",
+    "pick_weight",
+    "shared_texts",
+]

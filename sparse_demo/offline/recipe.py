@@ -68,8 +68,9 @@ SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 HUB_TOKENIZER = "xlm-roberta-base"
 #: The bundled demo model's name in every model picker, and its description.
 DEMO_MODEL_NAME = "demo-small (bundled)"
-DEMO_MODEL_DESCRIPTION = ("small demo model shipped with the app, trained on bundled sample data "
-                          "(not the V26 checkpoint)")
+DEMO_MODEL_DESCRIPTION = (
+    "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
+)
 #: The build's training record.
 RECORD_FILE = "build_record.json"
 SIZES = ("tiny", "mini", "small")
@@ -104,8 +105,11 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
     import numpy as np
     import torch
 
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -120,8 +124,9 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- benchmarks
-def shared_benchmarks(folder: Path, weight: float, max_length: int, base_tokenizer: Path | None = None
-                      ) -> dict[str, Any]:
+def shared_benchmarks(
+    folder: Path, weight: float, max_length: int, base_tokenizer: Path | None = None
+) -> dict[str, Any]:
     """:func:`benchmark_shared` at :data:`WEIGHT_GRID` and ``weight``, plus the ``<unk>`` rates (demo vs base)."""
     out = benchmark_shared(folder, sorted({*WEIGHT_GRID, weight}), max_length)
     files = {"demo": folder / "tokenizer.json"}
@@ -206,12 +211,23 @@ def _logging_progress(progress: TrainingProgress | None) -> TrainingProgress:
 
     def report(event: TrainingEvent) -> None:
         if event.phase == "train":
-            logger.info("step %d/%d  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e  %.0f s",
-                        event.step, event.max_steps, event.total or 0.0, event.infonce or 0.0,
-                        event.active_q or 0.0, event.active_d or 0.0, event.lr or 0.0, event.elapsed_s or 0.0)
+            logger.info(
+                "step %d/%d  loss %.4f  infonce %.4f  active q/d %.0f/%.0f  lr %.2e  %.0f s",
+                event.step,
+                event.max_steps,
+                event.total or 0.0,
+                event.infonce or 0.0,
+                event.active_q or 0.0,
+                event.active_d or 0.0,
+                event.lr or 0.0,
+                event.elapsed_s or 0.0,
+            )
         elif event.phase == "eval":
-            logger.info("held-out at step %s: %s", event.step,
-                        {k: v for k, v in event.to_dict().items() if k not in ("phase", "step")})
+            logger.info(
+                "held-out at step %s: %s",
+                event.step,
+                {k: v for k, v in event.to_dict().items() if k not in ("phase", "step")},
+            )
         elif event.message:
             logger.info("%s: %s", event.phase, event.message)
         if progress is not None:
@@ -245,9 +261,13 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
     t_start = time.time()
     data = load_bundled()
     pairs, held = training_and_heldout(data, eval_fraction=options.eval_fraction, seed=options.seed)
-    logger.info("%d training pairs (%s, corpus queries, titles); %d held-out pairs over %d held-out passages",
-                len(pairs), ", ".join(f.name for f in data.train_files), len(held),
-                len({p.positive for p in held}))
+    logger.info(
+        "%d training pairs (%s, corpus queries, titles); %d held-out pairs over %d held-out passages",
+        len(pairs),
+        ", ".join(f.name for f in data.train_files),
+        len(held),
+        len({p.positive for p in held}),
+    )
     work = Path(options.work_dir or tempfile.mkdtemp(prefix="demo-model-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -277,8 +297,14 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
             note=options.note,
             **options.extra,
         )
-        result = train(config, pairs, held, progress=_logging_progress(options.progress),
-                       should_stop=options.should_stop, wait=True)
+        result = train(
+            config,
+            pairs,
+            held,
+            progress=_logging_progress(options.progress),
+            should_stop=options.should_stop,
+            wait=True,
+        )
         if result.model_dir is None:
             raise RuntimeError(f"training stopped without a model ({result.status})")
         before = result.metrics_before.get("model", {}).get("MRR@10", 0.0)
@@ -318,8 +344,11 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
                 "dtype": "float16" if options.half else "float32",
                 "parameters": init["parameters"],
             },
-            "vocabulary": {**vocab.to_dict(), "base_tokenizer": Path(vocab.base_tokenizer).parent.name, "build_s":
-                           round(vocab_s, 1)},
+            "vocabulary": {
+                **vocab.to_dict(),
+                "base_tokenizer": Path(vocab.base_tokenizer).parent.name,
+                "build_s": round(vocab_s, 1),
+            },
             "init": init,
             "training": {
                 "files": [f.name for f in data.train_files],
@@ -357,14 +386,14 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
             "drop_special": True,
             "vocab_size": arch_cfg["vocab_size"],
         }
-        (final / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n",
-                                                encoding="utf-8")
+        (final / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         record.update(options.extra_record)
         record["build_s"] = round(time.time() - t_start, 1)
         record["size_bytes"] = _folder_size(final) + 8192  # card and record, roughly
         (final / "README.md").write_text(model_card(record), encoding="utf-8")
-        (final / RECORD_FILE).write_text(scrub_paths(json.dumps(record, ensure_ascii=False, indent=2) + "\n", work),
-                                         encoding="utf-8")
+        (final / RECORD_FILE).write_text(
+            scrub_paths(json.dumps(record, ensure_ascii=False, indent=2) + "\n", work), encoding="utf-8"
+        )
         info_path = final / "training_info.json"
         info_path.write_text(scrub_paths(info_path.read_text(encoding="utf-8"), work), encoding="utf-8")
         record["size_bytes"] = _folder_size(final)
@@ -417,5 +446,3 @@ def _replace(src: Path, dest: Path) -> None:
         dest.rename(old)
     staging.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
-
-

@@ -27,14 +27,11 @@ logger = logging.getLogger(__name__)
 SKIPPED_TAGS = frozenset({"UN"})
 
 
-
 #: Non-ASCII single characters kept besides the KS X 1001 set: Latin-1, Latin Extended-A/B, IPA.
 LATIN_RANGE = ("\u00c0", "\u02af")
 
 
-
 SPECIAL_PIECES = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-
 
 
 def kiwi_lexicon() -> list[str]:
@@ -61,10 +58,8 @@ def kiwi_lexicon() -> list[str]:
     return sorted(forms)
 
 
-
 def _has_hangul(text: str) -> bool:
     return any("\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e" for c in text)
-
 
 
 def _is_kept_char(char: str) -> bool:
@@ -76,7 +71,6 @@ def _is_kept_char(char: str) -> bool:
     return _in_ksx1001(char)
 
 
-
 def _in_ksx1001(char: str) -> bool:
     """A character of the KS X 1001 set: two bytes in EUC-KR (Python's codec also writes
     8-byte jamo sequences for the other syllables; those are not in the set)."""
@@ -86,7 +80,6 @@ def _in_ksx1001(char: str) -> bool:
         return False
 
 
-
 def ksx1001_syllables() -> list[str]:
     """The 2,350 Hangul syllables of KS X 1001 (the common-use set)."""
     out = []
@@ -94,7 +87,6 @@ def ksx1001_syllables() -> list[str]:
         if _in_ksx1001(chr(cp)):
             out.append(chr(cp))
     return out
-
 
 
 @dataclass
@@ -117,14 +109,12 @@ class VocabularyReport:
         return asdict(self)
 
 
-
 def _used_ids(tokenizer: Any, texts: Sequence[str]) -> set[int]:
     used: set[int] = set()
     for start in range(0, len(texts), 4096):
         for enc in tokenizer.encode_batch(list(texts[start : start + 4096]), add_special_tokens=False):
             used.update(enc.ids)
     return used
-
 
 
 def resolve_tokenizer_file(tokenizer: str) -> Path:
@@ -149,9 +139,9 @@ def resolve_tokenizer_file(tokenizer: str) -> Path:
         ) from exc
 
 
-
-def build_vocabulary(tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequence[str],
-                     out_dir: Path) -> VocabularyReport:
+def build_vocabulary(
+    tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequence[str], out_dir: Path
+) -> VocabularyReport:
     """Write the pruned tokenizer (``tokenizer.json``, ``tokenizer_config.json``) to ``out_dir``.
 
     Kept, in the base order: the special tokens, every piece containing Hangul, the pieces the
@@ -169,8 +159,10 @@ def build_vocabulary(tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequ
     spec = json.loads(tokenizer_file.read_text(encoding="utf-8"))
     model = spec.get("model", {})
     if model.get("type") != "Unigram":
-        raise ValueError(f"{tokenizer_file} is a {model.get('type')} tokenizer; the demo model needs a Unigram "
-                         "(SentencePiece) one such as XLM-R's")
+        raise ValueError(
+            f"{tokenizer_file} is a {model.get('type')} tokenizer; the demo model needs a Unigram "
+            "(SentencePiece) one such as XLM-R's"
+        )
     vocab: list[list[Any]] = model["vocab"]
     base = Tokenizer.from_file(str(tokenizer_file))
     specials = {i for i, (piece, _s) in enumerate(vocab) if piece in SPECIAL_PIECES}
@@ -195,15 +187,27 @@ def build_vocabulary(tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequ
     (out_dir / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     config = {
         "tokenizer_class": "XLMRobertaTokenizer",
-        "bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>",
-        "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>",
-        "add_prefix_space": True, "model_max_length": 512,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+        "add_prefix_space": True,
+        "model_max_length": 512,
     }
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     report = VocabularyReport(
-        base_tokenizer=str(tokenizer_file), base_size=len(vocab), kept=len(pieces),
-        from_hangul=len(hangul), from_lexicon=len(lex), from_bundled=len(bun), from_single_chars=len(singles),
-        added_syllables=len(added), lexicon_forms=len(lexicon),
+        base_tokenizer=str(tokenizer_file),
+        base_size=len(vocab),
+        kept=len(pieces),
+        from_hangul=len(hangul),
+        from_lexicon=len(lex),
+        from_bundled=len(bun),
+        from_single_chars=len(singles),
+        added_syllables=len(added),
+        lexicon_forms=len(lexicon),
     )
     pruned = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
     unk = new_id["<unk>"]
@@ -213,10 +217,14 @@ def build_vocabulary(tokenizer_file: Path, lexicon: Sequence[str], bundled: Sequ
             total += len(enc.ids)
             unknown += sum(1 for i in enc.ids if i == unk)
     report.tokens_bundled, report.unk_rate_bundled = total, unknown / max(1, total)
-    logger.info("Vocabulary: %d of %d pieces (+%d syllables); <unk> rate on bundled texts %.5f",
-                len(pieces), len(vocab), len(added), report.unk_rate_bundled)
+    logger.info(
+        "Vocabulary: %d of %d pieces (+%d syllables); <unk> rate on bundled texts %.5f",
+        len(pieces),
+        len(vocab),
+        len(added),
+        report.unk_rate_bundled,
+    )
     return report
-
 
 
 def unk_rates(tokenizer_files: dict[str, Path], texts: Sequence[str]) -> dict[str, float]:
@@ -236,6 +244,11 @@ def unk_rates(tokenizer_files: dict[str, Path], texts: Sequence[str]) -> dict[st
     return out
 
 
-
-__all__ = ["VocabularyReport", "build_vocabulary", "kiwi_lexicon", "ksx1001_syllables", "resolve_tokenizer_file",
-           "unk_rates"]
+__all__ = [
+    "VocabularyReport",
+    "build_vocabulary",
+    "kiwi_lexicon",
+    "ksx1001_syllables",
+    "resolve_tokenizer_file",
+    "unk_rates",
+]

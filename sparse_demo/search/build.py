@@ -192,9 +192,13 @@ class SearchIndex:
         """The sparse half of the encoded documents (shared, not copied), or None when not kept."""
         if not self.documents:
             return None
-        return DocumentVectors([dict(d.sparse) if not isinstance(d.sparse, dict) else d.sparse
-                                for d in self.documents], self.stats.pruned_docs, 0.0, self.input_ids,
-                               self.key.sparse_id)
+        return DocumentVectors(
+            [dict(d.sparse) if not isinstance(d.sparse, dict) else d.sparse for d in self.documents],
+            self.stats.pruned_docs,
+            0.0,
+            self.input_ids,
+            self.key.sparse_id,
+        )
 
     def document_terms(self) -> DocumentTerms | None:
         """The BM25 half of the encoded documents (shared, not copied), or None when not kept."""
@@ -252,8 +256,9 @@ def index_key(
     """
     choice(backend, BACKENDS, "backend")
     top_k = doc_top_k if encoder is not None else None
-    return IndexKey(corpus_id(corpus), model_key(encoder), backend, model_fingerprint(encoder),
-                    analyzer_spec(analyzer), top_k)
+    return IndexKey(
+        corpus_id(corpus), model_key(encoder), backend, model_fingerprint(encoder), analyzer_spec(analyzer), top_k
+    )
 
 
 def default_index_name(key: IndexKey, doc_top_k: int | None = None) -> str:
@@ -286,8 +291,10 @@ def read_index_meta(backend: Any) -> dict[str, Any]:
 def write_index_meta(backend: Any, meta: dict[str, Any]) -> None:
     """Merge ``meta`` into the OpenSearch index mapping's ``_meta`` (other keys are kept)."""
     merged = {**read_index_meta(backend), **meta}
-    backend._call("record the index metadata",
-                  lambda: backend.client.indices.put_mapping(index=backend.index, body={"_meta": merged}))
+    backend._call(
+        "record the index metadata",
+        lambda: backend.client.indices.put_mapping(index=backend.index, body={"_meta": merged}),
+    )
 
 
 def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
@@ -304,8 +311,12 @@ def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
     if not isinstance(ours, dict):
         return "it records no build metadata (built by an older version)"
     want = key.meta()[META_KEY]
-    for field_name, label in (("corpus_id", "corpus content"), ("model_fingerprint", "model checkpoint"),
-                              ("analyzer", "BM25 analyzer"), ("doc_top_k", "document pruning")):
+    for field_name, label in (
+        ("corpus_id", "corpus content"),
+        ("model_fingerprint", "model checkpoint"),
+        ("analyzer", "BM25 analyzer"),
+        ("doc_top_k", "document pruning"),
+    ):
         if ours.get(field_name) != want[field_name]:
             return f"its {label} differs ({ours.get(field_name)!r} there, {want[field_name]!r} here)"
     stored_analyzer = meta.get("bm25_analyzer")  # what the backend itself records at creation
@@ -402,9 +413,17 @@ def build_index(
         if stale is None and reuse_existing:
             report(1.0, f"reused OpenSearch index {name}")
             stats = IndexStats(len(corpus), 0.0, 0, 0.0, 0.0, name, reused=True)
-            return SearchIndex(key, corpus, be, encoder, None, stats, doc_top_k, query_top_k,
-                               [f"Reused the existing OpenSearch index `{name}` (same documents, model "
-                                "checkpoint and analyzer)."])
+            return SearchIndex(
+                key,
+                corpus,
+                be,
+                encoder,
+                None,
+                stats,
+                doc_top_k,
+                query_top_k,
+                [f"Reused the existing OpenSearch index `{name}` (same documents, model checkpoint and analyzer)."],
+            )
         if be.count() > 0:
             why = stale or "a rebuild was asked for"
             notes.append(f"Replaced the OpenSearch index `{name}`: {why}.")
@@ -412,17 +431,22 @@ def build_index(
             be.clear()
     if encoded is None:
         if vectors is not None:
-            notes.append("Reused the document vectors already encoded with this model (no re-encoding): only "
-                         "the BM25 terms were analysed again." if terms is None else
-                         "Reused the document vectors and the BM25 terms already made for this corpus.")
+            notes.append(
+                "Reused the document vectors already encoded with this model (no re-encoding): only "
+                "the BM25 terms were analysed again."
+                if terms is None
+                else "Reused the document vectors and the BM25 terms already made for this corpus."
+            )
         elif terms is not None and encoder is not None:
-            notes.append("Reused the BM25 terms already analysed with this analyzer: only the model encoded "
-                         "the documents.")
+            notes.append(
+                "Reused the BM25 terms already analysed with this analyzer: only the model encoded the documents."
+            )
         # progress: the model's share of 0..0.9 (none when it does not run), then Kiwi's, then indexing
         split = 0.0 if vectors is not None or encoder is None else (0.9 if terms is not None else 0.8)
         if vectors is None:
-            vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
-                                     progress=scaled(report, 0.0, split))
+            vectors = encode_vectors(
+                corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, split)
+            )
             vectors = replace(vectors, source=key.sparse_id)
         else:
             vectors = replace(vectors, seconds=0.0)
@@ -437,15 +461,23 @@ def build_index(
     be.add(encoded.documents, progress=scaled(report, 0.9, 1.0))
     if backend == "opensearch":
         write_index_meta(be, key.meta())
-    stats = IndexStats(len(encoded.documents), encoded.avg_tokens, encoded.pruned, encoded.seconds,
-                       time.perf_counter() - t0, name)
+    stats = IndexStats(
+        len(encoded.documents), encoded.avg_tokens, encoded.pruned, encoded.seconds, time.perf_counter() - t0, name
+    )
     if encoded.pruned:
         notes.append(
             f"{encoded.pruned} of {len(encoded.documents)} document vectors had more than {doc_top_k} active "
             f"tokens and were pruned to their top {doc_top_k} (an untrained model activates most of its vocabulary)."
         )
     report(1.0, "index ready")
-    logger.info("built %s index for %s with %s: %d docs in %.1fs", backend, key.corpus_id, key.model or "BM25 only",
-                stats.documents, stats.encode_seconds + stats.index_seconds)
-    return SearchIndex(key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes,
-                       input_ids=encoded.input_ids)
+    logger.info(
+        "built %s index for %s with %s: %d docs in %.1fs",
+        backend,
+        key.corpus_id,
+        key.model or "BM25 only",
+        stats.documents,
+        stats.encode_seconds + stats.index_seconds,
+    )
+    return SearchIndex(
+        key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes, input_ids=encoded.input_ids
+    )

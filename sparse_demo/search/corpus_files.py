@@ -63,8 +63,10 @@ def check_zip_directory(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[
     """
     members = zf.infolist()
     if len(members) > MAX_ZIP_MEMBERS:
-        raise ValueError(f"{name} holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,} per zip. "
-                         "Zip one BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")
+        raise ValueError(
+            f"{name} holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,} per zip. "
+            "Zip one BEIR folder (corpus.jsonl, queries.jsonl, qrels/)."
+        )
     total = sum(m.file_size for m in members)
     if total > limits.max_unpacked_bytes:
         raise ValueError(limits.unpacked_error(name, total))
@@ -78,15 +80,18 @@ def check_zip_directory(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[
         if m.flag_bits & 0x1:
             raise ValueError(f"{name}: the entry {m.filename!r} is encrypted; zip it without a password")
         if m.file_size > RATIO_MIN_BYTES and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1):
-            raise ValueError(f"{name}: the entry {m.filename!r} would unpack {m.file_size:,} bytes from "
-                             f"{m.compress_size:,} (over {MAX_ZIP_RATIO}x, the limit for one entry); this looks like "
-                             "a zip bomb, not a corpus.")
+            raise ValueError(
+                f"{name}: the entry {m.filename!r} would unpack {m.file_size:,} bytes from "
+                f"{m.compress_size:,} (over {MAX_ZIP_RATIO}x, the limit for one entry); this looks like "
+                "a zip bomb, not a corpus."
+            )
         files.append(m)
     return files
 
 
-def extract_capped(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, limits: Limits,
-                   name: str = "the zip") -> None:
+def extract_capped(
+    zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, limits: Limits, name: str = "the zip"
+) -> None:
     """Unpack ``members`` under ``dest`` in bounded chunks, stopping at ``limits.max_unpacked_bytes``.
 
     The count is of bytes actually decompressed (whatever the headers declare), across all members;
@@ -114,9 +119,15 @@ def extract_capped(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Pa
 def _beir_folder(members: list[zipfile.ZipInfo], name: str) -> tuple[str, list[zipfile.ZipInfo]]:
     """The BEIR folder inside the zip (the one holding ``corpus.jsonl``, at most two levels down) and
     the entries a BEIR load reads from it (``corpus.jsonl``, ``queries.jsonl``, ``qrels/*.tsv``)."""
-    tops = sorted({m.filename[: -len("corpus.jsonl")] for m in members
-                   if Path(m.filename).name == "corpus.jsonl" and len(Path(m.filename).parts) <= 3
-                   and "__MACOSX" not in Path(m.filename).parts})
+    tops = sorted(
+        {
+            m.filename[: -len("corpus.jsonl")]
+            for m in members
+            if Path(m.filename).name == "corpus.jsonl"
+            and len(Path(m.filename).parts) <= 3
+            and "__MACOSX" not in Path(m.filename).parts
+        }
+    )
     if not tops:
         raise ValueError(f"{name}: no corpus.jsonl inside; zip a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     if len(tops) > 1:
@@ -125,9 +136,10 @@ def _beir_folder(members: list[zipfile.ZipInfo], name: str) -> tuple[str, list[z
     top = tops[0]
     wanted = []
     for m in members:
-        rest = m.filename[len(top):] if m.filename.startswith(top) else None
+        rest = m.filename[len(top) :] if m.filename.startswith(top) else None
         if rest in ("corpus.jsonl", "queries.jsonl") or (
-                rest and rest.startswith("qrels/") and rest.count("/") == 1 and rest.endswith(".tsv")):
+            rest and rest.startswith("qrels/") and rest.count("/") == 1 and rest.endswith(".tsv")
+        ):
             wanted.append(m)
     return top, wanted
 
@@ -138,8 +150,9 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def load_corpus_file(path: str | Path, *, workdir: str | Path | None = None, limits: Limits | None = None,
-                     split: str = "test") -> Corpus:
+def load_corpus_file(
+    path: str | Path, *, workdir: str | Path | None = None, limits: Limits | None = None, split: str = "test"
+) -> Corpus:
     """Load an uploaded corpus: ``.jsonl`` / ``.csv`` / ``.tsv``, a BEIR folder, or a zip of one.
 
     A zip is refused from its central directory before anything is decompressed

@@ -32,8 +32,9 @@ def _prune(encoder: Encoder, encoding: Encoding, top_k: int | None) -> tuple[dic
     return vec, keep < n
 
 
-def encode_query(encoder: Encoder, query: str,
-                 top_k: int | None = DEFAULT_QUERY_TOP_K) -> tuple[dict[str, float], bool]:
+def encode_query(
+    encoder: Encoder, query: str, top_k: int | None = DEFAULT_QUERY_TOP_K
+) -> tuple[dict[str, float], bool]:
     """A query's search vector (special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
     enc = encoder.encode([query])[0]
     return _prune(encoder, enc, top_k)
@@ -189,8 +190,9 @@ def encode_vectors(
             vectors[i], cut = _prune(encoder, enc, doc_top_k)
             pruned += cut
             ids[i] = enc.input_ids
-    input_ids = (TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids)
-                 else None)
+    input_ids = (
+        TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids) else None
+    )
     return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids)
 
 
@@ -223,10 +225,13 @@ def assemble(corpus: Corpus, vectors: DocumentVectors, terms: DocumentTerms, vec
     """
     n = len(corpus)
     if len(vectors) != n or len(terms) != n:
-        raise ValueError(f"the encoded halves hold {len(vectors)} vectors and {len(terms)} term lists "
-                         f"for a corpus of {n} documents")
-    docs = [IndexDocument(id=d.id, text=d.text, terms=t, sparse=v, title=d.title)
-            for d, t, v in zip(corpus.documents, terms.terms, vectors.vectors)]
+        raise ValueError(
+            f"the encoded halves hold {len(vectors)} vectors and {len(terms)} term lists for a corpus of {n} documents"
+        )
+    docs = [
+        IndexDocument(id=d.id, text=d.text, terms=t, sparse=v, title=d.title)
+        for d, t, v in zip(corpus.documents, terms.terms, vectors.vectors)
+    ]
     return EncodedCorpus(docs, vectors.pruned, vectors.seconds + terms.seconds, vectors_id, vectors.input_ids)
 
 
@@ -258,8 +263,9 @@ def encode_corpus(
     report = progress or (lambda _f, _d: None)
     analyzer_terms(analyzer)  # an unknown spec fails before the model runs
     base = 0.9 if encoder is not None else 0.0
-    vectors = encode_vectors(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k,
-                             progress=scaled(report, 0.0, base))
+    vectors = encode_vectors(
+        corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, base)
+    )
     terms = analyse_terms(corpus, analyzer, progress=scaled(report, base, 1.0))
     return assemble(corpus, vectors, terms)
 

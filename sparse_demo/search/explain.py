@@ -25,8 +25,7 @@ class Explanation:
 
     def rows(self) -> list[dict[str, Any]]:
         return [
-            {"token": c.token, "query_weight": c.query_weight, "doc_weight": c.doc_weight,
-             "product": c.contribution}
+            {"token": c.token, "query_weight": c.query_weight, "doc_weight": c.doc_weight, "product": c.contribution}
             for c in self.contributions
         ]
 

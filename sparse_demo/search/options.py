@@ -24,9 +24,7 @@ DEFAULT_DOC_TOP_K = 512
 DEFAULT_QUERY_TOP_K = 1024
 
 
-
 def choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
     return value
-

@@ -123,8 +123,9 @@ def _limit_query(text: str, max_chars: int | None, policy: str) -> tuple[str, st
     if policy == "refuse":
         raise ValueError(f"the query has {len(text):,} characters; the limit is {limit:,}. Shorten it.")
     kept = text[:limit].rstrip()
-    return kept, (f"The query had {len(text):,} characters; only its first {limit:,} were searched "
-                  f"(the limit is {limit:,}).")
+    return kept, (
+        f"The query had {len(text):,} characters; only its first {limit:,} were searched (the limit is {limit:,})."
+    )
 
 
 def search(
@@ -215,17 +216,37 @@ def search(
         doc = index.corpus.get(doc_id)
         hits.append(
             SearchHit(
-                rank, doc_id, doc.title if doc else "", doc.text if doc else "", float(score),
-                bs, br, ss, sr, judged.get(doc_id, 0) if qid else None,
+                rank,
+                doc_id,
+                doc.title if doc else "",
+                doc.text if doc else "",
+                float(score),
+                bs,
+                br,
+                ss,
+                sr,
+                judged.get(doc_id, 0) if qid else None,
             )
         )
     total_ms = (time.perf_counter() - t_start) * 1000
     return SearchOutcome(
-        query=text, method=method, fusion=fusion if method == "hybrid" else None,
-        weight=w if method == "hybrid" and fusion == "minmax" else None, k=k, hits=hits, legs=legs,
-        backend=be.name, key=index.key, query_terms=terms, query_vector=qvec, encode_ms=encode_ms,
-        search_ms=search_ms, total_ms=total_ms, gold_query_id=qid,
-        gold_total=sum(1 for v in judged.values() if v > 0), notes=tuple(notes),
+        query=text,
+        method=method,
+        fusion=fusion if method == "hybrid" else None,
+        weight=w if method == "hybrid" and fusion == "minmax" else None,
+        k=k,
+        hits=hits,
+        legs=legs,
+        backend=be.name,
+        key=index.key,
+        query_terms=terms,
+        query_vector=qvec,
+        encode_ms=encode_ms,
+        search_ms=search_ms,
+        total_ms=total_ms,
+        gold_query_id=qid,
+        gold_total=sum(1 for v in judged.values() if v > 0),
+        notes=tuple(notes),
     )
 
 
@@ -239,9 +260,13 @@ def frame_rows(hits: Sequence[SearchHit]) -> list[dict[str, Any]]:
     """Hits as table rows (for pandas / CSV)."""
     return [
         {
-            "rank": h.rank, "gold": "✅" if h.gold else ("" if h.relevance is None else "·"), "id": h.id,
-            "title": h.title, "score": round(h.score, 6),
-            "bm25_score": None if h.bm25_score is None else round(h.bm25_score, 4), "bm25_rank": h.bm25_rank,
+            "rank": h.rank,
+            "gold": "✅" if h.gold else ("" if h.relevance is None else "·"),
+            "id": h.id,
+            "title": h.title,
+            "score": round(h.score, 6),
+            "bm25_score": None if h.bm25_score is None else round(h.bm25_score, 4),
+            "bm25_rank": h.bm25_rank,
             "sparse_score": None if h.sparse_score is None else round(h.sparse_score, 4),
             "sparse_rank": h.sparse_rank,
         }

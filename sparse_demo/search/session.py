@@ -147,8 +147,9 @@ class PartCache:
                 or (self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes)
             ):
                 old, dropped = self._items.popitem(last=False)
-                logger.info("dropped cached %s of %s (%d estimated bytes)", type(dropped).__name__, old,
-                            self._sizes.pop(old, 0))
+                logger.info(
+                    "dropped cached %s of %s (%d estimated bytes)", type(dropped).__name__, old, self._sizes.pop(old, 0)
+                )
 
     def drop_where(self, predicate: Callable[[IndexKey], bool]) -> int:
         """Drop every entry whose key satisfies ``predicate``; returns how many."""
@@ -190,8 +191,15 @@ class SearchSession:
         ValueError: ``max_indexes`` < 1 or ``max_bytes`` < 1.
     """
 
-    def __init__(self, max_indexes: int = 8, max_bytes: int | None = None, *, max_seconds: float | None = None,
-                 max_per_owner: int = 2, **build_kwargs: Any) -> None:
+    def __init__(
+        self,
+        max_indexes: int = 8,
+        max_bytes: int | None = None,
+        *,
+        max_seconds: float | None = None,
+        max_per_owner: int = 2,
+        **build_kwargs: Any,
+    ) -> None:
         if max_indexes < 1:
             raise ValueError(f"max_indexes must be >= 1, got {max_indexes}")
         if max_bytes is not None and max_bytes < 1:
@@ -212,8 +220,12 @@ class SearchSession:
     def from_limits(cls, limits: Any, **build_kwargs: Any) -> SearchSession:
         """A session with the budgets of a :class:`sparse_demo.limits.Limits` (``max_indexes``,
         ``index_cache_bytes``, ``max_index_seconds``)."""
-        return cls(max_indexes=int(limits.max_indexes), max_bytes=int(limits.index_cache_bytes),
-                   max_seconds=getattr(limits, "max_index_seconds", None), **build_kwargs)
+        return cls(
+            max_indexes=int(limits.max_indexes),
+            max_bytes=int(limits.index_cache_bytes),
+            max_seconds=getattr(limits, "max_index_seconds", None),
+            **build_kwargs,
+        )
 
     def __len__(self) -> int:
         with self._lock:
@@ -269,8 +281,13 @@ class SearchSession:
     def key_for(self, corpus: Corpus, encoder: Encoder | None, backend: str, **kwargs: Any) -> IndexKey:
         """The key :meth:`get_or_build` uses for these arguments (``analyzer``, ``doc_top_k``: as there)."""
         opts = {**self.build_kwargs, **kwargs}
-        return index_key(corpus, encoder, backend, analyzer=opts.get("analyzer", DEFAULT_ANALYZER),
-                         doc_top_k=opts.get("doc_top_k", DEFAULT_DOC_TOP_K))
+        return index_key(
+            corpus,
+            encoder,
+            backend,
+            analyzer=opts.get("analyzer", DEFAULT_ANALYZER),
+            doc_top_k=opts.get("doc_top_k", DEFAULT_DOC_TOP_K),
+        )
 
     def get_or_build(
         self,
@@ -320,8 +337,7 @@ class SearchSession:
                     raise
                 note = f"OpenSearch is unavailable: {exc} Using the in-memory backend instead."
                 logger.warning("%s", note)
-                mem, notes = self.get_or_build(corpus, encoder, "memory", progress=progress, fallback=False,
-                                               **kwargs)
+                mem, notes = self.get_or_build(corpus, encoder, "memory", progress=progress, fallback=False, **kwargs)
                 return mem, [note, *notes]
             budget_notes = self._put(index)
             self._keep_parts(index)
@@ -399,17 +415,20 @@ class SearchSession:
 
     def memory_twin(self, index: SearchIndex, progress: Progress | None = None) -> SearchIndex:
         """The memory index for ``index``'s corpus and model, built from its encoded documents."""
-        kwargs: dict[str, Any] = {"doc_top_k": index.doc_top_k, "query_top_k": index.query_top_k,
-                                  "analyzer": index.analyzer}
+        kwargs: dict[str, Any] = {
+            "doc_top_k": index.doc_top_k,
+            "query_top_k": index.query_top_k,
+            "analyzer": index.analyzer,
+        }
         same_vectors = self.key_for(index.corpus, index.encoder, "memory", **kwargs).vectors_id == index.key.vectors_id
         if index.documents and same_vectors:  # else the model changed since: encode again
             kwargs["encoded"] = index.encoded()
-        mem, _ = self.get_or_build(index.corpus, index.encoder, "memory", progress=progress, fallback=False,
-                                   **kwargs)
+        mem, _ = self.get_or_build(index.corpus, index.encoder, "memory", progress=progress, fallback=False, **kwargs)
         return mem
 
-    def search(self, index: SearchIndex, query: str, *, progress: Progress | None = None,
-               **kwargs: Any) -> tuple[SearchOutcome, SearchIndex]:
+    def search(
+        self, index: SearchIndex, query: str, *, progress: Progress | None = None, **kwargs: Any
+    ) -> tuple[SearchOutcome, SearchIndex]:
         """:func:`search`, falling back to a memory index when OpenSearch stops answering.
 
         Returns:

@@ -54,8 +54,10 @@ def _checkpoint_line(result: TrainResult) -> str:
         return "No held-out evaluation ran, so the saved weights are the last step's."
     by = result.config.get("best_by", "model")
     if result.restored_best:
-        return (f"Keep-best: the saved weights are the best held-out checkpoint (step {result.best_step}, "
-                f"by {by} MRR@10), restored at the end of the run.")
+        return (
+            f"Keep-best: the saved weights are the best held-out checkpoint (step {result.best_step}, "
+            f"by {by} MRR@10), restored at the end of the run."
+        )
     return f"Keep-best: the last evaluated weights (step {result.best_step}) were the best by {by} MRR@10."
 
 
@@ -86,21 +88,21 @@ Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
 ## Hyperparameters
 | name | value |
 |---|---|
-| base | {cfg.get('base')} |
-{_size_row(cfg)}| batch size | {cfg.get('batch_size')} |
-| lr | {cfg.get('lr')} |
-| max length (doc / query) | {cfg.get('max_length')} / {cfg.get('query_max_length')} |
-| epochs (configured) | {cfg.get('epochs')} |
-| lambda FLOPS (query / doc) | {loss.get('lambda_flops_query')} / {loss.get('lambda_flops_doc')} |
-| idf_alpha | {loss.get('idf_alpha')} |
-| stopword / special-token penalty | {loss.get('stopword_penalty')} / {loss.get('special_token_penalty')} |
-| temperature | {loss.get('temperature')} |
-| BM25 hard negatives | {cfg.get('bm25_negatives')} |
+| base | {cfg.get("base")} |
+{_size_row(cfg)}| batch size | {cfg.get("batch_size")} |
+| lr | {cfg.get("lr")} |
+| max length (doc / query) | {cfg.get("max_length")} / {cfg.get("query_max_length")} |
+| epochs (configured) | {cfg.get("epochs")} |
+| lambda FLOPS (query / doc) | {loss.get("lambda_flops_query")} / {loss.get("lambda_flops_doc")} |
+| idf_alpha | {loss.get("idf_alpha")} |
+| stopword / special-token penalty | {loss.get("stopword_penalty")} / {loss.get("special_token_penalty")} |
+| temperature | {loss.get("temperature")} |
+| BM25 hard negatives | {cfg.get("bm25_negatives")} |
 
 ## Held-out retrieval (before -> after)
 {result.split_note}
 Computed by the Search tab's code (memory index, BM25 with the default Korean analyzer, min-max
-hybrid at sparse weight {cfg.get('hybrid_weight', 0.5)}), max length {cfg.get('max_length')}.
+hybrid at sparse weight {cfg.get("hybrid_weight", 0.5)}), max length {cfg.get("max_length")}.
 
 {metrics_table(result.metrics_before, result.metrics_after)}
 """

@@ -38,7 +38,6 @@ BEST_BY_CHOICES: tuple[str, ...] = ("model", "hybrid")
 STATUSES: tuple[str, ...] = ("completed", "time_limit", "max_steps", "early_stopped", "cancelled")
 
 
-
 @dataclass
 class TrainConfig:
     """Everything a run needs. Defaults are the small-model-from-scratch recipe that works on CPU.

@@ -29,8 +29,14 @@ logger = logging.getLogger(__name__)
 SYSTEMS: dict[str, str] = {"model": "sparse", "bm25": "bm25", "hybrid": "hybrid"}
 
 
-def heldout_corpus(held: Sequence[Pair], distractors_from: Sequence[Pair] = (), *, distractors: int = 0,
-                   seed: int = 0, name: str = "held-out") -> Corpus:
+def heldout_corpus(
+    held: Sequence[Pair],
+    distractors_from: Sequence[Pair] = (),
+    *,
+    distractors: int = 0,
+    seed: int = 0,
+    name: str = "held-out",
+) -> Corpus:
     """Held-out queries over their positives and negatives, plus ``distractors`` other passages.
 
     Args:
@@ -82,8 +88,9 @@ def evaluate_retrieval(
     Raises:
         ValueError: an unknown system name or a held-out corpus without judged queries.
     """
-    report = heldout_report(model, tokenizer, heldout, max_length=max_length, hybrid_weight=hybrid_weight,
-                            systems=systems, name=name)
+    report = heldout_report(
+        model, tokenizer, heldout, max_length=max_length, hybrid_weight=hybrid_weight, systems=systems, name=name
+    )
     return {s: RetrievalMetrics.from_means(r.means, report.num_queries) for s, r in zip(systems, report.systems)}
 
 
@@ -107,12 +114,17 @@ def heldout_report(
         raise ValueError(f"systems must be among {', '.join(SYSTEMS)}; got {', '.join(map(repr, unknown))}")
     if not heldout.queries:
         raise ValueError("the held-out set has no query")
-    specs = [SystemSpec(SYSTEMS[s], None if s == "bm25" else name, weight=hybrid_weight if s == "hybrid" else None)
-             for s in systems]
+    specs = [
+        SystemSpec(SYSTEMS[s], None if s == "bm25" else name, weight=hybrid_weight if s == "hybrid" else None)
+        for s in systems
+    ]
     was_training = model.training
     try:
-        encoders = {name: SpladeEncoder(model, tokenizer, name=name, max_length=max_length)} if any(
-            s != "bm25" for s in systems) else {}
+        encoders = (
+            {name: SpladeEncoder(model, tokenizer, name=name, max_length=max_length)}
+            if any(s != "bm25" for s in systems)
+            else {}
+        )
         return evaluate(heldout, specs, encoders, significance=False, cache=EncodingCache(max_entries=1))
     finally:
         model.train(was_training)

@@ -198,8 +198,9 @@ def _penalties(model: Any, tokenizer: Any, doc_ids: list[list[int]], loss: LossC
 
         rule = StopwordRule()
         special = set(special_ids)
-        stop_ids = [i for t, i in tokenizer.get_vocab().items()
-                    if 0 <= i < vocab and i not in special and rule.is_stopword(t)]
+        stop_ids = [
+            i for t, i in tokenizer.get_vocab().items() if 0 <= i < vocab and i not in special and rule.is_stopword(t)
+        ]
     return idf_penalties(
         idf_from_df(df, n_docs),
         special_ids=special_ids,
@@ -238,8 +239,14 @@ class _KeepBest:
 class _Run:
     """One training run's state (the public entry point is :func:`train`)."""
 
-    def __init__(self, config: TrainConfig, progress: TrainingProgress | None, should_stop: ShouldStop | None,
-                 registry: ModelRegistry | None, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        progress: TrainingProgress | None,
+        should_stop: ShouldStop | None,
+        registry: ModelRegistry | None,
+        deadline: float | None = None,
+    ) -> None:
         config.validate()
         self.config = config
         self.deadline = deadline
@@ -274,20 +281,29 @@ class _Run:
             train_pairs, removed, cleared = separate_from_heldout(train_pairs, held)
             note = f"Held-out set: {len(held)} given pairs."
             if removed or cleared:
-                note += (f" {removed} training pairs sharing a query or positive passage with it were left out"
-                         f" of training; {cleared} training negatives that are held-out positives were dropped.")
+                note += (
+                    f" {removed} training pairs sharing a query or positive passage with it were left out"
+                    f" of training; {cleared} training negatives that are held-out positives were dropped."
+                )
             if not train_pairs:
-                raise ValueError("every training pair shares a query or positive passage with the held-out pairs; "
-                                 "give held-out pairs about other passages")
+                raise ValueError(
+                    "every training pair shares a query or positive passage with the held-out pairs; "
+                    "give held-out pairs about other passages"
+                )
         else:
             original = train_pairs
             train_pairs, held = split_pairs(original, config.eval_fraction, seed=config.seed)
             held_positives = {p.positive for p in held}
             cleared = sum(1 for p in original if p.negative in held_positives and p.positive not in held_positives)
-            note = (f"Held-out set: {len(held)} pairs about {len(held_positives)} positive passages that no "
+            note = (
+                (
+                    f"Held-out set: {len(held)} pairs about {len(held_positives)} positive passages that no "
                     f"training pair uses (split by passage, seed {config.seed})"
                     + (f"; {cleared} training negatives that are held-out passages were dropped." if cleared else ".")
-                    ) if held else "No held-out set (fewer than 10 distinct positive passages, or eval_fraction 0)."
+                )
+                if held
+                else "No held-out set (fewer than 10 distinct positive passages, or eval_fraction 0)."
+            )
         if len(train_pairs) < 2:
             raise ValueError(f"need at least 2 training pairs, got {len(train_pairs)}")
         return train_pairs, held, report, note
@@ -296,13 +312,22 @@ class _Run:
     def evaluate(self, model: Any, tokenizer: Any, step: int) -> dict[str, RetrievalMetrics]:
         if self.heldout is None:
             raise RuntimeError("no held-out set to evaluate on")
-        metrics = evaluate_retrieval(model, tokenizer, self.heldout, max_length=self.config.max_length,
-                                     hybrid_weight=self.config.hybrid_weight)
+        metrics = evaluate_retrieval(
+            model, tokenizer, self.heldout, max_length=self.config.max_length, hybrid_weight=self.config.hybrid_weight
+        )
         self.keeper.offer(step, metrics, model)
         self.last_eval_step, self.last_metrics = step, metrics
-        self.emit(TrainingEvent("eval", step=step, eval_mrr10=metrics["model"].mrr10,
-                                eval_r1=metrics["model"].recall[1], hybrid_mrr10=metrics["hybrid"].mrr10,
-                                best_step=self.keeper.step, elapsed_s=round(time.time() - self.t_start, 2)))
+        self.emit(
+            TrainingEvent(
+                "eval",
+                step=step,
+                eval_mrr10=metrics["model"].mrr10,
+                eval_r1=metrics["model"].recall[1],
+                hybrid_mrr10=metrics["hybrid"].mrr10,
+                best_step=self.keeper.step,
+                elapsed_s=round(time.time() - self.t_start, 2),
+            )
+        )
         return metrics
 
     # -- main -------------------------------------------------------------------------------
@@ -326,8 +351,9 @@ class _Run:
             self.message("prepare", "mining BM25 hard negatives")
             train_pairs = mine_bm25_negatives(train_pairs, seed=config.seed)
         q_ids = tokenize_all(tokenizer, [p.query for p in train_pairs], config.query_max_length)
-        doc_texts = list(dict.fromkeys([p.positive for p in train_pairs] +
-                                       [p.negative for p in train_pairs if p.negative]))
+        doc_texts = list(
+            dict.fromkeys([p.positive for p in train_pairs] + [p.negative for p in train_pairs if p.negative])
+        )
         doc_ids = tokenize_all(tokenizer, doc_texts, config.max_length)
         doc_row = {t: i for i, t in enumerate(doc_texts)}
         penalty = _penalties(model, tokenizer, doc_ids, config.loss).to(device)
@@ -337,8 +363,10 @@ class _Run:
         before_exp: list[list[tuple[str, float]]] = []
         if held:
             self.heldout = heldout_corpus(held, train_pairs, distractors=config.eval_distractors, seed=config.seed)
-            self.message("eval_before", f"evaluating on {len(self.heldout.queries)} held-out queries "
-                                        f"over {len(self.heldout)} passages")
+            self.message(
+                "eval_before",
+                f"evaluating on {len(self.heldout.queries)} held-out queries over {len(self.heldout)} passages",
+            )
             metrics_before = metrics_rows(self.evaluate(model, tokenizer, 0))
             sample_queries = [q.text for q in self.heldout.queries[:3]]
             before_exp = query_expansions(model, tokenizer, sample_queries, max_length=config.query_max_length)
@@ -378,8 +406,9 @@ class _Run:
                 if self.should_stop is not None and self.should_stop():
                     status, stop_loop = "cancelled", True
                     break
-                if ((config.time_limit_s is not None and elapsed >= config.time_limit_s)
-                        or (self.deadline is not None and time.monotonic() >= self.deadline)):
+                if (config.time_limit_s is not None and elapsed >= config.time_limit_s) or (
+                    self.deadline is not None and time.monotonic() >= self.deadline
+                ):
                     status, stop_loop = "time_limit", True
                     break
                 if step >= max_steps:
@@ -405,10 +434,15 @@ class _Run:
                     teacher = torch.tensor([p.teacher_score or 0.0 for p in bp], device=device)
                     mask = torch.tensor([p.teacher_score is not None for p in bp], device=device)
                 out = splade_loss(
-                    q_vec.float(), d_vec.float(), config.loss, step=step, penalty=penalty,
+                    q_vec.float(),
+                    d_vec.float(),
+                    config.loss,
+                    step=step,
+                    penalty=penalty,
                     negatives=n_vec.float() if n_vec is not None else None,
                     negative_rows=torch.tensor(neg_rows, device=device) if neg_rows else None,
-                    teacher=teacher, teacher_mask=mask,
+                    teacher=teacher,
+                    teacher_mask=mask,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 out.total.backward()
@@ -420,11 +454,19 @@ class _Run:
                         f"loss became {out.components['total']} at step {step}; lower lr (now {config.lr})"
                     )
                 if step % config.log_every == 0 or step == 1:
-                    self.emit(TrainingEvent("train", step=step, max_steps=max_steps,
-                                            epoch=epoch + (bi + 1) / len(batches), **out.components,
-                                            active_q=float((q_vec > 0).sum(1).float().mean()),
-                                            active_d=float((d_vec > 0).sum(1).float().mean()),
-                                            lr=lr, elapsed_s=round(time.time() - t_train, 2)))
+                    self.emit(
+                        TrainingEvent(
+                            "train",
+                            step=step,
+                            max_steps=max_steps,
+                            epoch=epoch + (bi + 1) / len(batches),
+                            **out.components,
+                            active_q=float((q_vec > 0).sum(1).float().mean()),
+                            active_d=float((d_vec > 0).sum(1).float().mean()),
+                            lr=lr,
+                            elapsed_s=round(time.time() - t_train, 2),
+                        )
+                    )
                 epoch_end = bi == len(batches) - 1
                 due = step % config.eval_every == 0 if config.eval_every else epoch_end
                 if self.heldout is not None and due and step < max_steps:
@@ -437,17 +479,28 @@ class _Run:
         train_s = time.time() - t_train
 
         result = TrainResult(
-            model_dir=None, status=status, steps=step, epochs=step / per_epoch, elapsed_s=0.0, train_s=train_s,
-            num_train_pairs=len(train_pairs), num_eval_pairs=len(held), metrics_before=metrics_before,
-            history=self.history, data_report=report, split_note=split_note, config=config.to_dict(),
+            model_dir=None,
+            status=status,
+            steps=step,
+            epochs=step / per_epoch,
+            elapsed_s=0.0,
+            train_s=train_s,
+            num_train_pairs=len(train_pairs),
+            num_eval_pairs=len(held),
+            metrics_before=metrics_before,
+            history=self.history,
+            data_report=report,
+            split_note=split_note,
+            config=config.to_dict(),
         )
         if self.heldout is not None and status != "cancelled":
             self.finish_with_best(model, tokenizer, step, result)
         model.eval()
         if sample_queries:
             after_exp = query_expansions(model, tokenizer, sample_queries, max_length=config.query_max_length)
-            result.expansions = [{"query": q, "before": b, "after": a}
-                                 for q, b, a in zip(sample_queries, before_exp, after_exp)]
+            result.expansions = [
+                {"query": q, "before": b, "after": a} for q, b, a in zip(sample_queries, before_exp, after_exp)
+            ]
         if status != "cancelled" or config.save_on_cancel:
             self.message("save", "saving the model folder")
             model.to("cpu")
@@ -466,8 +519,14 @@ class _Run:
             self.evaluate(model, tokenizer, step)
         keeper = self.keeper
         if self.config.keep_best and keeper.step is not None and keeper.step != step and keeper.state is not None:
-            logger.info("Restoring the best checkpoint: step %d (%s MRR@10 %.4f > %.4f at step %d)", keeper.step,
-                        self.config.best_by, keeper.score, self.last_metrics[self.config.best_by].mrr10, step)
+            logger.info(
+                "Restoring the best checkpoint: step %d (%s MRR@10 %.4f > %.4f at step %d)",
+                keeper.step,
+                self.config.best_by,
+                keeper.score,
+                self.last_metrics[self.config.best_by].mrr10,
+                step,
+            )
             model.load_state_dict(keeper.state)
             result.restored_best = True
             result.best_step = keeper.step

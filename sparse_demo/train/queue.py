@@ -92,8 +92,9 @@ class TrainingQueue:
         self._numbers = itertools.count(1)
 
     # ------------------------------------------------------------------ slots
-    def reserve(self, visitor: str, limit: int, held: Iterable[str] = (),
-                cancel: threading.Event | None = None) -> Ticket:
+    def reserve(
+        self, visitor: str, limit: int, held: Iterable[str] = (), cancel: threading.Event | None = None
+    ) -> Ticket:
         """Take one of ``visitor``'s ``limit`` slots and a place at the end of the line.
 
         Args:

@@ -41,8 +41,9 @@ class BuiltModel:
     description: str
 
 
-def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | Path,
-                    base_name: str | None = None) -> tuple[Any, list[int]]:
+def prune_tokenizer(
+    base_dir: str | Path, texts: Sequence[str], out_dir: str | Path, base_name: str | None = None
+) -> tuple[Any, list[int]]:
     """A copy of a Unigram (SentencePiece) tokenizer restricted to the pieces ``texts`` use.
 
     Kept: every piece the base tokenizer produces on ``texts``, the special tokens, and the
@@ -90,8 +91,9 @@ def prune_tokenizer(base_dir: str | Path, texts: Sequence[str], out_dir: str | P
     if cfg_path.is_file():
         shutil.copy(cfg_path, out_dir / "tokenizer_config.json")
     (out_dir / "vocab_pruning.json").write_text(
-        json.dumps({"base_tokenizer": base_name or str(base_dir), "original_vocab_size": len(vocab),
-                    "kept_original_ids": keep}),
+        json.dumps(
+            {"base_tokenizer": base_name or str(base_dir), "original_vocab_size": len(vocab), "kept_original_ids": keep}
+        ),
         encoding="utf-8",
     )
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
@@ -208,7 +210,8 @@ def build_model(
     enc = tokenizer(docs, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
     bias = lexical_init(model, config.output_bias_init, sample=(enc["input_ids"], enc["attention_mask"]))
     return BuiltModel(
-        model, tokenizer,
+        model,
+        tokenizer,
         f"new {size} XLMRobertaForMaskedLM, {how}, lexical init (tied output, identity head, bias {bias:.2f})",
     )
 

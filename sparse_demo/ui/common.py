@@ -83,8 +83,9 @@ class AppContext:
         self.registry.add_private_root(default_private_root(self.workdir))
 
     @classmethod
-    def create(cls, settings: Settings | None = None, registry: ModelRegistry | None = None,
-               limits: Limits | None = None) -> AppContext:
+    def create(
+        cls, settings: Settings | None = None, registry: ModelRegistry | None = None, limits: Limits | None = None
+    ) -> AppContext:
         settings = settings or load_settings()
         registry = registry or ModelRegistry(settings)
         stopwords = load_stopwords(settings.stopwords_path)
@@ -124,8 +125,9 @@ class AppContext:
     def rule(self, custom: frozenset[str] | None = None, use_pos_rule: bool = True) -> StopwordRule:
         return StopwordRule(custom if custom else self.stopwords, use_pos_rule=use_pos_rule)
 
-    def encoder(self, choice: str | None, folder: str | None = None,
-                visitor_models: dict[str, str] | None = None) -> SpladeEncoder:
+    def encoder(
+        self, choice: str | None, folder: str | None = None, visitor_models: dict[str, str] | None = None
+    ) -> SpladeEncoder:
         """The encoder for a dropdown choice, or for a typed local folder / Hub id (which wins).
 
         A name in ``visitor_models`` (this visitor's own models) loads from its private folder; a typed
@@ -333,8 +335,9 @@ def resolve_corpus(choice: str | None, uploaded: Corpus | None) -> Corpus:
     """The corpus picked in the radio: the bundled sample or this visitor's upload."""
     if choice == UPLOAD_LABEL:
         if uploaded is None:
-            raise UserError("Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), "
-                            "or pick the bundled sample.")
+            raise UserError(
+                "Upload a corpus first (.jsonl, .csv, .tsv, or a .zip of a BEIR folder), or pick the bundled sample."
+            )
         return uploaded
     return sample_corpus()
 
@@ -379,8 +382,13 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def model_picker(ctx: AppContext, prefix: str, label: str = "Model", value: str | None = None,
-                 folder_label: str = "…or a local model folder / Hub id") -> tuple[gr.Dropdown, gr.Textbox]:
+def model_picker(
+    ctx: AppContext,
+    prefix: str,
+    label: str = "Model",
+    value: str | None = None,
+    folder_label: str = "…or a local model folder / Hub id",
+) -> tuple[gr.Dropdown, gr.Textbox]:
     """A preset dropdown (``#<prefix>-model``) plus a local-folder / Hub-id box that wins when filled.
 
     ``value`` defaults to the settings' default model (or the first choice).
@@ -388,8 +396,9 @@ def model_picker(ctx: AppContext, prefix: str, label: str = "Model", value: str 
     choices = ctx.model_choices()
     if value is None:
         value = ctx.default_model()
-    dropdown = gr.Dropdown(choices=choices, value=value, label=label, elem_id=f"{prefix}-model",
-                           allow_custom_value=False)
+    dropdown = gr.Dropdown(
+        choices=choices, value=value, label=label, elem_id=f"{prefix}-model", allow_custom_value=False
+    )
     folder = gr.Textbox(label=folder_label, placeholder="/models/korean-sparse-v26", elem_id=f"{prefix}-folder")
     return dropdown, folder
 
@@ -401,9 +410,12 @@ PICKER_PREFIX: dict[str, tuple[str, ...]] = {}
 def model_dropdowns(blocks: gr.Blocks) -> list[gr.Dropdown]:
     """Every model picker of an app: dropdowns whose ``elem_id`` ends in ``-model`` / ``-models`` or is in
     :data:`PICKER_PREFIX`."""
-    return [b for b in blocks.blocks.values()
-            if isinstance(b, gr.Dropdown)
-            and ((b.elem_id or "").endswith(("-model", "-models")) or (b.elem_id or "") in PICKER_PREFIX)]
+    return [
+        b
+        for b in blocks.blocks.values()
+        if isinstance(b, gr.Dropdown)
+        and ((b.elem_id or "").endswith(("-model", "-models")) or (b.elem_id or "") in PICKER_PREFIX)
+    ]
 
 
 def picker_updates(ctx: AppContext, pickers: list[gr.Dropdown], visitor_models: dict[str, str] | None) -> list:

@@ -55,10 +55,33 @@ from .plots import comparison_chart, safe_chart, summary_chart
 logger = logging.getLogger(__name__)
 
 SAMPLE_QUERIES_PATH = ASSETS_DIR / "corpus" / "ko_sample" / "queries.jsonl"
-TABLE_COLUMNS = ["rank_a", "token_a", "weight_a", "rank_b", "token_b", "weight_b", "rank_shift",
-                 "weight_delta", "status", "category", "note", "source_a", "source_b", "key"]
-DISAGREEMENT_COLUMNS = ["rank", "query_index", "query", "weighted_overlap", "rbo", "jaccard", "shared",
-                        "only_a", "only_b"]
+TABLE_COLUMNS = [
+    "rank_a",
+    "token_a",
+    "weight_a",
+    "rank_b",
+    "token_b",
+    "weight_b",
+    "rank_shift",
+    "weight_delta",
+    "status",
+    "category",
+    "note",
+    "source_a",
+    "source_b",
+    "key",
+]
+DISAGREEMENT_COLUMNS = [
+    "rank",
+    "query_index",
+    "query",
+    "weighted_overlap",
+    "rbo",
+    "jaccard",
+    "shared",
+    "only_a",
+    "only_b",
+]
 _PAIR_SEP = "  vs  "
 EMPTY_ONE = "Pick models A and B, type a query and press Compare: both top-k lists appear here side by side."
 EMPTY_SIDES = "Press Compare: each model's active dims and leakage appear here."
@@ -116,8 +139,9 @@ def sample_queries() -> list[str]:
     return list(EXAMPLE_QUERIES)
 
 
-def _load(ctx: AppContext, choice: str | None, folder: str | None,
-          visitor_models: dict[str, str] | None) -> tuple[SpladeEncoder | None, str | None]:
+def _load(
+    ctx: AppContext, choice: str | None, folder: str | None, visitor_models: dict[str, str] | None
+) -> tuple[SpladeEncoder | None, str | None]:
     """``(encoder, None)`` or ``(None, reason)``; never raises."""
     try:
         return ctx.encoder(choice, folder, visitor_models), None
@@ -130,8 +154,7 @@ def _label(choice: str | None, folder: str | None) -> str:
 
 
 def _empty_result(status: str) -> CompareResult:
-    return CompareResult(status, "", pd.DataFrame(columns=TABLE_COLUMNS), None, pd.DataFrame(), pd.DataFrame(),
-                         None)
+    return CompareResult(status, "", pd.DataFrame(columns=TABLE_COLUMNS), None, pd.DataFrame(), pd.DataFrame(), None)
 
 
 # ---------------------------------------------------------------------- per query
@@ -144,16 +167,20 @@ def metrics_markdown(c: QueryComparison) -> str:
     shift_text = ", ".join(f"`{r.key}` {r.rank_a}→{r.rank_b} ({r.rank_shift:+d})" for r in shifts) or "none"
     la, lb = c.side_a.leakage, c.side_b.leakage
     lines = [
-        (f"**Overlap of the top-{c.top_k}** (tokens matched by surface form): Jaccard **{ov.jaccard:.3f}** · "
-         f"weighted overlap **{ov.weighted_overlap:.3f}** · RBO (p={c.rbo_p:g}) **{ov.rbo:.3f}** · "
-         f"shared {len(c.shared)}, only A {len(c.only_a)}, only B {len(c.only_b)}"),
+        (
+            f"**Overlap of the top-{c.top_k}** (tokens matched by surface form): Jaccard **{ov.jaccard:.3f}** · "
+            f"weighted overlap **{ov.weighted_overlap:.3f}** · RBO (p={c.rbo_p:g}) **{ov.rbo:.3f}** · "
+            f"shared {len(c.shared)}, only A {len(c.only_a)}, only B {len(c.only_b)}"
+        ),
         f"**Only A** ({c.model_a}): {only_a}",
         f"**Only B** ({c.model_b}): {only_b}",
         f"**Biggest rank shifts** (A rank → B rank): {shift_text}",
-        (f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)}, "
-         f"special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, stopword top-k "
-         f"slots {pct(la.stopword_topk_ratio)} vs {pct(lb.stopword_topk_ratio)}; active dims "
-         f"{c.side_a.stats.active_dims:,} vs {c.side_b.stats.active_dims:,}"),
+        (
+            f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)}, "
+            f"special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, stopword top-k "
+            f"slots {pct(la.stopword_topk_ratio)} vs {pct(lb.stopword_topk_ratio)}; active dims "
+            f"{c.side_a.stats.active_dims:,} vs {c.side_b.stats.active_dims:,}"
+        ),
     ]
     return "\n\n".join(lines)
 
@@ -207,47 +234,82 @@ def compare_query(
         return _one_sided(ctx, an_a or an_b, "A" if an_a else "B", k, problems + extra, downloads)
     comp = compare_analyses(an_a, an_b, k, rbo_p=rbo_p)
     frame = comp.to_frame()[TABLE_COLUMNS]
-    status = [(f"**A = {enc_a.name}**, **B = {enc_b.name}** on {enc_a.device.type}: "
-               f"{comp.side_a.num_tokens} / {comp.side_b.num_tokens} input tokens.")]
+    status = [
+        (
+            f"**A = {enc_a.name}**, **B = {enc_b.name}** on {enc_a.device.type}: "
+            f"{comp.side_a.num_tokens} / {comp.side_b.num_tokens} input tokens."
+        )
+    ]
     if enc_a is enc_b:
         status.append(message("A and B are the same model: every figure is 1.", "info"))
     status += [message(n, "warning" if "truncated" in n else "info") for n in comp.notes] + extra
     chart = safe_chart(comparison_chart, frame, enc_a.name, enc_b.name)
     csv_path = write_csv(frame, downloads or ctx.workdir, "compare")
-    return CompareResult("\n\n".join(status), metrics_markdown(comp), frame, chart, comp.sides_frame(),
-                         comp.morpheme_frame(), csv_path, comp)
+    return CompareResult(
+        "\n\n".join(status),
+        metrics_markdown(comp),
+        frame,
+        chart,
+        comp.sides_frame(),
+        comp.morpheme_frame(),
+        csv_path,
+        comp,
+    )
 
 
-def _one_sided(ctx: AppContext, analysis, side: str, k: int, problems: list[str],
-               downloads: Path | None = None) -> CompareResult:
+def _one_sided(
+    ctx: AppContext, analysis, side: str, k: int, problems: list[str], downloads: Path | None = None
+) -> CompareResult:
     keyed = keyed_top(analysis.rows, k)
     empty = KeyedList(())
     rows = align(keyed, empty) if side == "A" else align(empty, keyed)
     frame = aligned_frame(rows, k)[TABLE_COLUMNS]
     other = "B" if side == "A" else "A"
-    status = problems + [message(f"Showing model {side} ({analysis.model}) alone; overlap figures need both "
-                                 f"models. Pick another model {other} or type a local folder.", "warning")]
+    status = problems + [
+        message(
+            f"Showing model {side} ({analysis.model}) alone; overlap figures need both "
+            f"models. Pick another model {other} or type a local folder.",
+            "warning",
+        )
+    ]
     names = (analysis.model, "—") if side == "A" else ("—", analysis.model)
     chart = safe_chart(comparison_chart, frame, *names)
     lk = analysis.leakage
-    metrics = (f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)}, "
-               f"special-token mass {pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims.")
-    sides = pd.DataFrame({"figure": ["active_dims", "stopword_mass_ratio", "special_mass_ratio"],
-                          f"{side}: {analysis.model}": [analysis.stats.active_dims,
-                                                        round(lk.stopword_mass_ratio, 4),
-                                                        round(lk.special_mass_ratio, 4)]})
-    return CompareResult("\n\n".join(status), metrics, frame, chart, sides, pd.DataFrame(),
-                         write_csv(frame, downloads or ctx.workdir, "compare"))
+    metrics = (
+        f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)}, "
+        f"special-token mass {pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims."
+    )
+    sides = pd.DataFrame(
+        {
+            "figure": ["active_dims", "stopword_mass_ratio", "special_mass_ratio"],
+            f"{side}: {analysis.model}": [
+                analysis.stats.active_dims,
+                round(lk.stopword_mass_ratio, 4),
+                round(lk.special_mass_ratio, 4),
+            ],
+        }
+    )
+    return CompareResult(
+        "\n\n".join(status),
+        metrics,
+        frame,
+        chart,
+        sides,
+        pd.DataFrame(),
+        write_csv(frame, downloads or ctx.workdir, "compare"),
+    )
 
 
 # ---------------------------------------------------------------------- query set
 def _empty_set(status: str) -> SetResult:
-    return SetResult(status, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None, [],
-                     pd.DataFrame(columns=DISAGREEMENT_COLUMNS), [])
+    return SetResult(
+        status, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None, [], pd.DataFrame(columns=DISAGREEMENT_COLUMNS), []
+    )
 
 
-def _set_models(ctx: AppContext, models: list[str] | str | None, folders: str | None,
-                visitor_models: dict[str, str] | None, rule) -> _Loaded:
+def _set_models(
+    ctx: AppContext, models: list[str] | str | None, folders: str | None, visitor_models: dict[str, str] | None, rule
+) -> _Loaded:
     chosen = [models] if isinstance(models, str) else list(models or [])
     specs: list[tuple[str | None, str | None]] = [(m, None) for m in chosen if m]
     specs += [(None, line.strip()) for line in (folders or "").splitlines() if line.strip()]
@@ -277,8 +339,9 @@ def pair_label(a: str, b: str) -> str:
     return f"{a}{_PAIR_SEP}{b}"
 
 
-def disagreement_table(state: dict | None, pair: str | None, by: str = "weighted_overlap",
-                       n: int | None = 200) -> pd.DataFrame:
+def disagreement_table(
+    state: dict | None, pair: str | None, by: str = "weighted_overlap", n: int | None = 200
+) -> pd.DataFrame:
     """The queries where the pair disagrees most (lowest ``by`` first), from a set result's state."""
     result: SetComparison | None = (state or {}).get("comparison")
     if result is None or not result.pairs:
@@ -317,6 +380,7 @@ def compare_set(
     Each model encodes the whole set in one batched call. Models that fail to load are left
     out (the status says which and why); one usable model still gives its leakage summary.
     """
+
     def fail(text: str) -> SetResult:
         return _empty_set(message(text, "error"))
 
@@ -357,18 +421,28 @@ def compare_set(
         status.append(message("Only one model is usable: leakage below, no pair to compare.", "warning"))
     truncated = int(result.per_query["truncated"].sum()) if "truncated" in result.per_query else 0
     if truncated:
-        status.append(message(f"{truncated} (model, query) encodings were truncated to the max length.",
-                              "warning"))
+        status.append(message(f"{truncated} (model, query) encodings were truncated to the max length.", "warning"))
     pairs = result.pair_summary()
     out = downloads or ctx.workdir  # the visitor's download folder (removed when they leave)
-    csv_paths = [write_csv(result.summary, out, "compare_models"),
-                 write_csv(result.per_query, out, "compare_per_query")]
+    csv_paths = [
+        write_csv(result.summary, out, "compare_models"),
+        write_csv(result.per_query, out, "compare_per_query"),
+    ]
     for a, b in result.pairs:
-        csv_paths.append(write_csv(result.disagreements(a, b, by=by).assign(model_a=a, model_b=b),
-                                   out, "compare_pair"))
+        csv_paths.append(write_csv(result.disagreements(a, b, by=by).assign(model_a=a, model_b=b), out, "compare_pair"))
     chart = safe_chart(summary_chart, result.summary)
-    return SetResult("\n\n".join(status), result.summary.round(4), pairs, result.leaking_tokens.head(60),
-                     chart, choices, disagreements, csv_paths, state, result)
+    return SetResult(
+        "\n\n".join(status),
+        result.summary.round(4),
+        pairs,
+        result.leaking_tokens.head(60),
+        chart,
+        choices,
+        disagreements,
+        csv_paths,
+        state,
+        result,
+    )
 
 
 def compare_selected(
@@ -392,8 +466,12 @@ def compare_selected(
     if result is None:
         return "", (None, None), (None, None), _empty_result(message("Run a query-set comparison first.", "error"))
     if not 0 <= int(query_index) < len(result.queries):
-        return "", (None, None), (None, None), _empty_result(
-            message(f"No query #{query_index} in the set ({len(result.queries)} queries).", "error"))
+        return (
+            "",
+            (None, None),
+            (None, None),
+            _empty_result(message(f"No query #{query_index} in the set ({len(result.queries)} queries).", "error")),
+        )
     query = result.queries[int(query_index)]
     if len(result.models) < 2:
         a = b = result.models[0]
@@ -402,8 +480,20 @@ def compare_selected(
     specs = state.get("specs", {})
     spec_a, spec_b = specs.get(a, (a, None)), specs.get(b, (b, None))
     k = int(top_k) if top_k else int(state.get("top_k", result.top_k))
-    r = compare_query(ctx, query, spec_a[0], spec_b[0], spec_a[1], spec_b[1], k, stopword_file, use_pos_rule,
-                      visitor_models, result.rbo_p, downloads)
+    r = compare_query(
+        ctx,
+        query,
+        spec_a[0],
+        spec_b[0],
+        spec_a[1],
+        spec_b[1],
+        k,
+        stopword_file,
+        use_pos_rule,
+        visitor_models,
+        result.rbo_p,
+        downloads,
+    )
     return query, spec_a, spec_b, r
 
 
@@ -442,21 +532,29 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     )
     with gr.Row():
         with gr.Column():
-            model_a, folder_a = model_picker(ctx, "compare-a", "Model A", default_a,
-                                             "…or a local folder / Hub id for A")
+            model_a, folder_a = model_picker(
+                ctx, "compare-a", "Model A", default_a, "…or a local folder / Hub id for A"
+            )
         with gr.Column():
-            model_b, folder_b = model_picker(ctx, "compare-b", "Model B", default_b,
-                                             "…or a local folder / Hub id for B")
+            model_b, folder_b = model_picker(
+                ctx, "compare-b", "Model B", default_b, "…or a local folder / Hub id for B"
+            )
         with gr.Column():
             top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="compare-topk")
             with gr.Accordion("Stopwords", open=False):
-                stop_file = gr.File(label="Your stopword list (.txt, one per line)",
-                                    file_types=[".txt", ".csv", ".tsv"])
+                stop_file = gr.File(
+                    label="Your stopword list (.txt, one per line)", file_types=[".txt", ".csv", ".tsv"]
+                )
                 pos_rule = gr.Checkbox(value=True, label="Also count Kiwi function-morpheme tokens as stopwords")
     with gr.Tabs(elem_id="compare-modes") as modes:
         with gr.Tab("One query", id="compare-one", elem_id="compare-one-tab"):
-            query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="compare-query",
-                               placeholder="한국어 질의를 입력하세요")
+            query = gr.Textbox(
+                label="Query",
+                value=EXAMPLE_QUERIES[0],
+                lines=2,
+                elem_id="compare-query",
+                placeholder="한국어 질의를 입력하세요",
+            )
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
             status = gr.Markdown(elem_id="compare-status")
@@ -464,62 +562,107 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             aligned = gr.Dataframe(
                 value=empty_frame(EMPTY_ONE),
                 label="Top-k side by side (one row per surface form; rank_shift = rank A − "
-                                   "rank B, positive when B ranks it higher)",
-                                   elem_id="compare-aligned", interactive=False, wrap=True)
+                "rank B, positive when B ranks it higher)",
+                elem_id="compare-aligned",
+                interactive=False,
+                wrap=True,
+            )
             with gr.Row():
                 chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
-                sides = gr.Dataframe(value=empty_frame(EMPTY_SIDES), label="Stats and leakage",
-                                     elem_id="compare-sides", interactive=False, wrap=True)
+                sides = gr.Dataframe(
+                    value=empty_frame(EMPTY_SIDES),
+                    label="Stats and leakage",
+                    elem_id="compare-sides",
+                    interactive=False,
+                    wrap=True,
+                )
             morphs = gr.Dataframe(
                 value=empty_frame(EMPTY_MORPHEMES),
                 label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
-                                  "puts there (through each token's source position)",
-                                  elem_id="compare-morphemes", interactive=False, wrap=True)
+                "puts there (through each token's source position)",
+                elem_id="compare-morphemes",
+                interactive=False,
+                wrap=True,
+            )
             download = gr.File(label="CSV", interactive=False, elem_id="compare-csv")
         with gr.Tab("Query set", id="compare-set", elem_id="compare-set-tab"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    block = gr.Textbox(label="Queries, one per line", lines=8, elem_id="compare-set-text",
-                                       value="\n".join(EXAMPLE_QUERIES))
+                    block = gr.Textbox(
+                        label="Queries, one per line",
+                        lines=8,
+                        elem_id="compare-set-text",
+                        value="\n".join(EXAMPLE_QUERIES),
+                    )
                     with gr.Row():
-                        sample = gr.Button("Use the bundled sample queries", size="sm",
-                                           elem_id="compare-set-sample")
-                    upload = gr.File(label="…or upload .txt / .csv / .tsv / .jsonl",
-                                     file_types=[".txt", ".csv", ".tsv", ".jsonl", ".json"])
+                        sample = gr.Button("Use the bundled sample queries", size="sm", elem_id="compare-set-sample")
+                    upload = gr.File(
+                        label="…or upload .txt / .csv / .tsv / .jsonl",
+                        file_types=[".txt", ".csv", ".tsv", ".jsonl", ".json"],
+                    )
                 with gr.Column(scale=1):
-                    set_models = gr.Dropdown(choices=ctx.model_choices(), multiselect=True,
-                                             value=list(dict.fromkeys(m for m in (default_a, default_b) if m)),
-                                             label="Models (two or more, e.g. V24, V25, V26)",
-                                             elem_id="compare-set-models")
-                    set_folders = gr.Textbox(label="…and/or local folders / Hub ids, one per line", lines=2,
-                                             elem_id="compare-set-folders")
-                    by = gr.Radio(list(DISAGREEMENT_METRICS), value="weighted_overlap",
-                                  label="Rank disagreements by (lowest first)", elem_id="compare-set-by")
+                    set_models = gr.Dropdown(
+                        choices=ctx.model_choices(),
+                        multiselect=True,
+                        value=list(dict.fromkeys(m for m in (default_a, default_b) if m)),
+                        label="Models (two or more, e.g. V24, V25, V26)",
+                        elem_id="compare-set-models",
+                    )
+                    set_folders = gr.Textbox(
+                        label="…and/or local folders / Hub ids, one per line", lines=2, elem_id="compare-set-folders"
+                    )
+                    by = gr.Radio(
+                        list(DISAGREEMENT_METRICS),
+                        value="weighted_overlap",
+                        label="Rank disagreements by (lowest first)",
+                        elem_id="compare-set-by",
+                    )
             set_run = gr.Button("Compare the set", variant="primary", elem_id="compare-set-run")
             set_status = gr.Markdown(elem_id="compare-set-status")
             with gr.Row():
                 summary = gr.Dataframe(
                     value=empty_frame(EMPTY_SET),
                     label="Per model: mean leakage, active dims, stopword at top-1 / top-5",
-                                       elem_id="compare-set-summary", interactive=False, wrap=True)
+                    elem_id="compare-set-summary",
+                    interactive=False,
+                    wrap=True,
+                )
                 set_chart = gr.Plot(label="Leakage per model", elem_id="compare-set-chart")
-            pairs = gr.Dataframe(value=empty_frame(EMPTY_SET), label="Per pair: overlap figures",
-                                 elem_id="compare-set-pairs", interactive=False)
-            leaking = gr.Dataframe(value=empty_frame(EMPTY_SET), label="Most leaking tokens per model",
-                                   elem_id="compare-set-leaking", interactive=False)
+            pairs = gr.Dataframe(
+                value=empty_frame(EMPTY_SET),
+                label="Per pair: overlap figures",
+                elem_id="compare-set-pairs",
+                interactive=False,
+            )
+            leaking = gr.Dataframe(
+                value=empty_frame(EMPTY_SET),
+                label="Most leaking tokens per model",
+                elem_id="compare-set-leaking",
+                interactive=False,
+            )
             pair = gr.Dropdown(choices=[], label="Pair", elem_id="compare-set-pair", allow_custom_value=False)
             disagreements = gr.Dataframe(
                 value=empty_frame(EMPTY_DISAGREE),
                 label="Where the pair disagrees most: click a row to see that query side by side",
-                elem_id="compare-set-disagreements", interactive=False, wrap=True)
+                elem_id="compare-set-disagreements",
+                interactive=False,
+                wrap=True,
+            )
             set_files = gr.File(label="CSV", file_count="multiple", interactive=False, elem_id="compare-set-csv")
             set_state = gr.State(None)
 
     one_outputs = [status, metrics, aligned, chart, sides, morphs, download]
 
     def unpack(r: CompareResult) -> tuple:
-        return (r.status, r.metrics, display_frame(r.aligned, EMPTY_ONE), r.chart, display_frame(r.sides, EMPTY_SIDES),
-                display_frame(r.morphemes, EMPTY_MORPHEMES), r.csv_path)
+        return (
+            r.status,
+            r.metrics,
+            display_frame(r.aligned, EMPTY_ONE),
+            r.chart,
+            display_frame(r.sides, EMPTY_SIDES),
+            display_frame(r.morphemes, EMPTY_MORPHEMES),
+            r.csv_path,
+        )
 
     def mine(request: gr.Request | None) -> Path:
         """This visitor's download folder (removed when they leave)."""
@@ -534,14 +677,21 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
 
     sample.click(lambda: "\n".join(sample_queries()), None, block)
 
-    def on_set(block_, upload_, models_, folders_, k, stop, pos, vm, by_, request: gr.Request,
-               progress=gr.Progress()):  # noqa: B008
-        r = compare_set(ctx, block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress,
-                        downloads=mine(request))
-        return (r.status, display_frame(r.summary, EMPTY_SET), r.chart, display_frame(r.pairs, EMPTY_SET),
-                display_frame(r.leaking, EMPTY_SET),
-                gr.Dropdown(choices=r.pair_choices, value=r.pair_choices[0] if r.pair_choices else None),
-                display_frame(r.disagreements, EMPTY_DISAGREE), r.csv_paths or None, r.state)
+    def on_set(block_, upload_, models_, folders_, k, stop, pos, vm, by_, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        r = compare_set(
+            ctx, block_, upload_, models_, folders_, k, stop, pos, vm, by_, progress, downloads=mine(request)
+        )
+        return (
+            r.status,
+            display_frame(r.summary, EMPTY_SET),
+            r.chart,
+            display_frame(r.pairs, EMPTY_SET),
+            display_frame(r.leaking, EMPTY_SET),
+            gr.Dropdown(choices=r.pair_choices, value=r.pair_choices[0] if r.pair_choices else None),
+            display_frame(r.disagreements, EMPTY_DISAGREE),
+            r.csv_paths or None,
+            r.state,
+        )
 
     set_run.click(
         gpu(on_set, duration=300),
@@ -549,8 +699,11 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         [set_status, summary, set_chart, pairs, leaking, pair, disagreements, set_files, set_state],
     )
     for picker in (pair, by):
-        picker.input(lambda st, p, b: display_frame(disagreement_table(st, p, b), EMPTY_DISAGREE),
-                     [set_state, pair, by], disagreements)
+        picker.input(
+            lambda st, p, b: display_frame(disagreement_table(st, p, b), EMPTY_DISAGREE),
+            [set_state, pair, by],
+            disagreements,
+        )
 
     def on_select(st, p, k, stop, pos, vm, evt: gr.SelectData, request: gr.Request):
         row = evt.row_value if evt.row_value else None

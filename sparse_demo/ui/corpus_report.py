@@ -39,14 +39,32 @@ logger = logging.getLogger(__name__)
 TABLE_ROWS = 200
 #: Tokens plotted in the df / mean-weight chart (by document frequency).
 SCATTER_TOKENS = 1500
-TABLE_COLUMNS = ["token", "category", "df", "df_share", "mean_weight", "max_weight", "mass", "mass_share",
-                 "expansion_share"]
-CHANGE_COLUMNS = ["key", "category", "df_a", "df_b", "df_share_change", "mass_share_a", "mass_share_b",
-                  "mass_share_change"]
+TABLE_COLUMNS = [
+    "token",
+    "category",
+    "df",
+    "df_share",
+    "mean_weight",
+    "max_weight",
+    "mass",
+    "mass_share",
+    "expansion_share",
+]
+CHANGE_COLUMNS = [
+    "key",
+    "category",
+    "df_a",
+    "df_b",
+    "df_share_change",
+    "mass_share_a",
+    "mass_share_b",
+    "mass_share_change",
+]
 NO_SECOND = "(none)"
 EMPTY_TOKENS = "Press Compute corpus report: every token's document frequency, weight and mass appear here."
-EMPTY_CHANGES = ("Pick a second model and press Compute corpus report: the tokens whose document frequency "
-                 "changed most appear here.")
+EMPTY_CHANGES = (
+    "Pick a second model and press Compute corpus report: the tokens whose document frequency changed most appear here."
+)
 #: The app refreshes every model picker's choices (``ui.common.picker_updates``); keep "(none)" first in ours.
 PICKER_PREFIX["corpus-report-b-model"] = (NO_SECOND,)
 
@@ -67,14 +85,16 @@ class CorpusReportView:
 
 
 # ---------------------------------------------------------------------- charts (pure)
-def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCATTER_TOKENS,
-                    width: int | None = None) -> alt.Chart:
+def df_weight_chart(
+    report: CorpusReport, title: str = "", max_tokens: int = SCATTER_TOKENS, width: int | None = None
+) -> alt.Chart:
     """Document frequency (log x) against mean weight where active, coloured by category, token tooltips.
 
     As wide as its box, or ``width`` pixels (for two charts side by side in one figure).
     """
-    data = report.top_tokens(max_tokens, "df")[["token", "raw", "category", "df", "df_share", "mean_weight",
-                                                 "mass", "expansion_share"]].copy()
+    data = report.top_tokens(max_tokens, "df")[
+        ["token", "raw", "category", "df", "df_share", "mean_weight", "mass", "expansion_share"]
+    ].copy()
     chart = (
         alt.Chart(data, title=alt.TitleParams(title or "Document frequency vs mean weight", subtitle=report.model))
         .mark_circle(opacity=0.7)
@@ -82,12 +102,20 @@ def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCA
             x=alt.X("df:Q", scale=alt.Scale(type="log"), title="documents with the token (log)"),
             y=alt.Y("mean_weight:Q", title="mean weight where active"),
             size=alt.Size("mass:Q", legend=None, scale=alt.Scale(range=[10, 300])),
-            color=alt.Color("category:N", scale=alt.Scale(domain=list(CATEGORY_COLORS),
-                                                          range=list(CATEGORY_COLORS.values())),
-                            legend=alt.Legend(**LEGEND_BELOW)),
-            tooltip=["raw", "category", "df", alt.Tooltip("df_share:Q", format=".1%"),
-                     alt.Tooltip("mean_weight:Q", format=".3f"), alt.Tooltip("mass:Q", format=".2f"),
-                     alt.Tooltip("expansion_share:Q", format=".0%")],
+            color=alt.Color(
+                "category:N",
+                scale=alt.Scale(domain=list(CATEGORY_COLORS), range=list(CATEGORY_COLORS.values())),
+                legend=alt.Legend(**LEGEND_BELOW),
+            ),
+            tooltip=[
+                "raw",
+                "category",
+                "df",
+                alt.Tooltip("df_share:Q", format=".1%"),
+                alt.Tooltip("mean_weight:Q", format=".3f"),
+                alt.Tooltip("mass:Q", format=".2f"),
+                alt.Tooltip("expansion_share:Q", format=".0%"),
+            ],
         )
         .properties(height=280)
     )
@@ -96,8 +124,11 @@ def df_weight_chart(report: CorpusReport, title: str = "", max_tokens: int = SCA
 
 def histogram_chart(reports: list[CorpusReport]) -> alt.Chart:
     """Active dimensions per document, one colour per model (overlaid bars)."""
-    rows = [{"model": r.model or f"model {i + 1}", "lo": b.lo, "hi": max(b.hi, b.lo + 1), "documents": b.documents}
-            for i, r in enumerate(reports) for b in r.histogram]
+    rows = [
+        {"model": r.model or f"model {i + 1}", "lo": b.lo, "hi": max(b.hi, b.lo + 1), "documents": b.documents}
+        for i, r in enumerate(reports)
+        for b in r.histogram
+    ]
     data = pd.DataFrame(rows, columns=["model", "lo", "hi", "documents"])
     return fit_width(
         alt.Chart(data, title="Active dimensions per document")
@@ -146,13 +177,17 @@ def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
     for r in heads:
         longest = ", ".join(f"`{html.escape(t)}` {d:,}" for t, d in r.top_tokens(10, "df")[["raw", "df"]].values)
         always = r.always_on()
-        lines.append(f"- **{html.escape(r.model)}**: longest posting lists: {longest or 'none'}. "
-                     f"{len(always):,} always-on tokens (in more than half the documents) carry "
-                     f"{100 * r.totals.always_on_mass_ratio:.1f}% of the mass.")
+        lines.append(
+            f"- **{html.escape(r.model)}**: longest posting lists: {longest or 'none'}. "
+            f"{len(always):,} always-on tokens (in more than half the documents) carry "
+            f"{100 * r.totals.always_on_mass_ratio:.1f}% of the mass."
+        )
     notes = list(dict.fromkeys(n for r in heads for n in r.notes))
     lines += [f"- {html.escape(n)}" for n in notes]
-    lines.append(f"- Report computed in {sum(r.seconds for r in heads):.2f} s (encoding not included; cached per "
-                 "model and corpus).")
+    lines.append(
+        f"- Report computed in {sum(r.seconds for r in heads):.2f} s (encoding not included; cached per "
+        "model and corpus)."
+    )
     return "\n".join(lines)
 
 
@@ -192,6 +227,7 @@ def compute_corpus_report(
     JSON go to ``downloads`` (the visitor's :meth:`AppContext.download_dir`; default: the work folder);
     the same report asked again reuses the same files.
     """
+
     def stage(fraction: float, desc: str) -> None:
         if progress is not None:
             progress(fraction, desc=desc)
@@ -202,8 +238,7 @@ def compute_corpus_report(
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         encoder_b = None  # both models are checked before any slow work
         if (folder_b or "").strip() or (model_b_choice and model_b_choice != NO_SECOND):
-            encoder_b = ctx.encoder(model_b_choice if model_b_choice != NO_SECOND else None, folder_b,
-                                    visitor_models)
+            encoder_b = ctx.encoder(model_b_choice if model_b_choice != NO_SECOND else None, folder_b, visitor_models)
         index, _ = session.get_or_build(corpus, encoder, backend or "memory", progress=stage, analyzer=spec)
         a = report_for_index(index)
         b = None
@@ -222,17 +257,20 @@ def compute_corpus_report(
         scatter = safe_chart(df_weight_chart, a)
         csv = write_csv(a.tokens, workdir, "corpus_report_tokens")
         js = _write_json(a.to_json(None), workdir, "corpus_report")
-        return CorpusReportView(status, _table(a), scatter, safe_chart(histogram_chart, [a]), csv=csv, json=js,
-                                report=a)
+        return CorpusReportView(
+            status, _table(a), scatter, safe_chart(histogram_chart, [a]), csv=csv, json=js, report=a
+        )
     cmp = compare_reports(a, b)
-    scatter = safe_chart(lambda: alt.hconcat(df_weight_chart(a, width=CHART_WIDTH),
-                                             df_weight_chart(b, width=CHART_WIDTH)))
+    scatter = safe_chart(
+        lambda: alt.hconcat(df_weight_chart(a, width=CHART_WIDTH), df_weight_chart(b, width=CHART_WIDTH))
+    )
     changes = display_frame(cmp.top_changes(TABLE_ROWS, "df")[CHANGE_COLUMNS], EMPTY_CHANGES)
     both = pd.concat([a.tokens.assign(model=a.model), b.tokens.assign(model=b.model)], ignore_index=True)
     csv = write_csv(both, workdir, "corpus_report_tokens")
     js = _write_json(cmp.to_json(TABLE_ROWS), workdir, "corpus_report")
-    return CorpusReportView(status, _table(a), scatter, safe_chart(histogram_chart, [a, b]), changes, csv, js,
-                            report=a, comparison=cmp)
+    return CorpusReportView(
+        status, _table(a), scatter, safe_chart(histogram_chart, [a, b]), changes, csv, js, report=a, comparison=cmp
+    )
 
 
 # ---------------------------------------------------------------------- widgets
@@ -259,32 +297,64 @@ def build_accordion(
             "(after the document top-k cap). Pick a second model to put it side by side."
         )
         with gr.Row():
-            model_b = gr.Dropdown(choices=[NO_SECOND, *ctx.model_choices()], value=NO_SECOND,
-                                  label="Second model (side by side)", elem_id="corpus-report-b-model")
-            folder_b = gr.Textbox(label="…or a local model folder / Hub id", elem_id="corpus-report-b-folder",
-                                  placeholder="/models/korean-sparse-v25")
+            model_b = gr.Dropdown(
+                choices=[NO_SECOND, *ctx.model_choices()],
+                value=NO_SECOND,
+                label="Second model (side by side)",
+                elem_id="corpus-report-b-model",
+            )
+            folder_b = gr.Textbox(
+                label="…or a local model folder / Hub id",
+                elem_id="corpus-report-b-folder",
+                placeholder="/models/korean-sparse-v25",
+            )
         run = gr.Button("Compute corpus report", elem_id="corpus-report-run")
         status = gr.Markdown(elem_id="corpus-report-status")
-        table = gr.Dataframe(value=empty_frame(EMPTY_TOKENS), label=f"Tokens by document frequency (first "
-                             f"{TABLE_ROWS}; ▁ = word start; the CSV has all)", elem_id="corpus-report-table",
-                             interactive=False)
+        table = gr.Dataframe(
+            value=empty_frame(EMPTY_TOKENS),
+            label=f"Tokens by document frequency (first {TABLE_ROWS}; ▁ = word start; the CSV has all)",
+            elem_id="corpus-report-table",
+            interactive=False,
+        )
         # one chart per row: two models' scatters side by side need the full width
         scatter = gr.Plot(label="Document frequency vs mean weight", elem_id="corpus-report-scatter")
         hist = gr.Plot(label="Active dimensions per document", elem_id="corpus-report-hist")
-        changes = gr.Dataframe(value=empty_frame(EMPTY_CHANGES), label="Tokens whose document frequency changed "
-                               "most (B − A, matched by surface form)", elem_id="corpus-report-changes",
-                               interactive=False)
+        changes = gr.Dataframe(
+            value=empty_frame(EMPTY_CHANGES),
+            label="Tokens whose document frequency changed most (B − A, matched by surface form)",
+            elem_id="corpus-report-changes",
+            interactive=False,
+        )
         with gr.Row():
             csv = gr.File(label="Per-token table (CSV)", elem_id="corpus-report-csv")
             js = gr.File(label="Report (JSON)", elem_id="corpus-report-json")
 
-    def on_run(choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, analyzer_=None,
-               request: gr.Request = None, progress=gr.Progress()):
+    def on_run(
+        choice,
+        up,
+        model_,
+        folder_,
+        backend_,
+        model_b_,
+        folder_b_,
+        vm,
+        analyzer_=None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
-        v = compute_corpus_report(ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm,
-                                  progress, analyzer_, mine)
-        return (v.status, display_frame(v.table, EMPTY_TOKENS), v.scatter, v.histogram,
-                display_frame(v.changes, EMPTY_CHANGES), v.csv, v.json)
+        v = compute_corpus_report(
+            ctx, session, choice, up, model_, folder_, backend_, model_b_, folder_b_, vm, progress, analyzer_, mine
+        )
+        return (
+            v.status,
+            display_frame(v.table, EMPTY_TOKENS),
+            v.scatter,
+            v.histogram,
+            display_frame(v.changes, EMPTY_CHANGES),
+            v.csv,
+            v.json,
+        )
 
     inputs = [corpus_choice, uploaded, model, folder, backend, model_b, folder_b, visitor_models]
     if analyzer is not None:

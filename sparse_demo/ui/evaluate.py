@@ -48,13 +48,17 @@ SAMPLE_LABEL = "Bundled sample (ko_sample)"
 UPLOAD_LABEL = "My upload (BEIR .zip or pairs file)"
 BOOLQ_LABEL = "KoBEST BoolQ test (shared data)"
 KORSTS_LABEL = "KorSTS test, score >= 4 (shared data)"
-SYSTEM_CHOICES = [("BM25", "bm25"), ("Sparse (each model)", "sparse"), ("Hybrid min-max at the weights", "hybrid"),
-                  ("Hybrid, weight by cross-validation", "best"), ("Hybrid RRF", "rrf")]
+SYSTEM_CHOICES = [
+    ("BM25", "bm25"),
+    ("Sparse (each model)", "sparse"),
+    ("Hybrid min-max at the weights", "hybrid"),
+    ("Hybrid, weight by cross-validation", "best"),
+    ("Hybrid RRF", "rrf"),
+]
 SWEEP_CHOICES = [("Hybrid weight curve", "weight"), ("Pruning curve (top-k, max_ratio)", "prune")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 WIN_COLUMNS = ["query_id", "query", "outcome", "delta"]
-EMPTY_TABLE = ("Pick a QA set, models and systems, then press Evaluate: the measured table (card layout) "
-               "appears here.")
+EMPTY_TABLE = "Pick a QA set, models and systems, then press Evaluate: the measured table (card layout) appears here."
 EMPTY_WINS = "Run an evaluation, then pick systems A and B: the queries B wins and loses appear here."
 #: At most this many queries per run in the app (the CLI has no limit); ``SPARSE_DEMO_MAX_BATCH`` may lower it.
 MAX_APP_QUERIES = 2_000
@@ -117,8 +121,14 @@ def load_input(ctx: AppContext, path: str | None, owner: str | None = None) -> I
     ``owner`` (the visitor's session id) tags its corpus: its cached encodings go when the visitor leaves.
     """
     if not path:
-        return InputResult(message("Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs "
-                                   "file (.csv/.tsv/.jsonl with query and positive columns).", "info"), None)
+        return InputResult(
+            message(
+                "Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs "
+                "file (.csv/.tsv/.jsonl with query and positive columns).",
+                "info",
+            ),
+            None,
+        )
     try:
         ctx.limits.check_upload(path, "file")
         eval_set = ev.load_eval_set(path, workdir=ctx.workdir, limits=ctx.limits)
@@ -127,8 +137,11 @@ def load_input(ctx: AppContext, path: str | None, owner: str | None = None) -> I
     except (ValueError, OSError) as exc:
         return InputResult(message(f"{Path(path).name}: {ctx.redact(str(exc))}", "error"), None)
     notes = "".join(f"\n\n{message(n, 'warning')}" for n in eval_set.notes)
-    return InputResult(message(f"**{eval_set.name}**: {len(eval_set.queries)} judged queries over "
-                               f"{len(eval_set):,} documents.") + notes, eval_set)
+    return InputResult(
+        message(f"**{eval_set.name}**: {len(eval_set.queries)} judged queries over {len(eval_set):,} documents.")
+        + notes,
+        eval_set,
+    )
 
 
 def check_upload_rows(eval_set: Corpus, limits: Limits) -> None:
@@ -139,8 +152,9 @@ def check_upload_rows(eval_set: Corpus, limits: Limits) -> None:
     """
     for what, count in (("documents", len(eval_set.documents)), ("judged queries", len(eval_set.queries))):
         if count > limits.max_rows:
-            raise UserError(f"the file has {count:,} {what}; the limit is {limits.max_rows:,} per upload "
-                            "(SPARSE_DEMO_MAX_ROWS)")
+            raise UserError(
+                f"the file has {count:,} {what}; the limit is {limits.max_rows:,} per upload (SPARSE_DEMO_MAX_ROWS)"
+            )
     for q in eval_set.queries:
         try:
             limits.check_query(q.text)
@@ -219,8 +233,10 @@ def _write_files(report: ev.EvalReport, workdir: Path) -> list[str]:
         "report.json": ev.dumps(report, runs=True),
         "report.md": ev.to_markdown(report) + "\n",
     }
-    return [write_download(text.encode("utf-8-sig" if name.endswith(".csv") else "utf-8"), workdir, name)
-            for name, text in files.items()]
+    return [
+        write_download(text.encode("utf-8-sig" if name.endswith(".csv") else "utf-8"), workdir, name)
+        for name, text in files.items()
+    ]
 
 
 def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
@@ -229,10 +245,12 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
     if report.weight_sweeps:
         weight, problem = charts.guarded(charts.weight_chart, report)
         notes.append(problem)
-        notes += [f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on all {s.dev_queries} "
-                  "queries); the Search tab now uses it as its default hybrid weight for this model and corpus "
-                  "(for you only)."
-                  for s in report.weight_sweeps]
+        notes += [
+            f"Suggested weight for **{s.model}**: {s.best_weight:g} (best {s.metric} on all {s.dev_queries} "
+            "queries); the Search tab now uses it as its default hybrid weight for this model and corpus "
+            "(for you only)."
+            for s in report.weight_sweeps
+        ]
     if report.prune_sweep:
         flops, p1 = charts.guarded(charts.prune_chart, report.prune_sweep, "flops")
         size, p2 = charts.guarded(charts.prune_chart, report.prune_sweep, "index_mb")
@@ -240,8 +258,9 @@ def _charts(report: ev.EvalReport) -> tuple[Any, Any, Any, str]:
     return weight, flops, size, "\n\n".join(message(n, "warning") if "could not" in n else n for n in notes if n)
 
 
-def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corpus: Any,
-                           store: svc.TunedWeights) -> int:
+def remember_tuned_weights(
+    report: ev.EvalReport, encoders: dict[str, Any], corpus: Any, store: svc.TunedWeights
+) -> int:
     """Remember each model's best weight on all evaluated queries for (model fingerprint, corpus fingerprint).
 
     Args:
@@ -259,8 +278,9 @@ def remember_tuned_weights(report: ev.EvalReport, encoders: dict[str, Any], corp
         fp = svc.model_fingerprint(encoders.get(sweep.model))
         if not fp:
             continue
-        store.remember(fp, corpus_fp, sweep.best_weight,
-                       f"best {sweep.metric} on all {sweep.dev_queries} queries of {report.name}")
+        store.remember(
+            fp, corpus_fp, sweep.best_weight, f"best {sweep.metric} on all {sweep.dev_queries} queries of {report.name}"
+        )
         count += 1
     return count
 
@@ -300,17 +320,26 @@ def run_evaluation(
         limit = query_limit(ctx.limits)
         if len(eval_set.queries) > limit and (not n or n > limit):
             asked = f"You asked for {n:,} queries" if n else f"The set has {len(eval_set.queries):,} judged queries"
-            cut = (f"{asked}; the app evaluates at most {limit:,} per run (SPARSE_DEMO_MAX_BATCH, at most "
-                   f"{MAX_APP_QUERIES:,}), so a random sample of {limit:,} (seed {int(seed or 0)}) was evaluated. "
-                   "The CLI's evaluate command has no limit.")
+            cut = (
+                f"{asked}; the app evaluates at most {limit:,} per run (SPARSE_DEMO_MAX_BATCH, at most "
+                f"{MAX_APP_QUERIES:,}), so a random sample of {limit:,} (seed {int(seed or 0)}) was evaluated. "
+                "The CLI's evaluate command has no limit."
+            )
             n = limit
         eval_set = ev.sample_queries(eval_set, n or None, int(seed or 0))
         encoders = {m: ctx.encoder(m, None, visitor_models) for m in dict.fromkeys(s.model for s in specs if s.model)}
         sweep_list = list(sweeps or [])
         if "prune" in sweep_list and not encoders:
             raise UserError("The pruning curve needs a model: pick one and tick a sparse or hybrid row.")
-        report = ev.evaluate(eval_set, specs, encoders, backend=backend or "memory",
-                             sweep_weights="weight" in sweep_list, progress=report_progress, should_stop=should_stop)
+        report = ev.evaluate(
+            eval_set,
+            specs,
+            encoders,
+            backend=backend or "memory",
+            sweep_weights="weight" in sweep_list,
+            progress=report_progress,
+            should_stop=should_stop,
+        )
         if "prune" in sweep_list:
             ev.prune_sweep(report, progress=report_progress, should_stop=should_stop)
         if tuned is not None:
@@ -327,8 +356,10 @@ def run_evaluation(
     if cut:
         lines.append(message(cut, "warning"))
     if len(report.systems) > 1:
-        lines.append(f"{ev_report.SIG_MARK} = differs from the baseline **{report.baseline}** (paired randomization "
-                     "test, Holm-corrected, p < 0.05).")
+        lines.append(
+            f"{ev_report.SIG_MARK} = differs from the baseline **{report.baseline}** (paired randomization "
+            "test, Holm-corrected, p < 0.05)."
+        )
     lines += [message(n, "warning") for n in report.notes]
     weight, flops, size, chart_status = _charts(report)
     try:
@@ -336,12 +367,22 @@ def run_evaluation(
     except OSError as exc:
         files = []
         lines.append(message(f"Could not write the downloads: {exc}", "warning"))
-    return EvaluateTabResult("\n\n".join(lines), table, reference_frame(), ev.to_markdown(report), files, weight,
-                             flops, size, chart_status, report, [s.label for s in report.systems])
+    return EvaluateTabResult(
+        "\n\n".join(lines),
+        table,
+        reference_frame(),
+        ev.to_markdown(report),
+        files,
+        weight,
+        flops,
+        size,
+        chart_status,
+        report,
+        [s.label for s in report.systems],
+    )
 
 
-def compare_systems(report: ev.EvalReport | None, a: str | None, b: str | None,
-                    metric: str = "ndcg@10") -> WinsResult:
+def compare_systems(report: ev.EvalReport | None, a: str | None, b: str | None, metric: str = "ndcg@10") -> WinsResult:
     """Per-query wins and losses of system B against A."""
     if report is None:
         return WinsResult(message("Run an evaluation first.", "info"), pd.DataFrame(columns=WIN_COLUMNS))
@@ -351,8 +392,9 @@ def compare_systems(report: ev.EvalReport | None, a: str | None, b: str | None,
         wl = ev.wins_losses(report, a, b, metric)
     except ValueError as exc:
         return WinsResult(message(str(exc), "error"), pd.DataFrame(columns=WIN_COLUMNS))
-    return WinsResult(message(wl.summary + ". Select a row to send its query to Search and Compare."),
-                      pd.DataFrame(wl.rows))
+    return WinsResult(
+        message(wl.summary + ". Select a row to send its query to Search and Compare."), pd.DataFrame(wl.rows)
+    )
 
 
 def pick_query(frame: pd.DataFrame | None, row: int | None) -> str:
@@ -377,9 +419,18 @@ class EvaluateTab:
 QUERY_TARGETS: tuple[str, ...] = ("search-query", "compare-query")
 #: Results shown next to those boxes, cleared when a new query arrives (so none belongs to the old query).
 STALE_RESULTS: tuple[str, ...] = (
-    "search-status", "search-results", "search-passage", "search-explain-status", "search-explain-table",
+    "search-status",
+    "search-results",
+    "search-passage",
+    "search-explain-status",
+    "search-explain-table",
     "search-explain-chart",
-    "compare-status", "compare-metrics", "compare-aligned", "compare-chart", "compare-sides", "compare-morphemes",
+    "compare-status",
+    "compare-metrics",
+    "compare-aligned",
+    "compare-chart",
+    "compare-sides",
+    "compare-morphemes",
     "compare-csv",
 )
 _ARRIVED = {"search": "Search", "compare": "Compare"}
@@ -388,31 +439,37 @@ _ARRIVED = {"search": "Search", "compare": "Compare"}
 def _cleared(component: gr.components.Component) -> Any:
     """What a result component shows once a query from Evaluate replaced the one it answered."""
     tab = (component.elem_id or "").split("-")[0]
-    sentence = (f"New query from Evaluate's wins and losses: press {_ARRIVED.get(tab, 'the button')} to see "
-                "its results.")
+    sentence = f"New query from Evaluate's wins and losses: press {_ARRIVED.get(tab, 'the button')} to see its results."
     if isinstance(component, gr.Dataframe):
         return empty_frame(sentence)
-    if isinstance(component, gr.Markdown) and (component.elem_id or "").endswith("-status") \
-            and "explain" not in (component.elem_id or ""):
+    if (
+        isinstance(component, gr.Markdown)
+        and (component.elem_id or "").endswith("-status")
+        and "explain" not in (component.elem_id or "")
+    ):
         return message(sentence, "info")
     if isinstance(component, (gr.Markdown, gr.HTML)):
         return ""
     return None  # plots and files: nothing
 
 
-def connect_query(blocks: gr.Blocks, parts: EvaluateTab, targets: tuple[str, ...] = QUERY_TARGETS,
-                  stale: tuple[str, ...] = STALE_RESULTS) -> list[str]:
+def connect_query(
+    blocks: gr.Blocks,
+    parts: EvaluateTab,
+    targets: tuple[str, ...] = QUERY_TARGETS,
+    stale: tuple[str, ...] = STALE_RESULTS,
+) -> list[str]:
     """Copy a selected wins/losses query into the other tabs' query boxes (call inside ``blocks``), and clear
     those tabs' results (``stale``), which answered the previous query.
 
     Returns:
         The ``elem_id`` of every box connected (targets missing from the app are skipped).
     """
-    found = {b.elem_id: b for b in blocks.blocks.values()
-             if isinstance(b, gr.components.Component) and b.elem_id}
+    found = {b.elem_id: b for b in blocks.blocks.values() if isinstance(b, gr.components.Component) and b.elem_id}
     boxes = [found[t] for t in targets if isinstance(found.get(t), gr.Textbox)]
     results = [found[t] for t in stale if t in found]
     if boxes:
+
         def send(q: str) -> list[Any]:
             if not q:
                 return [gr.update()] * (len(boxes) + len(results))
@@ -434,23 +491,41 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
     with gr.Row():
         with gr.Column(scale=2):
             corpus_choice = gr.Radio(corpus_choices(), value=SAMPLE_LABEL, label="QA set", elem_id="evaluate-corpus")
-            upload = gr.File(label="Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs file "
-                             "(.csv/.tsv/.jsonl: query, positive)", file_types=[".zip", ".csv", ".tsv", ".jsonl"],
-                             elem_id="evaluate-upload")
+            upload = gr.File(
+                label="Upload a BEIR .zip (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a pairs file "
+                "(.csv/.tsv/.jsonl: query, positive)",
+                file_types=[".zip", ".csv", ".tsv", ".jsonl"],
+                elem_id="evaluate-upload",
+            )
             with gr.Row():
-                sample = gr.Number(value=0, precision=0, minimum=0, label="Sample N queries (0 = all; the card: 1000)",
-                                   elem_id="evaluate-sample")
+                sample = gr.Number(
+                    value=0,
+                    precision=0,
+                    minimum=0,
+                    label="Sample N queries (0 = all; the card: 1000)",
+                    elem_id="evaluate-sample",
+                )
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="evaluate-seed")
         with gr.Column(scale=3):
             choices = ctx.model_choices()
             default = ctx.default_model()
-            models = gr.Dropdown(choices=choices, value=[default] if default in choices else [], multiselect=True,
-                                 label="Models (sparse and hybrid rows)", elem_id="evaluate-models")
-            kinds = gr.CheckboxGroup(SYSTEM_CHOICES, value=["bm25", "sparse", "hybrid"], label="Systems (BM25 is the "
-                                     "baseline when ticked, else the first row)", elem_id="evaluate-systems")
+            models = gr.Dropdown(
+                choices=choices,
+                value=[default] if default in choices else [],
+                multiselect=True,
+                label="Models (sparse and hybrid rows)",
+                elem_id="evaluate-models",
+            )
+            kinds = gr.CheckboxGroup(
+                SYSTEM_CHOICES,
+                value=["bm25", "sparse", "hybrid"],
+                label="Systems (BM25 is the baseline when ticked, else the first row)",
+                elem_id="evaluate-systems",
+            )
             with gr.Row():
-                weights = gr.Textbox(value="0.5", label="Hybrid sparse weights (comma-separated)",
-                                     elem_id="evaluate-weights")
+                weights = gr.Textbox(
+                    value="0.5", label="Hybrid sparse weights (comma-separated)", elem_id="evaluate-weights"
+                )
                 backend = gr.Radio(BACKEND_CHOICES, value="memory", label="Backend", elem_id="evaluate-backend")
             sweeps = gr.CheckboxGroup(SWEEP_CHOICES, value=[], label="Curves", elem_id="evaluate-sweeps")
     with gr.Row():
@@ -458,14 +533,24 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         cancel = gr.Button("Cancel", elem_id="evaluate-cancel")
     input_status = gr.Markdown(elem_id="evaluate-input-status")
     status = gr.Markdown(elem_id="evaluate-status")
-    table = gr.Dataframe(value=empty_frame(EMPTY_TABLE), label="Measured (card layout)", elem_id="evaluate-table",
-                         interactive=False, wrap=True)
-    reference = gr.Dataframe(value=reference_frame(), label="Reference: the model card's figures, reported on the "
-                             "card's private set (not measured here)", elem_id="evaluate-reference", interactive=False)
+    table = gr.Dataframe(
+        value=empty_frame(EMPTY_TABLE),
+        label="Measured (card layout)",
+        elem_id="evaluate-table",
+        interactive=False,
+        wrap=True,
+    )
+    reference = gr.Dataframe(
+        value=reference_frame(),
+        label="Reference: the model card's figures, reported on the card's private set (not measured here)",
+        elem_id="evaluate-reference",
+        interactive=False,
+    )
     with gr.Accordion("Markdown for a model card, and downloads", open=False):
         markdown = gr.Code(language="markdown", label="Markdown", elem_id="evaluate-markdown")
-        files = gr.File(label="CSV / JSON of the table and the per-query runs", file_count="multiple",
-                        elem_id="evaluate-files")
+        files = gr.File(
+            label="CSV / JSON of the table and the per-query runs", file_count="multiple", elem_id="evaluate-files"
+        )
     chart_status = gr.Markdown(elem_id="evaluate-chart-status")
     # the weight curve gets a full row, the two pruning curves half a row each: wide enough at 1280 px
     weight_plot = gr.Plot(label="nDCG@10 vs hybrid weight", elem_id="evaluate-weight-chart")
@@ -477,8 +562,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
             sys_a = gr.Dropdown([], label="System A", elem_id="evaluate-system-a")
             sys_b = gr.Dropdown([], label="System B", elem_id="evaluate-system-b")
         wins_status = gr.Markdown(elem_id="evaluate-wins-status")
-        wins = gr.Dataframe(value=empty_frame(EMPTY_WINS), label="Queries (select a row to open it in Search and "
-                            "Compare)", elem_id="evaluate-wins", interactive=False, wrap=True)
+        wins = gr.Dataframe(
+            value=empty_frame(EMPTY_WINS),
+            label="Queries (select a row to open it in Search and Compare)",
+            elem_id="evaluate-wins",
+            interactive=False,
+            wrap=True,
+        )
         selected = gr.Textbox(label="Selected query", elem_id="evaluate-selected-query", interactive=False)
 
     def on_upload(path, request: gr.Request):
@@ -487,27 +577,63 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
 
     upload.upload(on_upload, [upload], [input_status, uploaded, corpus_choice])
 
-    def on_run(choice, up, models_, kinds_, weights_, backend_, sample_, seed_, sweeps_, vm,
-               request: gr.Request, progress=gr.Progress()):
+    def on_run(
+        choice,
+        up,
+        models_,
+        kinds_,
+        weights_,
+        backend_,
+        sample_,
+        seed_,
+        sweeps_,
+        vm,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         key = _session_key(request)
         flag = threading.Event()
         with _cancel_lock:
             _cancel[key] = flag
         try:
             session = getattr(request, "session_hash", None)
-            r = run_evaluation(ctx, choice, up, models_, kinds_, weights_, backend_, sample_, seed_, sweeps_, vm,
-                               progress, flag.is_set, ctx.tuned_weights.of(session) if session else None,
-                               ctx.download_dir(session))
+            r = run_evaluation(
+                ctx,
+                choice,
+                up,
+                models_,
+                kinds_,
+                weights_,
+                backend_,
+                sample_,
+                seed_,
+                sweeps_,
+                vm,
+                progress,
+                flag.is_set,
+                ctx.tuned_weights.of(session) if session else None,
+                ctx.download_dir(session),
+            )
         finally:
             with _cancel_lock:
                 if _cancel.get(key) is flag:
                     del _cancel[key]
         a = r.labels[0] if r.labels else None
         b = r.labels[1] if len(r.labels) > 1 else None
-        return (r.status, display_frame(r.table, EMPTY_TABLE), r.reference, r.markdown, r.files or None,
-                r.weight_chart, r.prune_flops_chart,
-                r.prune_bytes_chart, r.chart_status, r.report, gr.update(choices=r.labels, value=a),
-                gr.update(choices=r.labels, value=b))
+        return (
+            r.status,
+            display_frame(r.table, EMPTY_TABLE),
+            r.reference,
+            r.markdown,
+            r.files or None,
+            r.weight_chart,
+            r.prune_flops_chart,
+            r.prune_bytes_chart,
+            r.chart_status,
+            r.report,
+            gr.update(choices=r.labels, value=a),
+            gr.update(choices=r.labels, value=b),
+        )
 
     def on_cancel(request: gr.Request):
         with _cancel_lock:
@@ -521,10 +647,24 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> EvaluateTab:
         r = compare_systems(report, a, b)
         return r.status, display_frame(r.table, EMPTY_WINS)
 
-    run.click(gpu(on_run, duration=300),
-              [corpus_choice, uploaded, models, kinds, weights, backend, sample, seed, sweeps, visitor_models],
-              [status, table, reference, markdown, files, weight_plot, flops_plot, bytes_plot, chart_status, last,
-               sys_a, sys_b]).then(on_compare, [last, sys_a, sys_b], [wins_status, wins])
+    run.click(
+        gpu(on_run, duration=300),
+        [corpus_choice, uploaded, models, kinds, weights, backend, sample, seed, sweeps, visitor_models],
+        [
+            status,
+            table,
+            reference,
+            markdown,
+            files,
+            weight_plot,
+            flops_plot,
+            bytes_plot,
+            chart_status,
+            last,
+            sys_a,
+            sys_b,
+        ],
+    ).then(on_compare, [last, sys_a, sys_b], [wins_status, wins])
     cancel.click(on_cancel, None, [chart_status], queue=False)
     sys_a.input(on_compare, [last, sys_a, sys_b], [wins_status, wins])
     sys_b.input(on_compare, [last, sys_a, sys_b], [wins_status, wins])

@@ -32,8 +32,19 @@ from .plots import leakage_bar_chart, safe_chart, token_bar_chart
 
 logger = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["rank", "token", "weight", "category", "origin", "position", "source_subword",
-                 "source_text", "morpheme", "id", "raw"]
+TABLE_COLUMNS = [
+    "rank",
+    "token",
+    "weight",
+    "category",
+    "origin",
+    "position",
+    "source_subword",
+    "source_text",
+    "morpheme",
+    "id",
+    "raw",
+]
 #: Short headers of the token table on screen (the CSV and the handler's frame keep the full names).
 SHOWN_HEADERS = {"position": "pos", "source_subword": "subword", "source_text": "from text"}
 EMPTY_TOKENS = "Type a query and press Analyze: its top tokens, their weights and where each came from appear here."
@@ -74,9 +85,11 @@ def leakage_markdown(a: QueryAnalysis) -> str:
     k = min(lk.top_k, st.active_dims)
     first = "none" if lk.first_stopword_rank is None else f"rank {lk.first_stopword_rank}"
     stop_list = ", ".join(lk.stopword_tokens[:10]) or "none"
-    special = ", ".join(
-        f"`{r.token}` {r.weight:.3f}" for r in a.rows if r.category == "special"
-    ) or ", ".join(f"`{t}`" for t in lk.special_tokens) or "none"
+    special = (
+        ", ".join(f"`{r.token}` {r.weight:.3f}" for r in a.rows if r.category == "special")
+        or ", ".join(f"`{t}`" for t in lk.special_tokens)
+        or "none"
+    )
     lines = [
         f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
         f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
@@ -163,8 +176,9 @@ def explore_batch(
         status += "\n\n" + message(cut, "warning")
     truncated = int(batch.per_query["truncated"].sum())
     if truncated:
-        status += "\n\n" + message(f"{truncated} queries were longer than the model's max length and truncated.",
-                                   "warning")
+        status += "\n\n" + message(
+            f"{truncated} queries were longer than the model's max length and truncated.", "warning"
+        )
     csv_path = write_csv(batch.per_query, downloads or ctx.workdir, "leakage")
     top = batch.leaking_tokens.head(25)
     chart = safe_chart(leakage_bar_chart, top, "Most leaking tokens") if len(top) else None
@@ -176,22 +190,37 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     """Widgets of the Explore tab (call inside ``with gr.Tab(...)``)."""
     with gr.Row():
         with gr.Column(scale=3):
-            query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="explore-query",
-                               placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법")
+            query = gr.Textbox(
+                label="Query",
+                value=EXAMPLE_QUERIES[0],
+                lines=2,
+                elem_id="explore-query",
+                placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법",
+            )
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
         with gr.Column(scale=2):
             model, folder = model_picker(ctx, "explore")
             top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="explore-topk")
             with gr.Accordion("Stopwords", open=False):
-                stop_file = gr.File(label="Your stopword list (.txt, one per line; replaces the bundled "
-                                    f"{len(ctx.stopwords)}-word list)", file_types=[".txt", ".csv", ".tsv"])
-                pos_rule = gr.Checkbox(value=True, label="Also count Kiwi function-morpheme tokens "
-                                       "(particles, endings, copulas) as stopwords")
+                stop_file = gr.File(
+                    label="Your stopword list (.txt, one per line; replaces the bundled "
+                    f"{len(ctx.stopwords)}-word list)",
+                    file_types=[".txt", ".csv", ".tsv"],
+                )
+                pos_rule = gr.Checkbox(
+                    value=True,
+                    label="Also count Kiwi function-morpheme tokens (particles, endings, copulas) as stopwords",
+                )
     run = gr.Button("Analyze", variant="primary", elem_id="explore-run")
     status = gr.Markdown(elem_id="explore-status")
     leakage = gr.Markdown(elem_id="explore-leakage")
-    table = gr.Dataframe(value=empty_frame(EMPTY_TOKENS), elem_id="explore-table", interactive=False, wrap=True,
-                         label="Top tokens (pos = input position whose logit was the max; ▁ = word start)")
+    table = gr.Dataframe(
+        value=empty_frame(EMPTY_TOKENS),
+        elem_id="explore-table",
+        interactive=False,
+        wrap=True,
+        label="Top tokens (pos = input position whose logit was the max; ▁ = word start)",
+    )
     chart = gr.Plot(label="Weights by category", elem_id="explore-chart")
 
     def on_run(text, choice, folder_, k, stop, pos, vm):
@@ -205,26 +234,42 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
 
     with gr.Accordion("Batch mode: leakage over many queries", open=False):
         with gr.Row():
-            block = gr.Textbox(label="Queries, one per line", lines=6, elem_id="explore-batch-text",
-                               value="\n".join(EXAMPLE_QUERIES))
-            upload = gr.File(label="…or upload .txt / .csv / .tsv / .jsonl",
-                             file_types=[".txt", ".csv", ".tsv", ".jsonl", ".json"])
+            block = gr.Textbox(
+                label="Queries, one per line", lines=6, elem_id="explore-batch-text", value="\n".join(EXAMPLE_QUERIES)
+            )
+            upload = gr.File(
+                label="…or upload .txt / .csv / .tsv / .jsonl", file_types=[".txt", ".csv", ".tsv", ".jsonl", ".json"]
+            )
         batch_run = gr.Button("Analyze all", elem_id="explore-batch-run")
         batch_status = gr.Markdown(elem_id="explore-batch-status")
         with gr.Row():
-            leaking = gr.Dataframe(value=empty_frame(EMPTY_LEAKING), label="Most leaking tokens", interactive=False,
-                                   elem_id="explore-batch-leaking", wrap=True)
+            leaking = gr.Dataframe(
+                value=empty_frame(EMPTY_LEAKING),
+                label="Most leaking tokens",
+                interactive=False,
+                elem_id="explore-batch-leaking",
+                wrap=True,
+            )
             batch_chart = gr.Plot(label="Leaking tokens", elem_id="explore-batch-chart")
-        per_query = gr.Dataframe(value=empty_frame(EMPTY_PER_QUERY), label="Per query", interactive=False, wrap=True,
-                                 elem_id="explore-batch-per-query")
+        per_query = gr.Dataframe(
+            value=empty_frame(EMPTY_PER_QUERY),
+            label="Per query",
+            interactive=False,
+            wrap=True,
+            elem_id="explore-batch-per-query",
+        )
         download = gr.File(label="CSV", interactive=False)
 
-        def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, request: gr.Request,
-                     progress=gr.Progress()):
+        def on_batch(block_, upload_, choice, folder_, k, stop, pos, vm, request: gr.Request, progress=gr.Progress()):
             mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
             r = explore_batch(ctx, block_, upload_, choice, folder_, k, stop, pos, vm, progress, mine)
-            return (r.status, display_frame(r.leaking, EMPTY_LEAKING), r.chart,
-                    display_frame(r.per_query, EMPTY_PER_QUERY), r.csv_path)
+            return (
+                r.status,
+                display_frame(r.leaking, EMPTY_LEAKING),
+                r.chart,
+                display_frame(r.per_query, EMPTY_PER_QUERY),
+                r.csv_path,
+            )
 
         batch_run.click(
             gpu(on_batch, duration=300),

@@ -64,8 +64,15 @@ logger = logging.getLogger(__name__)
 
 LOSS_COMPONENTS = ("total", "infonce", "flops_q", "flops_d", "margin", "kd")
 #: Card values for fine-tuning a pretrained checkpoint (see TrainConfig.card_defaults).
-CARD = {"lr": 2e-5, "batch_size": 48, "max_length": 192, "lambda_flops": 0.010, "stopword_penalty": 15.0,
-        "idf_alpha": 4.0, "special_token_penalty": 100.0}
+CARD = {
+    "lr": 2e-5,
+    "batch_size": 48,
+    "max_length": 192,
+    "lambda_flops": 0.010,
+    "stopword_penalty": 15.0,
+    "idf_alpha": 4.0,
+    "special_token_penalty": 100.0,
+}
 MAX_TIME_LIMIT_S = 3600
 #: The tab's way to say "a new model, of the size chosen below" (``new-tiny`` etc. may be typed too).
 NEW_BASE = "new"
@@ -179,8 +186,11 @@ def load_training_data(req: TrainRequest, limits: Limits | None = None):
         if req.eval_file:
             limits.check_upload(req.eval_file, "held-out file")
         pairs = read_pairs(path, max_bytes=limits.max_upload_bytes, max_chars=limits.max_doc_chars)
-        eval_pairs = (read_pairs(req.eval_file, max_bytes=limits.max_upload_bytes, max_chars=limits.max_doc_chars)
-                      if req.eval_file else None)
+        eval_pairs = (
+            read_pairs(req.eval_file, max_bytes=limits.max_upload_bytes, max_chars=limits.max_doc_chars)
+            if req.eval_file
+            else None
+        )
     except (ValueError, OSError) as exc:
         raise UserError(f"Pairs file: {exc}") from exc
     for ds, what in ((pairs, "training pairs"), (eval_pairs, "held-out pairs")):
@@ -190,8 +200,9 @@ def load_training_data(req: TrainRequest, limits: Limits | None = None):
         if note:
             ds.report.warnings.append(note)
     if len(pairs.pairs) < MIN_PAIRS:
-        raise UserError(f"Only {len(pairs.pairs)} usable pairs; at least {MIN_PAIRS} are needed for in-batch "
-                        "negatives.")
+        raise UserError(
+            f"Only {len(pairs.pairs)} usable pairs; at least {MIN_PAIRS} are needed for in-batch negatives."
+        )
     return pairs, eval_pairs
 
 
@@ -223,16 +234,21 @@ def public_name(ctx: AppContext, typed: str, visitor_models: dict[str, str] | No
     """How a base or tokenizer is named to the visitor and in the model: a model name, a Hub id or a
     typed folder's last part (never a server path)."""
     typed = (typed or "").strip()
-    if (typed in NEW_MODEL_BASES or typed in (visitor_models or {}) or typed in ctx.registry.names
-            or ctx.settings.preset(typed) is not None):
+    if (
+        typed in NEW_MODEL_BASES
+        or typed in (visitor_models or {})
+        or typed in ctx.registry.names
+        or ctx.settings.preset(typed) is not None
+    ):
         return typed
     if looks_like_path(typed) or Path(typed).expanduser().exists():
         return Path(typed).expanduser().name or "folder"
     return typed
 
 
-def resolve_tokenizer(ctx: AppContext, typed: str | None,
-                      visitor_models: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+def resolve_tokenizer(
+    ctx: AppContext, typed: str | None, visitor_models: dict[str, str] | None = None
+) -> tuple[str | None, str | None]:
     """The tokenizer folder to prune and its public name, through the same sources policy as a model box.
 
     Empty: ``(None, None)`` (a tokenizer is trained on the pairs). A name of this visitor's model or of a
@@ -256,8 +272,10 @@ def resolve_tokenizer(ctx: AppContext, typed: str | None,
         if not (looks_like_path(source) or Path(source).expanduser().exists()):
             if ctx.settings.public:
                 raise UserError(NOT_AVAILABLE)
-            raise UserError(f"The tokenizer box takes a local folder with a tokenizer.json (e.g. the XLM-R "
-                            f"tokenizer); {typed!r} is not a folder here.")
+            raise UserError(
+                f"The tokenizer box takes a local folder with a tokenizer.json (e.g. the XLM-R "
+                f"tokenizer); {typed!r} is not a folder here."
+            )
         try:
             folder = ctx.registry.check_source(source, own.values())
         except ModelLoadError as exc:
@@ -266,8 +284,10 @@ def resolve_tokenizer(ctx: AppContext, typed: str | None,
     if not real.is_dir():
         raise UserError(NOT_AVAILABLE if ctx.settings.public else f"{typed} is not a folder.")
     if not (real / "tokenizer.json").is_file():
-        raise UserError(f"The tokenizer folder {name} has no tokenizer.json; pruning needs a fast (tokenizers) "
-                        "Unigram tokenizer such as XLM-R's. Leave the box empty to train one on the pairs.")
+        raise UserError(
+            f"The tokenizer folder {name} has no tokenizer.json; pruning needs a fast (tokenizers) "
+            "Unigram tokenizer such as XLM-R's. Leave the box empty to train one on the pairs."
+        )
     return str(real.resolve()), name
 
 
@@ -282,17 +302,21 @@ def check_quota(ctx: AppContext, folder: Path) -> None:
     lim = ctx.limits
     used = folder_bytes(folder)
     if used >= lim.visitor_quota_bytes:
-        raise UserError(f"Your models use {used / 2**20:,.1f} MB of disk, the most one visitor may use "
-                        f"({lim.visitor_quota_bytes / 2**20:,.0f} MB, SPARSE_DEMO_VISITOR_QUOTA_MB). Reload the "
-                        "page to remove them.")
+        raise UserError(
+            f"Your models use {used / 2**20:,.1f} MB of disk, the most one visitor may use "
+            f"({lim.visitor_quota_bytes / 2**20:,.0f} MB, SPARSE_DEMO_VISITOR_QUOTA_MB). Reload the "
+            "page to remove them."
+        )
 
 
 def slots_message(exc: SlotLimitReached) -> str:
     """The visitor-facing refusal when a visitor's model slots are all taken."""
     running = f" and {exc.running} training or waiting" if exc.running else ""
-    return (f"You already have {exc.held} fine-tuned model{'s' if exc.held != 1 else ''}{running}; one visitor may "
-            f"keep at most {exc.limit} (SPARSE_DEMO_VISITOR_MODELS={exc.limit}). They are removed when you close "
-            "the page: download the ones you need and reload the page to start again.")
+    return (
+        f"You already have {exc.held} fine-tuned model{'s' if exc.held != 1 else ''}{running}; one visitor may "
+        f"keep at most {exc.limit} (SPARSE_DEMO_VISITOR_MODELS={exc.limit}). They are removed when you close "
+        "the page: download the ones you need and reload the page to start again."
+    )
 
 
 def curves_chart(history: list[TrainingEvent]) -> alt.Chart | None:
@@ -307,17 +331,24 @@ def curves_chart(history: list[TrainingEvent]) -> alt.Chart | None:
                 rows.append({"step": h.step, "series": comp, "value": float(getattr(h, comp)), "panel": "loss"})
         for side in ("active_q", "active_d"):
             if getattr(h, side) is not None:
-                rows.append({"step": h.step, "series": side, "value": float(getattr(h, side)),
-                             "panel": "active dims"})
+                rows.append({"step": h.step, "series": side, "value": float(getattr(h, side)), "panel": "active dims"})
     data = pd.DataFrame(rows)
-    base = alt.Chart(data).mark_line(point=False).encode(
-        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("series:N"),
-        tooltip=["step", "series", alt.Tooltip("value:Q", format=".4f")],
+    base = (
+        alt.Chart(data)
+        .mark_line(point=False)
+        .encode(
+            x=alt.X("step:Q"),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("series:N"),
+            tooltip=["step", "series", alt.Tooltip("value:Q", format=".4f")],
+        )
     )
     loss = base.transform_filter(alt.datum.panel == "loss").properties(
-        title="loss components", width=CHART_WIDTH, height=200)
+        title="loss components", width=CHART_WIDTH, height=200
+    )
     dims = base.transform_filter(alt.datum.panel == "active dims").properties(
-        title="mean active dims (queries / documents)", width=CHART_WIDTH, height=200)
+        title="mean active dims (queries / documents)", width=CHART_WIDTH, height=200
+    )
     return alt.hconcat(loss, dims).resolve_scale(color="independent")
 
 
@@ -372,8 +403,9 @@ def _visitor_folder(ctx: AppContext, session: str) -> Path:
     return default_private_root(ctx.workdir) / safe
 
 
-def _prepare(ctx: AppContext, req: TrainRequest, cancel: threading.Event, session: str,
-             visitor_models: dict[str, str]) -> _Job:
+def _prepare(
+    ctx: AppContext, req: TrainRequest, cancel: threading.Event, session: str, visitor_models: dict[str, str]
+) -> _Job:
     """Validate everything, then take a slot and a place in line.
 
     Raises:
@@ -392,10 +424,10 @@ def _prepare(ctx: AppContext, req: TrainRequest, cancel: threading.Event, sessio
     if cap is not None and limit_s > cap:
         limit_s = cap
     resolved = dataclasses.replace(req, base=base, tokenizer=tokenizer, time_limit_s=limit_s or req.time_limit_s)
-    config = resolved.to_config(folder, base_name=base_name, tokenizer_name=tokenizer_name, note=name,
-                                record_paths=False, save_on_cancel=False)
-    hide = {str(ctx.workdir): "…", str(Path(ctx.workdir).resolve()): "…", str(folder): "…",
-            str(folder.resolve()): "…"}
+    config = resolved.to_config(
+        folder, base_name=base_name, tokenizer_name=tokenizer_name, note=name, record_paths=False, save_on_cancel=False
+    )
+    hide = {str(ctx.workdir): "…", str(Path(ctx.workdir).resolve()): "…", str(folder): "…", str(folder.resolve()): "…"}
     if base != base_name:
         hide[base] = base_name
     if tokenizer and tokenizer_name:
@@ -441,8 +473,16 @@ def _work(job: _Job) -> None:
             return
         job.events.put(TrainingEvent("turn", message="your run started"))
         deadline = ticket.started + job.cap_s if job.cap_s and ticket.started is not None else None
-        result = train(job.config, job.pairs, job.eval_pairs, progress=job.events.put,
-                       should_stop=ticket.cancel.is_set, wait=True, registry=ctx.registry, deadline=deadline)
+        result = train(
+            job.config,
+            job.pairs,
+            job.eval_pairs,
+            progress=job.events.put,
+            should_stop=ticket.cancel.is_set,
+            wait=True,
+            registry=ctx.registry,
+            deadline=deadline,
+        )
         job.outcome["result"] = result
         if result.model_dir is not None and not ticket.gone:
             zip_path = zip_model(result.model_dir)
@@ -497,8 +537,10 @@ def run_training(
     report = job.pairs.report.summary() + "".join(f"\n- {w}" for w in job.pairs.report.warnings)
     notes = []
     if job.cap_s is not None and float(req.time_limit_s or 0) > job.cap_s:
-        notes.append(f"The time limit was cut to {job.cap_s:.0f} s, the most one run may take here "
-                     "(SPARSE_DEMO_PUBLIC_TRAIN_SECONDS), so every visitor gets a turn.")
+        notes.append(
+            f"The time limit was cut to {job.cap_s:.0f} s, the most one run may take here "
+            "(SPARSE_DEMO_PUBLIC_TRAIN_SECONDS), so every visitor gets a turn."
+        )
     thread = threading.Thread(target=_work, args=(job,), name="finetune", daemon=True)
     thread.start()
     history: list[TrainingEvent] = []
@@ -523,8 +565,10 @@ def run_training(
 def _waiting_text(job: _Job) -> str:
     pos = RUNS.position(job.ticket)
     where = pos.text() if pos is not None else "leaving the queue"
-    text = (f"Queued: {where}. One fine-tuning run trains at a time in this app; yours starts when the runs "
-            "ahead of it finish")
+    text = (
+        f"Queued: {where}. One fine-tuning run trains at a time in this app; yours starts when the runs "
+        "ahead of it finish"
+    )
     if job.cap_s is not None and pos is not None and pos.ahead:
         text += f" (each takes at most about {job.cap_s / 60:.0f} min, then its evaluation and save)"
     return text + ". *Cancel* takes it out of the queue."
@@ -543,10 +587,16 @@ def _final_update(job: _Job, history: list[TrainingEvent], report: str, notes: l
         return TrainUpdate(message(f"Training stopped ({status}); nothing was saved.", "warning"), chart, done=True)
     if "over_quota" in out:
         used = out["over_quota"]
-        return TrainUpdate(message(f"The model was trained but not kept: your models would use {used / 2**20:,.1f} "
-                                   f"MB of disk, over the {job.ctx.limits.visitor_quota_bytes / 2**20:,.0f} MB one "
-                                   "visitor may use (SPARSE_DEMO_VISITOR_QUOTA_MB). Choose a smaller size.", "error"),
-                           chart, done=True)
+        return TrainUpdate(
+            message(
+                f"The model was trained but not kept: your models would use {used / 2**20:,.1f} "
+                f"MB of disk, over the {job.ctx.limits.visitor_quota_bytes / 2**20:,.0f} MB one "
+                "visitor may use (SPARSE_DEMO_VISITOR_QUOTA_MB). Choose a smaller size.",
+                "error",
+            ),
+            chart,
+            done=True,
+        )
     if not out.get("kept"):
         return TrainUpdate(message("Training ended after you left; nothing was kept.", "warning"), chart, done=True)
     how = {"time_limit": "stopped at the time limit"}.get(result.status, result.status)
@@ -560,16 +610,26 @@ def _final_update(job: _Job, history: list[TrainingEvent], report: str, notes: l
         status += f"\n\n{note}"
     if report:
         status += f"\n\n{report}"
-    return TrainUpdate(message(job.public(status)), chart, metrics_frame(result), expansions_markdown(result),
-                       out.get("zip"), job.name, str(result.model_dir), done=True)
+    return TrainUpdate(
+        message(job.public(status)),
+        chart,
+        metrics_frame(result),
+        expansions_markdown(result),
+        out.get("zip"),
+        job.name,
+        str(result.model_dir),
+        done=True,
+    )
 
 
 def _describe(ev: TrainingEvent) -> str:
     nan = float("nan")
     if ev.phase == "train":
-        return (f"step {ev.step}/{ev.max_steps} · epoch {ev.epoch or 0:.2f} · "
-                f"loss {nan if ev.total is None else ev.total:.4f} · active dims q {ev.active_q or 0:.0f} / "
-                f"d {ev.active_d or 0:.0f} · {ev.elapsed_s or 0:.0f} s")
+        return (
+            f"step {ev.step}/{ev.max_steps} · epoch {ev.epoch or 0:.2f} · "
+            f"loss {nan if ev.total is None else ev.total:.4f} · active dims q {ev.active_q or 0:.0f} / "
+            f"d {ev.active_d or 0:.0f} · {ev.elapsed_s or 0:.0f} s"
+        )
     if ev.phase == "eval":
         return f"step {ev.step}: held-out MRR@10 {ev.eval_mrr10 or 0:.3f}, R@1 {ev.eval_r1 or 0:.3f}"
     return ev.message or ""
@@ -621,26 +681,37 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
     )
     with gr.Row():
         with gr.Column():
-            pairs_file = gr.File(label="Training pairs (.csv / .tsv / .jsonl)", elem_id="ft-pairs",
-                                 file_types=[".csv", ".tsv", ".jsonl", ".json"])
-            eval_file = gr.File(label="Held-out pairs (optional; else 10% of the passages, with their queries)",
-                                elem_id="ft-eval",
-                                file_types=[".csv", ".tsv", ".jsonl", ".json"])
-            base = gr.Dropdown(choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(), value=NEW_BASE,
-                               allow_custom_value=True,
-                               label="Base model: new (from scratch), or a model / typed folder / Hub id",
-                               elem_id="ft-base")
+            pairs_file = gr.File(
+                label="Training pairs (.csv / .tsv / .jsonl)",
+                elem_id="ft-pairs",
+                file_types=[".csv", ".tsv", ".jsonl", ".json"],
+            )
+            eval_file = gr.File(
+                label="Held-out pairs (optional; else 10% of the passages, with their queries)",
+                elem_id="ft-eval",
+                file_types=[".csv", ".tsv", ".jsonl", ".json"],
+            )
+            base = gr.Dropdown(
+                choices=list(PICKER_PREFIX["ft-base"]) + ctx.model_choices(),
+                value=NEW_BASE,
+                allow_custom_value=True,
+                label="Base model: new (from scratch), or a model / typed folder / Hub id",
+                elem_id="ft-base",
+            )
             size = gr.Radio(list(SIZES), value="mini", label="Size of the new model", elem_id="ft-size")
-            tokenizer = gr.Textbox(label="Tokenizer folder to prune for a new model (optional)",
-                                   placeholder="empty: train a tokenizer on the pairs", elem_id="ft-tokenizer")
+            tokenizer = gr.Textbox(
+                label="Tokenizer folder to prune for a new model (optional)",
+                placeholder="empty: train a tokenizer on the pairs",
+                elem_id="ft-tokenizer",
+            )
         with gr.Column():
             epochs = gr.Number(value=10, label="epochs", minimum=0.1)
             batch = gr.Number(value=32, label="batch size", precision=0, minimum=2)
             lr = gr.Number(value=1e-3, label="learning rate (card: 2e-5 for a pretrained base)")
-            time_limit = gr.Slider(10, max_time, value=min(180, max_time), step=10, label="time limit (s)",
-                                   elem_id="ft-time")
-            with gr.Accordion("Loss (card values: λ_flops 0.010, stopword ×15, idf_alpha 4, special ×100)",
-                              open=False):
+            time_limit = gr.Slider(
+                10, max_time, value=min(180, max_time), step=10, label="time limit (s)", elem_id="ft-time"
+            )
+            with gr.Accordion("Loss (card values: λ_flops 0.010, stopword ×15, idf_alpha 4, special ×100)", open=False):
                 lam = gr.Number(value=5e-3, label="λ_flops (queries; documents get 0.6×)")
                 stop_pen = gr.Number(value=15, label="stopword_penalty")
                 idf_alpha = gr.Number(value=4.0, label="idf_alpha")
@@ -652,14 +723,27 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
         stop = gr.Button("Cancel", variant="stop", elem_id="ft-cancel", interactive=False)
     status = gr.Markdown(elem_id="ft-status")
     curves = gr.Plot(label="Training curves", elem_id="ft-curves")
-    metrics = gr.Dataframe(pd.DataFrame(columns=["when", "system", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]),
-                           label="Held-out retrieval before / after", interactive=False, elem_id="ft-metrics")
+    metrics = gr.Dataframe(
+        pd.DataFrame(columns=["when", "system", "R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]),
+        label="Held-out retrieval before / after",
+        interactive=False,
+        elem_id="ft-metrics",
+    )
     expansions = gr.Markdown(elem_id="ft-expansions")
     download = gr.File(label="Model folder (zip)", interactive=False, elem_id="ft-zip")
 
-    card.click(lambda: (CARD["lr"], CARD["batch_size"], CARD["lambda_flops"], CARD["stopword_penalty"],
-                        CARD["idf_alpha"], CARD["special_token_penalty"]),
-               None, [lr, batch, lam, stop_pen, idf_alpha, special_pen])
+    card.click(
+        lambda: (
+            CARD["lr"],
+            CARD["batch_size"],
+            CARD["lambda_flops"],
+            CARD["stopword_penalty"],
+            CARD["idf_alpha"],
+            CARD["special_token_penalty"],
+        ),
+        None,
+        [lr, batch, lam, stop_pen, idf_alpha, special_pen],
+    )
 
     def on_base(b):
         is_new = (b or "").strip() in NEW_MODEL_BASES
@@ -667,24 +751,59 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
 
     base.change(on_base, base, [size, tokenizer], show_progress="hidden", queue=False)
 
-    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm,
-                 request: gr.Request):
+    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm, request: gr.Request):
         cancel = threading.Event()
         vm = dict(vm or {})
-        req = TrainRequest(pf, ef, base_, size_ or "mini", tok, ep or 1, int(bs or 2), lr_ or 1e-3, tl, lam_ or 0.0,
-                           sp or 1.0, ia or 0.0, spec or 1.0, bool(neg))
+        req = TrainRequest(
+            pf,
+            ef,
+            base_,
+            size_ or "mini",
+            tok,
+            ep or 1,
+            int(bs or 2),
+            lr_ or 1e-3,
+            tl,
+            lam_ or 0.0,
+            sp or 1.0,
+            ia or 0.0,
+            spec or 1.0,
+            bool(neg),
+        )
         session = getattr(request, "session_hash", None) or uuid.uuid4().hex
         for up in run_training(ctx, req, cancel, session=session, visitor_models=vm):
             if up.done:
                 vm.update(RUNS.kept(session))  # runs of this session that ended meanwhile included
             running = not up.done or bool(RUNS.active(session))
-            yield (up.status, up.curves, up.metrics if up.done else gr.skip(), up.expansions or gr.skip(),
-                   up.zip_path or gr.skip(), vm if up.done else gr.skip(), gr.update(interactive=running))
+            yield (
+                up.status,
+                up.curves,
+                up.metrics if up.done else gr.skip(),
+                up.expansions or gr.skip(),
+                up.zip_path or gr.skip(),
+                vm if up.done else gr.skip(),
+                gr.update(interactive=running),
+            )
 
     event = start.click(
         gpu(on_start, duration=MAX_TIME_LIMIT_S),
-        [pairs_file, eval_file, base, size, tokenizer, epochs, batch, lr, time_limit, lam, stop_pen, idf_alpha,
-         special_pen, bm25_neg, visitor_models],
+        [
+            pairs_file,
+            eval_file,
+            base,
+            size,
+            tokenizer,
+            epochs,
+            batch,
+            lr,
+            time_limit,
+            lam,
+            stop_pen,
+            idf_alpha,
+            special_pen,
+            bm25_neg,
+            visitor_models,
+        ],
         [status, curves, metrics, expansions, download, visitor_models, stop],
         concurrency_limit=None,
     )

@@ -57,8 +57,11 @@ def token_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
     data = frame.copy()
     shown = data["raw"] if "raw" in data.columns else data["token"]  # keep the word-start marker "▁" visible
     data["label"] = data["rank"].astype(str) + ". " + shown.astype(str)
-    tooltip = [c for c in ("token", "raw", "weight", "category", "origin", "source_text", "position", "morpheme")
-               if c in data.columns]
+    tooltip = [
+        c
+        for c in ("token", "raw", "weight", "category", "origin", "source_text", "position", "morpheme")
+        if c in data.columns
+    ]
     return fit_width(
         alt.Chart(data, title=title)
         .mark_bar()
@@ -78,8 +81,9 @@ def leakage_bar_chart(frame: pd.DataFrame, title: str = "") -> alt.Chart:
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("queries:Q", title="queries with the token in their top-k",
-                    axis=alt.Axis(tickMinStep=1, format="d")),  # whole queries, never 0.05
+            x=alt.X(
+                "queries:Q", title="queries with the token in their top-k", axis=alt.Axis(tickMinStep=1, format="d")
+            ),  # whole queries, never 0.05
             y=alt.Y("token:N", sort="-x", title=None),
             color=alt.Color("category:N", scale=_category_scale(), legend=alt.Legend(**LEGEND_BELOW)),
             tooltip=["token", "category", "queries", "share_of_queries", "mean_weight"],
@@ -98,16 +102,26 @@ def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart
     records = []
     for order, row in enumerate(frame.itertuples(index=False)):
         label = f"{row.key}"
-        for side, weight, rank, token in (("A", row.weight_a, row.rank_a, row.token_a),
-                                          ("B", row.weight_b, row.rank_b, row.token_b)):
+        for side, weight, rank, token in (
+            ("A", row.weight_a, row.rank_a, row.token_a),
+            ("B", row.weight_b, row.rank_b, row.token_b),
+        ):
             if weight is None or pd.isna(weight):
                 continue
-            records.append({
-                "key": label, "order": order, "model": name_a if side == "A" else name_b,
-                "value": -float(weight) if side == "A" else float(weight), "weight": float(weight),
-                "rank": int(rank), "token": token, "category": row.category, "status": row.status,
-                "rank_shift": None if pd.isna(row.rank_shift) else int(row.rank_shift),
-            })
+            records.append(
+                {
+                    "key": label,
+                    "order": order,
+                    "model": name_a if side == "A" else name_b,
+                    "value": -float(weight) if side == "A" else float(weight),
+                    "weight": float(weight),
+                    "rank": int(rank),
+                    "token": token,
+                    "category": row.category,
+                    "status": row.status,
+                    "rank_shift": None if pd.isna(row.rank_shift) else int(row.rank_shift),
+                }
+            )
     data = pd.DataFrame(records)
     scale = _category_scale()
     n_keys = int(data["key"].nunique()) if len(data) else 1
@@ -115,8 +129,9 @@ def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart
         alt.Chart(data, title="Shared keys solid; keys only one model has in its top-k faded")
         .mark_bar()
         .encode(
-            x=alt.X("value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶",
-                    axis=alt.Axis(labelExpr="abs(datum.value)")),
+            x=alt.X(
+                "value:Q", title=f"◀ A: {name_a}   weight   B: {name_b} ▶", axis=alt.Axis(labelExpr="abs(datum.value)")
+            ),
             y=alt.Y("key:N", sort=alt.SortField("order", order="ascending"), title=None),
             color=alt.Color("category:N", scale=scale, legend=alt.Legend(**LEGEND_BELOW)),
             opacity=alt.condition(alt.datum.status == "both", alt.value(1.0), alt.value(0.4)),

@@ -59,16 +59,19 @@ logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["rank", "gold", "id", "title", "score", "bm25_score", "bm25_rank", "sparse_score", "sparse_rank"]
 EXPLAIN_COLUMNS = ["token", "query_weight", "doc_weight", "product"]
-METHOD_CHOICES = [("Hybrid (BM25 + sparse)", "hybrid"), ("Sparse (dot product)", "sparse"),
-                  ("BM25 (Kiwi morphemes)", "bm25")]
+METHOD_CHOICES = [
+    ("Hybrid (BM25 + sparse)", "hybrid"),
+    ("Sparse (dot product)", "sparse"),
+    ("BM25 (Kiwi morphemes)", "bm25"),
+]
 FUSION_CHOICES = [("Min-max, weighted mean", "minmax"), ("RRF (rank constant 60)", "rrf")]
 BACKEND_CHOICES = [("In memory", "memory"), ("OpenSearch", "opensearch")]
 #: BM25 analyzer presets offered in the dropdown (a typed comma-separated stop-tag list is accepted too).
-ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes", "all"),
-                    ("nori's stop tags", "nori")]
+ANALYZER_CHOICES = [("default: content morphemes", "default"), ("all morphemes", "all"), ("nori's stop tags", "nori")]
 CHART_TOKENS = 20
 EMPTY_RESULTS = "Type a query and press Search: the ranked passages appear here; select one to see why it matched."
 EMPTY_EXPLAIN = "Search, then select a result: each token's query weight × document weight appears here."
+
 
 # ---------------------------------------------------------------------- results
 @dataclass
@@ -144,8 +147,10 @@ def check_corpus_rows(corpus: Corpus, max_rows: int) -> Corpus:
     Refused rather than cut: a cut corpus would silently drop judged passages and change every score.
     """
     if len(corpus) > max_rows:
-        raise ValueError(f"the corpus has {len(corpus):,} documents; the limit is {max_rows:,} per upload "
-                         "(SPARSE_DEMO_MAX_ROWS). Upload a smaller corpus.")
+        raise ValueError(
+            f"the corpus has {len(corpus):,} documents; the limit is {max_rows:,} per upload "
+            "(SPARSE_DEMO_MAX_ROWS). Upload a smaller corpus."
+        )
     return corpus
 
 
@@ -159,8 +164,11 @@ def backend_note(backend: str | None, public: bool = False) -> str:
         return message("In-memory backend: BM25 and the sparse inverted index live in this process.", "info")
     ok, text = svc.opensearch_status()
     if public:
-        return (message("The search engine (OpenSearch) is reachable.", "info") if ok else
-                message("The search engine is unavailable; the in-memory index is used.", "warning"))
+        return (
+            message("The search engine (OpenSearch) is reachable.", "info")
+            if ok
+            else message("The search engine is unavailable; the in-memory index is used.", "warning")
+        )
     if ok:
         return message(text, "info")
     return message(f"{text} Searches will fall back to the in-memory backend.", "warning")
@@ -180,11 +188,15 @@ def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
     st = index.stats
     model = index.model_name or "none (BM25 only)"
     where = f" (`{st.index_name}`)" if st.index_name else ""
-    head = (f"**Index ready**: {_describe(index.corpus)}, model **{model}**, backend "
-            f"**{index.backend_name}**{where}, BM25 analyzer `{index.analyzer}`.")
+    head = (
+        f"**Index ready**: {_describe(index.corpus)}, model **{model}**, backend "
+        f"**{index.backend_name}**{where}, BM25 analyzer `{index.analyzer}`."
+    )
     if not st.reused and st.encode_seconds:
-        head += (f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
-                 f"{st.avg_tokens:.0f} sparse tokens per document on average.")
+        head += (
+            f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
+            f"{st.avg_tokens:.0f} sparse tokens per document on average."
+        )
     lines = [head]
     lines += [message(n, "warning") for n in index.corpus.notes]
     for n in notes:
@@ -209,8 +221,9 @@ def build_search_index(
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
-        index, notes = session.get_or_build(corpus, encoder, backend or "memory", progress=_progress_fn(progress),
-                                            analyzer=spec)
+        index, notes = session.get_or_build(
+            corpus, encoder, backend or "memory", progress=_progress_fn(progress), analyzer=spec
+        )
     except (UserError, ValueError) as exc:
         return IndexResult(message(str(exc), "error"))
     except Exception as exc:  # noqa: BLE001
@@ -246,12 +259,14 @@ def _index_for_search(
     return session.get_or_build(corpus, encoder, backend, progress=progress, analyzer=analyzer)
 
 
-def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str],
-                   weight_note: str = "") -> str:
+def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str], weight_note: str = "") -> str:
     how = {"bm25": "BM25", "sparse": "sparse"}.get(outcome.method, "hybrid")
     if outcome.method == "hybrid":
-        how += (f" (min-max, sparse weight {outcome.weight:.2f}{'; ' + weight_note if weight_note else ''})"
-                if outcome.fusion == "minmax" else " (RRF, rank constant 60)")
+        how += (
+            f" (min-max, sparse weight {outcome.weight:.2f}{'; ' + weight_note if weight_note else ''})"
+            if outcome.fusion == "minmax"
+            else " (RRF, rank constant 60)"
+        )
     lines = [
         f"**{len(outcome.hits)} hits** in **{outcome.total_ms:.1f} ms** (query encoding {outcome.encode_ms:.1f} ms, "
         f"search + fusion {outcome.search_ms:.1f} ms) · {how} · backend **{outcome.backend}** · model "
@@ -311,18 +326,29 @@ def run_search(
         spec = analyzer_spec(analyzer)
         corpus = resolve_corpus(corpus_choice, uploaded)
         report = _progress_fn(progress)
-        index, notes = _index_for_search(ctx, session, corpus, method, model_choice, folder,
-                                         backend or "memory", visitor_models, report, spec)
-        chosen = svc.resolve_weight(index.encoder, None if weight is None else float(weight), corpus=index.corpus,
-                                    tuned=tuned)
-        outcome, used = session.search(index, text, progress=report, method=method, k=k, fusion=fusion,
-                                       weight=chosen.weight, max_query_chars=ctx.limits.max_query_chars)
+        index, notes = _index_for_search(
+            ctx, session, corpus, method, model_choice, folder, backend or "memory", visitor_models, report, spec
+        )
+        chosen = svc.resolve_weight(
+            index.encoder, None if weight is None else float(weight), corpus=index.corpus, tuned=tuned
+        )
+        outcome, used = session.search(
+            index,
+            text,
+            progress=report,
+            method=method,
+            k=k,
+            fusion=fusion,
+            weight=chosen.weight,
+            max_query_chars=ctx.limits.max_query_chars,
+        )
     except (UserError, ValueError) as exc:
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
     except Exception as exc:  # noqa: BLE001
         logger.exception("Search failed")
-        return SearchTabResult(ctx.redact(message(f"Search failed: {exc}", "error")), _empty_results(), "",
-                               _empty_explain())
+        return SearchTabResult(
+            ctx.redact(message(f"Search failed: {exc}", "error")), _empty_results(), "", _empty_explain()
+        )
     table = pd.DataFrame(svc.frame_rows(outcome.hits), columns=RESULT_COLUMNS)
     status = ctx.redact(_search_status(outcome, used, notes, "" if chosen.source == "user" else chosen.label))
     first = explain_hit(session, outcome, 0) if outcome.hits else _empty_explain()
@@ -353,8 +379,13 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
     hit = outcome.hits[int(row)]
     index = session.get(outcome.key)
     if index is None:
-        return _empty_explain(message("That index was dropped from the shared index cache (SPARSE_DEMO_MAX_INDEXES, "
-                                      "SPARSE_DEMO_INDEX_CACHE_MB); press Search again to rebuild it.", "warning"))
+        return _empty_explain(
+            message(
+                "That index was dropped from the shared index cache (SPARSE_DEMO_MAX_INDEXES, "
+                "SPARSE_DEMO_INDEX_CACHE_MB); press Search again to rebuild it.",
+                "warning",
+            )
+        )
     try:
         exp, _, notes = session.explain(index, hit.id, outcome.query)
     except (KeyError, ValueError) as exc:
@@ -364,8 +395,10 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
         return _empty_explain(message(f"Explaining failed: {exc}", "error"))
     frame = pd.DataFrame(exp.rows(), columns=EXPLAIN_COLUMNS)
     if index.encoder is None:
-        lines = [f"**{hit.id}**: BM25-only index, no sparse contributions. Shared morphemes: "
-                 + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none")]
+        lines = [
+            f"**{hit.id}**: BM25-only index, no sparse contributions. Shared morphemes: "
+            + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none")
+        ]
     else:
         top = frame.head(3)
         share = (float(top["product"].sum()) / exp.sparse_score) if exp.sparse_score > 0 else 0.0
@@ -373,11 +406,15 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
             f"**Why {hit.id} matched**: sparse score {fmt_number(exp.sparse_score)} = sum of {len(frame)} token "
             "products; "
             f"the top 3 tokens give {100 * share:.1f}%. Shared BM25 morphemes: "
-            + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none") + "."
+            + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none")
+            + "."
         ]
     lines += [message(n, "warning") for n in notes]
-    chart = (safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")
-             if len(frame) else None)
+    chart = (
+        safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")
+        if len(frame)
+        else None
+    )
     try:
         passage = passage_html(hit, exp)
     except Exception as exc:  # noqa: BLE001 - a highlighting bug must never hide the results
@@ -397,43 +434,79 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     weight_moved = gr.State(False)  # has this visitor moved the weight slider? (else: the model's advice)
     with gr.Row():
         with gr.Column(scale=3):
-            query = gr.Textbox(label="Query", value=EXAMPLE_QUERIES[0], lines=2, elem_id="search-query",
-                               placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법")
+            query = gr.Textbox(
+                label="Query",
+                value=EXAMPLE_QUERIES[0],
+                lines=2,
+                elem_id="search-query",
+                placeholder="한국어 질의를 입력하세요, e.g. 당뇨병 치료 방법",
+            )
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
             with gr.Row():
                 method = gr.Radio(METHOD_CHOICES, value="hybrid", label="Method", elem_id="search-method")
                 fusion = gr.Radio(FUSION_CHOICES, value="minmax", label="Fusion", elem_id="search-fusion")
             with gr.Row():
-                weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, elem_id="search-weight",
-                                   label="Sparse weight w (min-max fusion; BM25 gets 1 − w)")
+                weight = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=0.5,
+                    step=0.05,
+                    elem_id="search-weight",
+                    label="Sparse weight w (min-max fusion; BM25 gets 1 − w)",
+                )
                 top_k = gr.Slider(1, ctx.limits.max_top_k, value=10, step=1, label="top-k", elem_id="search-topk")
         with gr.Column(scale=2):
-            corpus_choice = gr.Radio([SAMPLE_LABEL, UPLOAD_LABEL], value=SAMPLE_LABEL, label="Corpus",
-                                     elem_id="search-corpus")
-            upload = gr.File(label="Upload a corpus: .jsonl / .csv / .tsv (id, text, optional title) or a .zip "
-                             "of a BEIR folder", file_types=[".jsonl", ".csv", ".tsv", ".zip"],
-                             elem_id="search-upload")
+            corpus_choice = gr.Radio(
+                [SAMPLE_LABEL, UPLOAD_LABEL], value=SAMPLE_LABEL, label="Corpus", elem_id="search-corpus"
+            )
+            upload = gr.File(
+                label="Upload a corpus: .jsonl / .csv / .tsv (id, text, optional title) or a .zip of a BEIR folder",
+                file_types=[".jsonl", ".csv", ".tsv", ".zip"],
+                elem_id="search-upload",
+            )
             backend = gr.Radio(BACKEND_CHOICES, value="memory", label="Backend", elem_id="search-backend")
-            analyzer = gr.Dropdown(ANALYZER_CHOICES, value="default", allow_custom_value=True,
-                                   label="BM25 analyzer (or type Kiwi stop-tag prefixes, e.g. J,E,XS)",
-                                   elem_id="search-analyzer")
+            analyzer = gr.Dropdown(
+                ANALYZER_CHOICES,
+                value="default",
+                allow_custom_value=True,
+                label="BM25 analyzer (or type Kiwi stop-tag prefixes, e.g. J,E,XS)",
+                elem_id="search-analyzer",
+            )
             model, folder = model_picker(ctx, "search")
     with gr.Row():
         index_btn = gr.Button("Build index", elem_id="search-index")
         run = gr.Button("Search", variant="primary", elem_id="search-run")
     index_status = gr.Markdown(elem_id="search-index-status")
     status = gr.Markdown(elem_id="search-status")
-    results = gr.Dataframe(value=empty_frame(EMPTY_RESULTS), label="Results (select a row to see why it matched)",
-                           elem_id="search-results", interactive=False, wrap=True)
+    results = gr.Dataframe(
+        value=empty_frame(EMPTY_RESULTS),
+        label="Results (select a row to see why it matched)",
+        elem_id="search-results",
+        interactive=False,
+        wrap=True,
+    )
     passage = gr.HTML(elem_id="search-passage")
     explain_status = gr.Markdown(elem_id="search-explain-status")
     with gr.Row():
-        explain_table = gr.Dataframe(value=empty_frame(EMPTY_EXPLAIN), label="Per-token contributions to the sparse "
-                                     "score", elem_id="search-explain-table", interactive=False,
-                                     wrap=True)
+        explain_table = gr.Dataframe(
+            value=empty_frame(EMPTY_EXPLAIN),
+            label="Per-token contributions to the sparse score",
+            elem_id="search-explain-table",
+            interactive=False,
+            wrap=True,
+        )
         explain_chart = gr.Plot(label="Contributions", elem_id="search-explain-chart")
-    build_accordion(ctx, session, corpus_choice=corpus_choice, uploaded=uploaded, model=model, folder=folder,
-                    backend=backend, visitor_models=visitor_models, analyzer=analyzer)
+    build_accordion(
+        ctx,
+        session,
+        corpus_choice=corpus_choice,
+        uploaded=uploaded,
+        model=model,
+        folder=folder,
+        backend=backend,
+        visitor_models=visitor_models,
+        analyzer=analyzer,
+    )
 
     def on_upload(path, request: gr.Request):
         r = load_upload(ctx, path, getattr(request, "session_hash", None))
@@ -450,26 +523,80 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     fusion.change(on_method, [method, fusion], [fusion, weight])
 
     def on_index(choice, up, model_, folder_, backend_, vm, analyzer_, progress=gr.Progress()):
-        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress,
-                                  analyzer_).status
+        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress, analyzer_).status
 
-    index_btn.click(gpu(on_index, duration=300),
-                    [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer], [index_status])
+    index_btn.click(
+        gpu(on_index, duration=300),
+        [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer],
+        [index_status],
+    )
     weight.input(lambda: True, None, [weight_moved])
 
-    def on_search(q, choice, up, model_, folder_, backend_, m, f, w, k, vm, analyzer_, moved,
-                  request: gr.Request, progress=gr.Progress()):
+    def on_search(
+        q,
+        choice,
+        up,
+        model_,
+        folder_,
+        backend_,
+        m,
+        f,
+        w,
+        k,
+        vm,
+        analyzer_,
+        moved,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         mine = ctx.tuned_weights.peek(getattr(request, "session_hash", None))  # this visitor's Evaluate weights
-        r = run_search(ctx, session, q, choice, up, model_, folder_, backend_, m, f, w if moved else None, k, vm,
-                       progress, analyzer_, mine)
+        r = run_search(
+            ctx,
+            session,
+            q,
+            choice,
+            up,
+            model_,
+            folder_,
+            backend_,
+            m,
+            f,
+            w if moved else None,
+            k,
+            vm,
+            progress,
+            analyzer_,
+            mine,
+        )
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
         slider = gr.update(value=used) if used is not None and not moved else gr.update()
-        return (r.status, display_frame(r.table, EMPTY_RESULTS), r.passage, ex.status,
-                display_frame(ex.table, EMPTY_EXPLAIN), ex.chart, r.outcome, slider)
+        return (
+            r.status,
+            display_frame(r.table, EMPTY_RESULTS),
+            r.passage,
+            ex.status,
+            display_frame(ex.table, EMPTY_EXPLAIN),
+            ex.chart,
+            r.outcome,
+            slider,
+        )
 
-    search_inputs = [query, corpus_choice, uploaded, model, folder, backend, method, fusion, weight, top_k,
-                     visitor_models, analyzer, weight_moved]
+    search_inputs = [
+        query,
+        corpus_choice,
+        uploaded,
+        model,
+        folder,
+        backend,
+        method,
+        fusion,
+        weight,
+        top_k,
+        visitor_models,
+        analyzer,
+        weight_moved,
+    ]
     search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
     search_fn = gpu(on_search, duration=300)  # a search may build the index first
     run.click(search_fn, search_inputs, search_outputs)
