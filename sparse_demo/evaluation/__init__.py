@@ -57,7 +57,6 @@ from .runner import (
     EvalReport,
     EvaluationCancelled,
     SystemResult,
-    WeightSweep,
     evaluate,
 )
 from .significance import ConfidenceInterval, SignificanceResult, bootstrap_ci, holm_adjust, paired_randomization_test
@@ -68,6 +67,7 @@ from .weights import (
     SWEEP_WEIGHTS,
     TIE_RULE,
     CrossValidation,
+    WeightSweep,
     choose_weight,
     cross_validate_weight,
 )
