@@ -57,6 +57,56 @@ def restrict_unigram(spec: dict[str, Any], pieces: list[list[Any]]) -> dict[str,
     return spec
 
 
+_REQUIRED_STEP = 1e-4  # tokenizers' UnigramTrainer scores each added required character this much above the last
+
+
+def canonical_pieces(pieces: list[list[Any]], special: Iterable[str] = SPECIAL_TOKENS) -> list[list[Any]]:
+    """Trained Unigram ``[[piece, score], ...]`` in an order, and with scores, that do not depend on the run.
+
+    tokenizers' ``UnigramTrainer`` is not reproducible, whatever the seed: the characters it must keep but
+    did not learn as pieces come out of a hash set in a different order on every call, each scored by its
+    position (the model's lowest score plus ``1e-4`` per step), and pieces of equal score come out in hash
+    order; the other scores differ in their last floating-point digits. Here the scores are rounded to 8
+    decimals, that low band (the lowest score and every score within ``1e-4`` per piece of it) is given its
+    scores in the order of the pieces' text, and everything is sorted by (score descending, text); special
+    tokens stay first. So the same texts always give the same tokenizer, and a from-scratch run is
+    reproducible.
+
+    Example:
+        >>> canonical_pieces([["<s>", 0.0], ["ab", -1.000000000001], ["c", -5.0], ["a", -5.0001], ["b", -5.0002]])
+        [['<s>', 0.0], ['ab', -1.0], ['a', -5.0], ['b', -5.0001], ['c', -5.0002]]
+    """
+    special = set(special)
+    head = [[piece, score] for piece, score in pieces if piece in special]
+    rest = [(piece, round(float(score), 8)) for piece, score in pieces if piece not in special]
+    if not rest:
+        return head
+    low = min(score for _, score in rest)
+    size = 0
+    while True:
+        band = [i for i, (_, score) in enumerate(rest) if score <= low + _REQUIRED_STEP * size + 1e-7]
+        if len(band) == size:
+            break
+        size = len(band)
+    texts = sorted(rest[i][0] for i in band)
+    scores = sorted((rest[i][1] for i in band), reverse=True)
+    in_band = set(band)
+    rest = [item for i, item in enumerate(rest) if i not in in_band] + list(zip(texts, scores))
+    rest.sort(key=lambda item: (-item[1], item[0]))
+    return head + [[piece, score] for piece, score in rest]
+
+
+def _canonical_unigram(tok):
+    """``tok`` (a trained Unigram ``tokenizers.Tokenizer``) rebuilt from :func:`canonical_pieces`."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tok.to_str())
+    spec = restrict_unigram(spec, canonical_pieces(spec["model"]["vocab"]))
+    return Tokenizer.from_str(json.dumps(spec))
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     """Train an XLM-R-style Unigram tokenizer (``<s> X </s>``, ``▁`` marker) on ``texts``.
 
@@ -74,7 +124,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     trainer = trainers.UnigramTrainer(
         vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), unk_token="<unk>", show_progress=False
     )
-    tok.train_from_iterator((t for t in texts if t and t.strip()), trainer=trainer)
+    texts = [t for t in texts if t and t.strip()]
+    try:
+        tok.train_from_iterator(texts, trainer=trainer)
+    except Exception as exc:  # tokenizers raises a bare Exception when the texts hold more characters
+        chars = len(set("".join(texts)))
+        raise ValueError(
+            f"a {vocab_size:,}-piece tokenizer cannot hold the {chars:,} distinct characters of these texts "
+            f"({exc}); ask for a larger vocabulary"
+        ) from exc
+    tok = _canonical_unigram(tok)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",
