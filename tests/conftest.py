@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One torch thread per test worker: two workers on two cores, not four threads. (Not OMP_NUM_THREADS=1:
-    # with it the tiny training run of test_trainer.py stops being reproducible from one run to the next.)
+    # One torch thread per test worker: two workers on two cores, not four threads. (The processes a test
+    # starts keep their own settings: OMP_NUM_THREADS is left alone.)
     import torch
 
     torch.set_num_threads(1)
