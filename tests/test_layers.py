@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "textio"),
     ("korean", "corpus", "modeling"),
     ("data", "encoder", "index"),
-    ("analysis", "models"),
+    ("analysis", "models", "heatmap"),
     ("compare", "search"),
     ("corpus_report", "evaluation"),
     ("train",),
