@@ -227,6 +227,9 @@ def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
         def encode_iter(self, texts, **kw):
             return iter(())  # noqa: E704
 
+        def document_windows(self, texts, settings, **kw):
+            return None, iter(())  # noqa: E704
+
         def search_vector(self, encoding, drop_special=None):
             return {}  # noqa: E704
 

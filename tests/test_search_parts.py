@@ -36,15 +36,21 @@ def corpus() -> Corpus:
 
 
 def counting(encoder) -> list[int]:
-    """Count the texts ``encoder.encode_iter`` (which ``encode`` calls too) is given, on this instance."""
+    """Count the texts ``encoder.encode_iter`` (which ``encode`` calls too) and ``document_windows`` (the
+    documents' path) are given, on this instance."""
     seen = [0]
-    real = encoder.encode_iter
+    real_iter, real_windows = encoder.encode_iter, encoder.document_windows
 
     def encode_iter(texts, **kwargs):
         seen[0] += len(texts)
-        return real(texts, **kwargs)
+        return real_iter(texts, **kwargs)
+
+    def document_windows(texts, settings, **kwargs):
+        seen[0] += len(texts)
+        return real_windows(texts, settings, **kwargs)
 
     encoder.encode_iter = encode_iter
+    encoder.document_windows = document_windows
     return seen
 
 

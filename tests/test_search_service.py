@@ -327,6 +327,10 @@ class CountingEncoder:
         self.calls += len(texts)
         return self.inner.encode_iter(texts, **kw)
 
+    def document_windows(self, texts, settings, **kw):
+        self.calls += len(texts)
+        return self.inner.document_windows(texts, settings, **kw)
+
     def __getattr__(self, item):
         return getattr(self.inner, item)
 

@@ -9,10 +9,14 @@ encoder) only has to provide these names. Importing this module does not import 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..progress import Progress
 from .vectors import Encoding, SparseVector
+from .windows import WindowCounts, WindowSettings
+
+if TYPE_CHECKING:
+    from .windowed import WindowedDocument
 
 
 @runtime_checkable
@@ -60,6 +64,13 @@ class Encoder(Protocol):
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> Iterator[tuple[int, Encoding]]:
         """``(input index, Encoding)`` pairs, lazily, in an order of the encoder's choosing."""
+        ...
+
+    def document_windows(
+        self, texts: Sequence[str], settings: WindowSettings, *, batch_size: int = 32, progress: Progress | None = None
+    ) -> tuple[WindowCounts, Iterator[tuple[int, WindowedDocument]]]:
+        """Documents read whole in windows (:mod:`sparse_demo.encoder.windowed`): the counts, and
+        ``(input index, WindowedDocument)`` pairs as each document is done."""
         ...
 
     def search_sparse_vector(self, encoding: Encoding, drop_special: bool | None = None) -> SparseVector:

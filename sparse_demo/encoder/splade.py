@@ -25,6 +25,8 @@ from .fingerprint import _params_version, _weights_digest, folder_identity
 from .loading import ModelLoadError, load_mlm, resolve_device
 from .pooling import DEFAULT_CHUNK_ELEMENTS, max_pool_projection
 from .vectors import Encoding, SparseVector
+from .windowed import WindowedDocument, iter_windows, plan_documents
+from .windows import WindowCounts, WindowSettings
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +345,39 @@ class SpladeEncoder:
             vector=vector,
             num_text_tokens=item["full_len"],
             max_length=self.max_length,
+        )
+
+    def document_windows(
+        self,
+        texts: Sequence[str],
+        settings: WindowSettings,
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+    ) -> tuple[WindowCounts, Iterator[tuple[int, WindowedDocument]]]:
+        """Documents read whole, in windows (:mod:`sparse_demo.encoder.windowed`): the counts (known before
+        the model runs) and ``(input index, WindowedDocument)`` pairs as each document is done.
+
+        ``first`` is :meth:`encode_iter` (plain truncation), counted the same way.
+        """
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings, got {type(text).__name__}")
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+        items, counts = plan_documents(texts, tokenizer=self.tokenizer, max_length=self.max_length, settings=settings)
+        if settings.mode == "first":
+            plain = self.encode_iter(texts, batch_size=batch_size, progress=progress)
+            return counts, ((i, WindowedDocument(e)) for i, e in plain)
+        return counts, iter_windows(
+            texts,
+            items,
+            tokenizer=self.tokenizer,
+            max_length=self.max_length,
+            pool=self._pool_batch,
+            settings=settings,
+            batch_size=batch_size,
+            progress=progress,
         )
 
     # ------------------------------------------------------------------ search view

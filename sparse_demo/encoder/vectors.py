@@ -52,6 +52,16 @@ class Encoding:
     vector: SparseVector
     num_text_tokens: int = 0
     max_length: int = DEFAULT_MAX_LENGTH
+    #: The windows a long document was read in, as ``(start, stop)`` ranges of positions in ``input_ids``
+    #: (see :mod:`sparse_demo.encoder.windows`); empty when it was read in one piece (or truncated).
+    windows: tuple[tuple[int, int], ...] = ()
+
+    def window_of(self, position: int) -> int | None:
+        """The first window holding ``position`` (None when the text was read in one piece)."""
+        for j, (start, stop) in enumerate(self.windows):
+            if start <= position < stop:
+                return j
+        return None
 
     @property
     def truncated(self) -> bool:

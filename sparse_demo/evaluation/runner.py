@@ -33,11 +33,13 @@ from typing import Any
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.encoder import Encoder
+from sparse_demo.encoder.windows import WindowSettings
 from sparse_demo.index import fuse
 from sparse_demo.korean import bm25_terms
 from sparse_demo.progress import Progress, ShouldStop, no_progress
 from sparse_demo.search import (
     DEFAULT_DOC_TOP_K,
+    DEFAULT_DOC_WINDOWS,
     DEFAULT_QUERY_TOP_K,
     build_index,
     corpus_fingerprint,
@@ -90,12 +92,14 @@ class EncodingCache:
         doc_top_k: int | None,
         batch_size: int = 32,
         progress: Progress | None = None,
+        doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
     ) -> tuple[Any, bool]:
         """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
         key = (
             "" if encoder is None else model_fingerprint(encoder),
             corpus_fingerprint(corpus),
             None if encoder is None else doc_top_k,
+            "" if encoder is None else doc_windows.key,
         )
         with self._lock:
             found = self._items.get(key)
@@ -104,7 +108,9 @@ class EncodingCache:
                 self._owners.setdefault(key, set()).add(getattr(corpus, "owner", None))
                 self.hits += 1
                 return found, True
-        encoded = encode_corpus(corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=progress)
+        encoded = encode_corpus(
+            corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=progress, windows=doc_windows
+        )
         with self._lock:
             self.misses += 1
             self._items[key] = encoded
@@ -264,6 +270,7 @@ def evaluate(
     should_stop: ShouldStop | None = None,
     opensearch_settings: Any | None = None,
     significance: bool = True,
+    doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
 ) -> EvalReport:
     """Evaluate ``systems`` on ``eval_set``: metrics, significance, costs (and the weight sweep).
 
@@ -291,6 +298,8 @@ def evaluate(
         opensearch_settings: ``ConnectionSettings`` for the OpenSearch backend.
         significance: run the randomization tests and the bootstrap interval against the baseline
             (False: metrics and costs only, as the trainer's held-out check needs).
+        doc_windows: how a document longer than the model reads is read (all of it by default: the max over
+            its windows; ``first`` truncates); the report's notes and ``document_windows`` say how many were.
 
     Raises:
         ValueError: bad options, an unknown model or an empty system list.
@@ -352,7 +361,9 @@ def evaluate(
             _check(should_stop)
             report(base + stage_share * 0.9 * f, f"{model or 'BM25'}: {msg}")
 
-        encoded, cached = cache.get_or_encode(corpus, enc, doc_top_k=dtk, batch_size=batch_size, progress=enc_progress)
+        encoded, cached = cache.get_or_encode(
+            corpus, enc, doc_top_k=dtk, batch_size=batch_size, progress=enc_progress, doc_windows=doc_windows
+        )
         if cached:
             report(base + stage_share * 0.9, f"{model or 'BM25'}: encodings cached ({len(encoded.documents)} docs)")
         index = build_index(
@@ -364,6 +375,7 @@ def evaluate(
             query_top_k=qtk,
             batch_size=batch_size,
             opensearch_settings=opensearch_settings,
+            doc_windows=doc_windows,
             progress=lambda f, msg, base=base, model=model: report(
                 base + stage_share * (0.9 + 0.1 * f), f"{model or 'BM25'}: {msg}"
             ),

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sparse_demo.index.base import (
+    PASSAGE_SEP,
     Hit,
     IndexDocument,
     SearchBackend,
@@ -39,6 +40,7 @@ from sparse_demo.index.fusion import (
 from sparse_demo.index.memory import MemoryBackend, SparseIndex
 
 __all__ = [
+    "PASSAGE_SEP",
     "FUSION_METHODS",
     "AnalyzerMismatchError",
     "BM25Index",

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: Between a document id and its window number in a passage id (``doc-1\x1f0``).
+PASSAGE_SEP = "\x1f"
+
 #: Smallest weight Lucene's ``FeatureField`` accepts (a normal float32).
 MIN_FEATURE_WEIGHT = 1.17549435e-38
 
@@ -37,6 +40,9 @@ class IndexDocument:
             :class:`~sparse_demo.korean.BM25Analyzer`; ``korean.bm25_terms`` for the default).
         sparse: Search vector, token string -> positive weight.
         title: Optional title.
+        passages: The search vectors of the document's windows when it is indexed as passages (a long
+            document read one window at a time): its sparse score is then the best passage's (MaxP), and
+            ``sparse`` (the max over the passages) is kept for explanations. Empty: one vector.
     """
 
     id: str
@@ -44,6 +50,7 @@ class IndexDocument:
     terms: Sequence[str]
     sparse: Mapping[str, float]
     title: str = ""
+    passages: tuple[Mapping[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,4 +175,6 @@ def validate_document(doc: IndexDocument) -> IndexDocument:
                 f"document {doc.id!r}: BM25 terms must be non-empty strings without whitespace, got {term!r}"
             )
     validate_sparse_vector(doc.sparse, what=f"document {doc.id!r}")
+    for j, passage in enumerate(doc.passages):
+        validate_sparse_vector(passage, what=f"document {doc.id!r}, passage {j}")
     return doc

@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 
 from sparse_demo.index.base import (
+    PASSAGE_SEP,
     Hit,
     IndexDocument,
     SearchResult,
@@ -230,6 +231,9 @@ class MemoryBackend:
         self.analyzer = get_analyzer(analyzer)
         self.bm25 = BM25Index(k1, b, opensearch_compat=opensearch_compat)
         self.sparse = SparseIndex(feature_precision)
+        #: Window vectors of documents indexed as passages (``doc id + PASSAGE_SEP + j``); empty otherwise.
+        self.passages = SparseIndex(feature_precision)
+        self._owner: np.ndarray | None = None  # passage row -> document row, rebuilt after changes
         self._docs: dict[str, IndexDocument] = {}
 
     def add(self, docs: Iterable[IndexDocument], progress: Progress | None = None, batch_size: int = 1000) -> int:
@@ -247,6 +251,13 @@ class MemoryBackend:
             ids = [d.id for d in batch]
             self.bm25.add(ids, [list(d.terms) for d in batch])
             self.sparse.add(ids, [d.sparse for d in batch])
+            with_passages = [d for d in batch if d.passages]
+            if with_passages:
+                self.passages.add(
+                    [f"{d.id}{PASSAGE_SEP}{j}" for d in with_passages for j in range(len(d.passages))],
+                    [p for d in with_passages for p in d.passages],
+                )
+                self._owner = None
             for d in batch:
                 self._docs[d.id] = d
             counted(progress, min(start + batch_size, total), total, "documents indexed")
@@ -267,8 +278,44 @@ class MemoryBackend:
         validate_k(k)
         qvec = validate_sparse_vector(qvec, what="query vector")
         t0 = time.perf_counter()
-        hits = self.sparse.search(qvec, k)
+        hits = self._search_passages(qvec, k) if len(self.passages) else self.sparse.search(qvec, k)
         return SearchResult("sparse", hits, (time.perf_counter() - t0) * 1000, self.name)
+
+    def _passage_owner(self) -> np.ndarray:
+        """Each passage row's document row in :attr:`sparse` (both stores consolidated first)."""
+        self.sparse._store.matrix()
+        self.passages._store.matrix()
+        if self._owner is None or len(self._owner) != len(self.passages):
+            row_of = self.sparse._store.row_of
+            self._owner = np.fromiter(
+                (row_of(pid.rsplit(PASSAGE_SEP, 1)[0]) for pid in self.passages._store.ids),
+                dtype=np.int64,
+                count=len(self.passages),
+            )
+        return self._owner
+
+    def _search_passages(self, qvec: Mapping[str, float], k: int) -> list[Hit]:
+        """MaxP: a document scores its best passage (documents without passages score their own vector)."""
+        if not qvec:
+            return []
+        owner = self._passage_owner()
+        scores = self.sparse.scores(qvec)
+        has_passages = np.zeros(scores.size, dtype=bool)
+        has_passages[owner] = True
+        scores[has_passages] = 0.0
+        np.maximum.at(scores, owner, self.passages.scores(qvec))
+        top = top_k_indices(scores, k, self.sparse._store.id_rank)
+        ids = self.sparse._store.ids
+        return [Hit(ids[i], float(scores[i]), r) for r, i in enumerate(top.tolist(), start=1)]
+
+    def best_passage(self, doc_id: str, qvec: Mapping[str, float]) -> int | None:
+        """The window number of the document's best passage for ``qvec`` (None: not indexed as passages)."""
+        doc = self._docs.get(doc_id)
+        if doc is None or not doc.passages:
+            return None
+        keys = [f"{doc_id}{PASSAGE_SEP}{j}" for j in range(len(doc.passages))]
+        scores = [sum(w * self.passages.doc_weights(key, qvec).get(t, 0.0) for t, w in qvec.items()) for key in keys]
+        return int(np.argmax(scores))
 
     def explain_sparse(self, doc_id: str, qvec: Mapping[str, float]) -> SparseExplanation:
         """Per-token contributions ``q[t] * d[t]`` to a document's sparse score.
@@ -279,7 +326,11 @@ class MemoryBackend:
         qvec = validate_sparse_vector(qvec, what="query vector")
         if self.sparse._store.row_of(doc_id) is None:
             raise KeyError(f"document {doc_id!r} is not in the index")
-        dvec = self.sparse.doc_weights(doc_id, qvec)
+        best = self.best_passage(doc_id, qvec)
+        if best is not None:  # passages: the best passage's contributions make the document's score
+            dvec = self.passages.doc_weights(f"{doc_id}{PASSAGE_SEP}{best}", qvec)
+        else:
+            dvec = self.sparse.doc_weights(doc_id, qvec)
         contribs = [TokenContribution(t, qw, dvec[t], qw * dvec[t]) for t, qw in qvec.items() if t in dvec]
         contribs.sort(key=lambda c: (-c.contribution, c.token))
         return SparseExplanation(doc_id, float(sum(c.contribution for c in contribs)), contribs)
@@ -287,7 +338,7 @@ class MemoryBackend:
     @property
     def nbytes(self) -> int:
         """Bytes of both legs' postings matrices (the BM25 term frequencies and the sparse weights)."""
-        return self.bm25.nbytes + self.sparse.nbytes
+        return self.bm25.nbytes + self.sparse.nbytes + (self.passages.nbytes if len(self.passages) else 0)
 
     def count(self) -> int:
         return len(self._docs)
@@ -295,4 +346,6 @@ class MemoryBackend:
     def clear(self) -> None:
         self.bm25.clear()
         self.sparse.clear()
+        self.passages.clear()
+        self._owner = None
         self._docs.clear()

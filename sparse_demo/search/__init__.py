@@ -45,6 +45,7 @@ from sparse_demo.search.explain import Explanation, explain
 from sparse_demo.search.options import (
     BACKENDS,
     DEFAULT_DOC_TOP_K,
+    DEFAULT_DOC_WINDOWS,
     DEFAULT_QUERY_TOP_K,
     FUSIONS,
     METHODS,
@@ -66,6 +67,7 @@ from sparse_demo.search.weights import (
 __all__ = [
     "BACKENDS",
     "DEFAULT_DOC_TOP_K",
+    "DEFAULT_DOC_WINDOWS",
     "DEFAULT_QUERY_TOP_K",
     "DEFAULT_WEIGHT",
     "FUSIONS",

@@ -32,6 +32,7 @@ from typing import Any
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.encoder import Encoder
+from sparse_demo.encoder.windows import WindowCounts, WindowSettings
 from sparse_demo.index import IndexDocument, MemoryBackend, SearchBackend
 from sparse_demo.progress import Progress, scaled
 from sparse_demo.search.corpus_files import corpus_id
@@ -51,6 +52,7 @@ from sparse_demo.search.options import (
     BACKENDS,
     DEFAULT_ANALYZER,
     DEFAULT_DOC_TOP_K,
+    DEFAULT_DOC_WINDOWS,
     DEFAULT_QUERY_TOP_K,
     BackendName,
     choice,
@@ -74,6 +76,8 @@ class IndexKey:
             checkpoints under one name get different keys.
         analyzer: The BM25 analyzer spec.
         doc_top_k: Tokens kept per document vector (None: all).
+        doc_windows: How documents longer than the model reads were read (``WindowSettings.key``:
+            ``max/sauto``, ``first``; "" for BM25 only).
     """
 
     corpus_id: str
@@ -82,16 +86,18 @@ class IndexKey:
     fingerprint: str = ""
     analyzer: str = DEFAULT_ANALYZER
     doc_top_k: int | None = DEFAULT_DOC_TOP_K
+    doc_windows: str = DEFAULT_DOC_WINDOWS.key
 
     @property
     def vectors_id(self) -> str:
         """What the encoded documents (terms and vectors) depend on: all of the key but the backend."""
-        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.analyzer}\x1f{self.doc_top_k}"
+        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.analyzer}\x1f{self.doc_top_k}\x1f{self.doc_windows}"
 
     @property
     def sparse_id(self) -> str:
-        """What the document vectors depend on: corpus content, model fingerprint and pruning (not the analyzer)."""
-        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.doc_top_k}"
+        """What the document vectors depend on: corpus content, model fingerprint, pruning and windows (not the
+        analyzer)."""
+        return f"{self.corpus_id}\x1f{self.fingerprint}\x1f{self.doc_top_k}\x1f{self.doc_windows}"
 
     @property
     def terms_id(self) -> str:
@@ -108,7 +114,7 @@ class IndexKey:
 
     def terms_key(self) -> IndexKey:
         """The key of this index's BM25 terms in a session's part cache (model, pruning and backend blanked)."""
-        return replace(self, model="", backend="", fingerprint="", doc_top_k=None)
+        return replace(self, model="", backend="", fingerprint="", doc_top_k=None, doc_windows="")
 
     def meta(self) -> dict[str, Any]:
         """The ``_meta`` an OpenSearch index built for this key records."""
@@ -119,6 +125,7 @@ class IndexKey:
                 "model_fingerprint": self.fingerprint,
                 "analyzer": self.analyzer,
                 "doc_top_k": self.doc_top_k,
+                "doc_windows": self.doc_windows,
             }
         }
 
@@ -134,9 +141,12 @@ class IndexStats:
     index_seconds: float
     index_name: str = ""
     reused: bool = False
+    #: How many documents were longer than the model reads, and how they were read (None: no model ran).
+    windows: WindowCounts | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "document_windows": self.windows.to_json() if self.windows is not None else None,
             "documents": self.documents,
             "avg_sparse_tokens": round(self.avg_tokens, 2),
             "pruned_documents": self.pruned_docs,
@@ -166,6 +176,7 @@ class SearchIndex:
     query_top_k: int | None = DEFAULT_QUERY_TOP_K
     notes: list[str] = field(default_factory=list)
     input_ids: TokenIds | None = None
+    doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS
     _queries: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -186,7 +197,9 @@ class SearchIndex:
         """The encoded documents (and their input ids) to load into another backend, or None."""
         if not self.documents:
             return None
-        return EncodedCorpus(self.documents, self.stats.pruned_docs, 0.0, self.key.vectors_id, self.input_ids)
+        return EncodedCorpus(
+            self.documents, self.stats.pruned_docs, 0.0, self.key.vectors_id, self.input_ids, self.stats.windows
+        )
 
     def document_vectors(self) -> DocumentVectors | None:
         """The sparse half of the encoded documents (shared, not copied), or None when not kept."""
@@ -198,6 +211,8 @@ class SearchIndex:
             0.0,
             self.input_ids,
             self.key.sparse_id,
+            self.stats.windows,
+            [tuple(d.passages) for d in self.documents] if any(d.passages for d in self.documents) else None,
         )
 
     def document_terms(self) -> DocumentTerms | None:
@@ -248,6 +263,7 @@ def index_key(
     *,
     analyzer: str = DEFAULT_ANALYZER,
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
+    doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
 ) -> IndexKey:
     """The :class:`IndexKey` of ``corpus`` encoded by ``encoder`` in ``backend``.
 
@@ -256,8 +272,15 @@ def index_key(
     """
     choice(backend, BACKENDS, "backend")
     top_k = doc_top_k if encoder is not None else None
+    windows = doc_windows.key if encoder is not None else ""
     return IndexKey(
-        corpus_id(corpus), model_key(encoder), backend, model_fingerprint(encoder), analyzer_spec(analyzer), top_k
+        corpus_id(corpus),
+        model_key(encoder),
+        backend,
+        model_fingerprint(encoder),
+        analyzer_spec(analyzer),
+        top_k,
+        windows,
     )
 
 
@@ -268,7 +291,7 @@ def default_index_name(key: IndexKey, doc_top_k: int | None = None) -> str:
     if not key.fingerprint:
         tail = "" if key.analyzer == DEFAULT_ANALYZER else "-" + hashlib.sha256(key.analyzer.encode()).hexdigest()[:6]
         return f"sparse-demo-{fp}-bm25{tail}"
-    mh = hashlib.sha256(f"{key.fingerprint}\x1f{top_k}\x1f{key.analyzer}".encode()).hexdigest()[:8]
+    mh = hashlib.sha256(f"{key.fingerprint}\x1f{top_k}\x1f{key.analyzer}\x1f{key.doc_windows}".encode()).hexdigest()[:8]
     return f"sparse-demo-{fp}-{mh}"
 
 
@@ -316,6 +339,7 @@ def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
         ("model_fingerprint", "model checkpoint"),
         ("analyzer", "BM25 analyzer"),
         ("doc_top_k", "document pruning"),
+        ("doc_windows", "long-document reading"),
     ):
         if ours.get(field_name) != want[field_name]:
             return f"its {label} differs ({ours.get(field_name)!r} there, {want[field_name]!r} here)"
@@ -358,6 +382,7 @@ def build_index(
     analyzer: str = DEFAULT_ANALYZER,
     vectors: DocumentVectors | None = None,
     terms: DocumentTerms | None = None,
+    doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
 ) -> SearchIndex:
     """Encode ``corpus`` and load it into a backend.
 
@@ -388,12 +413,14 @@ def build_index(
             without encoding again. An existing index holding anything else is replaced.
         opensearch_settings: ``ConnectionSettings`` (default: from the environment).
         analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
+        doc_windows: How a document longer than the model's max length is read (default: all of it, the max
+            over its windows; ``first`` truncates); the notes say how many documents that concerned.
 
     Raises:
         ValueError: a bad option or document.
         OpenSearchUnavailable: the node cannot be reached (``SearchSession`` falls back).
     """
-    key = index_key(corpus, encoder, backend, analyzer=analyzer, doc_top_k=doc_top_k)
+    key = index_key(corpus, encoder, backend, analyzer=analyzer, doc_top_k=doc_top_k, doc_windows=doc_windows)
     if not len(corpus):
         raise ValueError("the corpus holds no document")
     if encoded is not None and encoded.vectors_id and encoded.vectors_id != key.vectors_id:
@@ -423,6 +450,7 @@ def build_index(
                 doc_top_k,
                 query_top_k,
                 [f"Reused the existing OpenSearch index `{name}` (same documents, model checkpoint and analyzer)."],
+                doc_windows=doc_windows,
             )
         if be.count() > 0:
             why = stale or "a rebuild was asked for"
@@ -445,7 +473,12 @@ def build_index(
         split = 0.0 if vectors is not None or encoder is None else (0.9 if terms is not None else 0.8)
         if vectors is None:
             vectors = encode_vectors(
-                corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, split)
+                corpus,
+                encoder,
+                batch_size=batch_size,
+                doc_top_k=doc_top_k,
+                progress=scaled(report, 0.0, split),
+                windows=doc_windows,
             )
             vectors = replace(vectors, source=key.sparse_id)
         else:
@@ -456,14 +489,25 @@ def build_index(
         else:
             terms = replace(terms, seconds=0.0)
         encoded = assemble(corpus, vectors, terms, key.vectors_id)
+        window_counts = vectors.windows
+    else:
+        window_counts = encoded.windows
     t0 = time.perf_counter()
     report(0.9, f"indexing {len(encoded.documents)} documents ({backend})")
     be.add(encoded.documents, progress=scaled(report, 0.9, 1.0))
     if backend == "opensearch":
         write_index_meta(be, key.meta())
     stats = IndexStats(
-        len(encoded.documents), encoded.avg_tokens, encoded.pruned, encoded.seconds, time.perf_counter() - t0, name
+        len(encoded.documents),
+        encoded.avg_tokens,
+        encoded.pruned,
+        encoded.seconds,
+        time.perf_counter() - t0,
+        name,
+        windows=window_counts,
     )
+    if window_counts is not None and window_counts.sentence():
+        notes.append(window_counts.sentence())
     if encoded.pruned:
         notes.append(
             f"{encoded.pruned} of {len(encoded.documents)} document vectors had more than {doc_top_k} active "
@@ -479,5 +523,15 @@ def build_index(
         stats.encode_seconds + stats.index_seconds,
     )
     return SearchIndex(
-        key, corpus, be, encoder, encoded.documents, stats, doc_top_k, query_top_k, notes, input_ids=encoded.input_ids
+        key,
+        corpus,
+        be,
+        encoder,
+        encoded.documents,
+        stats,
+        doc_top_k,
+        query_top_k,
+        notes,
+        input_ids=encoded.input_ids,
+        doc_windows=doc_windows,
     )

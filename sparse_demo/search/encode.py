@@ -10,9 +10,10 @@ import numpy as np
 
 from sparse_demo.corpus import Corpus
 from sparse_demo.encoder import Encoder, Encoding
+from sparse_demo.encoder.windows import WindowCounts, WindowSettings
 from sparse_demo.index import IndexDocument
 from sparse_demo.progress import Progress, scaled
-from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K
+from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_DOC_WINDOWS, DEFAULT_QUERY_TOP_K
 
 
 def doc_text(title: str, text: str) -> str:
@@ -100,6 +101,7 @@ class EncodedCorpus:
     seconds: float
     vectors_id: str = ""
     input_ids: TokenIds | None = None
+    windows: WindowCounts | None = None
 
     @property
     def avg_tokens(self) -> float:
@@ -124,6 +126,8 @@ class DocumentVectors:
         input_ids: Each document's input token ids as the encoder saw them (see
             :class:`EncodedCorpus`), or None.
         source: What they were made from ("" unknown).
+        windows: How many documents were longer than the model reads and how they were read (None
+            without a model).
     """
 
     vectors: list[dict[str, float]]
@@ -131,6 +135,9 @@ class DocumentVectors:
     seconds: float
     input_ids: TokenIds | None = None
     source: str = ""
+    windows: WindowCounts | None = None
+    #: Per document, its windows' pruned vectors when indexed as passages (``passages`` mode), else None.
+    passages: list[tuple[dict[str, float], ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -160,12 +167,15 @@ def encode_vectors(
     batch_size: int = 32,
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
     progress: Progress | None = None,
+    windows: WindowSettings = DEFAULT_DOC_WINDOWS,
 ) -> DocumentVectors:
     """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
 
-    The text the model reads is ``title + "\\n" + text``. The whole corpus is tokenised first
-    (tokenizer batches) and sorted by length, so each model batch holds texts of similar length;
-    every encoding is pruned as soon as its batch is done and put back in corpus order. The
+    The text the model reads is ``title + "\\n" + text``, all of it: a document longer than the model's max
+    length is read in windows and its vector is the max over them (``windows``; see
+    :mod:`sparse_demo.encoder.windows`; ``first`` truncates), and the counts say how many were. The whole
+    corpus is tokenised first (tokenizer batches) and sorted by length, so each model batch holds texts of
+    similar length; every encoding is pruned as soon as its batch is done and put back in corpus order. The
     vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors are
     empty (a BM25-only index) and no model runs.
 
@@ -183,17 +193,23 @@ def encode_vectors(
     vectors: list[dict[str, float]] = [{} for _ in docs]
     pruned = 0
     ids: list[Sequence[int] | None] = [None] * total
+    counts = None
+    passages: list[tuple[dict[str, float], ...]] | None = None
     if encoder is not None:
         texts = [doc_text(d.title, d.text) for d in docs]
-
-        for i, enc in encoder.encode_iter(texts, batch_size=batch_size, progress=report):
-            vectors[i], cut = _prune(encoder, enc, doc_top_k)
+        counts, done = encoder.document_windows(texts, windows, batch_size=batch_size, progress=report)
+        if windows.mode == "passages":
+            passages = [() for _ in docs]
+        for i, doc in done:
+            vectors[i], cut = _prune(encoder, doc.encoding, doc_top_k)
             pruned += cut
-            ids[i] = enc.input_ids
+            ids[i] = doc.encoding.input_ids
+            if passages is not None:  # every document, a short one as its one passage
+                passages[i] = tuple(_prune(encoder, p, doc_top_k)[0] for p in doc.passages)
     input_ids = (
         TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids) else None
     )
-    return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids)
+    return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids, windows=counts, passages=passages)
 
 
 def analyse_terms(
@@ -228,11 +244,14 @@ def assemble(corpus: Corpus, vectors: DocumentVectors, terms: DocumentTerms, vec
         raise ValueError(
             f"the encoded halves hold {len(vectors)} vectors and {len(terms)} term lists for a corpus of {n} documents"
         )
+    passages = vectors.passages or [()] * n
     docs = [
-        IndexDocument(id=d.id, text=d.text, terms=t, sparse=v, title=d.title)
-        for d, t, v in zip(corpus.documents, terms.terms, vectors.vectors)
+        IndexDocument(id=d.id, text=d.text, terms=t, sparse=v, title=d.title, passages=ps)
+        for d, t, v, ps in zip(corpus.documents, terms.terms, vectors.vectors, passages)
     ]
-    return EncodedCorpus(docs, vectors.pruned, vectors.seconds + terms.seconds, vectors_id, vectors.input_ids)
+    return EncodedCorpus(
+        docs, vectors.pruned, vectors.seconds + terms.seconds, vectors_id, vectors.input_ids, vectors.windows
+    )
 
 
 def encode_corpus(
@@ -243,6 +262,7 @@ def encode_corpus(
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
     progress: Progress | None = None,
     analyzer: str = DEFAULT_ANALYZER,
+    windows: WindowSettings = DEFAULT_DOC_WINDOWS,
 ) -> EncodedCorpus:
     """BM25 terms (:func:`analyse_terms`) and pruned sparse vectors (:func:`encode_vectors`) of every document.
 
@@ -256,6 +276,7 @@ def encode_corpus(
         doc_top_k: Tokens kept per document vector (None: all).
         progress: ``progress(fraction, description)``.
         analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
+        windows: How a document longer than the model reads is read (:func:`encode_vectors`).
 
     Returns:
         The documents in corpus order, how many vectors were pruned and the seconds it took.
@@ -264,7 +285,7 @@ def encode_corpus(
     analyzer_terms(analyzer)  # an unknown spec fails before the model runs
     base = 0.9 if encoder is not None else 0.0
     vectors = encode_vectors(
-        corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, base)
+        corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, base), windows=windows
     )
     terms = analyse_terms(corpus, analyzer, progress=scaled(report, base, 1.0))
     return assemble(corpus, vectors, terms)

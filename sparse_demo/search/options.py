@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from sparse_demo.encoder.windows import WindowSettings
 from sparse_demo.index import FUSION_METHODS
 
 BackendName = Literal["memory", "opensearch"]
@@ -20,6 +21,8 @@ DEFAULT_ANALYZER = "default"
 
 #: Tokens kept per document vector (top by weight); None keeps all.
 DEFAULT_DOC_TOP_K = 512
+#: How documents longer than the model's max length are read: all of each, the max over its windows.
+DEFAULT_DOC_WINDOWS = WindowSettings("max")
 #: Tokens kept per query vector; OpenSearch allows 1024 clauses by default.
 DEFAULT_QUERY_TOP_K = 1024
 

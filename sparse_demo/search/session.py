@@ -34,7 +34,7 @@ from sparse_demo.progress import Progress
 from sparse_demo.search.build import IndexKey, SearchIndex, build_index, index_key
 from sparse_demo.search.encode import DocumentTerms, DocumentVectors
 from sparse_demo.search.explain import Explanation, explain
-from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, BackendName
+from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_DOC_WINDOWS, BackendName
 from sparse_demo.search.query import SearchOutcome, search
 
 logger = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class SearchSession:
         return notes
 
     def key_for(self, corpus: Corpus, encoder: Encoder | None, backend: str, **kwargs: Any) -> IndexKey:
-        """The key :meth:`get_or_build` uses for these arguments (``analyzer``, ``doc_top_k``: as there)."""
+        """The key :meth:`get_or_build` uses for these arguments (``analyzer``, ``doc_top_k``, ``doc_windows``)."""
         opts = {**self.build_kwargs, **kwargs}
         return index_key(
             corpus,
@@ -287,6 +287,7 @@ class SearchSession:
             backend,
             analyzer=opts.get("analyzer", DEFAULT_ANALYZER),
             doc_top_k=opts.get("doc_top_k", DEFAULT_DOC_TOP_K),
+            doc_windows=opts.get("doc_windows", DEFAULT_DOC_WINDOWS),
         )
 
     def get_or_build(

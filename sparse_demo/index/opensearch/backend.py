@@ -91,6 +91,7 @@ class OpenSearchBackend:
         self.max_retries = max_retries
         self._index_ready = False
         self._meta_checked = False
+        self._passages: bool | None = None  # whether the index holds passages (read from its _meta)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -186,13 +187,24 @@ class OpenSearchBackend:
     # -- indexing ----------------------------------------------------------------------------
 
     def _source(self, doc: IndexDocument) -> dict[str, Any]:
-        return {
+        source = {
             "doc_id": doc.id,
             "title": doc.title,
             "text": doc.text,
             "bm25_terms": " ".join(doc.terms),
             "sparse": {encode_feature_name(t): float(w) for t, w in doc.sparse.items()},
         }
+        if doc.passages:
+            source["passages"] = [
+                {"sparse": {encode_feature_name(t): float(w) for t, w in p.items()}} for p in doc.passages
+            ]
+        return source
+
+    def holds_passages(self) -> bool:
+        """Whether the index holds documents as passages (recorded in its ``_meta`` when they were added)."""
+        if self._passages is None:
+            self._passages = bool(self.index_meta().get("sparse_passages"))
+        return self._passages
 
     def add(self, docs: Iterable[IndexDocument], progress: Progress | None = None) -> int:
         """Bulk-index documents (an existing id is replaced), then verify the count.
@@ -210,6 +222,12 @@ class OpenSearchBackend:
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise ValueError(f"duplicate document ids in one batch: {dupes}")
         self.ensure_index()
+        if any(d.passages for d in docs) and not self.holds_passages():
+            meta = {**self.index_meta(), "sparse_passages": True}
+            self._call(
+                "record the passages", lambda: self.client.indices.put_mapping(index=self.index, body={"_meta": meta})
+            )
+            self._passages = True
         before = self.count()
         total = len(docs)
 
@@ -289,6 +307,7 @@ class OpenSearchBackend:
         self._call("delete the index", lambda: self.client.indices.delete(index=self.index, ignore_unavailable=True))
         self._index_ready = False
         self._meta_checked = False
+        self._passages = None
 
     delete_index = clear
 
@@ -330,7 +349,7 @@ class OpenSearchBackend:
         qvec = validate_sparse_vector(qvec, what="query vector")
         check_sparse_clauses(len(qvec))  # before asking the cluster for its plugins
         encoded = {encode_feature_name(t): w for t, w in qvec.items()}
-        return sparse_query_dsl(encoded, neural=self.has_neural_plugin())
+        return sparse_query_dsl(encoded, neural=self.has_neural_plugin(), passages=self.holds_passages())
 
     def search_sparse(self, qvec: Mapping[str, float], k: int = 10) -> SearchResult:
         """Dot product of ``qvec`` with the stored ``rank_features``."""
@@ -354,6 +373,10 @@ class OpenSearchBackend:
             terms=src.get("bm25_terms", "").split(),
             sparse={decode_feature_name(k): float(v) for k, v in src.get("sparse", {}).items()},
             title=src.get("title", ""),
+            passages=tuple(
+                {decode_feature_name(k): float(v) for k, v in (p.get("sparse") or {}).items()}
+                for p in src.get("passages") or ()
+            ),
         )
 
     def explain_sparse(self, doc_id: str, qvec: Mapping[str, float]) -> SparseExplanation:
@@ -366,10 +389,17 @@ class OpenSearchBackend:
         doc = self.get(doc_id)
         if doc is None:
             raise KeyError(f"document {doc_id!r} is not in index {self.index!r}")
+        stored = doc.sparse
+        if doc.passages:  # the best passage makes the document's score (MaxP)
+
+            def dot(vec: Mapping[str, float]) -> float:
+                return sum(qw * float(lucene_feature_value(vec[t])) for t, qw in qvec.items() if t in vec)
+
+            stored = max(doc.passages, key=dot)
         contribs = []
         for t, qw in qvec.items():
-            if t in doc.sparse:
-                dw = float(lucene_feature_value(doc.sparse[t]))
+            if t in stored:
+                dw = float(lucene_feature_value(stored[t]))
                 contribs.append(TokenContribution(t, qw, dw, qw * dw))
         contribs.sort(key=lambda c: (-c.contribution, c.token))
         return SparseExplanation(doc_id, float(sum(c.contribution for c in contribs)), contribs)

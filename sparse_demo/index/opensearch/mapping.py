@@ -7,6 +7,9 @@
   with ``linear: {}`` and ``boost = query weight`` (exactly the dot product, with stored
   weights kept to 9 significant bits), or ``neural_sparse`` + ``query_tokens`` where the
   neural-search plugin is installed (the same score);
+* ``passages``: ``nested`` documents, one per window of a long document, each with its own
+  ``rank_features`` (``passages.sparse``); in passages mode the sparse leg is a ``nested`` query with
+  ``score_mode: max``, so a document scores its best window and is returned once;
 * ``doc_id`` (keyword) breaks score ties by id;
 * ``_meta`` records the BM25 analyzer spec (``bm25_analyzer``) and term format.
 """
@@ -44,6 +47,8 @@ def index_body(analyzer_spec: str) -> dict[str, Any]:
                 "text": {"type": "text", "index": False},
                 "bm25_terms": {"type": "text", "analyzer": "morpheme_whitespace", "similarity": "lucene_bm25"},
                 "sparse": {"type": "rank_features"},
+                # a long document indexed as passages: one nested document per window (MaxP)
+                "passages": {"type": "nested", "properties": {"sparse": {"type": "rank_features"}}},
             },
         },
     }
@@ -74,24 +79,31 @@ def check_sparse_clauses(n_tokens: int) -> None:
         )
 
 
-def sparse_query_dsl(encoded: Mapping[str, float], neural: bool) -> dict[str, Any]:
+def sparse_query_dsl(encoded: Mapping[str, float], neural: bool, passages: bool = False) -> dict[str, Any]:
     """The sparse leg's query for already encoded feature names and their query weights.
 
     Args:
         encoded: Feature name (see :func:`~sparse_demo.index.opensearch.encode_feature_name`)
             to query weight.
         neural: Use ``neural_sparse`` (plugin installed) instead of ``rank_feature`` clauses.
+        passages: Score each document by its best passage (a ``nested`` query, ``score_mode: max``).
 
     Raises:
         ValueError: more tokens than one boolean query may hold.
     """
     check_sparse_clauses(len(encoded))
+    field = "passages.sparse" if passages else "sparse"
     if neural:
-        return {"neural_sparse": {"sparse": {"query_tokens": dict(encoded)}}}
-    return {
-        "bool": {
-            "should": [
-                {"rank_feature": {"field": f"sparse.{name}", "linear": {}, "boost": w}} for name, w in encoded.items()
-            ]
+        query: dict[str, Any] = {"neural_sparse": {field: {"query_tokens": dict(encoded)}}}
+    else:
+        query = {
+            "bool": {
+                "should": [
+                    {"rank_feature": {"field": f"{field}.{name}", "linear": {}, "boost": w}}
+                    for name, w in encoded.items()
+                ]
+            }
         }
-    }
+    if passages:
+        return {"nested": {"path": "passages", "score_mode": "max", "query": query}}
+    return query
