@@ -261,6 +261,32 @@ def _int_at_least(text: str, minimum: int) -> int:
     return value
 
 
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """``--doc-windows`` and ``--stride``: how documents longer than the model reads are read."""
+    from ..encoder.windows import WINDOW_MODES
+
+    p.add_argument(
+        "--doc-windows",
+        choices=WINDOW_MODES,
+        default="max",
+        help="documents longer than the model's max length: max (all of it, the max over token windows; "
+        "default), passages (each window a passage, a document scores its best) or first (truncate)",
+    )
+    p.add_argument(
+        "--stride",
+        type=positive_int,
+        default=None,
+        help="tokens from one window's start to the next (default: three quarters of the window)",
+    )
+
+
+def window_settings(args: argparse.Namespace):
+    """The :class:`~sparse_demo.encoder.windows.WindowSettings` of ``--doc-windows`` / ``--stride``."""
+    from ..encoder.windows import WindowSettings
+
+    return WindowSettings(args.doc_windows, args.stride)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     return _int_at_least(text, 1)

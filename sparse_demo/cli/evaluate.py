@@ -25,7 +25,16 @@ from ..encoder import ModelLoadError
 from ..evaluation import report as ev_report
 from ..evaluation import runner, systems
 from ..evaluation.weights import DEFAULT_FOLDS
-from .common import DEVICES, EXIT_FAILED, CliError, note_line, positive_int, registry
+from .common import (
+    DEVICES,
+    EXIT_FAILED,
+    CliError,
+    add_window_arguments,
+    note_line,
+    positive_int,
+    registry,
+    window_settings,
+)
 
 SWEEPS: tuple[str, ...] = ("weight", "prune")
 
@@ -60,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=positive_int, default=runner.DEFAULT_DEPTH, help="hits per leg (>= 10)")
     p.add_argument("--trials", type=positive_int, default=10_000, help="randomization-test trials")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    add_window_arguments(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--runs", action="store_true", help="with --json: include per-query values and runs")
     p.add_argument("--out-dir", type=Path, default=None, help="write CSV/JSON/Markdown/HTML files here")
@@ -138,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         sweep_weights="weight" in args.sweep,
         folds=args.folds,
         batch_size=args.batch_size,
+        doc_windows=window_settings(args),
     )
     if "prune" in args.sweep:
         ev.prune_sweep(report)

@@ -19,12 +19,14 @@ from ..encoder import Encoder
 from ..progress import Progress
 from .common import (
     add_model_arguments,
+    add_window_arguments,
     default_model,
     non_negative_int,
     note_line,
     positive_int,
     print_json,
     registry,
+    window_settings,
 )
 
 
@@ -66,6 +68,7 @@ def add_corpus_arguments(p: argparse.ArgumentParser, model_help: str) -> None:
         default=svc.DEFAULT_DOC_TOP_K,
         help=f"tokens kept per document vector (0: all; default {svc.DEFAULT_DOC_TOP_K})",
     )
+    add_window_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
@@ -103,6 +106,7 @@ def build(args: argparse.Namespace, corpus: Corpus, encoder: Encoder | None) -> 
         batch_size=args.batch_size,
         doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k,
         analyzer=args.analyzer,
+        doc_windows=window_settings(args),
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
     return index, list(corpus.notes) + notes

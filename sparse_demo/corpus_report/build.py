@@ -258,6 +258,7 @@ def report_for_index(
         corpus_fingerprint(index.corpus),
         index.doc_top_k,
         index.query_top_k,
+        index.key.doc_windows,
         _rule_key(rule),
         hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16],
         thresholds,
@@ -267,15 +268,18 @@ def report_for_index(
         docs = index.documents
         capped = None
         input_ids = index.input_ids
+        windows = index.stats.windows
         if docs is None:  # an existing OpenSearch index was reused: encode once more, here
-            enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k)
-            docs, capped, input_ids = enc.documents, enc.pruned, enc.input_ids
+            enc = encode_corpus(index.corpus, index.encoder, doc_top_k=index.doc_top_k, windows=index.doc_windows)
+            docs, capped, input_ids, windows = enc.documents, enc.pruned, enc.input_ids, enc.windows
         else:
             capped = index.stats.pruned_docs
         if input_ids is not None and len(input_ids) != len(docs):
             logger.warning("ignoring %d input id rows for %d documents", len(input_ids), len(docs))
             input_ids = None
         notes = [f"FLOPS over the first {MAX_REPORT_QUERIES} of {len(texts) + dropped} queries."] if dropped else []
+        if windows is not None and windows.sentence():
+            notes.append(windows.sentence())
         return report_from_vectors(
             index.encoder,
             [d.sparse for d in docs],

@@ -258,6 +258,7 @@ def to_json(report: EvalReport, *, runs: bool = False) -> dict[str, Any]:
         "metric": report.metric,
         "seconds": round(report.seconds, 3),
         "notes": report.notes,
+        "document_windows": {m: c.to_json() for m, c in report.document_windows.items()},
         "systems": metrics_records(report),
         "weight_sweeps": [
             {

@@ -211,6 +211,8 @@ class EvalReport:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     prune_sweep: Any = None
     model_runs: dict = field(default_factory=dict, repr=False)
+    #: Per model: how many documents were longer than it reads and how they were read (``WindowCounts``).
+    document_windows: dict[str, Any] = field(default_factory=dict)
 
     def system(self, label: str) -> SystemResult:
         """The row with this label."""
@@ -523,6 +525,7 @@ def evaluate(
         query_texts={q: eval_set.query_text(q) for q in qids},
         qrels={q: dict(eval_set.qrels[q]) for q in qids},
         model_runs={m: r for m, r in runs.items() if m},
+        document_windows={m: r.encoded.windows for m, r in runs.items() if m and r.encoded.windows is not None},
     )
 
 

@@ -114,6 +114,10 @@ def _passage(hit: SearchHit, title: str, body: str, legend: bool) -> str:
     return f'<div class="search-passage">{head}<p>{body}</p>{foot}</div>'
 
 
+#: How the best window of a long document is marked in its passage (inline: the marks' styles are too).
+_BEST_WINDOW_STYLE = "background:#fff4e6;box-shadow:inset 3px 0 0 #e8590c;padding-left:4px"
+
+
 def passage_html(hit: SearchHit, explanation: Explanation | None, query_terms: Sequence[str] = ()) -> str:
     """A hit's title and text with matches marked (HTML, escaped), plus a legend.
 
@@ -128,7 +132,22 @@ def passage_html(hit: SearchHit, explanation: Explanation | None, query_terms: S
     terms = explanation.matched_terms if explanation is not None else list(query_terms)
     tokens = explanation.tokens if explanation is not None else []
     title = highlight(hit.title, terms, tokens) if hit.title else ""
-    return _passage(hit, title, highlight(hit.text, terms, tokens), legend=True)
+    body = highlight(hit.text, terms, tokens)
+    best = explanation.best_window if explanation is not None else None
+    if best is not None and explanation.windows:
+        # window spans are in the text the model read (title + "\n" + text): shift them into the text
+        shift = len(hit.title) + 1 if hit.title else 0
+        start, stop = (max(0, min(len(hit.text), x - shift)) for x in explanation.windows[best])
+        if stop > start:
+            label = html.escape(f"window {best + 1} of {len(explanation.windows)}")
+            body = (
+                highlight(hit.text[:start], terms, tokens)
+                + f'<span class="best-window" title="{label}" style="{_BEST_WINDOW_STYLE}">'
+                + highlight(hit.text[start:stop], terms, tokens)
+                + "</span>"
+                + highlight(hit.text[stop:], terms, tokens)
+            )
+    return _passage(hit, title, body, legend=True)
 
 
 def plain_passage_html(hit: SearchHit) -> str:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from .. import search as svc
 from ..corpus import Corpus
+from ..encoder.windows import WindowSettings
 from ..formatting import EMPTY_HEADER, display_frame, empty_frame, fmt_number
 from ..progress import Progress
 from ..space import gpu
@@ -59,6 +60,12 @@ logger = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["rank", "gold", "id", "title", "score", "bm25_score", "bm25_rank", "sparse_score", "sparse_rank"]
 EXPLAIN_COLUMNS = ["token", "query_weight", "doc_weight", "product"]
+#: The Search tab's choices for documents longer than the model reads (label -> window mode).
+WINDOW_CHOICES = {
+    "whole document: max over windows": "max",
+    "whole document: best window (passages)": "passages",
+    "first window only (truncate)": "first",
+}
 METHOD_CHOICES = [
     ("Hybrid (BM25 + sparse)", "hybrid"),
     ("Sparse (dot product)", "sparse"),
@@ -184,6 +191,18 @@ def _progress_fn(progress: Any) -> Progress | None:
     return report
 
 
+def window_settings(windows: str | None, stride: float | None = None) -> WindowSettings:
+    """The :class:`WindowSettings` of the tab's widgets (a label of :data:`WINDOW_CHOICES` or a mode).
+
+    Raises:
+        ValueError: an unknown choice or a stride that is not a whole number of tokens >= 1.
+    """
+    mode = WINDOW_CHOICES.get(windows or "", windows or "max")
+    if stride is not None and stride != 0 and (float(stride) != int(stride) or stride < 1):
+        raise ValueError(f"the window stride must be a whole number of tokens >= 1 (0: automatic), got {stride}")
+    return WindowSettings(mode, int(stride) if stride else None)
+
+
 def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
     st = index.stats
     model = index.model_name or "none (BM25 only)"
@@ -197,6 +216,11 @@ def _index_status(index: svc.SearchIndex, notes: list[str]) -> str:
             f" Encoded in {st.encode_seconds:.1f} s, indexed in {st.index_seconds:.2f} s; "
             f"{st.avg_tokens:.0f} sparse tokens per document on average."
         )
+    if index.encoder is not None:
+        window = index.encoder.max_length
+        head += f" Long documents: {index.doc_windows.describe(window)}."
+        if st.windows is not None and not st.windows.long:
+            head += f" No document is longer than the model's {window} tokens."
     lines = [head]
     lines += [message(n, "warning") for n in index.corpus.notes]
     for n in notes:
@@ -215,14 +239,23 @@ def build_search_index(
     visitor_models: dict[str, str] | None = None,
     progress: Any = None,
     analyzer: str | None = None,
+    windows: str | None = None,
+    stride: float | None = None,
 ) -> IndexResult:
-    """Build (or reuse) the index for the chosen corpus, model, backend and BM25 analyzer."""
+    """Build (or reuse) the index for the chosen corpus, model, backend, BM25 analyzer and long-document
+    reading (``windows``: a :data:`WINDOW_CHOICES` label or mode, ``stride``: tokens, 0/None automatic)."""
     try:
         spec = analyzer_spec(analyzer)
+        doc_windows = window_settings(windows, stride)
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         index, notes = session.get_or_build(
-            corpus, encoder, backend or "memory", progress=_progress_fn(progress), analyzer=spec
+            corpus,
+            encoder,
+            backend or "memory",
+            progress=_progress_fn(progress),
+            analyzer=spec,
+            doc_windows=doc_windows,
         )
     except (UserError, ValueError) as exc:
         return IndexResult(message(str(exc), "error"))
@@ -243,20 +276,22 @@ def _index_for_search(
     visitor_models: dict[str, str] | None,
     progress: Progress | None,
     analyzer: str = "default",
+    doc_windows: WindowSettings | None = None,
 ) -> tuple[svc.SearchIndex, list[str]]:
     """The index a search needs; BM25 never waits for the model to encode the corpus."""
+    windows = doc_windows or svc.DEFAULT_DOC_WINDOWS
     if method == "bm25":
         try:
             encoder = ctx.encoder(model_choice, folder, visitor_models)
         except UserError:
             encoder = None
         if encoder is not None:
-            found = session.get(session.key_for(corpus, encoder, backend, analyzer=analyzer))
+            found = session.get(session.key_for(corpus, encoder, backend, analyzer=analyzer, doc_windows=windows))
             if found is not None:
                 return found, []
         return session.get_or_build(corpus, None, backend, progress=progress, analyzer=analyzer)
     encoder = ctx.encoder(model_choice, folder, visitor_models)
-    return session.get_or_build(corpus, encoder, backend, progress=progress, analyzer=analyzer)
+    return session.get_or_build(corpus, encoder, backend, progress=progress, analyzer=analyzer, doc_windows=windows)
 
 
 def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str], weight_note: str = "") -> str:
@@ -308,6 +343,8 @@ def run_search(
     progress: Any = None,
     analyzer: str | None = None,
     tuned: svc.TunedWeights | None = None,
+    windows: str | None = None,
+    stride: float | None = None,
 ) -> SearchTabResult:
     """Search (building the index first when needed) and explain the top hit.
 
@@ -324,10 +361,21 @@ def run_search(
         ctx.limits.check_query(text)
         k = ctx.limits.check_top_k(top_k)
         spec = analyzer_spec(analyzer)
+        doc_windows = window_settings(windows, stride)
         corpus = resolve_corpus(corpus_choice, uploaded)
         report = _progress_fn(progress)
         index, notes = _index_for_search(
-            ctx, session, corpus, method, model_choice, folder, backend or "memory", visitor_models, report, spec
+            ctx,
+            session,
+            corpus,
+            method,
+            model_choice,
+            folder,
+            backend or "memory",
+            visitor_models,
+            report,
+            spec,
+            doc_windows,
         )
         chosen = svc.resolve_weight(
             index.encoder, None if weight is None else float(weight), corpus=index.corpus, tuned=tuned
@@ -409,6 +457,17 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
             + (", ".join(f"`{t}`" for t in exp.matched_terms) or "none")
             + "."
         ]
+        if exp.windows:
+            how = "scored by its best window" if index.doc_windows.mode == "passages" else "the max over its windows"
+            best = (
+                f"; window {exp.best_window + 1} gives the most (marked in the passage)"
+                if exp.best_window is not None
+                else ""
+            )
+            lines.append(
+                f"The model read this document in {len(exp.windows)} windows ({how}); the `window` column says "
+                f"which window each token's weight came from{best}."
+            )
     lines += [message(n, "warning") for n in notes]
     chart = (
         safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")
@@ -472,6 +531,20 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
                 label="BM25 analyzer (or type Kiwi stop-tag prefixes, e.g. J,E,XS)",
                 elem_id="search-analyzer",
             )
+            with gr.Row():
+                windows = gr.Dropdown(
+                    list(WINDOW_CHOICES),
+                    value=next(iter(WINDOW_CHOICES)),
+                    label="Documents longer than the model reads",
+                    elem_id="search-windows",
+                )
+                stride = gr.Number(
+                    value=0,
+                    precision=0,
+                    minimum=0,
+                    label="Window stride in tokens (0: three quarters of the window)",
+                    elem_id="search-stride",
+                )
             model, folder = model_picker(ctx, "search")
     with gr.Row():
         index_btn = gr.Button("Build index", elem_id="search-index")
@@ -522,12 +595,14 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     method.change(on_method, [method, fusion], [fusion, weight])
     fusion.change(on_method, [method, fusion], [fusion, weight])
 
-    def on_index(choice, up, model_, folder_, backend_, vm, analyzer_, progress=gr.Progress()):
-        return build_search_index(ctx, session, choice, up, model_, folder_, backend_, vm, progress, analyzer_).status
+    def on_index(choice, up, model_, folder_, backend_, vm, analyzer_, windows_, stride_, progress=gr.Progress()):
+        return build_search_index(
+            ctx, session, choice, up, model_, folder_, backend_, vm, progress, analyzer_, windows_, stride_
+        ).status
 
     index_btn.click(
         gpu(on_index, duration=300),
-        [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer],
+        [corpus_choice, uploaded, model, folder, backend, visitor_models, analyzer, windows, stride],
         [index_status],
     )
     weight.input(lambda: True, None, [weight_moved])
@@ -546,6 +621,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         vm,
         analyzer_,
         moved,
+        windows_,
+        stride_,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -567,6 +644,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             progress,
             analyzer_,
             mine,
+            windows_,
+            stride_,
         )
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
@@ -596,6 +675,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         visitor_models,
         analyzer,
         weight_moved,
+        windows,
+        stride,
     ]
     search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
     search_fn = gpu(on_search, duration=300)  # a search may build the index first
