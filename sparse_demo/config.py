@@ -58,6 +58,9 @@ Folders (:func:`data_dir`, :func:`model_cache_dir`):
 
 - ``SPARSE_DEMO_DATA_DIR``: the benchmark and training data (default ``../shared/data`` next to the checkout).
 - ``SPARSE_DEMO_CACHE``: where a demo model retrained here is kept (default ``.cache/models`` in the checkout).
+- ``SPARSE_DEMO_VECTOR_CACHE``: where encoded shared corpora are kept across restarts (default ``.cache/vectors``
+  in the checkout; ``off`` disables it); ``SPARSE_DEMO_VECTOR_CACHE_MB`` bounds it (default 2,000 MB). A
+  visitor's upload is never written there.
 
 OpenSearch backend (:meth:`ConnectionSettings.from_env`; credentials are never logged, shown or put in ``repr``):
 
@@ -300,6 +303,26 @@ def model_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """``SPARSE_DEMO_CACHE``, else ``.cache/models`` in the checkout (a demo model retrained here)."""
     raw = _environ(env).get("SPARSE_DEMO_CACHE", "").strip()
     return Path(raw).expanduser() if raw else _CHECKOUT / ".cache" / "models"
+
+
+def vector_cache(env: Mapping[str, str] | None = None) -> tuple[Path | None, int]:
+    """``(folder, max bytes)`` of the on-disk document-vector store (folder None: ``SPARSE_DEMO_VECTOR_CACHE=off``).
+
+    Raises:
+        ValueError: ``SPARSE_DEMO_VECTOR_CACHE_MB`` is not a positive number.
+    """
+    values = _environ(env)
+    raw = values.get("SPARSE_DEMO_VECTOR_CACHE", "").strip()
+    mb_raw = values.get("SPARSE_DEMO_VECTOR_CACHE_MB", "2000").strip() or "2000"
+    try:
+        mb = float(mb_raw)
+    except ValueError:
+        mb = -1.0
+    if not mb > 0:
+        raise ValueError(f"SPARSE_DEMO_VECTOR_CACHE_MB must be a positive number of megabytes, got {mb_raw!r}")
+    if raw.lower() in ("off", "0", "false", "no", "none"):
+        return None, int(mb * 1e6)
+    return (Path(raw).expanduser() if raw else _CHECKOUT / ".cache" / "vectors"), int(mb * 1e6)
 
 
 # ---------------------------------------------------------------------- Hugging Face Hub, app server

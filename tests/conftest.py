@@ -18,6 +18,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
+# Tests encode on purpose: the on-disk vector cache would make a second run read what the first encoded (and
+# a test that counts encodings would see none). tests/test_vector_store.py switches it on in a temporary folder.
+os.environ.setdefault("SPARSE_DEMO_VECTOR_CACHE", "off")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 XLMR_TOKENIZER = SHARED / "models" / "xlmr-tokenizer"

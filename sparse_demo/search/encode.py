@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,7 +13,9 @@ from sparse_demo.encoder import Encoder, Encoding
 from sparse_demo.encoder.windows import WindowCounts, WindowSettings
 from sparse_demo.index import IndexDocument
 from sparse_demo.progress import Progress, scaled
+from sparse_demo.search.corpus_files import corpus_id
 from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_DOC_WINDOWS, DEFAULT_QUERY_TOP_K
+from sparse_demo.search.vector_store import default_store
 
 
 def doc_text(title: str, text: str) -> str:
@@ -168,6 +170,7 @@ def encode_vectors(
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
     progress: Progress | None = None,
     windows: WindowSettings = DEFAULT_DOC_WINDOWS,
+    disk_cache: bool = True,
 ) -> DocumentVectors:
     """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
 
@@ -178,6 +181,10 @@ def encode_vectors(
     similar length; every encoding is pruned as soon as its batch is done and put back in corpus order. The
     vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors are
     empty (a BM25-only index) and no model runs.
+
+    With ``disk_cache`` (default) a shared corpus (no ``owner``: not a visitor's upload) is read from and
+    written to the on-disk :class:`~sparse_demo.search.vector_store.VectorStore` (``SPARSE_DEMO_VECTOR_CACHE``),
+    keyed on everything the vectors depend on, so a restart does not encode it again.
 
     Raises:
         ValueError: ``batch_size`` < 1 or ``doc_top_k`` < 1.
@@ -190,6 +197,14 @@ def encode_vectors(
     docs = corpus.documents
     total = len(docs)
     report = progress or (lambda _f, _d: None)
+    store = default_store() if disk_cache and encoder is not None and corpus.owner is None and total else None
+    key = ""
+    if store is not None:
+        key = f"{corpus_id(corpus)}\x1f{encoder.fingerprint}\x1f{doc_top_k}\x1f{windows.key}"
+        found = store.load(key, total)
+        if found is not None:
+            report(1.0, f"read the {total:,} document vectors from the disk cache (encoded before)")
+            return replace(found, seconds=time.perf_counter() - t0, source="")
     vectors: list[dict[str, float]] = [{} for _ in docs]
     pruned = 0
     ids: list[Sequence[int] | None] = [None] * total
@@ -209,7 +224,10 @@ def encode_vectors(
     input_ids = (
         TokenIds.from_sequences(ids) if encoder is not None and total and all(x is not None for x in ids) else None
     )
-    return DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids, windows=counts, passages=passages)
+    out = DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids, windows=counts, passages=passages)
+    if store is not None:
+        store.save(key, out)
+    return out
 
 
 def analyse_terms(
