@@ -234,7 +234,9 @@ cmd_start() {
             tail -n 40 "$RUN_DIR/logs/sparse-demo-local.log" >&2 2>/dev/null || true
             die "OpenSearch did not reach yellow/green health within ${TIMEOUT}s"
         fi
-        if ! running_pid >/dev/null && (( waited > 5 )); then
+        # Exited: no live pid in the pid file and no java process reading this node's config. (The daemon
+        # writes its pid file some seconds into start-up; on a busy machine that can take well over 5 s.)
+        if ! running_pid >/dev/null && ! pgrep -f -- "$CONF_DIR" >/dev/null && (( waited > 10 )); then
             tail -n 40 "$RUN_DIR/logs/sparse-demo-local.log" >&2 2>/dev/null || true
             tail -n 20 "$RUN_DIR/logs/stdout.log" >&2 2>/dev/null || true
             die "OpenSearch exited during start-up"
