@@ -168,7 +168,9 @@ def heatmap_chart(frame: pd.DataFrame, *, row_field: str = "position", row_label
         ],
     )
     marks = base.transform_filter(alt.datum.is_max).mark_point(shape="circle", filled=True, color="#e8590c", size=30)
-    return (cells + marks).properties(height=height)
+    return (cells + marks).properties(
+        height=height, width="container", autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
+    )
 
 
 def _readable(piece: str) -> str:

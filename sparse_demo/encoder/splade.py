@@ -347,6 +347,24 @@ class SpladeEncoder:
             max_length=self.max_length,
         )
 
+    def position_activations(self, encoding: Encoding, token_ids: Sequence[int]) -> np.ndarray:
+        """``log(1 + relu(logits[t, v]))`` at every input position ``t`` of ``encoding`` for the ``token_ids``.
+
+        The model runs once more on the encoding's own input ids; column ``j``'s maximum is token
+        ``token_ids[j]``'s weight in the vector (the card's max over positions), at the position the vector
+        records. Returns ``[positions, len(token_ids)]`` float32 (the position-by-token heatmap of Explore).
+        """
+        ids = torch.tensor([list(encoding.input_ids)], dtype=torch.long)
+        cols = torch.tensor([int(t) for t in token_ids], dtype=torch.long, device=self.device)
+        with self._lock, torch.inference_mode(), self._projection_detached():
+            hidden = self.model(input_ids=ids.to(self.device), attention_mask=torch.ones_like(ids).to(self.device))
+            hidden = hidden.logits[0].float()  # the projection's input
+            weight = self._decoder.weight.index_select(0, cols).float()
+            logits = hidden @ weight.T
+            if self._decoder.bias is not None:
+                logits += self._decoder.bias.index_select(0, cols).float()
+            return torch.log1p(torch.relu(logits)).cpu().numpy()
+
     def document_windows(
         self,
         texts: Sequence[str],

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..analysis import BatchLeakage, QueryAnalysis, batch_leakage
 from ..formatting import display_frame, empty_frame
+from ..heatmap import MAX_HEATMAP_TOKENS, PositionHeatmap, build_heatmap, by_morpheme, heatmap_chart
 from ..space import gpu
 from ..textio import clean_query
 from .common import (
@@ -67,6 +68,18 @@ class ExploreResult:
     table: pd.DataFrame
     chart: object | None
     analysis: QueryAnalysis | None = None
+
+
+@dataclass
+class HeatmapResult:
+    status: str
+    chart: object | None
+    csv_path: str | None = None
+    heatmap: PositionHeatmap | None = None
+
+
+#: Rows of the heatmap: one per subword piece, or the pieces of one Kiwi morpheme folded into one row.
+HEATMAP_ROWS = ("subword pieces", "Kiwi morphemes")
 
 
 @dataclass
@@ -134,6 +147,52 @@ def explore_query(
         status.append(message("Zero-width characters were removed from the text.", "info"))
     chart = safe_chart(token_bar_chart, frame, f"Top {top_k} tokens: {encoder.name}")
     return ExploreResult("\n\n".join(status), leakage_markdown(analysis), frame, chart, analysis)
+
+
+def explore_heatmap(
+    ctx: AppContext,
+    text: str | None,
+    model_choice: str | None,
+    folder: str | None = None,
+    n_tokens: int = 20,
+    rows: str = HEATMAP_ROWS[0],
+    visitor_models: dict[str, str] | None = None,
+    out_dir: Path | None = None,
+) -> HeatmapResult:
+    """Which input positions feed which of the top ``n_tokens`` output tokens (see :mod:`sparse_demo.heatmap`).
+
+    The CSV (every position by every shown token, full precision) is written to ``out_dir`` when given.
+    """
+    try:
+        query = ctx.limits.check_query(clean_query(text))
+        n = max(1, min(int(n_tokens), MAX_HEATMAP_TOKENS))
+        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        enc = encoder.encode([query])[0]
+        ids = enc.vector.token_ids[:n]
+        values = encoder.position_activations(enc, ids)
+        hm = build_heatmap(enc.text, enc.input_ids, enc.offsets, values, ids, encoder.id_to_token)
+    except (UserError, ValueError) as exc:
+        return HeatmapResult(message(str(exc), "error"), None)
+    except Exception as exc:  # noqa: BLE001 - show, log, keep the app alive
+        logger.exception("Heatmap failed")
+        return HeatmapResult(message(f"The heatmap failed: {exc}", "error"), None)
+    folded = rows == HEATMAP_ROWS[1]
+    frame = by_morpheme(hm) if folded else hm.to_frame()
+    chart = (
+        safe_chart(heatmap_chart, frame, row_field="row", row_label="label")
+        if folded
+        else safe_chart(heatmap_chart, frame)
+    )
+    csv_path = None
+    if out_dir is not None:
+        csv_path = write_csv(hm.to_frame(), out_dir, "heatmap")
+    n_rows = frame["row"].nunique() if folded else len(hm.pieces)
+    status = (
+        f"**{encoder.name}**: {len(hm.pieces)} input positions × top {len(hm.tokens)} tokens"
+        + (f", folded into {n_rows} morpheme rows" if folded else "")
+        + ". Colour = log(1 + relu(logit)) at that position; the dot marks each token's maximum (its weight)."
+    )
+    return HeatmapResult(status, chart, csv_path, hm)
 
 
 def explore_batch(
@@ -231,6 +290,28 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     outputs = [status, leakage, table, chart]
     run.click(gpu(on_run), inputs, outputs)
     query.submit(gpu(on_run), inputs, outputs)
+
+    with gr.Accordion("Position heatmap: which input positions feed which tokens", open=False):
+        with gr.Row():
+            hm_tokens = gr.Slider(
+                5, MAX_HEATMAP_TOKENS, value=20, step=1, label="Top tokens (columns)", elem_id="explore-hm-tokens"
+            )
+            hm_rows = gr.Radio(list(HEATMAP_ROWS), value=HEATMAP_ROWS[0], label="Rows", elem_id="explore-hm-rows")
+        hm_run = gr.Button("Draw heatmap", elem_id="explore-hm-run")
+        hm_status = gr.Markdown(elem_id="explore-hm-status")
+        hm_chart = gr.Plot(label="Position × token", elem_id="explore-hm-chart", elem_classes=["scroll-plot"])
+        hm_csv = gr.File(label="CSV (every position × token, full precision)", interactive=False)
+
+        def on_heatmap(text, choice, folder_, n, rows_, vm, request: gr.Request):
+            mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
+            r = explore_heatmap(ctx, text, choice, folder_, n, rows_, vm, mine)
+            return r.status, r.chart, r.csv_path
+
+        hm_run.click(
+            gpu(on_heatmap),
+            [query, model, folder, hm_tokens, hm_rows, visitor_models],
+            [hm_status, hm_chart, hm_csv],
+        )
 
     with gr.Accordion("Batch mode: leakage over many queries", open=False):
         with gr.Row():
