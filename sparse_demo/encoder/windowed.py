@@ -178,6 +178,7 @@ def iter_windows(
     inputs = {job: _window_inputs(items[job[0]], items[job[0]].spans[job[1]]) for job in jobs}
     jobs.sort(key=lambda job: (len(inputs[job][0]), job))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    what = "texts encoded" if len(jobs) == len(items) else "windows encoded"  # one window each: plain texts
     parts: dict[int, list] = {}
     for b0 in range(0, len(jobs), batch_size):
         batch = jobs[b0 : b0 + batch_size]
@@ -194,7 +195,7 @@ def iter_windows(
             done[j] = _sparse(weights[row], positions[row], inputs.pop((d, j))[1])
             if all(p is not None for p in done):
                 yield d, _document(texts[d], items[d], parts.pop(d), max_length, settings)
-        counted(progress, min(b0 + batch_size, len(jobs)), len(jobs), "windows encoded")
+        counted(progress, min(b0 + batch_size, len(jobs)), len(jobs), what)
 
 
 def _document(text: str, item: _Text, parts: list, max_length: int, settings: WindowSettings) -> WindowedDocument:
