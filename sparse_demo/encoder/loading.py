@@ -200,13 +200,51 @@ def load_mlm(
     return model, tokenizer
 
 
+#: Files fetched from the Hub for a sentence-transformers repository: configs, safetensors weights and
+#: tokenizer vocabularies, in any module folder; never code (``*.py``) or pickles (``*.bin``).
+HUB_PATTERNS: tuple[str, ...] = ("*.json", "*.safetensors", "*.model", "*.txt")
+
+
+def hub_sentence_transformers_folder(
+    repo_id: str, *, revision: str | None = None, name: str | None = None
+) -> tuple[Path, str] | None:
+    """A local snapshot of a Hub repository in sentence-transformers format, or None when it is not one.
+
+    The repository is one when it has a ``modules.json``; then its configs, safetensors weights and tokenizer
+    files (:data:`HUB_PATTERNS`) are downloaded (from the local Hugging Face cache only when the Hub is
+    unreachable) and :func:`~sparse_demo.encoder.formats.read_layout` reads it like a folder.
+
+    Returns:
+        ``(snapshot folder, "hub:<id>@<commit>")`` or None (not a sentence-transformers repository, or not
+        reachable: the ``*ForMaskedLM`` path then gives its own message).
+    """
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+    except ImportError:  # pragma: no cover - a runtime requirement
+        return None
+    offline = not hub_reachable()
+    try:
+        hf_hub_download(repo_id, "modules.json", revision=revision, local_files_only=offline)
+    except Exception:  # noqa: BLE001 - no modules.json (or no Hub): a plain *ForMaskedLM repository, maybe
+        return None
+    try:
+        folder = Path(
+            snapshot_download(repo_id, revision=revision, local_files_only=offline, allow_patterns=list(HUB_PATTERNS))
+        )
+    except Exception as exc:  # noqa: BLE001 - one message
+        raise ModelLoadError(repo_id, f"its files could not be downloaded ({type(exc).__name__})", name) from exc
+    return folder, f"hub:{repo_id}@{folder.name}"
+
+
 __all__ = [
+    "HUB_PATTERNS",
     "NO_TOKENIZER",
     "TOKENIZER_FILES",
     "ModelLoadError",
     "check_tokenizer",
     "has_tokenizer_files",
     "hub_reachable",
+    "hub_sentence_transformers_folder",
     "load_mlm",
     "looks_like_path",
     "resolve_device",
