@@ -217,6 +217,7 @@ def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
     class NoSearchVector:  # everything but ``search_sparse_vector``
         name, tokenizer, max_length, drop_special, special_ids = "x", None, 8, True, frozenset()
         device, vocab_size, fingerprint = "cpu", 1, "0" * 16
+        default_side, asymmetric, inference_free = "document", False, False
 
         def id_to_token(self, token_id):
             return ""  # noqa: E704
@@ -226,6 +227,8 @@ def test_splade_encoder_satisfies_the_encoder_protocol(encoder):
 
         def encode_iter(self, texts, **kw):
             return iter(())  # noqa: E704
+
+        encode_query = encode_document = encode
 
         def search_vector(self, encoding, drop_special=None):
             return {}  # noqa: E704

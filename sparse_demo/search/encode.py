@@ -35,8 +35,8 @@ def _prune(encoder: Encoder, encoding: Encoding, top_k: int | None) -> tuple[dic
 def encode_query(
     encoder: Encoder, query: str, top_k: int | None = DEFAULT_QUERY_TOP_K
 ) -> tuple[dict[str, float], bool]:
-    """A query's search vector (special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
-    enc = encoder.encode([query])[0]
+    """A query's search vector (the query side; special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
+    enc = encoder.encode([query], side="query")[0]
     return _prune(encoder, enc, top_k)
 
 
@@ -161,7 +161,7 @@ def encode_vectors(
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
     progress: Progress | None = None,
 ) -> DocumentVectors:
-    """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
+    """Every document's sparse search vector (the document side; special tokens dropped), pruned to ``doc_top_k``.
 
     The text the model reads is ``title + "\\n" + text``. The whole corpus is tokenised first
     (tokenizer batches) and sorted by length, so each model batch holds texts of similar length;
@@ -186,7 +186,7 @@ def encode_vectors(
     if encoder is not None:
         texts = [doc_text(d.title, d.text) for d in docs]
 
-        for i, enc in encoder.encode_iter(texts, batch_size=batch_size, progress=report):
+        for i, enc in encoder.encode_iter(texts, batch_size=batch_size, progress=report, side="document"):
             vectors[i], cut = _prune(encoder, enc, doc_top_k)
             pruned += cut
             ids[i] = enc.input_ids
