@@ -13,6 +13,7 @@ materialised.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -566,6 +567,18 @@ class SpladeEncoder:
         if side not in SIDES:
             raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
         return self.query_side if side == "query" else self.document_side
+
+    def for_side(self, side: Side) -> SpladeEncoder:
+        """A view of this encoder whose :meth:`encode` uses ``side`` by default (same model, no copy).
+
+        For callers written against plain ``encode`` (the analysis behind ``encode --side``).
+        """
+        self.side(side)  # validates
+        if side == self.default_side:
+            return self
+        view = copy.copy(self)
+        view.default_side = side
+        return view
 
     def _sides(self) -> list[MLMSide | StaticSide]:
         return [self.document_side] + ([self.query_side] if self.asymmetric else [])
