@@ -401,3 +401,45 @@ def test_evaluate_with_an_inference_free_model_ranks_as_sentence_transformers(in
     for i, expected in enumerate(want):
         assert [int(d[1:]) for d, _ in row.run[f"q{i}"]] == expected
     assert row.cost.query_side == "token weights" and row.cost.query_encode_ms is not None
+
+
+# --------------------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def cli_env(inference_free, tmp_path_factory) -> dict[str, str]:
+    import os
+
+    folder, _, _ = inference_free
+    presets = tmp_path_factory.mktemp("if_cli") / "models.json"
+    presets.write_text(json.dumps({"default": "if", "presets": [{"name": "if", "source": str(folder)}]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
+    env.update({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"})
+    env.update({"OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"})
+    return env
+
+
+def _json_lines(proc) -> list[dict]:
+    assert proc.returncode == 0, proc.stderr.decode("utf-8")
+    return [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_cli_encode_sides_and_model_facts(inference_free, cli_env):
+    from cli_process import run_sparse_demo
+    from safetensors.torch import load_file
+
+    folder, _, ours = inference_free
+    table = load_file(str(folder / "query_0_SparseStaticEmbedding" / "model.safetensors"))["weight"].numpy()
+    text = "당뇨병 치료 방법"
+    (query,) = _json_lines(run_sparse_demo(["encode", "--side", "query", "--top-k", "50", "--json", text], env=cli_env))
+    present = set(ours.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert {r["id"] for r in query["tokens"]} == {i for i in present if table[i] > 0}
+    assert all(abs(r["weight"] - float(table[r["id"]])) < 1e-5 for r in query["tokens"])
+    (doc,) = _json_lines(run_sparse_demo(["encode", "--side", "document", "--json", text], env=cli_env))
+    assert doc["stats"]["active_dims"] > query["stats"]["active_dims"]  # the MLM expands; the table cannot
+    (row,) = _json_lines(run_sparse_demo(["models", "--check", "--json"], env=cli_env))[:1]
+    facts = row["facts"]
+    assert facts["format"] == "router" and facts["inference_free"] and facts["asymmetric"]
+    assert facts["sides"]["query"]["kind"] == "static" and facts["sides"]["document"]["kind"] == "mlm"
+    assert facts["fingerprint"] == ours.fingerprint
+    bad = run_sparse_demo(["encode", "--side", "both", "x"], env=cli_env)
+    assert bad.returncode == 2 and b"query" in bad.stderr
