@@ -443,3 +443,27 @@ def test_cli_encode_sides_and_model_facts(inference_free, cli_env):
     assert facts["fingerprint"] == ours.fingerprint
     bad = run_sparse_demo(["encode", "--side", "both", "x"], env=cli_env)
     assert bad.returncode == 2 and b"query" in bad.stderr
+
+
+def test_models_accordion_lists_the_facts_of_loaded_models(inference_free, tmp_path):
+    from sparse_demo.config import load_settings
+    from sparse_demo.models import ModelRegistry
+
+    folder, _, _ = inference_free
+    presets = tmp_path / "presets.json"
+    presets.write_text(json.dumps({"default": "if", "presets": [{"name": "if", "source": str(folder)}]}))
+    reg = ModelRegistry(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
+    assert "| router |" not in reg.status_markdown()  # nothing loaded yet: no facts
+    encoder = reg.get("if")
+    (row,) = [line for line in reg.status_markdown().splitlines() if line.startswith("| if | router")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:7] == [
+        "router",
+        "xlm-roberta",
+        str(encoder.vocab_size),
+        "max of log(1+relu)",
+        "inference-free (token weights)",
+        f"{encoder.query_side.max_length} / {encoder.document_side.max_length}",
+    ]
+    assert cells[7] == f"`{encoder.fingerprint}`"
+    assert str(folder) not in reg.status_markdown()  # no server path shown
