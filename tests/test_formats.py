@@ -467,3 +467,27 @@ def test_models_accordion_lists_the_facts_of_loaded_models(inference_free, tmp_p
     ]
     assert cells[7] == f"`{encoder.fingerprint}`"
     assert str(folder) not in reg.status_markdown()  # no server path shown
+
+
+@pytest.mark.slow
+def test_transformer_fill_mask_with_prompts_equals_sentence_transformers(bases, tmp_path):
+    """The current API (``Transformer(transformer_task="fill-mask")``) and saved query/document prompts."""
+    from sentence_transformers.sparse_encoder.modules import Transformer
+
+    base, _, _ = bases["bert"]
+    model = SparseEncoder(
+        modules=[Transformer(str(base), transformer_task="fill-mask"), SpladePooling("max")],
+        device="cpu",
+        prompts={"query": "질문: ", "document": "문서: "},
+    )
+    model.save(str(tmp_path / "p"))
+    ref = SparseEncoder(str(tmp_path / "p"), device="cpu")
+    ours = SpladeEncoder.load(str(tmp_path / "p"), device="cpu", max_length=128)
+    assert ours.asymmetric and not ours.inference_free  # same MLM, other prompts
+    for side in ("query", "document"):
+        want = getattr(ref, f"encode_{side}")(TEXTS, convert_to_tensor=True).to_dense().numpy()
+        got = _dense(getattr(ours, f"encode_{side}")(TEXTS), want.shape[1])
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    enc = ours.encode_query([TEXTS[0]])[0]
+    assert enc.text == TEXTS[0]
+    assert all(0 <= a <= b <= len(TEXTS[0]) for a, b in enc.offsets)  # offsets stay inside the text
