@@ -51,7 +51,15 @@ NOT_AVAILABLE = (
     "No model that this app may load is available under that name or path. Pick a model from "
     "the list, or type an allowed Hub id or folder."
 )
-_STAMP_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+_STAMP_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "modules.json",
+    "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+)
 #: A typed folder with more entries than this (sub-folders included, two levels deep) is refused: it is
 #: not a model folder, and checking where every entry points must stay cheap.
 MAX_FOLDER_ENTRIES = 2_000
@@ -163,6 +171,9 @@ def _entries(folder: Path, depth: int = _FOLDER_DEPTH, budget: list[int] | None 
 
 
 def _stamp(folder: Path) -> tuple:
+    """Size and mtime of the files that identify a checkpoint: the top-level ones of :data:`_STAMP_FILES`, and the
+    ``*.json`` / ``*.safetensors`` of its sub-folders (a sentence-transformers folder's modules: a Router's query
+    table rewritten alone loads again)."""
     out = []
     for name in _STAMP_FILES:
         try:
@@ -170,6 +181,16 @@ def _stamp(folder: Path) -> tuple:
         except OSError:
             continue
         out.append((name, st.st_size, st.st_mtime_ns))
+    if (folder / "modules.json").is_file():
+        try:
+            subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            for sub in subs[:MAX_FOLDER_ENTRIES]:
+                for f in sorted(sub.iterdir())[:MAX_FOLDER_ENTRIES]:
+                    if f.suffix in (".json", ".safetensors"):
+                        st = f.stat()
+                        out.append((f"{sub.name}/{f.name}", st.st_size, st.st_mtime_ns))
+        except OSError:
+            pass
     return tuple(out)
 
 

@@ -491,3 +491,26 @@ def test_transformer_fill_mask_with_prompts_equals_sentence_transformers(bases, 
     enc = ours.encode_query([TEXTS[0]])[0]
     assert enc.text == TEXTS[0]
     assert all(0 <= a <= b <= len(TEXTS[0]) for a, b in enc.offsets)  # offsets stay inside the text
+
+
+def test_registry_reloads_a_router_folder_whose_query_table_changed(bases, tmp_path):
+    """The registry's cache key sees a module sub-folder rewritten in place (not only top-level files)."""
+    from safetensors.torch import load_file, save_file
+
+    from sparse_demo.config import load_settings
+    from sparse_demo.models import ModelRegistry
+
+    base, other, tok = bases["xlmr"]
+    folder = _build("inference_free", base, other, tok, tmp_path / "r")
+    presets = tmp_path / "presets.json"
+    presets.write_text(json.dumps({"default": "r", "presets": [{"name": "r", "source": str(folder)}]}))
+    reg = ModelRegistry(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
+    first = reg.get("r")
+    path = folder / "query_0_SparseStaticEmbedding" / "model.safetensors"
+    tensors = load_file(str(path))
+    tensors["weight"] = tensors["weight"] + 1
+    save_file(tensors, str(path))
+    second = reg.get("r")
+    assert second is not first and second.fingerprint != first.fingerprint
+    q = second.encode_query(["당뇨병"])[0]
+    assert np.allclose(q.vector.weights, tensors["weight"].numpy()[q.vector.token_ids])
