@@ -514,3 +514,30 @@ def test_registry_reloads_a_router_folder_whose_query_table_changed(bases, tmp_p
     assert second is not first and second.fingerprint != first.fingerprint
     q = second.encode_query(["당뇨병"])[0]
     assert np.allclose(q.vector.weights, tensors["weight"].numpy()[q.vector.token_ids])
+
+
+def test_pooling_dimension_that_disagrees_with_the_mlm_is_refused(bases, tmp_path):
+    base, other, tok = bases["bert"]
+    folder = _build("plain", base, other, tok, tmp_path / "dim")
+    cfg = folder / "1_SpladePooling" / "config.json"
+    cfg.write_text(json.dumps({"pooling_strategy": "max", "word_embedding_dimension": len(tok) + 5}))
+    with pytest.raises(ModelLoadError) as exc:
+        SpladeEncoder.load(str(folder), device="cpu")
+    assert f"embedding_dimension {len(tok) + 5}" in _one_line(exc)
+
+
+def test_load_mlm_of_a_router_folder_is_its_document_mlm(bases, tmp_path):
+    """What a fine-tune starts from: the document side's MLM, same weights as that sub-folder."""
+    import torch
+    from safetensors.torch import load_file
+
+    from sparse_demo.encoder import load_mlm
+
+    base, other, tok = bases["xlmr"]
+    folder = _build("inference_free", base, other, tok, tmp_path / "ft")
+    model, tokenizer = load_mlm(str(folder))
+    saved = load_file(str(folder / "document_0_MLMTransformer" / "model.safetensors"))
+    state = model.state_dict()
+    common = [k for k in saved if k in state]
+    assert len(common) >= len(saved) - 1 and all(torch.equal(state[k], saved[k]) for k in common)
+    assert len(tokenizer) == len(tok)

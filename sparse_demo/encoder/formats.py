@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .loading import ModelLoadError
+from .errors import ModelLoadError
 
 Format = Literal["masked-lm", "sentence-transformers", "router"]
 Side = Literal["query", "document"]

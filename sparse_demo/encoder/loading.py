@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import hub_host, hub_offline
+from .errors import ModelLoadError
+from .formats import read_layout
 
 if TYPE_CHECKING:
     import torch
@@ -27,17 +29,6 @@ NO_TOKENIZER = (
     "vocab.json); without them every word would become <unk>. Copy the tokenizer files of the base "
     "model into the folder (tokenizer.save_pretrained(folder))."
 )
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; ``reason`` is a sentence a user can act on."""
-
-    def __init__(self, source: str, reason: str, name: str | None = None) -> None:
-        label = f"'{name}' ({source})" if name and name != source else f"'{source}'"
-        super().__init__(f"Could not load model {label}: {reason}")
-        self.source = source
-        self.reason = reason
-        self.name = name or source
 
 
 def has_tokenizer_files(folder: str | Path) -> bool:
@@ -131,6 +122,9 @@ def load_mlm(
 ) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` of a ``*ForMaskedLM`` checkpoint: a local folder or a Hub id.
 
+    A sentence-transformers folder (``modules.json``) gives the MLM of its document side (the base of a
+    fine-tune); :meth:`SpladeEncoder.load` reads every side.
+
     Safetensors only, never remote code. When the Hub is unreachable, only the local HF cache
     is tried (fast failure instead of the hub client's retries). Used for encoding
     (:meth:`SpladeEncoder.load`) and as the base of a fine-tune.
@@ -162,6 +156,11 @@ def load_mlm(
     dtype = torch.float32 if dtype is None else dtype
     is_local = Path(source).expanduser().is_dir()
     src = str(Path(source).expanduser()) if is_local else source
+    if is_local and (Path(src) / "modules.json").is_file():  # a sentence-transformers folder: its document MLM
+        document = read_layout(src, source, name).document
+        if document.kind != "mlm":
+            raise ModelLoadError(source, "its document side runs no MLM", name)
+        src = str(document.folder)
     kwargs = {"trust_remote_code": False}
     if revision and not is_local:
         kwargs["revision"] = revision

@@ -491,6 +491,14 @@ class SpladeEncoder:
                     tokenizer = _lowercased(tokenizer)
                 loaded[spec.folder] = (model.to(target), tokenizer)
             model, tokenizer = loaded[spec.folder]
+            dim = spec.pooling.embedding_dimension if spec.pooling else None
+            rows = model.get_output_embeddings().weight.shape[0]
+            if dim is not None and dim != rows:
+                raise ModelLoadError(
+                    source,
+                    f"its SpladePooling says embedding_dimension {dim} but the {side} MLM has {rows} outputs",
+                    name,
+                )
             limit = max_length if layout.format == "masked-lm" else min(max_length, _side_limit(spec, model, tokenizer))
             sides[side] = MLMSide(
                 model, tokenizer, max_length=limit, pooling=spec.pooling, precision=precision, prompt=spec.prompt
