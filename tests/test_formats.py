@@ -256,6 +256,20 @@ def test_unknown_module_type_is_refused(bases, tmp_path):
     assert "Normalize" in _one_line(exc) and "not understood" in str(exc.value)
 
 
+def test_unknown_router_module_types_are_all_named(bases, tmp_path):
+    base, other, tok = bases["xlmr"]
+    folder = _build("inference_free", base, other, tok, tmp_path / "rt")
+    cfg = json.loads((folder / "router_config.json").read_text())
+    cfg["types"]["query_0_SparseStaticEmbedding"] = "sentence_transformers.sparse_encoder.modules.SparseAutoEncoder"
+    cfg["types"]["document_1_SpladePooling"] = "sentence_transformers.models.Pooling"
+    (folder / "router_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError) as exc:
+        SpladeEncoder.load(str(folder), device="cpu")
+    text = _one_line(exc)
+    assert "SparseAutoEncoder" in text and "Pooling (sentence_transformers.models.Pooling)" in text
+    assert "router_config.json" in text
+
+
 def test_remote_code_module_is_refused(bases, tmp_path):
     base, other, tok = bases["xlmr"]
     folder = _build("plain", base, other, tok, tmp_path / "rc")

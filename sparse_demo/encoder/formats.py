@@ -132,6 +132,27 @@ def _read_json(path: Path, source: str, name: str | None) -> Any:
         raise ModelLoadError(source, f"{path.name} could not be read as JSON ({type(exc).__name__})", name) from exc
 
 
+def _check_types(refs: list[str], where: str, source: str, name: str | None) -> None:
+    """Refuse, in one line naming every one of them, module types shipped as code or not understood."""
+    refs = [str(r) for r in refs]
+    remote = [r for r in refs if not r.startswith("sentence_transformers.")]
+    if remote:
+        raise ModelLoadError(
+            source,
+            f"{where} names module type(s) {', '.join(remote)}: code shipped with the model (it needs "
+            "trust_remote_code), which this app never runs",
+            name,
+        )
+    unknown = [r for r in refs if r.rsplit(".", 1)[-1] not in (*KNOWN_MODULES, *_ROUTERS)]
+    if unknown:
+        listed = ", ".join(f"{r.rsplit('.', 1)[-1]} ({r})" for r in unknown)
+        raise ModelLoadError(
+            source,
+            f"{where} names module type(s) not understood: {listed}; this app reads {', '.join(KNOWN_MODULES)}",
+            name,
+        )
+
+
 def _class_name(type_ref: str, source: str, name: str | None) -> str:
     """``Router`` of ``sentence_transformers.base.modules.router.Router``; code from elsewhere is refused."""
     ref = str(type_ref)
@@ -341,6 +362,7 @@ def read_layout(folder: str | Path, source: str | None = None, name: str | None 
     if not isinstance(modules, list) or not modules:
         raise ModelLoadError(source, "modules.json lists no modules", name)
     try:
+        _check_types([m["type"] for m in modules], "modules.json", source, name)
         entries = [(str(m.get("path", "")), _class_name(m["type"], source, name)) for m in modules]
     except (KeyError, TypeError, AttributeError) as exc:
         raise ModelLoadError(source, "modules.json is not a list of {path, type} entries", name) from exc
@@ -377,6 +399,7 @@ def read_layout(folder: str | Path, source: str | None = None, name: str | None 
     router = _read_json(cfg_file, source, name)
     types = router.get("types") or {}
     structure = router.get("structure") or {}
+    _check_types(list(types.values()), cfg_file.name, source, name)
     sides: dict[str, SideSpec] = {}
     for task in SIDES:
         route = _resolve_route(router, task, source, name)
