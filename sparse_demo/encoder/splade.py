@@ -313,12 +313,17 @@ class StaticSide:
         for n, item in enumerate(items, start=1):
             ids = np.asarray(item["input_ids"], dtype=np.int64)
             ids = ids[(ids >= 0) & (ids < size)]
-            uniq, first = np.unique(ids, return_index=True)
-            weights = np.zeros(size, dtype=np.float32)
-            positions = np.zeros(size, dtype=np.int64)
-            weights[uniq] = self._table[uniq]
-            positions[uniq] = first
-            yield n - 1, _encoding(texts[n - 1], item, _vector(weights, positions, max_active_dims), self.max_length)
+            uniq, first = np.unique(ids, return_index=True)  # ascending ids, first occurrences
+            weights = self._table[uniq]
+            keep = weights > 0
+            uniq, first, weights = uniq[keep], first[keep], weights[keep]
+            order = np.argsort(-weights, kind="stable")[:max_active_dims]  # by weight, ties by id (as _vector)
+            vector = SparseVector(
+                token_ids=uniq[order].astype(np.int64),
+                weights=weights[order].astype(np.float32),
+                positions=first[order].astype(np.int32),
+            )
+            yield n - 1, _encoding(texts[n - 1], item, vector, self.max_length)
             if n % batch_size == 0 or n == len(items):
                 counted(progress, n, len(items), "texts encoded")
 
