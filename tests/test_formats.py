@@ -555,3 +555,25 @@ def test_load_mlm_of_a_router_folder_is_its_document_mlm(bases, tmp_path):
     common = [k for k in saved if k in state]
     assert len(common) >= len(saved) - 1 and all(torch.equal(state[k], saved[k]) for k in common)
     assert len(tokenizer) == len(tok)
+
+
+def test_a_hub_router_repository_loads_from_the_local_cache(bases, tmp_path, monkeypatch):
+    """A Hub id whose repository is a sentence-transformers folder (here: in the local HF cache, offline)."""
+    import huggingface_hub.constants
+
+    base, other, tok = bases["xlmr"]
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--org--inference-free"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    folder = _build("inference_free", base, other, tok, repo / "snapshots" / sha)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    enc = SpladeEncoder.load("org/inference-free", device="cpu")
+    assert enc.format == "router" and enc.inference_free
+    assert enc.source_identity == f"hub:org/inference-free@{sha}"
+    local = SpladeEncoder.load(str(folder), device="cpu")
+    for side in ("query", "document"):
+        a = getattr(enc, f"encode_{side}")(TEXTS)
+        b = getattr(local, f"encode_{side}")(TEXTS)
+        assert all(np.array_equal(x.vector.weights, y.vector.weights) for x, y in zip(a, b))

@@ -488,7 +488,8 @@ class SpladeEncoder:
                 sides[side] = _load_static(spec, max_length, source, name)
                 continue
             if spec.folder not in loaded:
-                at_root = spec.folder.resolve() == folder.resolve()
+                # a local folder's root MLM keeps the typed source in messages; a Hub snapshot loads from its files
+                at_root = identity is None and spec.folder.resolve() == folder.resolve()
                 model, tokenizer = load_mlm(
                     source if at_root else str(spec.folder), dtype=dtype, name=name if at_root else name or source
                 )
