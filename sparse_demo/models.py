@@ -51,7 +51,15 @@ NOT_AVAILABLE = (
     "No model that this app may load is available under that name or path. Pick a model from "
     "the list, or type an allowed Hub id or folder."
 )
-_STAMP_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+_STAMP_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "modules.json",
+    "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+)
 #: A typed folder with more entries than this (sub-folders included, two levels deep) is refused: it is
 #: not a model folder, and checking where every entry points must stay cheap.
 MAX_FOLDER_ENTRIES = 2_000
@@ -89,8 +97,8 @@ class SourceRefused(ModelLoadError):
 
 def encoder_nbytes(encoder: SpladeEncoder) -> int:
     """Bytes held by an encoder's parameters and buffers (what the LRU budget counts)."""
-    model = encoder.model
-    tensors = list(model.parameters()) + list(model.buffers())
+    modules = encoder.torch_modules() if hasattr(encoder, "torch_modules") else [encoder.model]
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
     seen: set[int] = set()
     total = 0
     for t in tensors:
@@ -163,6 +171,9 @@ def _entries(folder: Path, depth: int = _FOLDER_DEPTH, budget: list[int] | None 
 
 
 def _stamp(folder: Path) -> tuple:
+    """Size and mtime of the files that identify a checkpoint: the top-level ones of :data:`_STAMP_FILES`, and the
+    ``*.json`` / ``*.safetensors`` of its sub-folders (a sentence-transformers folder's modules: a Router's query
+    table rewritten alone loads again)."""
     out = []
     for name in _STAMP_FILES:
         try:
@@ -170,6 +181,16 @@ def _stamp(folder: Path) -> tuple:
         except OSError:
             continue
         out.append((name, st.st_size, st.st_mtime_ns))
+    if (folder / "modules.json").is_file():
+        try:
+            subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            for sub in subs[:MAX_FOLDER_ENTRIES]:
+                for f in sorted(sub.iterdir())[:MAX_FOLDER_ENTRIES]:
+                    if f.suffix in (".json", ".safetensors"):
+                        st = f.stat()
+                        out.append((f"{sub.name}/{f.name}", st.st_size, st.st_mtime_ns))
+        except OSError:
+            pass
     return tuple(out)
 
 
@@ -446,8 +467,27 @@ class ModelRegistry:
             )
         return out
 
+    def loaded_encoder(self, name: str) -> SpladeEncoder | None:
+        """The named model's encoder when it is loaded (never loads it)."""
+        preset = self._named(name)
+        if preset is None:
+            return None
+        key = self._key(preset)
+        with self._lock:
+            hit = self._cache.get(key)
+        return hit.encoder if hit is not None else None
+
+    def facts(self) -> dict[str, dict]:
+        """``{name: encoder.facts()}`` of every named model that is loaded (format, sides, fingerprint, ...)."""
+        out = {}
+        for name in self.names:
+            encoder = self.loaded_encoder(name)
+            if encoder is not None:
+                out[name] = encoder.facts()
+        return out
+
     def status_markdown(self) -> str:
-        """A short table of models: loaded, failed (with the reason) or not tried yet.
+        """A short table of models: loaded, failed (with the reason) or not tried yet; then the loaded ones' facts.
 
         A local folder is shown by its last component only (no server path is shown).
         """
@@ -462,7 +502,38 @@ class ModelRegistry:
             else:
                 source = s.source
             lines.append(f"| {s.name} | `{source}` | {state} |")
+        facts = self.facts()
+        if facts:
+            lines += ["", facts_markdown(facts)]
         return "\n".join(lines)
+
+
+def facts_markdown(facts: dict[str, dict]) -> str:
+    """A table of model facts (:meth:`SpladeEncoder.facts`): one row per model.
+
+    Example:
+        >>> row = {"format": "router", "backbone": "bert", "vocab_size": 300, "pooling": "max of log(1+relu)",
+        ...        "inference_free": True, "asymmetric": True, "max_length": {"query": 512, "document": 128},
+        ...        "max_active_dims": None, "fingerprint": "0123456789abcdef"}
+        >>> facts_markdown({"m": row}).splitlines()[-1].split(" | ")[1:7]
+        ['router', 'bert', '300', 'max of log(1+relu)', 'inference-free (token weights)', '512 / 128']
+    """
+    lines = [
+        "| model | format | backbone | vocabulary | pooling | query side | max length (query / doc) | fingerprint |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in facts.items():
+        if f["inference_free"]:
+            query = "inference-free (token weights)"
+        else:
+            query = "own MLM or settings (asymmetric)" if f["asymmetric"] else "same as documents"
+        pooling = f["pooling"] + (f", top {f['max_active_dims']} dims" if f.get("max_active_dims") else "")
+        lengths = f"{f['max_length']['query']} / {f['max_length']['document']}"
+        lines.append(
+            f"| {name} | {f['format']} | {f['backbone']} | {f['vocab_size']:,} | {pooling} | {query} | {lengths} "
+            f"| `{f['fingerprint']}` |"
+        )
+    return "\n".join(lines)
 
 
 def default_private_root(workdir: str | Path) -> Path:
@@ -479,5 +550,6 @@ __all__ = [
     "check_weights_size",
     "default_private_root",
     "encoder_nbytes",
+    "facts_markdown",
     "hub_weights_bytes",
 ]

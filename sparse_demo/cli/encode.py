@@ -1,8 +1,11 @@
 """``encode``: top activated tokens, stats and stopword leakage per text.
 
     python -m sparse_demo encode --model V26 --top-k 10 --json "당뇨병 치료 방법"
+    python -m sparse_demo encode --model ./inference-free-folder --side document "문서 본문"
 
-``--json`` prints one JSON object per text (JSON Lines), in input order.
+``--json`` prints one JSON object per text (JSON Lines), in input order. ``--side`` picks the model's query
+side (the default, as a search query is encoded) or its document side (as an indexed document is); they
+differ for asymmetric models (an inference-free query side looks token weights up, no model runs).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 
 from ..analysis import DEFAULT_TOP_K, Analyzer, QueryAnalysis
 from ..config import load_limits
+from ..encoder.formats import SIDES
 from ..korean import StopwordRule, load_stopwords
 from .common import CliError, add_model_arguments, default_model, positive_int, print_json, read_texts, registry
 
@@ -26,6 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stopwords", help="stopword list replacing the bundled one")
     p.add_argument("--no-pos-rule", action="store_true", help="list membership only, no Kiwi POS rule")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument(
+        "--side",
+        choices=SIDES,
+        default="query",
+        help="encode as a query (default) or as a document; they differ for asymmetric/inference-free models",
+    )
 
 
 def format_analysis(analysis: QueryAnalysis, top_k: int) -> str:
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"text {i}: {exc}") from None
     words = load_stopwords(args.stopwords) if args.stopwords else None
-    encoder = registry(args).get(args.model or default_model(args))
+    encoder = registry(args).get(args.model or default_model(args)).for_side(args.side)
     analyzer = Analyzer(encoder, StopwordRule(words, use_pos_rule=not args.no_pos_rule))
     for analysis in analyzer.analyze(texts, args.top_k, batch_size=args.batch_size):
         if args.json:

@@ -1,4 +1,5 @@
-"""SPLADE encoder: load any ``*ForMaskedLM`` checkpoint and pool it into sparse vectors.
+"""SPLADE encoder: load a ``*ForMaskedLM``, sentence-transformers ``SparseEncoder`` or ``Router`` folder and pool
+it into sparse vectors, with a query side and a document side.
 
 The sparse vector is the model card's formula
 
@@ -6,7 +7,9 @@ The sparse vector is the model card's formula
 
 computed without materialising the ``[batch, length, vocab]`` logits.
 
-Modules by concept: :mod:`~sparse_demo.encoder.loading` (checkpoint loading and its errors),
+Modules by concept: :mod:`~sparse_demo.encoder.formats` (which format a folder is in, what each side runs),
+:mod:`~sparse_demo.encoder.errors` (:class:`ModelLoadError`),
+:mod:`~sparse_demo.encoder.loading` (checkpoint loading),
 :mod:`~sparse_demo.encoder.pooling` (the card's max pooling, full and tiled),
 :mod:`~sparse_demo.encoder.vectors` (:class:`SparseVector`, :class:`Encoding`),
 :mod:`~sparse_demo.encoder.fingerprint` (checkpoint identity), :mod:`~sparse_demo.encoder.protocol`
@@ -25,7 +28,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_MAX_LENGTH, PRECISIONS
-from .loading import ModelLoadError, hub_reachable, load_mlm, looks_like_path, resolve_device
+from .errors import ModelLoadError
+from .formats import SIDES, ModelLayout, Side, read_layout
+from .loading import hub_reachable, load_mlm, looks_like_path, resolve_device
 from .protocol import Encoder
 from .vectors import Encoding, SparseVector
 
@@ -66,10 +71,13 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MIN_VOCAB_TILE",
     "PRECISIONS",
+    "SIDES",
     "TOKENIZE_BATCH",
     "Encoder",
     "Encoding",
+    "ModelLayout",
     "ModelLoadError",
+    "Side",
     "SparseVector",
     "SpladeEncoder",
     "folder_identity",
@@ -78,5 +86,6 @@ __all__ = [
     "looks_like_path",
     "max_pool_projection",
     "pool_logits",
+    "read_layout",
     "resolve_device",
 ]

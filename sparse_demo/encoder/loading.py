@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import hub_host, hub_offline
+from .errors import ModelLoadError
+from .formats import read_layout
 
 if TYPE_CHECKING:
     import torch
@@ -27,17 +29,6 @@ NO_TOKENIZER = (
     "vocab.json); without them every word would become <unk>. Copy the tokenizer files of the base "
     "model into the folder (tokenizer.save_pretrained(folder))."
 )
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; ``reason`` is a sentence a user can act on."""
-
-    def __init__(self, source: str, reason: str, name: str | None = None) -> None:
-        label = f"'{name}' ({source})" if name and name != source else f"'{source}'"
-        super().__init__(f"Could not load model {label}: {reason}")
-        self.source = source
-        self.reason = reason
-        self.name = name or source
 
 
 def has_tokenizer_files(folder: str | Path) -> bool:
@@ -131,6 +122,9 @@ def load_mlm(
 ) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` of a ``*ForMaskedLM`` checkpoint: a local folder or a Hub id.
 
+    A sentence-transformers folder (``modules.json``) gives the MLM of its document side (the base of a
+    fine-tune); :meth:`SpladeEncoder.load` reads every side.
+
     Safetensors only, never remote code. When the Hub is unreachable, only the local HF cache
     is tried (fast failure instead of the hub client's retries). Used for encoding
     (:meth:`SpladeEncoder.load`) and as the base of a fine-tune.
@@ -162,6 +156,11 @@ def load_mlm(
     dtype = torch.float32 if dtype is None else dtype
     is_local = Path(source).expanduser().is_dir()
     src = str(Path(source).expanduser()) if is_local else source
+    if is_local and (Path(src) / "modules.json").is_file():  # a sentence-transformers folder: its document MLM
+        document = read_layout(src, source, name).document
+        if document.kind != "mlm":
+            raise ModelLoadError(source, "its document side runs no MLM", name)
+        src = str(document.folder)
     kwargs = {"trust_remote_code": False}
     if revision and not is_local:
         kwargs["revision"] = revision
@@ -200,13 +199,51 @@ def load_mlm(
     return model, tokenizer
 
 
+#: Files fetched from the Hub for a sentence-transformers repository: configs, safetensors weights and
+#: tokenizer vocabularies, in any module folder; never code (``*.py``) or pickles (``*.bin``).
+HUB_PATTERNS: tuple[str, ...] = ("*.json", "*.safetensors", "*.model", "*.txt")
+
+
+def hub_sentence_transformers_folder(
+    repo_id: str, *, revision: str | None = None, name: str | None = None
+) -> tuple[Path, str] | None:
+    """A local snapshot of a Hub repository in sentence-transformers format, or None when it is not one.
+
+    The repository is one when it has a ``modules.json``; then its configs, safetensors weights and tokenizer
+    files (:data:`HUB_PATTERNS`) are downloaded (from the local Hugging Face cache only when the Hub is
+    unreachable) and :func:`~sparse_demo.encoder.formats.read_layout` reads it like a folder.
+
+    Returns:
+        ``(snapshot folder, "hub:<id>@<commit>")`` or None (not a sentence-transformers repository, or not
+        reachable: the ``*ForMaskedLM`` path then gives its own message).
+    """
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+    except ImportError:  # pragma: no cover - a runtime requirement
+        return None
+    offline = not hub_reachable()
+    try:
+        hf_hub_download(repo_id, "modules.json", revision=revision, local_files_only=offline)
+    except Exception:  # noqa: BLE001 - no modules.json (or no Hub): a plain *ForMaskedLM repository, maybe
+        return None
+    try:
+        folder = Path(
+            snapshot_download(repo_id, revision=revision, local_files_only=offline, allow_patterns=list(HUB_PATTERNS))
+        )
+    except Exception as exc:  # noqa: BLE001 - one message
+        raise ModelLoadError(repo_id, f"its files could not be downloaded ({type(exc).__name__})", name) from exc
+    return folder, f"hub:{repo_id}@{folder.name}"
+
+
 __all__ = [
+    "HUB_PATTERNS",
     "NO_TOKENIZER",
     "TOKENIZER_FILES",
     "ModelLoadError",
     "check_tokenizer",
     "has_tokenizer_files",
     "hub_reachable",
+    "hub_sentence_transformers_folder",
     "load_mlm",
     "looks_like_path",
     "resolve_device",

@@ -111,4 +111,66 @@ def max_pool_projection(
     return best.T, best_pos.T
 
 
-__all__ = ["DEFAULT_CHUNK_ELEMENTS", "MIN_VOCAB_TILE", "max_pool_projection", "pool_logits"]
+def activate(x: torch.Tensor, activation: str = "relu") -> torch.Tensor:
+    """``SpladePooling``'s activation: ``log(1 + relu(x))``, and ``log(1 + log(1 + relu(x)))`` for ``log1p_relu``."""
+    out = torch.log1p(torch.relu(x))
+    return torch.log1p(out) if activation == "log1p_relu" else out
+
+
+@torch.no_grad()
+def sum_pool_projection(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    *,
+    activation: str = "relu",
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``SpladePooling(pooling_strategy="sum")``: ``sum_t act(hidden[t] @ weight.T + bias)`` over real positions.
+
+    Tiled like :func:`max_pool_projection` (at most ``chunk_elements`` logits at once); padded positions add
+    nothing (``act(0) = 0``, as sentence-transformers multiplies the logits by the mask first).
+
+    Returns:
+        ``(sums [batch, vocab] float32, argmax_position [batch, vocab] int64)``: the position with the largest
+        logit, the one that added most.
+    """
+    batch, length, width = hidden.shape
+    vocab = weight.shape[0]
+    min_tile = min(vocab, MIN_VOCAB_TILE)
+    chunk = max(1, min(length, chunk_elements // max(1, batch * min_tile)))
+    tile = max(min_tile, min(vocab, chunk_elements // max(1, batch * chunk)))
+    total = torch.zeros((vocab, batch), dtype=torch.float32, device=hidden.device)
+    best = torch.full((vocab, batch), -math.inf, dtype=torch.float32, device=hidden.device)
+    best_pos = torch.zeros((vocab, batch), dtype=torch.int64, device=hidden.device)
+    valid = attention_mask.to(torch.bool)
+    for start in range(0, length, chunk):
+        stop = min(length, start + chunk)
+        part_valid = valid[:, start:stop]
+        if not bool(part_valid.any()):
+            continue
+        pad = ~part_valid[None]
+        flat_t = hidden[:, start:stop].reshape(-1, width).T
+        for v0 in range(0, vocab, tile):
+            v1 = min(vocab, v0 + tile)
+            logits = weight[v0:v1] @ flat_t
+            if bias is not None:
+                logits += bias[v0:v1, None]
+            logits = logits.view(v1 - v0, batch, stop - start).float().masked_fill(pad, -math.inf)
+            total[v0:v1] += activate(logits, activation).sum(dim=2)
+            values, index = logits.max(dim=2)
+            better = values > best[v0:v1]
+            best[v0:v1] = torch.where(better, values, best[v0:v1])
+            best_pos[v0:v1] = torch.where(better, index + start, best_pos[v0:v1])
+    return total.T, best_pos.T
+
+
+__all__ = [
+    "DEFAULT_CHUNK_ELEMENTS",
+    "MIN_VOCAB_TILE",
+    "activate",
+    "max_pool_projection",
+    "pool_logits",
+    "sum_pool_projection",
+]

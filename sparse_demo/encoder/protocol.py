@@ -4,12 +4,18 @@
 the tabs are written against this protocol (as the index code is written against
 :class:`~sparse_demo.index.base.SearchBackend`), so a wrapper (a counting encoder in a test, a remote
 encoder) only has to provide these names. Importing this module does not import torch.
+
+A model has a query side and a document side (``encode_query`` / ``encode_document``, as
+sentence-transformers' ``SparseEncoder``): the same for a symmetric model, different for an asymmetric one
+(an inference-free model looks query weights up per token and runs its MLM on documents only). Queries
+always go through the query side and documents through the document side; ``encode`` without ``side``
+uses ``default_side``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..progress import Progress
 from .vectors import Encoding, SparseVector
@@ -17,6 +23,9 @@ from .windows import WindowCounts, WindowSettings
 
 if TYPE_CHECKING:
     from .windowed import WindowedDocument
+
+#: ``query`` or ``document``.
+Side = Literal["query", "document"]
 
 
 @runtime_checkable
@@ -26,9 +35,12 @@ class Encoder(Protocol):
     Attributes:
         name: The display name (a preset name, a folder or a Hub id).
         tokenizer: The Hugging Face tokenizer (``__call__``, ``convert_ids_to_tokens``, ``all_special_ids``).
-        max_length: Tokens per text; longer texts are truncated (the encoding says so).
+        max_length: Tokens per document; longer texts are truncated (the encoding says so).
         drop_special: Whether :meth:`search_vector` drops special tokens by default.
         special_ids: The tokenizer's special token ids.
+        default_side: The side :meth:`encode` uses without ``side``.
+        asymmetric: Whether queries and documents are encoded differently.
+        inference_free: Whether a query runs no model (token weights looked up; a tokenizer call).
     """
 
     name: str
@@ -36,6 +48,7 @@ class Encoder(Protocol):
     max_length: int
     drop_special: bool
     special_ids: frozenset[int]
+    default_side: Side
 
     @property
     def device(self) -> Any:
@@ -52,18 +65,43 @@ class Encoder(Protocol):
         """A stable id of the checkpoint and of every setting that changes its vectors (caches key on it)."""
         ...
 
+    @property
+    def asymmetric(self) -> bool:
+        """Whether queries and documents go through different modules or settings."""
+        ...
+
+    @property
+    def inference_free(self) -> bool:
+        """Whether the query side runs no model."""
+        ...
+
     def id_to_token(self, token_id: int) -> str:
         """The vocabulary string of a token id (``▁당뇨병``)."""
         ...
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None) -> list[Encoding]:
-        """One :class:`Encoding` per text, in input order, with each weight's source position."""
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None, side: Side | None = None
+    ) -> list[Encoding]:
+        """One :class:`Encoding` per text, in input order, with each weight's source position (``side``: None is
+        :attr:`default_side`)."""
+        ...
+
+    def encode_query(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> list[Encoding]:
+        """:meth:`encode` with the query side."""
+        ...
+
+    def encode_document(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> list[Encoding]:
+        """:meth:`encode` with the document side."""
         ...
 
     def encode_iter(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None, side: Side | None = None
     ) -> Iterator[tuple[int, Encoding]]:
-        """``(input index, Encoding)`` pairs, lazily, in an order of the encoder's choosing."""
+        """``(input index, Encoding)`` pairs of one side, lazily, in an order of the encoder's choosing."""
         ...
 
     def document_windows(
@@ -82,4 +120,4 @@ class Encoder(Protocol):
         ...
 
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "Side"]

@@ -1,19 +1,26 @@
-"""The SPLADE encoder: a loaded ``*ForMaskedLM`` checkpoint that encodes texts into sparse vectors.
+"""The SPLADE encoder: a loaded model that encodes queries and documents into sparse vectors.
 
-The encoder body and the MLM head's transform run once per batch; the final vocabulary
-projection is then applied through :func:`~sparse_demo.encoder.pooling.max_pool_projection`, so
-the ``[batch, length, vocab]`` logits are never materialised.
+A model has a query side and a document side (:mod:`~sparse_demo.encoder.formats`): the same MLM for a
+plain ``*ForMaskedLM`` or ``SparseEncoder`` folder, or two different ones for a ``Router`` folder, whose
+query side may be a token weight table (an inference-free model: a query costs one tokenizer call).
+
+On an MLM side the encoder body and the MLM head's transform run once per batch; the final vocabulary
+projection is then applied through :func:`~sparse_demo.encoder.pooling.max_pool_projection` (or
+:func:`~sparse_demo.encoder.pooling.sum_pool_projection`), so the ``[batch, length, vocab]`` logits are never
+materialised.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +29,17 @@ from torch import nn
 from ..config import DEFAULT_MAX_LENGTH, PRECISIONS
 from ..progress import Progress, counted
 from .fingerprint import _params_version, _weights_digest, folder_identity
-from .loading import ModelLoadError, load_mlm, resolve_device
-from .pooling import DEFAULT_CHUNK_ELEMENTS, max_pool_projection
+from .formats import SIDES, ModelLayout, PoolingSpec, Side, SideSpec, read_layout
+from .loading import (
+    ModelLoadError,
+    check_tokenizer,
+    has_tokenizer_files,
+    hub_sentence_transformers_folder,
+    load_mlm,
+    looks_like_path,
+    resolve_device,
+)
+from .pooling import DEFAULT_CHUNK_ELEMENTS, activate, max_pool_projection, sum_pool_projection
 from .vectors import Encoding, SparseVector
 from .windowed import WindowedDocument, iter_windows, plan_documents
 from .windows import WindowCounts, WindowSettings
@@ -35,7 +51,6 @@ MAX_TEXT_CHARS = 100_000
 
 #: Texts per tokenizer call when tokenising a corpus (bounds the batch's temporary memory).
 TOKENIZE_BATCH = 1024
-#: ``progress(done, total)`` after every encoded batch.
 
 
 def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
@@ -46,156 +61,148 @@ def _find_parent(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
     raise ModelLoadError(type(model).__name__, "could not locate the MLM output projection")
 
 
-class SpladeEncoder:
-    """A loaded ``*ForMaskedLM`` checkpoint that encodes texts into SPLADE sparse vectors.
+def _check_texts(texts: Sequence[str]) -> None:
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__}")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
 
-    Load with :meth:`load`; encode with :meth:`encode`. Thread-safe: one batch runs at a time.
 
-    Example:
-        >>> enc = SpladeEncoder.load("path/to/model-folder")  # doctest: +SKIP
-        >>> e = enc.encode(["당뇨병 치료 방법"])[0]  # doctest: +SKIP
-        >>> enc.search_vector(e)  # doctest: +SKIP
-        {'▁당뇨병': 2.31, '▁치료': 2.05, ...}
+def tokenize_texts(
+    tokenizer: Any, texts: Sequence[str], max_length: int, *, add_special_tokens: bool = True, prompt: str = ""
+) -> list[dict]:
+    """Token ids and character offsets of every text, tokenised in batches of ``TOKENIZE_BATCH``.
+
+    A text longer than ``max_length`` tokens is tokenised a second time with truncation (so the kept tokens
+    and offsets are exactly what one truncating call gives). A ``prompt`` is put before each text (as
+    sentence-transformers does); offsets stay relative to the text, the prompt's tokens get ``(0, 0)``.
     """
+    _check_texts(texts)
+    offsets_ok = getattr(tokenizer, "is_fast", False)
+    shift = len(prompt)
+    out: list[dict] = []
+    for b0 in range(0, len(texts), TOKENIZE_BATCH):
+        chunk = [prompt + t for t in texts[b0 : b0 + TOKENIZE_BATCH]]
+        full = tokenizer(
+            chunk,
+            add_special_tokens=add_special_tokens,
+            truncation=False,
+            verbose=False,
+            return_offsets_mapping=offsets_ok,
+        )
+        ids = [list(x) for x in full["input_ids"]]
+        offs = full.get("offset_mapping") if offsets_ok else None
+        long_rows = [i for i, x in enumerate(ids) if len(x) > max_length]
+        cut_ids: dict[int, list[int]] = {}
+        cut_offs: dict[int, list] = {}
+        if long_rows:  # only long texts are tokenised twice
+            cut = tokenizer(
+                [chunk[i] for i in long_rows],
+                add_special_tokens=add_special_tokens,
+                truncation=True,
+                max_length=max_length,
+                return_offsets_mapping=offsets_ok,
+            )
+            for j, i in enumerate(long_rows):
+                cut_ids[i] = list(cut["input_ids"][j])
+                if offsets_ok:
+                    cut_offs[i] = cut["offset_mapping"][j]
+        for i, full_ids in enumerate(ids):
+            kept = cut_ids.get(i, full_ids)
+            offsets = cut_offs.get(i) if i in cut_offs else (offs[i] if offs is not None else None)
+            if offsets:
+                spans = [(int(a), int(b)) for a, b in offsets]
+                if shift:
+                    spans = [(0, 0) if b <= shift else (max(0, a - shift), b - shift) for a, b in spans]
+            else:
+                spans = [(0, 0)] * len(kept)
+            out.append({"input_ids": kept, "offsets": spans, "full_len": len(full_ids)})
+    return out
+
+
+def _vector(weights: np.ndarray, positions: np.ndarray, max_active_dims: int | None) -> SparseVector:
+    """The active dimensions sorted by weight (ties by id), at most ``max_active_dims`` of them."""
+    active = np.flatnonzero(weights > 0)
+    order = active[np.argsort(-weights[active], kind="stable")]
+    if max_active_dims is not None:
+        order = order[:max_active_dims]
+    return SparseVector(
+        token_ids=order.astype(np.int64),
+        weights=weights[order].astype(np.float32),
+        positions=positions[order].astype(np.int32),
+    )
+
+
+def _lowercased(tokenizer: Any) -> Any:
+    """``do_lower_case``: a Lowercase normaliser in front of the tokenizer's (as sentence-transformers adds it)."""
+    from tokenizers.normalizers import Lowercase
+    from tokenizers.normalizers import Sequence as NormalizerSequence
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer
+    current = backend.normalizer
+    if isinstance(current, Lowercase) or (
+        isinstance(current, NormalizerSequence) and any(isinstance(n, Lowercase) for n in current)
+    ):
+        return tokenizer
+    parts = [Lowercase()]
+    if isinstance(current, NormalizerSequence):
+        parts += list(current)
+    elif current is not None:
+        parts.append(current)
+    backend.normalizer = NormalizerSequence(parts)
+    return tokenizer
+
+
+class MLMSide:
+    """One side that runs a ``*ForMaskedLM`` and pools its logits (``SpladePooling``'s formula, tiled).
+
+    Attributes:
+        model, tokenizer: The MLM and its tokenizer.
+        max_length: Tokens per text (longer texts are truncated; the encoding says so).
+        pooling: Max or sum over positions, ``relu`` or ``log1p_relu`` activation.
+        prompt: Put before every text.
+    """
+
+    kind = "mlm"
 
     def __init__(
         self,
         model: nn.Module,
-        tokenizer,
+        tokenizer: Any,
         *,
-        name: str = "model",
         max_length: int = DEFAULT_MAX_LENGTH,
-        drop_special: bool = True,
+        pooling: PoolingSpec | None = None,
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
         precision: str = "auto",
+        prompt: str = "",
+        lock: threading.Lock | None = None,
+        name: str = "model",
     ) -> None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be >= 2, got {max_length}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.precision = precision
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.name = name
         self.max_length = max_length
-        self.drop_special = drop_special
+        self.pooling = pooling or PoolingSpec()
         self.chunk_elements = chunk_elements
-        self._lock = threading.Lock()
+        self.precision = precision
+        self.prompt = prompt
+        self._lock = lock or threading.Lock()
         decoder = model.get_output_embeddings()
         if not isinstance(decoder, nn.Linear):
             raise ModelLoadError(name, "the model's output embedding is not a Linear projection")
         self._decoder = decoder
         self._decoder_parent, self._decoder_attr = _find_parent(model, decoder)
-        self.special_ids: frozenset[int] = frozenset(int(i) for i in tokenizer.all_special_ids)
-        self._id_to_token: list[str] | None = None
-        #: Where the weights came from (set by :meth:`load`): a folder digest or ``hub:<id>@<sha>``.
-        self.source_identity: str | None = None
-        self._source_version = _params_version(model)
-        self._digest_cache: tuple[int, str] | None = None
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def load(
-        cls,
-        source: str,
-        *,
-        revision: str | None = None,
-        device: str = "auto",
-        max_length: int = DEFAULT_MAX_LENGTH,
-        name: str | None = None,
-        drop_special: bool = True,
-        precision: str = "auto",
-    ) -> SpladeEncoder:
-        """Load a checkpoint from a local folder or a Hub id (safetensors only, no remote code).
-
-        Args:
-            source: a local folder or a Hugging Face Hub id.
-            revision: a Hub revision (commit sha, tag or branch) to pin; ignored for folders.
-            device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:n]``.
-                On CUDA the model runs in half precision.
-            max_length: tokens per text (longer texts are truncated; the encoding says so).
-            name: a display name (defaults to ``source``).
-            drop_special: drop special tokens from :meth:`search_vector`.
-            precision: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``
-                (bfloat16 autocast: faster on CPUs with bf16 units, weights within ~1e-2).
-
-        Raises:
-            ModelLoadError: with a reason a user can act on.
-        """
-
-        target = resolve_device(device)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
-        model, tokenizer = load_mlm(source, revision=revision, dtype=dtype, name=name)
-        model.to(target)
-        logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
-        encoder = cls(
-            model, tokenizer, name=name or source, max_length=max_length, drop_special=drop_special, precision=precision
-        )
-        folder = Path(source).expanduser()
-        if folder.is_dir():
-            encoder.source_identity = "folder:" + folder_identity(folder)
-        else:
-            sha = getattr(model.config, "_commit_hash", None)
-            # Without a resolved commit the weights themselves identify the checkpoint.
-            encoder.source_identity = f"hub:{source}@{sha}" if sha else None
-        return encoder
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def device(self) -> torch.device:
-        return self._decoder.weight.device
 
     @property
     def vocab_size(self) -> int:
         return int(self._decoder.weight.shape[0])
 
     @property
-    def fingerprint(self) -> str:
-        """A stable hex id of the checkpoint and of every setting that changes its vectors.
+    def device(self) -> torch.device:
+        return self._decoder.weight.device
 
-        The checkpoint part is :attr:`source_identity` (a local folder's files, or a Hub id with
-        its resolved commit sha) while the weights are as loaded; for a model built in memory, or
-        one whose parameters were modified in place since loading (training), it is a digest of
-        the weights themselves (recomputed only when they change). The settings part covers
-        ``max_length``, ``drop_special``, ``precision``, the weights' dtype and the vocabulary size.
-        Index caches are keyed by it, so a checkpoint changed under the same name or folder is
-        never served from an index built with the old one.
-
-        Returns:
-            A 16-character hex string.
-        """
-        version = _params_version(self.model)
-        if self.source_identity is not None and version == self._source_version:
-            weights = self.source_identity
-        else:
-            if self._digest_cache is None or self._digest_cache[0] != version:
-                self._digest_cache = (version, _weights_digest(self.model))
-            weights = "weights:" + self._digest_cache[1]
-        settings = {
-            "weights": weights,
-            "max_length": self.max_length,
-            "drop_special": bool(self.drop_special),
-            "precision": self.precision,
-            "dtype": str(self._decoder.weight.dtype),
-            "vocab_size": self.vocab_size,
-        }
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-    def id_to_token(self, token_id: int) -> str:
-        """The raw vocabulary string of an id (e.g. ``▁치료``, ``##료``, ``<s>``)."""
-        if self._id_to_token is None:
-            table = [""] * self.vocab_size
-            for tok, idx in self.tokenizer.get_vocab().items():
-                if 0 <= idx < len(table):
-                    table[idx] = tok
-            self._id_to_token = table
-        if 0 <= token_id < len(self._id_to_token):
-            return self._id_to_token[token_id] or f"[{token_id}]"
-        return f"[{token_id}]"
-
-    # ------------------------------------------------------------------ encoding
     @contextlib.contextmanager
     def _projection_detached(self) -> Iterator[None]:
         """Temporarily replace the vocabulary projection by identity to get its inputs."""
@@ -206,90 +213,11 @@ class SpladeEncoder:
             setattr(self._decoder_parent, self._decoder_attr, self._decoder)
 
     def _tokenize(self, texts: Sequence[str]) -> list[dict]:
-        """Token ids and character offsets of every text, tokenised in batches of ``TOKENIZE_BATCH``.
-
-        A text longer than ``max_length`` tokens is tokenised a second time with truncation (so
-        the kept tokens and offsets are exactly what one truncating call gives).
-        """
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"texts must be strings, got {type(text).__name__}")
-            if len(text) > MAX_TEXT_CHARS:
-                raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-        offsets_ok = getattr(self.tokenizer, "is_fast", False)
-        out: list[dict] = []
-        for b0 in range(0, len(texts), TOKENIZE_BATCH):
-            chunk = list(texts[b0 : b0 + TOKENIZE_BATCH])
-            full = self.tokenizer(
-                chunk, add_special_tokens=True, truncation=False, verbose=False, return_offsets_mapping=offsets_ok
-            )
-            ids = [list(x) for x in full["input_ids"]]
-            offs = full.get("offset_mapping") if offsets_ok else None
-            long_rows = [i for i, x in enumerate(ids) if len(x) > self.max_length]
-            cut_ids: dict[int, list[int]] = {}
-            cut_offs: dict[int, list] = {}
-            if long_rows:  # only long texts are tokenised twice
-                cut = self.tokenizer(
-                    [chunk[i] for i in long_rows],
-                    add_special_tokens=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_offsets_mapping=offsets_ok,
-                )
-                for j, i in enumerate(long_rows):
-                    cut_ids[i] = list(cut["input_ids"][j])
-                    if offsets_ok:
-                        cut_offs[i] = cut["offset_mapping"][j]
-            for i, full_ids in enumerate(ids):
-                kept = cut_ids.get(i, full_ids)
-                offsets = cut_offs.get(i) if i in cut_offs else (offs[i] if offs is not None else None)
-                out.append(
-                    {
-                        "input_ids": kept,
-                        "offsets": [tuple(map(int, o)) for o in offsets] if offsets else [(0, 0)] * len(kept),
-                        "full_len": len(full_ids),
-                    }
-                )
-        return out
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None) -> list[Encoding]:
-        """Encode texts (batched, sorted by length to minimise padding), in input order.
-
-        Raises:
-            ValueError: a text is longer than ``MAX_TEXT_CHARS`` or ``batch_size`` < 1.
-        """
-        if isinstance(texts, str):
-            texts = [texts]
-        results: list[Encoding | None] = [None] * len(texts)
-        for i, enc in self.encode_iter(texts, batch_size=batch_size, progress=progress):
-            results[i] = enc
-        return [r for r in results if r is not None]
+        return tokenize_texts(self.tokenizer, texts, self.max_length, prompt=self.prompt)
 
     def encode_iter(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+        self, texts: Sequence[str], *, batch_size: int, progress: Progress | None, max_active_dims: int | None
     ) -> Iterator[tuple[int, Encoding]]:
-        """Encode texts lazily: ``(input index, Encoding)`` pairs, shortest texts first.
-
-        Every text is tokenised up front (in tokenizer batches), all texts are sorted by token
-        count, and the model runs one ``batch_size`` batch of similar lengths at a time, so a
-        large corpus wastes little on padding and the caller can reduce each encoding (e.g. prune
-        it) before the next batch: only one batch of full vectors is alive at a time.
-
-        Args:
-            texts: The texts.
-            batch_size: Texts per model call.
-            progress: ``progress(fraction, "64/200 texts encoded")`` after every batch.
-
-        Yields:
-            ``(i, encoding of texts[i])`` in ascending token-count order (ties by input order).
-
-        Raises:
-            ValueError: a text is longer than ``MAX_TEXT_CHARS`` or ``batch_size`` < 1.
-        """
-        if isinstance(texts, str):
-            texts = [texts]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         items = self._tokenize(texts)
         order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -305,7 +233,13 @@ class SpladeEncoder:
                 mask[row, : len(seq)] = 1
             values, positions = self._pool_batch(ids, mask)
             batch = [
-                (i, self._to_encoding(texts[i], items[i], values[row], positions[row])) for row, i in enumerate(idx)
+                (
+                    i,
+                    _encoding(
+                        texts[i], items[i], _vector(values[row], positions[row], max_active_dims), self.max_length
+                    ),
+                )
+                for row, i in enumerate(idx)
             ]
             done += len(idx)
             counted(progress, done, len(items), "texts encoded")
@@ -320,50 +254,557 @@ class SpladeEncoder:
             except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
                 raise RuntimeError("GPU out of memory while encoding; lower the batch size (batch_size=...)") from exc
             hidden = out.logits  # the projection's input, since the projection is identity now
-            best, pos = max_pool_projection(
-                hidden,
-                self._decoder.weight,
-                self._decoder.bias,
-                mask.to(device),
-                chunk_elements=self.chunk_elements,
-            )
-            weights = torch.log1p(torch.relu(best))
+            if self.pooling.strategy == "sum":
+                weights, pos = sum_pool_projection(
+                    hidden,
+                    self._decoder.weight,
+                    self._decoder.bias,
+                    mask.to(device),
+                    activation=self.pooling.activation,
+                    chunk_elements=self.chunk_elements,
+                )
+            else:
+                best, pos = max_pool_projection(
+                    hidden,
+                    self._decoder.weight,
+                    self._decoder.bias,
+                    mask.to(device),
+                    chunk_elements=self.chunk_elements,
+                )
+                weights = activate(best, self.pooling.activation)
         return weights.cpu().numpy(), pos.cpu().numpy()
 
-    def _to_encoding(self, text: str, item: dict, weights: np.ndarray, positions: np.ndarray) -> Encoding:
-        active = np.flatnonzero(weights > 0)
-        order = active[np.argsort(-weights[active], kind="stable")]
-        vector = SparseVector(
-            token_ids=order.astype(np.int64),
-            weights=weights[order].astype(np.float32),
-            positions=positions[order].astype(np.int32),
-        )
-        return Encoding(
-            text=text,
-            input_ids=tuple(item["input_ids"]),
-            offsets=tuple(item["offsets"]),
-            vector=vector,
-            num_text_tokens=item["full_len"],
-            max_length=self.max_length,
-        )
+    def modules(self) -> list[nn.Module]:
+        return [self.model]
 
-    def position_activations(self, encoding: Encoding, token_ids: Sequence[int]) -> np.ndarray:
-        """``log(1 + relu(logits[t, v]))`` at every input position ``t`` of ``encoding`` for the ``token_ids``.
 
-        The model runs once more on the encoding's own input ids; column ``j``'s maximum is token
-        ``token_ids[j]``'s weight in the vector (the card's max over positions), at the position the vector
-        records. Returns ``[positions, len(token_ids)]`` float32 (the position-by-token heatmap of Explore).
+class StaticSide:
+    """One side that looks a weight up per token present (``SparseStaticEmbedding``): no model runs.
+
+    ``w[v] = table[v]`` when token ``v`` occurs in the text (tokenised without special tokens), else 0; the
+    position kept is the token's first occurrence. Weights <= 0 are left out of the vector (as search drops
+    them).
+    """
+
+    kind = "static"
+
+    def __init__(self, tokenizer: Any, weight: torch.Tensor, *, max_length: int, prompt: str = "") -> None:
+        self.tokenizer = tokenizer
+        self.weight = weight.detach().float().cpu()
+        self._table = self.weight.numpy()
+        self.max_length = max_length
+        self.prompt = prompt
+        self.pooling = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    def _tokenize(self, texts: Sequence[str]) -> list[dict]:
+        return tokenize_texts(self.tokenizer, texts, self.max_length, add_special_tokens=False, prompt=self.prompt)
+
+    def encode_iter(
+        self, texts: Sequence[str], *, batch_size: int, progress: Progress | None, max_active_dims: int | None
+    ) -> Iterator[tuple[int, Encoding]]:
+        items = self._tokenize(texts)
+        size = self.vocab_size
+        for n, item in enumerate(items, start=1):
+            ids = np.asarray(item["input_ids"], dtype=np.int64)
+            ids = ids[(ids >= 0) & (ids < size)]
+            uniq, first = np.unique(ids, return_index=True)  # ascending ids, first occurrences
+            weights = self._table[uniq]
+            keep = weights > 0
+            uniq, first, weights = uniq[keep], first[keep], weights[keep]
+            order = np.argsort(-weights, kind="stable")[:max_active_dims]  # by weight, ties by id (as _vector)
+            vector = SparseVector(
+                token_ids=uniq[order].astype(np.int64),
+                weights=weights[order].astype(np.float32),
+                positions=first[order].astype(np.int32),
+            )
+            yield n - 1, _encoding(texts[n - 1], item, vector, self.max_length)
+            if n % batch_size == 0 or n == len(items):
+                counted(progress, n, len(items), "texts encoded")
+
+    def modules(self) -> list[nn.Module]:
+        return []
+
+
+def _encoding(text: str, item: dict, vector: SparseVector, max_length: int) -> Encoding:
+    return Encoding(
+        text=text,
+        input_ids=tuple(item["input_ids"]),
+        offsets=tuple(item["offsets"]),
+        vector=vector,
+        num_text_tokens=item["full_len"],
+        max_length=max_length,
+    )
+
+
+def _backbone(model: nn.Module | None) -> str:
+    """``xlm-roberta`` / ``bert`` / ``modernbert``: the MLM's ``model_type``."""
+    config = getattr(model, "config", None)
+    return str(getattr(config, "model_type", "") or "") if config is not None else ""
+
+
+class SpladeEncoder:
+    """A loaded sparse model: a query side and a document side that encode texts into SPLADE vectors.
+
+    Load with :meth:`load` (any format of :mod:`~sparse_demo.encoder.formats`); encode queries with
+    :meth:`encode_query` and documents with :meth:`encode_document` (:meth:`encode` takes ``side=``, and without
+    it the model's default side: the document side unless a ``Router`` says otherwise). Built from one
+    ``(model, tokenizer)`` both sides are that MLM with max pooling. Thread-safe: one batch runs at a time.
+
+    Example:
+        >>> enc = SpladeEncoder.load("path/to/model-folder")  # doctest: +SKIP
+        >>> e = enc.encode_query(["당뇨병 치료 방법"])[0]  # doctest: +SKIP
+        >>> enc.search_vector(e)  # doctest: +SKIP
+        {'▁당뇨병': 2.31, '▁치료': 2.05, ...}
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        *,
+        name: str = "model",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        drop_special: bool = True,
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+        precision: str = "auto",
+        pooling: PoolingSpec | None = None,
+        query: MLMSide | StaticSide | None = None,
+        max_active_dims: int | None = None,
+        layout: ModelLayout | None = None,
+    ) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if max_active_dims is not None and max_active_dims < 1:
+            raise ValueError(f"max_active_dims must be >= 1 or None, got {max_active_dims}")
+        self.precision = precision
+        self.name = name
+        self.drop_special = drop_special
+        self._lock = threading.Lock()
+        #: The document side (always an MLM); :attr:`query_side` is the same object for a symmetric model.
+        self.document_side = MLMSide(
+            model,
+            tokenizer,
+            max_length=max_length,
+            pooling=pooling,
+            chunk_elements=chunk_elements,
+            precision=precision,
+            prompt=layout.document.prompt if layout else "",
+            lock=self._lock,
+            name=name,
+        )
+        self.query_side: MLMSide | StaticSide = query if query is not None else self.document_side
+        if isinstance(self.query_side, MLMSide):
+            self.query_side._lock = self._lock
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_active_dims = max_active_dims
+        self.layout = layout
+        #: ``masked-lm``, ``sentence-transformers`` or ``router`` (:mod:`~sparse_demo.encoder.formats`).
+        self.format = layout.format if layout else "masked-lm"
+        self.default_side: Side = layout.default_side if layout else "document"
+        self._decoder = self.document_side._decoder
+        self.special_ids: frozenset[int] = frozenset(int(i) for i in tokenizer.all_special_ids)
+        self._id_to_token: list[str] | None = None
+        #: Where the weights came from (set by :meth:`load`): a folder digest or ``hub:<id>@<sha>``.
+        self.source_identity: str | None = None
+        self._source_version = self._version()
+        self._digest_cache: tuple[int, str] | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        source: str,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        name: str | None = None,
+        drop_special: bool = True,
+        precision: str = "auto",
+    ) -> SpladeEncoder:
+        """Load a model from a local folder or a Hub id (safetensors only, no remote code), in any format.
+
+        A ``*ForMaskedLM`` folder, a sentence-transformers ``SparseEncoder`` folder (MLM + ``SpladePooling``)
+        or a ``Router`` folder (query and document routes; an inference-free query side): see
+        :func:`~sparse_demo.encoder.formats.read_layout`. For a sentence-transformers folder each side reads
+        at most ``min(max_length, the folder's own limit)`` tokens (its saved ``max_seq_length``, else its
+        tokenizer's ``model_max_length`` capped by the model's positions), as sentence-transformers truncates.
+
+        Args:
+            source: a local folder or a Hugging Face Hub id.
+            revision: a Hub revision (commit sha, tag or branch) to pin; ignored for folders.
+            device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:n]``.
+                On CUDA the model runs in half precision.
+            max_length: tokens per text (longer texts are truncated; the encoding says so).
+            name: a display name (defaults to ``source``).
+            drop_special: drop special tokens from :meth:`search_vector`.
+            precision: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``
+                (bfloat16 autocast: faster on CPUs with bf16 units, weights within ~1e-2).
+
+        Raises:
+            ModelLoadError: with a reason a user can act on (one line naming the file or module at fault).
         """
+        target = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
+        folder = Path(source).expanduser() if source and str(source).strip() else None
+        identity: str | None = None
+        if folder is not None and not folder.is_dir() and not looks_like_path(source):
+            snapshot = hub_sentence_transformers_folder(source, revision=revision, name=name)
+            if snapshot is not None:
+                folder, identity = snapshot
+        if folder is None or not folder.is_dir():
+            model, tokenizer = load_mlm(source, revision=revision, dtype=dtype, name=name)
+            model.to(target)
+            logger.info("Loaded %s on %s (%s)", source, target, type(model).__name__)
+            encoder = cls(
+                model,
+                tokenizer,
+                name=name or source,
+                max_length=max_length,
+                drop_special=drop_special,
+                precision=precision,
+            )
+            sha = getattr(model.config, "_commit_hash", None)
+            # Without a resolved commit the weights themselves identify the checkpoint.
+            encoder.source_identity = f"hub:{source}@{sha}" if sha else None
+            return encoder
+        layout = read_layout(folder, source, name)
+        loaded: dict[Path, tuple[nn.Module, Any]] = {}
+        sides: dict[str, MLMSide | StaticSide] = {}
+        for side in SIDES:
+            spec = layout.side(side)
+            if spec.kind == "static":
+                sides[side] = _load_static(spec, max_length, source, name)
+                continue
+            if spec.folder not in loaded:
+                # a local folder's root MLM keeps the typed source in messages; a Hub snapshot loads from its files
+                at_root = identity is None and spec.folder.resolve() == folder.resolve()
+                model, tokenizer = load_mlm(
+                    source if at_root else str(spec.folder), dtype=dtype, name=name if at_root else name or source
+                )
+                if spec.do_lower_case:
+                    tokenizer = _lowercased(tokenizer)
+                loaded[spec.folder] = (model.to(target), tokenizer)
+            model, tokenizer = loaded[spec.folder]
+            dim = spec.pooling.embedding_dimension if spec.pooling else None
+            rows = model.get_output_embeddings().weight.shape[0]
+            if dim is not None and dim != rows:
+                raise ModelLoadError(
+                    source,
+                    f"its SpladePooling says embedding_dimension {dim} but the {side} MLM has {rows} outputs",
+                    name,
+                )
+            limit = max_length if layout.format == "masked-lm" else min(max_length, _side_limit(spec, model, tokenizer))
+            sides[side] = MLMSide(
+                model, tokenizer, max_length=limit, pooling=spec.pooling, precision=precision, prompt=spec.prompt
+            )
+        document = sides["document"]
+        if not isinstance(document, MLMSide):
+            raise ModelLoadError(source, "its document side is a token weight table; this app needs an MLM there", name)
+        query = sides["query"]
+        if query.tokenizer is not document.tokenizer and query.tokenizer.get_vocab() != document.tokenizer.get_vocab():
+            raise ModelLoadError(
+                source, "its query side and document side use different vocabularies (tokenizers)", name
+            )
+        symmetric = not layout.asymmetric
+        encoder = cls(
+            document.model,
+            document.tokenizer,
+            name=name or source,
+            max_length=document.max_length,
+            drop_special=drop_special,
+            precision=precision,
+            pooling=document.pooling,
+            query=None if symmetric else query,
+            max_active_dims=layout.max_active_dims,
+            layout=layout,
+        )
+        logger.info("Loaded %s (%s) on %s", source, layout.format, target)
+        if identity is None:
+            identity = "folder:" + "+".join(folder_identity(f) for f in layout.folders)
+        encoder.source_identity = identity
+        return encoder
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self._decoder.weight.device
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._decoder.weight.shape[0])
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per document (the document side's limit)."""
+        return self.document_side.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.document_side.max_length = value
+
+    @property
+    def chunk_elements(self) -> int:
+        """Bound on the logits held at once while pooling (every MLM side)."""
+        return self.document_side.chunk_elements
+
+    @chunk_elements.setter
+    def chunk_elements(self, value: int) -> None:
+        for side in self._sides():
+            if isinstance(side, MLMSide):
+                side.chunk_elements = value
+
+    @property
+    def asymmetric(self) -> bool:
+        """Whether queries and documents are encoded differently (other modules or settings)."""
+        return self.query_side is not self.document_side
+
+    @property
+    def inference_free(self) -> bool:
+        """Whether a query runs no model: its weights are looked up per token (one tokenizer call)."""
+        return isinstance(self.query_side, StaticSide)
+
+    def side(self, side: Side | None = None) -> MLMSide | StaticSide:
+        """The query or document side (None: :attr:`default_side`)."""
+        side = side or self.default_side
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+        return self.query_side if side == "query" else self.document_side
+
+    def for_side(self, side: Side) -> SpladeEncoder:
+        """A view of this encoder whose :meth:`encode` uses ``side`` by default (same model, no copy).
+
+        For callers written against plain ``encode`` (the analysis behind ``encode --side``).
+        """
+        self.side(side)  # validates
+        if side == self.default_side:
+            return self
+        view = copy.copy(self)
+        view.default_side = side
+        return view
+
+    def _sides(self) -> list[MLMSide | StaticSide]:
+        return [self.document_side] + ([self.query_side] if self.asymmetric else [])
+
+    def torch_modules(self) -> list[nn.Module]:
+        """The distinct torch models of both sides (a shared MLM once)."""
+        out: list[nn.Module] = []
+        for s in self._sides():
+            for m in s.modules():
+                if all(m is not o for o in out):
+                    out.append(m)
+        return out
+
+    def _version(self) -> int:
+        return sum(_params_version(m) for m in self.torch_modules())
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hex id of the checkpoint (both sides) and of every setting that changes its vectors.
+
+        The checkpoint part is :attr:`source_identity` (every folder the model's modules live in, or a Hub id
+        with its resolved commit sha) while the weights are as loaded; for a model built in memory, or one
+        whose parameters were modified in place since loading (training), it is a digest of the weights of
+        both sides (recomputed only when they change). The settings part covers each side's kind, pooling,
+        max length and prompt, ``max_active_dims``, ``drop_special``, ``precision``, the weights' dtype and
+        the vocabulary size. Index caches are keyed by it, so a checkpoint changed under the same name or
+        folder, or a query side changed alone, is never served from an index built with the old one.
+
+        Returns:
+            A 16-character hex string.
+        """
+        version = self._version()
+        if self.source_identity is not None and version == self._source_version:
+            weights = self.source_identity
+        else:
+            if self._digest_cache is None or self._digest_cache[0] != version:
+                digest = "+".join(_weights_digest(m) for m in self.torch_modules())
+                if isinstance(self.query_side, StaticSide):
+                    digest += "+static:" + hashlib.sha256(self.query_side._table.tobytes()).hexdigest()
+                self._digest_cache = (version, digest)
+            weights = "weights:" + self._digest_cache[1]
+        settings = {
+            "weights": weights,
+            "max_length": self.max_length,
+            "drop_special": bool(self.drop_special),
+            "precision": self.precision,
+            "dtype": str(self._decoder.weight.dtype),
+            "vocab_size": self.vocab_size,
+        }
+        if self.asymmetric or self.format != "masked-lm" or self.max_active_dims is not None:
+            settings["sides"] = {s: _side_settings(self.side(s)) for s in SIDES}
+            settings["asymmetric"] = self.asymmetric
+            settings["max_active_dims"] = self.max_active_dims
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def facts(self) -> dict[str, Any]:
+        """What the model is: format, backbone, vocabulary size, pooling, asymmetry, max length, fingerprint.
+
+        Returns:
+            A JSON-ready dict; ``sides`` holds each side's kind (``mlm`` / ``static``), backbone, pooling,
+            max length and prompt.
+        """
+        sides = {}
+        for s in SIDES:
+            side = self.side(s)
+            entry = _side_settings(side)
+            entry["backbone"] = _backbone(side.model) if isinstance(side, MLMSide) else "token weights (no model)"
+            sides[s] = entry
+        pooling = self.document_side.pooling
+        act = "log(1+log(1+relu))" if pooling.activation == "log1p_relu" else "log(1+relu)"
+        return {
+            "name": self.name,
+            "format": self.format,
+            "backbone": _backbone(self.model),
+            "architecture": type(self.model).__name__,
+            "vocab_size": self.vocab_size,
+            "pooling": f"{pooling.strategy} of {act}",
+            "asymmetric": self.asymmetric,
+            "inference_free": self.inference_free,
+            "max_length": {s: self.side(s).max_length for s in SIDES},
+            "max_active_dims": self.max_active_dims,
+            "special_tokens": sorted(self.id_to_token(i) for i in self.special_ids),
+            "fingerprint": self.fingerprint,
+            "sides": sides,
+        }
+
+    def id_to_token(self, token_id: int) -> str:
+        """The raw vocabulary string of an id (e.g. ``▁치료``, ``##료``, ``<s>``)."""
+        if self._id_to_token is None:
+            table = [""] * self.vocab_size
+            for tok, idx in self.tokenizer.get_vocab().items():
+                if 0 <= idx < len(table):
+                    table[idx] = tok
+            self._id_to_token = table
+        if 0 <= token_id < len(self._id_to_token):
+            return self._id_to_token[token_id] or f"[{token_id}]"
+        return f"[{token_id}]"
+
+    # ------------------------------------------------------------------ encoding
+    def _tokenize(self, texts: Sequence[str]) -> list[dict]:
+        """The document side's token ids and offsets (:func:`tokenize_texts`)."""
+        return self.document_side._tokenize(texts)
+
+    def _pool_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return self.document_side._pool_batch(ids, mask)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        side: Side | None = None,
+    ) -> list[Encoding]:
+        """Encode texts with one side (batched, sorted by length to minimise padding), in input order.
+
+        Args:
+            texts: The texts.
+            batch_size: Texts per model call.
+            progress: ``progress(fraction, "64/200 texts encoded")``.
+            side: ``query`` or ``document``; None: :attr:`default_side`.
+
+        Raises:
+            ValueError: a text is longer than ``MAX_TEXT_CHARS``, ``batch_size`` < 1 or an unknown side.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        results: list[Encoding | None] = [None] * len(texts)
+        for i, enc in self.encode_iter(texts, batch_size=batch_size, progress=progress, side=side):
+            results[i] = enc
+        return [r for r in results if r is not None]
+
+    def encode_query(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> list[Encoding]:
+        """:meth:`encode` with the query side (``SparseEncoder.encode_query``)."""
+        return self.encode(texts, batch_size=batch_size, progress=progress, side="query")
+
+    def encode_document(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> list[Encoding]:
+        """:meth:`encode` with the document side (``SparseEncoder.encode_document``)."""
+        return self.encode(texts, batch_size=batch_size, progress=progress, side="document")
+
+    def encode_iter(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        side: Side | None = None,
+    ) -> Iterator[tuple[int, Encoding]]:
+        """Encode texts lazily with one side: ``(input index, Encoding)`` pairs, shortest texts first.
+
+        Every text is tokenised up front (in tokenizer batches), all texts are sorted by token
+        count, and the model runs one ``batch_size`` batch of similar lengths at a time, so a
+        large corpus wastes little on padding and the caller can reduce each encoding (e.g. prune
+        it) before the next batch: only one batch of full vectors is alive at a time. An inference-free
+        query side runs no model (input order). ``max_active_dims`` (a folder setting) keeps each vector's
+        heaviest dimensions only.
+
+        Args:
+            texts: The texts.
+            batch_size: Texts per model call.
+            progress: ``progress(fraction, "64/200 texts encoded")`` after every batch.
+            side: ``query`` or ``document``; None: :attr:`default_side`.
+
+        Yields:
+            ``(i, encoding of texts[i])``.
+
+        Raises:
+            ValueError: a text is longer than ``MAX_TEXT_CHARS``, ``batch_size`` < 1 or an unknown side.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chosen = self.side(side)
+        yield from chosen.encode_iter(
+            texts, batch_size=batch_size, progress=progress, max_active_dims=self.max_active_dims
+        )
+
+    def position_activations(
+        self, encoding: Encoding, token_ids: Sequence[int], side: Side | None = None
+    ) -> np.ndarray:
+        """The activation at every input position ``t`` of ``encoding`` for the ``token_ids``, on one side.
+
+        An MLM side runs once more on the encoding's own input ids and gives the pooling's activation of
+        ``logits[t, v]`` (``log(1 + relu(x))`` for the card's models); column ``j``'s maximum is token
+        ``token_ids[j]``'s weight in a max-pooled vector, at the position the vector records. An inference-free
+        side gives the token's table weight where the token occurs and 0 elsewhere. Returns
+        ``[positions, len(token_ids)]`` float32 (the position-by-token heatmap of Explore).
+        """
+        chosen = self.side(side)
+        cols_np = np.asarray([int(t) for t in token_ids], dtype=np.int64)
+        if isinstance(chosen, StaticSide):
+            ids = np.asarray(encoding.input_ids, dtype=np.int64)
+            table = chosen._table[cols_np] if cols_np.size else np.zeros(0, dtype=np.float32)
+            return np.where(ids[:, None] == cols_np[None, :], np.maximum(table, 0)[None, :], 0.0).astype(np.float32)
         ids = torch.tensor([list(encoding.input_ids)], dtype=torch.long)
-        cols = torch.tensor([int(t) for t in token_ids], dtype=torch.long, device=self.device)
-        with self._lock, torch.inference_mode(), self._projection_detached():
-            hidden = self.model(input_ids=ids.to(self.device), attention_mask=torch.ones_like(ids).to(self.device))
-            hidden = hidden.logits[0].float()  # the projection's input
-            weight = self._decoder.weight.index_select(0, cols).float()
-            logits = hidden @ weight.T
-            if self._decoder.bias is not None:
-                logits += self._decoder.bias.index_select(0, cols).float()
-            return torch.log1p(torch.relu(logits)).cpu().numpy()
+        device = chosen.device
+        cols = torch.as_tensor(cols_np, device=device)
+        decoder = chosen._decoder
+        with self._lock, torch.inference_mode(), chosen._projection_detached():
+            out = chosen.model(input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device))
+            hidden = out.logits[0].float()  # the projection's input
+            logits = hidden @ decoder.weight.index_select(0, cols).float().T
+            if decoder.bias is not None:
+                logits += decoder.bias.index_select(0, cols).float()
+            return activate(logits, chosen.pooling.activation).cpu().numpy()
 
     def document_windows(
         self,
@@ -376,6 +817,7 @@ class SpladeEncoder:
         """Documents read whole, in windows (:mod:`sparse_demo.encoder.windowed`): the counts (known before
         the model runs) and ``(input index, WindowedDocument)`` pairs as each document is done.
 
+        The document side reads them (its prompt, if the folder sets one, starts the first window);
         ``first`` is :meth:`encode_iter` (plain truncation), counted the same way.
         """
         for text in texts:
@@ -383,19 +825,22 @@ class SpladeEncoder:
                 raise TypeError(f"texts must be strings, got {type(text).__name__}")
             if len(text) > MAX_TEXT_CHARS:
                 raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-        items, counts = plan_documents(texts, tokenizer=self.tokenizer, max_length=self.max_length, settings=settings)
+        side = self.document_side
+        read = [side.prompt + t for t in texts] if side.prompt else list(texts)
+        items, counts = plan_documents(read, tokenizer=side.tokenizer, max_length=side.max_length, settings=settings)
         if settings.mode == "first":
-            plain = self.encode_iter(texts, batch_size=batch_size, progress=progress)
+            plain = self.encode_iter(texts, batch_size=batch_size, progress=progress, side="document")
             return counts, ((i, WindowedDocument(e)) for i, e in plain)
         return counts, iter_windows(
-            texts,
+            read,
             items,
-            tokenizer=self.tokenizer,
-            max_length=self.max_length,
-            pool=self._pool_batch,
+            tokenizer=side.tokenizer,
+            max_length=side.max_length,
+            pool=side._pool_batch,
             settings=settings,
             batch_size=batch_size,
             progress=progress,
+            max_active_dims=self.max_active_dims,
         )
 
     # ------------------------------------------------------------------ search view
@@ -410,4 +855,55 @@ class SpladeEncoder:
         return {self.id_to_token(int(i)): float(w) for i, w in zip(vec.token_ids, vec.weights)}
 
 
-__all__ = ["MAX_TEXT_CHARS", "TOKENIZE_BATCH", "SpladeEncoder"]
+def _side_settings(side: MLMSide | StaticSide) -> dict[str, Any]:
+    pooling = side.pooling
+    return {
+        "kind": side.kind,
+        "pooling": None if pooling is None else {"strategy": pooling.strategy, "activation": pooling.activation},
+        "max_length": side.max_length,
+        "prompt": side.prompt,
+    }
+
+
+def _side_limit(spec: SideSpec, model: nn.Module, tokenizer: Any) -> int:
+    """Tokens a sentence-transformers MLM side reads: its saved length, else the tokenizer's capped by positions."""
+    if spec.max_length:
+        return int(spec.max_length)
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0) or 10**9
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limit = min(limit, positions)
+    return limit
+
+
+def _load_static(spec: SideSpec, max_length: int, source: str, name: str | None) -> StaticSide:
+    """A ``SparseStaticEmbedding`` folder: its tokenizer and its ``weight`` tensor (safetensors)."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    if not has_tokenizer_files(spec.folder):
+        raise ModelLoadError(source, f"its {spec.folder.name}/ has no tokenizer files", name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(spec.folder), trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - every tokenizer failure becomes one message
+        raise ModelLoadError(source, f"the tokenizer in {spec.folder.name}/ does not load ({exc})", name) from exc
+    check_tokenizer(tokenizer, source, name)
+    weight = None
+    for file in sorted(spec.folder.glob("*.safetensors")):
+        tensors = load_file(str(file))
+        weight = tensors.get("weight", weight)
+    if weight is None or weight.ndim != 1:
+        raise ModelLoadError(
+            source, f"{spec.folder.name}/ holds no 1-d 'weight' tensor (a SparseStaticEmbedding)", name
+        )
+    if weight.shape[0] != len(tokenizer.get_vocab()):
+        raise ModelLoadError(
+            source,
+            f"{spec.folder.name}/ has {weight.shape[0]} token weights for a vocabulary of {len(tokenizer.get_vocab())}",
+            name,
+        )
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0) or max_length
+    return StaticSide(tokenizer, weight, max_length=min(max_length, limit), prompt=spec.prompt)
+
+
+__all__ = ["MAX_TEXT_CHARS", "TOKENIZE_BATCH", "MLMSide", "SpladeEncoder", "StaticSide", "tokenize_texts"]

@@ -109,6 +109,13 @@ def _vector(ids: np.ndarray, weights: np.ndarray, positions: np.ndarray) -> Spar
     return SparseVector(ids[order], weights[order], positions[order])
 
 
+def _top(vector: SparseVector, k: int | None) -> SparseVector:
+    """The ``k`` heaviest dimensions (a folder's ``max_active_dims``; None keeps all)."""
+    if k is None or len(vector) <= k:
+        return vector
+    return SparseVector(vector.token_ids[:k], vector.weights[:k], vector.positions[:k])
+
+
 def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> SparseVector:
     """The element-wise max of window vectors (the earliest window on ties)."""
     if len(parts) == 1:
@@ -164,6 +171,7 @@ def iter_windows(
     settings: WindowSettings,
     batch_size: int = 32,
     progress: Progress | None = None,
+    max_active_dims: int | None = None,
 ) -> Iterator[tuple[int, WindowedDocument]]:
     """``(input index, WindowedDocument)`` as each document's last window is encoded (see :func:`encode_windows`).
 
@@ -194,11 +202,13 @@ def iter_windows(
             done = parts.setdefault(d, [None] * len(items[d].spans))
             done[j] = _sparse(weights[row], positions[row], inputs.pop((d, j))[1])
             if all(p is not None for p in done):
-                yield d, _document(texts[d], items[d], parts.pop(d), max_length, settings)
+                yield d, _document(texts[d], items[d], parts.pop(d), max_length, settings, max_active_dims)
         counted(progress, min(b0 + batch_size, len(jobs)), len(jobs), what)
 
 
-def _document(text: str, item: _Text, parts: list, max_length: int, settings: WindowSettings) -> WindowedDocument:
+def _document(
+    text: str, item: _Text, parts: list, max_length: int, settings: WindowSettings, max_active_dims: int | None
+) -> WindowedDocument:
     spans = tuple(
         (int(item.text_positions[a]), int(item.text_positions[b - 1]) + 1) if b > a else (0, 0) for a, b in item.spans
     )
@@ -206,7 +216,7 @@ def _document(text: str, item: _Text, parts: list, max_length: int, settings: Wi
         text=text,
         input_ids=tuple(item.ids),
         offsets=tuple(item.offsets),
-        vector=_merge(parts),
+        vector=_top(_merge(parts), max_active_dims),
         num_text_tokens=len(item.ids),
         max_length=max_length,
         windows=spans if len(spans) > 1 else (),
@@ -218,7 +228,7 @@ def _document(text: str, item: _Text, parts: list, max_length: int, settings: Wi
                 text=text,
                 input_ids=tuple(item.ids),
                 offsets=tuple(item.offsets),
-                vector=_vector(*part),
+                vector=_top(_vector(*part), max_active_dims),
                 num_text_tokens=len(item.ids),
                 max_length=max_length,
                 windows=(span,),

@@ -101,6 +101,7 @@ def table_rows(report: EvalReport) -> list[dict[str, Any]]:
         if report.backend == "opensearch":
             row["OpenSearch store"] = _bytes(c.opensearch_store_bytes)
         row["p50 ms"] = f"{c.latency_p50_ms:.1f}"
+        row["query encode ms"] = "—" if c.query_encode_ms is None else f"{c.query_encode_ms:.2f} ({c.query_side})"
         row["docs/s"] = f"{c.encode_docs_per_s:.0f}" + (" (cached)" if c.encodings_cached else "")
         rows.append(row)
     return rows

@@ -132,6 +132,11 @@ class EncodingCache:
         return dropped
 
 
+def query_side_label(encoder: Encoder) -> str:
+    """``token weights`` for an inference-free query side (a tokenizer call), else ``MLM`` (a model call)."""
+    return "token weights" if getattr(encoder, "inference_free", False) else "MLM"
+
+
 #: The process-wide cache (the app's tab and repeated CLI calls in one process share it).
 DEFAULT_CACHE = EncodingCache()
 
@@ -149,6 +154,9 @@ class CostFigures:
         latency_p50_ms: median per-query latency.
         encode_docs_per_s: document encoding throughput of the model (BM25: Kiwi analysis).
         encodings_cached: the documents came from the encoding cache.
+        query_encode_ms: median time to encode one query with the model's query side (None for BM25).
+        query_side: what encoding a query runs: ``MLM`` (a model call) or ``token weights`` (an
+            inference-free query side: one tokenizer call and a table look-up); "" for BM25.
     """
 
     query_active: float
@@ -159,6 +167,8 @@ class CostFigures:
     latency_p50_ms: float
     encode_docs_per_s: float
     encodings_cached: bool = False
+    query_encode_ms: float | None = None
+    query_side: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +180,8 @@ class CostFigures:
             "latency_p50_ms": round(self.latency_p50_ms, 3),
             "encode_docs_per_s": round(self.encode_docs_per_s, 1),
             "encodings_cached": self.encodings_cached,
+            "query_encode_p50_ms": None if self.query_encode_ms is None else round(self.query_encode_ms, 3),
+            "query_side": self.query_side,
         }
 
 
@@ -485,6 +497,8 @@ def evaluate(
                 percentile(lat),
                 _rate(mr.encoded),
                 mr.cached,
+                percentile([mr.encode_ms[q] for q in qids]),
+                query_side_label(encoders[spec.model]),
             )
         per_q = run_metrics({q: [d for d, _ in run[q]] for q in qids}, {q: eval_set.qrels[q] for q in qids})
         means = {m: sum(v.values()) / n_q for m, v in per_q.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from sparse_demo.index import IndexDocument
 from sparse_demo.progress import Progress, scaled
 from sparse_demo.search.corpus_files import corpus_id
 from sparse_demo.search.options import DEFAULT_ANALYZER, DEFAULT_DOC_TOP_K, DEFAULT_DOC_WINDOWS, DEFAULT_QUERY_TOP_K
-from sparse_demo.search.vector_store import default_store
+from sparse_demo.search.vector_store import StoredVectors, default_store
 
 
 def doc_text(title: str, text: str) -> str:
@@ -38,8 +38,8 @@ def _prune(encoder: Encoder, encoding: Encoding, top_k: int | None) -> tuple[dic
 def encode_query(
     encoder: Encoder, query: str, top_k: int | None = DEFAULT_QUERY_TOP_K
 ) -> tuple[dict[str, float], bool]:
-    """A query's search vector (special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
-    enc = encoder.encode([query])[0]
+    """A query's search vector (the query side; special tokens dropped) pruned to ``top_k``; ``(vector, pruned)``."""
+    enc = encoder.encode([query], side="query")[0]
     return _prune(encoder, enc, top_k)
 
 
@@ -172,7 +172,7 @@ def encode_vectors(
     windows: WindowSettings = DEFAULT_DOC_WINDOWS,
     disk_cache: bool = True,
 ) -> DocumentVectors:
-    """Every document's sparse search vector (special tokens dropped), pruned to ``doc_top_k``.
+    """Every document's sparse search vector (the document side; special tokens dropped), pruned to ``doc_top_k``.
 
     The text the model reads is ``title + "\\n" + text``, all of it: a document longer than the model's max
     length is read in windows and its vector is the max over them (``windows``; see
@@ -204,7 +204,15 @@ def encode_vectors(
         found = store.load(key, total)
         if found is not None:
             report(1.0, f"read the {total:,} document vectors from the disk cache (encoded before)")
-            return replace(found, seconds=time.perf_counter() - t0, source="")
+            ids_read = TokenIds(*found.input_ids) if found.input_ids is not None else None
+            return DocumentVectors(
+                found.vectors,
+                found.pruned,
+                time.perf_counter() - t0,
+                ids_read,
+                windows=found.windows,
+                passages=found.passages,
+            )
     vectors: list[dict[str, float]] = [{} for _ in docs]
     pruned = 0
     ids: list[Sequence[int] | None] = [None] * total
@@ -226,7 +234,8 @@ def encode_vectors(
     )
     out = DocumentVectors(vectors, pruned, time.perf_counter() - t0, input_ids, windows=counts, passages=passages)
     if store is not None:
-        store.save(key, out)
+        arrays = (input_ids.indptr, input_ids.ids) if input_ids is not None else None
+        store.save(key, StoredVectors(vectors, pruned, arrays, counts, passages))
     return out
 
 

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,18 @@ from sparse_demo.encoder.windows import WindowCounts
 logger = logging.getLogger(__name__)
 
 _FORMAT = 1
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """What one file holds: per document its pruned vector, how many were pruned, the input ids as
+    ``(indptr, ids)`` arrays, the window counts and, in passages mode, each document's passage vectors."""
+
+    vectors: list[dict[str, float]]
+    pruned: int
+    input_ids: tuple[np.ndarray, np.ndarray] | None
+    windows: WindowCounts | None
+    passages: list[tuple[dict[str, float], ...]] | None = None
 
 
 class VectorStore:
@@ -50,10 +62,8 @@ class VectorStore:
     def path(self, key: str) -> Path:
         return self.folder / f"vectors-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.npz"
 
-    def load(self, key: str, documents: int):
-        """The stored :class:`~sparse_demo.search.encode.DocumentVectors` of ``key``, or None."""
-        from sparse_demo.search.encode import DocumentVectors, TokenIds
-
+    def load(self, key: str, documents: int) -> StoredVectors | None:
+        """What was stored under ``key`` for a corpus of ``documents`` documents, or None."""
         path = self.path(key)
         if not path.is_file():
             return None
@@ -69,16 +79,16 @@ class VectorStore:
                     flat = _rows(z["p_indptr"], z["p_cols"], z["p_weights"], vocab)
                     bounds = z["p_docs"]
                     passages = [tuple(flat[bounds[i] : bounds[i + 1]]) for i in range(documents)]
-                input_ids = TokenIds(z["ids_indptr"], z["ids"]) if "ids" in z.files else None
+                input_ids = (z["ids_indptr"], z["ids"]) if "ids" in z.files else None
             os.utime(path)  # recently used
         except Exception:  # noqa: BLE001 - a damaged or foreign file is ignored (and replaced on the next write)
             logger.warning("ignoring unreadable vector file %s", path, exc_info=True)
             return None
         windows = WindowCounts(**meta["windows"]) if meta.get("windows") else None
-        return DocumentVectors(vectors, int(meta["pruned"]), 0.0, input_ids, key, windows, passages)
+        return StoredVectors(vectors, int(meta["pruned"]), input_ids, windows, passages)
 
-    def save(self, key: str, vectors) -> Path | None:
-        """Write ``vectors`` (a :class:`~sparse_demo.search.encode.DocumentVectors`) under ``key``."""
+    def save(self, key: str, vectors: StoredVectors) -> Path | None:
+        """Write ``vectors`` under ``key``."""
         vocab: dict[str, int] = {}
         indptr, cols, weights = _flatten(vectors.vectors, vocab)
         arrays: dict[str, np.ndarray] = {"indptr": indptr, "cols": cols, "weights": weights}
@@ -87,7 +97,7 @@ class VectorStore:
             arrays["p_indptr"], arrays["p_cols"], arrays["p_weights"] = _flatten(flat, vocab)
             arrays["p_docs"] = np.cumsum([0, *(len(ps) for ps in vectors.passages)]).astype(np.int64)
         if vectors.input_ids is not None:
-            arrays["ids_indptr"], arrays["ids"] = vectors.input_ids.indptr, vectors.input_ids.ids
+            arrays["ids_indptr"], arrays["ids"] = vectors.input_ids
         meta = {
             "format": _FORMAT,
             "key": key,
@@ -157,4 +167,4 @@ def default_store() -> VectorStore | None:
         return _DEFAULT
 
 
-__all__ = ["VectorStore", "default_store"]
+__all__ = ["StoredVectors", "VectorStore", "default_store"]
