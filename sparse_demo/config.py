@@ -13,7 +13,7 @@ Models (:func:`load_settings`, all optional):
 - ``SPARSE_DEMO_DEFAULT_MODEL``: the preset selected at start.
 - ``SPARSE_DEMO_DEVICE``: ``auto`` (default), ``cpu`` or ``cuda``.
 - ``SPARSE_DEMO_MAX_LENGTH``: tokens per text (default 192).
-- ``SPARSE_DEMO_PRECISION``: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``.
+- ``SPARSE_DEMO_PRECISION``: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32``, ``bf16`` or ``int8`` (CPU).
 - ``SPARSE_DEMO_STOPWORDS``: path to a stopword list replacing the bundled one.
 
 Model sources and memory (a public Space sets ``SPARSE_DEMO_MODEL_SOURCES=public``):
@@ -91,8 +91,10 @@ from .limits import Limits
 DEFAULT_MAX_LENGTH = 192
 #: Encoder precisions (``SPARSE_DEMO_PRECISION``). ``auto``: float32 on CPU (exact), float16 on CUDA.
 #: ``bf16``: bfloat16 autocast (about 2x faster on CPUs with avx512_bf16/AMX; weights differ from
-#: float32 by ~1e-2). ``fp32``: exact.
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: float32 by ~1e-2). ``int8``: the transformer's linear layers dynamically quantised to int8 (CPU only; the
+#: vocabulary projection stays float32); ``benchmarks/bench_encode.py`` prints its speed and agreement.
+#: ``fp32``: exact.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_PRESETS_PATH = ASSETS_DIR / "models.json"
 _ENV_PREFIX = "SPARSE_DEMO_MODEL_"

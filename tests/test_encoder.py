@@ -326,7 +326,7 @@ def test_the_package_keeps_the_single_module_names():
     ]
     assert set(names) <= set(encoder_pkg.__all__)  # later names (formats, sides) are added, none removed
     assert all(hasattr(encoder_pkg, n) for n in names)
-    assert (encoder_pkg.DEFAULT_MAX_LENGTH, encoder_pkg.PRECISIONS) == (192, ("auto", "fp32", "bf16"))
+    assert (encoder_pkg.DEFAULT_MAX_LENGTH, encoder_pkg.PRECISIONS) == (192, ("auto", "fp32", "bf16", "int8"))
     assert encoder_pkg.PRECISIONS is config.PRECISIONS  # one source of truth, importable without torch
 
 

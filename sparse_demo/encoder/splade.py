@@ -134,6 +134,20 @@ def _vector(weights: np.ndarray, positions: np.ndarray, max_active_dims: int | N
     )
 
 
+def quantize_linear_layers(model: nn.Module, keep: nn.Module) -> nn.Module:
+    """``model`` with every ``nn.Linear`` but ``keep`` (the vocabulary projection, which pooling reads by
+    weight) dynamically quantised to int8 (``precision="int8"``, CPU only): weights in int8, activations
+    quantised per batch. The model is changed in place and returned."""
+    import warnings
+
+    names = {n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m is not keep}
+    with warnings.catch_warnings():
+        # torch.ao's eager dynamic quantisation is deprecated (torchao replaces it) but works in this torch
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8, inplace=True)
+
+
 def _lowercased(tokenizer: Any) -> Any:
     """``do_lower_case``: a Lowercase normaliser in front of the tokenizer's (as sentence-transformers adds it)."""
     from tokenizers.normalizers import Lowercase
@@ -192,6 +206,8 @@ class MLMSide:
         decoder = model.get_output_embeddings()
         if not isinstance(decoder, nn.Linear):
             raise ModelLoadError(name, "the model's output embedding is not a Linear projection")
+        if precision == "int8":
+            self.model = model = quantize_linear_layers(model, keep=decoder)
         self._decoder = decoder
         self._decoder_parent, self._decoder_attr = _find_parent(model, decoder)
 
@@ -449,7 +465,8 @@ class SpladeEncoder:
             max_length: tokens per text (longer texts are truncated; the encoding says so).
             name: a display name (defaults to ``source``).
             drop_special: drop special tokens from :meth:`search_vector`.
-            precision: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32`` or ``bf16``
+            precision: ``auto`` (float32 on CPU, float16 on CUDA), ``fp32``, ``int8`` (CPU: linear layers
+                dynamically quantised) or ``bf16``
                 (bfloat16 autocast: faster on CPUs with bf16 units, weights within ~1e-2).
 
         Raises:
@@ -458,6 +475,10 @@ class SpladeEncoder:
         target = resolve_device(device)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "int8" and target.type != "cpu":
+            raise ValueError(
+                "precision int8 (dynamic quantisation) runs on the CPU only; use device='cpu' or fp32/bf16"
+            )
         dtype = torch.float16 if target.type == "cuda" and precision == "auto" else torch.float32
         folder = Path(source).expanduser() if source and str(source).strip() else None
         identity: str | None = None
