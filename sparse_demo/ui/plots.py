@@ -17,6 +17,7 @@ CATEGORY_COLORS = {
     "stopword": "#e8590c",
     "special": "#7b2cbf",
     "punctuation": "#868e96",
+    "whitespace": "#ced4da",
 }
 #: Kept for callers that need a fixed width; the tabs' charts fill their box (:func:`fit_width`).
 COMPARE_CHART_WIDTH = 520
