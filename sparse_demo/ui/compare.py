@@ -24,11 +24,8 @@ from ..analysis import Analyzer
 from ..compare import (
     DEFAULT_RBO_P,
     DISAGREEMENT_METRICS,
-    KeyedList,
     QueryComparison,
     SetComparison,
-    align,
-    aligned_frame,
     analyze_query_set,
     compare_analyses,
     compare_query_set,
@@ -176,8 +173,10 @@ def metrics_markdown(c: QueryComparison) -> str:
         f"**Only B** ({c.model_b}): {only_b}",
         f"**Biggest rank shifts** (A rank → B rank): {shift_text}",
         (
-            f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)}, "
-            f"special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, stopword top-k "
+            f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)} "
+            f"in context ({pct(la.vocab_stopword_mass_ratio)} vs {pct(lb.vocab_stopword_mass_ratio)} "
+            f"vocabulary-level), special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, "
+            "stopword top-k "
             f"slots {pct(la.stopword_topk_ratio)} vs {pct(lb.stopword_topk_ratio)}; active dims "
             f"{c.side_a.stats.active_dims:,} vs {c.side_b.stats.active_dims:,}"
         ),
@@ -201,8 +200,9 @@ def compare_query(
 ) -> CompareResult:
     """Compare two models on one query; every problem becomes a status message.
 
-    When one model cannot be loaded, the other's top-k is still shown (as its only column)
-    and the status names the failed model and why.
+    When one model cannot be loaded, only the other's own figures are shown (its top-k in its own
+    columns, with no status, rank shift or weight delta; its leakage) and the status says in one
+    line which model failed and why (the Models panel keeps the full reason).
     """
     try:
         query = ctx.limits.check_query(clean_query(text))
@@ -213,10 +213,22 @@ def compare_query(
     enc_a, err_a = _load(ctx, model_a, folder_a, visitor_models)
     enc_b, err_b = _load(ctx, model_b, folder_b, visitor_models)
     problems = []
-    if err_a:
-        problems.append(message(f"Model A ({_label(model_a, folder_a)}) could not be loaded: {err_a}", "error"))
-    if err_b:
-        problems.append(message(f"Model B ({_label(model_b, folder_b)}) could not be loaded: {err_b}", "error"))
+    for side, err, label, other in (
+        ("A", err_a, _label(model_a, folder_a), "B"),
+        ("B", err_b, _label(model_b, folder_b), "A"),
+    ):
+        if err:
+            alone = (
+                f" Showing {other}'s own figures; pick another model {side} to compare."
+                if not (err_a and err_b)
+                else ""
+            )
+            problems.append(
+                message(
+                    f"Model {side} ({label}) could not be loaded: {_first_sentence(err)}{alone}",
+                    "warning" if alone else "error",
+                )
+            )
     if enc_a is None and enc_b is None:
         return _empty_result("\n\n".join(problems))
     try:
@@ -257,40 +269,43 @@ def compare_query(
     )
 
 
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of a load error (the Models panel keeps the whole reason), cut to ``limit`` chars."""
+    first = text.strip().split("\n")[0]
+    end = first.find(". ")
+    first = first[: end + 1] if end > 0 else first
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    return first if first.endswith((".", "…")) else first + "."
+
+
 def _one_sided(
     ctx: AppContext, analysis, side: str, k: int, problems: list[str], downloads: Path | None = None
 ) -> CompareResult:
-    keyed = keyed_top(analysis.rows, k)
-    empty = KeyedList(())
-    rows = align(keyed, empty) if side == "A" else align(empty, keyed)
-    frame = aligned_frame(rows, k)[TABLE_COLUMNS]
-    other = "B" if side == "A" else "A"
-    status = problems + [
-        message(
-            f"Showing model {side} ({analysis.model}) alone; overlap figures need both "
-            f"models. Pick another model {other} or type a local folder.",
-            "warning",
-        )
-    ]
+    """One model's own figures when the other could not be loaded: its top-k in its own columns, with no
+    status, rank shift or weight delta (there is nothing to compare against), its leakage and morphemes."""
+    frame = one_sided_frame(analysis, side, k)
     names = (analysis.model, "—") if side == "A" else ("—", analysis.model)
     chart = safe_chart(comparison_chart, frame, *names)
     lk = analysis.leakage
     metrics = (
-        f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)}, "
-        f"special-token mass {pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims."
+        f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)} in context "
+        f"({pct(lk.vocab_stopword_mass_ratio)} vocabulary-level), special-token mass {pct(lk.special_mass_ratio)}, "
+        f"{analysis.stats.active_dims:,} active dims."
     )
     sides = pd.DataFrame(
         {
-            "figure": ["active_dims", "stopword_mass_ratio", "special_mass_ratio"],
+            "figure": ["active_dims", "stopword_mass_ratio", "vocab_stopword_mass_ratio", "special_mass_ratio"],
             f"{side}: {analysis.model}": [
                 analysis.stats.active_dims,
                 round(lk.stopword_mass_ratio, 4),
+                round(lk.vocab_stopword_mass_ratio, 4),
                 round(lk.special_mass_ratio, 4),
             ],
         }
     )
     return CompareResult(
-        "\n\n".join(status),
+        "\n\n".join(problems),
         metrics,
         frame,
         chart,
@@ -298,6 +313,30 @@ def _one_sided(
         pd.DataFrame(),
         write_csv(frame, downloads or ctx.workdir, "compare"),
     )
+
+
+def one_sided_frame(analysis, side: str, k: int) -> pd.DataFrame:
+    """The aligned table's columns holding one model's top-k keys on its own ``side`` ("A" or "B"); the
+    other side, ``status``, ``rank_shift`` and ``weight_delta`` stay empty (no ``only_a`` rows against a
+    model that was never analysed)."""
+    s = side.lower()
+    records = [
+        {
+            "key": t.key,
+            f"rank_{s}": t.rank,
+            f"token_{s}": t.token,
+            f"weight_{s}": t.weight,
+            "category": t.category,
+            f"source_{s}": t.source_text,
+            "status": "",
+            "note": "",
+        }
+        for t in keyed_top(analysis.rows, k).tokens
+    ]
+    frame = pd.DataFrame(records, columns=TABLE_COLUMNS)
+    for col in ("rank_a", "rank_b", "rank_shift"):  # integers with gaps, as the aligned table has them
+        frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+    return frame
 
 
 # ---------------------------------------------------------------------- query set

@@ -80,7 +80,8 @@ class BatchResult:
 
 
 def leakage_markdown(a: QueryAnalysis) -> str:
-    """The leakage summary shown under the query."""
+    """The leakage summary shown under the query: stopword mass in context first, vocabulary-level beside it
+    (definitions: :mod:`sparse_demo.analysis`), and the input tokens whose category the context changed."""
     lk, st = a.leakage, a.stats
     k = min(lk.top_k, st.active_dims)
     first = "none" if lk.first_stopword_rank is None else f"rank {lk.first_stopword_rank}"
@@ -91,13 +92,17 @@ def leakage_markdown(a: QueryAnalysis) -> str:
         or "none"
     )
     lines = [
-        f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
+        f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass in context "
+        f"({pct(lk.vocab_stopword_mass_ratio)} vocabulary-level); "
         f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
         f"**Special tokens**: {pct(lk.special_mass_ratio)} of the mass ({special}); "
         "reported here, dropped from the vector used for search.",
         f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, Σw² {st.sum_squares:.2f}, "
         f"top-{lk.top_k} hold {pct(st.topk_mass_ratio)} of the mass.",
     ]
+    if a.recategorised:
+        changed = ", ".join(f"`{t}` {ctx} (entry: {voc})" for t, ctx, voc in a.recategorised[:8])
+        lines.insert(1, f"**Judged in context** (the Kiwi morpheme each input token came from): {changed}.")
     return "\n\n".join(lines)
 
 
@@ -168,7 +173,8 @@ def explore_batch(
     s = batch.summary
     status = (
         f"**{encoder.name}**, {s['queries']} queries, top-{int(top_k)}: mean stopword mass "
-        f"{pct(s['mean_stopword_mass_ratio'])}, mean special-token mass {pct(s['mean_special_mass_ratio'])}, "
+        f"{pct(s['mean_stopword_mass_ratio'])} in context ({pct(s['mean_vocab_stopword_mass_ratio'])} "
+        "vocabulary-level), mean special-token mass {pct(s['mean_special_mass_ratio'])}, "
         f"stopword in top-1: {pct(s['share_stopword_in_top1'])} of queries, in top-5: "
         f"{pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
     )
