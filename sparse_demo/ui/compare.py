@@ -47,6 +47,7 @@ from .common import (
     pct,
     write_csv,
 )
+from .links import LinkTarget
 from .plots import comparison_chart, safe_chart, summary_chart
 
 logger = logging.getLogger(__name__)
@@ -561,8 +562,8 @@ def _picker_values(spec: tuple[str | None, str | None], choices: list[str]) -> t
     return (choice if choice in choices else gr.update()), ""
 
 
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Compare tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
+    """Widgets of the Compare tab (call inside ``with gr.Tab(...)``); returns what links to it need."""
     default_a, default_b = _defaults(ctx)
     gr.Markdown(
         "Compare two checkpoints (e.g. **V25 vs V26**) on the same query: which tokens both activate, which "
@@ -760,4 +761,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         gpu(on_select),
         [set_state, pair, top_k, stop_file, pos_rule, visitor_models],
         [query, model_a, folder_a, model_b, folder_b, *one_outputs, modes],
+    )
+
+    def answer(text, picked, vm, request):
+        (ca, fa), (cb, fb) = picked
+        return list(unpack(compare_query(ctx, text, ca, cb, fa, fb, 20, None, True, vm, downloads=mine(request))))
+
+    return LinkTarget(
+        "compare", query, [(model_a, folder_a), (model_b, folder_b)], one_outputs, answer, [default_a, default_b]
     )

@@ -28,6 +28,7 @@ from .common import (
     pct,
     write_csv,
 )
+from .links import LinkTarget
 from .plots import leakage_bar_chart, safe_chart, token_bar_chart
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,8 @@ def explore_batch(
 
 
 # ---------------------------------------------------------------------- widgets
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Explore tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
+    """Widgets of the Explore tab (call inside ``with gr.Tab(...)``); returns what links to it need."""
     with gr.Row():
         with gr.Column(scale=3):
             query = gr.Textbox(
@@ -237,6 +238,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     outputs = [status, leakage, table, chart]
     run.click(gpu(on_run), inputs, outputs)
     query.submit(gpu(on_run), inputs, outputs)
+
+    def answer(text, picked, vm, _request):
+        (choice, folder_), *_ = picked
+        return on_run(text, choice, folder_, 20, None, True, vm)
+
+    target = LinkTarget("explore", query, [(model, folder)], outputs, answer, [model.value])
 
     with gr.Accordion("Batch mode: leakage over many queries", open=False):
         with gr.Row():
@@ -282,3 +289,4 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             [block, upload, model, folder, top_k, stop_file, pos_rule, visitor_models],
             [batch_status, leaking, batch_chart, per_query, download],
         )
+    return target
