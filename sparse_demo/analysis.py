@@ -376,6 +376,28 @@ def morpheme_category(morph: Morpheme, rule: StopwordRule) -> Category:
     return "content"
 
 
+def input_token_categories(
+    input_ids: Sequence[int],
+    offsets: Sequence[tuple[int, int]],
+    morphs: Sequence[Morpheme],
+    rule: StopwordRule,
+) -> dict[int, Category]:
+    """The in-context category of each input token id that a Kiwi morpheme covers (see
+    :func:`in_context_categories`: the piece's morpheme decides; over several occurrences content wins
+    over stopword, stopword over punctuation)."""
+    found: dict[int, set[str]] = defaultdict(set)
+    morphs = list(morphs)
+    for pos, tid in enumerate(input_ids):
+        if pos >= len(offsets):
+            break
+        start, end = offsets[pos]
+        morph = morpheme_at(morphs, start, end) if end > start else None
+        if morph is not None:
+            found[int(tid)].add(morpheme_category(morph, rule))
+    order = ("content", "stopword", "punctuation")
+    return {tid: next(c for c in order if c in seen) for tid, seen in found.items()}
+
+
 def in_context_categories(
     token_ids: Sequence[int] | np.ndarray,
     vocab_categories: Sequence[str] | np.ndarray,
@@ -407,20 +429,12 @@ def in_context_categories(
     cats = np.array(vocab_categories, dtype=object, copy=True)
     if len(cats) != len(token_ids):
         raise ValueError(f"{len(token_ids)} token ids but {len(cats)} categories")
-    found: dict[int, set[str]] = defaultdict(set)
-    morphs = list(morphs)
-    for pos, tid in enumerate(input_ids):
-        if pos >= len(offsets):
-            break
-        start, end = offsets[pos]
-        morph = morpheme_at(morphs, start, end) if end > start else None
-        if morph is not None:
-            found[int(tid)].add(morpheme_category(morph, rule))
-    for i, tid in enumerate(np.asarray(token_ids).tolist()):
-        seen = found.get(int(tid))
-        if not seen or cats[i] in ("special", "whitespace"):
-            continue
-        cats[i] = next(c for c in ("content", "stopword", "punctuation") if c in seen)
+    found = input_token_categories(input_ids, offsets, morphs, rule)
+    ids = np.asarray(token_ids)
+    for tid, cat in found.items():  # a few input ids against a vector that may hold 200k active ones
+        for i in np.flatnonzero(ids == tid):
+            if cats[i] not in ("special", "whitespace"):
+                cats[i] = cat
     return cats
 
 
