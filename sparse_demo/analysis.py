@@ -104,6 +104,8 @@ class TokenRow:
     origin: Literal["input", "expansion"]
     category: Category
     morpheme: str | None
+    #: the token's vocabulary-level category (``category`` is judged in context)
+    vocab_category: str = ""
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,7 @@ class Analyzer:
                     origin="input" if tid in input_ids else "expansion",
                     category=cats[rank - 1],
                     morpheme=_short(morph.label) if morph else None,
+                    vocab_category=vocab_cats[rank - 1],
                 )
             )
         notes = []
