@@ -65,6 +65,8 @@ _MORPHEME_LABEL_CHARS = 24
 _CATEGORY_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CATEGORY_LOCK = threading.Lock()
 _UNKNOWN = 255
+#: Kiwi tags of affixes that, in a text, belong to the noun they form (in-context category: content).
+NOUN_AFFIX_TAGS: frozenset[str] = frozenset({"XSN", "XPN"})
 
 
 def classify_token(raw: str, token_id: int, special_ids: frozenset[int], rule: StopwordRule) -> Category:
@@ -361,19 +363,24 @@ class Analyzer:
 def morpheme_category(morph: Morpheme, rule: StopwordRule) -> Category:
     """The category of one Kiwi morpheme of a text: what an input token inside it counts as in context.
 
-    Punctuation and symbol tags (``SF SP SS* SE SO SW``) are punctuation; function morphemes (particles
-    ``J*``, endings ``E*``, suffixes ``XS*``, copulas ``VCP``/``VCN``; only when ``rule.use_pos_rule``) and
-    morphemes whose form is in the stopword list (``수/NNB``, ``것/NNB``) are stopwords; every other
-    morpheme is content.
+    Punctuation and symbol tags (``SF SP SS* SE SO SW``) are punctuation. Noun-deriving suffixes and
+    prefixes (``XSN``, ``XPN``: ``권`` of ``청구권``, ``성`` of ``가능성``) are content: in context they are
+    part of the noun they form. Function morphemes (particles ``J*``, endings ``E*``, verb/adjective
+    suffixes ``XSV``/``XSA``/``XSM``, copulas ``VCP``/``VCN``; only when ``rule.use_pos_rule``) and morphemes
+    whose form is in the stopword list (``수/NNB``, ``것/NNB``) are stopwords; every other morpheme is
+    content.
 
     Example:
         >>> rule = StopwordRule()
-        >>> [morpheme_category(Morpheme(f, t, 0, 1), rule) for f, t in [("전세", "NNG"), ("은", "JX"), ("?", "SF")]]
-        ['content', 'stopword', 'punctuation']
+        >>> pairs = [("전세", "NNG"), ("은", "JX"), ("?", "SF"), ("권", "XSN"), ("하", "XSV")]
+        >>> [morpheme_category(Morpheme(f, t, 0, 1), rule) for f, t in pairs]
+        ['content', 'stopword', 'punctuation', 'content', 'stopword']
     """
     tag = morph.tag.split("-", 1)[0]
     if tag.startswith(PUNCTUATION_TAG_PREFIXES):
         return "punctuation"
+    if tag in NOUN_AFFIX_TAGS:
+        return "content"
     if (rule.use_pos_rule and tag.startswith(FUNCTION_TAG_PREFIXES)) or rule.in_list(morph.form):
         return "stopword"
     return "content"

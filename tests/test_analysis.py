@@ -112,6 +112,9 @@ def test_in_context_categories_on_fixed_kiwi_output():
     cats = in_context_categories(token_ids, vocab, _INPUT_IDS, _OFFSETS, _TEXT_MORPHS, rule)
     assert cats.tolist() == ["content", "content", "stopword", "content", "stopword", "whitespace", "special"]
     assert morpheme_category(Morpheme("수", "NNB", 0, 1), rule) == "stopword"  # a listed morpheme form
+    assert morpheme_category(Morpheme("권", "XSN", 0, 1), rule) == "content"  # 권 of 청구권: part of the noun
+    assert morpheme_category(Morpheme("적", "XSN", 0, 1), rule) == "content"  # listed, but here a noun's suffix
+    assert morpheme_category(Morpheme("하", "XSV", 0, 1), rule) == "stopword"  # 하 of 치료하다: a light-verb suffix
     assert morpheme_category(Morpheme("?", "SF", 0, 1), rule) == "punctuation"
     # without the POS rule, an unlisted particle form counts as content
     assert morpheme_category(
