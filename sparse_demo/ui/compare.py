@@ -13,6 +13,7 @@ Charts are built in :mod:`sparse_demo.ui.plots`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,14 +271,28 @@ def compare_query(
     )
 
 
-def _first_sentence(text: str, limit: int = 200) -> str:
-    """The first sentence of a load error (the Models panel keeps the whole reason), cut to ``limit`` chars."""
+def _first_sentence(text: str, limit: int = 220) -> str:
+    """The first sentence of a load error (the Models panel keeps the whole reason), cut to ``limit`` chars.
+
+    The registry's "Could not load model 'X' (source): reason" becomes "Reason (source)." (the line
+    already names the model).
+
+    Example:
+        >>> _first_sentence("Could not load model 'm' (/x/m): no such folder on this machine")
+        'No such folder on this machine (/x/m).'
+    """
     first = text.strip().split("\n")[0]
+    source = ""
+    match = re.match(r"^Could not load model '[^']*'(?: \((.*?)\))?: ", first)
+    if match:
+        first, source = first[match.end() :], match.group(1) or ""
+    first = first[:1].upper() + first[1:]
     end = first.find(". ")
     first = first[: end + 1] if end > 0 else first
+    first = first.rstrip(".")
     if len(first) > limit:
         first = first[: limit - 1] + "…"
-    return first if first.endswith((".", "…")) else first + "."
+    return f"{first} ({source})." if source else f"{first}."
 
 
 def _one_sided(
