@@ -169,16 +169,19 @@ def _target_by_ids(demo: gr.Blocks, tab: str, query_id: str | None, picker_ids: 
     return links.LinkTarget(tab, query, pickers, defaults=[p.value for p, _ in pickers])
 
 
-def warm_up(ctx: AppContext) -> None:
-    """Load Kiwi and the default model and answer Explore's first example once, so the first visitor's first
-    answer does not wait on start-up (Kiwi alone takes seconds). Failures are logged, never raised."""
+def warm_up(ctx: AppContext, built: threading.Event | None = None) -> None:
+    """Load Kiwi, then (once ``built`` is set: the app has registered its models and picked the default)
+    answer Explore's first example once with the default model, so the first visitor's first answer does not
+    wait on start-up (Kiwi alone takes seconds). Failures are logged, never raised."""
     started = time.monotonic()
     try:
         morphemes("당뇨병 치료 방법")  # loads Kiwi
         kiwi_s = time.monotonic() - started
+        if built is not None:
+            built.wait()
         result = explore.explore_query(ctx, EXAMPLE_QUERIES[0], ctx.default_model())
         logger.info(
-            "Warm-up: Kiwi %.1f s, first Explore answer %.1f s (%s)",
+            "Warm-up: Kiwi %.1f s, first Explore answer ready %.1f s after start (%s)",
             kiwi_s,
             time.monotonic() - started,
             "ok" if result.analysis is not None else result.status[:200],
@@ -187,9 +190,9 @@ def warm_up(ctx: AppContext) -> None:
         logger.exception("Warm-up failed")
 
 
-def start_warm_up(ctx: AppContext) -> threading.Thread:
-    """Run :func:`warm_up` in a daemon thread (the server starts at once)."""
-    thread = threading.Thread(target=warm_up, args=(ctx,), name="warm-up", daemon=True)
+def start_warm_up(ctx: AppContext, built: threading.Event | None = None) -> threading.Thread:
+    """Run :func:`warm_up` in a daemon thread (neither building the app nor the server waits for it)."""
+    thread = threading.Thread(target=warm_up, args=(ctx, built), name="warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -220,9 +223,11 @@ def main() -> None:
     server = server_options()
     logging.basicConfig(level=server.log_level, format="%(asctime)s %(name)s %(message)s")
     ctx = AppContext.create()
+    built = threading.Event()
+    start_warm_up(ctx, built)  # Kiwi loads while the app is built and its default model loaded
     demo = build_app(ctx)
+    built.set()
     install_shutdown(demo, ctx)
-    start_warm_up(ctx)
     css_path = ASSETS / "style.css"
     demo.queue(default_concurrency_limit=2).launch(
         server_name=server.host,
