@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from sparse_demo.config import server_options
+from sparse_demo.korean import morphemes
 from sparse_demo.offline import LOCAL_MODEL_NAME, build_local_model
-from sparse_demo.ui import compare, evaluate, explore, finetune, search
-from sparse_demo.ui.common import AppContext, message, model_dropdowns, picker_updates, register_builtin_models
+from sparse_demo.space import gpu
+from sparse_demo.ui import compare, evaluate, explore, finetune, links, search
+from sparse_demo.ui.common import (
+    EXAMPLE_QUERIES,
+    AppContext,
+    message,
+    model_dropdowns,
+    picker_updates,
+    register_builtin_models,
+)
 
 logger = logging.getLogger("sparse_demo.app")
 
@@ -98,17 +109,27 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
                 local = gr.Button(
                     "Retrain the demo model here (about 4 minutes on CPU, cached)", size="sm", elem_id="build-local"
                 )
-        with gr.Tab("Explore", elem_id="tab-explore"):
-            explore.build_tab(ctx, visitor_models)
-        with gr.Tab("Compare", elem_id="tab-compare"):
-            compare.build_tab(ctx, visitor_models)
-        with gr.Tab("Search", elem_id="tab-search"):
-            search.build_tab(ctx, visitor_models)
-        with gr.Tab("Fine-tune", elem_id="tab-finetune"):
-            trained = finetune.build_tab(ctx, visitor_models)
-        with gr.Tab("Evaluate", elem_id="tab-evaluate"):
-            evaluation = evaluate.build_tab(ctx, visitor_models)
+        with gr.Tabs(elem_id="main-tabs") as tabs:
+            with gr.Tab("Explore", id="explore", elem_id="tab-explore"):
+                targets = [explore.build_tab(ctx, visitor_models)]
+                links.copy_link(targets[-1])
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
+                targets.append(compare.build_tab(ctx, visitor_models))
+                links.copy_link(targets[-1])
+            with gr.Tab("Search", id="search", elem_id="tab-search"):
+                targets.append(search.build_tab(ctx, visitor_models))
+                links.copy_link(targets[-1])
+            with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune"):
+                trained = finetune.build_tab(ctx, visitor_models)
+                targets.append(_target_by_ids(demo, "finetune", None, ["ft-base"]))
+                links.copy_link(targets[-1])
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+                evaluation = evaluate.build_tab(ctx, visitor_models)
+                targets.append(_target_by_ids(demo, "evaluate", None, ["evaluate-models"]))
+                links.copy_link(targets[-1])
         evaluate.connect_query(demo, evaluation)  # a wins/losses query opens in Search and Compare
+        # a link (?tab=...&q=...&a=...&b=...) opens its view with the answer; no link: Explore's first example
+        links.connect_links(demo, tabs, targets, visitor_models, ctx.model_choices, EXAMPLE_QUERIES[0], gpu)
         pickers = model_dropdowns(demo)
 
         def refresh_pickers(vm):
@@ -140,6 +161,42 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     return demo
 
 
+def _target_by_ids(demo: gr.Blocks, tab: str, query_id: str | None, picker_ids: list[str]) -> links.LinkTarget:
+    """A link target for a tab that only fills its boxes (no answer), found by the widgets' ``elem_id``."""
+    found = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    pickers = [(found[i], None) for i in picker_ids if isinstance(found.get(i), gr.Dropdown)]
+    query = found.get(query_id) if query_id else None
+    return links.LinkTarget(tab, query, pickers, defaults=[p.value for p, _ in pickers])
+
+
+def warm_up(ctx: AppContext, built: threading.Event | None = None) -> None:
+    """Load Kiwi, then (once ``built`` is set: the app has registered its models and picked the default)
+    answer Explore's first example once with the default model, so the first visitor's first answer does not
+    wait on start-up (Kiwi alone takes seconds). Failures are logged, never raised."""
+    started = time.monotonic()
+    try:
+        morphemes("당뇨병 치료 방법")  # loads Kiwi
+        kiwi_s = time.monotonic() - started
+        if built is not None:
+            built.wait()
+        result = explore.explore_query(ctx, EXAMPLE_QUERIES[0], ctx.default_model())
+        logger.info(
+            "Warm-up: Kiwi %.1f s, first Explore answer ready %.1f s after start (%s)",
+            kiwi_s,
+            time.monotonic() - started,
+            "ok" if result.analysis is not None else result.status[:200],
+        )
+    except Exception:  # noqa: BLE001 - warming is best effort
+        logger.exception("Warm-up failed")
+
+
+def start_warm_up(ctx: AppContext, built: threading.Event | None = None) -> threading.Thread:
+    """Run :func:`warm_up` in a daemon thread (neither building the app nor the server waits for it)."""
+    thread = threading.Thread(target=warm_up, args=(ctx, built), name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def install_shutdown(demo: gr.Blocks, ctx: AppContext) -> None:
     """On SIGTERM / SIGINT: remove the work folder (visitors' models and downloads), close the server
     (Gradio's shutdown, which empties its cache of this app's files), then chain to the previous handler
@@ -166,7 +223,10 @@ def main() -> None:
     server = server_options()
     logging.basicConfig(level=server.log_level, format="%(asctime)s %(name)s %(message)s")
     ctx = AppContext.create()
+    built = threading.Event()
+    start_warm_up(ctx, built)  # Kiwi loads while the app is built and its default model loaded
     demo = build_app(ctx)
+    built.set()
     install_shutdown(demo, ctx)
     css_path = ASSETS / "style.css"
     demo.queue(default_concurrency_limit=2).launch(

@@ -13,6 +13,18 @@ by descending weight):
 - ``stopword_topk_ratio`` / ``special_topk_ratio`` = share of the top-k slots (``min(k,
   active_dims)`` slots) held by stopword / special tokens.
 - ``first_stopword_rank`` = 1-based rank of the highest-weighted stopword (None if none).
+
+Two notions of stopword, both reported (:class:`LeakageReport`):
+
+- **in context** (the headline ``stopword_*`` figures): a token the input produced (its id is
+  one of the input's token ids) takes the category of the Kiwi morpheme it came from in *this*
+  text (:func:`in_context_categories`): ``전`` of ``전세/NNG`` is content, ``은`` as ``JX`` is a
+  stopword. An expansion (a token the input did not produce) keeps its vocabulary-level category.
+- **vocabulary-level** (the ``vocab_stopword_*`` figures; the model card's notion: the
+  vocabulary entries its stopword penalty hits): every token is judged by its surface alone
+  (:func:`classify_token`), wherever it came from.
+
+A bare ``▁`` piece (a word start with no text) is ``whitespace`` under both, never punctuation.
 """
 
 from __future__ import annotations
@@ -29,11 +41,20 @@ import numpy as np
 import pandas as pd
 
 from .encoder import Encoder, Encoding
-from .korean import CONTENT_TAG_PREFIXES, StopwordRule, is_punctuation, morpheme_at, morphemes, strip_marker
+from .korean import (
+    FUNCTION_TAG_PREFIXES,
+    PUNCTUATION_TAG_PREFIXES,
+    Morpheme,
+    StopwordRule,
+    is_punctuation,
+    morpheme_at,
+    morphemes,
+    strip_marker,
+)
 from .progress import Progress
 
-Category = Literal["content", "stopword", "special", "punctuation"]
-CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation")
+Category = Literal["content", "stopword", "special", "punctuation", "whitespace"]
+CATEGORIES: tuple[str, ...] = ("content", "stopword", "special", "punctuation", "whitespace")
 DEFAULT_TOP_K = 20
 #: Token rows kept per analysis beyond the requested top-k (leakage always uses every token).
 MIN_ROWS = 100
@@ -44,14 +65,21 @@ _MORPHEME_LABEL_CHARS = 24
 _CATEGORY_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CATEGORY_LOCK = threading.Lock()
 _UNKNOWN = 255
+#: Kiwi tags of affixes that, in a text, belong to the noun they form (in-context category: content).
+NOUN_AFFIX_TAGS: frozenset[str] = frozenset({"XSN", "XPN"})
 
 
 def classify_token(raw: str, token_id: int, special_ids: frozenset[int], rule: StopwordRule) -> Category:
-    """Category of one vocabulary token: special, punctuation, stopword or content."""
+    """Vocabulary-level category of one token: special, whitespace, punctuation, stopword or content.
+
+    A token with no text once its subword marker is removed (a bare ``▁`` or ``Ġ``) is ``whitespace``.
+    """
     if token_id in special_ids:
         return "special"
     surface = strip_marker(raw)
-    if not surface or is_punctuation(surface):
+    if not surface:
+        return "whitespace" if not raw.replace("▁", "").replace("Ġ", "").strip() else "punctuation"
+    if is_punctuation(surface):
         return "punctuation"
     if rule.is_stopword(raw):
         return "stopword"
@@ -78,6 +106,8 @@ class TokenRow:
     origin: Literal["input", "expansion"]
     category: Category
     morpheme: str | None
+    #: the token's vocabulary-level category (``category`` is judged in context)
+    vocab_category: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,13 @@ class VectorStats:
 
 @dataclass(frozen=True)
 class LeakageReport:
+    """Stopword and special-token leakage of one vector (see the module docstring).
+
+    The ``stopword_*`` figures judge stopwords in context; the ``vocab_stopword_*`` figures judge them
+    by vocabulary entry (the card's notion). A report built without vocabulary-level categories gives
+    both the same values.
+    """
+
     top_k: int
     total_mass: float
     stopword_mass: float
@@ -102,6 +139,14 @@ class LeakageReport:
     first_stopword_rank: int | None
     stopword_tokens: tuple[str, ...] = ()
     special_tokens: tuple[str, ...] = ()
+    vocab_stopword_mass: float | None = None
+    vocab_stopword_mass_ratio: float | None = None
+    vocab_stopword_topk_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stopword_mass", "stopword_mass_ratio", "stopword_topk_ratio"):
+            if getattr(self, f"vocab_{name}") is None:
+                object.__setattr__(self, f"vocab_{name}", getattr(self, name))
 
 
 def vector_stats(weights: np.ndarray, top_k: int = DEFAULT_TOP_K) -> VectorStats:
@@ -123,21 +168,36 @@ def leakage_report(
     categories: Sequence[str],
     tokens: Sequence[str] | None = None,
     top_k: int = DEFAULT_TOP_K,
+    vocab_categories: Sequence[str] | None = None,
 ) -> LeakageReport:
     """Stopword and special-token leakage of one vector.
 
     Args:
         weights: active weights (any order; ranks are by descending weight, ties by input order).
-        categories: the category of each weight (see :func:`classify_token`).
+        categories: the category of each weight, in context (:func:`in_context_categories`).
         tokens: readable tokens, to list the leaking ones.
         top_k: number of top slots examined.
+        vocab_categories: the vocabulary-level category of each weight (:func:`classify_token`), for
+            the ``vocab_stopword_*`` figures; None: the same as ``categories``.
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.shape[0] != len(categories):
         raise ValueError(f"{w.shape[0]} weights but {len(categories)} categories")
+    if vocab_categories is not None and len(vocab_categories) != w.shape[0]:
+        raise ValueError(f"{w.shape[0]} weights but {len(vocab_categories)} vocabulary-level categories")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     order = np.argsort(-w, kind="stable")
+    vocab = {}
+    if vocab_categories is not None:
+        vstop = (np.asarray(vocab_categories, dtype=object)[order] == "stopword") if w.size else np.zeros(0, bool)
+        ws, kv = w[order], min(top_k, w.size)
+        vmass, vtotal = float(ws[vstop].sum()), float(ws.sum())
+        vocab = {
+            "vocab_stopword_mass": vmass,
+            "vocab_stopword_mass_ratio": vmass / vtotal if vtotal > 0 else 0.0,
+            "vocab_stopword_topk_ratio": float(vstop[:kv].sum() / kv) if kv else 0.0,
+        }
     cats = np.asarray(categories, dtype=object)[order] if len(categories) else np.array([], dtype=object)
     w = w[order]
 
@@ -161,6 +221,7 @@ def leakage_report(
         first_stopword_rank=int(stop_ranks[0]) + 1 if stop_ranks.size else None,
         stopword_tokens=tuple(name(i) for i in stop_ranks[:k] if i < k),
         special_tokens=tuple(name(i) for i in np.flatnonzero(special)),
+        **vocab,
     )
 
 
@@ -174,8 +235,13 @@ class QueryAnalysis:
     leakage: LeakageReport
     model: str = ""
     notes: list[str] = field(default_factory=list)
-    #: category of every active dimension, aligned with ``encoding.vector`` (rows hold the top only)
+    #: in-context category of every active dimension, aligned with ``encoding.vector`` (rows hold the top only)
     categories: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    #: vocabulary-level category of every active dimension (the card's notion), aligned likewise
+    vocab_categories: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    #: ``(token, in-context category, vocabulary-level category)`` of the active tokens whose category the
+    #: context changed, heaviest first (only input tokens can change, so the list is short)
+    recategorised: list[tuple[str, str, str]] = field(default_factory=list)
 
     def top(self, k: int) -> list[TokenRow]:
         return self.rows[:k]
@@ -243,8 +309,8 @@ class Analyzer:
         input_ids = set(enc.input_ids)
         morphs = morphemes(enc.text)
         codes = self.categories(vec.token_ids)
-        cats = np.asarray(CATEGORIES, dtype=object)[codes]
-        self._apply_context(enc, morphs, input_ids, cats)
+        vocab_cats = np.asarray(CATEGORIES, dtype=object)[codes]
+        cats = in_context_categories(vec.token_ids, vocab_cats, enc.input_ids, enc.offsets, morphs, self.rule)
         rows = []
         n_rows = max(top_k, MIN_ROWS)
         triples = zip(vec.token_ids[:n_rows], vec.weights[:n_rows], vec.positions[:n_rows])
@@ -267,6 +333,7 @@ class Analyzer:
                     origin="input" if tid in input_ids else "expansion",
                     category=cats[rank - 1],
                     morpheme=_short(morph.label) if morph else None,
+                    vocab_category=vocab_cats[rank - 1],
                 )
             )
         notes = []
@@ -277,33 +344,108 @@ class Analyzer:
             )
         if not enc.text.strip():
             notes.append("Empty text: only special tokens were encoded.")
+        readable = _ReadableTokens(self.encoder, vec.token_ids)
+        changed = np.flatnonzero(cats != vocab_cats)  # already heaviest first: the vector is sorted
+        recategorised = [(readable[int(i)], str(cats[i]), str(vocab_cats[i])) for i in changed]
         return QueryAnalysis(
             encoding=enc,
             rows=rows,
             stats=vector_stats(vec.weights, top_k),
-            leakage=leakage_report(vec.weights, cats, _ReadableTokens(self.encoder, vec.token_ids), top_k),
+            leakage=leakage_report(vec.weights, cats, readable, top_k, vocab_categories=vocab_cats),
             model=self.encoder.name,
             notes=notes,
             categories=cats,
+            vocab_categories=vocab_cats,
+            recategorised=recategorised,
         )
 
-    def _apply_context(self, enc: Encoding, morphs: list, input_ids: set[int], cats: np.ndarray) -> None:
-        """Undo the POS rule for input subwords that sit inside content morphemes.
 
-        Kiwi sees a lone fragment such as ``뇨`` (of ``당뇨병``) as an ending; in the query it is
-        part of a noun. A token that is a stopword only by the POS rule (not by the list) and
-        whose every occurrence in the input lies inside a content morpheme counts as content
-        for this query.
-        """
-        vec = enc.vector
-        for i in np.flatnonzero(cats == "stopword"):
-            tid = int(vec.token_ids[i])
-            if tid not in input_ids or self.rule.in_list(self.encoder.id_to_token(tid)):
-                continue
-            spans = [enc.offsets[p] for p, t in enumerate(enc.input_ids) if t == tid and p < len(enc.offsets)]
-            found = [morpheme_at(morphs, s_, e_) for s_, e_ in spans if e_ > s_]
-            if found and all(m is not None and m.tag.startswith(CONTENT_TAG_PREFIXES) for m in found):
-                cats[i] = "content"
+def morpheme_category(morph: Morpheme, rule: StopwordRule) -> Category:
+    """The category of one Kiwi morpheme of a text: what an input token inside it counts as in context.
+
+    Punctuation and symbol tags (``SF SP SS* SE SO SW``) are punctuation. Noun-deriving suffixes and
+    prefixes (``XSN``, ``XPN``: ``권`` of ``청구권``, ``성`` of ``가능성``) are content: in context they are
+    part of the noun they form. Function morphemes (particles ``J*``, endings ``E*``, verb/adjective
+    suffixes ``XSV``/``XSA``/``XSM``, copulas ``VCP``/``VCN``; only when ``rule.use_pos_rule``) and morphemes
+    whose form is in the stopword list (``수/NNB``, ``것/NNB``) are stopwords; every other morpheme is
+    content.
+
+    Example:
+        >>> rule = StopwordRule()
+        >>> pairs = [("전세", "NNG"), ("은", "JX"), ("?", "SF"), ("권", "XSN"), ("하", "XSV")]
+        >>> [morpheme_category(Morpheme(f, t, 0, 1), rule) for f, t in pairs]
+        ['content', 'stopword', 'punctuation', 'content', 'stopword']
+    """
+    tag = morph.tag.split("-", 1)[0]
+    if tag.startswith(PUNCTUATION_TAG_PREFIXES):
+        return "punctuation"
+    if tag in NOUN_AFFIX_TAGS:
+        return "content"
+    if (rule.use_pos_rule and tag.startswith(FUNCTION_TAG_PREFIXES)) or rule.in_list(morph.form):
+        return "stopword"
+    return "content"
+
+
+def input_token_categories(
+    input_ids: Sequence[int],
+    offsets: Sequence[tuple[int, int]],
+    morphs: Sequence[Morpheme],
+    rule: StopwordRule,
+) -> dict[int, Category]:
+    """The in-context category of each input token id that a Kiwi morpheme covers (see
+    :func:`in_context_categories`: the piece's morpheme decides; over several occurrences content wins
+    over stopword, stopword over punctuation)."""
+    found: dict[int, set[str]] = defaultdict(set)
+    morphs = list(morphs)
+    for pos, tid in enumerate(input_ids):
+        if pos >= len(offsets):
+            break
+        start, end = offsets[pos]
+        morph = morpheme_at(morphs, start, end) if end > start else None
+        if morph is not None:
+            found[int(tid)].add(morpheme_category(morph, rule))
+    order = ("content", "stopword", "punctuation")
+    return {tid: next(c for c in order if c in seen) for tid, seen in found.items()}
+
+
+def in_context_categories(
+    token_ids: Sequence[int] | np.ndarray,
+    vocab_categories: Sequence[str] | np.ndarray,
+    input_ids: Sequence[int],
+    offsets: Sequence[tuple[int, int]],
+    morphs: Sequence[Morpheme],
+    rule: StopwordRule,
+) -> np.ndarray:
+    """In-context categories of a vector's tokens (a pure function of one text's tokenisation and morphemes).
+
+    A token the input produced (its id occurs in ``input_ids`` at a position with a non-empty character
+    span) takes the category of the Kiwi morpheme its piece lies in (:func:`morpheme_category`; the
+    morpheme overlapping the piece's span most, as :func:`~sparse_demo.korean.morpheme_at` picks it). When
+    the piece occurs several times, content wins over stopword, stopword over punctuation (the token
+    carries content if it does anywhere in the text). Special and whitespace tokens, expansions, and
+    input pieces that no morpheme covers keep their vocabulary-level category.
+
+    Args:
+        token_ids: the vector's token ids.
+        vocab_categories: their vocabulary-level categories (:func:`classify_token`).
+        input_ids: the text's input token ids, by position.
+        offsets: each input position's character span in the text (``(0, 0)`` for special tokens).
+        morphs: the text's Kiwi morphemes (:func:`sparse_demo.korean.morphemes`).
+        rule: the stopword rule (its list and whether the POS rule applies).
+
+    Returns:
+        An object array of category names aligned with ``token_ids``.
+    """
+    cats = np.array(vocab_categories, dtype=object, copy=True)
+    if len(cats) != len(token_ids):
+        raise ValueError(f"{len(token_ids)} token ids but {len(cats)} categories")
+    found = input_token_categories(input_ids, offsets, morphs, rule)
+    ids = np.asarray(token_ids)
+    for tid, cat in found.items():  # a few input ids against a vector that may hold 200k active ones
+        for i in np.flatnonzero(ids == tid):
+            if cats[i] not in ("special", "whitespace"):
+                cats[i] = cat
+    return cats
 
 
 def _category_codes(encoder: Encoder, key: tuple) -> np.ndarray:
@@ -350,8 +492,10 @@ class BatchLeakage:
 def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K) -> BatchLeakage:
     """Aggregate leakage over queries.
 
-    ``summary``: number of queries, mean stopword / special mass ratio, mean stopword top-k
-    ratio, mean active dims, and the share of queries whose top-1 / top-5 holds a stopword.
+    ``summary``: number of queries, mean stopword (in context) / special mass ratio, mean stopword
+    top-k ratio, mean active dims, the share of queries whose top-1 / top-5 holds a stopword (in
+    context), and the vocabulary-level means (``mean_vocab_stopword_mass_ratio``,
+    ``mean_vocab_stopword_topk_ratio``).
     ``leaking_tokens``: per stopword or special token, the number of queries with it in their
     top-k and its mean weight there, most frequent first. The summary's means use the unrounded
     figures (``per_query`` shows them rounded to 4 decimals).
@@ -370,6 +514,7 @@ def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K)
                 "active_dims": a.stats.active_dims,
                 "l1": round(a.stats.l1, 4),
                 "stopword_mass_ratio": round(lk.stopword_mass_ratio, 4),
+                "vocab_stopword_mass_ratio": round(lk.vocab_stopword_mass_ratio, 4),
                 "special_mass_ratio": round(lk.special_mass_ratio, 4),
                 "stopword_topk_ratio": round(lk.stopword_topk_ratio, 4),
                 "first_stopword_rank": lk.first_stopword_rank,
@@ -391,8 +536,10 @@ def batch_leakage(analyses: Iterable[QueryAnalysis], top_k: int = DEFAULT_TOP_K)
         summary = {
             "queries": n,
             "mean_stopword_mass_ratio": float(np.mean([a.leakage.stopword_mass_ratio for a in analyses])),
+            "mean_vocab_stopword_mass_ratio": float(np.mean([a.leakage.vocab_stopword_mass_ratio for a in analyses])),
             "mean_special_mass_ratio": float(np.mean([a.leakage.special_mass_ratio for a in analyses])),
             "mean_stopword_topk_ratio": float(np.mean([a.leakage.stopword_topk_ratio for a in analyses])),
+            "mean_vocab_stopword_topk_ratio": float(np.mean([a.leakage.vocab_stopword_topk_ratio for a in analyses])),
             "mean_active_dims": float(per_query["active_dims"].mean()),
             "share_stopword_in_top1": float(per_query["stopword_in_top1"].mean()),
             "share_stopword_in_top5": float(per_query["stopword_in_top5"].mean()),

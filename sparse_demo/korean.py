@@ -35,6 +35,8 @@ DEFAULT_STOPWORDS_PATH = ASSETS_DIR / "stopwords_ko.txt"
 CONTENT_TAG_PREFIXES: tuple[str, ...] = ("NN", "NR", "NP", "VV", "VA", "MA", "MM", "XR", "SL", "SH", "SN")
 #: Kiwi tag prefixes of function morphemes (particles, endings, suffixes, copulas).
 FUNCTION_TAG_PREFIXES: tuple[str, ...] = ("J", "E", "XS", "VCP", "VCN")
+#: Kiwi tag prefixes of punctuation and symbols (sentence marks, brackets, ellipses, other symbols).
+PUNCTUATION_TAG_PREFIXES: tuple[str, ...] = ("SF", "SP", "SS", "SE", "SO", "SW")
 #: Kiwi tags of content morphemes (the default BM25 analyzer keeps these, their irregular
 #: variants such as ``VV-I`` and user tags).
 CONTENT_TAGS: frozenset[str] = frozenset({"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "MAG", "SL", "SH", "SN", "XR"})

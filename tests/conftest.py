@@ -244,6 +244,8 @@ def page(browser, app_url):
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(app_url)
+    # the page answers Explore's first example on load: wait for it, so a test's own answer is never replaced
+    pg.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=300_000)
     yield pg
     context.close()
 

@@ -18,12 +18,14 @@ from sparse_demo.analysis import (
     VectorStats,
     batch_leakage,
     classify_token,
+    in_context_categories,
     leakage_report,
+    morpheme_category,
     normalize_surface,
     vector_stats,
 )
 from sparse_demo.encoder import Encoding, SparseVector, SpladeEncoder
-from sparse_demo.korean import StopwordRule
+from sparse_demo.korean import Morpheme, StopwordRule
 
 
 def test_leakage_on_constructed_vector():
@@ -79,7 +81,7 @@ def test_vector_stats_by_hand():
         ("▁혈당", 14, "content"),
         ("##료", 15, "content"),
         ("▁.", 16, "punctuation"),
-        ("▁", 17, "punctuation"),
+        ("▁", 17, "whitespace"),  # a bare word-start piece is whitespace, not punctuation
         ("?!", 18, "punctuation"),
         ("▁the", 19, "stopword"),
         ("▁Python", 20, "content"),
@@ -87,6 +89,71 @@ def test_vector_stats_by_hand():
 )
 def test_classify_token(raw, tid, expected):
     assert classify_token(raw, tid, frozenset({0, 1, 2}), StopwordRule()) == expected
+
+
+# "전세 보증금은" as XLM-R splits it (▁전 세 ▁보증금 은) and as Kiwi analyses it, written out by hand so the
+# test does not depend on either: 전세/NNG [0, 2), 보증금/NNG [3, 6), 은/JX [6, 7).
+_TEXT_MORPHS = [Morpheme("전세", "NNG", 0, 2), Morpheme("보증금", "NNG", 3, 6), Morpheme("은", "JX", 6, 7)]
+_INPUT_IDS = (0, 10, 11, 12, 13, 2)  # <s> ▁전 세 ▁보증금 은 </s>
+_OFFSETS = ((0, 0), (0, 1), (1, 2), (3, 6), (6, 7), (0, 0))
+
+
+def test_in_context_categories_on_fixed_kiwi_output():
+    rule = StopwordRule()
+    # the premise: by vocabulary entry, 전 (a listed word) and 은 are stopwords, 보증금 is content
+    assert [classify_token(t, i, frozenset({0, 2}), rule) for t, i in [("▁전", 10), ("은", 13), ("▁보증금", 12)]] == [
+        "stopword",
+        "stopword",
+        "content",
+    ]
+    # vector: ▁보증금, ▁전, 은 (input), 임대 and 을 (expansions), a bare ▁, <s>
+    token_ids = [12, 10, 13, 20, 21, 6, 0]
+    vocab = ["content", "stopword", "stopword", "content", "stopword", "whitespace", "special"]
+    cats = in_context_categories(token_ids, vocab, _INPUT_IDS, _OFFSETS, _TEXT_MORPHS, rule)
+    assert cats.tolist() == ["content", "content", "stopword", "content", "stopword", "whitespace", "special"]
+    assert morpheme_category(Morpheme("수", "NNB", 0, 1), rule) == "stopword"  # a listed morpheme form
+    assert morpheme_category(Morpheme("권", "XSN", 0, 1), rule) == "content"  # 권 of 청구권: part of the noun
+    assert morpheme_category(Morpheme("적", "XSN", 0, 1), rule) == "content"  # listed, but here a noun's suffix
+    assert morpheme_category(Morpheme("하", "XSV", 0, 1), rule) == "stopword"  # 하 of 치료하다: a light-verb suffix
+    assert morpheme_category(Morpheme("?", "SF", 0, 1), rule) == "punctuation"
+    # without the POS rule, an unlisted particle form counts as content
+    assert morpheme_category(
+        Morpheme("에게서는", "JKB", 0, 4), StopwordRule(frozenset({"수"}), use_pos_rule=False)
+    ) == ("content")
+
+
+def test_in_context_categories_content_wins_across_occurrences():
+    # 은 twice: once as a particle, once as the first syllable of 은행/NNG -> the token carries content here
+    morphs = [Morpheme("은행", "NNG", 0, 2), Morpheme("은", "JX", 2, 3)]
+    cats = in_context_categories(
+        [13], ["stopword"], (0, 13, 14, 13, 2), ((0, 0), (0, 1), (1, 2), (2, 3), (0, 0)), morphs, StopwordRule()
+    )
+    assert cats.tolist() == ["content"]
+    # a piece no morpheme covers keeps its vocabulary-level category
+    assert in_context_categories([13], ["stopword"], (13,), ((5, 6),), morphs, StopwordRule()).tolist() == ["stopword"]
+
+
+def test_both_leakage_figures_by_hand():
+    weights = [3.0, 2.0, 1.0, 0.5, 0.25, 0.74, 0.5]  # ▁보증금 ▁전 은 임대 을 ▁ <s>
+    vocab = ["content", "stopword", "stopword", "content", "stopword", "whitespace", "special"]
+    cats = in_context_categories([12, 10, 13, 20, 21, 6, 0], vocab, _INPUT_IDS, _OFFSETS, _TEXT_MORPHS, StopwordRule())
+    r = leakage_report(weights, cats, None, top_k=3, vocab_categories=vocab)
+    total = 3.0 + 2.0 + 1.0 + 0.5 + 0.25 + 0.74 + 0.5  # 7.99
+    # in context: 은 (particle) and 을 (expansion, a stopword entry); 전 of 전세 is content
+    assert r.stopword_mass == pytest.approx(1.0 + 0.25)
+    assert r.stopword_mass_ratio == pytest.approx(1.25 / total)
+    # vocabulary-level: 전 counts too
+    assert r.vocab_stopword_mass == pytest.approx(2.0 + 1.0 + 0.25)
+    assert r.vocab_stopword_mass_ratio == pytest.approx(3.25 / total)
+    # top-3 slots ▁보증금 ▁전 은: one stopword in context, two by vocabulary entry
+    assert r.stopword_topk_ratio == pytest.approx(1 / 3) and r.vocab_stopword_topk_ratio == pytest.approx(2 / 3)
+    assert r.first_stopword_rank == 3
+    assert r.special_mass_ratio == pytest.approx(0.5 / total)  # the bare ▁ is neither stopword nor special
+    # a report without vocabulary-level categories gives the same figure twice
+    same = leakage_report(weights, cats, None, top_k=3)
+    assert same.vocab_stopword_mass_ratio == same.stopword_mass_ratio == pytest.approx(1.25 / total)
+    with pytest.raises(ValueError, match="vocabulary-level"):
+        leakage_report(weights, cats, None, top_k=3, vocab_categories=vocab[:2])
 
 
 def test_pos_rule_catches_unlisted_function_morphemes():
@@ -148,6 +215,8 @@ def test_mass_and_list_leakage_match_the_card_formula(analyzer, tiny_model_dir):
     assert listed.leakage.stopword_mass == pytest.approx(card[ids].sum(), rel=1e-5)
     assert listed.leakage.stopword_mass_ratio == pytest.approx(card[ids].sum() / card.sum(), rel=1e-5)
     assert set(listed.leakage.stopword_tokens) <= words
+    # none of the listed words is in the text: every listed token is an expansion, judged by its vocabulary entry
+    assert listed.leakage.vocab_stopword_mass == pytest.approx(card[ids].sum(), rel=1e-5)
 
 
 def _hand_analysis(
@@ -221,8 +290,10 @@ def test_batch_leakage_aggregates_by_hand():
         {
             "queries": 3,
             "mean_stopword_mass_ratio": (0.25 + 0.68 + 0.0) / 3,
+            "mean_vocab_stopword_mass_ratio": (0.25 + 0.68 + 0.0) / 3,  # built without vocabulary-level figures
             "mean_special_mass_ratio": 0.125 / 3,
             "mean_stopword_topk_ratio": (1 / 3 + 1 / 3) / 3,
+            "mean_vocab_stopword_topk_ratio": (1 / 3 + 1 / 3) / 3,
             "mean_active_dims": (4 + 4 + 1) / 3,
             "share_stopword_in_top1": 1 / 3,  # q2 only
             "share_stopword_in_top5": 2 / 3,  # q1 (rank 2) and q2
@@ -292,6 +363,7 @@ def test_pos_rule_does_not_flag_fragments_of_content_words(tiny_model_dir):
     assert StopwordRule(frozenset({"수"})).is_stopword("뇨")  # the POS rule alone says stopword
     where = np.flatnonzero(a.encoding.vector.token_ids == fragment_ids[0])
     assert where.size == 1 and a.categories[where[0]] == "content"
-    # a listed stopword stays a stopword even inside the input
+    # a listed piece inside a content morpheme of the input is content in context, a stopword by vocabulary entry
     listed = Analyzer(enc, StopwordRule(frozenset({"뇨"}))).analyze(["당뇨병 치료"], top_k=5)[0]
-    assert listed.categories[where[0]] == "stopword"
+    assert listed.categories[where[0]] == "content" and listed.vocab_categories[where[0]] == "stopword"
+    assert ("뇨", "content", "stopword") in listed.recategorised

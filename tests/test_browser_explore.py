@@ -17,7 +17,7 @@ def test_explore_in_browser(page):
     cells = [c.strip() for c in first_row.locator('[role="gridcell"]').all_inner_texts()]
     assert cells[0] == "1", cells  # rank 1
     assert float(cells[2]) > 0  # weight
-    assert cells[3] in {"content", "stopword", "special", "punctuation"}
+    assert cells[3] in {"content", "stopword", "special", "punctuation", "whitespace"}
     assert re.search(r"Stopword leakage", page.locator("#explore-leakage").inner_text())
 
 

@@ -364,9 +364,16 @@ def test_different_tokenizers_meet_on_surface_forms(ctx, ui, sparse_dirs):
 def test_failing_model_leaves_the_other_usable(ctx, ui):
     r = ui.compare_query(ctx, "당뇨병 치료 방법", "missing", "tiny-b", top_k=10)
     assert "Model A (missing) could not be loaded" in r.status and "/nonexistent/model/folder" in r.status
-    assert len(r.aligned) == 10 and set(r.aligned["status"]) == {"only_b"}
+    # B's own top-10 in B's columns: no only_b rows, no deltas or rank shifts against a model never analysed
+    assert len(r.aligned) == 10 and not set(r.aligned["status"]) & {"only_a", "only_b", "both"}
+    assert r.aligned["weight_delta"].isna().all() and r.aligned["rank_shift"].isna().all()
+    assert r.aligned["weight_a"].isna().all() and (r.aligned["weight_b"] > 0).all()
+    assert r.aligned["rank_b"].tolist() == list(range(1, 11))
     r2 = ui.compare_query(ctx, "당뇨병", "tiny-a", None, folder_b="/no/such/dir", top_k=5)
     assert "Model B (/no/such/dir)" in r2.status and len(r2.aligned) == 5
+    assert r2.status.count("\n\n") == 0, r2.status  # one short line about B, nothing else
+    assert "Showing A's own figures" in r2.status and "only_a" not in set(r2.aligned["status"])
+    assert list(r2.sides.columns) == ["figure", "A: tiny-a"] and "alone" in r2.metrics
     r3 = ui.compare_query(ctx, "당뇨병", "missing", None, folder_b="/no/such/dir")
     assert r3.status.count("could not be loaded") == 2 and r3.aligned.empty
 

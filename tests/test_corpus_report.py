@@ -263,18 +263,19 @@ def test_figures_equal_an_independent_computation_from_the_encode_cli(small_voca
 
     # independent: the encode rows (full vector, weight order), special tokens dropped, first `cap` kept
     df, mass, exp_df, cat = Counter(), defaultdict(float), Counter(), {}
-    total = stop = special = 0.0
+    total = stop = context_stop = special = 0.0
     top5 = 0
     for e in encoded:
         kept = [r for r in e["tokens"] if r["category"] != "special"][:cap]
-        top5 += any(r["category"] == "stopword" for r in kept[:5])
+        top5 += any(r["vocab_category"] == "stopword" for r in kept[:5])
         for r in kept:
             df[r["raw"]] += 1
             mass[r["raw"]] += r["weight"]
             exp_df[r["raw"]] += r["origin"] == "expansion"
-            cat[r["raw"]] = r["category"]
+            cat[r["raw"]] = r["vocab_category"]  # the report's per-token table: by vocabulary entry
             total += r["weight"]
-            stop += r["weight"] if r["category"] == "stopword" else 0.0
+            stop += r["weight"] if r["vocab_category"] == "stopword" else 0.0
+            context_stop += r["weight"] if r["category"] == "stopword" else 0.0  # judged in each text
     got = {r["raw"]: r for r in report["tokens"]}
     assert set(got) == set(df)
     for raw, n in df.items():
@@ -286,6 +287,7 @@ def test_figures_equal_an_independent_computation_from_the_encode_cli(small_voca
     t = report["totals"]
     assert t["documents"] == len(texts) and t["posting_entries"] == sum(df.values())
     assert t["stopword_mass_ratio"] == pytest.approx(stop / total, abs=1e-6)
+    assert t["context_stopword_mass_ratio"] == pytest.approx(context_stop / total, abs=1e-6)
     assert t["special_mass_ratio"] == pytest.approx(special / total)
     assert t["stopword_top5_share"] == pytest.approx(top5 / len(texts))
     assert t["mean_active_dims"] == pytest.approx(sum(df.values()) / len(texts))
@@ -557,3 +559,30 @@ def test_the_apps_picker_refresh_keeps_none_in_the_second_model_picker(app_conte
     assert second, [p.elem_id for p in pickers]
     choices = picker_updates(app_context, pickers, {})[second[0]]["choices"]
     assert choices[0] == NO_SECOND and "tiny-a" in choices
+
+
+def test_context_stopword_mass_by_hand(tiny_model_dir):
+    """전 of 전세/NNG is content in context, 은 (JX) a stopword either way, an expansion keeps its entry's category."""
+    from sparse_demo.analysis import classify_token
+    from sparse_demo.encoder import SpladeEncoder
+    from sparse_demo.korean import StopwordRule
+
+    enc = SpladeEncoder.load(str(tiny_model_dir), device="cpu")
+    text = "전세 보증금은 돌려받는다"
+    pieces = enc.tokenizer.convert_ids_to_tokens(enc.tokenizer(text)["input_ids"])
+    wanted = {"▁전", "은", "보증", "▁"}
+    if not wanted <= set(pieces) or enc.tokenizer.convert_tokens_to_ids("▁있습니다") == enc.tokenizer.unk_token_id:
+        pytest.skip(f"this tokenizer splits the text otherwise: {pieces}")
+    rule = StopwordRule()
+    category = {t: classify_token(t, enc.tokenizer.convert_tokens_to_ids(t), enc.special_ids, rule) for t in wanted}
+    assert category == {"▁전": "stopword", "은": "stopword", "보증": "content", "▁": "whitespace"}
+    assert (
+        classify_token("▁있습니다", enc.tokenizer.convert_tokens_to_ids("▁있습니다"), enc.special_ids, rule)
+        == "stopword"
+    )
+    vector = {"▁전": 2.0, "은": 1.0, "보증": 3.0, "▁": 0.5, "▁있습니다": 0.25}  # ▁있습니다: an expansion
+    r = report_from_vectors(enc, [vector], [text], rule=rule)
+    total = 6.75
+    assert r.totals.stopword_mass_ratio == pytest.approx((2.0 + 1.0 + 0.25) / total)  # vocabulary-level
+    assert r.totals.context_stopword_mass_ratio == pytest.approx((1.0 + 0.25) / total)  # 전 is content here
+    assert report_from_vectors(enc, [vector], None, rule=rule).totals.context_stopword_mass_ratio is None

@@ -101,7 +101,8 @@ def format_comparison(c: QueryComparison) -> str:
     for label, side in (("A", c.side_a), ("B", c.side_b)):
         lk = side.leakage
         lines.append(
-            f"{label} leakage: stopword mass {lk.stopword_mass_ratio:.1%}, special mass {lk.special_mass_ratio:.1%}, "
+            f"{label} leakage: stopword mass {lk.stopword_mass_ratio:.1%} in context "
+            f"({lk.vocab_stopword_mass_ratio:.1%} vocabulary-level), special mass {lk.special_mass_ratio:.1%}, "
             f"stopword top-k slots {lk.stopword_topk_ratio:.1%}, active dims {side.stats.active_dims}"
         )
     lines += [f"note: {n}" for n in c.notes]

@@ -74,6 +74,10 @@ def _records(report: CorpusReport, args: argparse.Namespace) -> list[dict[str, A
     return frame_records(report.top_tokens(args.top, args.sort))
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
 def format_report(report: CorpusReport, top: int, sort: str = "df") -> str:
     """A readable block: headline figures, collapse warning and the top tokens."""
     t = report.totals
@@ -87,7 +91,8 @@ def format_report(report: CorpusReport, top: int, sort: str = "df") -> str:
     lines += [
         f"  empty_documents={t.empty_documents} mean_active_dims={t.mean_active_dims:.1f} "
         f"median={t.median_active_dims:.0f} max={t.max_active_dims} capped={t.capped_documents}",
-        f"  stopword_mass_ratio={t.stopword_mass_ratio:.2%} special_mass_ratio={t.special_mass_ratio:.2%} "
+        f"  context_stopword_mass_ratio={_pct(t.context_stopword_mass_ratio)} "
+        f"vocab_stopword_mass_ratio={t.stopword_mass_ratio:.2%} special_mass_ratio={t.special_mass_ratio:.2%} "
         f"stopword_in_top5={t.stopword_top5_share:.2%} expansion_mass={t.expansion_mass_ratio:.2%}",
         f"  always_on_tokens={t.always_on_tokens} (mass {t.always_on_mass_ratio:.2%}) "
         f"distinct_tokens={t.distinct_tokens:,}",

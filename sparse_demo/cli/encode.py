@@ -50,7 +50,8 @@ def format_analysis(analysis: QueryAnalysis, top_k: int) -> str:
         )
     lines.append(
         f"  active_dims={st.active_dims} l1={st.l1:.3f} stopword_mass={lk.stopword_mass_ratio:.3%} "
-        f"special_mass={lk.special_mass_ratio:.3%} first_stopword_rank={lk.first_stopword_rank}"
+        f"vocab_stopword_mass={lk.vocab_stopword_mass_ratio:.3%} special_mass={lk.special_mass_ratio:.3%} "
+        f"first_stopword_rank={lk.first_stopword_rank}"
     )
     return "\n".join(lines)
 

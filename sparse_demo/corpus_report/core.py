@@ -14,9 +14,12 @@ vocabulary dimension ``v`` in document ``d``, ``A[d, v] = w[d, v] > 0``):
 - ``stopword_mass_ratio`` / ``special_mass_ratio`` / ``punctuation_mass_ratio``: the corpus's
   mass on those categories over its whole mass (a mass-weighted mean over documents);
   ``mean_doc_stopword_mass_ratio`` is the plain mean of the per-document ratios (empty
-  documents left out). A token's category is decided by its surface alone
-  (:meth:`sparse_demo.analysis.Analyzer.categories`); the Explore tab's in-context exception
-  for subwords inside a content morpheme does not apply over a corpus.
+  documents left out). These judge a token by its vocabulary entry alone
+  (:meth:`sparse_demo.analysis.Analyzer.categories`: the card's notion).
+- ``context_stopword_mass_ratio``: the same mass share with stopwords judged in context, as the
+  Explore tab does (:func:`sparse_demo.analysis.in_context_categories`: a document's own input
+  tokens take the category of the Kiwi morpheme they came from, expansions keep their entry's);
+  None when the documents' texts were not given.
 - ``stopword_top5_share``: share of non-empty documents with a stopword among their 5
   heaviest tokens (ties by token id, as the encoder orders them).
 - ``always_on`` tokens: ``df > N / 2``; ``always_on_mass_ratio``: their share of the mass.
@@ -153,6 +156,7 @@ class ReportTotals:
     queries: int
     flops_per_pair: float | None
     postings_per_query: float | None
+    context_stopword_mass_ratio: float | None = None
 
     @property
     def empty_share(self) -> float:
@@ -435,6 +439,7 @@ def corpus_report(
     notes: Sequence[str] = (),
     keys: Sequence[str] | None = None,
     display: Sequence[str] | None = None,
+    context_stopword_mass: float | None = None,
 ) -> CorpusReport:
     """Per-token and corpus-level figures of a corpus's document vectors.
 
@@ -458,6 +463,9 @@ def corpus_report(
         display: the readable token of every column (marker stripped); computed for the
             active columns when None. Pass numpy object arrays for ``tokens`` and ``display``
             (cached per vocabulary) to make the token columns a C-speed lookup.
+        context_stopword_mass: the vectors' stopword mass judged in context
+            (``sparse_demo.corpus_report.build.context_stopword_mass``); None leaves
+            ``context_stopword_mass_ratio`` None.
 
     Returns:
         A :class:`CorpusReport`.
@@ -548,6 +556,11 @@ def corpus_report(
         queries=n_queries,
         flops_per_pair=flops,
         postings_per_query=per_query,
+        context_stopword_mass_ratio=(
+            (context_stopword_mass / total_mass if total_mass > 0 else 0.0)
+            if context_stopword_mass is not None
+            else None
+        ),
     )
 
     ids = active_ids[np.lexsort((active_ids, -mass[active_ids], -df[active_ids]))]

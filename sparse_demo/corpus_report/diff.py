@@ -41,6 +41,7 @@ HEADLINE_FIGURES: tuple[str, ...] = (
     "max_active_dims",
     "capped_documents",
     "distinct_tokens",
+    "context_stopword_mass_ratio",
     "stopword_mass_ratio",
     "special_mass_ratio",
     "mean_doc_stopword_mass_ratio",

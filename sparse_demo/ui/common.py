@@ -548,3 +548,25 @@ def write_csv(frame: pd.DataFrame, workdir: Path, stem: str) -> str:
     :func:`write_download` into ``workdir`` (a visitor's :meth:`AppContext.download_dir`): the same
     content reuses the same file."""
     return write_download(frame.to_csv(index=False).encode("utf-8-sig"), Path(workdir), f"{stem}.csv")
+
+
+#: The sides a text can be read with (Explore's and Compare's toggle).
+SIDE_CHOICES = ("query", "document")
+
+
+def side_view(encoder, side: str | None):
+    """The encoder reading with ``side`` by default (a view: same model, no copy of weights)."""
+    side = side or "query"
+    if side not in SIDE_CHOICES:
+        raise UserError(f"Side must be one of {', '.join(SIDE_CHOICES)}, got {side!r}.")
+    for_side = getattr(encoder, "for_side", None)
+    return for_side(side) if for_side is not None else encoder
+
+
+def side_phrase(encoder, side: str) -> str:
+    """``query side (token weights: no model runs)``: what reading with ``side`` runs, for the status line."""
+    if not getattr(encoder, "asymmetric", False):
+        return f"{side} side (the same model for queries and documents)"
+    if side == "query" and getattr(encoder, "inference_free", False):
+        return "query side (token weights: no model runs, one tokenizer call)"
+    return f"{side} side"

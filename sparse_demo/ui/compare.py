@@ -13,6 +13,7 @@ Charts are built in :mod:`sparse_demo.ui.plots`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,8 @@ from ..analysis import Analyzer
 from ..compare import (
     DEFAULT_RBO_P,
     DISAGREEMENT_METRICS,
-    KeyedList,
     QueryComparison,
     SetComparison,
-    align,
-    aligned_frame,
     analyze_query_set,
     compare_analyses,
     compare_query_set,
@@ -41,6 +39,7 @@ from ..space import gpu
 from ..textio import clean_query, read_query_file
 from .common import (
     EXAMPLE_QUERIES,
+    SIDE_CHOICES,
     AppContext,
     UserError,
     collect_batch,
@@ -48,8 +47,10 @@ from .common import (
     message,
     model_picker,
     pct,
+    side_view,
     write_csv,
 )
+from .links import LinkTarget
 from .plots import comparison_chart, safe_chart, summary_chart
 
 logger = logging.getLogger(__name__)
@@ -176,8 +177,10 @@ def metrics_markdown(c: QueryComparison) -> str:
         f"**Only B** ({c.model_b}): {only_b}",
         f"**Biggest rank shifts** (A rank → B rank): {shift_text}",
         (
-            f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)}, "
-            f"special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, stopword top-k "
+            f"**Leakage** A vs B: stopword mass {pct(la.stopword_mass_ratio)} vs {pct(lb.stopword_mass_ratio)} "
+            f"in context ({pct(la.vocab_stopword_mass_ratio)} vs {pct(lb.vocab_stopword_mass_ratio)} "
+            f"vocabulary-level), special-token mass {pct(la.special_mass_ratio)} vs {pct(lb.special_mass_ratio)}, "
+            "stopword top-k "
             f"slots {pct(la.stopword_topk_ratio)} vs {pct(lb.stopword_topk_ratio)}; active dims "
             f"{c.side_a.stats.active_dims:,} vs {c.side_b.stats.active_dims:,}"
         ),
@@ -198,11 +201,16 @@ def compare_query(
     visitor_models: dict[str, str] | None = None,
     rbo_p: float = DEFAULT_RBO_P,
     downloads: Path | None = None,
+    side: str = "query",
 ) -> CompareResult:
     """Compare two models on one query; every problem becomes a status message.
 
-    When one model cannot be loaded, the other's top-k is still shown (as its only column)
-    and the status names the failed model and why.
+    ``side``: both models read the text with their query side (default: an inference-free model's token
+    table against a full model's MLM) or with their document side (how each would index it).
+
+    When one model cannot be loaded, only the other's own figures are shown (its top-k in its own
+    columns, with no status, rank shift or weight delta; its leakage) and the status says in one
+    line which model failed and why (the Models panel keeps the full reason).
     """
     try:
         query = ctx.limits.check_query(clean_query(text))
@@ -213,13 +221,27 @@ def compare_query(
     enc_a, err_a = _load(ctx, model_a, folder_a, visitor_models)
     enc_b, err_b = _load(ctx, model_b, folder_b, visitor_models)
     problems = []
-    if err_a:
-        problems.append(message(f"Model A ({_label(model_a, folder_a)}) could not be loaded: {err_a}", "error"))
-    if err_b:
-        problems.append(message(f"Model B ({_label(model_b, folder_b)}) could not be loaded: {err_b}", "error"))
+    for side, err, label, other in (
+        ("A", err_a, _label(model_a, folder_a), "B"),
+        ("B", err_b, _label(model_b, folder_b), "A"),
+    ):
+        if err:
+            alone = (
+                f" Showing {other}'s own figures; pick another model {side} to compare."
+                if not (err_a and err_b)
+                else ""
+            )
+            problems.append(
+                message(
+                    f"Model {side} ({label}) could not be loaded: {_first_sentence(err)}{alone}",
+                    "warning" if alone else "error",
+                )
+            )
     if enc_a is None and enc_b is None:
         return _empty_result("\n\n".join(problems))
     try:
+        enc_a = side_view(enc_a, side) if enc_a else None
+        enc_b = side_view(enc_b, side) if enc_b else None
         an_a = ctx.analyzer(enc_a, rule).analyze([query], k)[0] if enc_a else None
         an_b = ctx.analyzer(enc_b, rule).analyze([query], k)[0] if enc_b else None
     except (UserError, ValueError) as exc:
@@ -257,40 +279,57 @@ def compare_query(
     )
 
 
+def _first_sentence(text: str, limit: int = 220) -> str:
+    """The first sentence of a load error (the Models panel keeps the whole reason), cut to ``limit`` chars.
+
+    The registry's "Could not load model 'X' (source): reason" becomes "Reason (source)." (the line
+    already names the model).
+
+    Example:
+        >>> _first_sentence("Could not load model 'm' (/x/m): no such folder on this machine")
+        'No such folder on this machine (/x/m).'
+    """
+    first = text.strip().split("\n")[0]
+    source = ""
+    match = re.match(r"^Could not load model '[^']*'(?: \((.*?)\))?: ", first)
+    if match:
+        first, source = first[match.end() :], match.group(1) or ""
+    first = first[:1].upper() + first[1:]
+    end = first.find(". ")
+    first = first[: end + 1] if end > 0 else first
+    first = first.rstrip(".")
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    return f"{first} ({source})." if source else f"{first}."
+
+
 def _one_sided(
     ctx: AppContext, analysis, side: str, k: int, problems: list[str], downloads: Path | None = None
 ) -> CompareResult:
-    keyed = keyed_top(analysis.rows, k)
-    empty = KeyedList(())
-    rows = align(keyed, empty) if side == "A" else align(empty, keyed)
-    frame = aligned_frame(rows, k)[TABLE_COLUMNS]
-    other = "B" if side == "A" else "A"
-    status = problems + [
-        message(
-            f"Showing model {side} ({analysis.model}) alone; overlap figures need both "
-            f"models. Pick another model {other} or type a local folder.",
-            "warning",
-        )
-    ]
+    """One model's own figures when the other could not be loaded: its top-k in its own columns, with no
+    status, rank shift or weight delta (there is nothing to compare against), its leakage and morphemes."""
+    frame = one_sided_frame(analysis, side, k)
     names = (analysis.model, "—") if side == "A" else ("—", analysis.model)
     chart = safe_chart(comparison_chart, frame, *names)
     lk = analysis.leakage
     metrics = (
-        f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)}, "
-        f"special-token mass {pct(lk.special_mass_ratio)}, {analysis.stats.active_dims:,} active dims."
+        f"**{side} ({analysis.model})** alone: stopword mass {pct(lk.stopword_mass_ratio)} in context "
+        f"({pct(lk.vocab_stopword_mass_ratio)} vocabulary-level), special-token mass {pct(lk.special_mass_ratio)}, "
+        f"{analysis.stats.active_dims:,} active dims."
     )
     sides = pd.DataFrame(
         {
-            "figure": ["active_dims", "stopword_mass_ratio", "special_mass_ratio"],
+            "figure": ["active_dims", "stopword_mass_ratio", "vocab_stopword_mass_ratio", "special_mass_ratio"],
             f"{side}: {analysis.model}": [
                 analysis.stats.active_dims,
                 round(lk.stopword_mass_ratio, 4),
+                round(lk.vocab_stopword_mass_ratio, 4),
                 round(lk.special_mass_ratio, 4),
             ],
         }
     )
     return CompareResult(
-        "\n\n".join(status),
+        "\n\n".join(problems),
         metrics,
         frame,
         chart,
@@ -298,6 +337,30 @@ def _one_sided(
         pd.DataFrame(),
         write_csv(frame, downloads or ctx.workdir, "compare"),
     )
+
+
+def one_sided_frame(analysis, side: str, k: int) -> pd.DataFrame:
+    """The aligned table's columns holding one model's top-k keys on its own ``side`` ("A" or "B"); the
+    other side, ``status``, ``rank_shift`` and ``weight_delta`` stay empty (no ``only_a`` rows against a
+    model that was never analysed)."""
+    s = side.lower()
+    records = [
+        {
+            "key": t.key,
+            f"rank_{s}": t.rank,
+            f"token_{s}": t.token,
+            f"weight_{s}": t.weight,
+            "category": t.category,
+            f"source_{s}": t.source_text,
+            "status": "",
+            "note": "",
+        }
+        for t in keyed_top(analysis.rows, k).tokens
+    ]
+    frame = pd.DataFrame(records, columns=TABLE_COLUMNS)
+    for col in ("rank_a", "rank_b", "rank_shift"):  # integers with gaps, as the aligned table has them
+        frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+    return frame
 
 
 # ---------------------------------------------------------------------- query set
@@ -522,8 +585,8 @@ def _picker_values(spec: tuple[str | None, str | None], choices: list[str]) -> t
     return (choice if choice in choices else gr.update()), ""
 
 
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Compare tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
+    """Widgets of the Compare tab (call inside ``with gr.Tab(...)``); returns what links to it need."""
     default_a, default_b = _defaults(ctx)
     gr.Markdown(
         "Compare two checkpoints (e.g. **V25 vs V26**) on the same query: which tokens both activate, which "
@@ -541,6 +604,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             )
         with gr.Column():
             top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="compare-topk")
+            side = gr.Radio(
+                list(SIDE_CHOICES),
+                value="query",
+                label="Side both read the text with (query: an inference-free model's token table vs a full "
+                "model; document: how each indexes it)",
+                elem_id="compare-side",
+            )
             with gr.Accordion("Stopwords", open=False):
                 stop_file = gr.File(
                     label="Your stopword list (.txt, one per line)", file_types=[".txt", ".csv", ".tsv"]
@@ -668,10 +738,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         """This visitor's download folder (removed when they leave)."""
         return ctx.download_dir(getattr(request, "session_hash", None))
 
-    def on_run(text, ca, cb, fa, fb, k, stop, pos, vm, request: gr.Request):
-        return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm, downloads=mine(request)))
+    def on_run(text, ca, cb, fa, fb, k, stop, pos, vm, side_, request: gr.Request):
+        return unpack(compare_query(ctx, text, ca, cb, fa, fb, k, stop, pos, vm, downloads=mine(request), side=side_))
 
-    inputs = [query, model_a, model_b, folder_a, folder_b, top_k, stop_file, pos_rule, visitor_models]
+    inputs = [query, model_a, model_b, folder_a, folder_b, top_k, stop_file, pos_rule, visitor_models, side]
     run.click(gpu(on_run), inputs, one_outputs)
     query.submit(gpu(on_run), inputs, one_outputs)
 
@@ -721,4 +791,12 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         gpu(on_select),
         [set_state, pair, top_k, stop_file, pos_rule, visitor_models],
         [query, model_a, folder_a, model_b, folder_b, *one_outputs, modes],
+    )
+
+    def answer(text, picked, vm, request):
+        (ca, fa), (cb, fb) = picked
+        return list(unpack(compare_query(ctx, text, ca, cb, fa, fb, 20, None, True, vm, downloads=mine(request))))
+
+    return LinkTarget(
+        "compare", query, [(model_a, folder_a), (model_b, folder_b)], one_outputs, answer, [default_a, default_b]
     )

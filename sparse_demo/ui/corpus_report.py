@@ -157,6 +157,13 @@ def _fmt(value: Any, figure: str) -> str:
     return f"{value:,}"
 
 
+#: Headline figures shown under a longer name (the two stopword notions, in context first).
+FIGURE_LABELS = {
+    "context_stopword_mass_ratio": "stopword mass (in context)",
+    "stopword_mass_ratio": "stopword mass (vocabulary-level)",
+}
+
+
 def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
     """The headline figures as a Markdown table (one column per model), warnings and notes above it."""
     from dataclasses import asdict
@@ -172,7 +179,8 @@ def headline_markdown(a: CorpusReport, b: CorpusReport | None = None) -> str:
     lines.append("|---|" + "---:|" * len(heads))
     values = [asdict(r.totals) for r in heads]
     for fig in HEADLINE_FIGURES:
-        lines.append(f"| {fig} | " + " | ".join(_fmt(v[fig], fig) for v in values) + " |")
+        label = FIGURE_LABELS.get(fig, fig)
+        lines.append(f"| {label} | " + " | ".join(_fmt(v[fig], fig) for v in values) + " |")
     lines.append("")
     for r in heads:
         longest = ", ".join(f"`{html.escape(t)}` {d:,}" for t, d in r.top_tokens(10, "df")[["raw", "df"]].values)

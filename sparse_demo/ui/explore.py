@@ -20,6 +20,7 @@ from ..space import gpu
 from ..textio import clean_query
 from .common import (
     EXAMPLE_QUERIES,
+    SIDE_CHOICES,
     AppContext,
     UserError,
     collect_batch,
@@ -27,8 +28,11 @@ from .common import (
     message,
     model_picker,
     pct,
+    side_phrase,
+    side_view,
     write_csv,
 )
+from .links import LinkTarget
 from .plots import leakage_bar_chart, safe_chart, token_bar_chart
 
 logger = logging.getLogger(__name__)
@@ -93,7 +97,8 @@ class BatchResult:
 
 
 def leakage_markdown(a: QueryAnalysis) -> str:
-    """The leakage summary shown under the query."""
+    """The leakage summary shown under the query: stopword mass in context first, vocabulary-level beside it
+    (definitions: :mod:`sparse_demo.analysis`), and the input tokens whose category the context changed."""
     lk, st = a.leakage, a.stats
     k = min(lk.top_k, st.active_dims)
     first = "none" if lk.first_stopword_rank is None else f"rank {lk.first_stopword_rank}"
@@ -104,13 +109,17 @@ def leakage_markdown(a: QueryAnalysis) -> str:
         or "none"
     )
     lines = [
-        f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass; "
+        f"**Stopword leakage**: {pct(lk.stopword_mass_ratio)} of the vector's L1 mass in context "
+        f"({pct(lk.vocab_stopword_mass_ratio)} vocabulary-level); "
         f"{round(lk.stopword_topk_ratio * k)}/{k} top-{lk.top_k} slots ({stop_list}); first stopword: {first}.",
         f"**Special tokens**: {pct(lk.special_mass_ratio)} of the mass ({special}); "
         "reported here, dropped from the vector used for search.",
         f"**Vector**: {st.active_dims:,} active dims, L1 {st.l1:.2f}, Σw² {st.sum_squares:.2f}, "
         f"top-{lk.top_k} hold {pct(st.topk_mass_ratio)} of the mass.",
     ]
+    if a.recategorised:
+        changed = ", ".join(f"`{t}` {ctx} (entry: {voc})" for t, ctx, voc in a.recategorised[:8])
+        lines.insert(1, f"**Judged in context** (the Kiwi morpheme each input token came from): {changed}.")
     return "\n\n".join(lines)
 
 
@@ -127,13 +136,15 @@ def explore_query(
     stopword_file: str | None = None,
     use_pos_rule: bool = True,
     visitor_models: dict[str, str] | None = None,
+    side: str = "query",
 ) -> ExploreResult:
-    """Analyse one query; every input problem becomes a status message."""
+    """Analyse one text with one side of the model (``query`` by default; ``document`` reads it as a
+    document would be read); every input problem becomes a status message."""
     try:
         query = ctx.limits.check_query(clean_query(text))
         top_k = ctx.limits.check_top_k(top_k)
         custom = load_custom_stopwords(stopword_file)
-        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        encoder = side_view(ctx.encoder(model_choice, folder, visitor_models), side)
         analysis = ctx.analyzer(encoder, ctx.rule(custom, use_pos_rule)).analyze([query], top_k)[0]
     except (UserError, ValueError) as exc:
         return ExploreResult(message(str(exc), "error"), "", _empty_table(), None)
@@ -141,7 +152,10 @@ def explore_query(
         logger.exception("Explore failed")
         return ExploreResult(message(f"Encoding failed: {exc}", "error"), "", _empty_table(), None)
     frame = analysis.to_frame(top_k)[TABLE_COLUMNS]
-    status = [f"**{encoder.name}** on {encoder.device.type}: {len(analysis.encoding.input_ids)} tokens encoded."]
+    status = [
+        f"**{encoder.name}**, {side_phrase(encoder, side)} on {encoder.device.type}: "
+        f"{len(analysis.encoding.input_ids)} tokens encoded."
+    ]
     status += [message(n, "warning") for n in analysis.notes]
     if text is not None and text.strip() != query:
         status.append(message("Zero-width characters were removed from the text.", "info"))
@@ -158,6 +172,7 @@ def explore_heatmap(
     rows: str = HEATMAP_ROWS[0],
     visitor_models: dict[str, str] | None = None,
     out_dir: Path | None = None,
+    side: str = "query",
 ) -> HeatmapResult:
     """Which input positions feed which of the top ``n_tokens`` output tokens (see :mod:`sparse_demo.heatmap`).
 
@@ -166,10 +181,10 @@ def explore_heatmap(
     try:
         query = ctx.limits.check_query(clean_query(text))
         n = max(1, min(int(n_tokens), MAX_HEATMAP_TOKENS))
-        encoder = ctx.encoder(model_choice, folder, visitor_models)
+        encoder = side_view(ctx.encoder(model_choice, folder, visitor_models), side)
         enc = encoder.encode([query])[0]
         ids = enc.vector.token_ids[:n]
-        values = encoder.position_activations(enc, ids)
+        values = encoder.position_activations(enc, ids, side=side)
         hm = build_heatmap(enc.text, enc.input_ids, enc.offsets, values, ids, encoder.id_to_token)
     except (UserError, ValueError) as exc:
         return HeatmapResult(message(str(exc), "error"), None)
@@ -188,7 +203,8 @@ def explore_heatmap(
         csv_path = write_csv(hm.to_frame(), out_dir, "heatmap")
     n_rows = frame["row"].nunique() if folded else len(hm.pieces)
     status = (
-        f"**{encoder.name}**: {len(hm.pieces)} input positions × top {len(hm.tokens)} tokens"
+        f"**{encoder.name}**, {side_phrase(encoder, side)}: {len(hm.pieces)} input positions × top "
+        f"{len(hm.tokens)} tokens"
         + (f", folded into {n_rows} morpheme rows" if folded else "")
         + ". Colour = log(1 + relu(logit)) at that position; the dot marks each token's maximum (its weight)."
     )
@@ -227,7 +243,8 @@ def explore_batch(
     s = batch.summary
     status = (
         f"**{encoder.name}**, {s['queries']} queries, top-{int(top_k)}: mean stopword mass "
-        f"{pct(s['mean_stopword_mass_ratio'])}, mean special-token mass {pct(s['mean_special_mass_ratio'])}, "
+        f"{pct(s['mean_stopword_mass_ratio'])} in context ({pct(s['mean_vocab_stopword_mass_ratio'])} "
+        "vocabulary-level), mean special-token mass {pct(s['mean_special_mass_ratio'])}, "
         f"stopword in top-1: {pct(s['share_stopword_in_top1'])} of queries, in top-5: "
         f"{pct(s['share_stopword_in_top5'])}; mean active dims {s['mean_active_dims']:.1f}."
     )
@@ -245,8 +262,8 @@ def explore_batch(
 
 
 # ---------------------------------------------------------------------- widgets
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Explore tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
+    """Widgets of the Explore tab (call inside ``with gr.Tab(...)``); returns what links to it need."""
     with gr.Row():
         with gr.Column(scale=3):
             query = gr.Textbox(
@@ -259,6 +276,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             gr.Examples(EXAMPLE_QUERIES, inputs=[query], label="Examples")
         with gr.Column(scale=2):
             model, folder = model_picker(ctx, "explore")
+            side = gr.Radio(
+                list(SIDE_CHOICES),
+                value="query",
+                label="Side (queries and documents may be encoded differently: an inference-free model's query "
+                "side is a token-weight table)",
+                elem_id="explore-side",
+            )
             top_k = gr.Slider(5, ctx.limits.max_top_k, value=20, step=1, label="top-k", elem_id="explore-topk")
             with gr.Accordion("Stopwords", open=False):
                 stop_file = gr.File(
@@ -282,14 +306,21 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
     )
     chart = gr.Plot(label="Weights by category", elem_id="explore-chart")
 
-    def on_run(text, choice, folder_, k, stop, pos, vm):
-        r = explore_query(ctx, text, choice, folder_, k, stop, pos, vm)
+    def on_run(text, choice, folder_, k, stop, pos, vm, side_="query"):
+        r = explore_query(ctx, text, choice, folder_, k, stop, pos, vm, side_)
         return r.status, r.leakage, shown_tokens(r.table), r.chart
 
-    inputs = [query, model, folder, top_k, stop_file, pos_rule, visitor_models]
+    inputs = [query, model, folder, top_k, stop_file, pos_rule, visitor_models, side]
     outputs = [status, leakage, table, chart]
     run.click(gpu(on_run), inputs, outputs)
     query.submit(gpu(on_run), inputs, outputs)
+    side.input(gpu(on_run), inputs, outputs)  # the other side of the same text at once
+
+    def answer(text, picked, vm, _request):
+        (choice, folder_), *_ = picked
+        return on_run(text, choice, folder_, 20, None, True, vm)
+
+    target = LinkTarget("explore", query, [(model, folder)], outputs, answer, [model.value])
 
     with gr.Accordion("Position heatmap: which input positions feed which tokens", open=False):
         with gr.Row():
@@ -302,14 +333,14 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         hm_chart = gr.Plot(label="Position × token", elem_id="explore-hm-chart", elem_classes=["scroll-plot"])
         hm_csv = gr.File(label="CSV (every position × token, full precision)", interactive=False)
 
-        def on_heatmap(text, choice, folder_, n, rows_, vm, request: gr.Request):
+        def on_heatmap(text, choice, folder_, n, rows_, vm, side_, request: gr.Request):
             mine = ctx.download_dir(getattr(request, "session_hash", None))  # removed when this visitor leaves
-            r = explore_heatmap(ctx, text, choice, folder_, n, rows_, vm, mine)
+            r = explore_heatmap(ctx, text, choice, folder_, n, rows_, vm, mine, side_)
             return r.status, r.chart, r.csv_path
 
         hm_run.click(
             gpu(on_heatmap),
-            [query, model, folder, hm_tokens, hm_rows, visitor_models],
+            [query, model, folder, hm_tokens, hm_rows, visitor_models, side],
             [hm_status, hm_chart, hm_csv],
         )
 
@@ -357,3 +388,4 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
             [block, upload, model, folder, top_k, stop_file, pos_rule, visitor_models],
             [batch_status, leaking, batch_chart, per_query, download],
         )
+    return target

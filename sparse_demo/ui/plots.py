@@ -17,6 +17,7 @@ CATEGORY_COLORS = {
     "stopword": "#e8590c",
     "special": "#7b2cbf",
     "punctuation": "#868e96",
+    "whitespace": "#ced4da",
 }
 #: Kept for callers that need a fixed width; the tabs' charts fill their box (:func:`fit_width`).
 COMPARE_CHART_WIDTH = 520
@@ -144,7 +145,8 @@ def comparison_chart(frame: pd.DataFrame, name_a: str, name_b: str) -> alt.Chart
 def summary_chart(summary: pd.DataFrame) -> alt.Chart:
     """Grouped bars of each model's mean leakage figures over the query set."""
     metrics = {
-        "mean_stopword_mass_ratio": "stopword mass",
+        "mean_stopword_mass_ratio": "stopword mass (in context)",
+        "mean_vocab_stopword_mass_ratio": "stopword mass (vocabulary-level)",
         "mean_special_mass_ratio": "special-token mass",
         "mean_stopword_topk_ratio": "stopword top-k slots",
         "share_stopword_in_top1": "queries: stopword at top-1",

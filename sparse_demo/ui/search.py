@@ -53,6 +53,7 @@ from .common import (
     resolve_corpus,
 )
 from .corpus_report import build_accordion
+from .links import LinkTarget
 from .plots import fit_width, safe_chart
 from .render import passage_html, plain_passage_html
 
@@ -484,8 +485,9 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
 
 
 # ---------------------------------------------------------------------- widgets
-def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
-    """Widgets of the Search tab (call inside ``with gr.Tab(...)``)."""
+def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
+    """Widgets of the Search tab (call inside ``with gr.Tab(...)``); returns what links to it need (a link
+    searches the bundled sample with the tab's start settings: hybrid, min-max, the model's advised weight)."""
     session = svc.SearchSession.from_limits(ctx.limits)  # shared by every visitor of this app
     ctx.visitor_hooks.append(session.forget_owner)  # a visitor's upload indexes go when they leave
     uploaded = gr.State(None)  # this visitor's uploaded Corpus
@@ -693,3 +695,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> None:
         return r.passage, r.status, display_frame(r.table, EMPTY_EXPLAIN), r.chart
 
     results.select(on_select, [last, results], [passage, explain_status, explain_table, explain_chart])
+
+    def answer(text, picked, vm, request):
+        (choice, folder_), *_ = picked
+        args = (text, SAMPLE_LABEL, None, choice, folder_, "memory", "hybrid", "minmax", 0.5, 10, vm, "default")
+        return list(on_search(*args, False, request, progress=None))
+
+    return LinkTarget("search", query, [(model, folder)], search_outputs, answer, [model.value])
