@@ -1,0 +1,98 @@
+"""Inference-free fine-tuning (issue 16, item 6): the query side is the training documents' IDF per token, frozen;
+the document MLM learns; the result is a sentence-transformers ``Router`` folder that ``SparseEncoder`` itself and
+``SpladeEncoder.load`` both load, with equal vectors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from test_trainer import heldout_pairs, make_pairs, tiny_config
+
+from sparse_demo.data import Pair
+from sparse_demo.encoder import SpladeEncoder
+from sparse_demo.progress import TrainingEvent
+from sparse_demo.train import train
+
+TEXTS = ["사과에 대해 알려 주세요", "과수원 이야기를 여기에서 합니다", "오늘의 해변 소식과 정보", "김치"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("if_train")
+    pairs = [Pair(p.query, p.positive) for p in make_pairs()]
+    events: list[TrainingEvent] = []
+    config = tiny_config(tmp, seed=2, inference_free=True, max_steps=40)
+    result = train(config, pairs, eval_pairs=heldout_pairs(), progress=events.append)
+    return result, events, pairs
+
+
+def _hand_idf(tokenizer, documents: list[str]) -> np.ndarray:
+    """BM25's idf over the distinct documents, each tokenised whole without special tokens; special tokens 0."""
+    vocab = len(tokenizer.get_vocab())
+    df = np.zeros(vocab)
+    for doc in documents:
+        for token in set(tokenizer(doc, add_special_tokens=False)["input_ids"]):
+            df[token] += 1
+    n = len(documents)
+    idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) for d in df])
+    idf[list(tokenizer.all_special_ids)] = 0.0
+    return idf
+
+
+def _dense(encodings, dim: int) -> np.ndarray:
+    out = np.zeros((len(encodings), dim), dtype=np.float32)
+    for i, e in enumerate(encodings):
+        out[i, e.vector.token_ids] = e.vector.weights
+    return out
+
+
+def test_the_document_side_learns_and_the_loss_falls(trained):
+    result, events, _ = trained
+    steps = [e for e in events if e.phase == "train"]
+    assert result.status == "max_steps" and result.steps == 40
+    first, last = np.mean([e.infonce for e in steps[:2]]), np.mean([e.infonce for e in steps[-2:]])
+    assert last < 0.75 * first, (first, last)
+    assert result.config["inference_free"] is True
+    assert set(result.metrics_after) == {"model", "bm25", "hybrid"}
+    assert result.metrics_after["model"]["MRR@10"] > result.metrics_before["model"]["MRR@10"]
+
+
+def test_the_saved_folder_is_a_router_whose_query_side_is_the_corpus_idf(trained):
+    from transformers import AutoTokenizer
+
+    result, _, pairs = trained
+    folder = result.model_dir
+    modules = json.loads((folder / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Router"]
+    router = json.loads((folder / "router_config.json").read_text())
+    assert router["structure"] == {
+        "query": ["query_0_SparseStaticEmbedding"],
+        "document": ["document_0_MLMTransformer", "document_1_SpladePooling"],
+    }
+    encoder = SpladeEncoder.load(str(folder), device="cpu", max_length=result.config["max_length"])
+    assert encoder.inference_free and encoder.format == "router"
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / "query_0_SparseStaticEmbedding"))
+    # training documents: the pairs minus the ones sharing a passage with the held-out set (none here)
+    idf = _hand_idf(tokenizer, list(dict.fromkeys(p.positive for p in pairs)))
+    assert len(idf) == encoder.vocab_size
+    for text, e in zip(TEXTS, encoder.encode_query(TEXTS)):
+        ids = {t for t in tokenizer(text, add_special_tokens=False)["input_ids"] if idf[t] > 0}
+        assert set(e.vector.token_ids.tolist()) == ids
+        np.testing.assert_allclose(e.vector.weights, idf[e.vector.token_ids], rtol=1e-6)
+    assert "inference-free" in (folder / "README.md").read_text()
+    assert json.loads((folder / "training_info.json").read_text())["config"]["inference_free"] is True
+
+
+def test_sentence_transformers_loads_it_with_the_same_vectors(trained):
+    st = pytest.importorskip("sentence_transformers")
+    result, _, _ = trained
+    ref = st.SparseEncoder(str(result.model_dir), device="cpu")
+    ours = SpladeEncoder.load(str(result.model_dir), device="cpu", max_length=result.config["max_length"])
+    for side in ("query", "document"):
+        want = getattr(ref, f"encode_{side}")(TEXTS, convert_to_tensor=True).to_dense().numpy()
+        got = _dense(getattr(ours, f"encode_{side}")(TEXTS), want.shape[1])
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+        assert (want > 0).sum() > len(TEXTS)
