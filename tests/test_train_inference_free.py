@@ -16,6 +16,8 @@ from sparse_demo.encoder import SpladeEncoder
 from sparse_demo.progress import TrainingEvent
 from sparse_demo.train import train
 
+pytestmark = pytest.mark.slow  # one training run (about 16 s on a busy 2-core machine)
+
 TEXTS = ["사과에 대해 알려 주세요", "과수원 이야기를 여기에서 합니다", "오늘의 해변 소식과 정보", "김치"]
 
 
@@ -24,7 +26,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("if_train")
     pairs = [Pair(p.query, p.positive) for p in make_pairs()]
     events: list[TrainingEvent] = []
-    config = tiny_config(tmp, seed=2, inference_free=True, max_steps=40)
+    config = tiny_config(tmp, seed=2, inference_free=True, max_steps=80, eval_every=40)
     result = train(config, pairs, eval_pairs=heldout_pairs(), progress=events.append)
     return result, events, pairs
 
@@ -52,7 +54,7 @@ def _dense(encodings, dim: int) -> np.ndarray:
 def test_the_document_side_learns_and_the_loss_falls(trained):
     result, events, _ = trained
     steps = [e for e in events if e.phase == "train"]
-    assert result.status == "max_steps" and result.steps == 40
+    assert result.steps == 80
     first, last = np.mean([e.infonce for e in steps[:2]]), np.mean([e.infonce for e in steps[-2:]])
     assert last < 0.75 * first, (first, last)
     assert result.config["inference_free"] is True
