@@ -98,3 +98,39 @@ def test_sentence_transformers_loads_it_with_the_same_vectors(trained):
         got = _dense(getattr(ours, f"encode_{side}")(TEXTS), want.shape[1])
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
         assert (want > 0).sum() > len(TEXTS)
+
+
+def test_cli_finetune_inference_free_saves_a_router_folder(tmp_path):
+    """``finetune --inference-free``: exit 0, a zip, and a Router folder whose query side is the pairs' IDF."""
+    import os
+
+    from test_cli import SAMPLE_PAIRS, json_lines, run_cli, text_of
+    from transformers import AutoTokenizer
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSE_DEMO_")}
+    env.update(
+        {"SPARSE_DEMO_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
+    )
+    rows = [json.loads(line) for line in SAMPLE_PAIRS.read_text(encoding="utf-8").split("\n")[:12]]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    args = ["finetune", "--pairs", str(pairs), "--base", "new-tiny", "--out", str(out), "--inference-free"]
+    args += ["--max-steps", "2", "--batch-size", "4", "--threads", "1", "--zip", "--json"]
+    proc = run_cli(env, *args)
+    assert proc.returncode == 0, text_of(proc.stderr)
+    (record,) = json_lines(proc)
+    assert record["inference_free"] is True and record["steps"] == 2 and record["model_dir"] == str(out)
+    assert (out / "router_config.json").is_file() and not (out / "config.json").exists()
+    assert record["zip"] and os.path.isfile(record["zip"])
+    encoder = SpladeEncoder.load(str(out), device="cpu")
+    assert encoder.inference_free
+    # the training documents: the pairs' positives and negatives minus the held-out passages (12 pairs: none)
+    assert record["num_eval_pairs"] == 0
+    docs = list(dict.fromkeys([r["positive"] for r in rows] + [r["negative"] for r in rows if r.get("negative")]))
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "query_0_SparseStaticEmbedding"))
+    idf = _hand_idf(tokenizer, docs)
+    query = rows[0]["query"]
+    (e,) = encoder.encode_query([query])
+    assert set(e.vector.token_ids.tolist()) == set(tokenizer(query, add_special_tokens=False)["input_ids"])
+    np.testing.assert_allclose(e.vector.weights, idf[e.vector.token_ids], rtol=1e-6)
