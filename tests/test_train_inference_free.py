@@ -134,3 +134,38 @@ def test_cli_finetune_inference_free_saves_a_router_folder(tmp_path):
     (e,) = encoder.encode_query([query])
     assert set(e.vector.token_ids.tolist()) == set(tokenizer(query, add_special_tokens=False)["input_ids"])
     np.testing.assert_allclose(e.vector.weights, idf[e.vector.token_ids], rtol=1e-6)
+
+
+def test_the_tab_trains_an_inference_free_model_the_app_then_uses(app_context, tmp_path):
+    """The Fine-tune tab's handler with the checkbox on: a Router folder in the zip, usable by its visitor."""
+    import threading
+    import zipfile
+
+    from test_finetune_tab import PAIRS, write_pairs
+
+    from sparse_demo.ui.finetune import TrainRequest, run_training
+
+    variants = [(f"{q}{suffix}", p) for q, p in PAIRS[:6] for suffix in ("", " 방법", "에 대해 알려주세요", " 정보")]
+    pairs = write_pairs(tmp_path / "pairs.jsonl", variants)
+    held_out = write_pairs(tmp_path / "eval.jsonl", [(q + "?", p) for q, p in PAIRS[6:]])
+    req = TrainRequest(
+        pairs_file=pairs,
+        eval_file=held_out,
+        base="new",
+        size="tiny",
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        time_limit_s=60,
+        inference_free=True,
+    )
+    assert req.to_config(tmp_path / "out").inference_free
+    final = list(run_training(app_context, req, threading.Event(), poll_s=0.2))[-1]
+    assert final.done and not final.status.startswith("⛔"), final.status
+    with zipfile.ZipFile(final.zip_path) as zf:
+        names = set(zf.namelist())
+    assert {"router_config.json", "query_0_SparseStaticEmbedding/model.safetensors"} <= names
+    encoder = app_context.encoder(final.model_name, None, {final.model_name: final.model_dir})
+    assert encoder.inference_free
+    (e,) = encoder.encode_query(["당뇨병 치료"])
+    assert len(e.vector) > 0
