@@ -169,3 +169,23 @@ def test_the_tab_trains_an_inference_free_model_the_app_then_uses(app_context, t
     assert encoder.inference_free
     (e,) = encoder.encode_query(["당뇨병 치료"])
     assert len(e.vector) > 0
+
+
+def test_a_padded_vocabulary_is_refused_with_one_line(tmp_path):
+    """A base with more outputs than tokenizer tokens cannot have a SparseStaticEmbedding query side."""
+    from conftest import KOREAN_TEXTS
+
+    from sparse_demo.modeling import make_mlm, train_tokenizer
+
+    tokenizer = train_tokenizer(KOREAN_TEXTS * 5, vocab_size=300)
+    model = make_mlm(tokenizer, "tiny", seed=1)
+    model.resize_token_embeddings(len(tokenizer) + 8)
+    base = tmp_path / "padded"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    pairs = [Pair(p.query, p.positive) for p in make_pairs()]
+    config = tiny_config(tmp_path, base=str(base), inference_free=True, max_steps=1)
+    with pytest.raises(ValueError, match="padded vocabulary") as info:
+        train(config, pairs)
+    assert "\n" not in str(info.value) and f"{len(tokenizer) + 8:,} outputs" in str(info.value)
+    assert not any((tmp_path / "runs").glob("*/modules.json"))

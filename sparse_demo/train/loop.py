@@ -375,6 +375,12 @@ class _Run:
         idf_on_device: torch.Tensor | None = None
         if config.inference_free:
             vocab = int(model.get_output_embeddings().weight.shape[0])
+            tokens = len(tokenizer.get_vocab())
+            if vocab != tokens:  # a SparseStaticEmbedding has one weight per tokenizer token
+                raise ValueError(
+                    f"inference-free training needs one output per tokenizer token; {config.shown_base} has {vocab:,} "
+                    f"outputs for {tokens:,} tokens (a padded vocabulary): train it without --inference-free"
+                )
             self.query_idf = corpus_idf(tokenizer, doc_texts, vocab)
             idf_on_device = self.query_idf.to(device)
             q_ids = query_token_ids(tokenizer, [p.query for p in train_pairs], config.query_max_length)
