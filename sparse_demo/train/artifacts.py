@@ -84,6 +84,7 @@ def model_card(result: TrainResult, description: str, data_hash: str, note: str)
     title = f"# Sparse encoder ({note})" if note else "# Fine-tuned Korean sparse (SPLADE) encoder"
     inference_free = bool(cfg.get("inference_free"))
     library = "sentence-transformers" if inference_free else "transformers"
+    lambda_query = "none (IDF query side)" if inference_free else loss.get("lambda_flops_query")
     tags = (
         "[splade, sparse-retrieval, korean, inference-free]" if inference_free else "[splade, sparse-retrieval, korean]"
     )
@@ -108,7 +109,7 @@ Status: **{result.status}** after {result.steps:,} steps ({result.epochs:.2f} ep
 | lr | {cfg.get("lr")} |
 | max length (doc / query) | {cfg.get("max_length")} / {cfg.get("query_max_length")} |
 | epochs (configured) | {cfg.get("epochs")} |
-| lambda FLOPS (query / doc) | {loss.get("lambda_flops_query")} / {loss.get("lambda_flops_doc")} |
+| lambda FLOPS (query / doc) | {lambda_query} / {loss.get("lambda_flops_doc")} |
 | idf_alpha | {loss.get("idf_alpha")} |
 | stopword / special-token penalty | {loss.get("stopword_penalty")} / {loss.get("special_token_penalty")} |
 | temperature | {loss.get("temperature")} |
