@@ -62,6 +62,29 @@ def test_the_document_side_learns_and_the_loss_falls(trained):
     assert result.metrics_after["model"]["MRR@10"] > result.metrics_before["model"]["MRR@10"]
 
 
+def test_after_training_figures_are_the_search_code_on_the_saved_router_folder(trained):
+    """The model's held-out figures are those of the saved folder searched by sparse_demo.search (IDF queries).
+
+    (The hybrid row is left out: here many passages tie at a fused 0.5, and the Search tab and Evaluate order
+    exact ties differently, a matter of the fusion code, not of the query side.)"""
+    from test_trainer import _hand_metrics
+
+    from sparse_demo.corpus import Corpus, Document
+    from sparse_demo.search import build_index, search
+
+    result, _, _ = trained
+    held = heldout_pairs()
+    passages = list(dict.fromkeys(p.positive for p in held))
+    corpus = Corpus("held-out check", [Document(str(i), t) for i, t in enumerate(passages)])
+    gold = [str(passages.index(p.positive)) for p in held]
+    encoder = SpladeEncoder.load(str(result.model_dir), device="cpu", max_length=result.config["max_length"])
+    assert encoder.inference_free
+    index = build_index(corpus, encoder, "memory")
+    rankings = [search(index, p.query, method="sparse", k=10).ids for p in held]
+    for name, value in _hand_metrics(rankings, gold).items():
+        assert result.metrics_after["model"][name] == pytest.approx(value, abs=1e-9), name
+
+
 def test_the_saved_folder_is_a_router_whose_query_side_is_the_corpus_idf(trained):
     from transformers import AutoTokenizer
 
