@@ -62,6 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", default=None, help="base tokenizer folder to prune for a new model")
     p.add_argument("--max-length", type=positive_int, default=None)
     p.add_argument("--bm25-negatives", action="store_true", help="mine BM25 hard negatives")
+    p.add_argument(
+        "--inference-free",
+        action="store_true",
+        help="query side = the training documents' IDF per token (frozen); trains the document side only and "
+        "saves a sentence-transformers Router folder",
+    )
     p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (1 helps on a busy machine)")
@@ -85,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "size": size or "small",
         "tokenizer": args.tokenizer,
         "bm25_negatives": bool(args.bm25_negatives),
+        "inference_free": bool(args.inference_free),
         "bf16": args.bf16,
         "seed": args.seed,
         "out_path": args.out,
@@ -147,6 +154,7 @@ def result_record(result: TrainResult, zip_path: str | None = None) -> dict[str,
         "metrics_after": result.metrics_after,
         "expansions": result.expansions,
         "data_report": result.data_report,
+        "inference_free": bool(result.config.get("inference_free")),
     }
 
 

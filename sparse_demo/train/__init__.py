@@ -4,7 +4,8 @@ Modules by concept: :mod:`~sparse_demo.train.data` (held-out split by passage; p
 BoolQ/KorSTS sets are read by :mod:`sparse_demo.data`), :mod:`~sparse_demo.train.losses` (the card's
 loss), :mod:`~sparse_demo.train.config` (settings and result), :mod:`~sparse_demo.train.vocab` (bases,
 pruned vocabularies, new models), :mod:`~sparse_demo.train.batching` (batches, BM25 hard negatives),
-:mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.queue` (an app's
+:mod:`~sparse_demo.train.loop` (:func:`train`), :mod:`~sparse_demo.train.inference_free` (an IDF
+query side, a sentence-transformers ``Router`` folder), :mod:`~sparse_demo.train.queue` (an app's
 per-visitor slots and line of runs), :mod:`~sparse_demo.train.evaluation` (held-out
 figures by :func:`sparse_demo.evaluation.evaluate`) and :mod:`~sparse_demo.train.artifacts` (model folder, card, record,
 zip). The embedded demo model has its own recipe in :mod:`sparse_demo.offline`.

@@ -1,7 +1,9 @@
 """What a run leaves behind: the model folder, its model card, the training record, a zip.
 
 A saved folder is a standard ``*ForMaskedLM`` checkpoint (``model.safetensors``, ``config.json``,
-tokenizer files) plus ``README.md`` (model card with the held-out table) and
+tokenizer files), or for an inference-free run a sentence-transformers ``Router`` folder
+(:func:`~sparse_demo.train.inference_free.save_router_folder`), plus ``README.md`` (model card with the
+held-out table) and
 ``training_info.json`` (the record: settings, data hash, metrics before/after, keep-best step).
 It is written to a temporary sibling folder and renamed into place, so a failed save never
 leaves a half-written model.
@@ -66,14 +68,29 @@ def _size_row(cfg: dict[str, Any]) -> str:
     return f"| size (new model) | {cfg['size']} |\n" if cfg.get("size") else ""
 
 
+_PLAIN_USE = """Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
+`AutoModelForMaskedLM` or `sparse_demo.encoder.SpladeEncoder.load(folder)`."""
+_INFERENCE_FREE_USE = """Inference-free: a query's vector is the IDF weight (over the training documents, frozen)
+of each token it contains, tokenised without special tokens; a document's is
+`w = max_t log(1 + relu(logits_t)) * mask_t` from the trained MLM. A sentence-transformers `Router` folder: load with
+`sentence_transformers.SparseEncoder(folder)` (`encode_query` / `encode_document`) or
+`sparse_demo.encoder.SpladeEncoder.load(folder)`."""
+
+
 def model_card(result: TrainResult, description: str, data_hash: str, note: str) -> str:
     """The folder's ``README.md``: what was trained, on what, with which settings and results."""
     cfg = result.config
     loss = cfg.get("loss", {})
     title = f"# Sparse encoder ({note})" if note else "# Fine-tuned Korean sparse (SPLADE) encoder"
+    inference_free = bool(cfg.get("inference_free"))
+    library = "sentence-transformers" if inference_free else "transformers"
+    lambda_query = "none (IDF query side)" if inference_free else loss.get("lambda_flops_query")
+    tags = (
+        "[splade, sparse-retrieval, korean, inference-free]" if inference_free else "[splade, sparse-retrieval, korean]"
+    )
     return f"""---
-library_name: transformers
-tags: [splade, sparse-retrieval, korean]
+library_name: {library}
+tags: {tags}
 ---
 {title}
 
@@ -82,8 +99,7 @@ tags: [splade, sparse-retrieval, korean]
 Status: **{result.status}** after {result.steps:,} steps ({result.epochs:.2f} epochs, {result.train_s:.0f} s).
 {_checkpoint_line(result)}
 
-Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
-`AutoModelForMaskedLM` or `sparse_demo.encoder.SpladeEncoder.load(folder)`.
+{_INFERENCE_FREE_USE if inference_free else _PLAIN_USE}
 
 ## Hyperparameters
 | name | value |
@@ -93,7 +109,7 @@ Sparse vector: `w = max_t log(1 + relu(logits_t)) * mask_t`; load with
 | lr | {cfg.get("lr")} |
 | max length (doc / query) | {cfg.get("max_length")} / {cfg.get("query_max_length")} |
 | epochs (configured) | {cfg.get("epochs")} |
-| lambda FLOPS (query / doc) | {loss.get("lambda_flops_query")} / {loss.get("lambda_flops_doc")} |
+| lambda FLOPS (query / doc) | {lambda_query} / {loss.get("lambda_flops_doc")} |
 | idf_alpha | {loss.get("idf_alpha")} |
 | stopword / special-token penalty | {loss.get("stopword_penalty")} / {loss.get("special_token_penalty")} |
 | temperature | {loss.get("temperature")} |
@@ -141,6 +157,9 @@ def save_model(
     data_hash: str,
     note: str,
     work_dir: Path | None = None,
+    *,
+    query_idf: Any = None,
+    max_length: int = 192,
 ) -> None:
     """Write the model folder atomically (temporary sibling, then rename).
 
@@ -152,6 +171,9 @@ def save_model(
         data_hash: :func:`hash_pairs` of the training pairs.
         note: free text for the card and ``config.json`` (``sparse_demo.note``).
         work_dir: the run's scratch folder; its ``vocab_pruning.json`` is kept when present.
+        query_idf: an inference-free run's ``[vocab]`` query weights: the folder is then a
+            sentence-transformers ``Router`` (:func:`~sparse_demo.train.inference_free.save_router_folder`)
+            whose document side reads ``max_length`` tokens. None: a plain ``*ForMaskedLM`` folder.
     """
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
@@ -165,8 +187,13 @@ def save_model(
             "steps": result.steps,
             "best_step": result.best_step,
         }
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
+        if query_idf is not None:
+            from sparse_demo.train.inference_free import save_router_folder
+
+            save_router_folder(model, tokenizer, query_idf, tmp, max_length=max_length)
+        else:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
         pruning = (work_dir / "vocab_pruning.json") if work_dir is not None else None
         if pruning is not None and pruning.is_file():
             shutil.copy(pruning, tmp / "vocab_pruning.json")
@@ -186,11 +213,11 @@ def zip_model(folder: str | Path, zip_path: str | Path | None = None) -> Path:
     """Zip a model folder (for download); returns the ``.zip`` path (default: next to the folder).
 
     Raises:
-        ValueError: ``folder`` has no ``config.json``.
+        ValueError: ``folder`` has neither ``config.json`` nor ``modules.json``.
     """
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"{folder} is not a model folder (no config.json)")
+    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
+        raise ValueError(f"{folder} is not a model folder (no config.json or modules.json)")
     base = Path(zip_path).with_suffix("") if zip_path else folder
     return Path(shutil.make_archive(str(base), "zip", root_dir=folder))
 

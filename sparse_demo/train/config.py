@@ -66,6 +66,10 @@ class TrainConfig:
             evaluation encodes with one ``max_length``, as the Search tab does);
             ``query_max_length``: query tokens during training.
         loss: loss weights (:class:`~sparse_demo.train.losses.LossConfig`).
+        inference_free: train an inference-free model: the query side is the training documents' IDF
+            per token (frozen; no model runs for a query, and the query FLOPS term is left out), only the
+            document MLM learns, and the result is a sentence-transformers ``Router`` folder
+            (:mod:`sparse_demo.train.inference_free`).
         output_bias_init: output bias of a new model (negative: sparse start); ``auto``
             calibrates it (see :func:`~sparse_demo.train.vocab.lexical_init`).
         bm25_negatives: mine one BM25 hard negative per pair without a negative.
@@ -120,6 +124,7 @@ class TrainConfig:
     loss: LossConfig = field(
         default_factory=lambda: LossConfig(lambda_flops_query=5e-3, lambda_flops_doc=3e-3, reg_warmup_steps=50)
     )
+    inference_free: bool = False
     output_bias_init: float | Literal["auto"] = "auto"
     bm25_negatives: bool = False
     eval_fraction: float = 0.1

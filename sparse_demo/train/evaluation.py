@@ -17,9 +17,12 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from sparse_demo.corpus import Corpus
 from sparse_demo.data.pairs import Pair, corpus_from_pairs
 from sparse_demo.encoder import SpladeEncoder
+from sparse_demo.encoder.splade import StaticSide
 from sparse_demo.evaluation import EncodingCache, EvalReport, RetrievalMetrics, SystemSpec, evaluate
 from sparse_demo.search import encode_query
 
@@ -68,6 +71,7 @@ def evaluate_retrieval(
     hybrid_weight: float = 0.5,
     systems: Sequence[str] = tuple(SYSTEMS),
     name: str = "model in training",
+    query_weight: torch.Tensor | None = None,
 ) -> dict[str, RetrievalMetrics]:
     """Model alone, BM25 and their hybrid on a judged held-out corpus, by :func:`~sparse_demo.evaluation.evaluate`.
 
@@ -81,6 +85,8 @@ def evaluate_retrieval(
         hybrid_weight: the sparse leg's weight in the min-max hybrid.
         systems: which of ``model``, ``bm25``, ``hybrid`` to compute.
         name: the encoder's display name.
+        query_weight: an inference-free model's ``[vocab]`` query weights: queries are encoded by
+            looking them up (:class:`~sparse_demo.encoder.StaticSide`), documents by the model.
 
     Returns:
         ``{system: RetrievalMetrics}`` for the requested systems.
@@ -89,7 +95,14 @@ def evaluate_retrieval(
         ValueError: an unknown system name or a held-out corpus without judged queries.
     """
     report = heldout_report(
-        model, tokenizer, heldout, max_length=max_length, hybrid_weight=hybrid_weight, systems=systems, name=name
+        model,
+        tokenizer,
+        heldout,
+        max_length=max_length,
+        hybrid_weight=hybrid_weight,
+        systems=systems,
+        name=name,
+        query_weight=query_weight,
     )
     return {s: RetrievalMetrics.from_means(r.means, report.num_queries) for s, r in zip(systems, report.systems)}
 
@@ -103,6 +116,7 @@ def heldout_report(
     hybrid_weight: float = 0.5,
     systems: Sequence[str] = tuple(SYSTEMS),
     name: str = "model in training",
+    query_weight: torch.Tensor | None = None,
 ) -> EvalReport:
     """The :class:`~sparse_demo.evaluation.EvalReport` behind :func:`evaluate_retrieval` (rows in ``systems`` order).
 
@@ -121,7 +135,7 @@ def heldout_report(
     was_training = model.training
     try:
         encoders = (
-            {name: SpladeEncoder(model, tokenizer, name=name, max_length=max_length)}
+            {name: _encoder(model, tokenizer, name, max_length, query_weight)}
             if any(s != "bm25" for s in systems)
             else {}
         )
@@ -130,13 +144,28 @@ def heldout_report(
         model.train(was_training)
 
 
+def _encoder(
+    model: Any, tokenizer: Any, name: str, max_length: int, query_weight: torch.Tensor | None
+) -> SpladeEncoder:
+    """The model as every tab sees it; with ``query_weight``, an inference-free query side of those weights."""
+    query = None if query_weight is None else StaticSide(tokenizer, query_weight, max_length=max_length)
+    return SpladeEncoder(model, tokenizer, name=name, max_length=max_length, query=query)
+
+
 def query_expansions(
-    model: Any, tokenizer: Any, queries: Sequence[str], *, max_length: int = 64, top: int = 10
+    model: Any,
+    tokenizer: Any,
+    queries: Sequence[str],
+    *,
+    max_length: int = 64,
+    top: int = 10,
+    query_weight: torch.Tensor | None = None,
 ) -> list[list[tuple[str, float]]]:
-    """Each query's ``top`` heaviest search tokens ``(token, weight)``, as the Search tab encodes a query."""
+    """Each query's ``top`` heaviest search tokens ``(token, weight)``, as the Search tab encodes a query
+    (an inference-free model's: the ``query_weight`` of its tokens)."""
     was_training = model.training
     try:
-        encoder = SpladeEncoder(model, tokenizer, name="model in training", max_length=max_length)
+        encoder = _encoder(model, tokenizer, "model in training", max_length, query_weight)
         out = []
         for q in queries:
             vec, _ = encode_query(encoder, q, top)

@@ -10,6 +10,11 @@ optional BM25 hard negatives). It evaluates on the held-out set before training,
 included) and restores it at the end, stops on a time limit, a step limit, early stopping or
 ``should_stop()``, and saves a standard model folder (:mod:`sparse_demo.train.artifacts`).
 
+With ``inference_free`` the query side is the training documents' IDF per token, frozen
+(:mod:`sparse_demo.train.inference_free`): only the document MLM is trained, on ``q_idf · d_mlm``
+scores, the held-out evaluation encodes queries by looking their tokens up, and the result is a
+sentence-transformers ``Router`` folder.
+
 One training runs per process at a time (a lock); every run writes a new folder, so one
 visitor's run never changes another's model.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import datetime as _dt
 import gc
 import logging
@@ -44,6 +50,7 @@ from sparse_demo.train.batching import make_batches, mine_bm25_negatives, pad, t
 from sparse_demo.train.config import TrainConfig, TrainResult
 from sparse_demo.train.data import separate_from_heldout, split_pairs
 from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus, metrics_rows, query_expansions
+from sparse_demo.train.inference_free import corpus_idf, query_token_ids, static_query_vectors
 from sparse_demo.train.losses import LossConfig, document_frequencies, idf_from_df, idf_penalties, splade_loss
 from sparse_demo.train.vocab import build_model
 
@@ -259,6 +266,8 @@ class _Run:
         self.keeper = _KeepBest(config.best_by, config.keep_best)
         self.last_eval_step: int | None = None
         self.last_metrics: dict[str, RetrievalMetrics] = {}
+        #: An inference-free run's ``[vocab]`` query weights (CPU), else None.
+        self.query_idf: torch.Tensor | None = None
 
     def emit(self, event: TrainingEvent) -> None:
         self.history.append(event)
@@ -313,7 +322,12 @@ class _Run:
         if self.heldout is None:
             raise RuntimeError("no held-out set to evaluate on")
         metrics = evaluate_retrieval(
-            model, tokenizer, self.heldout, max_length=self.config.max_length, hybrid_weight=self.config.hybrid_weight
+            model,
+            tokenizer,
+            self.heldout,
+            max_length=self.config.max_length,
+            hybrid_weight=self.config.hybrid_weight,
+            query_weight=self.query_idf,
         )
         self.keeper.offer(step, metrics, model)
         self.last_eval_step, self.last_metrics = step, metrics
@@ -357,6 +371,21 @@ class _Run:
         doc_ids = tokenize_all(tokenizer, doc_texts, config.max_length)
         doc_row = {t: i for i, t in enumerate(doc_texts)}
         penalty = _penalties(model, tokenizer, doc_ids, config.loss).to(device)
+        loss_config = config.loss
+        idf_on_device: torch.Tensor | None = None
+        if config.inference_free:
+            vocab = int(model.get_output_embeddings().weight.shape[0])
+            tokens = len(tokenizer.get_vocab())
+            if vocab != tokens:  # a SparseStaticEmbedding has one weight per tokenizer token
+                raise ValueError(
+                    f"inference-free training needs one output per tokenizer token; {config.shown_base} has {vocab:,} "
+                    f"outputs for {tokens:,} tokens (a padded vocabulary): train it without --inference-free"
+                )
+            self.query_idf = corpus_idf(tokenizer, doc_texts, vocab)
+            idf_on_device = self.query_idf.to(device)
+            q_ids = query_token_ids(tokenizer, [p.query for p in train_pairs], config.query_max_length)
+            loss_config = dataclasses.replace(config.loss, lambda_flops_query=0.0)  # the query side does not learn
+            self.message("prepare", f"inference-free: query weights = IDF over {len(doc_texts)} training documents")
 
         sample_queries: list[str] = []
         metrics_before: dict[str, dict[str, float]] = {}
@@ -369,7 +398,9 @@ class _Run:
             )
             metrics_before = metrics_rows(self.evaluate(model, tokenizer, 0))
             sample_queries = [q.text for q in self.heldout.queries[:3]]
-            before_exp = query_expansions(model, tokenizer, sample_queries, max_length=config.query_max_length)
+            before_exp = query_expansions(
+                model, tokenizer, sample_queries, max_length=config.query_max_length, query_weight=self.query_idf
+            )
 
         # optimiser and schedule
         per_epoch = max(1, math.ceil(len(train_pairs) / config.batch_size))
@@ -419,11 +450,14 @@ class _Run:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 bp = [train_pairs[i] for i in batch]
-                qi, qm = pad([q_ids[i] for i in batch], pad_id, device)
                 di, dm = pad([doc_ids[doc_row[p.positive]] for p in bp], pad_id, device)
                 neg_rows = [r for r, p in enumerate(bp) if p.negative]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    q_vec = pool_logits(model(input_ids=qi, attention_mask=qm).logits, qm)
+                    if idf_on_device is not None:
+                        q_vec = static_query_vectors([q_ids[i] for i in batch], idf_on_device)
+                    else:
+                        qi, qm = pad([q_ids[i] for i in batch], pad_id, device)
+                        q_vec = pool_logits(model(input_ids=qi, attention_mask=qm).logits, qm)
                     d_vec = pool_logits(model(input_ids=di, attention_mask=dm).logits, dm)
                     n_vec = None
                     if neg_rows:
@@ -436,7 +470,7 @@ class _Run:
                 out = splade_loss(
                     q_vec.float(),
                     d_vec.float(),
-                    config.loss,
+                    loss_config,
                     step=step,
                     penalty=penalty,
                     negatives=n_vec.float() if n_vec is not None else None,
@@ -497,14 +531,27 @@ class _Run:
             self.finish_with_best(model, tokenizer, step, result)
         model.eval()
         if sample_queries:
-            after_exp = query_expansions(model, tokenizer, sample_queries, max_length=config.query_max_length)
+            after_exp = query_expansions(
+                model, tokenizer, sample_queries, max_length=config.query_max_length, query_weight=self.query_idf
+            )
             result.expansions = [
                 {"query": q, "before": b, "after": a} for q, b, a in zip(sample_queries, before_exp, after_exp)
             ]
         if status != "cancelled" or config.save_on_cancel:
             self.message("save", "saving the model folder")
             model.to("cpu")
-            save_model(model, tokenizer, folder, result, built.description, data_hash, config.note, work_dir)
+            save_model(
+                model,
+                tokenizer,
+                folder,
+                result,
+                built.description,
+                data_hash,
+                config.note,
+                work_dir,
+                query_idf=self.query_idf,
+                max_length=config.max_length,
+            )
             result.model_dir = folder
         shutil.rmtree(work_dir, ignore_errors=True)
         result.elapsed_s = time.time() - self.t_start

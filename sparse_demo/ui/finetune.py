@@ -112,6 +112,7 @@ class TrainRequest:
     special_token_penalty: float = 100.0
     bm25_negatives: bool = False
     max_length: int = 192
+    inference_free: bool = False
 
     def to_config(self, output_dir: Path, **extra: Any) -> TrainConfig:
         """The run's settings; ``extra`` sets further :class:`TrainConfig` fields (names, paths policy).
@@ -145,6 +146,7 @@ class TrainRequest:
                 "max_length": int(self.max_length),
                 "loss": loss,
                 "bm25_negatives": bool(self.bm25_negatives),
+                "inference_free": bool(self.inference_free),
                 "output_dir": str(output_dir),
                 "run_name": "finetune",
             }
@@ -704,6 +706,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
                 placeholder="empty: train a tokenizer on the pairs",
                 elem_id="ft-tokenizer",
             )
+            inference_free = gr.Checkbox(
+                value=False,
+                label="Inference-free (query side = token weights)",
+                info="Queries are the training documents' IDF of their tokens (frozen, no model runs for a query); "
+                "only the document side learns. Saved as a sentence-transformers Router folder.",
+                elem_id="ft-inference-free",
+            )
         with gr.Column():
             epochs = gr.Number(value=10, label="epochs", minimum=0.1)
             batch = gr.Number(value=32, label="batch size", precision=0, minimum=2)
@@ -751,7 +760,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
 
     base.change(on_base, base, [size, tokenizer], show_progress="hidden", queue=False)
 
-    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, vm, request: gr.Request):
+    def on_start(pf, ef, base_, size_, tok, ep, bs, lr_, tl, lam_, sp, ia, spec, neg, inf, vm, request: gr.Request):
         cancel = threading.Event()
         vm = dict(vm or {})
         req = TrainRequest(
@@ -769,6 +778,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
             ia or 0.0,
             spec or 1.0,
             bool(neg),
+            inference_free=bool(inf),
         )
         session = getattr(request, "session_hash", None) or uuid.uuid4().hex
         for up in run_training(ctx, req, cancel, session=session, visitor_models=vm):
@@ -802,6 +812,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State):
             idf_alpha,
             special_pen,
             bm25_neg,
+            inference_free,
             visitor_models,
         ],
         [status, curves, metrics, expansions, download, visitor_models, stop],
