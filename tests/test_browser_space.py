@@ -70,6 +70,8 @@ def _open(browser, url: str):
     page.set_default_timeout(60_000)
     page.goto(url)
     page.locator("#explore-query textarea").wait_for()
+    # the page answers Explore's first example on load: wait for it, so no later answer is replaced by it
+    page.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=SLOW_MS)
     return context, page
 
 

@@ -372,7 +372,7 @@ def test_failing_model_leaves_the_other_usable(ctx, ui):
     r2 = ui.compare_query(ctx, "당뇨병", "tiny-a", None, folder_b="/no/such/dir", top_k=5)
     assert "Model B (/no/such/dir)" in r2.status and len(r2.aligned) == 5
     assert r2.status.count("\n\n") == 0, r2.status  # one short line about B, nothing else
-    assert "Showing A's own figures" in r2.status and "only_a" not in set(r2.aligned["status"])
+    assert "Showing A's own figures (tiny-a)" in r2.status and "only_a" not in set(r2.aligned["status"])
     assert list(r2.sides.columns) == ["figure", "A: tiny-a"] and "alone" in r2.metrics
     r3 = ui.compare_query(ctx, "당뇨병", "missing", None, folder_b="/no/such/dir")
     assert r3.status.count("could not be loaded") == 2 and r3.aligned.empty

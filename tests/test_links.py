@@ -110,15 +110,14 @@ def test_public_link_loads_only_what_a_visitor_could_type(presets_file, tiny_mod
     env = {"SPARSE_DEMO_MODELS": str(presets_file), "SPARSE_DEMO_DEVICE": "cpu", "SPARSE_DEMO_MODEL_SOURCES": "public"}
     ctx = AppContext.create(load_settings(env))
     ex, cp = _targets(ctx)
-    before = len(ctx.registry._cache) if hasattr(ctx.registry, "_cache") else None
+    before = ctx.registry.loads
     # a server folder (not under an allowed root) in a link goes into the folder box and is refused
     view = parse_view({"tab": "explore", "q": "당뇨병", "a": str(tiny_model_dir)})
     out = load_updates(view, [ex, cp], ctx.model_choices(), {}, None, EXAMPLE_QUERIES[0])
     _tab, ex_fields, ex_out, *_ = _split(out, ex, cp)
     assert ex_fields == ["당뇨병", ctx.default_model(), str(tiny_model_dir)]
     assert NOT_AVAILABLE.split(".")[0] in ex_out[0] and "weight" not in ex_out[2].columns
-    if before is not None:
-        assert len(ctx.registry._cache) == before  # nothing was loaded
+    assert ctx.registry.loads == before  # nothing was loaded
     # a preset name in a link loads as if picked
     ok = load_updates(
         parse_view({"tab": "explore", "q": "당뇨병", "a": "tiny-b"}), [ex, cp], ctx.model_choices(), {}, None, ""

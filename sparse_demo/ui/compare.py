@@ -221,14 +221,14 @@ def compare_query(
     enc_a, err_a = _load(ctx, model_a, folder_a, visitor_models)
     enc_b, err_b = _load(ctx, model_b, folder_b, visitor_models)
     problems = []
-    for side, err, label, other in (
-        ("A", err_a, _label(model_a, folder_a), "B"),
-        ("B", err_b, _label(model_b, folder_b), "A"),
+    for side, err, label, other, loaded in (
+        ("A", err_a, _label(model_a, folder_a), "B", enc_b),
+        ("B", err_b, _label(model_b, folder_b), "A", enc_a),
     ):
         if err:
             alone = (
-                f" Showing {other}'s own figures; pick another model {side} to compare."
-                if not (err_a and err_b)
+                f" Showing {other}'s own figures ({loaded.name}); pick another model {side} to compare."
+                if loaded is not None
                 else ""
             )
             problems.append(
