@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         batch_size=args.batch_size,
         doc_windows=window_settings(args),
+        disk_cache=True,
     )
     if "prune" in args.sweep:
         ev.prune_sweep(report)

@@ -107,6 +107,7 @@ def build(args: argparse.Namespace, corpus: Corpus, encoder: Encoder | None) -> 
         doc_top_k=None if args.doc_top_k == 0 else args.doc_top_k,
         analyzer=args.analyzer,
         doc_windows=window_settings(args),
+        disk_cache=True,  # the command line's models and corpora are the user's own: keep their vectors
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
     return index, list(corpus.notes) + notes

@@ -671,6 +671,12 @@ class SpladeEncoder:
             settings["max_active_dims"] = self.max_active_dims
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def stored_checkpoint(self) -> bool:
+        """Whether the weights are a checkpoint as stored (a folder or a Hub commit) and unchanged since loading:
+        what may be cached on disk under the fingerprint (never a model in training or built in memory)."""
+        return self.source_identity is not None and self._version() == self._source_version
+
     def facts(self) -> dict[str, Any]:
         """What the model is: format, backbone, vocabulary size, pooling, asymmetry, max length, fingerprint.
 

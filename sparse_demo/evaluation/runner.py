@@ -93,6 +93,7 @@ class EncodingCache:
         batch_size: int = 32,
         progress: Progress | None = None,
         doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
+        disk_cache: bool = False,
     ) -> tuple[Any, bool]:
         """``(EncodedCorpus, was_cached)`` for this corpus and encoder (None: BM25 terms only)."""
         key = (
@@ -109,7 +110,13 @@ class EncodingCache:
                 self.hits += 1
                 return found, True
         encoded = encode_corpus(
-            corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=progress, windows=doc_windows
+            corpus,
+            encoder,
+            batch_size=batch_size,
+            doc_top_k=doc_top_k,
+            progress=progress,
+            windows=doc_windows,
+            disk_cache=disk_cache,
         )
         with self._lock:
             self.misses += 1
@@ -285,6 +292,7 @@ def evaluate(
     opensearch_settings: Any | None = None,
     significance: bool = True,
     doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
+    disk_cache: bool = False,
 ) -> EvalReport:
     """Evaluate ``systems`` on ``eval_set``: metrics, significance, costs (and the weight sweep).
 
@@ -314,6 +322,8 @@ def evaluate(
             (False: metrics and costs only, as the trainer's held-out check needs).
         doc_windows: how a document longer than the model reads is read (all of it by default: the max over
             its windows; ``first`` truncates); the report's notes and ``document_windows`` say how many were.
+        disk_cache: read and keep a shared set's document vectors on disk (the command line; never a
+            visitor's model or a model in training).
 
     Raises:
         ValueError: bad options, an unknown model or an empty system list.
@@ -376,7 +386,13 @@ def evaluate(
             report(base + stage_share * 0.9 * f, f"{model or 'BM25'}: {msg}")
 
         encoded, cached = cache.get_or_encode(
-            corpus, enc, doc_top_k=dtk, batch_size=batch_size, progress=enc_progress, doc_windows=doc_windows
+            corpus,
+            enc,
+            doc_top_k=dtk,
+            batch_size=batch_size,
+            progress=enc_progress,
+            doc_windows=doc_windows,
+            disk_cache=disk_cache,
         )
         if cached:
             report(base + stage_share * 0.9, f"{model or 'BM25'}: encodings cached ({len(encoded.documents)} docs)")

@@ -383,6 +383,7 @@ def build_index(
     vectors: DocumentVectors | None = None,
     terms: DocumentTerms | None = None,
     doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
+    disk_cache: bool = False,
 ) -> SearchIndex:
     """Encode ``corpus`` and load it into a backend.
 
@@ -415,6 +416,8 @@ def build_index(
         analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
         doc_windows: How a document longer than the model's max length is read (default: all of it, the max
             over its windows; ``first`` truncates); the notes say how many documents that concerned.
+        disk_cache: Read and keep a shared corpus's document vectors on disk
+            (:func:`~sparse_demo.search.encode.encode_vectors`); callers leave it off for a visitor's model.
 
     Raises:
         ValueError: a bad option or document.
@@ -479,6 +482,7 @@ def build_index(
                 doc_top_k=doc_top_k,
                 progress=scaled(report, 0.0, split),
                 windows=doc_windows,
+                disk_cache=disk_cache,
             )
             vectors = replace(vectors, source=key.sparse_id)
         else:

@@ -170,7 +170,7 @@ def encode_vectors(
     doc_top_k: int | None = DEFAULT_DOC_TOP_K,
     progress: Progress | None = None,
     windows: WindowSettings = DEFAULT_DOC_WINDOWS,
-    disk_cache: bool = True,
+    disk_cache: bool = False,
 ) -> DocumentVectors:
     """Every document's sparse search vector (the document side; special tokens dropped), pruned to ``doc_top_k``.
 
@@ -182,9 +182,11 @@ def encode_vectors(
     vectors equal those of encoding each text on its own. With ``encoder=None`` the vectors are
     empty (a BM25-only index) and no model runs.
 
-    With ``disk_cache`` (default) a shared corpus (no ``owner``: not a visitor's upload) is read from and
-    written to the on-disk :class:`~sparse_demo.search.vector_store.VectorStore` (``SPARSE_DEMO_VECTOR_CACHE``),
-    keyed on everything the vectors depend on, so a restart does not encode it again.
+    With ``disk_cache`` a shared corpus (no ``owner``: not a visitor's upload) encoded by a checkpoint as
+    stored (not a model in training) is read from and written to the on-disk
+    :class:`~sparse_demo.search.vector_store.VectorStore` (``SPARSE_DEMO_VECTOR_CACHE``), keyed on everything
+    the vectors depend on, so a restart does not encode it again. Callers switch it on only for models that
+    are not a visitor's own (the Search tab, the command line).
 
     Raises:
         ValueError: ``batch_size`` < 1 or ``doc_top_k`` < 1.
@@ -197,7 +199,8 @@ def encode_vectors(
     docs = corpus.documents
     total = len(docs)
     report = progress or (lambda _f, _d: None)
-    store = default_store() if disk_cache and encoder is not None and corpus.owner is None and total else None
+    shared = encoder is not None and corpus.owner is None and bool(getattr(encoder, "stored_checkpoint", False))
+    store = default_store() if disk_cache and shared and total else None
     key = ""
     if store is not None:
         key = f"{corpus_id(corpus)}\x1f{encoder.fingerprint}\x1f{doc_top_k}\x1f{windows.key}"
@@ -290,6 +293,7 @@ def encode_corpus(
     progress: Progress | None = None,
     analyzer: str = DEFAULT_ANALYZER,
     windows: WindowSettings = DEFAULT_DOC_WINDOWS,
+    disk_cache: bool = False,
 ) -> EncodedCorpus:
     """BM25 terms (:func:`analyse_terms`) and pruned sparse vectors (:func:`encode_vectors`) of every document.
 
@@ -304,6 +308,7 @@ def encode_corpus(
         progress: ``progress(fraction, description)``.
         analyzer: The BM25 analyzer spec (``"default"``, ``"all"`` or a stop-tag list).
         windows: How a document longer than the model reads is read (:func:`encode_vectors`).
+        disk_cache: Read and keep the vectors on disk (:func:`encode_vectors`).
 
     Returns:
         The documents in corpus order, how many vectors were pruned and the seconds it took.
@@ -312,7 +317,13 @@ def encode_corpus(
     analyzer_terms(analyzer)  # an unknown spec fails before the model runs
     base = 0.9 if encoder is not None else 0.0
     vectors = encode_vectors(
-        corpus, encoder, batch_size=batch_size, doc_top_k=doc_top_k, progress=scaled(report, 0.0, base), windows=windows
+        corpus,
+        encoder,
+        batch_size=batch_size,
+        doc_top_k=doc_top_k,
+        progress=scaled(report, 0.0, base),
+        windows=windows,
+        disk_cache=disk_cache,
     )
     terms = analyse_terms(corpus, analyzer, progress=scaled(report, base, 1.0))
     return assemble(corpus, vectors, terms)

@@ -257,6 +257,7 @@ def build_search_index(
             progress=_progress_fn(progress),
             analyzer=spec,
             doc_windows=doc_windows,
+            disk_cache=not _visitors_own(model_choice, folder, visitor_models),
         )
     except (UserError, ValueError) as exc:
         return IndexResult(message(str(exc), "error"))
@@ -292,7 +293,20 @@ def _index_for_search(
                 return found, []
         return session.get_or_build(corpus, None, backend, progress=progress, analyzer=analyzer)
     encoder = ctx.encoder(model_choice, folder, visitor_models)
-    return session.get_or_build(corpus, encoder, backend, progress=progress, analyzer=analyzer, doc_windows=windows)
+    return session.get_or_build(
+        corpus,
+        encoder,
+        backend,
+        progress=progress,
+        analyzer=analyzer,
+        doc_windows=windows,
+        disk_cache=not _visitors_own(model_choice, folder, visitor_models),
+    )
+
+
+def _visitors_own(model_choice: str | None, folder: str | None, visitor_models: dict[str, str] | None) -> bool:
+    """Whether the picked model is one the visitor trained here (its vectors are never kept on disk)."""
+    return not (folder or "").strip() and bool(model_choice) and model_choice in (visitor_models or {})
 
 
 def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: list[str], weight_note: str = "") -> str:
