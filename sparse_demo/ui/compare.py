@@ -221,27 +221,28 @@ def compare_query(
     enc_a, err_a = _load(ctx, model_a, folder_a, visitor_models)
     enc_b, err_b = _load(ctx, model_b, folder_b, visitor_models)
     problems = []
-    for side, err, label, other, loaded in (
+    for which, err, label, other, loaded in (
         ("A", err_a, _label(model_a, folder_a), "B", enc_b),
         ("B", err_b, _label(model_b, folder_b), "A", enc_a),
     ):
         if err:
             alone = (
-                f" Showing {other}'s own figures ({loaded.name}); pick another model {side} to compare."
+                f" Showing {other}'s own figures ({loaded.name}); pick another model {which} to compare."
                 if loaded is not None
                 else ""
             )
             problems.append(
                 message(
-                    f"Model {side} ({label}) could not be loaded: {_first_sentence(err)}{alone}",
+                    f"Model {which} ({label}) could not be loaded: {_first_sentence(err)}{alone}",
                     "warning" if alone else "error",
                 )
             )
     if enc_a is None and enc_b is None:
         return _empty_result("\n\n".join(problems))
     try:
+        same = enc_a is not None and enc_a is enc_b
         enc_a = side_view(enc_a, side) if enc_a else None
-        enc_b = side_view(enc_b, side) if enc_b else None
+        enc_b = (enc_a if same else side_view(enc_b, side)) if enc_b else None
         an_a = ctx.analyzer(enc_a, rule).analyze([query], k)[0] if enc_a else None
         an_b = ctx.analyzer(enc_b, rule).analyze([query], k)[0] if enc_b else None
     except (UserError, ValueError) as exc:
@@ -259,7 +260,7 @@ def compare_query(
     status = [
         (
             f"**A = {enc_a.name}**, **B = {enc_b.name}** on {enc_a.device.type}: "
-            f"{comp.side_a.num_tokens} / {comp.side_b.num_tokens} input tokens."
+            f"{comp.side_a.num_tokens} / {comp.side_b.num_tokens} input tokens, both read with their {side} side."
         )
     ]
     if enc_a is enc_b:
