@@ -108,7 +108,7 @@ def test_settings_env_overrides(tmp_path):
 
 
 def test_bad_precision_names_the_choices():
-    with pytest.raises(ValueError, match="SPARSE_DEMO_PRECISION must be one of auto, fp32, bf16, got 'fp8'"):
+    with pytest.raises(ValueError, match="SPARSE_DEMO_PRECISION must be one of auto, fp32, bf16, int8, got 'fp8'"):
         load_settings({"SPARSE_DEMO_PRECISION": "fp8"})
 
 

@@ -35,6 +35,7 @@ from ..compare import (
 from ..config import ASSETS_DIR
 from ..encoder import SpladeEncoder
 from ..formatting import display_frame, empty_frame
+from ..models import NOT_AVAILABLE
 from ..space import gpu
 from ..textio import clean_query, read_query_file
 from .common import (
@@ -290,6 +291,8 @@ def _first_sentence(text: str, limit: int = 220) -> str:
         >>> _first_sentence("Could not load model 'm' (/x/m): no such folder on this machine")
         'No such folder on this machine (/x/m).'
     """
+    if text.strip() == NOT_AVAILABLE:  # the one answer for a refused typed source stays whole (and names no path)
+        return NOT_AVAILABLE
     first = text.strip().split("\n")[0]
     source = ""
     match = re.match(r"^Could not load model '[^']*'(?: \((.*?)\))?: ", first)
