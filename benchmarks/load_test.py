@@ -278,6 +278,7 @@ class Report:
     peak_rss_mb: float | None
     first_answer_s: float | None = None
     end_rss_mb: float | None = None
+    trained: str | None = None  # the fine-tuned model's name, as its visitor's status showed it
 
     def lines(self) -> list[str]:
         out = [f"visitors {self.visitors}, {self.seconds:.0f} s, one fine-tune running"]
@@ -352,7 +353,14 @@ def run_load(
             v.check_cannot_reach(trained["name"], trained.get("folder"))
     time.sleep(settle)  # let the server finish what the last requests started before reading its RSS
     return Report(
-        visitors, seconds, dict(stats.latencies), stats.errors, stats.leaks, peak_rss_mb(pid), end_rss_mb=rss_mb(pid)
+        visitors,
+        seconds,
+        dict(stats.latencies),
+        stats.errors,
+        stats.leaks,
+        peak_rss_mb(pid),
+        end_rss_mb=rss_mb(pid),
+        trained=trained.get("name"),
     )
 
 

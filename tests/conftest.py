@@ -87,6 +87,20 @@ def xlmr_tokenizer():
     return train_tokenizer(KOREAN_TEXTS * 5, vocab_size=300)
 
 
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """The tokenizer of the tiny test models: the bundled demo model's (an XLM-R-style Korean Unigram
+    tokenizer, 15,161 pieces, in every clone).
+
+    A tiny model's cost is its output layer, one logit per vocabulary entry at every position: with the
+    real 250,002-piece XLM-R vocabulary (:func:`xlmr_tokenizer`, for the tests about that vocabulary) every
+    encode in the suite was ~16 times the work, for no test that needs it.
+    """
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(ROOT / "assets" / "demo-model"))
+
+
 def _save_tiny(tokenizer, path: Path, seed: int) -> Path:
     from sparse_demo.modeling import make_mlm
 
@@ -97,15 +111,15 @@ def _save_tiny(tokenizer, path: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, xlmr_tokenizer) -> Path:
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A random tiny XLM-R-architecture MLM folder (hidden 32, 2 layers)."""
-    return _save_tiny(xlmr_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_a"), seed=1)
+    return _save_tiny(tiny_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_a"), seed=1)
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir_b(tmp_path_factory, xlmr_tokenizer) -> Path:
+def tiny_model_dir_b(tmp_path_factory, tiny_tokenizer) -> Path:
     """A second tiny model with the same tokenizer and other weights (a 'V25' to compare)."""
-    return _save_tiny(xlmr_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_b"), seed=2)
+    return _save_tiny(tiny_tokenizer, tmp_path_factory.mktemp("tiny_xlmr_b"), seed=2)
 
 
 @pytest.fixture(scope="session")

@@ -274,11 +274,11 @@ def _sparse_copy(src, dst, active: int, tok=None):
 
 
 @pytest.fixture(scope="module")
-def sparse_dirs(tmp_path_factory, tiny_model_dir, tiny_model_dir_b, wordpiece_model_dir, xlmr_tokenizer):
+def sparse_dirs(tmp_path_factory, tiny_model_dir, tiny_model_dir_b, wordpiece_model_dir, tiny_tokenizer):
     root = tmp_path_factory.mktemp("compare_sparse")
     return {
-        "xa": _sparse_copy(tiny_model_dir, root / "xa", 150, xlmr_tokenizer),
-        "xb": _sparse_copy(tiny_model_dir_b, root / "xb", 150, xlmr_tokenizer),
+        "xa": _sparse_copy(tiny_model_dir, root / "xa", 150, tiny_tokenizer),
+        "xb": _sparse_copy(tiny_model_dir_b, root / "xb", 150, tiny_tokenizer),
         "wp": _sparse_copy(wordpiece_model_dir, root / "wp", 60),
     }
 

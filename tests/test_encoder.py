@@ -98,20 +98,20 @@ def test_empty_and_huge_inputs(encoder):
 
 
 @pytest.mark.slow
-def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
+def test_modernbert_style_encoder(tmp_path, tiny_tokenizer):
     """Another *ForMaskedLM architecture (different head layout) pools identically."""
     transformers = pytest.importorskip("transformers")
     if not hasattr(transformers, "ModernBertForMaskedLM"):
         pytest.skip("this transformers has no ModernBERT")
     torch.manual_seed(0)
     cfg = transformers.ModernBertConfig(
-        vocab_size=len(xlmr_tokenizer),
+        vocab_size=len(tiny_tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        pad_token_id=xlmr_tokenizer.pad_token_id,
+        pad_token_id=tiny_tokenizer.pad_token_id,
         bos_token_id=0,
         eos_token_id=2,
         cls_token_id=0,
@@ -120,7 +120,7 @@ def test_modernbert_style_encoder(tmp_path, xlmr_tokenizer):
     model = transformers.ModernBertForMaskedLM(cfg)
     model.config.architectures = ["ModernBertForMaskedLM"]
     model.save_pretrained(tmp_path)
-    xlmr_tokenizer.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
     enc = SpladeEncoder.load(str(tmp_path), device="cpu", max_length=64)
     ours = enc.encode(TEXTS[:3])
     ref, _, _ = reference_vectors(enc, TEXTS[:3])
@@ -151,16 +151,16 @@ def test_unreachable_hub_id_fails_fast_with_reason(monkeypatch):
         SpladeEncoder.load("sewoong/korean-neural-sparse-encoder-v26", revision="main")
 
 
-def test_non_mlm_architecture_is_refused(tmp_path, xlmr_tokenizer):
+def test_non_mlm_architecture_is_refused(tmp_path, tiny_tokenizer):
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     cfg = XLMRobertaConfig(
-        vocab_size=len(xlmr_tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
     )
     m = XLMRobertaModel(cfg)
     m.config.architectures = ["XLMRobertaModel"]
     m.save_pretrained(tmp_path)
-    xlmr_tokenizer.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="ForMaskedLM"):
         SpladeEncoder.load(str(tmp_path))
 

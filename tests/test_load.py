@@ -42,9 +42,11 @@ def test_three_visitors_and_a_fine_tune(small_app):
     assert report.errors == [], text
     assert report.leaks == [], text
     assert {"explore", "compare", "search", "fine-tune", "refresh"} <= set(report.latencies), text
-    # the fine-tuned model stayed private: not a public name, its folder under the private root
-    assert not any(n.startswith("fine-tuned") for n in ctx.registry.names)
-    assert any((ctx.workdir / "visitors").glob("*/finetune*"))
+    # the fine-tune made a model, and it stayed private: not a public name (the other visitors could not reach
+    # it: report.leaks). Its folder may already be gone: its visitor's client has left (tests/test_browser_space.py
+    # checks the folder while its owner is there).
+    assert report.trained and report.trained.startswith("fine-tuned"), text
+    assert report.trained not in ctx.registry.names
 
 
 def test_endpoint_table_names_every_handler(small_app):

@@ -417,7 +417,8 @@ def test_opensearch_backend_agrees_with_memory(node_url, corpus, encoder, index)
                 assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=2**-7)
             if method == "hybrid":  # the legs' scores agree, so the fused ranking does too
                 assert got.ids == want.ids
-                assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=1e-2)
+                # (min-max scaling can enlarge the stored 9 bits' relative error near a leg's minimum: absolute bound)
+                assert [h.score for h in got.hits] == pytest.approx([h.score for h in want.hits], rel=1e-2, abs=2**-6)
         exp = svc.explain(os_index, "med-001", "당뇨병 치료 방법")
         assert exp.sparse_score > 0
         again = svc.build_index(corpus, encoder, "opensearch", index_name=name)

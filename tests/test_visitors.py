@@ -16,9 +16,9 @@ from sparse_demo.encoder.loading import check_tokenizer
 
 # ---------------------------------------------------------------------- a folder without a tokenizer
 @pytest.fixture(scope="module")
-def no_tokenizer_dir(tmp_path_factory, xlmr_tokenizer) -> Path:
+def no_tokenizer_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A tiny model saved with its tokenizer, then every tokenizer file removed (config and weights kept)."""
-    folder = _save_tiny(xlmr_tokenizer, tmp_path_factory.mktemp("no_tokenizer"), seed=5)
+    folder = _save_tiny(tiny_tokenizer, tmp_path_factory.mktemp("no_tokenizer"), seed=5)
     kept = {"config.json", "model.safetensors", "generation_config.json"}
     removed = [p.name for p in folder.iterdir() if p.name not in kept]
     for name in removed:
