@@ -76,25 +76,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def xlmr_tokenizer():
-    """The real 250,002-token XLM-R tokenizer when ../shared has it, else one trained here."""
-    from transformers import AutoTokenizer
-
-    from sparse_demo.modeling import train_tokenizer
-
-    if XLMR_TOKENIZER.is_dir():
-        return AutoTokenizer.from_pretrained(str(XLMR_TOKENIZER))
-    return train_tokenizer(KOREAN_TEXTS * 5, vocab_size=300)
-
-
-@pytest.fixture(scope="session")
 def tiny_tokenizer():
     """The tokenizer of the tiny test models: the bundled demo model's (an XLM-R-style Korean Unigram
     tokenizer, 15,161 pieces, in every clone).
 
     A tiny model's cost is its output layer, one logit per vocabulary entry at every position: with the
-    real 250,002-piece XLM-R vocabulary (:func:`xlmr_tokenizer`, for the tests about that vocabulary) every
-    encode in the suite was ~16 times the work, for no test that needs it.
+    real 250,002-piece XLM-R vocabulary every encode in the suite was ~16 times the work, for no test that
+    needs it (the tests about that vocabulary read ``../shared/models/xlmr-tokenizer``: test_demo_model.py).
     """
     from transformers import AutoTokenizer
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from sparse_demo.ui.common import EXAMPLE_QUERIES
 
-#: The conftest models are random tiny XLM-R models that activate ~230k ids per query; their first analysis
+#: The conftest models are random tiny XLM-R models that activate most of their 15k ids per query; their first analysis
 #: classifies every one of them (seconds, minutes on a busy 2-core machine).
 SLOW_MS = 300_000
 
@@ -83,3 +83,52 @@ def test_compare_with_a_failed_model_b_shows_only_a(browser, app_url):
         assert all(r[header.index("weight_delta")] in ("", "None", "nan", "NaN", "<NA>") for r in rows), rows
     finally:
         context.close()
+
+
+def test_a_query_asked_while_the_page_answers_on_load_keeps_its_own_answer(browser):
+    """A visitor who presses Run before the on-load answer arrives keeps their answer; a visitor who waits gets
+    the on-load one (the positive control: the load would have replaced the first visitor's answer)."""
+    import threading
+
+    import gradio as gr
+    from conftest import free_port, wait_for
+
+    from sparse_demo.ui.links import LinkTarget, connect_links
+
+    gate, returned = threading.Event(), threading.Event()
+
+    def answer(query, picked, vm, request):
+        gate.wait(60)  # the on-load answer is slow until the test says so
+        returned.set()
+        return [f"on-load answer to {query}"]
+
+    with gr.Blocks() as demo:
+        visitor_models = gr.State({})
+        with gr.Tabs() as tabs:
+            with gr.Tab("Explore", id="explore"):
+                query = gr.Textbox(elem_id="q")
+                run = gr.Button("Run", elem_id="run")
+                out = gr.Markdown(elem_id="out")
+        run.click(lambda text: f"answer to {text}", query, out)
+        target = LinkTarget("explore", query, [], [out], answer, [], [run, query])
+        connect_links(demo, tabs, [target], visitor_models, lambda vm: [], "the first example")
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        quick = context.new_page()
+        quick.goto(f"http://127.0.0.1:{port}/")
+        quick.locator("#q textarea").fill("mine")
+        quick.locator("#run").click()
+        quick.locator("#out").get_by_text("answer to mine").wait_for(timeout=30_000)
+        patient = context.new_page()
+        patient.goto(f"http://127.0.0.1:{port}/")
+        gate.set()
+        patient.locator("#out").get_by_text("on-load answer to the first example").wait_for(timeout=30_000)
+        assert returned.is_set()
+        # both pages' loads have answered now (the patient page's answer came after the quick page's load returned)
+        assert wait_for(lambda: quick.locator("#out").inner_text().strip() == "answer to mine", timeout=5)
+        assert "on-load" not in quick.locator("#out").inner_text()
+    finally:
+        context.close()
+        demo.close()

@@ -41,7 +41,7 @@ from .loading import (
 )
 from .pooling import DEFAULT_CHUNK_ELEMENTS, activate, max_pool_projection, sum_pool_projection
 from .vectors import Encoding, SparseVector
-from .windowed import WindowedDocument, iter_windows, plan_documents
+from .windowed import WindowedDocument, iter_windows, pad_batch, plan_documents
 from .windows import WindowCounts, WindowSettings
 
 logger = logging.getLogger(__name__)
@@ -236,18 +236,10 @@ class MLMSide:
     ) -> Iterator[tuple[int, Encoding]]:
         items = self._tokenize(texts)
         order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         done = 0
         for b0 in range(0, len(order), batch_size):
             idx = order[b0 : b0 + batch_size]
-            width = max(len(items[i]["input_ids"]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = items[i]["input_ids"]
-                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
-            values, positions = self._pool_batch(ids, mask)
+            values, positions = self._pool_batch(*pad_batch([items[i]["input_ids"] for i in idx], self.tokenizer))
             batch = [
                 (
                     i,
@@ -847,11 +839,7 @@ class SpladeEncoder:
         The document side reads them (its prompt, if the folder sets one, starts the first window);
         ``first`` is :meth:`encode_iter` (plain truncation), counted the same way.
         """
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"texts must be strings, got {type(text).__name__}")
-            if len(text) > MAX_TEXT_CHARS:
-                raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+        _check_texts(texts)
         side = self.document_side
         read = [side.prompt + t for t in texts] if side.prompt else list(texts)
         items, counts = plan_documents(read, tokenizer=side.tokenizer, max_length=side.max_length, settings=settings)

@@ -131,6 +131,24 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> SparseVect
     return _vector(ids[first], weights[first], positions[first])
 
 
+def pad_batch(seqs: Sequence[Sequence[int]], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id sequences right-padded with the tokenizer's pad id into ``(input_ids, attention_mask)``.
+
+    Example:
+        >>> ids, mask = pad_batch([[0, 5, 2], [0, 2]], type("T", (), {"pad_token_id": 1})())
+        >>> ids.tolist(), mask.tolist()
+        ([[0, 5, 2], [0, 2, 1]], [[1, 1, 1], [1, 1, 0]])
+    """
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(len(seq) for seq in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
 def plan_documents(
     texts: Sequence[str], *, tokenizer, max_length: int, settings: WindowSettings
 ) -> tuple[list[_Text], WindowCounts]:
@@ -185,19 +203,11 @@ def iter_windows(
     jobs = [(d, j) for d, item in enumerate(items) for j in range(len(item.spans))]
     inputs = {job: _window_inputs(items[job[0]], items[job[0]].spans[job[1]]) for job in jobs}
     jobs.sort(key=lambda job: (len(inputs[job][0]), job))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     what = "texts encoded" if len(jobs) == len(items) else "windows encoded"  # one window each: plain texts
     parts: dict[int, list] = {}
     for b0 in range(0, len(jobs), batch_size):
         batch = jobs[b0 : b0 + batch_size]
-        width = max(len(inputs[job][0]) for job in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, job in enumerate(batch):
-            seq = inputs[job][0]
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-        weights, positions = pool(ids, mask)
+        weights, positions = pool(*pad_batch([inputs[job][0] for job in batch], tokenizer))
         for row, (d, j) in enumerate(batch):
             done = parts.setdefault(d, [None] * len(items[d].spans))
             done[j] = _sparse(weights[row], positions[row], inputs.pop((d, j))[1])

@@ -802,5 +802,11 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         return list(unpack(compare_query(ctx, text, ca, cb, fa, fb, 20, None, True, vm, downloads=mine(request))))
 
     return LinkTarget(
-        "compare", query, [(model_a, folder_a), (model_b, folder_b)], one_outputs, answer, [default_a, default_b]
+        "compare",
+        query,
+        [(model_a, folder_a), (model_b, folder_b)],
+        one_outputs,
+        answer,
+        [default_a, default_b],
+        [run, query],
     )

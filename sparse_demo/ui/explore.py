@@ -320,7 +320,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         (choice, folder_), *_ = picked
         return on_run(text, choice, folder_, 20, None, True, vm)
 
-    target = LinkTarget("explore", query, [(model, folder)], outputs, answer, [model.value])
+    target = LinkTarget("explore", query, [(model, folder)], outputs, answer, [model.value], [run, query, side])
 
     with gr.Accordion("Position heatmap: which input positions feed which tokens", open=False):
         with gr.Row():

@@ -17,6 +17,7 @@ a ``tab`` the page opens on Explore with the first example's answer.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
@@ -119,6 +120,8 @@ class LinkTarget:
         outputs: the components :attr:`answer` fills.
         answer: computes the view's answer (None: opening the tab only fills its boxes).
         defaults: the dropdowns' start values (a link without a model keeps them).
+        asks: the components by which the visitor asks this tab for an answer (a button's click, a text box's
+            Enter, a radio's change): one of them used while the on-load answer is computed wins over it.
     """
 
     tab: str
@@ -127,6 +130,7 @@ class LinkTarget:
     outputs: list = field(default_factory=list)
     answer: Answer | None = None
     defaults: list[str | None] = field(default_factory=list)
+    asks: list = field(default_factory=list)
 
     @property
     def fields(self) -> list:
@@ -229,6 +233,61 @@ def load_updates(
     return out
 
 
+class LoadRace:
+    """Pages whose on-load answer is being computed, and whether their visitor asked for an answer meanwhile.
+
+    The on-load answer (Explore's first example, or a link's view) takes seconds on a cold CPU Space; a visitor
+    who types a query and presses *Analyze* in that time must keep their own answer, not see it replaced by
+    the example's when the load finishes. An entry lives only while its page's load runs (nothing outlives it).
+
+    Example:
+        >>> race = LoadRace()
+        >>> race.start("s1"); race.asked("s1"); race.asked("s2")  # s2 has no load running: not recorded
+        >>> race.finish("s1"), race.finish("s2"), race.pending
+        (True, False, 0)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: dict[str, bool] = {}
+
+    def start(self, session: str) -> None:
+        with self._lock:
+            self._asked[session] = False
+
+    def asked(self, session: str) -> None:
+        with self._lock:
+            if session in self._asked:
+                self._asked[session] = True
+
+    def finish(self, session: str) -> bool:
+        """Forget ``session``'s load; True when its visitor asked for an answer while it ran."""
+        with self._lock:
+            return self._asked.pop(session, False)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._asked)
+
+
+def answer_on_load(race: LoadRace, session: str, compute: Callable[[], list], n_outputs: int) -> list:
+    """``compute()``'s values, or nothing changed (``gr.skip()`` for every output) when the visitor asked for an
+    answer of their own while it ran."""
+    race.start(session)
+    try:
+        values = compute()
+    finally:
+        asked = race.finish(session)
+    return [gr.skip()] * n_outputs if asked else values
+
+
+def _listen(component, fn) -> None:
+    """``fn`` on the event by which ``component`` asks for an answer, outside the queue (it only records)."""
+    event = "submit" if isinstance(component, gr.Textbox) else "input" if isinstance(component, gr.Radio) else "click"
+    getattr(component, event)(fn, None, None, queue=False, show_progress="hidden")
+
+
 def connect_links(
     demo: gr.Blocks,
     tabs: gr.Tabs,
@@ -253,16 +312,29 @@ def connect_links(
     for t in targets:
         outputs += t.fields + t.outputs
 
+    race = LoadRace()
+
     def on_load(vm, request: gr.Request):
         view = parse_view(dict(getattr(request, "query_params", None) or {}))
-        return load_updates(view, targets, choices(vm), vm, request, first_example)
+        session = getattr(request, "session_hash", None) or ""
+        return answer_on_load(
+            race, session, lambda: load_updates(view, targets, choices(vm), vm, request, first_example), len(outputs)
+        )
 
+    def on_ask(request: gr.Request):
+        race.asked(getattr(request, "session_hash", None) or "")
+
+    for t in targets:
+        for component in t.asks:
+            _listen(component, on_ask)
     demo.load(wrap(on_load), [visitor_models], outputs, show_progress="minimal")
 
 
 __all__ = [
     "TAB_IDS",
     "LinkTarget",
+    "LoadRace",
+    "answer_on_load",
     "View",
     "connect_links",
     "copy_link",

@@ -715,4 +715,4 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         args = (text, SAMPLE_LABEL, None, choice, folder_, "memory", "hybrid", "minmax", 0.5, 10, vm, "default")
         return list(on_search(*args, False, request, progress=None))
 
-    return LinkTarget("search", query, [(model, folder)], search_outputs, answer, [model.value])
+    return LinkTarget("search", query, [(model, folder)], search_outputs, answer, [model.value], [run, query])
