@@ -113,7 +113,7 @@ def main() -> int:
                         sum(rep.system(label).per_query["recall@1"][q] for q in qids) / len(qids) for label in labels
                     ]
                     line.append(f"{mode} {vals[1]:.3f} | {vals[2]:.3f}")
-                bm = sum(reports["max"].system("bm25").per_query["recall@1"][q] for q in qids) / len(qids)
+                bm = sum(reports["max"].system(labels[0]).per_query["recall@1"][q] for q in qids) / len(qids)
                 print(f"  depth {d} ({len(qids)} q): BM25 {bm:.3f};  " + ";  ".join(line))
     return 0
 
