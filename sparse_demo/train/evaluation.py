@@ -22,7 +22,7 @@ import torch
 from sparse_demo.corpus import Corpus
 from sparse_demo.data.pairs import Pair, corpus_from_pairs
 from sparse_demo.encoder import SpladeEncoder
-from sparse_demo.encoder.splade import StaticSide
+from sparse_demo.encoder.sides import StaticSide
 from sparse_demo.evaluation import EncodingCache, EvalReport, RetrievalMetrics, SystemSpec, evaluate
 from sparse_demo.search import encode_query
 
