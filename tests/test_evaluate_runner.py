@@ -25,6 +25,7 @@ from sparse_demo.evaluation import (
     run_metrics,
     sample_queries,
     table_csv,
+    table_rows,
     to_json,
     to_markdown,
     wins_losses,
@@ -425,6 +426,24 @@ def test_markdown_keeps_the_reference_apart(report):
     assert "| 40.7% | — | — | 0.4555 | 0.4806 |" in reference and REFERENCE_NOTE in reference
     assert "| BM25 (baseline) |" in measured
     assert [r.system for r in CARD_REFERENCE] == ["V26 (model card)", "BM25 (model card)"]
+
+
+def test_a_run_without_significance_claims_none(report, small_corpus, tiny_encoder, cache):
+    """``significance=False`` (the trainer's held-out evaluation, the benchmarks): no p column, no interval and
+    no mark legend in the table, but a line saying nothing was tested; a tested run has all three."""
+    untested = evaluate(
+        make_eval_set(small_corpus),
+        [parse_system(s) for s in SYSTEMS],
+        {MODEL: tiny_encoder},
+        cache=cache,
+        significance=False,
+    )
+    md = to_markdown(untested)
+    assert "not tested" in md and "paired randomization" not in md
+    assert not any(k.startswith(("p (", "Δ")) for row in table_rows(untested) for k in row)
+    tested = to_markdown(report)
+    assert "paired randomization" in tested and "not tested" not in tested
+    assert all(f"p ({report.metric}, Holm)" in row for row in table_rows(report))
 
 
 def test_csv_and_json_outputs(report):

@@ -78,6 +78,11 @@ def _bytes(n: int | None) -> str:
     return str(n)
 
 
+def significance_tested(report: EvalReport) -> bool:
+    """Whether the run tested any system against the baseline (``evaluate(significance=False)`` does not)."""
+    return any(r.significance for r in report.systems if not r.is_baseline)
+
+
 def table_rows(report: EvalReport) -> list[dict[str, Any]]:
     """The measured table, one dict per system, values formatted as in the card (plus costs and p).
 
@@ -89,10 +94,12 @@ def table_rows(report: EvalReport) -> list[dict[str, Any]]:
         for m, title in CARD_COLUMNS:
             row[title] = _marked(r, m)
         row["Recall@100"] = format_value("recall@100", r.means["recall@100"])
-        p = r.p_holm.get(report.metric)
-        row[f"p ({report.metric}, Holm)"] = fmt_p(p)
-        ci = r.interval
-        row[f"Δ{report.metric} 95% CI"] = "—" if ci is None else f"{ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+        if significance_tested(report):
+            p = r.p_holm.get(report.metric)
+            row[f"p ({report.metric}, Holm)"] = fmt_p(p)
+            ci = r.interval
+            interval = "—" if ci is None else f"{ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+            row[f"Δ{report.metric} 95% CI"] = interval
         c = r.cost
         row["q dims"] = f"{c.query_active:.1f}"
         row["d dims"] = f"{c.doc_active:.1f}"
@@ -148,7 +155,9 @@ def to_markdown(report: EvalReport, *, costs: bool = True, reference: bool = Tru
         "bytes; p50 = per-query latency; docs/s = documents prepared per second for the index (Kiwi terms, "
         "plus the model's vectors where a model is listed)."
     )
-    if len(report.systems) > 1:
+    if len(report.systems) > 1 and not significance_tested(report):
+        legend = "Significance against the baseline was not tested in this run. " + legend
+    elif len(report.systems) > 1:
         legend = (
             f"{SIG_MARK}: differs from the baseline ({report.baseline}) with p < {ALPHA} (paired randomization "
             f"test, Holm-corrected across {len(report.systems) - 1} systems). " + legend
