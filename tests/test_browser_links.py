@@ -104,11 +104,10 @@ def test_a_query_asked_while_the_page_answers_on_load_keeps_its_own_answer(brows
 
     with gr.Blocks() as demo:
         visitor_models = gr.State({})
-        with gr.Tabs() as tabs:
-            with gr.Tab("Explore", id="explore"):
-                query = gr.Textbox(elem_id="q")
-                run = gr.Button("Run", elem_id="run")
-                out = gr.Markdown(elem_id="out")
+        with gr.Tabs() as tabs, gr.Tab("Explore", id="explore"):
+            query = gr.Textbox(elem_id="q")
+            run = gr.Button("Run", elem_id="run")
+            out = gr.Markdown(elem_id="out")
         run.click(lambda text: f"answer to {text}", query, out)
         target = LinkTarget("explore", query, [], [out], answer, [], [run, query])
         connect_links(demo, tabs, [target], visitor_models, lambda vm: [], "the first example")
