@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
@@ -234,47 +235,52 @@ def load_updates(
 
 
 class LoadRace:
-    """Pages whose on-load answer is being computed, and whether their visitor asked for an answer meanwhile.
+    """Whether a page's visitor asked for an answer of their own before the page's on-load answer was given.
 
-    The on-load answer (Explore's first example, or a link's view) takes seconds on a cold CPU Space; a visitor
-    who types a query and presses *Analyze* in that time must keep their own answer, not see it replaced by
-    the example's when the load finishes. An entry lives only while its page's load runs (nothing outlives it).
+    The on-load answer (Explore's first example, or a link's view) takes seconds on a cold CPU Space, and on a
+    busy one the load may wait in the queue behind other pages' loads; a visitor who types a query and presses
+    *Analyze* in that time (before the load starts, or while it runs) must keep their own answer, not see it
+    replaced by the example's. A page's mark is taken by its load; a mark that no load takes (the visitor
+    asked after the load) holds only the page's session id and is dropped after ``keep_s`` seconds.
 
     Example:
         >>> race = LoadRace()
-        >>> race.start("s1"); race.asked("s1"); race.asked("s2")  # s2 has no load running: not recorded
-        >>> race.finish("s1"), race.finish("s2"), race.pending
-        (True, False, 0)
+        >>> race.asked("s1")  # s1's visitor asked first (the load had not started, or was running)
+        >>> race.finish("s1"), race.finish("s1"), race.finish("s2")
+        (True, False, False)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_s: float = 600.0, max_marks: int = 10_000) -> None:
+        self.keep_s = keep_s
+        self.max_marks = max_marks
         self._lock = threading.Lock()
-        self._asked: dict[str, bool] = {}
-
-    def start(self, session: str) -> None:
-        with self._lock:
-            self._asked[session] = False
+        self._marks: dict[str, float] = {}  # session -> when its visitor asked (oldest first)
 
     def asked(self, session: str) -> None:
+        now = time.monotonic()
         with self._lock:
-            if session in self._asked:
-                self._asked[session] = True
+            self._marks.pop(session, None)
+            self._marks[session] = now
+            while self._marks:  # drop marks no load took: the oldest first
+                oldest, when = next(iter(self._marks.items()))
+                if now - when <= self.keep_s and len(self._marks) <= self.max_marks:
+                    break
+                del self._marks[oldest]
 
     def finish(self, session: str) -> bool:
-        """Forget ``session``'s load; True when its visitor asked for an answer while it ran."""
+        """The page's load is done: True (and the mark is taken) when its visitor asked for an answer."""
         with self._lock:
-            return self._asked.pop(session, False)
+            return self._marks.pop(session, None) is not None
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._asked)
+            return len(self._marks)
 
 
 def answer_on_load(race: LoadRace, session: str, compute: Callable[[], list], n_outputs: int) -> list:
     """``compute()``'s values, or nothing changed (``gr.skip()`` for every output) when the visitor asked for an
-    answer of their own while it ran."""
-    race.start(session)
+    answer of their own before it was given."""
     try:
         values = compute()
     finally:
