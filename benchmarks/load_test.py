@@ -95,7 +95,7 @@ def endpoints(url: str) -> dict[str, Endpoint]:
 
     out = {}
     for dep in cfg["dependencies"]:
-        if not dep.get("api_name"):
+        if not dep.get("api_name") or dep.get("api_visibility") == "private":  # private: not callable by clients
             continue
         for target, event in dep["targets"]:
             eid = comps.get(target, {}).get("props", {}).get("elem_id") if target is not None else None

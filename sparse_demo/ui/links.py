@@ -291,7 +291,7 @@ def answer_on_load(race: LoadRace, session: str, compute: Callable[[], list], n_
 def _listen(component, fn) -> None:
     """``fn`` on the event by which ``component`` asks for an answer, outside the queue (it only records)."""
     event = "submit" if isinstance(component, gr.Textbox) else "input" if isinstance(component, gr.Radio) else "click"
-    getattr(component, event)(fn, None, None, queue=False, show_progress="hidden")
+    getattr(component, event)(fn, None, None, queue=False, show_progress="hidden", api_visibility="private")
 
 
 def connect_links(
