@@ -220,9 +220,10 @@ class MLMSide:
         items = self._tokenize(texts)
         order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
         done = 0
+        pad_id = self.tokenizer.pad_token_id or 0
         for b0 in range(0, len(order), batch_size):
             idx = order[b0 : b0 + batch_size]
-            values, positions = self._pool_batch(*pad_batch([items[i]["input_ids"] for i in idx], self.tokenizer))
+            values, positions = self._pool_batch(*pad_batch([items[i]["input_ids"] for i in idx], pad_id))
             batch = [
                 (
                     i,

@@ -131,15 +131,15 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> SparseVect
     return _vector(ids[first], weights[first], positions[first])
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id sequences right-padded with the tokenizer's pad id into ``(input_ids, attention_mask)``.
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id sequences right-padded with ``pad_id`` into ``(input_ids, attention_mask)`` (encoding here, and
+    the trainer's batches: :func:`sparse_demo.train.batching.pad`).
 
     Example:
-        >>> ids, mask = pad_batch([[0, 5, 2], [0, 2]], type("T", (), {"pad_token_id": 1})())
+        >>> ids, mask = pad_batch([[0, 5, 2], [0, 2]], 1)
         >>> ids.tolist(), mask.tolist()
         ([[0, 5, 2], [0, 2, 1]], [[1, 1, 1], [1, 1, 0]])
     """
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     width = max(len(seq) for seq in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -207,7 +207,7 @@ def iter_windows(
     parts: dict[int, list] = {}
     for b0 in range(0, len(jobs), batch_size):
         batch = jobs[b0 : b0 + batch_size]
-        weights, positions = pool(*pad_batch([inputs[job][0] for job in batch], tokenizer))
+        weights, positions = pool(*pad_batch([inputs[job][0] for job in batch], tokenizer.pad_token_id or 0))
         for row, (d, j) in enumerate(batch):
             done = parts.setdefault(d, [None] * len(items[d].spans))
             done[j] = _sparse(weights[row], positions[row], inputs.pop((d, j))[1])

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from sparse_demo.data.pairs import Pair
+from sparse_demo.encoder.windowed import pad_batch
 from sparse_demo.index.bm25 import BM25Index
 from sparse_demo.korean import bm25_terms
 
@@ -27,12 +28,7 @@ def pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tup
         >>> ids.tolist(), mask.tolist()
         ([[5, 6, 7], [8, 1, 1]], [[1, 1, 1], [1, 0, 0]])
     """
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
+    ids, mask = pad_batch(seqs, pad_id)
     return ids.to(device), mask.to(device)
 
 
