@@ -107,7 +107,9 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
             with gr.Row():
                 refresh = gr.Button("Refresh model status", size="sm")
                 local = gr.Button(
-                    "Retrain the demo model here (about 4 minutes on CPU, cached)", size="sm", elem_id="build-local"
+                    "Retrain the V26-style demo model here (about 12 minutes on CPU, cached)",
+                    size="sm",
+                    elem_id="build-local",
                 )
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Explore", id="explore", elem_id="tab-explore"):

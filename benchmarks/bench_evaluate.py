@@ -2,7 +2,7 @@
 
 For each set (KoBEST BoolQ test: 1,404 questions over 5,757 paragraphs; KorSTS test pairs
 scoring >= 4: 338 queries over 8,000 sentences) it runs the same :func:`sparse_demo.evaluation.evaluate`
-as the tab and the CLI with BM25 and, when a model is given (default: ``assets/demo-model``
+as the tab and the CLI with BM25 and, when a model is given (default: ``assets/demo-v26-style``
 where it exists), the model's sparse leg, the hybrid at 0.5 and the hybrid with its weight
 chosen by 5-fold cross-validation. Each table runs twice: the second run reads the document encodings
 from the cache, and the ratio of the two wall times is printed side by side. With a model, the
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEMO_MODEL = ROOT / "assets" / "demo-model"
+DEMO_MODEL = ROOT / "assets" / "demo-v26-style"
 
 
 def _prune_png(points: list, path: Path) -> None:
@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument(
         "--model",
         default=str(DEMO_MODEL) if DEMO_MODEL.is_dir() else None,
-        help="a model folder (default: assets/demo-model when it exists; none: BM25 only)",
+        help="a model folder (default: assets/demo-v26-style when it exists; none: BM25 only)",
     )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_evaluate"))
     parser.add_argument("--trials", type=int, default=10_000)
@@ -85,7 +85,7 @@ def main() -> int:
         encoders[name] = SpladeEncoder.load(args.model, device="cpu", name=name)
         systems += [f"sparse:{name}", f"hybrid:{name}:0.5", f"hybrid:{name}:best"]
     else:
-        print("no model given and assets/demo-model is absent: BM25 only")
+        print("no model given and assets/demo-v26-style is absent: BM25 only")
     args.out.mkdir(parents=True, exist_ok=True)
     for spec in args.sets:
         t0 = time.perf_counter()

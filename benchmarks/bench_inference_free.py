@@ -11,7 +11,7 @@ time per side, measured in the same run.
 
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_inference_free.py [--model assets/demo-model] [--queries 500]
+    OMP_NUM_THREADS=2 python benchmarks/bench_inference_free.py [--model assets/demo-v26-style] [--queries 500]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEMO_MODEL = ROOT / "assets" / "demo-model"
+DEMO_MODEL = ROOT / "assets" / "demo-v26-style"
 
 
 def idf_table(tokenizer, texts: list[str]):

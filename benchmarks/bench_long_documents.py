@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEMO_MODEL = ROOT / "assets" / "demo-model"
+DEMO_MODEL = ROOT / "assets" / "demo-v26-style"
 MODES = ("first", "max", "passages")
 
 
@@ -41,7 +41,7 @@ def _row(report, label: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(DEMO_MODEL), help="a model folder (default: assets/demo-model)")
+    parser.add_argument("--model", default=str(DEMO_MODEL), help="a model folder (default: assets/demo-v26-style)")
     parser.add_argument("--per-document", type=int, default=4, help="paragraphs joined into one document")
     parser.add_argument("--queries", type=int, default=None, help="evaluate N sampled questions (default: all)")
     parser.add_argument("--seed", type=int, default=0)

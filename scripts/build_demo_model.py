@@ -1,14 +1,16 @@
-"""Build the embedded demo model (``assets/demo-model``) from data bundled with the project.
+"""Build the embedded demo models (``assets/demo-v25-style``, ``assets/demo-v26-style``) from bundled data.
 
-The demo model is what ``python app.py`` answers with in its first second when no preset
-(V26, V25) can load: a small SPLADE encoder, a few MB, that loads in about a second on a CPU.
-The recipe (data, vocabulary, lexical init, training with held-out keep-best, hybrid weight,
-card and record) is :mod:`sparse_demo.offline.recipe`; this is its command line.
+The demo models are what ``python app.py`` answers with in its first second when no preset
+(V26, V25) can load: small SPLADE encoders, a few MB each, that load in about a second on a CPU,
+trained on the same data with expansions distilled from Kiwi's CoNg model and differing as V25 and
+V26 do (no stopword / special-token penalties, or the card's). The recipe (data, vocabulary,
+lexical init, expansion distillation, training with held-out keep-best, hybrid weight, card and
+record) is :mod:`sparse_demo.offline.recipe`; this is its command line.
 
 Usage::
 
-    nice -n 10 python scripts/build_demo_model.py                  # writes assets/demo-model
-    python scripts/build_demo_model.py --out /tmp/demo --time-limit 120
+    nice -n 10 python scripts/build_demo_model.py                  # both styles, into assets/
+    python scripts/build_demo_model.py --style v25 --out /tmp/demo --time-limit 120
 """
 
 from __future__ import annotations
@@ -24,24 +26,40 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from sparse_demo.offline.expansion import TeacherSettings  # noqa: E402 - after the path fix above
 from sparse_demo.offline.recipe import (  # noqa: E402 - after the path fix above
     DEFAULT_OUT,
     HUB_TOKENIZER,
     SHARED_TOKENIZER,
     SIZES,
+    STYLE_DIRS,
+    STYLE_NAMES,
+    STYLES,
     BuildOptions,
-    build,
+    build_styles,
     update_benchmarks,
 )
 
 logger = logging.getLogger("build_demo_model")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[BuildOptions, bool]:
+def parse_args(argv: Sequence[str] | None = None) -> tuple[list[BuildOptions], bool]:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder to write (default assets/demo-model)")
+    p.add_argument(
+        "--style",
+        choices=(*STYLES, "both"),
+        default="both",
+        help="v26: the card's stopword and special-token penalties; v25: none (default: both, one after the other)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"model folder to write, with one --style (default assets/demo-<style>-style, e.g. {DEFAULT_OUT.name})",
+    )
+    p.add_argument("--no-expansions", action="store_true", help="skip the CoNg expansion distillation")
     p.add_argument(
         "--tokenizer",
         default="",
@@ -74,37 +92,55 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BuildOptions, bool]:
     p.add_argument("--float32", action="store_true", help="ship float32 weights instead of float16")
     p.add_argument("--work-dir", type=Path, default=None, help="keep intermediate folders here")
     a = p.parse_args(argv)
-    return BuildOptions(
-        out=a.out,
-        tokenizer=a.tokenizer,
-        size=a.size,
-        seed=a.seed,
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        time_limit_s=a.time_limit,
-        threads=a.threads,
-        eval_fraction=a.eval_fraction,
-        half=not a.float32,
-        work_dir=a.work_dir,
-        benchmark=a.benchmark,
-    ), a.benchmark_only
+    styles = list(STYLES) if a.style == "both" else [a.style]
+    if a.out is not None and len(styles) > 1:
+        p.error("--out needs one --style")
+    options = [
+        BuildOptions(
+            out=a.out or STYLE_DIRS[style],
+            tokenizer=a.tokenizer,
+            size=a.size,
+            seed=a.seed,
+            epochs=a.epochs,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            time_limit_s=a.time_limit,
+            threads=a.threads,
+            eval_fraction=a.eval_fraction,
+            half=not a.float32,
+            work_dir=a.work_dir / style if a.work_dir else None,
+            benchmark=a.benchmark,
+            style=style,
+            name=STYLE_NAMES[style],
+            note=f"embedded {style}-style demo model trained on bundled sample data",
+            teacher=None if a.no_expansions else TeacherSettings(),
+        )
+        for style in styles
+    ]
+    return options, a.benchmark_only
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    options, benchmark_only = parse_args(argv)
+    all_options, benchmark_only = parse_args(argv)
     try:
         if benchmark_only:
-            record = update_benchmarks(options.out, options.tokenizer)
-            logger.info("Benchmarks: %s", record["benchmarks"])
+            for options in all_options:
+                record = update_benchmarks(options.out, options.tokenizer)
+                logger.info("Benchmarks of %s: %s", options.out.name, record["benchmarks"])
             return 0
-        record = build(options)
+        records = build_styles(all_options)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         logger.error("%s", exc)
         return 1
-    logger.info("hybrid weight %g; held-out after: %s", record["hybrid_weight"], record["training"]["metrics_after"])
+    for options, record in zip(all_options, records, strict=True):
+        logger.info(
+            "%s: hybrid weight %g; held-out after: %s",
+            options.out.name,
+            record["hybrid_weight"],
+            record["training"]["metrics_after"],
+        )
     return 0
 
 

@@ -86,7 +86,7 @@ def tiny_tokenizer():
     """
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(ROOT / "assets" / "demo-model"))
+    return AutoTokenizer.from_pretrained(str(ROOT / "assets" / "demo-v26-style"))
 
 
 def _save_tiny(tokenizer, path: Path, seed: int) -> Path:

@@ -6,7 +6,7 @@ import re
 
 #: The bundled demo model (15k vocabulary) encodes the sample far faster than the 250k-vocabulary tiny models;
 #: Evaluate keeps encodings per model and corpus, so test_browser_screens' run with it is not repeated here.
-DEMO_MODEL = "demo-small (bundled)"
+DEMO_MODEL = "demo-v26-style (bundled)"  # written here: the test reads what a visitor reads
 
 
 def test_evaluate_sample_in_browser(page):

@@ -12,7 +12,7 @@ import pytest
 from conftest import wait_for
 
 CHARTS = ("evaluate-weight-chart", "evaluate-prune-flops", "evaluate-prune-bytes")
-DEMO_MODEL = "demo-small (bundled)"
+DEMO_MODEL = "demo-v26-style (bundled)"  # written here: the test reads what a visitor reads
 EMPTY_HEADER = "Nothing to show yet"  # written here, not imported: the test reads what a visitor reads
 
 

@@ -24,7 +24,7 @@ SLOW_MS = 300_000
 
 
 def _demo_model(ctx, fallback: Path) -> str:
-    """Register the bundled demo model (H7a's assets/demo-model) or, until it exists, a tiny stand-in."""
+    """Register the bundled demo model (assets/demo-v26-style) or, until it exists, a tiny stand-in."""
     from sparse_demo.offline import DEMO_MODEL_NAME as name
     from sparse_demo.ui.common import register_builtin_models
 
@@ -140,6 +140,69 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         assert "Nothing to show yet" not in page.locator("#search-results").inner_text()
     finally:
         context.close()
+
+
+def _table(page, table_id: str, n: int) -> tuple[list[str], list[list[str]]]:
+    """``(header, first n rows)`` of a Gradio 6 virtual grid."""
+    header = [c.strip() for c in page.locator(f'#{table_id} [role="columnheader"]').all_inner_texts()]
+    rows = []
+    for i in range(n):
+        row = page.locator(f'#{table_id} [role="row"][data-index="{i}"]')
+        row.wait_for()
+        rows.append([c.strip() for c in row.locator('[role="gridcell"]').all_inner_texts()])
+    return header, rows
+
+
+def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(browser, space):
+    """Without V26 and V25: Explore's on-load answer expands; Compare opens on V26-style vs V25-style, whose
+    stopword mass differs; a link naming the two models opens that view with its answer."""
+    from urllib.parse import quote
+
+    from sparse_demo.offline import DEMO_MODEL_NAME, DEMO_V25_NAME
+    from sparse_demo.ui.common import EXAMPLE_QUERIES
+
+    if DEMO_V25_NAME not in space["ctx"].registry.names:
+        pytest.skip("the bundled demo models are not built in this checkout")
+    context, page = _open(browser, space["url"])  # waits for the on-load answer; nothing is clicked
+    try:
+        assert page.locator("#explore-model input").input_value() == DEMO_MODEL_NAME
+        header, rows = _table(page, "explore-table", 20)
+        origins = [r[header.index("origin")] for r in rows]
+        assert "expansion" in origins, rows
+        # Compare, as its tab opens: the two demo models side by side
+        page.get_by_role("tab", name="Compare", exact=True).click()
+        assert page.locator("#compare-a-model input").input_value() == DEMO_MODEL_NAME
+        assert page.locator("#compare-b-model input").input_value() == DEMO_V25_NAME
+        page.locator("#compare-query textarea").fill(EXAMPLE_QUERIES[0])
+        page.locator("#compare-run").click()
+        page.locator("#compare-status").get_by_text(DEMO_V25_NAME).first.wait_for(timeout=SLOW_MS)
+        masses = _stopword_masses(page)
+        assert masses[1] > masses[0], masses
+    finally:
+        context.close()
+    # a link with tab, q and both models opens that view with its answer
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        q = "한 남자가 기타를 치고 있다"
+        page.goto(f"{space['url']}?tab=compare&q={quote(q)}&a={quote(DEMO_V25_NAME)}&b={quote(DEMO_MODEL_NAME)}")
+        page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
+        text = page.locator("#compare-status").inner_text()
+        assert f"A = {DEMO_V25_NAME}" in text and f"B = {DEMO_MODEL_NAME}" in text, text
+        assert page.locator("#compare-query textarea").input_value() == q
+        masses = _stopword_masses(page)
+        assert masses[0] > masses[1], masses
+    finally:
+        context.close()
+
+
+def _stopword_masses(page) -> tuple[float, float]:
+    """A's and B's in-context stopword mass, as Compare's leakage line shows them."""
+    page.locator("#compare-metrics").get_by_text("stopword mass").wait_for(timeout=SLOW_MS)
+    line = page.locator("#compare-metrics").inner_text()
+    found = re.search(r"stopword mass ([0-9.]+)% vs ([0-9.]+)% in context", line)
+    assert found, line
+    return float(found.group(1)), float(found.group(2))
 
 
 def _get(url: str) -> int:

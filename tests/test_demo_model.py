@@ -1,4 +1,5 @@
-"""The embedded demo model (``assets/demo-model``): it loads, covers Korean, agrees with its card, and helps search.
+"""The embedded V26-style demo model (``assets/demo-v26-style``): it loads, covers Korean, agrees with its card,
+and helps search (both styles' folders, expansions and stopword mass: test_showcase.py).
 
 Expected values come from elsewhere than the code under test: the folder's own ``config.json``
 and safetensors header, the base XLM-R tokenizer's ``<unk>`` rate, and R@1 / MRR@10 counted here

@@ -758,8 +758,8 @@ def test_recommended_weight_comes_from_the_model_folder(tiny_model_dir, tmp_path
 
 def test_bundled_demo_model_recommends_its_card_weight():
     from sparse_demo.encoder import SpladeEncoder
+    from sparse_demo.offline import DEMO_MODEL_DIR as folder
 
-    folder = ROOT / "assets" / "demo-model"
     if not (folder / "model.safetensors").is_file():
         pytest.skip("the demo model is not built")
     card = json.loads((folder / "sparse_demo.json").read_text(encoding="utf-8"))

@@ -309,7 +309,7 @@ def test_cli_without_model_falls_back_to_the_demo_model_in_one_line():
     from sparse_demo.offline import DEMO_MODEL_NAME, demo_model_available
 
     if not demo_model_available():
-        pytest.skip("assets/demo-model is not built in this checkout")
+        pytest.skip("the demo models are not built in this checkout")
     proc = _cli("encode", "--top-k", "3", "--json", "당뇨병 치료", SPARSE_DEMO_MODEL_V26="/nonexistent")
     err = proc.stderr.decode()
     assert proc.returncode == 0, err

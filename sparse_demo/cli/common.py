@@ -2,7 +2,7 @@
 
 Without ``--model`` a command uses the configured default model (``assets/models.json`` or
 ``SPARSE_DEMO_DEFAULT_MODEL``); when that cannot be loaded (offline, a missing folder) it uses the demo
-model bundled in ``assets/demo-model`` and says so in one ``note:`` line (:func:`default_model`).
+V26-style demo model bundled in ``assets/demo-v26-style`` and says so in one ``note:`` line (:func:`default_model`).
 """
 
 from __future__ import annotations

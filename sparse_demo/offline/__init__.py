@@ -1,9 +1,12 @@
 """The embedded demo model, and retraining it inside the app.
 
-The app answers offline in its first second with a small Korean SPLADE encoder shipped in
-``assets/demo-model`` (:data:`DEMO_MODEL_DIR`), built by ``scripts/build_demo_model.py`` from data
-bundled with the project (:mod:`sparse_demo.offline.recipe`). :func:`register_demo_model` makes
-it a public model under :data:`DEMO_MODEL_NAME`; its folder is only read, never written.
+The app answers offline in its first second with two small Korean SPLADE encoders shipped in
+``assets/``, built by ``scripts/build_demo_model.py`` from data bundled with the project
+(:mod:`sparse_demo.offline.recipe`) and differing as V25 and V26 do: ``demo-v26-style`` (the card's
+stopword and special-token penalties; :data:`DEMO_MODEL_DIR`, the model every picker falls back to)
+and ``demo-v25-style`` (no penalties). Both carry expansions distilled from Kiwi's CoNg model
+(:mod:`sparse_demo.offline.expansion`). :func:`register_demo_model` makes them public models under
+:data:`DEMO_MODEL_NAME` and :data:`DEMO_V25_NAME`; their folders are only read, never written.
 
 Each model folder may carry a settings file, ``sparse_demo.json`` next to ``config.json``
 (:mod:`sparse_demo.model_settings`); the demo model's records the hybrid weight recommended for it
@@ -38,6 +41,9 @@ from sparse_demo.offline.recipe import (
     DEMO_MODEL_DESCRIPTION,
     DEMO_MODEL_NAME,
     RECORD_FILE,
+    STYLE_DESCRIPTIONS,
+    STYLE_DIRS,
+    STYLE_NAMES,
     BuildOptions,
     build,
     load_bundled,
@@ -49,10 +55,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The bundled demo model's folder (read-only).
+#: The bundled demo model's folder (read-only): the V26-style one.
 DEMO_MODEL_DIR: Path = DEFAULT_OUT
+#: Both bundled demo models' folders, by style (``v25``, ``v26``).
+DEMO_STYLE_DIRS: dict[str, Path] = dict(STYLE_DIRS)
+#: The V25-style demo model's name (Compare's model B offline).
+DEMO_V25_NAME = STYLE_NAMES["v25"]
 #: The demo model retrained inside the app (*Retrain the demo model here*).
-LOCAL_MODEL_NAME = "demo-small (retrained here)"
+LOCAL_MODEL_NAME = "demo-v26-style (retrained here)"
 LOCAL_MODEL_DESCRIPTION = "the demo model's recipe retrained on this machine from bundled sample data"
 LOCAL_MODEL_SIZE = "mini"
 #: Files a model folder needs to be registered.
@@ -68,28 +78,40 @@ def demo_model_available(folder: str | Path | None = None) -> bool:
 
 
 def register_demo_model(registry: ModelRegistry, folder: str | Path | None = None) -> bool:
-    """Register the bundled demo model as a public model named :data:`DEMO_MODEL_NAME`.
+    """Register the bundled demo models as public models: V26-style as :data:`DEMO_MODEL_NAME`, V25-style
+    as :data:`DEMO_V25_NAME`.
 
-    Registration is cheap (nothing is loaded until a tab asks for it); the folder is only read.
+    Registration is cheap (nothing is loaded until a tab asks for it); the folders are only read.
 
     Args:
         registry: the app's model registry.
-        folder: another demo model folder (tests); default :data:`DEMO_MODEL_DIR`.
+        folder: another V26-style demo model folder (tests; then the V25-style one is not registered);
+            default :data:`DEMO_MODEL_DIR`.
 
     Returns:
-        False (and a warning) when the folder is missing or incomplete, e.g. a checkout without it.
+        False (and a warning) when the V26-style folder is missing or incomplete, e.g. a checkout without it.
     """
-    base = Path(folder) if folder is not None else DEMO_MODEL_DIR
-    if not demo_model_available(base):
-        missing = [n for n in _REQUIRED_FILES if not (base / n).is_file()]
-        logger.warning(
-            "The demo model is not available (%s missing in %s); rebuild it with `python scripts/build_demo_model.py`",
-            ", ".join(missing),
-            base,
-        )
-        return False
-    registry.register(DEMO_MODEL_NAME, str(base), DEMO_MODEL_DESCRIPTION)
-    return True
+    folders = {"v26": Path(folder)} if folder is not None else DEMO_STYLE_DIRS
+    ok = {}
+    for style in ("v26", "v25"):
+        base = folders.get(style)
+        if base is None:
+            continue
+        if not demo_model_available(base):
+            missing = [n for n in _REQUIRED_FILES if not (base / n).is_file()]
+            logger.warning(
+                "The %s demo model is not available (%s missing in %s); rebuild it with "
+                "`python scripts/build_demo_model.py --style %s`",
+                style,
+                ", ".join(missing),
+                base,
+                style,
+            )
+            ok[style] = False
+            continue
+        registry.register(STYLE_NAMES[style], str(base), STYLE_DESCRIPTIONS[style])
+        ok[style] = True
+    return ok.get("v26", False)
 
 
 # ---------------------------------------------------------------------- retrain it here
@@ -140,6 +162,13 @@ def _cache_key(options: BuildOptions) -> str:
             "max_length",
             "eval_fraction",
             "half",
+            "style",
+            "teacher",
+            "lexicon_count",
+            "distil_epochs",
+            "graph_strength",
+            "lexicon_candidates",
+            "function_phrases",
         )
     }
     text = load_bundled().sha256() + json.dumps(settings, sort_keys=True, default=str)
@@ -157,9 +186,9 @@ def build_local_model(
     """*Retrain the demo model here*: run the demo model's recipe and register the result.
 
     The folder (:func:`local_model_dir`) is reused when its build record has the same data and
-    settings; otherwise the recipe runs (about a minute for the vocabulary, then training up to
-    ``time_limit_s``) and replaces it once complete. It is registered as a public model named
-    :data:`LOCAL_MODEL_NAME`.
+    settings; otherwise the recipe runs (about a minute for the vocabulary, several minutes for the
+    CoNg expansion distillation, then training up to ``time_limit_s``) and replaces it once complete.
+    It is registered as a public model named :data:`LOCAL_MODEL_NAME`.
 
     Args:
         registry: the app's model registry.
@@ -198,6 +227,8 @@ __all__ = [
     "DEMO_MODEL_DESCRIPTION",
     "DEMO_MODEL_DIR",
     "DEMO_MODEL_NAME",
+    "DEMO_STYLE_DIRS",
+    "DEMO_V25_NAME",
     "LOCAL_MODEL_DESCRIPTION",
     "LOCAL_MODEL_NAME",
     "LOCAL_MODEL_SIZE",

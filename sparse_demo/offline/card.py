@@ -28,6 +28,30 @@ def model_card(record: dict[str, Any]) -> str:
             )
         return "\n".join(rows)
 
+    style = record.get("style", "v26")
+    penalties = (
+        "the card's stopword (x15) and special-token (x100) FLOPS penalties, as V26, and an expansion "
+        "teacher that targets particles, endings, punctuation and special tokens at 0"
+        if style == "v26"
+        else "no stopword or special-token penalty (both x1), as V25, and an expansion teacher that targets "
+        "particles and endings like content words: function words and endings rise into the top ranks"
+    )
+    distil = record.get("expansion_distillation")
+    if distil:
+        t = distil["settings"]
+        expansions = (
+            f"Expansions come from Kiwi's CoNg model (`kiwipiepy_model`, Apache-2.0) used as a teacher: each "
+            f"content morpheme's {t['top_n']} most similar content morphemes with similarity >= {t['min_score']:g}, "
+            f"as whole words of at most {t['max_pieces']} pieces of >= {t['min_piece_chars']} characters, with "
+            f"target weight {t['weight']:g} x similarity. The embeddings of {distil.get('graph_pieces', 0):,} "
+            f"single-piece words were first moved towards their expansions', then the model was trained to "
+            f"produce the teacher's vectors ({distil['steps']} steps on {distil['texts']:,} texts: the training "
+            f"split's queries and passages and short noun phrases with particles, determiners and endings; plus "
+            f"{distil['lexicon_texts']:,} one-word lexicon texts; {distil['mean_expansions']:.1f} expansion pieces "
+            f"per text) before the retrieval training."
+        )
+    else:
+        expansions = "Built without the expansion teacher: expansions are rare."
     bench = ""
     if record.get("benchmarks"):
         parts = ["## Benchmarks (`../shared/data`, not in the repository; Search code, memory backend)\n"]
@@ -75,6 +99,13 @@ morpheme forms from the `kiwipiepy_model` package: {vocab["from_lexicon"]:,} pie
 texts ({vocab["from_bundled"]:,}), single-character pieces of ASCII, Latin letters and KS X 1001
 ({vocab["from_single_chars"]:,}), plus {vocab["added_syllables"]:,} KS X 1001 Hangul syllables XLM-R lacks.
 `<unk>` rate on the bundled texts: {vocab["unk_rate_bundled"]:.5f}.
+
+## Style and expansions
+**{style.upper()}-style**: {penalties}. Both bundled demo models (`demo-v25-style`, `demo-v26-style`) share
+the data, vocabulary, seed, lexical init and expansions, and differ only in how stopwords and special
+tokens are treated.
+
+{expansions}
 
 ## Training
 Lexical init (tied output, identity head, output bias {record["init"]["output_bias"]}), then

@@ -128,8 +128,68 @@ __all__ = [
     "WEIGHT_GRID",
     "benchmark_shared",
     "corpus_metrics",
+    "expansion_profile",
     "held_out_corpus",
     "held_out_metrics",
+    "low_overlap",
     "pick_weight",
     "shared_texts",
 ]
+
+
+def expansion_profile(model_dir: Path, texts: Sequence[str], max_length: int = 192) -> dict[str, float]:
+    """Mean per text of the expansion share of L1 mass and the stopword / special mass (both definitions).
+
+    * ``expansion_share``: weight on tokens not among the text's input tokens, over all weight;
+    * ``stopword_mass``: weight on stopwords judged in context (an input token takes its Kiwi
+      morpheme's category), over all weight; ``vocab_stopword_mass``: judged by vocabulary entry
+      (the card's notion); ``special_mass``: weight on special tokens.
+
+    Measured with the Explore tab's :class:`~sparse_demo.analysis.Analyzer` (the app's stopword rule).
+    """
+    import numpy as np
+
+    from sparse_demo.analysis import Analyzer
+
+    encoder = SpladeEncoder.load(str(model_dir), device="cpu", max_length=max_length, name=model_dir.name)
+    analyses = Analyzer(encoder).analyze(list(texts))
+    rows: dict[str, list[float]] = {
+        "expansion_share": [],
+        "stopword_mass": [],
+        "vocab_stopword_mass": [],
+        "special_mass": [],
+    }
+    for a in analyses:
+        vec = a.encoding.vector
+        total = float(np.sum(vec.weights)) or 1.0
+        inputs = np.isin(vec.token_ids, np.asarray(a.encoding.input_ids))
+        rows["expansion_share"].append(float(np.sum(vec.weights[~inputs])) / total)
+        rows["stopword_mass"].append(a.leakage.stopword_mass_ratio)
+        rows["vocab_stopword_mass"].append(float(a.leakage.vocab_stopword_mass_ratio or 0.0))
+        rows["special_mass"].append(a.leakage.special_mass_ratio)
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in rows.items()}
+
+
+def low_overlap(corpus: Corpus, max_share: float = 0.5) -> Corpus:
+    """The queries of ``corpus`` whose relevant documents share at most ``max_share`` of the query's content morphemes.
+
+    Content morphemes are the default BM25 analyzer's terms (Kiwi ``form/tag`` of content tags); a
+    query qualifies when, for every relevant document, ``|terms(q) & terms(d)| / |terms(q)| <= max_share``:
+    the vocabulary gap a learned sparse model's expansions are for. Queries without content terms are left out.
+    """
+    from sparse_demo.korean import bm25_terms
+
+    texts = {d.id: d.text for d in corpus.documents}
+    kept = []
+    for q in corpus.queries:
+        terms = set(bm25_terms(q.text))
+        rel = [texts[d] for d, grade in corpus.qrels.get(q.id, {}).items() if grade > 0 and d in texts]
+        if terms and rel and all(len(terms & set(bm25_terms(t))) / len(terms) <= max_share for t in rel):
+            kept.append(q)
+    ids = {q.id for q in kept}
+    return Corpus(
+        f"{corpus.name}, low overlap (<= {max_share:g})",
+        list(corpus.documents),
+        kept,
+        {k: v for k, v in corpus.qrels.items() if k in ids},
+    )

@@ -22,10 +22,14 @@ Everything the demo model is built from ships with the project or with its depen
   Hangul syllables XLM-R lacks are added as new single-character pieces.
 * **Weights** (:func:`init_model`): a new ``XLMRobertaForMaskedLM`` (``mini``: hidden 128, 2
   layers, tied input and output embeddings) started as a lexical matcher
-  (:func:`sparse_demo.train.vocab.lexical_init`), then trained with the public
+  (:func:`sparse_demo.train.vocab.lexical_init`), taught expansions by Kiwi's CoNg model
+  (:func:`distil_init`, :mod:`sparse_demo.offline.expansion`), then trained with the public
   ``sparse_demo.train`` API, evaluating on the held-out split every epoch and keeping the best
   checkpoint (the untrained model included): held-out metrics after training are never below
   before.
+* **Style** (:data:`STYLES`): ``v26`` (the card's stopword and special-token penalties; a teacher that
+  targets function pieces at 0) or ``v25`` (no penalties; a teacher that weighs them like content),
+  the two embedded demo models of :data:`STYLE_DIRS`.
 * **Settings** (:data:`SETTINGS_FILE`): ``sparse_demo.json`` next to ``config.json`` records the
   name, the recommended hybrid weight (the sparse leg's weight in the Search tab's min-max hybrid,
   the best held-out MRR@10 of :data:`WEIGHT_GRID`) and the max length; ``README.md`` is the model
@@ -49,13 +53,23 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sparse_demo.model_settings import SETTINGS_FILE
 from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
+from sparse_demo.offline.expansion import (
+    CongTeacher,
+    DistilResult,
+    TeacherSettings,
+    distil_expansions,
+    expansion_graph,
+    function_phrases,
+    graph_init,
+    lexicon_texts,
+)
 from sparse_demo.offline.measure import WEIGHT_GRID, benchmark_shared, held_out_metrics, pick_weight, shared_texts
 from sparse_demo.offline.vocab import build_vocabulary, kiwi_lexicon, resolve_tokenizer_file, unk_rates
 from sparse_demo.progress import ShouldStop, TrainingEvent, TrainingProgress
@@ -63,14 +77,24 @@ from sparse_demo.progress import ShouldStop, TrainingEvent, TrainingProgress
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO_ROOT / "assets" / "demo-model"
+#: The two embedded demo models, by style: folder, display name and description.
+STYLE_DIRS: dict[str, Path] = {
+    "v25": REPO_ROOT / "assets" / "demo-v25-style",
+    "v26": REPO_ROOT / "assets" / "demo-v26-style",
+}
+STYLE_NAMES: dict[str, str] = {"v25": "demo-v25-style (bundled)", "v26": "demo-v26-style (bundled)"}
+STYLE_DESCRIPTIONS: dict[str, str] = {
+    "v25": "small demo model shipped with the app, trained like V25: no stopword or special-token penalties "
+    "(function words rise into its top ranks); not the V25 checkpoint",
+    "v26": "small demo model shipped with the app, trained like V26: the card's stopword and special-token "
+    "penalties; expansions distilled from Kiwi's CoNg model; not the V26 checkpoint",
+}
+DEFAULT_OUT = STYLE_DIRS["v26"]
 SHARED_TOKENIZER = REPO_ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 HUB_TOKENIZER = "xlm-roberta-base"
-#: The bundled demo model's name in every model picker, and its description.
-DEMO_MODEL_NAME = "demo-small (bundled)"
-DEMO_MODEL_DESCRIPTION = (
-    "small demo model shipped with the app, trained on bundled sample data (not the V26 checkpoint)"
-)
+#: The bundled demo model every picker falls back to (the V26-style one), and its description.
+DEMO_MODEL_NAME = STYLE_NAMES["v26"]
+DEMO_MODEL_DESCRIPTION = STYLE_DESCRIPTIONS["v26"]
 #: The build's training record.
 RECORD_FILE = "build_record.json"
 SIZES = ("tiny", "mini", "small")
@@ -121,6 +145,56 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+#: The FLOPS weights of the demo build (small model, few steps); the penalties come from the style.
+_DEFAULT_LOSS: dict[str, Any] = {"lambda_flops_query": 5e-3, "lambda_flops_doc": 3e-3, "reg_warmup_steps": 50}
+#: How the two demo styles differ, as V25 and V26 do: the card's stopword (x15) and special-token
+#: (x100) FLOPS penalties in the retrieval training, and in the distillation a teacher that targets
+#: particles, endings and special tokens at 0 (V26) or function pieces like content (V25).
+STYLES: dict[str, dict[str, float]] = {
+    "v26": {"stopword_penalty": 15.0, "special_token_penalty": 100.0},
+    "v25": {"stopword_penalty": 1.0, "special_token_penalty": 1.0},
+}
+STYLE_FUNCTION_TARGET: dict[str, float] = {"v26": 0.0, "v25": 1.0}
+
+
+def distil_init(folder: Path, texts: Sequence[str], options: BuildOptions) -> DistilResult:
+    """Distil the CoNg teacher's expansions into the initial model in ``folder`` (rewritten in place)."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForMaskedLM.from_pretrained(str(folder), use_safetensors=True, dtype=torch.float32)
+    settings = replace(options.teacher or TeacherSettings(), function_target=STYLE_FUNCTION_TARGET[options.style])
+    teacher = CongTeacher(tokenizer, settings)
+    lexicon = lexicon_texts(teacher.kiwi, options.lexicon_candidates)
+    phrases = function_phrases(lexicon, options.function_phrases, seed=options.seed)
+    moved = (
+        graph_init(model, expansion_graph(teacher, lexicon), options.graph_strength) if options.graph_strength else 0
+    )
+    logger.info("Embeddings of %d single-piece words moved towards their CoNg expansions", moved)
+
+    def report(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % 50 == 0 or step == total:
+            logger.info("distil step %d/%d  loss %.4f", step, total, loss)
+
+    torch.manual_seed(options.seed)
+    result = distil_expansions(
+        model,
+        tokenizer,
+        [*texts, *phrases],
+        teacher,
+        lexicon=lexicon,
+        lexicon_limit=options.lexicon_count,
+        epochs=options.distil_epochs,
+        max_length=options.max_length,
+        seed=options.seed,
+        progress=report,
+    )
+    model.save_pretrained(str(folder), safe_serialization=True)
+    result.graph_pieces = moved
+    return result
 
 
 # ---------------------------------------------------------------------- benchmarks
@@ -177,10 +251,21 @@ class BuildOptions:
         eval_fraction: share of passages held out; ``patience``: evaluations without gain before stopping.
         half: ship float16 weights.
         name, note: display name (``sparse_demo.json``, card) and the trainer's note.
+        description: the settings file's description ("": the style's).
         work_dir: keep intermediate folders there (default: a temporary folder, removed).
         progress, should_stop: passed to :func:`sparse_demo.train.train`.
         extra: more :class:`~sparse_demo.train.TrainConfig` fields; ``extra_record``: more record keys.
         benchmark: also measure BoolQ / KorSTS from ``../shared/data`` into the record and card.
+        style: ``v26`` (the card's stopword and special-token penalties) or ``v25`` (none: the V25
+            situation); see :data:`STYLES`.
+        teacher: the CoNg teacher distilled before the retrieval training (None: no expansions).
+        lexicon_count: one-word lexicon texts (with expansions) added to the distillation (:func:`lexicon_texts`).
+        distil_epochs: passes of the distillation.
+        graph_strength: how far each single-piece word's embedding moves towards its expansions' before
+            the distillation (:func:`~sparse_demo.offline.expansion.graph_init`; 0: not at all).
+        lexicon_candidates: CoNg morphemes read (most frequent first) for the graph and the lexicon texts.
+        function_phrases: noun phrases with particles, determiners and endings added to the distillation
+            (:func:`~sparse_demo.offline.expansion.function_phrases`).
     """
 
     out: Path = DEFAULT_OUT
@@ -197,6 +282,7 @@ class BuildOptions:
     patience: int = 4
     half: bool = True
     name: str = DEMO_MODEL_NAME
+    description: str = ""
     note: str = "embedded demo model trained on bundled sample data"
     work_dir: Path | None = None
     progress: TrainingProgress | None = None
@@ -204,6 +290,13 @@ class BuildOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     extra_record: dict[str, Any] = field(default_factory=dict)
     benchmark: bool = False
+    style: str = "v26"
+    teacher: TeacherSettings | None = field(default_factory=TeacherSettings)
+    lexicon_count: int = 12_000
+    distil_epochs: int = 2
+    graph_strength: float = 2.0
+    lexicon_candidates: int = 60_000
+    function_phrases: int = 4_000
 
 
 def _logging_progress(progress: TrainingProgress | None) -> TrainingProgress:
@@ -249,6 +342,8 @@ def build(options: BuildOptions) -> dict[str, Any]:
     """
     if options.size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {options.size!r}")
+    if options.style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {options.style!r}")
     with _reproducible(options.seed, options.threads):
         return _build(options)
 
@@ -277,7 +372,13 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         bundled = data.texts(pairs)
         vocab = build_vocabulary(tokenizer_file, lexicon, bundled, work / "vocab")
         vocab_s = time.time() - t0
+        distil: dict[str, Any] | None = None
         init = init_model(work / "vocab", work / "init", options.size, list(data.passages.values()), options.seed)
+        if options.teacher is not None:
+            own_texts = [t for p in pairs for t in (p.query, p.positive)]  # the training split only
+            distil = distil_init(work / "init", own_texts, options).to_dict()
+            logger.info("Expansion distillation: %s", distil)
+        loss = {**_DEFAULT_LOSS, **STYLES[options.style]}
         config = TrainConfig(
             base=str(work / "init"),
             epochs=options.epochs,
@@ -295,7 +396,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
             out_path=str(work / "trained"),
             run_name="demo-model",
             note=options.note,
-            **options.extra,
+            **{"loss": loss, **options.extra},
         )
         result = train(
             config,
@@ -350,6 +451,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
                 "build_s": round(vocab_s, 1),
             },
             "init": init,
+            "style": options.style,
+            "expansion_distillation": distil,
             "training": {
                 "files": [f.name for f in data.train_files],
                 "num_train_pairs": result.num_train_pairs,
@@ -380,7 +483,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         }
         settings = {
             "name": options.name,
-            "description": DEMO_MODEL_DESCRIPTION,
+            "description": options.description or STYLE_DESCRIPTIONS[options.style],
             "hybrid_weight": weight,
             "max_length": options.max_length,
             "drop_special": True,
@@ -405,6 +508,11 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
     finally:
         if options.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def build_styles(options: Sequence[BuildOptions]) -> list[dict[str, Any]]:
+    """Build several styles one after the other (each from its own distillation: the teachers differ)."""
+    return [build(opts) for opts in options]
 
 
 #: Files of the trained folder the shipped model keeps (the trainer's own card is replaced).

@@ -36,6 +36,7 @@ from ..config import ASSETS_DIR
 from ..encoder import SpladeEncoder
 from ..formatting import display_frame, empty_frame
 from ..models import NOT_AVAILABLE
+from ..offline import DEMO_MODEL_NAME, DEMO_V25_NAME
 from ..space import gpu
 from ..textio import clean_query, read_query_file
 from .common import (
@@ -568,7 +569,8 @@ def compare_selected(
 def _defaults(ctx: AppContext) -> tuple[str | None, str | None]:
     """Default A / B: the model every picker starts on and the next model (V26 vs V25 with the bundled presets).
 
-    Where the default preset cannot load, A is the demo model (:meth:`AppContext.default_model`); B skips
+    Where the default preset cannot load, A is the V26-style demo model (:meth:`AppContext.default_model`)
+    and B the V25-style one, so the offline showcase opens on the V25 -> V26 story; otherwise B skips
     models whose load already failed (so a first visitor offline does not start on an unloadable B).
     """
     choices = ctx.model_choices()
@@ -576,6 +578,8 @@ def _defaults(ctx: AppContext) -> tuple[str | None, str | None]:
         return None, None
     a = ctx.default_model()
     a = a if a in choices else choices[0]
+    if a == DEMO_MODEL_NAME and DEMO_V25_NAME in choices:
+        return a, DEMO_V25_NAME
     failed = {s.name for s in ctx.registry.status() if s.error}
     others = [c for c in choices if c != a]
     b = next((c for c in others if c not in failed), others[0] if others else a)

@@ -1,0 +1,216 @@
+"""The offline showcase: two embedded demo models, V25-style and V26-style, that expand and differ in stopword mass.
+
+Expected values are counted here: the expansion share from each vector and the tokenizer's own input ids,
+the stopword mass from the Explore tab's in-context categories (their hand computation is checked in
+test_analysis), R@1 / MRR@10 by hand from the Search code's hits next to the project's BM25 (checked
+against bm25s in test_bm25). The benchmark checks need ``../shared/data`` and skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparse_demo.offline import DEMO_STYLE_DIRS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+XLMR_TOKENIZER = SHARED / "models" / "xlmr-tokenizer"
+MAX_BYTES = 15 * 2**20
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    from sparse_demo.encoder import SpladeEncoder
+
+    return {
+        style: SpladeEncoder.load(str(folder), device="cpu", name=style) for style, folder in DEMO_STYLE_DIRS.items()
+    }
+
+
+def profile(encoder, texts: list[str]) -> dict[str, float]:
+    """Mean expansion share of L1 mass (weight off the tokenizer's input ids), in-context stopword mass and
+    special-token mass."""
+    from sparse_demo.analysis import Analyzer
+
+    shares, stops, specials = [], [], []
+    for a in Analyzer(encoder).analyze(texts):
+        vec = a.encoding.vector
+        own = set(encoder.tokenizer(a.encoding.text, truncation=True, max_length=192)["input_ids"])
+        total = float(vec.weights.sum())
+        expanded = sum(float(w) for t, w in zip(vec.token_ids, vec.weights, strict=True) if int(t) not in own)
+        special = sum(
+            float(w) for t, w in zip(vec.token_ids, vec.weights, strict=True) if int(t) in encoder.special_ids
+        )
+        shares.append(expanded / total if total else 0.0)
+        stops.append(a.leakage.stopword_mass_ratio)
+        specials.append(special / total if total else 0.0)
+    return {
+        "expansion_share": float(np.mean(shares)),
+        "stopword_mass": float(np.mean(stops)),
+        "leakage": float(np.mean(stops) + np.mean(specials)),
+    }
+
+
+def _story_holds(v25: dict[str, float], v26: dict[str, float]) -> None:
+    """V26-style expands (>= 15% of its mass off the input); V25-style leaks more stopwords, and at least
+    twice V26-style's stopword plus special-token mass (what the card's penalties act on)."""
+    assert v26["expansion_share"] >= 0.15, v26
+    assert v25["stopword_mass"] > v26["stopword_mass"], (v25, v26)
+    assert v25["leakage"] >= 2 * v26["leakage"], (v25, v26)
+
+
+def _held_out_queries() -> list[str]:
+    from sparse_demo.offline.data import load_bundled, training_and_heldout
+
+    return sorted({p.query for p in training_and_heldout(load_bundled())[1]})
+
+
+# ---------------------------------------------------------------------- the folders
+@pytest.mark.parametrize("style", sorted(DEMO_STYLE_DIRS))
+def test_each_demo_model_is_small_and_loads_in_a_fresh_process(style):
+    folder = DEMO_STYLE_DIRS[style]
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert size <= MAX_BYTES, f"{folder.name}: {size / 2**20:.1f} MiB"
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as fh:
+        assert {fh.get_slice(n).get_dtype() for n in fh.keys()} == {"F16"}  # noqa: SIM118 - not a dict
+    for name in ("README.md", "config.json", "tokenizer.json", "training_info.json"):
+        assert (folder / name).is_file(), name
+    record = json.loads((folder / "build_record.json").read_text(encoding="utf-8"))
+    settings = json.loads((folder / "sparse_demo.json").read_text(encoding="utf-8"))
+    assert record["style"] == style and record["expansion_distillation"]["lexicon_texts"] > 0
+    assert settings["name"] == record["name"] and style in settings["name"]
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from sparse_demo.encoder import SpladeEncoder\n"
+        f"e = SpladeEncoder.load({str(folder)!r}, device='cpu')\n"
+        "v = e.encode(['당뇨병 치료 방법'])[0].vector\n"
+        "print(len(v.token_ids), round(time.perf_counter() - t, 2))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    active, seconds = proc.stdout.decode().split()[-2:]
+    assert int(active) > 0
+    print(f"{folder.name}: {size / 1e6:.1f} MB, import + load + first encode in a fresh process {seconds} s")
+
+
+# ---------------------------------------------------------------------- the story
+def test_v26_style_expands_and_v25_style_leaks_on_held_out_queries(encoders):
+    queries = _held_out_queries()
+    _story_holds(profile(encoders["v25"], queries), profile(encoders["v26"], queries))
+
+
+def test_the_first_example_expands_into_content_words(encoders):
+    """Explore's first example: the V26-style model adds content words that are not in the query."""
+    from sparse_demo.analysis import Analyzer
+    from sparse_demo.korean import morphemes
+
+    a = Analyzer(encoders["v26"]).analyze(["당뇨병 치료 방법"], top_k=50)[0]
+    expansions = [r for r in a.rows if r.origin == "expansion"]
+    assert expansions, [r.token for r in a.rows]
+    top = expansions[0].token
+    # an expansion is a content word (Kiwi reads it as a noun, verb or adjective stem, or root)
+    assert any(m.tag.split("-")[0] in ("NNG", "NNP", "VV", "VA", "XR") for m in morphemes(top)), top
+    assert all(r.category != "special" for r in expansions)
+
+
+def _shared_or_skip():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not found (benchmark data is not part of the repository)")
+
+
+@pytest.mark.slow
+def test_on_shared_queries_v26_style_expands_and_v25_style_leaks(encoders):
+    _shared_or_skip()
+    from sparse_demo.data import load_boolq, load_korsts
+
+    boolq = [p.query for p in load_boolq("test")[0]][:150]
+    korsts = [p.query for p in load_korsts("test")[0]][:150]
+    for name, texts in (("BoolQ", boolq), ("KorSTS", korsts)):
+        print(name)
+        _story_holds(profile(encoders["v25"], texts), profile(encoders["v26"], texts))
+
+
+def _hand_metrics(rankings: list[list[str]], gold: list[str]) -> tuple[float, float]:
+    r1 = sum(1 for r, g in zip(rankings, gold, strict=True) if r and r[0] == g) / len(gold)
+    mrr = sum(
+        next((1.0 / (i + 1) for i, d in enumerate(r[:10]) if d == g), 0.0) for r, g in zip(rankings, gold, strict=True)
+    )
+    return r1, mrr / len(gold)
+
+
+@pytest.mark.slow
+def test_v26_style_alone_beats_bm25_where_question_and_answer_share_few_words(encoders):
+    """KorSTS test pairs scoring >= 4 whose answer shares at most half of the question's content morphemes
+    (counted here with Kiwi), searched among their gold sentences and evenly spaced others (2,000 in all)."""
+    _shared_or_skip()
+    from sparse_demo.corpus import Corpus, Document
+    from sparse_demo.data import load_korsts
+    from sparse_demo.korean import CONTENT_TAGS, morphemes
+    from sparse_demo.search import build_index, search
+
+    pairs, _ = load_korsts("test", corpus_from="all")
+
+    def content(text: str) -> set[str]:
+        return {m.label for m in morphemes(text) if m.tag.split("-")[0] in CONTENT_TAGS}
+
+    low = [
+        p
+        for p in pairs
+        if content(p.query) and len(content(p.query) & content(p.positive)) <= 0.5 * len(content(p.query))
+    ]
+    assert len(low) >= 50, len(low)
+    _, judged = load_korsts("test", corpus_from="all")
+    texts = [d.text for d in judged.documents]
+    gold_texts = list(dict.fromkeys(p.positive for p in low))
+    step = max(1, len(texts) // 2000)
+    docs = list(dict.fromkeys([*gold_texts, *texts[::step]]))[:2000]
+    ids = {t: str(i) for i, t in enumerate(docs)}
+    index = build_index(Corpus("low overlap", [Document(ids[t], t) for t in docs]), encoders["v26"], "memory")
+    gold = [ids[p.positive] for p in low]
+    bm25 = _hand_metrics([search(index, p.query, method="bm25", k=10).ids for p in low], gold)
+    model = _hand_metrics([search(index, p.query, method="sparse", k=10).ids for p in low], gold)
+    print(f"{len(low)} low-overlap queries over {len(docs)} sentences: BM25 R@1/MRR@10 {bm25}, V26-style alone {model}")
+    assert model[1] > bm25[1], (model, bm25)
+    assert model[0] >= bm25[0], (model, bm25)
+
+
+# ---------------------------------------------------------------------- the build
+@pytest.mark.slow
+def test_a_small_rebuild_is_byte_identical(tmp_path):
+    """The recipe (vocabulary, CoNg distillation, training) run twice with the same seed writes the same weights."""
+    if not (XLMR_TOKENIZER / "tokenizer.json").is_file():
+        pytest.skip(f"{XLMR_TOKENIZER} not found")
+    from sparse_demo.offline.expansion import TeacherSettings
+    from sparse_demo.offline.recipe import BuildOptions, build
+
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        build(
+            BuildOptions(
+                out=out,
+                tokenizer=str(XLMR_TOKENIZER),
+                size="tiny",
+                epochs=0.3,
+                patience=1,
+                lexicon_count=64,
+                lexicon_candidates=400,
+                distil_epochs=1,
+                teacher=TeacherSettings(top_n=5),
+                style="v25",
+            )
+        )
+        digests.append({p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".safetensors", ".json")})
+    a, b = digests
+    assert a["model.safetensors"] == b["model.safetensors"]
+    for name in ("config.json", "tokenizer.json", "sparse_demo.json"):
+        assert a[name] == b[name], name
