@@ -166,14 +166,15 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
     context, page = _open(browser, space["url"])  # waits for the on-load answer; nothing is clicked
     try:
         assert page.locator("#explore-model input").input_value() == DEMO_MODEL_NAME
-        header, rows = _table(page, "explore-table", 20)
+        assert page.locator("#explore-query textarea").input_value() == EXAMPLE_QUERIES[0]
+        header, rows = _table(page, "explore-table", 10)  # the grid renders the rows in view
         origins = [r[header.index("origin")] for r in rows]
         assert "expansion" in origins, rows
         # Compare, as its tab opens: the two demo models side by side
         page.get_by_role("tab", name="Compare", exact=True).click()
         assert page.locator("#compare-a-model input").input_value() == DEMO_MODEL_NAME
         assert page.locator("#compare-b-model input").input_value() == DEMO_V25_NAME
-        page.locator("#compare-query textarea").fill(EXAMPLE_QUERIES[0])
+        page.locator("#compare-query textarea").fill("감기에 걸렸을 때 먹는 음식")  # has particles and endings
         page.locator("#compare-run").click()
         page.locator("#compare-status").get_by_text(DEMO_V25_NAME).first.wait_for(timeout=SLOW_MS)
         masses = _stopword_masses(page)
