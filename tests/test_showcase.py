@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_demo_model import _hand_metrics
 
 from sparse_demo.offline import DEMO_STYLE_DIRS
 
@@ -137,14 +138,6 @@ def test_on_shared_queries_v26_style_expands_and_v25_style_leaks(encoders):
     for name, texts in (("BoolQ", boolq), ("KorSTS", korsts)):
         print(name)
         _story_holds(profile(encoders["v25"], texts), profile(encoders["v26"], texts))
-
-
-def _hand_metrics(rankings: list[list[str]], gold: list[str]) -> tuple[float, float]:
-    r1 = sum(1 for r, g in zip(rankings, gold, strict=True) if r and r[0] == g) / len(gold)
-    mrr = sum(
-        next((1.0 / (i + 1) for i, d in enumerate(r[:10]) if d == g), 0.0) for r, g in zip(rankings, gold, strict=True)
-    )
-    return r1, mrr / len(gold)
 
 
 @pytest.mark.slow
