@@ -123,6 +123,30 @@ def test_the_first_example_expands_into_content_words(encoders):
     assert all(r.category != "special" for r in expansions)
 
 
+def test_the_v26_style_teacher_suppresses_what_explore_counts_as_stopwords():
+    """The teacher's own-piece targets follow the in-context categories: in "전세 계약 갱신 청구권은 몇 번 쓸 수
+    있나요?" the pieces of 전세, 계약, 갱신, 청구권 and 쓸 are content (target 1); 은 (JX), 수 (NNB), 번 (NNB) and
+    몇 (MM), listed stopwords, ? and the bare word-start piece are targeted at 0 by the V26-style teacher and
+    like content by the V25-style one. (Pieces and Kiwi tags read by hand from the bundled tokenizer.)"""
+    from transformers import AutoTokenizer
+
+    from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEMO_STYLE_DIRS["v26"]))
+    text = "전세 계약 갱신 청구권은 몇 번 쓸 수 있나요?"
+    ids = {p: tokenizer.convert_tokens_to_ids(p) for p in tokenizer.tokenize(text)}
+    content = ["▁전", "세", "▁계약", "갱", "신", "▁청", "구", "권", "▁쓸"]
+    function = ["은", "▁몇", "▁번", "▁수", "?", "▁"]
+    assert set(ids) == {*content, *function, "▁있나요"}, sorted(ids)
+    v26 = CongTeacher(tokenizer, TeacherSettings(function_target=0.0))
+    targets, free = v26.target(text)
+    assert not free
+    assert all(targets[ids[p]] == 1.0 for p in content), targets
+    assert all(ids[p] not in targets for p in function)  # every piece without a target is targeted at 0
+    v25_targets, _ = CongTeacher(tokenizer, TeacherSettings(function_target=1.0), kiwi=v26.kiwi).target(text)
+    assert all(v25_targets[ids[p]] == 1.0 for p in [*content, *function])
+
+
 def _shared_or_skip():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found (benchmark data is not part of the repository)")

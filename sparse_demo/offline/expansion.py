@@ -17,8 +17,9 @@ and keeps those that
   to too many words to be a meaningful expansion), none of them a piece of the text itself.
 
 Each kept piece gets the target weight ``weight * similarity`` (the largest over the morphemes
-that propose it). The text's own content pieces get the target :data:`OWN_TARGET`; its other
-input pieces (particles, endings, punctuation) get ``function_target``: 0 for the V26-style
+that propose it). The text's own content pieces (content in context, as the Explore tab judges
+them: :meth:`CongTeacher.own_pieces`) get the target :data:`OWN_TARGET`; its other input pieces
+(particles, endings, punctuation, stopword-list words) get ``function_target``: 0 for the V26-style
 teacher (which knows stopwords, as the card's penalties do), :data:`OWN_TARGET` for the V25-style
 one (which does not), or no target at all.
 
@@ -38,8 +39,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-
-from sparse_demo.korean import CONTENT_TAGS
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +98,18 @@ class CongTeacher:
         tokenizer: the student's tokenizer (a transformers tokenizer).
         settings: what is proposed.
         kiwi: a CoNg Kiwi (default: :func:`cong_kiwi`).
+        rule: the stopword rule that decides which input pieces are content in context (default: the
+            bundled list with the part-of-speech rule, as the Explore tab and the training penalties use).
     """
 
-    def __init__(self, tokenizer: Any, settings: TeacherSettings | None = None, kiwi: Any = None) -> None:
+    def __init__(
+        self, tokenizer: Any, settings: TeacherSettings | None = None, kiwi: Any = None, rule: Any = None
+    ) -> None:
+        from sparse_demo.korean import StopwordRule
+
         self.tokenizer = tokenizer
         self.settings = settings or TeacherSettings()
+        self.rule = rule if rule is not None else StopwordRule()
         self.kiwi = kiwi if kiwi is not None else cong_kiwi()
         self._special = set(getattr(tokenizer, "all_special_ids", []) or [])
         self._similar = functools.lru_cache(maxsize=None)(self._similar_uncached)
@@ -130,23 +136,28 @@ class CongTeacher:
             return ()
         return tuple(ids)
 
+    def _piece(self, piece_id: int) -> str:
+        return self.tokenizer.convert_ids_to_tokens(piece_id)
+
     # ------------------------------------------------------------------ vectors
     def own_pieces(self, text: str, max_length: int = 192) -> tuple[set[int], set[int]]:
-        """``(content, other)``: the text's input piece ids from content morphemes, and the rest."""
+        """``(content, other)``: the text's input piece ids that are content in context, and the rest.
+
+        "In context" is exactly the Explore tab's judgement (:func:`sparse_demo.analysis.input_token_categories`
+        with the teacher's stopword rule): the piece takes the category of the Kiwi morpheme it lies in, so
+        the teacher that targets function pieces at 0 (V26-style) suppresses what the app counts as stopword
+        leakage, list words such as ``수/NNB`` or ``더/MAG`` included, and nothing else.
+        """
+        from sparse_demo.analysis import input_token_categories
+        from sparse_demo.korean import morphemes, strip_marker
+
         enc = self.tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
-        spans = [(t.start, t.start + t.len, _base_tag(t.tag) in CONTENT_TAGS) for t in self.kiwi.tokenize(text)]
-        content: set[int] = set()
-        other: set[int] = set()
-        for pid, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
-            if pid in self._special or end <= start:
-                other.add(pid)
-                continue
-            # the piece is content when it overlaps a content morpheme
-            if any(cs < end and start < ce and is_content for cs, ce, is_content in spans):
-                content.add(pid)
-            else:
-                other.add(pid)
-        return content, other - content
+        ids = [int(i) for i in enc["input_ids"]]
+        categories = input_token_categories(ids, enc["offset_mapping"], morphemes(text), self.rule)
+        content = {
+            i for i in ids if i not in self._special and categories.get(i) == "content" and strip_marker(self._piece(i))
+        }  # a bare word-start piece is whitespace, never content
+        return content, set(ids) - content
 
     def expansions(self, text: str, own: Iterable[int] = ()) -> dict[int, float]:
         """Expansion piece id -> target weight for ``text`` (no piece of ``own``)."""
