@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("corpus-report", "corpus_report"),
     ("evaluate", "evaluate"),
     ("models", "models"),
+    ("sparse-vector-report", "sparse_vector_report"),
 )
 
 
