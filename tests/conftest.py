@@ -56,7 +56,7 @@ def pytest_collection_modifyitems(config, items):
     suite; the README's command (and CI) still runs every test.
 
     - ``browser``: the test files ``test_browser_*.py`` and tests using the ``browser`` / ``page`` fixtures;
-    - ``opensearch``: ``test_opensearch.py`` and tests using an OpenSearch fixture;
+    - ``opensearch``: ``test_opensearch.py``, ``test_opensearch_neural.py`` and tests using an OpenSearch fixture;
     - ``slow``: tests marked so by hand, those over ~5 s (training runs, new processes, model reloads, ranx's
       first call, load tests, real-data measurements).
     """
@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config, items):
         fixtures = set(getattr(item, "fixturenames", ()))
         if name.startswith(_BROWSER_FILES) or fixtures & {"browser", "page"}:
             item.add_marker(pytest.mark.browser)
-        if name == "test_opensearch.py" or fixtures & _OPENSEARCH_FIXTURES:
+        if name in ("test_opensearch.py", "test_opensearch_neural.py") or fixtures & _OPENSEARCH_FIXTURES:
             item.add_marker(pytest.mark.opensearch)
 
 

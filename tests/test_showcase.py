@@ -198,36 +198,3 @@ def test_v26_style_alone_beats_bm25_where_question_and_answer_share_few_words(en
     print(f"{len(low)} low-overlap queries over {len(docs)} sentences: BM25 R@1/MRR@10 {bm25}, V26-style alone {model}")
     assert model[1] > bm25[1], (model, bm25)
     assert model[0] >= bm25[0], (model, bm25)
-
-
-# ---------------------------------------------------------------------- the build
-@pytest.mark.slow
-def test_a_small_rebuild_is_byte_identical(tmp_path):
-    """The recipe (vocabulary, CoNg distillation, training) run twice with the same seed writes the same weights."""
-    if not (XLMR_TOKENIZER / "tokenizer.json").is_file():
-        pytest.skip(f"{XLMR_TOKENIZER} not found")
-    from sparse_demo.offline.expansion import TeacherSettings
-    from sparse_demo.offline.recipe import BuildOptions, build
-
-    digests = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        build(
-            BuildOptions(
-                out=out,
-                tokenizer=str(XLMR_TOKENIZER),
-                size="tiny",
-                epochs=0.3,
-                patience=1,
-                lexicon_count=64,
-                lexicon_candidates=400,
-                distil_epochs=1,
-                teacher=TeacherSettings(top_n=5),
-                style="v25",
-            )
-        )
-        digests.append({p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".safetensors", ".json")})
-    a, b = digests
-    assert a["model.safetensors"] == b["model.safetensors"]
-    for name in ("config.json", "tokenizer.json", "sparse_demo.json"):
-        assert a[name] == b[name], name

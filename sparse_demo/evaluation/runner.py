@@ -433,7 +433,16 @@ def evaluate(
                 bm25_only[qid] = [(h.id, h.score) for h in out.hits]
                 bm25_ms[qid] = out.legs["bm25"].took_ms
                 continue
-            out = search(mr.index, text, method="hybrid", k=depth, candidates=depth, fusion="minmax", weight=0.5)
+            out = search(  # only the legs are used (fused below, per weight): no fusion on the cluster
+                mr.index,
+                text,
+                method="hybrid",
+                k=depth,
+                candidates=depth,
+                fusion="minmax",
+                weight=0.5,
+                fusion_side="client",
+            )
             mr.legs[qid] = (out.legs["bm25"], out.legs["sparse"])
             mr.qvecs[qid] = out.query_vector
             mr.encode_ms[qid] = out.encode_ms

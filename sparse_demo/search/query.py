@@ -17,6 +17,8 @@ from sparse_demo.search.options import FUSIONS, METHODS, FusionName, SearchMetho
 LongQuery = Literal["cut", "refuse"]
 #: What :func:`search` may do with a query longer than its limit.
 LONG_QUERY_POLICIES: tuple[str, ...] = ("cut", "refuse")
+FusionSide = Literal["auto", "client", "server"]
+FUSION_SIDES: tuple[str, ...] = ("auto", "client", "server")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class SearchOutcome:
     gold_query_id: str | None = None
     gold_total: int = 0
     notes: tuple[str, ...] = ()
+    #: Hybrid only: who fused the legs: ``"client"`` (here, :func:`sparse_demo.index.fuse`) or
+    #: ``"server: <search pipeline>"`` (OpenSearch's neural-search ``hybrid`` query).
+    fused_by: str | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -139,6 +144,7 @@ def search(
     *,
     max_query_chars: int | None = None,
     long_query: LongQuery = "cut",
+    fusion_side: FusionSide = "auto",
 ) -> SearchOutcome:
     """Search one query.
 
@@ -154,6 +160,10 @@ def search(
         max_query_chars: The longest query searched (default ``Limits().max_query_chars``).
         long_query: What to do with a longer query: ``"cut"`` it to ``max_query_chars``
             characters (the outcome's notes say so) or ``"refuse"`` it (ValueError).
+        fusion_side: Hybrid only: ``"server"`` fuses on the cluster (OpenSearch with the neural-search
+            plugin: a ``hybrid`` query through a search pipeline), ``"client"`` here, ``"auto"`` on the
+            cluster where it can. The legs are always fetched too (their evidence fills the table), and
+            a server fusion that ranks differently from the client's on the same legs is noted.
 
     Returns:
         SearchOutcome; hybrid scores are the min-max (or RRF) fusion of the two legs.
@@ -163,6 +173,7 @@ def search(
     """
     choice(method, METHODS, "method")
     choice(fusion, FUSIONS, "fusion")
+    choice(fusion_side, FUSION_SIDES, "fusion_side")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     w = _validate_weight(weight)
@@ -197,11 +208,41 @@ def search(
     if method in ("sparse", "hybrid"):
         legs["sparse"] = be.search_sparse(qvec, fetch) if qvec else SearchResult("sparse", [], 0.0, be.name)
     rows: list[tuple[str, float, float | None, int | None, float | None, int | None]] = []
+    fused_by = None
     if method == "hybrid":
         weights = (1.0 - w, w) if fusion == "minmax" else None
         fused = fuse([legs["bm25"], legs["sparse"]], method=fusion, weights=weights, k=k)
-        for h in fused.hits:
-            rows.append((h.id, h.score, h.leg_scores[0], h.leg_ranks[0], h.leg_scores[1], h.leg_ranks[1]))
+        server = getattr(be, "supports_server_hybrid", None)
+        on_server = fusion_side == "server" or (fusion_side == "auto" and server is not None and server())
+        if fusion_side == "server" and (server is None or not server()):
+            raise ValueError(f"the {be.name} backend cannot fuse on the server: use fusion_side='client'")
+        evidence = {h.id: h for h in fused.hits}
+        if on_server and (terms or qvec):
+            result, pipeline = be.search_hybrid(terms, qvec, k, fusion=fusion, weights=weights, candidates=fetch)
+            legs["hybrid"] = result
+            fused_by = f"server: {pipeline}"
+            if [h.id for h in result.hits] != [h.id for h in fused.hits]:
+                notes.append(
+                    "OpenSearch's fusion ranks differently from the client's on the same legs "
+                    "(tied leg scores are ranked in index order there, by id here)."
+                )
+            leg_hits = [{h.id: h for h in leg.hits} for leg in (legs["bm25"], legs["sparse"])]
+            for h in result.hits:
+                b, sp = leg_hits[0].get(h.id), leg_hits[1].get(h.id)
+                rows.append(
+                    (
+                        h.id,
+                        h.score,
+                        b.score if b else None,
+                        b.rank if b else None,
+                        sp.score if sp else None,
+                        sp.rank if sp else None,
+                    )
+                )
+        else:
+            fused_by = "client"
+            for h in evidence.values():
+                rows.append((h.id, h.score, h.leg_scores[0], h.leg_ranks[0], h.leg_scores[1], h.leg_ranks[1]))
     else:
         for h in _ranked(legs[method].hits)[:k]:
             if method == "bm25":
@@ -209,6 +250,9 @@ def search(
             else:
                 rows.append((h.id, h.score, None, None, h.score, h.rank))
     search_ms = (time.perf_counter() - t_search) * 1000
+    health_note = getattr(be, "health_note", None)
+    if health_note is not None and (note := health_note()):
+        notes.append(note)
     qid = gold_query(index.corpus, text)
     judged = index.corpus.qrels.get(qid, {}) if qid else {}
     hits = []
@@ -247,6 +291,7 @@ def search(
         gold_query_id=qid,
         gold_total=sum(1 for v in judged.values() if v > 0),
         notes=tuple(notes),
+        fused_by=fused_by,
     )
 
 

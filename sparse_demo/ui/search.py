@@ -317,6 +317,13 @@ def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: li
             if outcome.fusion == "minmax"
             else " (RRF, rank constant 60)"
         )
+        if outcome.fused_by and outcome.fused_by.startswith("server"):
+            how += f", fused by OpenSearch (search pipeline `{outcome.fused_by.split(': ', 1)[-1]}`)"
+        elif outcome.fused_by:
+            how += ", fused here"
+    sparse_path = getattr(index.backend, "has_neural_plugin", None)
+    if outcome.method != "bm25" and sparse_path is not None:
+        how += " · sparse leg `neural_sparse`" if sparse_path() else " · sparse leg `rank_feature` clauses"
     lines = [
         f"**{len(outcome.hits)} hits** in **{outcome.total_ms:.1f} ms** (query encoding {outcome.encode_ms:.1f} ms, "
         f"search + fusion {outcome.search_ms:.1f} ms) · {how} · backend **{outcome.backend}** · model "

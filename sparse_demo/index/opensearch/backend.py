@@ -25,7 +25,14 @@ from sparse_demo.index.memory import lucene_feature_value
 from sparse_demo.index.opensearch.client import guarded_call, make_client
 from sparse_demo.index.opensearch.errors import AnalyzerMismatchError, IndexingError
 from sparse_demo.index.opensearch.features import decode_feature_name, encode_feature_name
-from sparse_demo.index.opensearch.mapping import bm25_query, check_sparse_clauses, index_body, sparse_query_dsl
+from sparse_demo.index.opensearch.mapping import (
+    bm25_query,
+    check_sparse_clauses,
+    hybrid_pipeline,
+    hybrid_query,
+    index_body,
+    sparse_query_dsl,
+)
 from sparse_demo.index.opensearch.settings import ConnectionSettings
 from sparse_demo.korean import DEFAULT_ANALYZER, BM25Analyzer, get_analyzer
 from sparse_demo.progress import Progress, counted
@@ -51,6 +58,9 @@ class OpenSearchBackend:
             the neural-search plugin on first sparse query.
         chunk_size: Documents per bulk request.
         max_retries: Bulk retries of documents rejected with 429 (with back-off).
+        shards: Primary shards of an index this backend creates (BM25 then runs as
+            ``dfs_query_then_fetch`` so its statistics stay index-wide).
+        replicas: Replicas of each shard (a cluster keeps answering when a node holding a copy is lost).
         analyzer: The BM25 analyzer spec the terms come from
             (:func:`sparse_demo.korean.get_analyzer`). It is stored in the index mapping's
             ``_meta`` when the index is created (read it back with :meth:`index_meta` /
@@ -74,6 +84,8 @@ class OpenSearchBackend:
         chunk_size: int = 500,
         max_retries: int = 3,
         analyzer: str | BM25Analyzer = DEFAULT_ANALYZER,
+        shards: int = 1,
+        replicas: int = 0,
     ):
         if not isinstance(index, str) or not _INDEX_NAME_RE.match(index) or index in (".", ".."):
             raise ValueError(
@@ -82,6 +94,11 @@ class OpenSearchBackend:
             )
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        for what, n, low in (("shards", shards, 1), ("replicas", replicas, 0)):
+            if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= 64:
+                raise ValueError(f"{what} must be an integer from {low} to 64, got {n!r}")
+        self.shards, self.replicas = shards, replicas
+        self._pipelines: set[str] = set()
         self.analyzer = get_analyzer(analyzer)
         self.index = index
         self.settings = settings or ConnectionSettings.from_env()
@@ -110,6 +127,26 @@ class OpenSearchBackend:
         """Cluster info (name, version); raises OpenSearchUnavailable when down."""
         return self._call("connect", lambda: self.client.info())
 
+    def health(self) -> dict[str, Any]:
+        """The cluster's ``_cluster/health`` (status, nodes, unassigned shards); raises OpenSearchUnavailable."""
+        return self._call("read the cluster health", lambda: self.client.cluster.health())
+
+    def health_note(self) -> str | None:
+        """A line for users when the cluster is not green (a node lost, copies unassigned), else None."""
+        try:
+            h = self.health()
+        except Exception as e:  # noqa: BLE001 - a note, never a failure of the search that asks for it
+            return f"OpenSearch cluster health could not be read: {e}"
+        status = str(h.get("status", "unknown"))
+        if status == "green":
+            return None
+        unassigned = int(h.get("unassigned_shards", 0) or 0)
+        what = "every primary shard answers; " if status == "yellow" else "some primary shards are missing; "
+        return (
+            f"OpenSearch cluster is {status} ({h.get('number_of_nodes', '?')} node(s) up, {unassigned} shard "
+            f"copies unassigned): {what}results {'are complete' if status == 'yellow' else 'may be incomplete'}."
+        )
+
     def has_neural_plugin(self) -> bool:
         """Whether the cluster has the neural-search plugin (``neural_sparse`` query)."""
         if self._use_neural is None:
@@ -121,7 +158,7 @@ class OpenSearchBackend:
 
     def index_body(self) -> dict[str, Any]:
         """Settings and mappings of the index (see :mod:`sparse_demo.index.opensearch.mapping`)."""
-        return index_body(self.analyzer.spec)
+        return index_body(self.analyzer.spec, self.shards, self.replicas)
 
     def index_meta(self) -> dict[str, Any]:
         """The index mapping's ``_meta`` (``{}`` when the index does not exist or has none).
@@ -313,6 +350,10 @@ class OpenSearchBackend:
 
     # -- searching ---------------------------------------------------------------------------
 
+    def _search_params(self, leg: str) -> dict[str, str]:
+        # BM25 statistics are per shard; with several shards, gather them first so scores stay index-wide
+        return {"search_type": "dfs_query_then_fetch"} if leg == "bm25" and self.shards > 1 else {}
+
     def _search(self, leg: str, query: dict[str, Any], k: int) -> SearchResult:
         from opensearchpy import exceptions as exc
 
@@ -325,7 +366,10 @@ class OpenSearchBackend:
         }
         t0 = time.perf_counter()
         try:
-            res = self._call(f"run the {leg} query", lambda: self.client.search(index=self.index, body=body))
+            res = self._call(
+                f"run the {leg} query",
+                lambda: self.client.search(index=self.index, body=body, params=self._search_params(leg)),
+            )
         except exc.NotFoundError:
             return SearchResult(leg, [], 0.0, self.name)
         took = (time.perf_counter() - t0) * 1000
@@ -357,6 +401,71 @@ class OpenSearchBackend:
         if not qvec:
             return SearchResult("sparse", [], 0.0, self.name)
         return self._search("sparse", self.sparse_query(qvec), k)
+
+    def supports_server_hybrid(self) -> bool:
+        """Whether the cluster can fuse a hybrid search itself (the neural-search plugin's ``hybrid`` query)."""
+        return self.has_neural_plugin()
+
+    def _ensure_pipeline(self, name: str, body: dict[str, Any]) -> None:
+        if name not in self._pipelines:
+            self._call(
+                "create the hybrid search pipeline",
+                lambda: self.client.transport.perform_request("PUT", f"/_search/pipeline/{name}", body=body),
+            )
+            self._pipelines.add(name)
+
+    def search_hybrid(
+        self,
+        terms: Sequence[str],
+        qvec: Mapping[str, float],
+        k: int = 10,
+        *,
+        fusion: str = "minmax",
+        weights: Sequence[float] | None = (0.5, 0.5),
+        candidates: int | None = None,
+        rank_constant: int = 60,
+    ) -> tuple[SearchResult, str]:
+        """BM25 and sparse legs fused by the cluster: a ``hybrid`` query through a search pipeline.
+
+        Each leg contributes its top ``candidates`` hits (default ``k``), as the legs of client-side fusion
+        do; ``weights`` are (BM25, sparse) for ``minmax``; ``rrf`` is unweighted. Ties are broken by id as
+        in :func:`sparse_demo.index.fusion.fuse`.
+
+        Returns:
+            ``(result, pipeline name)``; the result's leg is ``"hybrid"``.
+
+        Raises:
+            ValueError: the cluster has no neural-search plugin, or bad options.
+        """
+        validate_k(k)
+        size = max(k, int(candidates or k))
+        if not self.supports_server_hybrid():
+            raise ValueError("server-side hybrid needs the neural-search plugin, which this cluster does not have")
+        name, pipeline = hybrid_pipeline(fusion, weights if fusion == "minmax" else None, rank_constant)
+        terms = [t for t in terms if t and not any(ch.isspace() for ch in t)]
+        if terms and not self._meta_checked:
+            self.check_analyzer()
+        legs = [bm25_query(terms) if terms else None, self.sparse_query(qvec) if qvec else None]
+        if legs == [None, None]:
+            return SearchResult("hybrid", [], 0.0, self.name), name
+        self._ensure_pipeline(name, pipeline)
+        body = {"size": size, "query": hybrid_query(legs), "_source": False}
+        params = {"search_pipeline": name, **self._search_params("bm25" if terms else "sparse")}
+        from opensearchpy import exceptions as exc
+
+        t0 = time.perf_counter()
+        try:
+            res = self._call(
+                "run the hybrid query", lambda: self.client.search(index=self.index, body=body, params=params)
+            )
+        except exc.NotFoundError:
+            return SearchResult("hybrid", [], 0.0, self.name), name
+        took = (time.perf_counter() - t0) * 1000
+        best: dict[str, float] = {}
+        for h in res["hits"]["hits"]:
+            best[h["_id"]] = max(best.get(h["_id"], float("-inf")), float(h["_score"]))
+        rows = sorted(best.items(), key=lambda r: (-r[1], r[0]))[:k]
+        return SearchResult("hybrid", [Hit(i, s, r) for r, (i, s) in enumerate(rows, start=1)], took, self.name), name
 
     def get(self, doc_id: str) -> IndexDocument | None:
         """Fetch a stored document (terms and vector decoded), or None."""

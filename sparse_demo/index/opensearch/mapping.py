@@ -19,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MAX_QUERY_CLAUSES", "TERMS_FORMAT", "bm25_query", "check_sparse_clauses", "index_body", "sparse_query_dsl"]
+__all__ = [
+    "MAX_QUERY_CLAUSES",
+    "TERMS_FORMAT",
+    "bm25_query",
+    "check_sparse_clauses",
+    "hybrid_pipeline",
+    "hybrid_query",
+    "index_body",
+    "sparse_query_dsl",
+]
 
 #: Lucene's default ``indices.query.bool.max_clause_count`` in OpenSearch 2.x.
 MAX_QUERY_CLAUSES = 1024
@@ -27,11 +36,13 @@ MAX_QUERY_CLAUSES = 1024
 TERMS_FORMAT = "kiwi form/tag morphemes, space-joined"
 
 
-def index_body(analyzer_spec: str) -> dict[str, Any]:
-    """Settings and mappings of an index whose BM25 terms come from ``analyzer_spec``."""
+def index_body(analyzer_spec: str, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
+    """Settings and mappings of an index whose BM25 terms come from ``analyzer_spec``, in ``shards`` primary
+    shards with ``replicas`` copies each (with several shards the backend searches BM25 with
+    ``dfs_query_then_fetch``, so its statistics stay index-wide)."""
     return {
         "settings": {
-            "index": {"number_of_shards": 1, "number_of_replicas": 0},
+            "index": {"number_of_shards": int(shards), "number_of_replicas": int(replicas)},
             "analysis": {
                 "tokenizer": {"morpheme_ws": {"type": "whitespace", "max_token_length": 4096}},
                 "analyzer": {"morpheme_whitespace": {"type": "custom", "tokenizer": "morpheme_ws"}},
@@ -107,3 +118,54 @@ def sparse_query_dsl(encoded: Mapping[str, float], neural: bool, passages: bool 
     if passages:
         return {"nested": {"path": "passages", "score_mode": "max", "query": query}}
     return query
+
+
+def hybrid_query(legs: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """neural-search's ``hybrid`` query over the legs, in order (a missing leg matches nothing, so it still
+    takes its place and its weight, as in client-side fusion)."""
+    return {"hybrid": {"queries": [leg if leg is not None else {"match_none": {}} for leg in legs]}}
+
+
+def hybrid_pipeline(
+    fusion: str, weights: Sequence[float] | None = None, rank_constant: int = 60
+) -> tuple[str, dict[str, Any]]:
+    """``(name, body)`` of the search pipeline that fuses a ``hybrid`` query on the cluster, as
+    :func:`sparse_demo.index.fusion.fuse` does in Python.
+
+    * ``minmax``: the ``normalization-processor`` (``min_max`` normalization, ``arithmetic_mean``
+      combination with the legs' weights);
+    * ``rrf``: the ``score-ranker-processor`` (reciprocal rank fusion, ``rank_constant``; unweighted, as
+      neural-search 2.19 has it).
+
+    Both answer with a ``hybrid_score_explanation`` response processor when searched with ``explain``.
+    The name encodes the settings, so one pipeline serves every search with them.
+
+    Example:
+        >>> hybrid_pipeline("minmax", (0.7, 0.3))[0]
+        'sparse-demo-hybrid-minmax-0.7000-0.3000'
+    """
+    if fusion == "minmax":
+        if not weights:
+            raise ValueError("min-max fusion needs the legs' weights")
+        name = "sparse-demo-hybrid-minmax-" + "-".join(f"{w:.4f}" for w in weights)
+        processor = {
+            "normalization-processor": {
+                "normalization": {"technique": "min_max"},
+                "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [float(w) for w in weights]}},
+            }
+        }
+    elif fusion == "rrf":
+        if weights:
+            raise ValueError("OpenSearch 2.19's RRF (score-ranker-processor) takes no weights")
+        name = f"sparse-demo-hybrid-rrf-{int(rank_constant)}"
+        processor = {
+            "score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": int(rank_constant)}}
+        }
+    else:
+        raise ValueError(f"unknown fusion {fusion!r}: use minmax or rrf")
+    body = {
+        "description": f"sparse_demo server-side hybrid fusion ({fusion})",
+        "phase_results_processors": [processor],
+        "response_processors": [{"hybrid_score_explanation": {}}],
+    }
+    return name, body

@@ -1,0 +1,46 @@
+"""The embedded demo models rebuild byte-identically (the whole recipe at a tiny size, run twice).
+
+In a file of its own so that pytest-xdist (``--dist loadfile``) can run it beside the other showcase tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+XLMR_TOKENIZER = ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
+
+
+@pytest.mark.slow
+def test_a_small_rebuild_is_byte_identical(tmp_path):
+    """The recipe (vocabulary, CoNg distillation, training) run twice with the same seed writes the same weights."""
+    if not (XLMR_TOKENIZER / "tokenizer.json").is_file():
+        pytest.skip(f"{XLMR_TOKENIZER} not found")
+    from sparse_demo.offline.expansion import TeacherSettings
+    from sparse_demo.offline.recipe import BuildOptions, build
+
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        build(
+            BuildOptions(
+                out=out,
+                tokenizer=str(XLMR_TOKENIZER),
+                size="tiny",
+                epochs=0.3,
+                patience=1,
+                lexicon_count=64,
+                lexicon_candidates=400,
+                function_phrases=100,
+                distil_epochs=1,
+                teacher=TeacherSettings(top_n=5),
+                style="v25",
+            )
+        )
+        digests.append({p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".safetensors", ".json")})
+    a, b = digests
+    assert a["model.safetensors"] == b["model.safetensors"]
+    for name in ("config.json", "tokenizer.json", "sparse_demo.json"):
+        assert a[name] == b[name], name

@@ -1,0 +1,222 @@
+"""OpenSearch as clusters run it: the neural-search plugin and a two-node cluster that loses a node.
+
+Against a real cluster started by ``scripts/opensearch.sh`` with ``OPENSEARCH_NEURAL=1 OPENSEARCH_NODES=2
+OPENSEARCH_PORT=9250`` (what ``.ci/run`` starts beside the plugin-free node): OpenSearch 2.19.1 with the
+k-NN and neural-search plugins from Maven Central. Its URL is ``OPENSEARCH_NEURAL_URL`` (default
+``http://127.0.0.1:9250``, node 0). Skipped when nothing answers there, unless CI=true, where that is a
+failure.
+
+Expected values come from outside the code under test: sparse scores are recomputed here from the
+stored vectors with the engine's 9-bit truncation (numpy), fused rankings come from the pure fusion
+functions applied to the cluster's own legs (those functions are checked against hand values in
+test_fusion), and the document count and ids come from the corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from sparse_demo.index import IndexDocument, fuse
+from sparse_demo.index.opensearch import ConnectionSettings, OpenSearchBackend, OpenSearchUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "opensearch.sh"
+URL = os.environ.get("OPENSEARCH_NEURAL_URL", "http://127.0.0.1:9250")
+DEMO = ROOT / "assets" / "demo-v26-style"
+
+
+def _settings() -> ConnectionSettings:
+    return ConnectionSettings(url=URL)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> OpenSearchBackend:
+    probe = OpenSearchBackend(f"probe-{uuid.uuid4().hex[:8]}", _settings())
+    try:
+        probe.ping()
+    except OpenSearchUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the neural-search cluster is not reachable at {URL}: {exc}")
+        pytest.skip(f"no neural-search cluster at {URL} (scripts/opensearch.sh with OPENSEARCH_NEURAL=1): {exc}")
+    if not probe.has_neural_plugin():
+        pytest.fail(f"the node at {URL} has no neural-search plugin")
+    return probe
+
+
+@pytest.fixture(scope="module")
+def sample(cluster):
+    """The bundled sample corpus in a fresh index (1 shard, so the legs and the fusion see the same lists),
+    encoded by the V26-style demo model, and its queries."""
+    from sparse_demo.corpus import load_corpus
+    from sparse_demo.encoder import SpladeEncoder
+    from sparse_demo.search import build_index
+
+    corpus = load_corpus(ROOT / "assets" / "corpus" / "ko_sample")
+    encoder = SpladeEncoder.load(str(DEMO), device="cpu")
+    name = f"test-neural-{uuid.uuid4().hex[:10]}"
+    index = build_index(corpus, encoder, "opensearch", index_name=name, opensearch_settings=_settings())
+    yield index, [q.text for q in corpus.queries][:60]
+    index.backend.clear()
+
+
+def _nine_bits(x: float) -> float:
+    """Lucene's stored feature value: a float32 with its 15 low mantissa bits dropped."""
+    bits = np.array([x], dtype=np.float32).view(np.uint32) >> np.uint32(15) << np.uint32(15)
+    return float(bits.view(np.float32)[0])
+
+
+def test_neural_sparse_scores_are_the_dot_products_of_the_stored_vectors(sample):
+    index, queries = sample
+    be = index.backend
+    assert be.has_neural_plugin()
+    assert "neural_sparse" in str(be.sparse_query({"▁a": 1.0}))
+    checked = 0
+    for text in queries[:20]:
+        qvec, _ = index.query_vector(text)
+        res = be.search_sparse(qvec, 10)
+        assert res.hits, text
+        for hit in res.hits:
+            stored = be.get(hit.id).sparse
+            expected = sum(w * _nine_bits(stored[t]) for t, w in qvec.items() if t in stored)
+            assert hit.score == pytest.approx(expected, rel=1e-5), (text, hit.id)
+            checked += 1
+    assert checked == 200
+
+
+def _leg_ties(legs) -> bool:
+    return any(len({h.score for h in leg.hits}) != len(leg.hits) for leg in legs)
+
+
+def _rank_blocks(leg) -> dict[str, range]:
+    """Each document's possible 1-based ranks in a leg: the ranks its tied scores share."""
+    by_score: dict[float, list[int]] = {}
+    for h in leg.hits:
+        by_score.setdefault(h.score, []).append(h.rank)
+    return {h.id: range(min(by_score[h.score]), max(by_score[h.score]) + 1) for h in leg.hits}
+
+
+def _rrf_possible(doc: str, score: float, blocks: list[dict[str, range]]) -> bool:
+    """Whether some order of the tied documents gives ``doc`` the RRF score ``score`` (rank constant 60)."""
+    options = [[1 / (60 + r) for r in b[doc]] if doc in b else [0.0] for b in blocks]
+    sums = {0.0}
+    for opts in options:
+        sums = {a + o for a in sums for o in opts}
+    return any(abs(x - score) < 2e-6 for x in sums)
+
+
+@pytest.mark.parametrize(("fusion", "weights"), [("minmax", (0.7, 0.3)), ("minmax", (0.2, 0.8)), ("rrf", None)])
+def test_server_side_hybrid_ranks_as_client_side_fusion_of_the_same_legs(sample, fusion, weights):
+    """The cluster's hybrid query (search pipeline) and :func:`fuse` on the cluster's own legs agree.
+
+    RRF only looks at ranks, and where a leg has tied scores the engine ranks the tied documents in
+    index order and the client by id: there every fused score must be one that some order of the tied
+    documents gives, in descending order; without ties the two lists are equal."""
+    index, queries = sample
+    be = index.backend
+    exact = 0
+    for text in queries:
+        terms = index.query_terms(text)
+        qvec, _ = index.query_vector(text)
+        server, pipeline = be.search_hybrid(terms, qvec, 10, fusion=fusion, weights=weights, candidates=100)
+        assert pipeline.startswith(f"sparse-demo-hybrid-{fusion}")
+        legs = [be.search_bm25(terms, 100), be.search_sparse(qvec, 100)]
+        client = fuse(legs, method=fusion, weights=weights, k=10)
+        assert len(server.hits) == len(client.hits), text
+        got = [(h.id, h.score) for h in server.hits]
+        want = [(h.id, h.score) for h in client.hits]
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        if fusion == "rrf" and _leg_ties(legs):
+            blocks = [_rank_blocks(leg) for leg in legs]
+            assert all(_rrf_possible(d, sc, blocks) for d, sc in got), (text, got, want)
+            continue
+        for (gid, gs), (wid, ws) in zip(got, want, strict=True):
+            assert gs == pytest.approx(ws, abs=2e-6), (text, got, want)
+            if gid != wid:  # only a float32 near-tie may swap
+                assert gid in dict(want) and abs(dict(want)[gid] - ws) < 2e-6, (text, got, want)
+        exact += 1
+    assert exact >= (5 if fusion == "rrf" else len(queries)), exact
+
+
+def test_the_search_function_fuses_on_the_cluster_and_says_so(sample):
+    from sparse_demo.search import search
+
+    index, queries = sample
+    out = search(index, queries[0], method="hybrid", fusion="minmax", weight=0.3)
+    assert out.fused_by == "server: sparse-demo-hybrid-minmax-0.7000-0.3000"
+    assert [h.bm25_score is not None or h.sparse_score is not None for h in out.hits] == [True] * len(out.hits)
+    here = search(index, queries[0], method="hybrid", fusion="minmax", weight=0.3, fusion_side="client")
+    assert here.fused_by == "client"
+    assert [h.id for h in out.hits] == [h.id for h in here.hits]
+
+
+# ---------------------------------------------------------------------- a lost node
+def _script_env() -> dict[str, str]:
+    port = urlparse(URL).port or 9250
+    return {**os.environ, "OPENSEARCH_NEURAL": "1", "OPENSEARCH_NODES": "2", "OPENSEARCH_PORT": str(port)}
+
+
+def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
+    """2 shards, 1 replica; node 1 is stopped while a loop of searches runs against node 0."""
+    from sparse_demo.korean import get_analyzer
+
+    health = cluster.health()
+    if health["number_of_nodes"] < 2:
+        pytest.skip(f"the cluster at {URL} has {health['number_of_nodes']} node(s); this test needs 2")
+    analyzer = get_analyzer("default")
+    texts = [f"문서 {i}번: 서울 {i % 7} 지역의 날씨와 교통 정보 {i % 13}" for i in range(300)]
+    docs = [
+        IndexDocument(f"d{i:03d}", t, analyzer.terms(t), {"▁서울": 1.0 + i % 5, f"▁n{i % 17}": 0.5 + i % 3})
+        for i, t in enumerate(texts)
+    ]
+    be = OpenSearchBackend(f"test-failover-{uuid.uuid4().hex[:8]}", _settings(), shards=2, replicas=1)
+    be.add(docs)
+    cluster.client.cluster.health(index=be.index, wait_for_status="green", request_timeout=90)
+    answers: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def searches() -> None:
+        while not stop.is_set():
+            try:
+                hits = be.search_sparse({"▁서울": 1.0, "▁n3": 2.0}, 10).hits
+                terms = be.search_bm25(analyzer.terms("서울 교통"), 10).hits
+                answers.append(len(hits) + len(terms))
+            except Exception as e:  # noqa: BLE001 - every failure is reported below
+                failures.append(repr(e))
+            time.sleep(0.05)
+
+    loop = threading.Thread(target=searches)
+    loop.start()
+    try:
+        time.sleep(1)
+        before = len(answers)
+        subprocess.run(["bash", str(SCRIPT), "stop-node", "1"], env=_script_env(), check=True, timeout=120)
+        after_stop = len(answers)
+        time.sleep(3)  # searches go on against the one node left
+        degraded = cluster.health()
+        note = be.health_note()
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    try:
+        assert not failures, failures[:3]
+        assert before > 0 and len(answers) > after_stop >= before, (before, after_stop, len(answers))
+        assert all(n == 20 for n in answers), set(answers)
+        assert degraded["status"] == "yellow" and degraded["number_of_nodes"] == 1, degraded
+        assert note and "yellow" in note and "complete" in note, note
+        assert be.count() == len(docs)
+        got = {h.id for h in be.search_sparse({"▁서울": 1.0}, 300).hits}
+        assert got == {d.id for d in docs}
+    finally:
+        be.clear()
+        if os.environ.get("CI") != "true":  # CI stops the whole cluster next; elsewhere bring node 1 back
+            subprocess.run(["bash", str(SCRIPT), "start-node", "1"], env=_script_env(), check=False, timeout=300)
