@@ -179,7 +179,10 @@ def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
     ]
     be = OpenSearchBackend(f"test-failover-{uuid.uuid4().hex[:8]}", _settings(), shards=2, replicas=1)
     be.add(docs)
-    cluster.client.cluster.health(index=be.index, wait_for_status="green", request_timeout=90)
+    deadline = time.monotonic() + 180  # every replica assigned before a node goes (slow on a busy machine)
+    while cluster.client.cluster.health(index=be.index)["status"] != "green":
+        assert time.monotonic() < deadline, cluster.client.cluster.health(index=be.index)
+        time.sleep(0.5)
     answers: list[int] = []
     failures: list[str] = []
     stop = threading.Event()
@@ -220,3 +223,69 @@ def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
         be.clear()
         if os.environ.get("CI") != "true":  # CI stops the whole cluster next; elsewhere bring node 1 back
             subprocess.run(["bash", str(SCRIPT), "start-node", "1"], env=_script_env(), check=False, timeout=300)
+
+
+# ---------------------------------------------------------------------- an interrupted ingest
+_KILLED_INGEST = """
+import os, signal, sys
+from sparse_demo.corpus import load_corpus
+from sparse_demo.encoder import SpladeEncoder
+from sparse_demo.index.opensearch import ConnectionSettings
+from sparse_demo.search import build_index
+
+def progress(fraction, desc):
+    if desc.endswith("documents indexed"):
+        done, total = (int(x.replace(",", "")) for x in desc.split()[0].split("/"))
+        if 0 < done < total and done >= total // 2:
+            print(done, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # killed halfway, as a lost machine or an impatient user would
+
+corpus = load_corpus(sys.argv[1])
+build_index(corpus, SpladeEncoder.load(sys.argv[2], device="cpu"), "opensearch", index_name=sys.argv[3],
+            opensearch_settings=ConnectionSettings(url=sys.argv[4]), shards=2, replicas=1, bulk_size=40,
+            progress=progress)
+"""
+
+
+def test_an_ingest_killed_halfway_resumes_with_exactly_the_corpus(cluster, tmp_path):
+    import json
+    import sys
+
+    from sparse_demo.corpus import load_corpus
+
+    folder = ROOT / "assets" / "corpus" / "ko_sample"
+    want = {d.id for d in load_corpus(folder).documents}
+    name = f"test-resume-{uuid.uuid4().hex[:8]}"
+    be = OpenSearchBackend(name, _settings())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_INGEST, str(folder), str(DEMO), name, URL],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        sent = int(killed.stdout.split()[-1])
+        be.recover()  # what the cluster acknowledged before the kill, made visible
+        partial = be.existing_ids()
+        assert 0 < len(partial) < len(want) and partial <= want, (sent, len(partial))
+        args = ["--corpus", str(folder), "--model", str(DEMO), "--backend", "opensearch", "--index-name", name]
+        resumed = subprocess.run(
+            [sys.executable, "-m", "sparse_demo", "index", *args, "--no-fallback", "--resume", "--json"],
+            env={**env, "OPENSEARCH_URL": URL},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        notes = " ".join(json.loads(resumed.stdout)["notes"])
+        assert f"{len(partial):,} documents were already there, {len(want) - len(partial):,} added" in notes, notes
+        assert "[##########] 100%" in resumed.stderr
+        assert be.count() == len(want)
+        assert be.existing_ids() == want
+        settings = be.client.indices.get_settings(index=name)[name]["settings"]["index"]
+        assert (settings["number_of_shards"], settings["number_of_replicas"]) == ("2", "1")
+    finally:
+        be.clear()

@@ -77,9 +77,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``index``."""
     p = subparsers.add_parser("index", help="encode a corpus and build a search index (memory or OpenSearch)")
     add_corpus_arguments(p, "preset name, Hub id or local folder (default: the default preset)")
+    os_group = p.add_argument_group("OpenSearch")
+    os_group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted ingest into the index made for this corpus and model (only missing "
+        "documents are sent); without it such an index is rebuilt",
+    )
+    os_group.add_argument("--shards", type=positive_int, default=None, help="primary shards of a new index (default 1)")
+    os_group.add_argument(
+        "--replicas", type=non_negative_int, default=None, help="replicas of each shard of a new index (default 0)"
+    )
+    os_group.add_argument(
+        "--bulk-size", type=positive_int, default=None, help="documents per bulk request (default 500)"
+    )
 
 
 def _progress(enabled: bool) -> Progress | None:
+    """A progress bar on stderr, one line per 10% (``[####------]  40% 1,200/3,000 documents indexed``)."""
     if not enabled:
         return None
     last = {"pct": -10}
@@ -88,7 +103,8 @@ def _progress(enabled: bool) -> Progress | None:
         pct = int(fraction * 100)
         if pct >= last["pct"] + 10 or fraction >= 1.0:
             last["pct"] = pct
-            print(f"[{pct:3d}%] {desc}", file=sys.stderr)
+            filled = min(10, max(0, pct // 10))
+            print(f"[{'#' * filled}{'-' * (10 - filled)}] {pct:3d}% {desc}", file=sys.stderr, flush=True)
 
     return report
 
@@ -108,6 +124,11 @@ def build(args: argparse.Namespace, corpus: Corpus, encoder: Encoder | None) -> 
         analyzer=args.analyzer,
         doc_windows=window_settings(args),
         disk_cache=True,  # the command line's models and corpora are the user's own: keep their vectors
+        **{
+            k: v
+            for k in ("resume", "shards", "replicas", "bulk_size")
+            if (v := getattr(args, k, None)) not in (None, False)
+        },
     )
     notes = [n for n in notes if not n.startswith(("Built", "Reused the cached"))]
     return index, list(corpus.notes) + notes

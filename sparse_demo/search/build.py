@@ -320,7 +320,7 @@ def write_index_meta(backend: Any, meta: dict[str, Any]) -> None:
     )
 
 
-def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
+def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus, *, ignore_count: bool = False) -> str | None:
     """Why an existing OpenSearch index does not hold this key's vectors (None: it does).
 
     Compares the ``_meta`` recorded at build time (corpus content id, model fingerprint, BM25
@@ -346,19 +346,58 @@ def _stale_reason(backend: Any, key: IndexKey, corpus: Corpus) -> str | None:
     stored_analyzer = meta.get("bm25_analyzer")  # what the backend itself records at creation
     if isinstance(stored_analyzer, str) and stored_analyzer != key.analyzer:
         return f"its BM25 analyzer differs ({stored_analyzer!r} there, {key.analyzer!r} here)"
-    if count != len(corpus):
+    if count != len(corpus) and not ignore_count:
         return f"it holds {count} documents, the corpus {len(corpus)}"
     return None
 
 
-def _make_backend(kind: str, name: str, analyzer: str, settings: Any | None) -> Any:
-    """A backend told the analyzer spec where its constructor takes one."""
+def _resumable_ids(backend: Any, key: IndexKey, corpus: Corpus) -> set[str]:
+    """The ids an interrupted ingest of this key left in ``backend``'s index.
+
+    Raises:
+        ValueError: the index was made for something else, or holds documents the corpus does not have.
+    """
+    why = _stale_reason(backend, key, corpus, ignore_count=True)
+    if why is not None:
+        raise ValueError(f"cannot resume into OpenSearch index {backend.index!r}: {why}; build it again without resume")
+    have = backend.existing_ids()
+    extra = sorted(have - {d.id for d in corpus.documents})
+    if extra:
+        raise ValueError(
+            f"cannot resume into OpenSearch index {backend.index!r}: it holds {len(extra)} documents that are not "
+            f"in this corpus (e.g. {', '.join(extra[:3])}); build it again without resume"
+        )
+    return have
+
+
+def _check_complete(backend: Any, corpus: Corpus) -> None:
+    """Raise IndexingError unless the index holds exactly the corpus's documents (the message names missing ids)."""
+    from sparse_demo.index.opensearch import IndexingError
+
+    count = backend.count()
+    if count == len(corpus):
+        return
+    have = backend.existing_ids()
+    want = [d.id for d in corpus.documents]
+    missing = [i for i in want if i not in have]
+    extra = sorted(have - set(want))
+    raise IndexingError(
+        f"OpenSearch index {backend.index!r} holds {count:,} documents, the corpus {len(corpus):,}"
+        + (f"; missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}" if missing else "")
+        + (f"; not in the corpus: {', '.join(extra[:10])}" if extra else "")
+        + " (run the ingest again with resume to add the missing ones)"
+    )
+
+
+def _make_backend(kind: str, name: str, analyzer: str, settings: Any | None, **layout: Any) -> Any:
+    """A backend told the analyzer spec where its constructor takes one (and, for OpenSearch, ``layout``:
+    ``shards``, ``replicas``, ``chunk_size``)."""
     if kind == "opensearch":
         from sparse_demo.index.opensearch import OpenSearchBackend
 
         cls: Any = OpenSearchBackend
         args: tuple[Any, ...] = (name,)
-        kwargs: dict[str, Any] = {"settings": settings}
+        kwargs: dict[str, Any] = {"settings": settings, **{k: v for k, v in layout.items() if v is not None}}
     else:
         cls, args, kwargs = MemoryBackend, (), {}
     if "analyzer" in inspect.signature(cls).parameters:
@@ -384,6 +423,10 @@ def build_index(
     terms: DocumentTerms | None = None,
     doc_windows: WindowSettings = DEFAULT_DOC_WINDOWS,
     disk_cache: bool = False,
+    resume: bool = False,
+    shards: int | None = None,
+    replicas: int | None = None,
+    bulk_size: int | None = None,
 ) -> SearchIndex:
     """Encode ``corpus`` and load it into a backend.
 
@@ -418,6 +461,15 @@ def build_index(
             over its windows; ``first`` truncates); the notes say how many documents that concerned.
         disk_cache: Read and keep a shared corpus's document vectors on disk
             (:func:`~sparse_demo.search.encode.encode_vectors`); callers leave it off for a visitor's model.
+        resume: OpenSearch only: continue an interrupted ingest into an index made for this key (same
+            corpus, model, analyzer, pruning, as its ``_meta`` records from the start of an ingest): only the
+            documents it lacks are sent. Without it such an index is replaced.
+        shards, replicas: OpenSearch only: the layout of an index created here (default 1 and 0).
+        bulk_size: OpenSearch only: documents per bulk request (default 500).
+
+    Raises:
+        IndexingError: OpenSearch holds other documents than the corpus once the ingest is over (the
+            message names missing ids).
 
     Raises:
         ValueError: a bad option or document.
@@ -435,10 +487,21 @@ def build_index(
     report = progress or (lambda _f, _d: None)
     notes: list[str] = []
     name = ""
-    be = _make_backend(backend, index_name or default_index_name(key), key.analyzer, opensearch_settings)
+    be = _make_backend(
+        backend,
+        index_name or default_index_name(key),
+        key.analyzer,
+        opensearch_settings,
+        shards=shards,
+        replicas=replicas,
+        chunk_size=bulk_size,
+    )
+    already: set[str] | None = None  # ids an interrupted ingest left, when resuming it
     if backend == "opensearch":
         name = be.index
         be.ping()
+        if resume:
+            be.recover()  # an interrupted ingest may have left refreshes off and documents not yet visible
         stale = _stale_reason(be, key, corpus)
         if stale is None and reuse_existing:
             report(1.0, f"reused OpenSearch index {name}")
@@ -455,11 +518,15 @@ def build_index(
                 [f"Reused the existing OpenSearch index `{name}` (same documents, model checkpoint and analyzer)."],
                 doc_windows=doc_windows,
             )
-        if be.count() > 0:
+        if resume and be.count() > 0:
+            already = _resumable_ids(be, key, corpus)
+        elif be.count() > 0:
             why = stale or "a rebuild was asked for"
             notes.append(f"Replaced the OpenSearch index `{name}`: {why}.")
             logger.info("replacing OpenSearch index %s: %s", name, why)
             be.clear()
+        be.ensure_index()
+        write_index_meta(be, key.meta())  # from the start, so that an interrupted ingest can be resumed
     if encoded is None:
         if vectors is not None:
             notes.append(
@@ -497,10 +564,17 @@ def build_index(
     else:
         window_counts = encoded.windows
     t0 = time.perf_counter()
-    report(0.9, f"indexing {len(encoded.documents)} documents ({backend})")
-    be.add(encoded.documents, progress=scaled(report, 0.9, 1.0))
+    to_add = encoded.documents if already is None else [d for d in encoded.documents if d.id not in already]
+    if already is not None:
+        notes.append(
+            f"Resumed the interrupted ingest into `{name}`: {len(already):,} documents were already there, "
+            f"{len(to_add):,} added."
+        )
+    report(0.9, f"indexing {len(to_add)} documents ({backend})")
+    if to_add:
+        be.add(to_add, progress=scaled(report, 0.9, 1.0))
     if backend == "opensearch":
-        write_index_meta(be, key.meta())
+        _check_complete(be, corpus)
     stats = IndexStats(
         len(encoded.documents),
         encoded.avg_tokens,

@@ -339,6 +339,36 @@ class OpenSearchBackend:
             return 0
         return int(res["count"])
 
+    def recover(self) -> None:
+        """After an interrupted ingest: restore the refresh interval a large batch turns off, and refresh, so
+        that every document the cluster acknowledged is counted and searchable."""
+        from opensearchpy import exceptions as exc
+
+        try:
+            self._call(
+                "tune the index",
+                lambda: self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": None}}),
+            )
+            self._call("refresh the index", lambda: self.client.indices.refresh(index=self.index))
+        except exc.NotFoundError:
+            pass
+
+    def existing_ids(self) -> set[str]:
+        """The ids of every document in the index (empty when it does not exist), read with a scroll."""
+        from opensearchpy import exceptions as exc
+        from opensearchpy import helpers
+
+        def scan() -> set[str]:
+            hits = helpers.scan(
+                self.client, index=self.index, query={"query": {"match_all": {}}, "_source": False}, size=2000
+            )
+            return {h["_id"] for h in hits}
+
+        try:
+            return self._call("list the indexed documents", scan)
+        except exc.NotFoundError:
+            return set()
+
     def clear(self) -> None:
         """Delete the index (recreated empty on the next :meth:`add`)."""
         self._call("delete the index", lambda: self.client.indices.delete(index=self.index, ignore_unavailable=True))
