@@ -158,6 +158,30 @@ def test_the_search_function_fuses_on_the_cluster_and_says_so(sample):
     assert [h.id for h in out.hits] == [h.id for h in here.hits]
 
 
+def test_two_phase_keeps_the_full_score_of_what_it_returns(sample):
+    """neural_sparse_two_phase_processor: high-weight tokens retrieve, the rest only rescore; every document
+    it returns has its one-phase score, and it returns no document the one-phase search would not."""
+    from sparse_demo.index.opensearch import TwoPhase
+    from sparse_demo.search import search
+
+    index, queries = sample
+    be = index.backend
+    tp = TwoPhase(prune_ratio=0.6, expansion_rate=2.0, max_window_size=1000)
+    with pytest.raises(ValueError, match="exceeds max_window_size"):
+        be.search_sparse({"▁a": 1.0}, 600, two_phase=tp)  # said before the engine refuses it
+    fewer = 0
+    for text in queries[:20]:
+        qvec, _ = index.query_vector(text)
+        full = {h.id: h.score for h in be.search_sparse(qvec, 1000).hits}  # every match (313 documents)
+        two = be.search_sparse(qvec, 300, two_phase=tp).hits
+        assert two and {h.id for h in two} <= set(full), text
+        assert all(h.score == pytest.approx(full[h.id], rel=1e-6) for h in two), text
+        fewer += len(two) < len(full)
+    assert fewer > 0  # the low-weight tokens alone match documents that two phases leave out
+    out = search(index, queries[0], method="hybrid", weight=0.5, two_phase=tp)
+    assert out.fused_by.endswith(tp.name) and any("Two-phase" in n for n in out.notes), (out.fused_by, out.notes)
+
+
 # ---------------------------------------------------------------------- a lost node
 def _script_env() -> dict[str, str]:
     port = urlparse(URL).port or 9250

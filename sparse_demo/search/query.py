@@ -145,6 +145,7 @@ def search(
     max_query_chars: int | None = None,
     long_query: LongQuery = "cut",
     fusion_side: FusionSide = "auto",
+    two_phase: Any = None,
 ) -> SearchOutcome:
     """Search one query.
 
@@ -164,6 +165,8 @@ def search(
             plugin: a ``hybrid`` query through a search pipeline), ``"client"`` here, ``"auto"`` on the
             cluster where it can. The legs are always fetched too (their evidence fills the table), and
             a server fusion that ranks differently from the client's on the same legs is noted.
+        two_phase: OpenSearch with the neural-search plugin only: a
+            :class:`~sparse_demo.index.opensearch.TwoPhase` to run the sparse leg in two phases.
 
     Returns:
         SearchOutcome; hybrid scores are the min-max (or RRF) fusion of the two legs.
@@ -205,8 +208,17 @@ def search(
     fetch = n_cand if method == "hybrid" else k
     if method in ("bm25", "hybrid"):
         legs["bm25"] = be.search_bm25(terms, fetch) if terms else SearchResult("bm25", [], 0.0, be.name)
+    if two_phase is not None and method != "bm25":
+        if not getattr(be, "supports_server_hybrid", lambda: False)():
+            raise ValueError("two-phase sparse search needs OpenSearch with the neural-search plugin")
+        notes.append(
+            f"Two-phase sparse search (neural-search): tokens under {two_phase.prune_ratio:g} × the query's "
+            f"largest weight only rescore the top {two_phase.expansion_rate:g} × k hits "
+            f"(at most {two_phase.max_window_size:,})."
+        )
+    phase = {"two_phase": two_phase} if two_phase is not None else {}
     if method in ("sparse", "hybrid"):
-        legs["sparse"] = be.search_sparse(qvec, fetch) if qvec else SearchResult("sparse", [], 0.0, be.name)
+        legs["sparse"] = be.search_sparse(qvec, fetch, **phase) if qvec else SearchResult("sparse", [], 0.0, be.name)
     rows: list[tuple[str, float, float | None, int | None, float | None, int | None]] = []
     fused_by = None
     if method == "hybrid":
@@ -218,7 +230,9 @@ def search(
             raise ValueError(f"the {be.name} backend cannot fuse on the server: use fusion_side='client'")
         evidence = {h.id: h for h in fused.hits}
         if on_server and (terms or qvec):
-            result, pipeline = be.search_hybrid(terms, qvec, k, fusion=fusion, weights=weights, candidates=fetch)
+            result, pipeline = be.search_hybrid(
+                terms, qvec, k, fusion=fusion, weights=weights, candidates=fetch, **phase
+            )
             legs["hybrid"] = result
             fused_by = f"server: {pipeline}"
             if [h.id for h in result.hits] != [h.id for h in fused.hits]:

@@ -443,7 +443,7 @@ class SearchSession:
             note = f"OpenSearch stopped answering: {exc} Searched the in-memory index instead."
             logger.warning("%s", note)
             mem = self.memory_twin(index, progress)
-            out = search(mem, query, **kwargs)
+            out = search(mem, query, **{k: v for k, v in kwargs.items() if k != "two_phase"})  # OpenSearch's own
             return replace(out, notes=(note, *out.notes)), mem
 
     def explain(self, index: SearchIndex, doc_id: str, query: str) -> tuple[Explanation, SearchIndex, list[str]]:

@@ -304,6 +304,18 @@ def _index_for_search(
     )
 
 
+def _two_phase(on: bool, prune: Any, expansion: Any, window: Any) -> Any:
+    """The Search tab's two-phase settings, or None when off (bad numbers raise ValueError, shown as an error)."""
+    if not on:
+        return None
+    from sparse_demo.index.opensearch import TwoPhase
+
+    try:
+        return TwoPhase(float(prune), float(expansion), int(window))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"Two-phase settings: {exc}") from None
+
+
 def _visitors_own(model_choice: str | None, folder: str | None, visitor_models: dict[str, str] | None) -> bool:
     """Whether the picked model is one the visitor trained here (its vectors are never kept on disk)."""
     return not (folder or "").strip() and bool(model_choice) and model_choice in (visitor_models or {})
@@ -367,6 +379,7 @@ def run_search(
     tuned: svc.TunedWeights | None = None,
     windows: str | None = None,
     stride: float | None = None,
+    two_phase: Any = None,
 ) -> SearchTabResult:
     """Search (building the index first when needed) and explain the top hit.
 
@@ -411,6 +424,7 @@ def run_search(
             fusion=fusion,
             weight=chosen.weight,
             max_query_chars=ctx.limits.max_query_chars,
+            **({"two_phase": two_phase} if two_phase is not None else {}),
         )
     except (UserError, ValueError) as exc:
         return SearchTabResult(message(str(exc), "error"), _empty_results(), "", _empty_explain())
@@ -569,6 +583,27 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
                     elem_id="search-stride",
                 )
             model, folder = model_picker(ctx, "search")
+            with gr.Accordion("OpenSearch neural-search: two-phase sparse search", open=False):
+                two_phase_on = gr.Checkbox(
+                    value=False,
+                    label="Two phases (only on a cluster with the neural-search plugin)",
+                    elem_id="search-two-phase",
+                )
+                with gr.Row():
+                    prune_ratio = gr.Number(
+                        value=0.4, minimum=0, maximum=0.99, label="prune_ratio", elem_id="search-tp-prune"
+                    )
+                    expansion_rate = gr.Number(
+                        value=5.0, minimum=1, maximum=100, label="expansion_rate", elem_id="search-tp-expansion"
+                    )
+                    max_window = gr.Number(
+                        value=10000,
+                        precision=0,
+                        minimum=50,
+                        maximum=100000,
+                        label="max_window_size",
+                        elem_id="search-tp-window",
+                    )
     with gr.Row():
         index_btn = gr.Button("Build index", elem_id="search-index")
         run = gr.Button("Search", variant="primary", elem_id="search-run")
@@ -646,10 +681,28 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         moved,
         windows_,
         stride_,
+        tp_on,
+        tp_prune,
+        tp_expansion,
+        tp_window,
         request: gr.Request,
         progress=gr.Progress(),
     ):
         mine = ctx.tuned_weights.peek(getattr(request, "session_hash", None))  # this visitor's Evaluate weights
+        try:
+            two_phase = _two_phase(tp_on, tp_prune, tp_expansion, tp_window)
+        except UserError as exc:
+            empty = _empty_explain()
+            return (
+                message(str(exc), "error"),
+                display_frame(_empty_results(), EMPTY_RESULTS),
+                "",
+                empty.status,
+                display_frame(empty.table, EMPTY_EXPLAIN),
+                empty.chart,
+                None,
+                gr.update(),
+            )
         r = run_search(
             ctx,
             session,
@@ -669,6 +722,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
             mine,
             windows_,
             stride_,
+            two_phase,
         )
         ex = r.explain
         used = r.outcome.weight if r.outcome is not None and r.outcome.weight is not None else None
@@ -700,6 +754,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         weight_moved,
         windows,
         stride,
+        two_phase_on,
+        prune_ratio,
+        expansion_rate,
+        max_window,
     ]
     search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
     search_fn = gpu(on_search, duration=300)  # a search may build the index first

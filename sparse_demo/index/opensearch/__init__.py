@@ -38,7 +38,7 @@ from sparse_demo.index.opensearch.backend import DEFAULT_INDEX, OpenSearchBacken
 from sparse_demo.index.opensearch.client import START_HINT, guarded_call, make_client
 from sparse_demo.index.opensearch.errors import AnalyzerMismatchError, IndexingError, OpenSearchUnavailable
 from sparse_demo.index.opensearch.features import decode_feature_name, encode_feature_name
-from sparse_demo.index.opensearch.mapping import MAX_QUERY_CLAUSES, TERMS_FORMAT, index_body
+from sparse_demo.index.opensearch.mapping import MAX_QUERY_CLAUSES, TERMS_FORMAT, TwoPhase, index_body
 from sparse_demo.index.opensearch.settings import DEFAULT_URL, ConnectionSettings
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "IndexingError",
     "OpenSearchBackend",
     "OpenSearchUnavailable",
+    "TwoPhase",
     "decode_feature_name",
     "encode_feature_name",
     "guarded_call",

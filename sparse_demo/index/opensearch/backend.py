@@ -26,11 +26,13 @@ from sparse_demo.index.opensearch.client import guarded_call, make_client
 from sparse_demo.index.opensearch.errors import AnalyzerMismatchError, IndexingError
 from sparse_demo.index.opensearch.features import decode_feature_name, encode_feature_name
 from sparse_demo.index.opensearch.mapping import (
+    TwoPhase,
     bm25_query,
     check_sparse_clauses,
     hybrid_pipeline,
     hybrid_query,
     index_body,
+    sparse_pipeline,
     sparse_query_dsl,
 )
 from sparse_demo.index.opensearch.settings import ConnectionSettings
@@ -384,7 +386,7 @@ class OpenSearchBackend:
         # BM25 statistics are per shard; with several shards, gather them first so scores stay index-wide
         return {"search_type": "dfs_query_then_fetch"} if leg == "bm25" and self.shards > 1 else {}
 
-    def _search(self, leg: str, query: dict[str, Any], k: int) -> SearchResult:
+    def _search(self, leg: str, query: dict[str, Any], k: int, pipeline: str | None = None) -> SearchResult:
         from opensearchpy import exceptions as exc
 
         body = {
@@ -394,11 +396,17 @@ class OpenSearchBackend:
             "track_scores": True,
             "sort": [{"_score": "desc"}, {"doc_id": "asc"}],
         }
+        if pipeline:  # the two-phase processor rescores, which a sort excludes: ties are ordered by id below
+            del body["sort"], body["track_scores"]
         t0 = time.perf_counter()
         try:
             res = self._call(
                 f"run the {leg} query",
-                lambda: self.client.search(index=self.index, body=body, params=self._search_params(leg)),
+                lambda: self.client.search(
+                    index=self.index,
+                    body=body,
+                    params={**self._search_params(leg), **({"search_pipeline": pipeline} if pipeline else {})},
+                ),
             )
         except exc.NotFoundError:
             return SearchResult(leg, [], 0.0, self.name)
@@ -425,12 +433,25 @@ class OpenSearchBackend:
         encoded = {encode_feature_name(t): w for t, w in qvec.items()}
         return sparse_query_dsl(encoded, neural=self.has_neural_plugin(), passages=self.holds_passages())
 
-    def search_sparse(self, qvec: Mapping[str, float], k: int = 10) -> SearchResult:
-        """Dot product of ``qvec`` with the stored ``rank_features``."""
+    def search_sparse(
+        self, qvec: Mapping[str, float], k: int = 10, *, two_phase: TwoPhase | None = None
+    ) -> SearchResult:
+        """Dot product of ``qvec`` with the stored ``rank_features`` (in two phases with ``two_phase``, which
+        needs the neural-search plugin)."""
         validate_k(k)
         if not qvec:
             return SearchResult("sparse", [], 0.0, self.name)
-        return self._search("sparse", self.sparse_query(qvec), k)
+        pipeline = None
+        if two_phase is not None:
+            self._require_plugin("two-phase sparse search")
+            two_phase.check_size(k)
+            pipeline, body = sparse_pipeline(two_phase)
+            self._ensure_pipeline(pipeline, body)
+        return self._search("sparse", self.sparse_query(qvec), k, pipeline)
+
+    def _require_plugin(self, what: str) -> None:
+        if not self.has_neural_plugin():
+            raise ValueError(f"{what} needs the neural-search plugin, which this OpenSearch cluster does not have")
 
     def supports_server_hybrid(self) -> bool:
         """Whether the cluster can fuse a hybrid search itself (the neural-search plugin's ``hybrid`` query)."""
@@ -454,12 +475,13 @@ class OpenSearchBackend:
         weights: Sequence[float] | None = (0.5, 0.5),
         candidates: int | None = None,
         rank_constant: int = 60,
+        two_phase: TwoPhase | None = None,
     ) -> tuple[SearchResult, str]:
         """BM25 and sparse legs fused by the cluster: a ``hybrid`` query through a search pipeline.
 
         Each leg contributes its top ``candidates`` hits (default ``k``), as the legs of client-side fusion
         do; ``weights`` are (BM25, sparse) for ``minmax``; ``rrf`` is unweighted. Ties are broken by id as
-        in :func:`sparse_demo.index.fusion.fuse`.
+        in :func:`sparse_demo.index.fusion.fuse`. ``two_phase`` runs the sparse leg in two phases.
 
         Returns:
             ``(result, pipeline name)``; the result's leg is ``"hybrid"``.
@@ -469,9 +491,10 @@ class OpenSearchBackend:
         """
         validate_k(k)
         size = max(k, int(candidates or k))
-        if not self.supports_server_hybrid():
-            raise ValueError("server-side hybrid needs the neural-search plugin, which this cluster does not have")
-        name, pipeline = hybrid_pipeline(fusion, weights if fusion == "minmax" else None, rank_constant)
+        self._require_plugin("server-side hybrid")
+        if two_phase is not None:
+            two_phase.check_size(size)
+        name, pipeline = hybrid_pipeline(fusion, weights if fusion == "minmax" else None, rank_constant, two_phase)
         terms = [t for t in terms if t and not any(ch.isspace() for ch in t)]
         if terms and not self._meta_checked:
             self.check_analyzer()

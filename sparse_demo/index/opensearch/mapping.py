@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "TERMS_FORMAT",
     "bm25_query",
     "check_sparse_clauses",
+    "TwoPhase",
     "hybrid_pipeline",
     "hybrid_query",
+    "sparse_pipeline",
     "index_body",
     "sparse_query_dsl",
 ]
@@ -126,8 +129,63 @@ def hybrid_query(legs: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     return {"hybrid": {"queries": [leg if leg is not None else {"match_none": {}} for leg in legs]}}
 
 
+@dataclass(frozen=True)
+class TwoPhase:
+    """neural-search's ``neural_sparse_two_phase_processor``: the query's tokens above ``prune_ratio`` times
+    its largest weight retrieve, and the rest only rescore the best ``expansion_rate * size`` hits (at most
+    ``max_window_size``). Documents that only the low-weight tokens match are not returned; the ones
+    returned keep their full score.
+
+    Example:
+        >>> TwoPhase(0.4, 5.0, 10000).name
+        'tp-0.4000-5.00-10000'
+    """
+
+    prune_ratio: float = 0.4
+    expansion_rate: float = 5.0
+    max_window_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.prune_ratio) < 1.0:
+            raise ValueError(f"two-phase prune ratio must be in [0, 1), got {self.prune_ratio!r}")
+        if not float(self.expansion_rate) >= 1.0:
+            raise ValueError(f"two-phase expansion rate must be >= 1, got {self.expansion_rate!r}")
+        if isinstance(self.max_window_size, bool) or not 50 <= int(self.max_window_size) <= 100_000:
+            raise ValueError(f"two-phase max window size must be from 50 to 100000, got {self.max_window_size!r}")
+
+    def check_size(self, size: int) -> None:
+        """The engine refuses a window (``expansion_rate * size``) over ``max_window_size``: say so first."""
+        if float(self.expansion_rate) * size > int(self.max_window_size):
+            raise ValueError(
+                f"two-phase window {self.expansion_rate:g} × {size} hits = {float(self.expansion_rate) * size:,.0f} "
+                f"exceeds max_window_size {int(self.max_window_size):,}: raise it or lower the expansion rate"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"tp-{self.prune_ratio:.4f}-{self.expansion_rate:.2f}-{int(self.max_window_size)}"
+
+    def processor(self) -> dict[str, Any]:
+        return {
+            "neural_sparse_two_phase_processor": {
+                "enabled": True,
+                "two_phase_parameter": {
+                    "prune_ratio": float(self.prune_ratio),
+                    "expansion_rate": float(self.expansion_rate),
+                    "max_window_size": int(self.max_window_size),
+                },
+            }
+        }
+
+
+def sparse_pipeline(two_phase: TwoPhase) -> tuple[str, dict[str, Any]]:
+    """``(name, body)`` of the search pipeline that runs the sparse leg in two phases."""
+    body = {"description": "sparse_demo two-phase neural_sparse", "request_processors": [two_phase.processor()]}
+    return f"sparse-demo-{two_phase.name}", body
+
+
 def hybrid_pipeline(
-    fusion: str, weights: Sequence[float] | None = None, rank_constant: int = 60
+    fusion: str, weights: Sequence[float] | None = None, rank_constant: int = 60, two_phase: TwoPhase | None = None
 ) -> tuple[str, dict[str, Any]]:
     """``(name, body)`` of the search pipeline that fuses a ``hybrid`` query on the cluster, as
     :func:`sparse_demo.index.fusion.fuse` does in Python.
@@ -163,9 +221,12 @@ def hybrid_pipeline(
         }
     else:
         raise ValueError(f"unknown fusion {fusion!r}: use minmax or rrf")
-    body = {
+    body: dict[str, Any] = {
         "description": f"sparse_demo server-side hybrid fusion ({fusion})",
         "phase_results_processors": [processor],
         "response_processors": [{"hybrid_score_explanation": {}}],
     }
+    if two_phase is not None:
+        body["request_processors"] = [two_phase.processor()]
+        name += f"-{two_phase.name}"
     return name, body
