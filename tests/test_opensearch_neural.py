@@ -92,6 +92,27 @@ def test_neural_sparse_scores_are_the_dot_products_of_the_stored_vectors(sample)
     assert checked == 200
 
 
+def test_the_engines_explanation_is_decoded_into_tokens_and_agrees(sample):
+    """``_explain`` leaves decoded back into tokens: each equals q[t] x the 9-bit stored weight (numpy here),
+    and the Search tab's explanation says the engine agrees."""
+    from sparse_demo.search import explain
+
+    index, queries = sample
+    be = index.backend
+    for text in queries[:5]:
+        qvec, _ = index.query_vector(text)
+        top = be.search_sparse(qvec, 3).hits
+        for hit in top:
+            stored = be.get(hit.id).sparse
+            engine = be.engine_explain_sparse(hit.id, qvec)
+            expected = {t: w * _nine_bits(stored[t]) for t, w in qvec.items() if t in stored}
+            assert set(engine) == set(expected), (text, hit.id)
+            assert all(engine[t] == pytest.approx(v, rel=1e-5) for t, v in expected.items())
+            assert sum(engine.values()) == pytest.approx(hit.score, rel=1e-5)
+            line = explain(index, hit.id, text).engine_agreement()
+            assert line is not None and "agrees" in line, line
+
+
 def _leg_ties(legs) -> bool:
     return any(len({h.score for h in leg.hits}) != len(leg.hits) for leg in legs)
 

@@ -27,6 +27,27 @@ class Explanation:
     windows: tuple[tuple[int, int], ...] = ()
     token_windows: dict[str, int] = field(default_factory=dict)
     best_window: int | None = None
+    #: The engine's own per-token contributions (OpenSearch ``_explain``), None where the backend has none.
+    engine: dict[str, float] | None = None
+
+    def engine_agreement(self, tolerance: float = 1e-4) -> str | None:
+        """A line comparing the engine's explanation with the contributions computed here, or None."""
+        if self.engine is None:
+            return None
+        mine = {c.token: c.contribution for c in self.contributions}
+        differ = sorted(
+            t for t in set(mine) | set(self.engine) if abs(mine.get(t, 0.0) - self.engine.get(t, 0.0)) > tolerance
+        )
+        total = sum(self.engine.values())
+        if not differ:
+            return (
+                f"OpenSearch's own explanation (`_explain`) agrees: the same {len(self.engine)} token products, "
+                f"sum {total:.4g}."
+            )
+        return (
+            f"OpenSearch's own explanation (`_explain`, sum {total:.4g}) differs from the contributions computed "
+            f"here on {len(differ)} token(s): {', '.join(differ[:5])}."
+        )
 
     @property
     def tokens(self) -> list[str]:
@@ -72,7 +93,9 @@ def explain(index: SearchIndex, doc_id: str, query: str) -> Explanation:
     exp = index.backend.explain_sparse(doc_id, qvec)  # type: ignore[attr-defined]
     contributions = list(exp.contributions)
     spans, token_windows, best = _windows_of(index, doc_text(doc.title, doc.text), contributions)
-    return Explanation(doc_id, exp.score, contributions, matched, spans, token_windows, best)
+    engine_fn = getattr(index.backend, "engine_explain_sparse", None)
+    engine = engine_fn(doc_id, qvec) if engine_fn is not None else None
+    return Explanation(doc_id, exp.score, contributions, matched, spans, token_windows, best, engine)
 
 
 def _windows_of(

@@ -504,6 +504,8 @@ def explain_hit(session: svc.SearchSession, outcome: svc.SearchOutcome | None, r
                 f"The model read this document in {len(exp.windows)} windows ({how}); the `window` column says "
                 f"which window each token's weight came from{best}."
             )
+    if (agreement := exp.engine_agreement()) is not None:
+        lines.append(agreement)
     lines += [message(n, "warning") for n in notes]
     chart = (
         safe_chart(contribution_chart, frame.head(CHART_TOKENS), f"Token contributions: {hit.id}")

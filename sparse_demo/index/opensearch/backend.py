@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sparse-demo"
 _INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
+#: A leaf of Lucene's explanation of a ``rank_feature`` / ``neural_sparse`` clause.
+_LINEAR_RE = re.compile(
+    r"^Linear function on the (?P<field>\S+) field for the (?P<feature>.+) feature, computed as w \* S"
+)
 
 T = TypeVar("T")
 
@@ -519,6 +523,32 @@ class OpenSearchBackend:
             best[h["_id"]] = max(best.get(h["_id"], float("-inf")), float(h["_score"]))
         rows = sorted(best.items(), key=lambda r: (-r[1], r[0]))[:k]
         return SearchResult("hybrid", [Hit(i, s, r) for r, (i, s) in enumerate(rows, start=1)], took, self.name), name
+
+    def engine_explain_sparse(self, doc_id: str, qvec: Mapping[str, float]) -> dict[str, float]:
+        """The engine's own per-token contributions to ``doc_id``'s sparse score (``_explain``), token -> value.
+
+        Read from the Lucene explanation's ``Linear function on the <field> field for the <feature>
+        feature, computed as w * S`` leaves (feature names decoded back to tokens); for a document read as
+        passages, the passage the engine scored the document by. Empty when the document does not match.
+        """
+        qvec = validate_sparse_vector(qvec, what="query vector")
+        res = self._call(
+            "explain a score",
+            lambda: self.client.explain(index=self.index, id=doc_id, body={"query": self.sparse_query(qvec)}),
+        )
+        out: dict[str, float] = {}
+
+        def walk(node: Mapping[str, Any]) -> None:
+            m = _LINEAR_RE.match(str(node.get("description", "")))
+            if m:
+                token = decode_feature_name(m.group("feature"))
+                out[token] = max(out.get(token, 0.0), float(node.get("value", 0.0)))
+                return
+            for child in node.get("details") or ():
+                walk(child)
+
+        walk(res.get("explanation") or {})
+        return out
 
     def get(self, doc_id: str) -> IndexDocument | None:
         """Fetch a stored document (terms and vector decoded), or None."""
