@@ -70,33 +70,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
-def _search_vectors(encoder: Any, encodings: list[Any], top_k: int) -> list[Any]:
-    """Each encoding's search vector (special tokens dropped) cut to its ``top_k`` heaviest tokens."""
-    from ..encoder import SparseVector
-
-    out = []
-    for enc in encodings:
-        sv = encoder.search_sparse_vector(enc)  # sorted by weight, descending
-        keep = slice(0, min(len(sv), top_k))
-        ids, ws, pos = sv.token_ids[keep], sv.weights[keep], sv.positions[keep]
-        positive = ws > 0
-        out.append(SparseVector(ids[positive], ws[positive], pos[positive]))
-    return out
-
-
-def _document_vectors(encoder: Any, corpus: Any, args: argparse.Namespace) -> list[Any]:
-    """Document-side search vectors of every document, read whole as the index reads them (max over windows)."""
-    from ..search.encode import doc_text
-    from ..search.options import DEFAULT_DOC_WINDOWS
-
-    texts = [doc_text(d.title, d.text) for d in corpus.documents]
-    _counts, done = encoder.document_windows(texts, DEFAULT_DOC_WINDOWS, batch_size=args.batch_size)
-    encodings: list[Any] = [None] * len(texts)
-    for i, doc in done:
-        encodings[i] = doc.encoding
-    return _search_vectors(encoder, encodings, args.doc_top_k)
-
-
 def format_report(payload: dict[str, Any], rows: Any) -> str:
     """A readable block: a title line, then one ``figure  value  meaning`` line per figure."""
     title = payload.get("title", "sparse_vector compatibility")
@@ -110,7 +83,7 @@ def format_report(payload: dict[str, Any], rows: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report and print it; 0 on success."""
-    from ..index.sparse_vector_compat import compatibility_report, vocabulary_folding
+    from ..index.sparse_vector_compat import vocabulary_folding
 
     if args.vocab_only is not None:
         given = [name for name in ("model", "corpus", "queries") if getattr(args, name, None)]
@@ -125,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from ..search import load_corpus_file, load_sample_corpus
+    from ..search.sparse_vector import model_report
     from ..textio import read_query_file
 
     corpus = load_corpus_file(args.corpus) if args.corpus else load_sample_corpus()  # bad input fails first
@@ -134,13 +108,16 @@ def run(args: argparse.Namespace) -> int:
     query_texts = [t for t in (s.strip() for s in query_texts) if t]
     model = args.model or default_model(args)
     encoder = registry(args).get(model)
-    docs = _document_vectors(encoder, corpus, args)
-    queries = None
-    if query_texts:
-        queries = _search_vectors(
-            encoder, encoder.encode_query(query_texts, batch_size=args.batch_size), args.query_top_k
-        )
-    report = compatibility_report(docs, queries, int(encoder.vocab_size), args.k, modulus=args.modulus)
+    report = model_report(
+        encoder,
+        corpus,
+        query_texts,
+        k=args.k,
+        doc_top_k=args.doc_top_k,
+        query_top_k=args.query_top_k,
+        modulus=args.modulus,
+        batch_size=args.batch_size,
+    )
     payload = {
         "title": f"{encoder.name} on {corpus.name}",
         "model": encoder.name,
