@@ -1,12 +1,22 @@
-"""Benchmark the OpenSearch backend on the local node (``scripts/opensearch.sh start``).
+"""Benchmark OpenSearch as clusters run it, side by side in one run, against the exact in-memory index.
 
-Indexes ``--docs`` synthetic documents (default 10,000; Zipf tokens, 150-300 sparse tokens
-and as many BM25 term draws per document) into a throw-away index, then reports bulk
-throughput and the p50/p95 latency of the bm25, sparse and hybrid (min-max) searches, with
-the in-memory backend on the same data for comparison. The index is deleted at the end.
+Indexes ``--docs`` synthetic documents (default 100,000; Zipf tokens, 150-300 sparse tokens and as many
+BM25 term draws per document, shaped like a SPLADE model's document vectors) into a single node
+(``--single``, 1 shard) and into a cluster (``--cluster``, 2 shards, 1 replica; ``scripts/opensearch.sh``
+with ``OPENSEARCH_NEURAL=1 OPENSEARCH_NODES=2 OPENSEARCH_PORT=9250``), and reports:
 
-Usage:
-    python benchmarks/bench_opensearch.py [--docs 10000] [--queries 100]
+* bulk throughput (docs/s) on each;
+* p50 / p95 latency and recall@10 against the exact memory index (the same top 10 of the exact dot
+  product; hybrid against the memory index's client-side min-max fusion) of the ``rank_feature`` bool
+  query, ``neural_sparse``, two-phase ``neural_sparse``, server-side hybrid (search pipeline) and
+  client-side hybrid, on the cluster (the neural ones need the plugin) and the single node;
+* the same for ``pyseismic-lsr`` (SEISMIC, an approximate in-memory index, the field's speed reference)
+  built on the same vectors, when it is installed (``pip install pyseismic-lsr``).
+
+Each index is deleted at the end. Usage::
+
+    python benchmarks/bench_opensearch.py [--docs 100000] [--queries 200] \
+        [--single http://127.0.0.1:9200] [--cluster http://127.0.0.1:9250]
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sparse_demo.index import IndexDocument, MemoryBackend, hybrid_search
-from sparse_demo.index.opensearch import OpenSearchBackend, OpenSearchUnavailable
+from sparse_demo.index.opensearch import ConnectionSettings, OpenSearchBackend, OpenSearchUnavailable, TwoPhase
 
 
 def zipf_probs(vocab: int, a: float = 1.1) -> np.ndarray:
@@ -55,73 +65,137 @@ def make_queries(n: int, vocab: int, rng: np.random.Generator):
     return out
 
 
-def timed(fn, queries) -> list[float]:
-    lat = []
+def timed(fn, queries) -> tuple[list[float], list[list[str]]]:
+    lat, ids = [], []
     for terms, qvec in queries:
         t0 = time.perf_counter()
-        fn(terms, qvec)
+        got = fn(terms, qvec)
         lat.append((time.perf_counter() - t0) * 1000)
-    return lat
+        ids.append(got)
+    return lat, ids
+
+
+def recall(got: list[list[str]], want: list[list[str]], k: int = 10) -> float:
+    return float(np.mean([len(set(g[:k]) & set(w[:k])) / max(1, len(w[:k])) for g, w in zip(got, want, strict=True)]))
+
+
+def connect(url: str, shards: int, replicas: int) -> OpenSearchBackend | None:
+    be = OpenSearchBackend(
+        f"bench-sparse-demo-{uuid.uuid4().hex[:10]}",
+        ConnectionSettings(url=url),
+        shards=shards,
+        replicas=replicas,
+        chunk_size=1000,
+        max_retries=8,
+    )
+    try:
+        info = be.ping()
+    except OpenSearchUnavailable as exc:
+        print(f"{url}: not reachable ({exc}); skipped")
+        return None
+    nodes = be.health().get("number_of_nodes")
+    print(
+        f"{url}: OpenSearch {info['version']['number']}, {nodes} node(s), "
+        f"neural-search plugin {'yes' if be.has_neural_plugin() else 'no'}"
+    )
+    return be
+
+
+def seismic_rows(docs, queries, exact_ids) -> list[tuple]:
+    try:
+        import seismic
+    except ImportError:
+        print("pyseismic-lsr is not installed (pip install pyseismic-lsr): SEISMIC row skipped")
+        return []
+    st = seismic.get_seismic_string()
+    dataset = seismic.SeismicDataset()
+    for d in docs:
+        toks = np.array(list(d.sparse), dtype=st)
+        dataset.add_document(d.id, toks, np.array(list(d.sparse.values()), dtype=np.float32))
+    t0 = time.perf_counter()
+    index = seismic.SeismicIndex.build_from_dataset(dataset)
+    print(f"SEISMIC index built in {time.perf_counter() - t0:.1f} s")
+
+    def search(_terms, qvec):
+        res = index.search(
+            "q",
+            np.array(list(qvec), dtype=st),
+            np.array(list(qvec.values()), dtype=np.float32),
+            k=10,
+            query_cut=len(qvec),
+            heap_factor=0.8,
+        )
+        return [doc for _q, _score, doc in res]
+
+    lat, ids = timed(search, queries)
+    return [("pyseismic-lsr (memory, approximate)", "sparse", lat, recall(ids, exact_ids))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--docs", type=int, default=10_000)
-    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--vocab", type=int, default=30_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--single", default="http://127.0.0.1:9200", help="one node (an index of 1 shard)")
+    ap.add_argument("--cluster", default="http://127.0.0.1:9250", help="a cluster (2 shards, 1 replica)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-
-    backend = OpenSearchBackend(f"bench-sparse-demo-{uuid.uuid4().hex[:10]}")
-    try:
-        info = backend.ping()
-    except OpenSearchUnavailable as exc:
-        sys.exit(str(exc))
-    print(
-        f"OpenSearch {info['version']['number']} at {backend.settings.display_url}, "
-        f"sparse query: {'neural_sparse' if backend.has_neural_plugin() else 'rank_feature (linear)'}"
-    )
     docs = make_docs(args.docs, args.vocab, rng)
     queries = make_queries(args.queries, args.vocab, rng)
-    n_feat = sum(len(d.sparse) for d in docs)
     print(
-        f"corpus: {len(docs):,} docs, {n_feat / len(docs):.0f} sparse tokens and "
-        f"{sum(len(d.terms) for d in docs) / len(docs):.0f} BM25 terms per doc"
+        f"corpus: {len(docs):,} docs, {sum(len(d.sparse) for d in docs) / len(docs):.0f} sparse tokens and "
+        f"{sum(len(d.terms) for d in docs) / len(docs):.0f} BM25 terms per doc; {len(queries)} queries"
     )
-    try:
+    memory = MemoryBackend()  # exact dot products: the reference
+    t0 = time.perf_counter()
+    memory.add(docs)
+    print(f"memory index build: {len(docs) / (time.perf_counter() - t0):,.0f} docs/s")
+    exact_lat, exact_ids = timed(lambda t, q: memory.search_sparse(q, 10).ids, queries)
+    hyb_lat, hyb_ids = timed(lambda t, q: hybrid_search(memory, t, q, k=10).ids, queries)
+    rows: list[tuple] = [
+        ("memory (exact)", "sparse", exact_lat, 1.0),
+        ("memory (exact)", "client hybrid", hyb_lat, 1.0),
+    ]
+    backends = []
+    for label, url, shards, replicas in (("1 node", args.single, 1, 0), ("cluster", args.cluster, 2, 1)):
+        be = connect(url, shards, replicas)
+        if be is None:
+            continue
+        backends.append(be)
         t0 = time.perf_counter()
-        backend.add(docs)
+        be.add(docs)
         bulk_s = time.perf_counter() - t0
-        print(f"bulk indexing: {len(docs) / bulk_s:,.0f} docs/s ({bulk_s:.1f} s incl. refresh and count check)")
-
-        memory = MemoryBackend(feature_precision="lucene")  # 9-bit weights, as rank_features
-        t0 = time.perf_counter()
-        memory.add(docs)
-        print(f"memory backend build: {len(docs) / (time.perf_counter() - t0):,.0f} docs/s")
-
-        for be in (backend, memory):  # warm up caches and JIT
+        print(f"{label}: bulk {len(docs) / bulk_s:,.0f} docs/s ({bulk_s:.1f} s incl. refresh and count check)")
+        plain = OpenSearchBackend(be.index, be.settings, use_neural=False, shards=shards, replicas=replicas)
+        for b in (be, plain):  # warm up
             for terms, qvec in queries[:10]:
-                hybrid_search(be, terms, qvec, k=10)
+                b.search_sparse(qvec, 10)
+                b.search_bm25(terms, 10)
+        lat, ids = timed(lambda t, q, b=plain: b.search_sparse(q, 10).ids, queries)
+        rows.append((f"{label} ({shards} shard(s))", "rank_feature", lat, recall(ids, exact_ids)))
+        lat, ids = timed(lambda t, q, b=plain: hybrid_search(b, t, q, k=10).ids, queries)
+        rows.append((f"{label} ({shards} shard(s))", "client hybrid", lat, recall(ids, hyb_ids)))
+        if be.has_neural_plugin():
+            lat, ids = timed(lambda t, q, b=be: b.search_sparse(q, 10).ids, queries)
+            rows.append((f"{label} ({shards} shard(s))", "neural_sparse", lat, recall(ids, exact_ids)))
+            tp = TwoPhase()
+            lat, ids = timed(lambda t, q, b=be, tp=tp: b.search_sparse(q, 10, two_phase=tp).ids, queries)
+            rows.append((f"{label} ({shards} shard(s))", "two-phase neural_sparse", lat, recall(ids, exact_ids)))
 
-        rows = []
-        for label, be in (("opensearch", backend), ("memory", memory)):
-            rows.append((label, "bm25", timed(lambda t, q, be=be: be.search_bm25(t, 10), queries)))
-            rows.append((label, "sparse", timed(lambda t, q, be=be: be.search_sparse(q, 10), queries)))
-            rows.append((label, "hybrid", timed(lambda t, q, be=be: hybrid_search(be, t, q, k=10), queries)))
-        print(f"\nlatency over {len(queries)} queries (k=10; hybrid = both legs with 100 candidates + min-max fusion)")
-        p50 = {}
-        for label, leg, lat in rows:
-            p50[(label, leg)] = float(np.percentile(lat, 50))
-            print(f"  {label:<10} {leg:<6}: p50 {p50[(label, leg)]:7.2f} ms  p95 {np.percentile(lat, 95):7.2f} ms")
-        for leg in ("bm25", "sparse", "hybrid"):
-            print(f"  ratio opensearch/memory {leg:<6}: x{p50[('opensearch', leg)] / p50[('memory', leg)]:.2f}")
-        same = sum(
-            hybrid_search(backend, t, q, k=10).ids[:5] == hybrid_search(memory, t, q, k=10).ids[:5] for t, q in queries
-        )
-        print(f"  hybrid top-5 identical to memory backend: {same}/{len(queries)}")
-    finally:
-        backend.clear()
+            def server(t, q, b=be):
+                return b.search_hybrid(t, q, 10, fusion="minmax", weights=(0.5, 0.5), candidates=100)[0].ids
+
+            lat, ids = timed(server, queries)
+            rows.append((f"{label} ({shards} shard(s))", "server hybrid", lat, recall(ids, hyb_ids)))
+    rows += seismic_rows(docs, queries, exact_ids)
+    print(f"\n{len(queries)} queries, k=10; recall@10 against the exact memory index (hybrid: its client fusion)\n")
+    print("| where | query | p50 ms | p95 ms | recall@10 |")
+    print("|---|---|---|---|---|")
+    for where, what, lat, rec in rows:
+        print(f"| {where} | {what} | {np.percentile(lat, 50):.2f} | {np.percentile(lat, 95):.2f} | {rec:.3f} |")
+    for be in backends:
+        be.clear()
 
 
 if __name__ == "__main__":

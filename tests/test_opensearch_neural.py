@@ -237,7 +237,9 @@ def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
             try:
                 hits = be.search_sparse({"▁서울": 1.0, "▁n3": 2.0}, 10).hits
                 terms = be.search_bm25(analyzer.terms("서울 교통"), 10).hits
-                answers.append(len(hits) + len(terms))
+                fused, _ = be.search_hybrid(analyzer.terms("서울 교통"), {"▁n3": 1.0}, 10, weights=(0.5, 0.5))
+                assert all(0 <= h.score <= 1 for h in fused.hits), fused  # normalized by the pipeline
+                answers.append(len(hits) + len(terms) + len(fused.hits))
             except Exception as e:  # noqa: BLE001 - every failure is reported below
                 failures.append(repr(e))
             time.sleep(0.05)
@@ -258,7 +260,7 @@ def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
     try:
         assert not failures, failures[:3]
         assert before > 0 and len(answers) > after_stop >= before, (before, after_stop, len(answers))
-        assert all(n == 20 for n in answers), set(answers)
+        assert all(n == 30 for n in answers), set(answers)
         assert degraded["status"] == "yellow" and degraded["number_of_nodes"] == 1, degraded
         assert note and "yellow" in note and "complete" in note, note
         assert be.count() == len(docs)

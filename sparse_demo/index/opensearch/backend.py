@@ -485,7 +485,9 @@ class OpenSearchBackend:
 
         Each leg contributes its top ``candidates`` hits (default ``k``), as the legs of client-side fusion
         do; ``weights`` are (BM25, sparse) for ``minmax``; ``rrf`` is unweighted. Ties are broken by id as
-        in :func:`sparse_demo.index.fusion.fuse`. ``two_phase`` runs the sparse leg in two phases.
+        in :func:`sparse_demo.index.fusion.fuse`. ``two_phase`` runs the sparse leg in two phases. With several
+        shards the BM25 leg uses each shard's statistics (the client's BM25 leg gathers them first), so the
+        two fusions may differ slightly there.
 
         Returns:
             ``(result, pipeline name)``; the result's leg is ``"hybrid"``.
@@ -507,7 +509,9 @@ class OpenSearchBackend:
             return SearchResult("hybrid", [], 0.0, self.name), name
         self._ensure_pipeline(name, pipeline)
         body = {"size": size, "query": hybrid_query(legs), "_source": False}
-        params = {"search_pipeline": name, **self._search_params("bm25" if terms else "sparse")}
+        # no dfs_query_then_fetch here: under it 2.19.1 skips the pipeline's normalization and returns raw
+        # scores, so with several shards the BM25 leg of a server-side hybrid uses per-shard statistics
+        params = {"search_pipeline": name}
         from opensearchpy import exceptions as exc
 
         t0 = time.perf_counter()
