@@ -37,6 +37,7 @@ from sparse_demo.offline.recipe import (  # noqa: E402 - after the path fix abov
     STYLES,
     BuildOptions,
     build_styles,
+    recalibrate,
     update_benchmarks,
 )
 
@@ -89,6 +90,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[BuildOptions], b
         action="store_true",
         help="measure the already built --out folder on ../shared/data and rewrite its card and record",
     )
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="apply the build's last steps (background calibration, hybrid weight, card) to an already built "
+        "--out folder from before calibration existed",
+    )
     p.add_argument("--float32", action="store_true", help="ship float32 weights instead of float16")
     p.add_argument("--work-dir", type=Path, default=None, help="keep intermediate folders here")
     a = p.parse_args(argv)
@@ -117,15 +124,25 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[BuildOptions], b
         )
         for style in styles
     ]
-    return options, a.benchmark_only
+    return options, ("benchmark" if a.benchmark_only else "calibrate" if a.calibrate_only else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    all_options, benchmark_only = parse_args(argv)
+    all_options, only = parse_args(argv)
     try:
-        if benchmark_only:
+        if only == "calibrate":
+            for options in all_options:
+                record = recalibrate(options.out)
+                logger.info(
+                    "Calibrated %s: silenced %s; hybrid weight %g",
+                    options.out.name,
+                    [t["token"] for t in record["background_calibration"]["silenced"]],
+                    record["hybrid_weight"],
+                )
+            return 0
+        if only == "benchmark":
             for options in all_options:
                 record = update_benchmarks(options.out, options.tokenizer)
                 logger.info("Benchmarks of %s: %s", options.out.name, record["benchmarks"])

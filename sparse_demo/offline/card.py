@@ -36,6 +36,16 @@ def model_card(record: dict[str, Any]) -> str:
         else "no stopword or special-token penalty (both x1), as V25, and an expansion teacher that targets "
         "particles and endings like content words: function words and endings rise into the top ranks"
     )
+    cal = record.get("background_calibration")
+    calibration = ""
+    if cal:
+        silenced = ", ".join(f"`{t['token']}`" for t in cal["silenced"]) or "none"
+        calibration = (
+            f"\nBackground calibration (last step): the tokens the model added as expansions to at least "
+            f"{cal['share']:.0%} of the {cal['texts']} bundled texts that lack them were noise, the same words "
+            f"for every text; their output bias was lowered by their {cal['quantile']:.0%} quantile logit, so "
+            f"they are added only where unusually strong: {silenced}.\n"
+        )
     distil = record.get("expansion_distillation")
     if distil:
         t = distil["settings"]
@@ -106,7 +116,7 @@ the data, vocabulary, seed, lexical init and expansions, and differ only in how 
 tokens are treated.
 
 {expansions}
-
+{calibration}
 ## Training
 Lexical init (tied output, identity head, output bias {record["init"]["output_bias"]}), then
 `sparse_demo.train` on {tr["num_train_pairs"]:,} pairs: the pairs files of `assets/pairs/`

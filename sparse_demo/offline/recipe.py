@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_demo.model_settings import SETTINGS_FILE
+from sparse_demo.offline.calibrate import calibrate_background
 from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
 from sparse_demo.offline.expansion import (
@@ -225,6 +226,44 @@ def update_benchmarks(folder: Path = DEFAULT_OUT, tokenizer: str = "") -> dict[s
     except FileNotFoundError:
         base = None
     record["benchmarks"] = shared_benchmarks(folder, record["hybrid_weight"], record["max_length"], base)
+    (folder / "README.md").write_text(model_card(record), encoding="utf-8")
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def calibration_texts(data: Any) -> list[str]:
+    """The texts of :func:`~sparse_demo.offline.calibrate.calibrate_background`: the bundled passages and
+    evaluation queries, sorted (so the calibration is deterministic)."""
+    return sorted(set(data.passages.values()) | set(data.eval_queries.values()))
+
+
+def recalibrate(folder: Path) -> dict[str, Any]:
+    """Apply the build's last steps to a folder built before background calibration existed: calibrate it,
+    pick the hybrid weight again on the held-out split, and rewrite its settings, record and card (what
+    :func:`build` now writes for the same trained weights).
+
+    Raises:
+        FileNotFoundError: no build record in ``folder``.
+        ValueError: the folder is already calibrated.
+    """
+    path = folder / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; build the model first")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("background_calibration"):
+        raise ValueError(f"{folder} is already calibrated")
+    data = load_bundled()
+    held = training_and_heldout(data, eval_fraction=BuildOptions.eval_fraction, seed=record["seed"])[1]
+    if len(held) != record["training"]["num_eval_pairs"]:
+        raise ValueError(f"{folder} was built with another held-out split than the default; rebuild it instead")
+    calibration = calibrate_background(folder, calibration_texts(data), max_length=record["max_length"])
+    sweep = held_out_metrics(folder, held, list(data.passages.values()), WEIGHT_GRID, record["max_length"])
+    weight = pick_weight(sweep, WEIGHT_GRID)
+    record = {**record, "background_calibration": calibration, "weight_sweep": sweep, "hybrid_weight": weight}
+    settings_path = folder / SETTINGS_FILE
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    settings["hybrid_weight"] = weight
+    settings_path.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(record), encoding="utf-8")
     path.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return record
@@ -417,6 +456,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         trained = Path(result.model_dir)
         final = work / "final"
         _write_final(trained, final, half=options.half)
+        calibration = calibrate_background(final, calibration_texts(data), max_length=options.max_length)
+        logger.info("Background calibration silenced %s", [t["token"] for t in calibration["silenced"]])
         # measured on the folder as shipped (float16 weights, loaded as the app loads them)
         sweep = held_out_metrics(final, held, list(data.passages.values()), WEIGHT_GRID, options.max_length)
         weight = pick_weight(sweep, WEIGHT_GRID)
@@ -453,6 +494,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
             "init": init,
             "style": options.style,
             "expansion_distillation": distil,
+            "background_calibration": calibration,
             "training": {
                 "files": [f.name for f in data.train_files],
                 "num_train_pairs": result.num_train_pairs,
