@@ -45,6 +45,15 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sparse-demo"
 _INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,254}$")
+#: What OpenSearch says when a search lost a node mid-way (worth one retry on the copies left).
+_NODE_LOST_MARKERS = (
+    "search_context_missing",
+    "disconnected",
+    "node_not_connected",
+    "NodeNotConnected",
+    "no_shard_available",
+    "node_closed",
+)
 #: A leaf of Lucene's explanation of a ``rank_feature`` / ``neural_sparse`` clause.
 _LINEAR_RE = re.compile(
     r"^Linear function on the (?P<field>\S+) field for the (?P<feature>.+) feature, computed as w \* S"
@@ -129,18 +138,46 @@ class OpenSearchBackend:
         """Run a client call, turning connection/auth failures into OpenSearchUnavailable."""
         return guarded_call(self.settings, self.index, what, fn)
 
+    def _search_call(self, what: str, fn: Callable[[], T]) -> T:
+        """:meth:`_call` for a search, retried (twice, after 0.2 s and 0.6 s) when it failed, or answered from
+        fewer shards than it asked, because a node went away mid-search: the cluster answers the retry from
+        the shard copies left (a lost node's search contexts are gone, and OpenSearch reports that as a 500 or
+        503, or as failed shards in a 200 answer, not as a connection error)."""
+        from opensearchpy import exceptions as exc
+
+        for delay in (0.2, 0.6, None):
+            try:
+                res = self._call(what, fn)
+                failed = (res.get("_shards") or {}).get("failed", 0) if isinstance(res, dict) else 0
+                if failed and delay is not None:  # a shard copy went away mid-search: ask the copies left
+                    logger.warning("%s: %d shard(s) failed mid-search; retrying in %.1f s", what, failed, delay)
+                    time.sleep(delay)
+                    continue
+                return res
+            except exc.TransportError as e:
+                transient = e.status_code in (500, 503) and any(
+                    marker in str(e.info or e.error) for marker in _NODE_LOST_MARKERS
+                )
+                if not transient or delay is None:
+                    raise
+                logger.warning("%s failed as a node left (%s); retrying in %.1f s", what, e.error, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def ping(self) -> dict[str, Any]:
         """Cluster info (name, version); raises OpenSearchUnavailable when down."""
         return self._call("connect", lambda: self.client.info())
 
-    def health(self) -> dict[str, Any]:
-        """The cluster's ``_cluster/health`` (status, nodes, unassigned shards); raises OpenSearchUnavailable."""
-        return self._call("read the cluster health", lambda: self.client.cluster.health())
+    def health(self, index_only: bool = False) -> dict[str, Any]:
+        """``_cluster/health`` (status, nodes, unassigned shards) of the cluster, or of this backend's index
+        alone; raises OpenSearchUnavailable."""
+        kwargs = {"index": self.index} if index_only else {}
+        return self._call("read the cluster health", lambda: self.client.cluster.health(**kwargs))
 
     def health_note(self) -> str | None:
-        """A line for users when the cluster is not green (a node lost, copies unassigned), else None."""
+        """A line for users when this backend's index is not green (a node lost, copies unassigned), else None."""
         try:
-            h = self.health()
+            h = self.health(index_only=True)
         except Exception as e:  # noqa: BLE001 - a note, never a failure of the search that asks for it
             return f"OpenSearch cluster health could not be read: {e}"
         status = str(h.get("status", "unknown"))
@@ -149,8 +186,9 @@ class OpenSearchBackend:
         unassigned = int(h.get("unassigned_shards", 0) or 0)
         what = "every primary shard answers; " if status == "yellow" else "some primary shards are missing; "
         return (
-            f"OpenSearch cluster is {status} ({h.get('number_of_nodes', '?')} node(s) up, {unassigned} shard "
-            f"copies unassigned): {what}results {'are complete' if status == 'yellow' else 'may be incomplete'}."
+            f"OpenSearch index {self.index!r} is {status} ({h.get('number_of_nodes', '?')} node(s) up, "
+            f"{unassigned} shard copies unassigned): {what}results "
+            f"{'are complete' if status == 'yellow' else 'may be incomplete'}."
         )
 
     def has_neural_plugin(self) -> bool:
@@ -404,7 +442,7 @@ class OpenSearchBackend:
             del body["sort"], body["track_scores"]
         t0 = time.perf_counter()
         try:
-            res = self._call(
+            res = self._search_call(
                 f"run the {leg} query",
                 lambda: self.client.search(
                     index=self.index,
@@ -516,7 +554,7 @@ class OpenSearchBackend:
 
         t0 = time.perf_counter()
         try:
-            res = self._call(
+            res = self._search_call(
                 "run the hybrid query", lambda: self.client.search(index=self.index, body=body, params=params)
             )
         except exc.NotFoundError:
