@@ -228,7 +228,6 @@ def search(
         on_server = fusion_side == "server" or (fusion_side == "auto" and server is not None and server())
         if fusion_side == "server" and (server is None or not server()):
             raise ValueError(f"the {be.name} backend cannot fuse on the server: use fusion_side='client'")
-        evidence = {h.id: h for h in fused.hits}
         if on_server and (terms or qvec):
             result, pipeline = be.search_hybrid(
                 terms, qvec, k, fusion=fusion, weights=weights, candidates=fetch, **phase
@@ -255,7 +254,7 @@ def search(
                 )
         else:
             fused_by = "client"
-            for h in evidence.values():
+            for h in fused.hits:
                 rows.append((h.id, h.score, h.leg_scores[0], h.leg_ranks[0], h.leg_scores[1], h.leg_ranks[1]))
     else:
         for h in _ranked(legs[method].hits)[:k]:

@@ -346,20 +346,12 @@ class OpenSearchBackend:
         t0 = time.perf_counter()
         big = total >= 5 * self.chunk_size
         if big:  # no periodic refreshes while a large batch streams in
-            self._call(
-                "tune the index",
-                lambda: self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": "-1"}}),
-            )
+            self._set_refresh_interval("-1")
         try:
             self._call("index documents", run_bulk)
         finally:
             if big:
-                self._call(
-                    "tune the index",
-                    lambda: self.client.indices.put_settings(
-                        index=self.index, body={"index": {"refresh_interval": None}}
-                    ),
-                )
+                self._set_refresh_interval(None)
         self._call("refresh the index", lambda: self.client.indices.refresh(index=self.index))
         if errors:
             shown = "; ".join(e for e in errors if e)
@@ -389,13 +381,17 @@ class OpenSearchBackend:
         from opensearchpy import exceptions as exc
 
         try:
-            self._call(
-                "tune the index",
-                lambda: self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": None}}),
-            )
+            self._set_refresh_interval(None)
             self._call("refresh the index", lambda: self.client.indices.refresh(index=self.index))
         except exc.NotFoundError:
             pass
+
+    def _set_refresh_interval(self, interval: str | None) -> None:
+        """``"-1"`` turns periodic refreshes off (a large batch); None restores the index default."""
+        self._call(
+            "tune the index",
+            lambda: self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": interval}}),
+        )
 
     def existing_ids(self) -> set[str]:
         """The ids of every document in the index (empty when it does not exist), read with a scroll."""
