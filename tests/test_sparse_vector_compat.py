@@ -292,8 +292,8 @@ def test_the_search_tab_reports_the_demo_model_on_the_sample(tmp_path):
     import json
 
     from sparse_demo.config import load_settings
-    from sparse_demo.ui.common import AppContext
-    from sparse_demo.ui.search import SAMPLE_LABEL, run_sparse_vector_report
+    from sparse_demo.ui.common import SAMPLE_LABEL, AppContext
+    from sparse_demo.ui.search_opensearch import run_sparse_vector_report
 
     models = tmp_path / "models.json"
     demo = str(Path(__file__).resolve().parents[1] / "assets" / "demo-v26-style")
