@@ -5,29 +5,39 @@
 # Usage: scripts/opensearch.sh {fetch|start|stop|status|start-node I|stop-node I}
 #
 # Assembles OpenSearch from Maven Central (the only registry reachable here): the
-# integ-test-zip distribution (core + transport-netty4, no security plugin) plus the
-# mapper-extras module (rank_feature / rank_features fields) and analysis-common
-# (whitespace tokenizer and friends). Plugin descriptors for the two modules are written
-# by this script because Maven Central serves them as plain jars.
+# integ-test-zip distribution. The 2.19.x zips hold only core + transport-netty4 (no security
+# plugin), so this script adds the mapper-extras module (rank_feature / rank_features fields) and
+# analysis-common (whitespace tokenizer and friends), writing their plugin descriptors itself because
+# Maven Central serves them as plain jars. The 3.x zips (e.g. 3.6.0) already ship every module
+# (mapper-extras, analysis-common, lang-painless, transport-grpc, ...); a module the zip has is
+# left as it is. OpenSearch 3.x needs Java 21+ (see find_java_home); Java 17 runs 2.19.x.
 #
-# Plugin flavour (OPENSEARCH_NEURAL=1): OpenSearch 2.19.1 (the only core version whose
-# plugins Maven Central serves: org.opensearch.plugin:opensearch-knn:2.19.1.0 and
-# org.opensearch.plugin:neural-search:2.19.1.0; a plugin's version must match core exactly)
-# plus the lang-painless module (k-NN extends it; jar, its pom's dependencies and a
-# plugin-security.policy are assembled like the other modules), then
+# Plugin flavour (OPENSEARCH_NEURAL=1): core plus the k-NN and neural-search plugins, whose
+# version must match core exactly (plugin <core>.0). Maven Central serves both for 2.19.1
+# (org.opensearch.plugin:opensearch-knn:2.19.1.0, neural-search:2.19.1.0; the default) and 3.6.0
+# (opensearch-knn:3.6.0.0, neural-search:3.6.0.0; OPENSEARCH_VERSION=3.6.0); k-NN alone also as
+# 3.4.0.0 and 3.5.0.0. For 2.19.1 the lang-painless module (k-NN extends it; jar, its pom's
+# dependencies and a plugin-security.policy) is assembled like the other modules; 3.6.0 ships it
+# (and transport-grpc, which both 3.6 plugins also extend). Then
 # `opensearch-plugin install --batch file://...` of k-NN and neural-search. It lives in
 # opensearch-<version>-neural and runs in run-neural-<port> (cluster-neural-<port>), beside the
 # plugin-free install, so both stay cached. Maven Central has no checksum next to the
-# neural-search zip, so its SHA-256 is pinned below. The Maven k-NN zip has no native libraries
-# (no plugins/opensearch-knn/lib/*.so, unlike the official distribution). The node still starts,
-# and neural_sparse (query_tokens on rank_features), hybrid, normalization-processor,
-# score-ranker-processor (rrf), hybrid_score_explanation and neural_sparse_two_phase_processor
-# work, as do knn_vector fields with engine lucene. But indexing into a knn_vector field with
-# engine faiss (the 2.19 default) or nmslib KILLS THE NODE (fatal UnsatisfiedLinkError:
-# no opensearchknn_faiss_avx2 in java.library.path). LD_LIBRARY_PATH is pointed at
-# plugins/opensearch-knn/lib in case such libraries are copied there by hand. A hybrid query
-# needs a search pipeline with a normalization-processor or score-ranker-processor; without one,
-# 2.19.1 returns its internal marker hits (scores like -9.5E9) instead of an error.
+# neural-search zips nor the k-NN 3.6.0.0 zip, so their SHA-256 are pinned below. The Maven k-NN
+# zips have no native libraries (no plugins/opensearch-knn/lib/*.so, unlike the official
+# distribution). The node still starts, and neural_sparse (query_tokens on rank_features), hybrid,
+# normalization-processor, score-ranker-processor (rrf), hybrid_score_explanation and
+# neural_sparse_two_phase_processor work, as do knn_vector fields with engine lucene. On 3.6.0 the
+# sparse_vector field (method seismic, needs index setting index.sparse: true; pure Java) works too,
+# but only with token ids the client has folded below 32768: 3.6.0 folds ids modulo 65536 into a
+# signed short, so a document id whose fold is >= 32768 fails the shard at refresh
+# (NegativeArraySizeException; the index goes red) once a segment reaches approximate_threshold
+# docs, and such a query id fails the search. But indexing into a knn_vector field with engine
+# faiss (the default) or nmslib KILLS THE NODE (fatal UnsatisfiedLinkError: no
+# opensearchknn_faiss_avx2 in java.library.path; seen on 2.19.1 and 3.6.0).
+# LD_LIBRARY_PATH is pointed at plugins/opensearch-knn/lib in case such libraries are copied there
+# by hand. A hybrid query needs a search pipeline with a normalization-processor or
+# score-ranker-processor; without one, 2.19.1 and 3.6.0 return internal marker hits (scores like -9.5E9)
+# instead of an error.
 #
 # Cluster (OPENSEARCH_NODES=N, N > 1): N nodes of cluster sparse-demo-<port> on 127.0.0.1;
 # node I (0..N-1) answers HTTP on OPENSEARCH_PORT+I and talks transport on
@@ -44,7 +54,12 @@
 # and the cluster's nodes on the same port base).
 #
 # Environment:
-#   OPENSEARCH_VERSION   default 2.19.6, 2.19.1 with OPENSEARCH_NEURAL=1 (Java 17 runs 2.19.x)
+#   OPENSEARCH_VERSION   default 2.19.6, 2.19.1 with OPENSEARCH_NEURAL=1 (Java 17 runs 2.19.x);
+#                        3.6.0 (with or without OPENSEARCH_NEURAL=1) needs Java 21+
+#   OPENSEARCH_JAVA_HOME the JDK to run OpenSearch with; must be new enough (11+ for 2.x, 21+ for 3.x)
+#                        or the script stops. Else JAVA_HOME or the java on PATH, whichever first is
+#                        new enough, else the newest JDK in /usr/lib/jvm/* or /opt/java/* (e.g. Temurin
+#                        25 for 3.x beside a default Java 17)
 #   OPENSEARCH_NEURAL=1  add the k-NN and neural-search plugins (see above)
 #   OPENSEARCH_NODES     number of nodes, default 1 (a single-node cluster, discovery.type single-node)
 #   OPENSEARCH_PORT      HTTP port (of node 0), default 9200 (bound to 127.0.0.1 only)
@@ -135,9 +150,14 @@ maven_path() { # group artifact version ext -> path in the repository
 # SHA-256 pins for files Maven Central serves without a .sha1 (checked instead of a .sha1).
 # neural-search-2.19.1.0.zip: no .sha1/.md5/.pom next to it (404); pinned from the zip whose
 # opensearch-neural-search-2.19.1.0.jar manifest says Change 5ea6d30b, built 2025-02-27.
+# neural-search-3.6.0.0.zip and opensearch-knn-3.6.0.0.zip: no .sha1/.md5/.sha256/.pom either;
+# pinned from the zips whose jar manifests say neural-search Change 84943265, built 2026-04-04,
+# and k-NN 3.6.0.0 (opensearch.version=3.6.0).
 pinned_sha256() { # file name -> expected sha256, or nothing
     case "$1" in
         neural-search-2.19.1.0.zip) echo b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa ;;
+        neural-search-3.6.0.0.zip) echo 6ef1b206e79391e2e36268e32dc34d27fd8b8a59a8eb0a7393c97d53b038e433 ;;
+        opensearch-knn-3.6.0.0.zip) echo ac392ca28a39b3bf290648a422ef30cb149dda2963a9d7feb26060e932341c9a ;;
     esac
 }
 
@@ -242,9 +262,9 @@ install_plugin() { # artifact -> bin/opensearch-plugin install --batch file://<z
 }
 
 cmd_fetch() {
-    if [[ "$NEURAL" == "1" && "$VERSION" != "2.19.1" ]]; then
-        log "note: Maven Central serves neural-search only as 2.19.1.0 (and k-NN as 2.19.1.0 and 3.x);" \
-            "OPENSEARCH_VERSION=$VERSION needs plugins $PLUGIN_VERSION"
+    if [[ "$NEURAL" == "1" && "$VERSION" != "2.19.1" && "$VERSION" != "3.6.0" ]]; then
+        log "note: Maven Central serves neural-search only as 2.19.1.0 and 3.6.0.0 (k-NN as 2.19.1.0," \
+            "3.4.0.0, 3.5.0.0, 3.6.0.0); OPENSEARCH_VERSION=$VERSION needs plugins $PLUGIN_VERSION"
     fi
     if [[ -x "$HOME_DIR/bin/opensearch" && -f "$HOME_DIR/.assembled" ]]; then
         log "OpenSearch $VERSION$FLAVOUR already assembled in $HOME_DIR"
@@ -252,18 +272,23 @@ cmd_fetch() {
     fi
     local zip mapper analysis tmp
     zip="$(download org.opensearch.distribution.integ-test-zip opensearch "$VERSION" zip)"
-    mapper="$(download org.opensearch.plugin mapper-extras-client "$VERSION" jar)"
-    analysis="$(download org.opensearch.plugin analysis-common "$VERSION" jar)"
     tmp="$CACHE/unzip.$$"
     rm -rf "$tmp" "$HOME_DIR"
     mkdir -p "$tmp"
     unzip -q "$zip" -d "$tmp"
     mv "$tmp/opensearch-$VERSION" "$HOME_DIR"
     rm -rf "$tmp"
-    write_module mapper-extras org.opensearch.index.mapper.MapperExtrasPlugin "$mapper"
-    write_module analysis-common org.opensearch.analysis.common.CommonAnalysisPlugin "$analysis"
+    # 2.19.x zips lack these modules; 3.x zips ship them (then nothing is downloaded or written).
+    if [[ ! -d "$HOME_DIR/modules/mapper-extras" ]]; then
+        mapper="$(download org.opensearch.plugin mapper-extras-client "$VERSION" jar)"
+        write_module mapper-extras org.opensearch.index.mapper.MapperExtrasPlugin "$mapper"
+    fi
+    if [[ ! -d "$HOME_DIR/modules/analysis-common" ]]; then
+        analysis="$(download org.opensearch.plugin analysis-common "$VERSION" jar)"
+        write_module analysis-common org.opensearch.analysis.common.CommonAnalysisPlugin "$analysis"
+    fi
     if [[ "$NEURAL" == "1" ]]; then
-        write_painless_module
+        [[ -d "$HOME_DIR/modules/lang-painless" ]] || write_painless_module
         install_plugin opensearch-knn # neural-search extends k-NN, so k-NN first
         install_plugin neural-search
     fi
@@ -273,12 +298,51 @@ cmd_fetch() {
 
 # --- run ----------------------------------------------------------------------------------
 
+required_java() { # the oldest Java major version that runs OpenSearch $VERSION
+    case "$VERSION" in
+        [01].* | 2.*) echo 11 ;;
+        *) echo 21 ;;
+    esac
+}
+
+java_major() { # JDK home -> its major version (17, 21, 25), or nothing
+    local v=""
+    [[ -r "$1/release" ]] && v="$(sed -n 's/^JAVA_VERSION="\(.*\)"$/\1/p' "$1/release")"
+    [[ -z "$v" && -x "$1/bin/java" ]] && v="$("$1/bin/java" -version 2>&1 | sed -n '1s/.* version "\([^"]*\)".*/\1/p')"
+    v="${v#1.}"      # 1.8.0_x -> 8
+    v="${v%%[.+_-]*}"
+    if [[ "$v" =~ ^[0-9]+$ ]]; then echo "$v"; fi
+}
+
+# OPENSEARCH_JAVA_HOME if set (it must be new enough), else JAVA_HOME, else the java on PATH, else
+# the newest JDK under /usr/lib/jvm or /opt/java: the first that is new enough for $VERSION.
 find_java_home() {
-    if [[ -n "${OPENSEARCH_JAVA_HOME:-}" ]]; then echo "$OPENSEARCH_JAVA_HOME"; return; fi
-    if [[ -n "${JAVA_HOME:-}" ]]; then echo "$JAVA_HOME"; return; fi
-    local java
-    java="$(command -v java)" || die "no java on PATH; install a JDK 17 (apt-get install openjdk-17-jdk-headless)"
-    dirname "$(dirname "$(readlink -f "$java")")"
+    local need major home java best="" best_major=0
+    need="$(required_java)"
+    if [[ -n "${OPENSEARCH_JAVA_HOME:-}" ]]; then
+        major="$(java_major "$OPENSEARCH_JAVA_HOME")"
+        (( ${major:-0} >= need )) \
+            || die "OPENSEARCH_JAVA_HOME=$OPENSEARCH_JAVA_HOME is Java ${major:-unknown}; OpenSearch $VERSION needs Java $need+"
+        echo "$OPENSEARCH_JAVA_HOME"; return
+    fi
+    if [[ -n "${JAVA_HOME:-}" ]]; then
+        major="$(java_major "$JAVA_HOME")"
+        if (( ${major:-0} >= need )); then echo "$JAVA_HOME"; return; fi
+        log "JAVA_HOME=$JAVA_HOME is Java ${major:-unknown}, OpenSearch $VERSION needs $need+; looking further"
+    fi
+    if java="$(command -v java)"; then
+        home="$(dirname "$(dirname "$(readlink -f "$java")")")"
+        major="$(java_major "$home")"
+        if (( ${major:-0} >= need )); then echo "$home"; return; fi
+    fi
+    for home in /usr/lib/jvm/* /opt/java/*; do
+        [[ -x "$home/bin/java" && ! -L "$home" ]] || continue
+        major="$(java_major "$home")"
+        if (( ${major:-0} >= need && ${major:-0} > best_major )); then best="$home"; best_major="$major"; fi
+    done
+    [[ -n "$best" ]] && { echo "$best"; return; }
+    die "OpenSearch $VERSION needs Java $need+ and none was found (OPENSEARCH_JAVA_HOME, JAVA_HOME, java on PATH," \
+        "/usr/lib/jvm/*, /opt/java/*); install one (e.g. apt-get install openjdk-$need-jdk-headless) or set OPENSEARCH_JAVA_HOME"
 }
 
 health_body() { curl -fsS --max-time 2 "$URL/_cluster/health" 2>/dev/null; }
