@@ -15,7 +15,8 @@ XLMR_TOKENIZER = ROOT.parent / "shared" / "models" / "xlmr-tokenizer"
 
 @pytest.mark.slow
 def test_a_small_rebuild_is_byte_identical(tmp_path):
-    """The recipe (vocabulary, CoNg distillation, training) run twice with the same seed writes the same weights."""
+    """The recipe (vocabulary, CoNg distillation, training, calibration, weight sweep) run twice with the same seed
+    on the bundled corpus's first 100 passages writes the same weights, settings and record."""
     if not (XLMR_TOKENIZER / "tokenizer.json").is_file():
         pytest.skip(f"{XLMR_TOKENIZER} not found")
     from sparse_demo.offline.expansion import TeacherSettings
@@ -37,6 +38,7 @@ def test_a_small_rebuild_is_byte_identical(tmp_path):
                 distil_epochs=1,
                 teacher=TeacherSettings(top_n=5),
                 style="v25",
+                passages=100,
             )
         )
         digests.append({p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".safetensors", ".json")})

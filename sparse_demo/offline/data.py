@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class BundledData:
         titles: ``{doc id: title}``.
         eval_queries: ``{query id: text}`` of the corpus' evaluation queries.
         qrels: ``{query id: {doc id: score}}``.
+        cut: the data was cut to a corpus's first passages (:meth:`first_passages`).
     """
 
     train_files: list[Path]
@@ -41,6 +42,8 @@ class BundledData:
     titles: dict[str, str]
     eval_queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    #: set by :meth:`first_passages`: only pairs on the kept passages are trained on
+    cut: bool = False
 
     def texts(self, pairs: Iterable[Pair]) -> list[str]:
         """Every bundled text (passages, titles, evaluation and training queries)."""
@@ -48,6 +51,27 @@ class BundledData:
         for p in pairs:
             out += [t for t in (p.query, p.positive, p.negative) if t]
         return list(dict.fromkeys(out))
+
+    def first_passages(self, n: int) -> BundledData:
+        """The same data cut to the corpus's first ``n`` passages: their titles, and the evaluation queries
+        judged on them (training pairs are cut likewise by :func:`training_and_heldout`). For quick builds.
+
+        Raises:
+            ValueError: ``n`` < 1.
+        """
+        if n < 1:
+            raise ValueError(f"a build needs at least one passage, got {n}")
+        kept = dict(list(self.passages.items())[:n])
+        qrels = {q: {d: s for d, s in j.items() if d in kept} for q, j in self.qrels.items()}
+        qrels = {q: j for q, j in qrels.items() if j}
+        return replace(
+            self,
+            passages=kept,
+            titles={d: t for d, t in self.titles.items() if d in kept},
+            eval_queries={q: t for q, t in self.eval_queries.items() if q in qrels},
+            qrels=qrels,
+            cut=True,
+        )
 
     def sha256(self) -> str:
         """Digest of every bundled file the build reads."""
@@ -135,7 +159,11 @@ def training_and_heldout(
     (:func:`sparse_demo.train.split_pairs`); title pairs are added to training for the training
     passages only.
     """
-    queries = _dedupe(read_training_pairs(data.train_files) + corpus_query_pairs(data))
+    files = read_training_pairs(data.train_files)
+    if data.cut:  # a cut corpus keeps the pairs on its own passages
+        passages = set(data.passages.values())
+        files = [p for p in files if p.positive in passages]
+    queries = _dedupe(files + corpus_query_pairs(data))
     train, held = split_pairs(queries, eval_fraction, seed=seed)
     if not held:
         raise ValueError("the bundled pairs are too few to hold any passage out")

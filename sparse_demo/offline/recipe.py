@@ -305,6 +305,8 @@ class BuildOptions:
         lexicon_candidates: CoNg morphemes read (most frequent first) for the graph and the lexicon texts.
         function_phrases: noun phrases with particles, determiners and endings added to the distillation
             (:func:`~sparse_demo.offline.expansion.function_phrases`).
+        passages: build on the bundled corpus's first ``passages`` passages and their pairs only (a quick
+            build for checks, e.g. the byte-identical rebuild test); None: all of it.
     """
 
     out: Path = DEFAULT_OUT
@@ -336,6 +338,7 @@ class BuildOptions:
     graph_strength: float = 2.0
     lexicon_candidates: int = 60_000
     function_phrases: int = 4_000
+    passages: int | None = None
 
 
 def _logging_progress(progress: TrainingProgress | None) -> TrainingProgress:
@@ -394,6 +397,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
 
     t_start = time.time()
     data = load_bundled()
+    if options.passages is not None:
+        data = data.first_passages(options.passages)
     pairs, held = training_and_heldout(data, eval_fraction=options.eval_fraction, seed=options.seed)
     logger.info(
         "%d training pairs (%s, corpus queries, titles); %d held-out pairs over %d held-out passages",
