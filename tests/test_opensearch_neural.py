@@ -251,8 +251,10 @@ def test_a_two_node_cluster_answers_every_search_while_a_node_is_lost(cluster):
         before = len(answers)
         subprocess.run(["bash", str(SCRIPT), "stop-node", "1"], env=_script_env(), check=True, timeout=120)
         after_stop = len(answers)
+        deadline = time.monotonic() + 60  # the manager notices the lost node (seconds on a busy machine)
+        while (degraded := be.health(index_only=True))["number_of_nodes"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.5)  # `degraded`: this index's copies (others on the cluster may have none left)
         time.sleep(3)  # searches go on against the one node left
-        degraded = be.health(index_only=True)  # this index's copies (others on the cluster may have none left)
         note = be.health_note()
     finally:
         stop.set()
@@ -300,8 +302,13 @@ def test_an_ingest_killed_halfway_resumes_with_exactly_the_corpus(cluster, tmp_p
 
     from sparse_demo.corpus import load_corpus
 
-    folder = ROOT / "assets" / "corpus" / "ko_sample"
-    want = {d.id for d in load_corpus(folder).documents}
+    docs = load_corpus(ROOT / "assets" / "corpus" / "ko_sample").documents[:120]  # 3 bulks of 40: killed in the 2nd
+    folder = tmp_path / "corpus.jsonl"
+    folder.write_text(
+        "\n".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) for d in docs),
+        encoding="utf-8",
+    )
+    want = {d.id for d in docs}
     name = f"test-resume-{uuid.uuid4().hex[:8]}"
     be = OpenSearchBackend(name, _settings())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
