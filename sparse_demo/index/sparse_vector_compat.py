@@ -348,6 +348,29 @@ _MEANINGS: dict[str, str] = {
     "quantized_overlap_at_k": "mean |exact & folded+quantized top-k| / k",
     "quantized_top1_changed_share": "share of queries whose top-1 changes (folding + quantization)",
 }
+_MEANINGS.update(  # the engine measurement (sparse_demo.index.opensearch.sparse_vector.EngineAgreement)
+    {
+        "version": "OpenSearch version of the node",
+        "approximate": "whether SEISMIC searched the merged segment (at least approximate_threshold documents)",
+        "k": "top-k cut",
+        "recall_at_k": "recall@k of the engine's top-k vs exact search on the unfolded vectors",
+        "top1_changed_share": "share of queries whose top-1 differs from exact search",
+        "engine_only_recall_at_k": "recall@k of the engine vs exact search on folded, quantized vectors",
+        "score_max_rel_error": "largest relative gap between an engine score and the in-memory folded, quantized score",
+        "p50_ms": "median latency of one search (client side)",
+        "p95_ms": "95th percentile latency of one search",
+        "ingest_s": "seconds to write, refresh and merge the index",
+        "setting_n_postings": "seismic: postings kept per token",
+        "setting_cluster_ratio": "seismic: clusters per posting list / its length",
+        "setting_summary_prune_ratio": "seismic: share of a cluster summary's mass kept",
+        "setting_approximate_threshold": "seismic: documents a segment needs for the approximate path",
+        "setting_quantization_ceiling_ingest": "seismic: document weight mapped to byte 255",
+        "setting_quantization_ceiling_search": "seismic: query weight mapped to byte 255",
+        "setting_k": "method_parameters.k",
+        "setting_top_n": "method_parameters.top_n: query tokens SEISMIC reads",
+        "setting_heap_factor": "method_parameters.heap_factor",
+    }
+)
 for _f in ("slots", "shared_slots", "colliding_ids", "colliding_share", "max_ids_per_slot", "released_overflow_ids"):
     _MEANINGS[f"vocabulary_{_f}"] = "vocabulary: " + _MEANINGS[_f]
 _MEANINGS["vocabulary_vocab_size"] = "vocabulary: " + _MEANINGS["vocab_size"]

@@ -39,6 +39,29 @@ def document_vectors(encoder: Any, corpus: Any, doc_top_k: int = DEFAULT_DOC_TOP
     return search_vectors(encoder, encodings, doc_top_k)
 
 
+def model_vectors(
+    encoder: Any,
+    corpus: Any,
+    query_texts: Sequence[str] | None = None,
+    *,
+    doc_top_k: int = DEFAULT_DOC_TOP_K,
+    query_top_k: int = DEFAULT_QUERY_TOP_K,
+    batch_size: int = 32,
+) -> tuple[list[Any], list[Any]]:
+    """``(documents, queries)``: the search vectors the report measures (queries: the corpus's own by default).
+
+    Raises:
+        ValueError: the corpus has no documents.
+    """
+    if not corpus.documents:
+        raise ValueError(f"{corpus.name}: no documents to report on")
+    texts = [q.text for q in corpus.queries] if query_texts is None else list(query_texts)
+    texts = [t for t in (s.strip() for s in texts) if t]
+    docs = document_vectors(encoder, corpus, doc_top_k, batch_size)
+    queries = search_vectors(encoder, encoder.encode_query(texts, batch_size=batch_size), query_top_k) if texts else []
+    return docs, queries
+
+
 def model_report(
     encoder: Any,
     corpus: Any,
@@ -55,12 +78,7 @@ def model_report(
     Raises:
         ValueError: the corpus has no documents.
     """
-    if not corpus.documents:
-        raise ValueError(f"{corpus.name}: no documents to report on")
-    texts = [q.text for q in corpus.queries] if query_texts is None else list(query_texts)
-    texts = [t for t in (s.strip() for s in texts) if t]
-    docs = document_vectors(encoder, corpus, doc_top_k, batch_size)
-    queries = (
-        search_vectors(encoder, encoder.encode_query(texts, batch_size=batch_size), query_top_k) if texts else None
+    docs, queries = model_vectors(
+        encoder, corpus, query_texts, doc_top_k=doc_top_k, query_top_k=query_top_k, batch_size=batch_size
     )
-    return compatibility_report(docs, queries, int(encoder.vocab_size), k, modulus=modulus)
+    return compatibility_report(docs, queries or None, int(encoder.vocab_size), k, modulus=modulus)
