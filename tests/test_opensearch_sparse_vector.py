@@ -148,3 +148,35 @@ def test_cli_measures_the_demo_model_on_the_node(client, tmp_path, monkeypatch, 
     monkeypatch.setenv("OPENSEARCH_URL", PLAIN_URL)
     assert main(argv) != 0
     assert "no sparse_vector field" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_search_tab_measures_on_the_node_or_says_why_not(client, tmp_path, monkeypatch):
+    """The Search tab's report with "also measure it on the OpenSearch node": a second table from the node
+    (its version, SEISMIC, the documents of the visitor's corpus); on a node without the field, the in-memory
+    table and a warning naming the reason."""
+    from sparse_demo.config import load_settings
+    from sparse_demo.corpus import Corpus, load_corpus
+    from sparse_demo.ui.common import UPLOAD_LABEL, AppContext
+    from sparse_demo.ui.search_opensearch import run_sparse_vector_report
+
+    sample = load_corpus(ROOT / "assets" / "corpus" / "ko_sample")
+    ids = {d.id for d in sample.documents[:60]}
+    queries = [q for q in sample.queries if set(sample.qrels.get(q.id, {})) & ids][:20]
+    small = Corpus("sixty passages", sample.documents[:60], queries, {q.id: sample.qrels[q.id] for q in queries})
+    models = tmp_path / "models.json"
+    demo = str(ROOT / "assets" / "demo-v26-style")
+    models.write_text(json.dumps({"default": "demo", "presets": [{"name": "demo", "source": demo}]}), encoding="utf-8")
+    ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(models), "SPARSE_DEMO_DEVICE": "cpu"}))
+
+    monkeypatch.setenv("OPENSEARCH_URL", URL)
+    text = run_sparse_vector_report(ctx, UPLOAD_LABEL, small, "demo", None, None, on_engine=True)
+    assert text.count("| figure | value | meaning |") == 2, text
+    engine = text.split("Measured on the OpenSearch ")[1]
+    assert engine.startswith("3.") and "searched by SEISMIC" in engine, engine
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1] for line in engine.splitlines() if " | " in line}
+    assert rows["documents"] == "60" and rows["approximate"] == "yes", rows
+    assert 0 < float(rows["recall_at_k"]) <= 1, rows
+    monkeypatch.setenv("OPENSEARCH_URL", PLAIN_URL)
+    text = run_sparse_vector_report(ctx, UPLOAD_LABEL, small, "demo", None, None, on_engine=True)
+    assert text.count("| figure | value | meaning |") == 1 and "no sparse_vector field" in text, text

@@ -600,6 +600,11 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
                     size="sm",
                     elem_id="search-sv-report",
                 )
+                sv_engine = gr.Checkbox(
+                    value=False,
+                    label="Also measure it on the OpenSearch node (3.3+ with neural-search; a temporary index)",
+                    elem_id="search-sv-engine",
+                )
                 sv_report = gr.Markdown(elem_id="search-sv-report-out")
     with gr.Row():
         index_btn = gr.Button("Build index", elem_id="search-index")
@@ -758,11 +763,13 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
     ]
     search_outputs = [status, results, passage, explain_status, explain_table, explain_chart, last, weight]
 
-    def on_sv_report(choice, up, model_, folder_, vm, progress=gr.Progress()):
-        return run_sparse_vector_report(ctx, choice, up, model_, folder_, vm, _progress_fn(progress))
+    def on_sv_report(choice, up, model_, folder_, vm, engine, progress=gr.Progress()):
+        return run_sparse_vector_report(ctx, choice, up, model_, folder_, vm, _progress_fn(progress), bool(engine))
 
     sv_button.click(
-        gpu(on_sv_report, duration=300), [corpus_choice, uploaded, model, folder, visitor_models], [sv_report]
+        gpu(on_sv_report, duration=300),
+        [corpus_choice, uploaded, model, folder, visitor_models, sv_engine],
+        [sv_report],
     )
     search_fn = gpu(on_search, duration=300)  # a search may build the index first
     run.click(search_fn, search_inputs, search_outputs)

@@ -24,31 +24,80 @@ def run_sparse_vector_report(
     folder: str | None,
     visitor_models: dict[str, str] | None,
     progress: Progress | None = None,
+    on_engine: bool = False,
 ) -> str:
-    """The ``sparse_vector`` compatibility report of the picked model on the picked corpus, as Markdown."""
-    from sparse_demo.search.sparse_vector import model_report
+    """The ``sparse_vector`` compatibility report of the picked model on the picked corpus, as Markdown; with
+    ``on_engine``, also measured on the OpenSearch node (``OPENSEARCH_URL``) when it has the field."""
+    from sparse_demo.index.sparse_vector_compat import compatibility_report
+    from sparse_demo.search.sparse_vector import model_vectors
 
     try:
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         if progress is not None:
             progress(0.1, f"encoding {len(corpus.documents):,} documents and {len(corpus.queries):,} queries")
-        report = model_report(encoder, corpus)
+        docs, queries = model_vectors(encoder, corpus)
+        report = compatibility_report(docs, queries or None, int(encoder.vocab_size), 10)
+        engine, engine_note = _engine_measurement(docs, queries, progress) if on_engine else (None, None)
     except (UserError, ValueError) as exc:
         return message(str(exc), "error")
     except Exception as exc:  # noqa: BLE001
         logger.exception("sparse_vector report failed")
         return ctx.redact(message(f"The sparse_vector report failed: {exc}", "error"))
-    rows = ["| figure | value | meaning |", "|---|---|---|"]
-    for r in report.to_frame().itertuples(index=False):
-        value = "n/a" if r.value is None else (fmt_number(r.value) if isinstance(r.value, float) else f"{r.value:,}")
-        rows.append(f"| {r.figure} | {value} | {r.meaning} |")
     head = (
         f"**{encoder.name}** on **{corpus.name}** under OpenSearch 3.3+'s `sparse_vector` field (token ids folded "
         "with `id % 32768`, the largest weight kept where ids collide, weights byte-quantized), measured in memory "
         "against exact search:"
     )
-    return ctx.redact("\n\n".join([head, "\n".join(rows)]))
+    parts = [head, _figures_table(report)]
+    if engine is not None:
+        parts += [
+            f"Measured on the OpenSearch {engine.version} node: the same vectors in a temporary `sparse_vector` "
+            f"index ({engine.documents:,} documents, one segment, "
+            f"{'searched by SEISMIC' if engine.approximate else 'searched exactly'}; deleted afterwards):",
+            _figures_table(engine),
+        ]
+    if engine_note:
+        parts.append(message(engine_note, "warning"))
+    return ctx.redact("\n\n".join(parts))
+
+
+def _figures_table(figures: Any) -> str:
+    rows = ["| figure | value | meaning |", "|---|---|---|"]
+    for r in figures.to_frame().itertuples(index=False):
+        if r.value is None or isinstance(r.value, bool):
+            value = {None: "n/a", True: "yes", False: "no"}[r.value]
+        elif isinstance(r.value, float):
+            value = fmt_number(r.value)
+        else:
+            value = f"{r.value:,}" if isinstance(r.value, int) else str(r.value)
+        rows.append(f"| {r.figure} | {value} | {r.meaning} |")
+    return "\n".join(rows)
+
+
+def _engine_measurement(docs: list[Any], queries: list[Any], progress: Progress | None) -> tuple[Any, str | None]:
+    """``(EngineAgreement, None)`` from the configured node, or ``(None, why not)`` (no node, no field, no queries)."""
+    from sparse_demo.config import ConnectionSettings
+    from sparse_demo.index.opensearch.client import make_client
+    from sparse_demo.index.opensearch.sparse_vector import engine_agreement, sparse_vector_support
+
+    if not queries:
+        return None, "The corpus has no queries: the node's search cannot be measured."
+    settings = ConnectionSettings.from_env()
+    client = make_client(settings)
+    try:
+        why_not = sparse_vector_support(client)
+    except Exception as exc:  # noqa: BLE001 - connection refused, auth, timeouts
+        url = settings.display_url
+        return None, f"OpenSearch at {url} did not answer ({type(exc).__name__}): measured in memory only."
+    if why_not:
+        return None, f"{why_not} (at {settings.display_url}): measured in memory only."
+
+    def say(desc: str, fraction: float) -> None:
+        if progress is not None:
+            progress(0.3 + 0.7 * fraction, desc)
+
+    return engine_agreement(client, docs, queries, 10, progress=say), None
 
 
 def two_phase_settings(on: bool, prune: Any, expansion: Any, window: Any) -> Any:
