@@ -71,7 +71,8 @@ def _figures_table(figures: Any) -> str:
             value = fmt_number(r.value)
         else:
             value = f"{r.value:,}" if isinstance(r.value, int) else str(r.value)
-        rows.append(f"| {r.figure} | {value} | {r.meaning} |")
+        meaning = str(r.meaning).replace("|", "\\|")  # "|exact & folded top-k|" stays in its cell
+        rows.append(f"| {r.figure} | {value} | {meaning} |")
     return "\n".join(rows)
 
 
