@@ -163,7 +163,7 @@ def sparse_vector_rows(url: str, docs, queries) -> list[tuple]:
     width = max(doc_m.shape[1], q_m.shape[1])
     doc_m.resize(doc_m.shape[0], width)
     q_m.resize(q_m.shape[0], width)
-    a = engine_agreement(client, doc_m, q_m, 10, bulk_size=1000)
+    a = engine_agreement(client, doc_m, q_m, 10, bulk_size=1000, progress=lambda msg, _f: print(msg, flush=True))
     print(
         f"sparse_vector on OpenSearch {a.version}: ingest + merge {a.ingest_s:.1f} s "
         f"({a.documents / a.ingest_s:,.0f} docs/s), SEISMIC path {'yes' if a.approximate else 'NO'}, "
@@ -172,6 +172,25 @@ def sparse_vector_rows(url: str, docs, queries) -> list[tuple]:
     )
     where = f"OpenSearch {a.version} sparse_vector (SEISMIC, 1 shard)"
     return [(where, "neural_sparse", {50: a.p50_ms, 95: a.p95_ms}, a.recall_at_k)]
+
+
+class Rows(list):
+    """The table's rows, each also printed (flushed) as it is measured, so a late failure loses none."""
+
+    def append(self, row: tuple) -> None:
+        super().append(row)
+        print("row:", _line(row), flush=True)
+
+    def __iadd__(self, rows):
+        for row in rows:
+            self.append(row)
+        return self
+
+
+def _line(row: tuple) -> str:
+    where, what, lat, rec = row
+    p50, p95 = (lat[50], lat[95]) if isinstance(lat, dict) else (np.percentile(lat, 50), np.percentile(lat, 95))
+    return f"| {where} | {what} | {p50:.2f} | {p95:.2f} | {rec:.3f} |"
 
 
 def main() -> None:
@@ -197,10 +216,9 @@ def main() -> None:
     print(f"memory index build: {len(docs) / (time.perf_counter() - t0):,.0f} docs/s")
     exact_lat, exact_ids = timed(lambda t, q: memory.search_sparse(q, 10).ids, queries)
     hyb_lat, hyb_ids = timed(lambda t, q: hybrid_search(memory, t, q, k=10).ids, queries)
-    rows: list[tuple] = [
-        ("memory (exact)", "sparse", exact_lat, 1.0),
-        ("memory (exact)", "client hybrid", hyb_lat, 1.0),
-    ]
+    rows = Rows()
+    rows.append(("memory (exact)", "sparse", exact_lat, 1.0))
+    rows.append(("memory (exact)", "client hybrid", hyb_lat, 1.0))
     backends = []
     for label, url, shards, replicas in (("1 node", args.single, 1, 0), ("cluster", args.cluster, 2, 1)):
         be = connect(url, shards, replicas)
@@ -237,9 +255,8 @@ def main() -> None:
     print(f"\n{len(queries)} queries, k=10; recall@10 against the exact memory index (hybrid: its client fusion)\n")
     print("| where | query | p50 ms | p95 ms | recall@10 |")
     print("|---|---|---|---|---|")
-    for where, what, lat, rec in rows:
-        p50, p95 = (lat[50], lat[95]) if isinstance(lat, dict) else (np.percentile(lat, 50), np.percentile(lat, 95))
-        print(f"| {where} | {what} | {p50:.2f} | {p95:.2f} | {rec:.3f} |")
+    for row in rows:
+        print(_line(row))
     for be in backends:
         be.clear()
 
