@@ -163,7 +163,7 @@ def sparse_vector_rows(url: str, docs, queries) -> list[tuple]:
     width = max(doc_m.shape[1], q_m.shape[1])
     doc_m.resize(doc_m.shape[0], width)
     q_m.resize(q_m.shape[0], width)
-    a = engine_agreement(client, doc_m, q_m, 10, bulk_size=1000, progress=lambda msg, _f: print(msg, flush=True))
+    a = engine_agreement(client, doc_m, q_m, 10, bulk_size=1000, progress=lambda _f, msg: print(msg, flush=True))
     print(
         f"sparse_vector on OpenSearch {a.version}: ingest + merge {a.ingest_s:.1f} s "
         f"({a.documents / a.ingest_s:,.0f} docs/s), SEISMIC path {'yes' if a.approximate else 'NO'}, "

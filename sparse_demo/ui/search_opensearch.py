@@ -94,9 +94,9 @@ def _engine_measurement(docs: list[Any], queries: list[Any], progress: Progress 
     if why_not:
         return None, f"{why_not} (at {settings.display_url}): measured in memory only."
 
-    def say(desc: str, fraction: float) -> None:
+    def say(fraction: float, message: str) -> None:
         if progress is not None:
-            progress(0.3 + 0.7 * fraction, desc)
+            progress(0.3 + 0.7 * fraction, message)
 
     return engine_agreement(client, docs, queries, 10, progress=say), None
 

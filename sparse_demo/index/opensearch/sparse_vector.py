@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from sparse_demo.index.sparse_vector_compat import (
     fold_matrix,
     quantize,
 )
+from sparse_demo.progress import Progress
 
 __all__ = ["EngineAgreement", "SeismicSettings", "engine_agreement", "sparse_vector_support"]
 
@@ -165,7 +166,7 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
     settings: SeismicSettings | None = None,
     bulk_size: int = 500,
     merge_timeout_s: float = 7200.0,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> EngineAgreement:
     """Index ``doc_vectors`` into a fresh ``sparse_vector`` index, search it with ``query_vectors``, compare.
 
@@ -195,7 +196,7 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
     version = _version(client)[0]
     name = f"{INDEX_PREFIX}{uuid.uuid4().hex[:12]}"
     method = settings.method(n)
-    say = progress or (lambda _msg, _frac: None)
+    say = progress or (lambda _fraction, _message: None)
     client.indices.create(
         index=name,
         body={
@@ -212,9 +213,9 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
                 for i in range(start, min(n, start + bulk_size))
             ]
             helpers.bulk(client, actions, refresh=False, request_timeout=120)
-            say(f"indexed {min(n, start + bulk_size):,} of {n:,} documents", 0.6 * min(n, start + bulk_size) / n)
+            say(0.6 * min(n, start + bulk_size) / n, f"indexed {min(n, start + bulk_size):,} of {n:,} documents")
         client.indices.refresh(index=name)
-        say("merging into one segment (SEISMIC clusters every posting list)", 0.6)
+        say(0.6, "merging into one segment (SEISMIC clusters every posting list)")
         client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=merge_timeout_s)
         client.indices.refresh(index=name)
         ingest_s = time.perf_counter() - t0
@@ -241,7 +242,7 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
                 raise RuntimeError(f"search {i} failed on the engine: {resp['_shards']}")
             hits.append([(int(h["_id"]), float(h["_score"])) for h in resp["hits"]["hits"]])
             if i % 50 == 0:
-                say(f"searched {i + 1:,} of {len(qbodies):,} queries", 0.6 + 0.4 * (i + 1) / len(qbodies))
+                say(0.6 + 0.4 * (i + 1) / len(qbodies), f"searched {i + 1:,} of {len(qbodies):,} queries")
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)
 
