@@ -307,3 +307,28 @@ def test_the_search_tab_reports_the_demo_model_on_the_sample(tmp_path):
     assert rows["folded_recall_at_k"] == "1", rows
     error = run_sparse_vector_report(ctx, SAMPLE_LABEL, None, "gone", None, None)
     assert error.startswith("⛔ Could not load model 'gone'") and "no such folder" in error, error
+
+
+@pytest.mark.slow
+def test_the_search_tab_report_on_an_upload_stops_at_the_time_budget(tmp_path):
+    """A visitor's upload is encoded (and sent to the node) under SPARSE_DEMO_MAX_INDEX_SECONDS, as its search
+    index is: over the budget the visitor reads which limit stopped it; the server's own corpus has no budget."""
+    import dataclasses
+    import json
+
+    from sparse_demo.config import load_settings
+    from sparse_demo.corpus import load_corpus
+    from sparse_demo.ui.common import SAMPLE_LABEL, UPLOAD_LABEL, AppContext
+    from sparse_demo.ui.search_opensearch import run_sparse_vector_report
+
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"default": "demo", "presets": [{"name": "demo", "source": str(DEMO_MODEL)}]}))
+    ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(models), "SPARSE_DEMO_DEVICE": "cpu"}))
+    ctx = dataclasses.replace(ctx, limits=dataclasses.replace(ctx.limits, max_index_seconds=0.0))
+    upload = load_corpus(SAMPLE)
+    upload.owner = "visitor-a"
+    text = run_sparse_vector_report(ctx, UPLOAD_LABEL, upload, "demo", None, None, on_engine=True)
+    assert text.startswith("⛔ The sparse_vector report on your upload stopped after"), text
+    assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in text, text
+    shared = run_sparse_vector_report(ctx, SAMPLE_LABEL, None, "demo", None, None)
+    assert "| figure | value | meaning |" in shared, shared

@@ -170,7 +170,7 @@ def _rounded(value: Any, digits: int = 4) -> Any:
 
 
 @dataclass(frozen=True)
-class _Figures:
+class Figures:
     """Shared display of a flat dataclass of figures: :meth:`to_dict` and :meth:`to_frame`."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class _Figures:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, _Figures):
+            if isinstance(value, Figures):
                 out.update({f"{f.name}_{k}": v for k, v in value.to_dict().items()})
             elif isinstance(value, tuple):
                 out[f.name] = list(value)
@@ -199,7 +199,7 @@ class _Figures:
 
 
 @dataclass(frozen=True)
-class VocabularyFolding(_Figures):
+class VocabularyFolding(Figures):
     """How a vocabulary of ``vocab_size`` ids (0..vocab_size-1) folds: a property of its size alone.
 
     Attributes:
@@ -259,7 +259,7 @@ def vocabulary_folding(vocab_size: int, modulus: int = MODULUS) -> VocabularyFol
 
 
 @dataclass(frozen=True)
-class SearchAgreement(_Figures):
+class SearchAgreement(Figures):
     """Top-``k`` of a folded search against the exact search, over the queries with a matching document.
 
     Attributes:
@@ -278,7 +278,7 @@ class SearchAgreement(_Figures):
 
 
 @dataclass(frozen=True)
-class CompatibilityReport(_Figures):
+class CompatibilityReport(Figures):
     """What storing a corpus (and querying it) in a ``sparse_vector`` field costs; see :func:`compatibility_report`.
 
     Corpus figures count the token ids the document vectors use; ``colliding`` means sharing a folded id
@@ -428,8 +428,8 @@ def compatibility_report(
     _check_modulus(modulus)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    docs = _as_matrix(doc_vectors, "document")
-    queries = None if query_vectors is None else _as_matrix(query_vectors, "query")
+    docs = as_matrix(doc_vectors, "document")
+    queries = None if query_vectors is None else as_matrix(query_vectors, "query")
     if docs.shape[0] == 0:
         raise ValueError("no document vectors: the report needs at least one document")
     used_max = max(docs.shape[1], queries.shape[1] if queries is not None else 0)
@@ -439,8 +439,8 @@ def compatibility_report(
         raise ValueError(
             f"token id {used_max - 1} is not below vocab_size {vocab_size}; the vectors come from another model"
         )
-    docs = _widen(docs, vocab_size)
-    queries = None if queries is None else _widen(queries, vocab_size)
+    docs = widen(docs, vocab_size)
+    queries = None if queries is None else widen(queries, vocab_size)
 
     total_mass = float(docs.data.sum())
     col_mass = np.asarray(docs.sum(axis=0)).ravel()
@@ -509,7 +509,7 @@ def _released_overflow_count(n: int) -> int:
     return full * 32_768 + max(0, rest - 32_768)
 
 
-def _as_matrix(vectors: Sequence[SparseVectorLike] | sp.spmatrix, what: str) -> sp.csr_matrix:
+def as_matrix(vectors: Sequence[SparseVectorLike] | sp.spmatrix, what: str) -> sp.csr_matrix:
     """A CSR matrix (float64) of the vectors, as wide as the largest id + 1, checked as the mapper checks keys."""
     if sp.issparse(vectors):
         m = sp.csr_matrix(vectors, dtype=np.float64)
@@ -547,7 +547,8 @@ def _as_matrix(vectors: Sequence[SparseVectorLike] | sp.spmatrix, what: str) -> 
     return sp.csr_matrix((data, cols, indptr), shape=(len(lengths), width))
 
 
-def _widen(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
+def widen(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """``m`` widened to ``width`` columns (``width`` >= its own; the data is shared, not copied)."""
     if m.shape[1] == width:
         return m
     return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width))
@@ -559,7 +560,7 @@ def _quantized(m: sp.csr_matrix, ceiling: float) -> sp.csr_matrix:
     return out
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_ids(scores: np.ndarray, k: int) -> np.ndarray:
     """``[queries, k]`` document indices by descending score, ties by document order; -1 where score <= 0."""
     s = np.round(scores, SCORE_DECIMALS)
     order = np.argsort(-s, axis=1, kind="stable")[:, :k]
@@ -576,8 +577,8 @@ def _agreement(
     dt, fdt = docs.T.tocsr(), folded_docs.T.tocsr()
     for start in range(0, queries.shape[0], _QUERY_CHUNK):
         stop = start + _QUERY_CHUNK
-        exact = _top_k((queries[start:stop] @ dt).toarray(), k)
-        folded = _top_k((folded_queries[start:stop] @ fdt).toarray(), k)
+        exact = top_k_ids((queries[start:stop] @ dt).toarray(), k)
+        folded = top_k_ids((folded_queries[start:stop] @ fdt).toarray(), k)
         for a_row, b_row in zip(exact, folded):
             a = a_row[a_row >= 0]
             if a.size == 0:
@@ -605,13 +606,17 @@ __all__ = [
     "RELEASED_MODULUS",
     "SEARCH_CEILING",
     "CompatibilityReport",
+    "Figures",
     "SearchAgreement",
     "SparseVectorLike",
     "VocabularyFolding",
+    "as_matrix",
     "compatibility_report",
     "fold_id",
     "fold_ids",
     "fold_matrix",
     "quantize",
+    "top_k_ids",
     "vocabulary_folding",
+    "widen",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparse_demo.index.sparse_vector_compat import MODULUS, CompatibilityReport, compatibility_report
+from sparse_demo.progress import Progress, scaled
 from sparse_demo.search.encode import doc_text
 from sparse_demo.search.options import DEFAULT_DOC_TOP_K, DEFAULT_DOC_WINDOWS, DEFAULT_QUERY_TOP_K
 
@@ -29,10 +30,16 @@ def search_vectors(encoder: Any, encodings: Sequence[Any], top_k: int) -> list[A
     return out
 
 
-def document_vectors(encoder: Any, corpus: Any, doc_top_k: int = DEFAULT_DOC_TOP_K, batch_size: int = 32) -> list[Any]:
+def document_vectors(
+    encoder: Any,
+    corpus: Any,
+    doc_top_k: int = DEFAULT_DOC_TOP_K,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> list[Any]:
     """Document-side search vectors of every document, read whole as the index reads them (max over windows)."""
     texts = [doc_text(d.title, d.text) for d in corpus.documents]
-    _counts, done = encoder.document_windows(texts, DEFAULT_DOC_WINDOWS, batch_size=batch_size)
+    _counts, done = encoder.document_windows(texts, DEFAULT_DOC_WINDOWS, batch_size=batch_size, progress=progress)
     encodings: list[Any] = [None] * len(texts)
     for i, doc in done:
         encodings[i] = doc.encoding
@@ -47,18 +54,22 @@ def model_vectors(
     doc_top_k: int = DEFAULT_DOC_TOP_K,
     query_top_k: int = DEFAULT_QUERY_TOP_K,
     batch_size: int = 32,
+    progress: Progress | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """``(documents, queries)``: the search vectors the report measures (queries: the corpus's own by default).
 
+    ``progress`` is called while encoding (a :class:`~sparse_demo.limits.Deadline` wrapping it stops the work).
+
     Raises:
-        ValueError: the corpus has no documents.
+        ValueError: the corpus has no documents (or the deadline passed: ``TimeLimitExceeded``).
     """
     if not corpus.documents:
         raise ValueError(f"{corpus.name}: no documents to report on")
     texts = [q.text for q in corpus.queries] if query_texts is None else list(query_texts)
     texts = [t for t in (s.strip() for s in texts) if t]
-    docs = document_vectors(encoder, corpus, doc_top_k, batch_size)
-    queries = search_vectors(encoder, encoder.encode_query(texts, batch_size=batch_size), query_top_k) if texts else []
+    docs = document_vectors(encoder, corpus, doc_top_k, batch_size, scaled(progress, 0.0, 0.9))
+    encoded = encoder.encode_query(texts, batch_size=batch_size, progress=scaled(progress, 0.9, 1.0)) if texts else []
+    queries = search_vectors(encoder, encoded, query_top_k) if texts else []
     return docs, queries
 
 

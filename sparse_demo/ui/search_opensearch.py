@@ -10,7 +10,8 @@ from typing import Any
 
 from ..corpus import Corpus
 from ..formatting import fmt_number
-from ..progress import Progress
+from ..limits import Deadline
+from ..progress import Progress, scaled
 from .common import AppContext, UserError, message, resolve_corpus
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,15 @@ def run_sparse_vector_report(
     try:
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
+        deadline = None
+        if corpus.owner is not None:  # a visitor's upload: encoding it and the node's work share one time budget
+            deadline = ctx.limits.deadline("The sparse_vector report on your upload")
+            progress = deadline.wrap(progress)
         if progress is not None:
             progress(0.1, f"encoding {len(corpus.documents):,} documents and {len(corpus.queries):,} queries")
-        docs, queries = model_vectors(encoder, corpus)
+        docs, queries = model_vectors(encoder, corpus, progress=scaled(progress, 0.1, 0.3))
         report = compatibility_report(docs, queries or None, int(encoder.vocab_size), 10)
-        engine, engine_note = _engine_measurement(docs, queries, progress) if on_engine else (None, None)
+        engine, engine_note = _engine_measurement(docs, queries, progress, deadline) if on_engine else (None, None)
     except (UserError, ValueError) as exc:
         return message(str(exc), "error")
     except Exception as exc:  # noqa: BLE001
@@ -76,8 +81,14 @@ def _figures_table(figures: Any) -> str:
     return "\n".join(rows)
 
 
-def _engine_measurement(docs: list[Any], queries: list[Any], progress: Progress | None) -> tuple[Any, str | None]:
-    """``(EngineAgreement, None)`` from the configured node, or ``(None, why not)`` (no node, no field, no queries)."""
+def _engine_measurement(
+    docs: list[Any], queries: list[Any], progress: Progress | None, deadline: Deadline | None = None
+) -> tuple[Any, str | None]:
+    """``(EngineAgreement, None)`` from the configured node, or ``(None, why not)`` (no node, no field, no queries).
+
+    With a ``deadline`` (a visitor's upload), the node's merge waits at most the time left of it; past it the
+    temporary index is deleted (which stops the merge) and ``TimeLimitExceeded`` says so.
+    """
     from sparse_demo.config import ConnectionSettings
     from sparse_demo.index.opensearch.client import make_client
     from sparse_demo.index.opensearch.sparse_vector import engine_agreement, sparse_vector_support
@@ -98,7 +109,14 @@ def _engine_measurement(docs: list[Any], queries: list[Any], progress: Progress 
         if progress is not None:
             progress(0.3 + 0.7 * fraction, message)
 
-    return engine_agreement(client, docs, queries, 10, progress=say), None
+    if deadline is None:
+        return engine_agreement(client, docs, queries, 10, progress=say), None
+    try:
+        merge_s = max(1.0, deadline.seconds - deadline.elapsed)
+        return engine_agreement(client, docs, queries, 10, progress=say, merge_timeout_s=merge_s), None
+    except TimeoutError:
+        deadline.check("the node's merge")  # past the budget: the visitor reads which limit stopped it
+        raise
 
 
 def two_phase_settings(on: bool, prune: Any, expansion: Any, window: Any) -> Any:

@@ -36,13 +36,13 @@ from sparse_demo.index.sparse_vector_compat import (
     INGEST_CEILING,
     MODULUS,
     SEARCH_CEILING,
+    Figures,
     SparseVectorLike,
-    _as_matrix,
-    _Figures,
-    _top_k,
-    _widen,
+    as_matrix,
     fold_matrix,
     quantize,
+    top_k_ids,
+    widen,
 )
 from sparse_demo.progress import Progress
 
@@ -88,7 +88,7 @@ class SeismicSettings:
 
 
 @dataclass(frozen=True)
-class EngineAgreement(_Figures):
+class EngineAgreement(Figures):
     """The engine's top-k on a ``sparse_vector`` field against exact search (see :func:`engine_agreement`).
 
     Attributes:
@@ -177,19 +177,21 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
         ValueError: the node cannot hold a ``sparse_vector`` field (too old, no neural-search), no documents
             or no queries, or vectors the mapper would refuse (see ``compatibility_report``).
         RuntimeError: the engine did not index every document, or a search failed.
+        TimeoutError: the merge took longer than ``merge_timeout_s``.
     """
     from opensearchpy import helpers
+    from opensearchpy.exceptions import ConnectionTimeout
 
     settings = settings or SeismicSettings()
     why_not = sparse_vector_support(client)
     if why_not:
         raise ValueError(why_not)
-    docs = _as_matrix(doc_vectors, "document")
-    queries = _as_matrix(query_vectors, "query")
+    docs = as_matrix(doc_vectors, "document")
+    queries = as_matrix(query_vectors, "query")
     if docs.shape[0] == 0 or queries.shape[0] == 0:
         raise ValueError("the engine check needs at least one document and one query")
     width = max(docs.shape[1], queries.shape[1])
-    docs, queries = _widen(docs, width), _widen(queries, width)
+    docs, queries = widen(docs, width), widen(queries, width)
     folded_docs, folded_queries = fold_matrix(docs, MODULUS), fold_matrix(queries, MODULUS)
     n = int(docs.shape[0])
     k = int(min(k, n))
@@ -216,7 +218,13 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
             say(0.6 * min(n, start + bulk_size) / n, f"indexed {min(n, start + bulk_size):,} of {n:,} documents")
         client.indices.refresh(index=name)
         say(0.6, "merging into one segment (SEISMIC clusters every posting list)")
-        client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=merge_timeout_s)
+        try:
+            client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=merge_timeout_s)
+        except ConnectionTimeout:
+            raise TimeoutError(
+                f"the engine's merge of {n:,} documents did not finish within {merge_timeout_s:g} s "
+                "(the temporary index is deleted, which stops it)"
+            ) from None
         client.indices.refresh(index=name)
         ingest_s = time.perf_counter() - t0
         count = int(client.count(index=name)["count"])
@@ -241,18 +249,18 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
             if resp.get("_shards", {}).get("failed"):
                 raise RuntimeError(f"search {i} failed on the engine: {resp['_shards']}")
             hits.append([(int(h["_id"]), float(h["_score"])) for h in resp["hits"]["hits"]])
-            if i % 50 == 0:
+            if i % 10 == 0:
                 say(0.6 + 0.4 * (i + 1) / len(qbodies), f"searched {i + 1:,} of {len(qbodies):,} queries")
     finally:
         client.indices.delete(index=name, ignore_unavailable=True)
 
-    exact = _top_k((queries @ docs.T).toarray(), k)
+    exact = top_k_ids((queries @ docs.T).toarray(), k)
     qd = sp.csr_matrix(folded_docs, copy=True)
     qd.data = quantize(qd.data, settings.ingest_ceiling).astype(np.float64)
     qq = sp.csr_matrix(folded_queries, copy=True)
     qq.data = quantize(qq.data, settings.search_ceiling).astype(np.float64)
     predicted = (qq @ qd.T).toarray() * (settings.ingest_ceiling * settings.search_ceiling / 255.0**2)
-    modelled = _top_k(predicted, k)
+    modelled = top_k_ids(predicted, k)
     recalls, changed, engine_only, errors = [], [], [], []
     for row, found in enumerate(hits):
         got = np.array([d for d, _ in found], dtype=np.int64)
