@@ -21,6 +21,8 @@ Each index is deleted at the end. Usage::
 
     python benchmarks/bench_opensearch.py [--docs 100000] [--queries 200] \
         [--single http://127.0.0.1:9200] [--cluster http://127.0.0.1:9250] [--sparse-vector http://127.0.0.1:9280]
+    # the sparse_vector field near pyseismic-lsr's settings (3,500 postings per list, every query token read):
+    python benchmarks/bench_opensearch.py --skip single,cluster --sv-n-postings 3500 --sv-top-n 0 --sv-heap-factor 0.8
 """
 
 from __future__ import annotations
@@ -135,8 +137,9 @@ def seismic_rows(docs, queries, exact_ids) -> list[tuple]:
     return [("pyseismic-lsr (memory, approximate)", "sparse", lat, recall(ids, exact_ids))]
 
 
-def sparse_vector_rows(url: str, docs, queries) -> list[tuple]:
-    """OpenSearch 3.x's ``sparse_vector`` field (SEISMIC) on the same vectors, against exact search."""
+def sparse_vector_rows(url: str, docs, queries, settings=None) -> list[tuple]:
+    """OpenSearch 3.x's ``sparse_vector`` field (SEISMIC) on the same vectors, against exact search
+    (``settings``: a :class:`SeismicSettings`, None for the engine's defaults)."""
     import scipy.sparse as sp
     from opensearchpy import OpenSearch
 
@@ -163,15 +166,33 @@ def sparse_vector_rows(url: str, docs, queries) -> list[tuple]:
     width = max(doc_m.shape[1], q_m.shape[1])
     doc_m.resize(doc_m.shape[0], width)
     q_m.resize(q_m.shape[0], width)
-    a = engine_agreement(client, doc_m, q_m, 10, bulk_size=1000, progress=lambda _f, msg: print(msg, flush=True))
+    a = engine_agreement(
+        client, doc_m, q_m, 10, settings=settings, bulk_size=1000, progress=lambda _f, msg: print(msg, flush=True)
+    )
     print(
         f"sparse_vector on OpenSearch {a.version}: ingest + merge {a.ingest_s:.1f} s "
         f"({a.documents / a.ingest_s:,.0f} docs/s), SEISMIC path {'yes' if a.approximate else 'NO'}, "
         f"recall@10 vs folded+quantized exact {a.engine_only_recall_at_k:.3f}, "
         f"max score gap {a.score_max_rel_error:.2g}"
     )
-    where = f"OpenSearch {a.version} sparse_vector (SEISMIC, 1 shard)"
+    chosen = "engine defaults" if settings is None else ", ".join(f"{k} {v}" for k, v in sorted(a.settings.items()))
+    print(f"sparse_vector settings: {chosen}")
+    where = f"OpenSearch {a.version} sparse_vector (SEISMIC, 1 shard{'' if settings is None else ', tuned'})"
     return [(where, "neural_sparse", {50: a.p50_ms, 95: a.p95_ms}, a.recall_at_k)]
+
+
+def _seismic_settings(args, queries):
+    """The ``sparse_vector`` settings asked for on the command line, or None (the engine's defaults)."""
+    if args.sv_n_postings is None and args.sv_top_n is None and args.sv_heap_factor is None:
+        return None
+    from sparse_demo.index.opensearch.sparse_vector import SeismicSettings
+
+    top_n = args.sv_top_n if args.sv_top_n is not None else SeismicSettings.top_n
+    return SeismicSettings(
+        n_postings=args.sv_n_postings,
+        top_n=top_n or max(len(q) for _t, q in queries),
+        heap_factor=args.sv_heap_factor if args.sv_heap_factor is not None else SeismicSettings.heap_factor,
+    )
 
 
 class Rows(list):
@@ -202,7 +223,14 @@ def main() -> None:
     ap.add_argument("--single", default="http://127.0.0.1:9200", help="one node (an index of 1 shard)")
     ap.add_argument("--cluster", default="http://127.0.0.1:9250", help="a cluster (2 shards, 1 replica)")
     ap.add_argument("--sparse-vector", default="http://127.0.0.1:9280", help="a 3.x node with neural-search")
+    ap.add_argument("--sv-n-postings", type=int, help="sparse_vector n_postings (default: the engine's)")
+    ap.add_argument("--sv-top-n", type=int, help="query tokens SEISMIC reads (0: all; default: the engine's 10)")
+    ap.add_argument("--sv-heap-factor", type=float, help="SEISMIC's heap_factor (default: the engine's 1.0)")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated rows to leave out: single, cluster, pyseismic, sparse-vector"
+    )
     args = ap.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     rng = np.random.default_rng(args.seed)
     docs = make_docs(args.docs, args.vocab, rng)
     queries = make_queries(args.queries, args.vocab, rng)
@@ -221,6 +249,8 @@ def main() -> None:
     rows.append(("memory (exact)", "client hybrid", hyb_lat, 1.0))
     backends = []
     for label, url, shards, replicas in (("1 node", args.single, 1, 0), ("cluster", args.cluster, 2, 1)):
+        if {"1 node": "single"}.get(label, label) in skip:
+            continue
         be = connect(url, shards, replicas)
         if be is None:
             continue
@@ -250,8 +280,10 @@ def main() -> None:
 
             lat, ids = timed(server, queries)
             rows.append((f"{label} ({shards} shard(s))", "server hybrid", lat, recall(ids, hyb_ids)))
-    rows += seismic_rows(docs, queries, exact_ids)
-    rows += sparse_vector_rows(args.sparse_vector, docs, queries)
+    if "pyseismic" not in skip:
+        rows += seismic_rows(docs, queries, exact_ids)
+    if "sparse-vector" not in skip:
+        rows += sparse_vector_rows(args.sparse_vector, docs, queries, _seismic_settings(args, queries))
     print(f"\n{len(queries)} queries, k=10; recall@10 against the exact memory index (hybrid: its client fusion)\n")
     print("| where | query | p50 ms | p95 ms | recall@10 |")
     print("|---|---|---|---|---|")
