@@ -99,14 +99,15 @@ def test_the_engine_scores_and_ranks_folded_vectors_as_its_source_says(client):
     assert not client.indices.get(index=f"{INDEX_PREFIX}*", ignore_unavailable=True, allow_no_indices=True)
 
 
-def test_a_merge_past_its_timeout_stops_and_leaves_no_index(client):
-    """The wait for SEISMIC's merge is bounded (a visitor's upload gets what is left of its time budget): past
-    it, a TimeoutError names the wait and the temporary index is deleted."""
+@pytest.mark.parametrize("wait", [0.001, lambda: 0.001], ids=["seconds", "asked-at-the-merge"])
+def test_a_merge_past_its_timeout_stops_and_leaves_no_index(client, wait):
+    """The wait for SEISMIC's merge is bounded (a visitor's upload gets what is left of its time budget when
+    the merge starts): past it, a TimeoutError names the wait and the temporary index is deleted."""
     from sparse_demo.index.opensearch.sparse_vector import INDEX_PREFIX, engine_agreement
 
     docs, queries = _vectors(seed=1)
     with pytest.raises(TimeoutError, match=r"merge of 300 documents did not finish within 0.001 s"):
-        engine_agreement(client, docs, queries, k=10, merge_timeout_s=0.001)
+        engine_agreement(client, docs, queries, k=10, merge_timeout_s=wait)
     assert not client.indices.get(index=f"{INDEX_PREFIX}*", ignore_unavailable=True, allow_no_indices=True)
 
 

@@ -112,8 +112,11 @@ def _engine_measurement(
     if deadline is None:
         return engine_agreement(client, docs, queries, 10, progress=say), None
     try:
-        merge_s = max(1.0, deadline.seconds - deadline.elapsed)
-        return engine_agreement(client, docs, queries, 10, progress=say, merge_timeout_s=merge_s), None
+
+        def time_left() -> float:  # asked when the merge starts, after encoding and bulk took their share
+            return max(1.0, deadline.seconds - deadline.elapsed)
+
+        return engine_agreement(client, docs, queries, 10, progress=say, merge_timeout_s=time_left), None
     except TimeoutError:
         deadline.check("the node's merge")  # past the budget: the visitor reads which limit stopped it
         raise

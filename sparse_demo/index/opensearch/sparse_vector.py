@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,13 +165,14 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
     *,
     settings: SeismicSettings | None = None,
     bulk_size: int = 500,
-    merge_timeout_s: float = 7200.0,
+    merge_timeout_s: float | Callable[[], float] = 7200.0,
     progress: Progress | None = None,
 ) -> EngineAgreement:
     """Index ``doc_vectors`` into a fresh ``sparse_vector`` index, search it with ``query_vectors``, compare.
 
     The force merge into one segment clusters every posting list (SEISMIC's build): seconds for a few
-    hundred documents, over ten minutes for 100,000 on two cores; ``merge_timeout_s`` bounds the wait.
+    hundred documents, over ten minutes for 100,000 on two cores; ``merge_timeout_s`` bounds the wait (a
+    callable is asked when the merge starts, e.g. for the time left of a request's budget).
 
     Raises:
         ValueError: the node cannot hold a ``sparse_vector`` field (too old, no neural-search), no documents
@@ -218,11 +219,12 @@ def engine_agreement(  # noqa: PLR0913, PLR0915 - one measurement, in order
             say(0.6 * min(n, start + bulk_size) / n, f"indexed {min(n, start + bulk_size):,} of {n:,} documents")
         client.indices.refresh(index=name)
         say(0.6, "merging into one segment (SEISMIC clusters every posting list)")
+        wait_s = float(merge_timeout_s() if callable(merge_timeout_s) else merge_timeout_s)
         try:
-            client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=merge_timeout_s)
+            client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=wait_s)
         except ConnectionTimeout:
             raise TimeoutError(
-                f"the engine's merge of {n:,} documents did not finish within {merge_timeout_s:g} s "
+                f"the engine's merge of {n:,} documents did not finish within {wait_s:g} s "
                 "(the temporary index is deleted, which stops it)"
             ) from None
         client.indices.refresh(index=name)
