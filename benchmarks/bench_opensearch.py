@@ -248,8 +248,9 @@ def main() -> None:
     rows.append(("memory (exact)", "sparse", exact_lat, 1.0))
     rows.append(("memory (exact)", "client hybrid", hyb_lat, 1.0))
     backends = []
-    for label, url, shards, replicas in (("1 node", args.single, 1, 0), ("cluster", args.cluster, 2, 1)):
-        if {"1 node": "single"}.get(label, label) in skip:
+    deployments = (("single", "1 node", args.single, 1, 0), ("cluster", "cluster", args.cluster, 2, 1))
+    for key, label, url, shards, replicas in deployments:
+        if key in skip:
             continue
         be = connect(url, shards, replicas)
         if be is None:

@@ -105,20 +105,18 @@ def _engine_measurement(
     if why_not:
         return None, f"{why_not} (at {settings.display_url}): measured in memory only."
 
-    def say(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(0.3 + 0.7 * fraction, message)
-
-    if deadline is None:
-        return engine_agreement(client, docs, queries, 10, progress=say), None
-    try:
+    kwargs: dict[str, Any] = {}
+    if deadline is not None:
 
         def time_left() -> float:  # asked when the merge starts, after encoding and bulk took their share
             return max(1.0, deadline.seconds - deadline.elapsed)
 
-        return engine_agreement(client, docs, queries, 10, progress=say, merge_timeout_s=time_left), None
+        kwargs["merge_timeout_s"] = time_left
+    try:
+        return engine_agreement(client, docs, queries, 10, progress=scaled(progress, 0.3, 1.0), **kwargs), None
     except TimeoutError:
-        deadline.check("the node's merge")  # past the budget: the visitor reads which limit stopped it
+        if deadline is not None:
+            deadline.check("the node's merge")  # past the budget: the visitor reads which limit stopped it
         raise
 
 
