@@ -34,7 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,8 @@ class _Cached:
     encoder: SpladeEncoder
     nbytes: int
     folder: Path | None
+    #: The same encoder under other preset names for its checkpoint (:meth:`ModelRegistry._named_view`).
+    views: dict[str, SpladeEncoder] = field(default_factory=dict)
 
 
 class SourceRefused(ModelLoadError):
@@ -360,13 +362,13 @@ class ModelRegistry:
                 self._cache.move_to_end(key)
                 if record:
                     self._name_keys[record] = key
-                return hit.encoder
+                return self._named_view(hit, preset.name if record else None)
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one load per checkpoint; other checkpoints load in parallel
             with self._lock:
                 hit = self._cache.get(key)
-            if hit is not None:
-                return hit.encoder
+                if hit is not None:
+                    return self._named_view(hit, preset.name if record else None)
             try:
                 # Imported here, not at the top: it imports torch, which listing and input errors do not need.
                 from .encoder import SpladeEncoder
@@ -387,6 +389,22 @@ class ModelRegistry:
             folder = Path(key[1]) if key[0] == "dir" else None
             self._store(key, _Cached(encoder, encoder_nbytes(encoder), folder), record)
             return encoder
+
+    @staticmethod
+    def _named_view(hit: _Cached, name: str | None) -> SpladeEncoder:
+        """The cached encoder as a preset ``name`` shows it (call under the registry lock).
+
+        A checkpoint is cached once, under whichever name loaded it first (a preset, or a typed folder); a preset
+        that points at the same checkpoint gets a view under its own name (same model, no second load), so the
+        screens never show one visitor's typed path where another picked a preset. A typed source gets the cached
+        encoder itself.
+        """
+        if name is None or name == hit.encoder.name:
+            return hit.encoder
+        view = hit.views.get(name)
+        if view is None:
+            view = hit.views[name] = hit.encoder.renamed(name)
+        return view
 
     def _store(self, key: tuple, entry: _Cached, record: str | None) -> None:
         with self._lock:

@@ -54,6 +54,21 @@ def test_every_spelling_of_a_folder_loads_once(tmp_path, tiny_model_dir):
     assert all(e is encoders[0] for e in encoders)
 
 
+def test_a_preset_keeps_its_name_when_its_folder_was_typed_first(tmp_path, tiny_model_dir):
+    """One checkpoint loads once, but the preset is shown under its own name, never a visitor's typed path (the
+    name of whoever loaded the folder first), and the typed path keeps the encoder it got."""
+    folder = copy_model(tiny_model_dir, tmp_path / "m" / "x")
+    reg = ModelRegistry(make_settings(tmp_path, presets=[{"name": "the-preset", "source": str(folder)}]))
+    typed = reg.get(str(folder))
+    named = reg.get("the-preset")
+    assert reg.loads == 1
+    assert typed.name == str(folder) and named.name == "the-preset"
+    assert named.model is typed.model and named.tokenizer is typed.tokenizer
+    assert reg.get("the-preset") is named and reg.get(f"{tmp_path}/m/./x") is typed
+    q = "당뇨병 치료 방법"
+    assert named.encode([q])[0].vector.token_ids.tolist() == typed.encode([q])[0].vector.token_ids.tolist()
+
+
 @pytest.mark.slow
 def test_folder_rewritten_in_place_loads_again(tmp_path, tiny_model_dir, tiny_model_dir_b):
     folder = copy_model(tiny_model_dir, tmp_path / "x")

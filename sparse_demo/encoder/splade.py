@@ -312,6 +312,17 @@ class SpladeEncoder:
         view.default_side = side
         return view
 
+    def renamed(self, name: str) -> SpladeEncoder:
+        """A view of this encoder shown as ``name`` (same model, sides and lock, no copy).
+
+        One checkpoint loads once however many names point at it; each name keeps its own display name.
+        """
+        if name == self.name:
+            return self
+        view = copy.copy(self)
+        view.name = name
+        return view
+
     def _sides(self) -> list[MLMSide | StaticSide]:
         return [self.document_side] + ([self.query_side] if self.asymmetric else [])
 
