@@ -63,7 +63,8 @@ class TrainingEvent:
     ``phase`` says which fields are set (the others stay None):
 
     - ``"train"`` (every ``log_every`` steps): ``step``, ``max_steps``, ``epoch``, the loss components
-      (``total``, ``infonce``, ``flops_q``, ``flops_d``, ``margin``, ``kd``), the FLOPS weights in force
+      (``total``, ``infonce``, ``flops_q``, ``flops_d``, ``margin``, ``kd``; ``vector_kd`` when a vector
+      teacher is used), the FLOPS weights in force
       (``lambda_flops_q``, ``lambda_flops_d``), mean active dimensions (``active_q``, ``active_d``), ``lr``.
     - ``"eval"`` (held-out evaluation): ``step``, ``eval_mrr10``, ``eval_r1``, ``hybrid_mrr10``, ``best_step``.
     - any other phase (``prepare``, ``eval_before``, ``eval_after``, ``save``, ``done``; the app adds
@@ -84,6 +85,7 @@ class TrainingEvent:
     flops_d: float | None = None
     margin: float | None = None
     kd: float | None = None
+    vector_kd: float | None = None
     lambda_flops_q: float | None = None
     lambda_flops_d: float | None = None
     active_q: float | None = None

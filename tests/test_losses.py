@@ -20,6 +20,7 @@ from sparse_demo.train.losses import (
     margin_loss,
     ramp,
     splade_loss,
+    vector_kd_loss,
 )
 
 Q = [[1.0, 0.0, 2.0, 0.0], [0.0, 1.5, 0.0, 0.5], [0.5, 0.5, 0.0, 1.0]]
@@ -100,6 +101,24 @@ def test_idf_penalties_exclude_special_tokens_from_normalisation():
     assert (by_hand[1] - by_hand[0]) / (hi - by_hand[0]) > 0
 
 
+def test_vector_kd_by_hand_and_in_the_total():
+    """VKD = mean over rows of the masked squared error to the teacher's vectors; rows are cat([q, d])."""
+    target = [[0.0, 1.0, 2.0, 0.0]] * 3 + [[1.0, 0.0, 0.0, 0.5]] * 3
+    mask = [[1.0, 1.0, 1.0, 0.0], [1.0] * 4, [0.0, 1.0, 1.0, 1.0]] + [[1.0] * 4] * 3
+    rows = Q + D
+    by_hand = sum(sum(m * (v - t) ** 2 for v, t, m in zip(r, tr, mr)) for r, tr, mr in zip(rows, target, mask)) / len(
+        rows
+    )
+    vt = (torch.tensor(target), torch.tensor(mask))
+    assert vector_kd_loss(torch.tensor(rows), *vt).item() == pytest.approx(by_hand, rel=1e-6)
+    q, d = torch.tensor(Q), torch.tensor(D)
+    off = splade_loss(q, d, LossConfig(reg_warmup_steps=0), step=0, vector_targets=vt)
+    on = splade_loss(q, d, LossConfig(reg_warmup_steps=0, lambda_vector_kd=0.5), step=0, vector_targets=vt)
+    assert "vector_kd" not in off.components  # off by default: the term is not part of the objective
+    assert on.components["vector_kd"] == pytest.approx(by_hand, rel=1e-6)
+    assert on.total.item() == pytest.approx(off.total.item() + 0.5 * by_hand, rel=1e-6)
+
+
 def test_splade_loss_total_combines_terms():
     cfg = LossConfig(
         lambda_flops_query=0.1, lambda_flops_doc=0.2, reg_warmup_steps=10, margin=1.0, lambda_margin=0.5, lambda_kd=0.3
@@ -146,7 +165,13 @@ def test_sparse_pool_equals_card_formula():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("temperature", 0.0), ("lambda_flops_query", -1.0), ("stopword_penalty", 0.5), ("reg_warmup_steps", -1)],
+    [
+        ("temperature", 0.0),
+        ("lambda_flops_query", -1.0),
+        ("stopword_penalty", 0.5),
+        ("reg_warmup_steps", -1),
+        ("lambda_vector_kd", float("nan")),
+    ],
 )
 def test_loss_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):

@@ -399,3 +399,45 @@ def test_batches_never_repeat_a_query_or_passage(seed):
         assert len({pairs[i].query for i in b}) == len(b) and len({pairs[i].positive for i in b}) == len(b)
     flat = [i for b in batches for i in b]
     assert len(flat) == len(set(flat))
+
+
+def test_a_vector_teacher_pulls_the_trained_vectors_towards_its_own(tmp_path):
+    """Two runs alike but for the VKD term: with a teacher whose vector for a text is its own input pieces at 1.0
+    (everything else 0), the trained model's vectors of the training texts end closer to the teacher's (squared
+    distance computed here from the card's formula on the saved weights); every text was asked of the teacher."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    pairs = [Pair(p.query, p.positive) for p in make_pairs()]
+    asked: list[tuple[str, int]] = []
+    holder: dict[str, object] = {}
+
+    def teacher(text: str, max_length: int) -> tuple[dict[int, float], set[int]]:
+        asked.append((text, max_length))
+        ids = holder["tok"](text, truncation=True, max_length=max_length)["input_ids"]  # type: ignore[operator]
+        return dict.fromkeys(ids, 1.0), set()
+
+    def distance(folder) -> float:
+        model = AutoModelForMaskedLM.from_pretrained(str(folder), use_safetensors=True).eval()
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        texts = list(dict.fromkeys([p.query for p in pairs] + [p.positive for p in pairs]))
+        batch = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        dense = (torch.log1p(torch.relu(logits)) * batch["attention_mask"].unsqueeze(-1)).amax(dim=1)
+        target = torch.zeros_like(dense)
+        for row, ids in enumerate(tok(texts, truncation=True, max_length=32)["input_ids"]):
+            target[row, ids] = 1.0
+        return float(((dense - target) ** 2).sum(dim=1).mean())
+
+    folders = {}
+    for weight in (0.0, 2.0):
+        config = tiny_config(tmp_path / str(weight), eval_fraction=0.0, loss=LossConfig(lambda_vector_kd=weight))
+        if weight:  # the teacher speaks the run's tokenizer: the same new tokenizer as the run without it
+            holder["tok"] = AutoTokenizer.from_pretrained(str(folders[0.0]))
+        result = train(config, pairs, vector_teacher=teacher if weight else None)
+        folders[weight] = result.model_dir
+    assert {t for t, _ in asked} == {p.query for p in pairs} | {p.positive for p in pairs}
+    assert {n for _, n in asked} == {16, 32}  # queries at query_max_length, passages at max_length
+    near, far = distance(folders[2.0]), distance(folders[0.0])
+    print(f"squared distance to the teacher: {near:.3f} with it, {far:.3f} without")
+    assert near < 0.7 * far, (near, far)

@@ -23,7 +23,7 @@ from sparse_demo.train.config import (
 )
 from sparse_demo.train.data import MIN_PAIRS, separate_from_heldout, split_pairs
 from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus
-from sparse_demo.train.loop import TrainingBusyError, release_memory, train, training_busy
+from sparse_demo.train.loop import TrainingBusyError, VectorTeacher, release_memory, train, training_busy
 from sparse_demo.train.losses import LossConfig, LossOutput, idf_penalties, splade_loss
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingBusyError",
+    "VectorTeacher",
     "evaluate_retrieval",
     "heldout_corpus",
     "idf_penalties",

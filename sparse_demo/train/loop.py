@@ -33,7 +33,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,7 @@ def train(
     wait: bool = False,
     registry: ModelRegistry | None = None,
     deadline: float | None = None,
+    vector_teacher: VectorTeacher | None = None,
 ) -> TrainResult:
     """Train a sparse encoder and save it as a new model folder.
 
@@ -104,6 +105,11 @@ def train(
         deadline: a ``time.monotonic()`` at which the training loop stops (status ``time_limit``)
             whatever ``config.time_limit_s`` says; the time spent preparing counts against it (an
             app's cap on one run's turn). The held-out evaluation of the result and the save follow.
+        vector_teacher: ``(text, max_length) -> (targets, free)``: a teacher's vector for a text (piece id ->
+            target weight; every other id targets 0) and the ids it leaves free, e.g.
+            :meth:`sparse_demo.offline.expansion.CongTeacher.target`. With ``config.loss.lambda_vector_kd > 0``
+            the batch's query and positive vectors are pulled towards it (the loss's VKD term); asked once per
+            distinct training text, before the first step.
 
     The run's model, optimiser and batches are released when it returns, and the freed memory is
     handed back to the system (:func:`release_memory`), so a server does not grow with every run.
@@ -119,7 +125,7 @@ def train(
     try:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        return _Run(config, progress, should_stop, registry, deadline).execute(pairs, eval_pairs)
+        return _Run(config, progress, should_stop, registry, deadline, vector_teacher).execute(pairs, eval_pairs)
     finally:
         torch.set_num_threads(threads)
         release_memory()
@@ -242,6 +248,39 @@ class _KeepBest:
         return True
 
 
+#: ``(text, max_length) -> (targets, free)``: a teacher's target vector for a text (see :func:`train`).
+VectorTeacher = Callable[[str, int], tuple[dict[int, float], set[int]]]
+
+
+class _VectorTargets:
+    """The vector teacher's targets for a run's training texts, asked once, made dense per batch."""
+
+    def __init__(
+        self,
+        teacher: VectorTeacher,
+        queries: Sequence[str],
+        positives: Sequence[str],
+        lengths: tuple[int, int],
+        vocab: int,
+    ) -> None:
+        self.vocab = vocab
+        self.queries = [teacher(q, lengths[0]) for q in queries]
+        self.docs = {d: teacher(d, lengths[1]) for d in dict.fromkeys(positives)}
+
+    def batch(self, rows: Sequence[int], positives: Sequence[str], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(target, mask)``, each ``[2B, V]``: the queries of training ``rows``, then their ``positives``."""
+        items = [self.queries[r] for r in rows] + [self.docs[d] for d in positives]
+        target = torch.zeros(len(items), self.vocab)
+        mask = torch.ones(len(items), self.vocab)
+        for i, (tg, free) in enumerate(items):
+            if tg:
+                ids = [t for t in tg if 0 <= t < self.vocab]
+                target[i, ids] = torch.tensor([tg[t] for t in ids])
+            if free:
+                mask[i, [f for f in free if 0 <= f < self.vocab]] = 0.0
+        return target.to(device), mask.to(device)
+
+
 # ---------------------------------------------------------------------- the run
 class _Run:
     """One training run's state (the public entry point is :func:`train`)."""
@@ -253,8 +292,10 @@ class _Run:
         should_stop: ShouldStop | None,
         registry: ModelRegistry | None,
         deadline: float | None = None,
+        vector_teacher: VectorTeacher | None = None,
     ) -> None:
         config.validate()
+        self.vector_teacher = vector_teacher
         self.config = config
         self.deadline = deadline
         self.progress = progress
@@ -372,6 +413,16 @@ class _Run:
         doc_row = {t: i for i, t in enumerate(doc_texts)}
         penalty = _penalties(model, tokenizer, doc_ids, config.loss).to(device)
         loss_config = config.loss
+        vkd: _VectorTargets | None = None
+        if self.vector_teacher is not None and config.loss.lambda_vector_kd > 0 and not config.inference_free:
+            self.message("prepare", "asking the vector teacher for the training texts' target vectors")
+            vkd = _VectorTargets(
+                self.vector_teacher,
+                [p.query for p in train_pairs],
+                [p.positive for p in train_pairs],
+                (config.query_max_length, config.max_length),
+                int(model.get_output_embeddings().weight.shape[0]),
+            )
         idf_on_device: torch.Tensor | None = None
         if config.inference_free:
             vocab = int(model.get_output_embeddings().weight.shape[0])
@@ -477,6 +528,7 @@ class _Run:
                     negative_rows=torch.tensor(neg_rows, device=device) if neg_rows else None,
                     teacher=teacher,
                     teacher_mask=mask,
+                    vector_targets=vkd.batch(batch, [p.positive for p in bp], device) if vkd is not None else None,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 out.total.backward()

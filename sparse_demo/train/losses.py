@@ -1,6 +1,6 @@
 """Loss terms of the card's recipe, made small.
 
-``L = InfoNCE + lambda_flops_t * FLOPS_idf + lambda_margin * Margin + lambda_kd * KD``
+``L = InfoNCE + lambda_flops_t * FLOPS_idf + lambda_margin * Margin + lambda_kd * KD + lambda_vector_kd * VKD``
 
 Notation: a batch of ``B`` queries with sparse vectors ``q_i`` and their positives ``d_i``
 (``[B, V]``, non-negative, from :func:`sparse_demo.encoder.pool_logits`); optionally ``M``
@@ -26,6 +26,11 @@ explicit negatives ``n_m`` (each belonging to one query ``r(m)``); ``s(a, b) = a
 * **KD** (when teacher scores are given): ``mean_i (z_i - t_i)^2`` where ``t_i`` is the
   teacher score and ``z_i`` the student's margin ``s(q_i, d_i) - s(q_i, n_i)`` when pair ``i``
   has a negative, else its score ``s(q_i, d_i)``.
+* **VKD** (when a teacher gives target vectors, e.g. the demo models' CoNg teacher):
+  ``mean_r sum_j m_rj (w_rj - t_rj)^2`` over the batch's query and positive vectors ``w_r``, with the
+  teacher's target ``t_rj`` (0 where it proposes nothing) and ``m_rj = 0`` on the ids it leaves free.
+  Distilling vectors rather than scores keeps what the teacher adds to a text (its expansions) while the
+  other terms train retrieval; off (``lambda_vector_kd = 0``) by default.
 * **Ramp**: ``lambda_t = lambda * min(1, t / T)^2`` for regularisation weights over
   ``T = reg_warmup_steps`` (``lambda_t = lambda`` when ``T = 0``).
 """
@@ -56,6 +61,8 @@ class LossConfig:
         margin: hinge margin of the margin loss.
         lambda_margin: weight of the margin loss (0 disables it).
         lambda_kd: weight of the distillation loss (0 disables it).
+        lambda_vector_kd: weight of the vector distillation ``VKD`` (used only when the run is given a vector
+            teacher; 0 disables it).
     """
 
     temperature: float = 1.0
@@ -68,6 +75,7 @@ class LossConfig:
     margin: float = 1.0
     lambda_margin: float = 1.0
     lambda_kd: float = 1.0
+    lambda_vector_kd: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,7 +84,15 @@ class LossConfig:
         """Raise ``ValueError`` naming the bad field."""
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        for name in ("lambda_flops_query", "lambda_flops_doc", "idf_alpha", "margin", "lambda_margin", "lambda_kd"):
+        for name in (
+            "lambda_flops_query",
+            "lambda_flops_doc",
+            "idf_alpha",
+            "margin",
+            "lambda_margin",
+            "lambda_kd",
+            "lambda_vector_kd",
+        ):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -187,12 +203,19 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return ((student.float() - teacher.float().to(student.device)) ** 2).mean()
 
 
+def vector_kd_loss(vectors: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mean_r sum_j mask_rj (vectors_rj - target_rj)^2`` (``[R, V]`` each): VKD of the module docstring."""
+    diff = vectors.float() - target.to(vectors.device)
+    return (diff * diff * mask.to(vectors.device)).sum(dim=1).mean()
+
+
 @dataclass
 class LossOutput:
     """The total loss and its components (floats, for logging).
 
-    Components: ``infonce``, ``flops_q``, ``flops_d``, ``margin``, ``kd`` (raw, unweighted),
-    ``lambda_flops_q``, ``lambda_flops_d`` (ramped weights at this step) and ``total``.
+    Components: ``infonce``, ``flops_q``, ``flops_d``, ``margin``, ``kd`` (raw, unweighted; ``vector_kd`` too
+    when the vector distillation is on), ``lambda_flops_q``, ``lambda_flops_d`` (ramped weights at this step)
+    and ``total``.
     """
 
     total: torch.Tensor
@@ -210,6 +233,7 @@ def splade_loss(
     negative_rows: torch.Tensor | None = None,
     teacher: torch.Tensor | None = None,
     teacher_mask: torch.Tensor | None = None,
+    vector_targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LossOutput:
     """The full objective for one batch (see the module docstring for every formula).
 
@@ -222,6 +246,8 @@ def splade_loss(
         negative_rows: ``[M]`` the query row each negative belongs to.
         teacher: ``[B]`` teacher scores (any value where ``teacher_mask`` is False).
         teacher_mask: ``[B]`` bool, which rows have a teacher score.
+        vector_targets: ``(target, mask)``, each ``[2B, V]``: the teacher's vectors for the rows of
+            ``cat([q, d])`` and where they apply (VKD; used when ``config.lambda_vector_kd > 0``).
     """
     has_neg = negatives is not None and negatives.shape[0] > 0
     if has_neg and (negative_rows is None or negative_rows.shape[0] != negatives.shape[0]):
@@ -254,6 +280,11 @@ def splade_loss(
                 student = torch.where(has_row_neg, pos_scores - neg_scores_by_row, pos_scores)
             l_kd = kd_loss(student[mask], teacher.to(q.device)[mask])
             total = total + config.lambda_kd * l_kd
+    extra: dict[str, float] = {}
+    if vector_targets is not None and config.lambda_vector_kd > 0:
+        l_vkd = vector_kd_loss(torch.cat([q, d], dim=0), *vector_targets)
+        total = total + config.lambda_vector_kd * l_vkd
+        extra["vector_kd"] = float(l_vkd.detach())
     components = {
         "total": float(total.detach()),
         "infonce": float(l_nce.detach()),
@@ -263,6 +294,7 @@ def splade_loss(
         "kd": float(l_kd.detach()),
         "lambda_flops_q": lam_q,
         "lambda_flops_d": lam_d,
+        **extra,
     }
     return LossOutput(total, components)
 
@@ -279,4 +311,5 @@ __all__ = [
     "margin_loss",
     "ramp",
     "splade_loss",
+    "vector_kd_loss",
 ]
