@@ -312,7 +312,8 @@ def test_the_search_tab_reports_the_demo_model_on_the_sample(tmp_path):
 @pytest.mark.slow
 def test_the_search_tab_report_on_an_upload_stops_at_the_time_budget(tmp_path):
     """A visitor's upload is encoded (and sent to the node) under SPARSE_DEMO_MAX_INDEX_SECONDS, as its search
-    index is: over the budget the visitor reads which limit stopped it; the server's own corpus has no budget."""
+    index is: over the budget the visitor reads which limit stopped it; the server's own corpus has no budget unless
+    the app is public."""
     import dataclasses
     import json
 
@@ -332,3 +333,13 @@ def test_the_search_tab_report_on_an_upload_stops_at_the_time_budget(tmp_path):
     assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in text, text
     shared = run_sparse_vector_report(ctx, SAMPLE_LABEL, None, "demo", None, None)
     assert "| figure | value | meaning |" in shared, shared
+    # on a public app the server's own corpora get the budget too: any visitor could ask for a big one
+    public = AppContext.create(
+        load_settings(
+            {"SPARSE_DEMO_MODELS": str(models), "SPARSE_DEMO_DEVICE": "cpu", "SPARSE_DEMO_MODEL_SOURCES": "public"}
+        )
+    )
+    public = dataclasses.replace(public, limits=dataclasses.replace(public.limits, max_index_seconds=0.0))
+    text = run_sparse_vector_report(public, SAMPLE_LABEL, None, "demo", None, None, on_engine=True)
+    assert text.startswith("⛔ The sparse_vector report on 'ko_sample'"), text
+    assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in text, text

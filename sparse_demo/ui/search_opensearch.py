@@ -36,8 +36,11 @@ def run_sparse_vector_report(
         corpus = resolve_corpus(corpus_choice, uploaded)
         encoder = ctx.encoder(model_choice, folder, visitor_models)
         deadline = None
-        if corpus.owner is not None:  # a visitor's upload: encoding it and the node's work share one time budget
-            deadline = ctx.limits.deadline("The sparse_vector report on your upload")
+        # A visitor's upload, or any corpus on a public app (a big configured corpus would hold the worker and
+        # the node for every visitor who asks): encoding and the node's work share one time budget.
+        if corpus.owner is not None or ctx.settings.public:
+            what = "your upload" if corpus.owner is not None else f"'{corpus.name}'"
+            deadline = ctx.limits.deadline(f"The sparse_vector report on {what}")
             progress = deadline.wrap(progress)
         if progress is not None:
             progress(0.1, f"encoding {len(corpus.documents):,} documents and {len(corpus.queries):,} queries")
@@ -86,8 +89,9 @@ def _engine_measurement(
 ) -> tuple[Any, str | None]:
     """``(EngineAgreement, None)`` from the configured node, or ``(None, why not)`` (no node, no field, no queries).
 
-    With a ``deadline`` (a visitor's upload), the node's merge waits at most the time left of it; past it the
-    temporary index is deleted (which stops the merge) and ``TimeLimitExceeded`` says so.
+    With a ``deadline`` (a visitor's upload, or any corpus on a public app), the node's merge waits at most the
+    time left of it; past it the temporary index is deleted (which stops the merge) and ``TimeLimitExceeded``
+    says so.
     """
     from sparse_demo.config import ConnectionSettings
     from sparse_demo.index.opensearch.client import make_client
