@@ -45,7 +45,8 @@ Per-request limits (:func:`load_limits`; what each limit does: :mod:`sparse_demo
 - ``SPARSE_DEMO_MAX_DOC_CHARS``: characters of one document (title + text) or one pair text (default
   100,000; Kiwi takes about 5 s on such a text on a busy 2-core machine).
 - ``SPARSE_DEMO_MAX_INDEX_SECONDS``: seconds (wall clock) indexing, encoding or evaluating one visitor
-  upload may take in one request (default 120). Wall clock, not CPU time: the process's CPU time counts
+  upload may take in one request (default 120); in ``public`` mode the ``sparse_vector`` report gets it for the
+  server's corpora too. Wall clock, not CPU time: the process's CPU time counts
   every visitor's work, a thread's misses the encoder's worker threads.
 - ``SPARSE_DEMO_VISITOR_QUOTA_MB``: disk one visitor's own models may use (default 500 MB).
 - ``SPARSE_DEMO_VISITOR_MODELS``: how many models one visitor may keep (default 3).
