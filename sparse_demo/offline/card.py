@@ -58,7 +58,12 @@ def model_card(record: dict[str, Any]) -> str:
             f"produce the teacher's vectors ({distil['steps']} steps on {distil['texts']:,} texts: the training "
             f"split's queries and passages and short noun phrases with particles, determiners and endings; plus "
             f"{distil['lexicon_texts']:,} one-word lexicon texts; {distil['mean_expansions']:.1f} expansion pieces "
-            f"per text) before the retrieval training."
+            f"per text) before the retrieval training"
+            + (
+                f", which keeps the teacher's vectors as a distillation term (weight {vkd:g}) next to the card's loss."
+                if (vkd := record.get("training", {}).get("config", {}).get("loss", {}).get("lambda_vector_kd"))
+                else "."
+            )
         )
     else:
         expansions = "Built without the expansion teacher: expansions are rare."

@@ -27,7 +27,9 @@ one (which does not), or no target at all.
 produce the teacher's vector (squared error over the whole vocabulary except the free pieces,
 every other piece's target being 0) on the bundled training texts plus :func:`lexicon_texts`
 (the CoNg model's most frequent content morphemes as one-word texts, so the expansions reach
-words the bundled pairs never use). The retrieval training (the card's loss) then starts from it.
+words the bundled pairs never use). The retrieval training (the card's loss) then starts from it, and
+keeps the teacher's vectors as one of its terms (the loss's vector distillation, ``lambda_vector_kd``), so
+that learning to retrieve on a few hundred pairs does not wash out what the teacher added.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ Everything the demo model is built from ships with the project or with its depen
   layers, tied input and output embeddings) started as a lexical matcher
   (:func:`sparse_demo.train.vocab.lexical_init`), taught expansions by Kiwi's CoNg model
   (:func:`distil_init`, :mod:`sparse_demo.offline.expansion`), then trained with the public
-  ``sparse_demo.train`` API, evaluating on the held-out split every epoch and keeping the best
+  ``sparse_demo.train`` API (the card's loss plus the same teacher's vectors as a distillation term,
+  ``BuildOptions.vector_kd``), evaluating on the held-out split every epoch and keeping the best
   checkpoint (the untrained model included): held-out metrics after training are never below
   before.
 * **Style** (:data:`STYLES`): ``v26`` (the card's stopword and special-token penalties; a teacher that
@@ -160,15 +161,22 @@ STYLES: dict[str, dict[str, float]] = {
 STYLE_FUNCTION_TARGET: dict[str, float] = {"v26": 0.0, "v25": 1.0}
 
 
-def distil_init(folder: Path, texts: Sequence[str], options: BuildOptions) -> DistilResult:
-    """Distil the CoNg teacher's expansions into the initial model in ``folder`` (rewritten in place)."""
-    import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+def style_teacher(folder: Path, options: BuildOptions) -> CongTeacher:
+    """The CoNg teacher of ``options.style`` in the vocabulary of the model in ``folder``."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForMaskedLM.from_pretrained(str(folder), use_safetensors=True, dtype=torch.float32)
     settings = replace(options.teacher or TeacherSettings(), function_target=STYLE_FUNCTION_TARGET[options.style])
-    teacher = CongTeacher(tokenizer, settings)
+    return CongTeacher(tokenizer, settings)
+
+
+def distil_init(folder: Path, texts: Sequence[str], options: BuildOptions, teacher: CongTeacher) -> DistilResult:
+    """Distil ``teacher``'s expansions into the initial model in ``folder`` (rewritten in place)."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    tokenizer = teacher.tokenizer
+    model = AutoModelForMaskedLM.from_pretrained(str(folder), use_safetensors=True, dtype=torch.float32)
     lexicon = lexicon_texts(teacher.kiwi, options.lexicon_candidates)
     phrases = function_phrases(lexicon, options.function_phrases, seed=options.seed)
     moved = (
@@ -300,6 +308,8 @@ class BuildOptions:
         teacher: the CoNg teacher distilled before the retrieval training (None: no expansions).
         lexicon_count: one-word lexicon texts (with expansions) added to the distillation (:func:`lexicon_texts`).
         distil_epochs: passes of the distillation.
+        vector_kd: weight of the teacher's vectors in the retrieval training (the loss's ``lambda_vector_kd``:
+            the expansions distilled before are kept while retrieval is learnt; 0: not used there).
         graph_strength: how far each single-piece word's embedding moves towards its expansions' before
             the distillation (:func:`~sparse_demo.offline.expansion.graph_init`; 0: not at all).
         lexicon_candidates: CoNg morphemes read (most frequent first) for the graph and the lexicon texts.
@@ -336,6 +346,7 @@ class BuildOptions:
     lexicon_count: int = 12_000
     distil_epochs: int = 2
     graph_strength: float = 2.0
+    vector_kd: float = 1.0
     lexicon_candidates: int = 60_000
     function_phrases: int = 4_000
     passages: int | None = None
@@ -418,11 +429,15 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
         vocab_s = time.time() - t0
         distil: dict[str, Any] | None = None
         init = init_model(work / "vocab", work / "init", options.size, list(data.passages.values()), options.seed)
+        teacher: CongTeacher | None = None
         if options.teacher is not None:
+            teacher = style_teacher(work / "init", options)
             own_texts = [t for p in pairs for t in (p.query, p.positive)]  # the training split only
-            distil = distil_init(work / "init", own_texts, options).to_dict()
+            distil = distil_init(work / "init", own_texts, options, teacher).to_dict()
             logger.info("Expansion distillation: %s", distil)
         loss = {**_DEFAULT_LOSS, **STYLES[options.style]}
+        if teacher is not None and options.vector_kd:
+            loss["lambda_vector_kd"] = options.vector_kd
         config = TrainConfig(
             base=str(work / "init"),
             epochs=options.epochs,
@@ -449,6 +464,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:  # noqa: PLR0915 - one line
             progress=_logging_progress(options.progress),
             should_stop=options.should_stop,
             wait=True,
+            vector_teacher=teacher.target if teacher is not None and options.vector_kd else None,
         )
         if result.model_dir is None:
             raise RuntimeError(f"training stopped without a model ({result.status})")
