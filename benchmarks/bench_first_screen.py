@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import time
@@ -77,7 +78,9 @@ def main() -> int:
 
     runs = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch()
+        # the system Chromium, as the browser tests use (.ci/run installs it), else Playwright's own download
+        system = shutil.which("chromium") or shutil.which("chromium-browser")
+        browser = pw.chromium.launch(executable_path=system) if system else pw.chromium.launch()
         for i in range(args.runs):
             r = one_run(browser, args.timeout)
             runs.append(r)
