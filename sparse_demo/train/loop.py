@@ -109,7 +109,8 @@ def train(
             target weight; every other id targets 0) and the ids it leaves free, e.g.
             :meth:`sparse_demo.offline.expansion.CongTeacher.target`. With ``config.loss.lambda_vector_kd > 0``
             the batch's query and positive vectors are pulled towards it (the loss's VKD term); asked once per
-            distinct training text, before the first step.
+            distinct training text, before the first step. Not used by an inference-free run (its query side is a
+            token weight table, and the teacher's vectors are a full model's).
 
     The run's model, optimiser and batches are released when it returns, and the freed memory is
     handed back to the system (:func:`release_memory`), so a server does not grow with every run.
