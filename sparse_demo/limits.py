@@ -41,6 +41,8 @@ from .progress import Progress
 
 T = TypeVar("T")
 _MB = 1024 * 1024
+#: The last sentence of a :class:`Deadline`'s message about a visitor's upload.
+UPLOAD_ADVICE = "Upload fewer or shorter documents."
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,9 @@ class Limits:
                 f"{self.max_doc_chars:,} (SPARSE_DEMO_MAX_DOC_CHARS). Split it into shorter documents."
             )
 
-    def deadline(self, what: str = "Indexing this upload") -> Deadline:
-        """A :class:`Deadline` of :attr:`max_index_seconds` starting now."""
-        return Deadline(self.max_index_seconds, what)
+    def deadline(self, what: str = "Indexing this upload", advice: str = UPLOAD_ADVICE) -> Deadline:
+        """A :class:`Deadline` of :attr:`max_index_seconds` starting now (``advice``: its message's last sentence)."""
+        return Deadline(self.max_index_seconds, what, advice=advice)
 
     def cut_batch(self, items: Sequence[T], what: str = "queries") -> tuple[list[T], str | None]:
         """The first :attr:`max_batch` items and a sentence saying how many were left out (None if none)."""
@@ -170,6 +172,8 @@ class Deadline:
     seconds: float
     what: str = "Indexing this upload"
     start: float = field(default_factory=time.monotonic)
+    #: What the visitor can do about it (the last sentence of the message).
+    advice: str = UPLOAD_ADVICE
 
     @property
     def elapsed(self) -> float:
@@ -182,7 +186,7 @@ class Deadline:
             at = f" (at: {stage})" if stage else ""
             raise TimeLimitExceeded(
                 f"{self.what} stopped after {elapsed:.1f} s{at}: the limit is {self.seconds:g} s "
-                "per request (SPARSE_DEMO_MAX_INDEX_SECONDS). Upload fewer or shorter documents."
+                f"per request (SPARSE_DEMO_MAX_INDEX_SECONDS). {self.advice}"
             )
 
     def wrap(self, progress: Progress | None) -> Progress:

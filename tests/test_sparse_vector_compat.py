@@ -342,4 +342,5 @@ def test_the_search_tab_report_on_an_upload_stops_at_the_time_budget(tmp_path):
     public = dataclasses.replace(public, limits=dataclasses.replace(public.limits, max_index_seconds=0.0))
     text = run_sparse_vector_report(public, SAMPLE_LABEL, None, "demo", None, None, on_engine=True)
     assert text.startswith("⛔ The sparse_vector report on 'ko_sample'"), text
-    assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in text, text
+    assert "SPARSE_DEMO_MAX_INDEX_SECONDS" in text and "Pick a smaller corpus" in text, text
+    assert "Upload fewer" not in text, text  # the visitor uploaded nothing

@@ -38,9 +38,13 @@ def run_sparse_vector_report(
         deadline = None
         # A visitor's upload, or any corpus on a public app (a big configured corpus would hold the worker and
         # the node for every visitor who asks): encoding and the node's work share one time budget.
-        if corpus.owner is not None or ctx.settings.public:
-            what = "your upload" if corpus.owner is not None else f"'{corpus.name}'"
-            deadline = ctx.limits.deadline(f"The sparse_vector report on {what}")
+        if corpus.owner is not None:
+            deadline = ctx.limits.deadline("The sparse_vector report on your upload")
+        elif ctx.settings.public:  # not the visitor's corpus: "upload fewer documents" would not help
+            deadline = ctx.limits.deadline(
+                f"The sparse_vector report on '{corpus.name}'", advice="Pick a smaller corpus or upload your own."
+            )
+        if deadline is not None:
             progress = deadline.wrap(progress)
         if progress is not None:
             progress(0.1, f"encoding {len(corpus.documents):,} documents and {len(corpus.queries):,} queries")
