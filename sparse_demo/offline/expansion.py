@@ -317,6 +317,8 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
     """
     import torch
 
+    from sparse_demo.train.losses import dense_targets
+
     t0 = time.time()
     own_texts = list(dict.fromkeys(texts))
     targets = [teacher.target(t, max_length) for t in own_texts]
@@ -350,14 +352,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
                 [items[i] for i in batch], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             )
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            target = torch.zeros(len(batch), vocab)
-            weight = torch.ones(len(batch), vocab)
-            for row, i in enumerate(batch):
-                tg, free = targets[i]
-                if tg:
-                    target[row, list(tg)] = torch.tensor(list(tg.values()))
-                if free:
-                    weight[row, list(free)] = 0.0
+            target, weight = dense_targets([targets[i] for i in batch], vocab)
             loss = ((_pooled(out.logits, enc["attention_mask"], target > 0) - target) ** 2 * weight).sum(dim=1).mean()
             optimizer.zero_grad()
             loss.backward()

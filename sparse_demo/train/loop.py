@@ -51,7 +51,14 @@ from sparse_demo.train.config import TrainConfig, TrainResult
 from sparse_demo.train.data import separate_from_heldout, split_pairs
 from sparse_demo.train.evaluation import evaluate_retrieval, heldout_corpus, metrics_rows, query_expansions
 from sparse_demo.train.inference_free import corpus_idf, query_token_ids, static_query_vectors
-from sparse_demo.train.losses import LossConfig, document_frequencies, idf_from_df, idf_penalties, splade_loss
+from sparse_demo.train.losses import (
+    LossConfig,
+    dense_targets,
+    document_frequencies,
+    idf_from_df,
+    idf_penalties,
+    splade_loss,
+)
 from sparse_demo.train.vocab import build_model
 
 if TYPE_CHECKING:
@@ -271,14 +278,7 @@ class _VectorTargets:
     def batch(self, rows: Sequence[int], positives: Sequence[str], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(target, mask)``, each ``[2B, V]``: the queries of training ``rows``, then their ``positives``."""
         items = [self.queries[r] for r in rows] + [self.docs[d] for d in positives]
-        target = torch.zeros(len(items), self.vocab)
-        mask = torch.ones(len(items), self.vocab)
-        for i, (tg, free) in enumerate(items):
-            if tg:
-                ids = [t for t in tg if 0 <= t < self.vocab]
-                target[i, ids] = torch.tensor([tg[t] for t in ids])
-            if free:
-                mask[i, [f for f in free if 0 <= f < self.vocab]] = 0.0
+        target, mask = dense_targets(items, self.vocab)
         return target.to(device), mask.to(device)
 
 

@@ -203,6 +203,20 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return ((student.float() - teacher.float().to(student.device)) ** 2).mean()
 
 
+def dense_targets(items: Sequence[tuple[dict[int, float], set[int]]], vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, mask)``, each ``[len(items), vocab]``, from a teacher's ``(targets, free ids)`` per row: the target
+    weights (0 elsewhere), and a mask of 1 except 0 on the free ids (ids outside the vocabulary are ignored)."""
+    target = torch.zeros(len(items), vocab)
+    mask = torch.ones(len(items), vocab)
+    for row, (tg, free) in enumerate(items):
+        if tg:
+            ids = [t for t in tg if 0 <= t < vocab]
+            target[row, ids] = torch.tensor([tg[t] for t in ids])
+        if free:
+            mask[row, [f for f in free if 0 <= f < vocab]] = 0.0
+    return target, mask
+
+
 def vector_kd_loss(vectors: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``mean_r sum_j mask_rj (vectors_rj - target_rj)^2`` (``[R, V]`` each): VKD of the module docstring."""
     diff = vectors.float() - target.to(vectors.device)
@@ -302,6 +316,7 @@ def splade_loss(
 __all__ = [
     "LossConfig",
     "LossOutput",
+    "dense_targets",
     "document_frequencies",
     "flops_idf",
     "idf_from_df",
