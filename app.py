@@ -221,6 +221,10 @@ def install_shutdown(demo: gr.Blocks, ctx: AppContext) -> None:
         signal.signal(sig, stop)
 
 
+#: How many runs of one event (e.g. two visitors' Compare clicks) the server answers at once.
+QUEUE_CONCURRENCY = 2
+
+
 def main() -> None:
     server = server_options()
     logging.basicConfig(level=server.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -231,7 +235,7 @@ def main() -> None:
     built.set()
     install_shutdown(demo, ctx)
     css_path = ASSETS / "style.css"
-    demo.queue(default_concurrency_limit=2).launch(
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(
         server_name=server.host,
         server_port=server.port,
         css_paths=[css_path] if css_path.exists() else None,
