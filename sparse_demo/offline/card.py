@@ -53,7 +53,14 @@ def model_card(record: dict[str, Any]) -> str:
             f"Expansions come from Kiwi's CoNg model (`kiwipiepy_model`, Apache-2.0) used as a teacher: each "
             f"content morpheme's {t['top_n']} most similar content morphemes with similarity >= {t['min_score']:g}, "
             f"as whole words of at most {t['max_pieces']} pieces of >= {t['min_piece_chars']} characters, with "
-            f"target weight {t['weight']:g} x similarity. The embeddings of {distil.get('graph_pieces', 0):,} "
+            f"target weight {t['weight']:g} x similarity"
+            + (
+                f" x rarity (clamp(ln id / ln {t['rarity_ref']:,}, {t.get('rarity_floor', 0.5):g}, 1) of the proposed "
+                "morpheme's CoNg id, ids following frequency: frequent, unspecific words propose less)"
+                if t.get("rarity_ref")
+                else ""
+            )
+            + f". The embeddings of {distil.get('graph_pieces', 0):,} "
             f"single-piece words were first moved towards their expansions', then the model was trained to "
             f"produce the teacher's vectors ({distil['steps']} steps on {distil['texts']:,} texts: the training "
             f"split's queries and passages and short noun phrases with particles, determiners and endings; plus "

@@ -16,12 +16,16 @@ and keeps those that
   none shorter than ``min_piece_chars`` characters (a single-syllable piece such as ``당`` belongs
   to too many words to be a meaningful expansion), none of them a piece of the text itself.
 
-Each kept piece gets the target weight ``weight * similarity`` (the largest over the morphemes
-that propose it). The text's own content pieces (content in context, as the Explore tab judges
-them: :meth:`CongTeacher.own_pieces`) get the target :data:`OWN_TARGET`; its other input pieces
-(particles, endings, punctuation, stopword-list words) get ``function_target``: 0 for the V26-style
-teacher (which knows stopwords, as the card's penalties do), :data:`OWN_TARGET` for the V25-style
-one (which does not), or no target at all.
+Each kept piece gets the target weight ``weight * similarity * rarity`` (the largest over the
+morphemes that propose it), where ``rarity = clamp(ln(id) / ln(rarity_ref), rarity_floor, 1)`` of the
+proposed morpheme's CoNg id (the model numbers morphemes by frequency): at the same similarity a
+frequent, unspecific neighbour such as 방식 (of 방법) proposes about 70% of what a specific one such
+as 인슐린 (of 당뇨병) does, so the expansion mass goes to the words that tell texts apart. The text's
+own content pieces (content in context, as the Explore tab judges them: :meth:`CongTeacher.own_pieces`)
+get the target :data:`OWN_TARGET`; its other input pieces (particles, endings, punctuation,
+stopword-list words) get ``function_target``: 0 for the V26-style teacher (which knows stopwords, as
+the card's penalties do), :data:`OWN_TARGET` for the V25-style one (which does not), or no target at
+all.
 
 **Distillation** (:func:`distil_expansions`): the lexically initialised model is trained to
 produce the teacher's vector (squared error over the whole vocabulary except the free pieces,
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +73,10 @@ class TeacherSettings:
             None leaves them (and special tokens) free; 0 targets them and special tokens at 0 (the
             V26-style teacher, which knows stopwords); a positive value targets them like content (the
             V25-style teacher, which does not; special tokens stay free).
+        rarity_ref: 0, or an expansion's target is also scaled by ``clamp(ln(id) / ln(rarity_ref), rarity_floor, 1)``
+            where ``id`` is its CoNg morpheme id (the model's ids follow frequency): frequent, unspecific words
+            (방법, 결과) propose less weight than specific ones (인슐린, 임대차).
+        rarity_floor: the smallest such factor.
     """
 
     top_n: int = 10
@@ -76,6 +85,8 @@ class TeacherSettings:
     max_pieces: int = 2
     min_piece_chars: int = 2
     function_target: float | None = None
+    rarity_ref: int = 0
+    rarity_floor: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,12 +129,20 @@ class CongTeacher:
         self._word_pieces = functools.lru_cache(maxsize=None)(self._word_pieces_uncached)
 
     # ------------------------------------------------------------------ lookups
-    def _similar_uncached(self, form: str, tag: str) -> tuple[tuple[str, str, float], ...]:
+    def _similar_uncached(self, form: str, tag: str) -> tuple[tuple[str, str, float, float], ...]:
+        """``(form, base tag, score, rarity factor)`` of the ``top_n`` nearest morphemes."""
+        s = self.settings
         try:
-            found = self.kiwi.most_similar_morphemes((form, tag), top_n=self.settings.top_n)
+            found = self.kiwi.most_similar_morphemes((form, tag), top_n=s.top_n)
         except Exception:  # noqa: BLE001 - a morpheme CoNg has no embedding for
             return ()
-        return tuple((m.form, _base_tag(m.tag), float(m.score)) for m in found)
+        return tuple((m.form, _base_tag(m.tag), float(m.score), self._rarity(int(m.id))) for m in found)
+
+    def _rarity(self, morpheme_id: int) -> float:
+        s = self.settings
+        if s.rarity_ref <= 1:
+            return 1.0
+        return min(1.0, max(s.rarity_floor, math.log(max(morpheme_id, 2)) / math.log(s.rarity_ref)))
 
     def _word_pieces_uncached(self, form: str) -> tuple[int, ...]:
         """The pieces of ``form`` as a word, or () when it breaks into too many or too short pieces."""
@@ -171,13 +190,13 @@ class CongTeacher:
         for t in tokens:
             if _base_tag(t.tag) not in EXPANDED_TAGS:
                 continue
-            for form, tag, score in self._similar(t.form, str(t.tag)):
+            for form, tag, score, rarity in self._similar(t.form, str(t.tag)):
                 if score < s.min_score or tag not in EXPANDED_TAGS or form in forms:
                     continue
                 for pid in self._word_pieces(form):
                     if pid in skip or pid in self._special:
                         continue
-                    out[pid] = max(out.get(pid, 0.0), s.weight * score)
+                    out[pid] = max(out.get(pid, 0.0), s.weight * score * rarity)
         return out
 
     def target(self, text: str, max_length: int = 192) -> tuple[dict[int, float], set[int]]:
