@@ -3,6 +3,8 @@ included: a link loads only what the visitor could type)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pytest
 
@@ -123,3 +125,28 @@ def test_public_link_loads_only_what_a_visitor_could_type(presets_file, tiny_mod
         parse_view({"tab": "explore", "q": "당뇨병", "a": "tiny-b"}), [ex, cp], ctx.model_choices(), {}, None, ""
     )
     assert "tiny-b" in _split(ok, ex, cp)[2][0]
+
+
+@pytest.mark.slow
+def test_link_opens_search_with_its_answer(app_context):
+    """A link to the Search tab searches the bundled sample with the link's query and model, every other
+    setting as the page starts (its gold passages, read from the sample's qrels here, come back in the top 10)."""
+    import json
+
+    from sparse_demo.ui import search
+
+    with gr.Blocks():
+        vm = gr.State({})
+        with gr.Tabs(), gr.Tab("Search", id="search"):
+            sr = search.build_tab(app_context, vm)
+    q = "당뇨병 치료 방법"
+    view = parse_view({"tab": "search", "q": q, "a": "tiny-b"})
+    tab, *rest = load_updates(view, [sr], app_context.model_choices(), {}, None, EXAMPLE_QUERIES[0])
+    fields, (status, results, *_others) = rest[: len(sr.fields)], rest[len(sr.fields) :]
+    assert tab.selected == "search" and fields == [q, "tiny-b", ""]
+    assert isinstance(status, str) and "tiny-b" in status, status
+    qrels = Path(__file__).resolve().parents[1] / "assets" / "corpus" / "ko_sample" / "qrels" / "test.tsv"
+    queries = [json.loads(line) for line in (qrels.parent.parent / "queries.jsonl").read_text().splitlines()]
+    qid = next(r["_id"] for r in queries if r["text"] == q)
+    gold = {line.split("\t")[1] for line in qrels.read_text().splitlines()[1:] if line.split("\t")[0] == qid}
+    assert len(results) == 10 and gold & set(results["id"]), (gold, list(results["id"]))

@@ -387,20 +387,20 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
                 label="BM25 analyzer (or type Kiwi stop-tag prefixes, e.g. J,E,XS)",
                 elem_id="search-analyzer",
             )
-            with gr.Row():
-                windows = gr.Dropdown(
-                    list(WINDOW_CHOICES),
-                    value=next(iter(WINDOW_CHOICES)),
-                    label="Documents longer than the model reads",
-                    elem_id="search-windows",
-                )
-                stride = gr.Number(
-                    value=0,
-                    precision=0,
-                    minimum=0,
-                    label="Window stride in tokens (0: three quarters of the window)",
-                    elem_id="search-stride",
-                )
+            # one above the other: side by side, the mode's label was cut at 1280 px
+            windows = gr.Dropdown(
+                list(WINDOW_CHOICES),
+                value=next(iter(WINDOW_CHOICES)),
+                label="Documents longer than the model reads",
+                elem_id="search-windows",
+            )
+            stride = gr.Number(
+                value=0,
+                precision=0,
+                minimum=0,
+                label="Window stride in tokens (0: three quarters of the window)",
+                elem_id="search-stride",
+            )
             model, folder = model_picker(ctx, "search")
             with gr.Accordion("OpenSearch options: two-phase search, sparse_vector compatibility", open=False):
                 two_phase_on = gr.Checkbox(
@@ -615,8 +615,10 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
     results.select(on_select, [last, results], [passage, explain_status, explain_table, explain_chart])
 
     def answer(text, picked, vm, request):
+        """A link's search: its query and model, every other input at the value the page starts with."""
         (choice, folder_), *_ = picked
-        args = (text, SAMPLE_LABEL, None, choice, folder_, "memory", "hybrid", "minmax", 0.5, 10, vm, "default")
-        return list(on_search(*args, False, request, progress=None))
+        given = {id(query): text, id(model): choice, id(folder): folder_, id(visitor_models): vm}
+        args = [given.get(id(c), c.value) for c in search_inputs]
+        return list(on_search(*args, request, progress=None))
 
     return LinkTarget("search", query, [(model, folder)], search_outputs, answer, [model.value], [run, query])
