@@ -225,6 +225,11 @@ def install_shutdown(demo: gr.Blocks, ctx: AppContext) -> None:
 QUEUE_CONCURRENCY = 2
 
 
+def serve(demo: gr.Blocks, **launch):
+    """Queue and launch ``demo`` as ``python app.py`` serves it (the tests' servers of the whole app call this too)."""
+    return demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(**launch)
+
+
 def main() -> None:
     server = server_options()
     logging.basicConfig(level=server.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -235,7 +240,8 @@ def main() -> None:
     built.set()
     install_shutdown(demo, ctx)
     css_path = ASSETS / "style.css"
-    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(
+    serve(
+        demo,
         server_name=server.host,
         server_port=server.port,
         css_paths=[css_path] if css_path.exists() else None,

@@ -184,11 +184,12 @@ def app_context(presets_file):
 @pytest.fixture(scope="session")
 def app_url(app_context):
     """The whole app served on a free local port for browser tests."""
-    from app import QUEUE_CONCURRENCY, build_app
+    from app import build_app, serve
 
     demo = build_app(app_context)
     port = free_port()
-    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(
+    serve(
+        demo,
         server_name="127.0.0.1",
         server_port=port,
         prevent_thread_lock=True,

@@ -68,7 +68,7 @@ def test_finetune_in_browser(page, tmp_path):
 def public_app(app_context):
     import dataclasses
 
-    from app import build_app
+    from app import build_app, serve
     from sparse_demo.limits import Limits
     from sparse_demo.ui.common import AppContext
 
@@ -76,7 +76,7 @@ def public_app(app_context):
     ctx = AppContext.create(settings, limits=Limits(visitor_models=2, public_train_seconds=300))
     demo = build_app(ctx)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}/", "ctx": ctx}
     demo.close()
 

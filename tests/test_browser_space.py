@@ -37,7 +37,7 @@ def _demo_model(ctx, fallback: Path) -> str:
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, tiny_model_dir):
     """The whole app, with presets that cannot load (V26, V25 in an unreachable place), on a free port."""
-    from app import build_app
+    from app import build_app, serve
     from sparse_demo.config import load_settings
     from sparse_demo.ui.common import AppContext
 
@@ -59,7 +59,7 @@ def space(tmp_path_factory, tiny_model_dir):
     demo_name = _demo_model(ctx, tiny_model_dir)
     demo = build_app(ctx)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}/", "ctx": ctx, "demo_name": demo_name}
     demo.close()
 
@@ -303,7 +303,7 @@ def public_space(tmp_path_factory, tiny_model_dir):
     """The app in ``public`` mode (one allowed root), OpenSearch configured at a port nobody listens on."""
     import os
 
-    from app import build_app
+    from app import build_app, serve
     from sparse_demo.config import load_settings
     from sparse_demo.ui.common import AppContext
 
@@ -333,7 +333,7 @@ def public_space(tmp_path_factory, tiny_model_dir):
     demo_name = _demo_model(ctx, tiny_model_dir)
     demo = build_app(ctx)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield {
         "url": f"http://127.0.0.1:{port}/",
         "ctx": ctx,

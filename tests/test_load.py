@@ -16,7 +16,7 @@ import load_test  # noqa: E402 - a file of this repository: a broken script must
 @pytest.fixture(scope="module")
 def small_app(tmp_path_factory, wordpiece_model_dir):
     """The app with one small-vocabulary model (fast enough for a load test on 2 cores)."""
-    from app import build_app
+    from app import build_app, serve
     from sparse_demo.config import load_settings
     from sparse_demo.ui.common import AppContext
 
@@ -27,9 +27,7 @@ def small_app(tmp_path_factory, wordpiece_model_dir):
     ctx = AppContext.create(load_settings({"SPARSE_DEMO_MODELS": str(presets), "SPARSE_DEMO_DEVICE": "cpu"}))
     demo = build_app(ctx)
     port = free_port()
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
-    )
+    serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", ctx
     demo.close()
 
