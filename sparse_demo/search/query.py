@@ -319,7 +319,7 @@ def frame_rows(hits: Sequence[SearchHit]) -> list[dict[str, Any]]:
     return [
         {
             "rank": h.rank,
-            "gold": "✅" if h.gold else ("" if h.relevance is None else "·"),
+            "gold": "✓" if h.gold else ("" if h.relevance is None else "·"),
             "id": h.id,
             "title": h.title,
             "score": round(h.score, 6),
