@@ -458,6 +458,44 @@ def test_set_mode_three_models_one_batched_encode_each(ctx, ui, sparse_dirs, mon
     assert list(flipped["only_a"]) == list(straight["only_b"])
 
 
+def _specials_on_top(src, dst):
+    """A copy of a model folder whose special tokens outweigh every other token (decoder bias raised)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    shutil.copytree(src, dst)
+    model = AutoModelForMaskedLM.from_pretrained(dst).eval()
+    with torch.no_grad():
+        model.get_output_embeddings().bias[AutoTokenizer.from_pretrained(dst).all_special_ids] += 50.0
+    model.save_pretrained(dst)
+    return dst
+
+
+def test_set_mode_lists_special_tokens_in_each_models_own_spelling(sparse_dirs, tmp_path):
+    """Alignment keys </s> and [SEP] alike (by role), but each model's columns write its own token, as
+    the leaking-tokens table beside them does: XLM-R </s>, WordPiece [SEP]."""
+    from sparse_demo.analysis import Analyzer
+    from sparse_demo.compare import analyze_query_set, compare_query_set
+    from sparse_demo.encoder import SpladeEncoder
+
+    folders = {
+        "x": _specials_on_top(sparse_dirs["xa"], tmp_path / "x"),
+        "w": _specials_on_top(sparse_dirs["wp"], tmp_path / "w"),
+    }
+    analyzers = {n: Analyzer(SpladeEncoder.load(str(f), device="cpu")) for n, f in folders.items()}
+    s = compare_query_set(analyze_query_set(analyzers, QUERIES[:2], top_k=10), top_k=10)
+    frame = s.pair_frame("x", "w")
+    xlmr = {t for col in ("top_a", "only_a") for cell in frame[col] for t in cell.split()}
+    wordpiece = {t for col in ("top_b", "only_b") for cell in frame[col] for t in cell.split()}
+    assert {"<s>", "</s>"} <= xlmr and not xlmr & {"[CLS]", "[SEP]"}
+    assert {"[CLS]", "[SEP]"} <= wordpiece and not wordpiece & {"<s>", "</s>"}
+    leaking = s.leaking_tokens
+    assert {"<s>", "</s>"} <= set(leaking[leaking["model"] == "x"]["token"])
+    assert {"[CLS]", "[SEP]"} <= set(leaking[leaking["model"] == "w"]["token"])
+
+
 def test_set_mode_with_a_failing_model(ctx, ui):
     r = ui.compare_set(ctx, "\n".join(QUERIES[:2]), None, ["tiny-a", "missing", "tiny-b"], top_k=5)
     assert "Model missing could not be loaded" in r.status

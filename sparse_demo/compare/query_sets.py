@@ -15,7 +15,7 @@ from sparse_demo.progress import Progress, scaled
 
 from ..analysis import DEFAULT_TOP_K, Analyzer, QueryAnalysis, batch_leakage
 from ..encoder import SparseVector
-from .alignment import align, keyed_top, overlap
+from .alignment import AlignedRow, align, keyed_top, overlap
 from .metrics import DEFAULT_RBO_P
 from .query import ModelSide, QueryComparison
 
@@ -92,6 +92,14 @@ PAIR_COLUMNS = [
 ]
 
 
+def _shown(row: AlignedRow, side: str) -> str:
+    """A token as one model's column lists it: its key, or for a special token the model's own spelling
+    (``</s>``, ``[SEP]``), as the leaking-tokens table writes it (the key ``[SEP]`` only matches roles)."""
+    if getattr(row, f"category_{side}") == "special":
+        return getattr(row, f"token_{side}") or row.key
+    return row.key
+
+
 @dataclass
 class SetComparison:
     """Two or more models over a query set.
@@ -135,9 +143,9 @@ class SetComparison:
         comps, swapped = self._pair(a, b)
         records = []
         for i, c in enumerate(comps):
-            only_a, only_b = [r.key for r in c.only_a], [r.key for r in c.only_b]
-            top_a = [r.key for r in sorted(c.rows, key=lambda r: r.rank_a or 1e9) if r.rank_a][:10]
-            top_b = [r.key for r in sorted(c.rows, key=lambda r: r.rank_b or 1e9) if r.rank_b][:10]
+            only_a, only_b = [_shown(r, "a") for r in c.only_a], [_shown(r, "b") for r in c.only_b]
+            top_a = [_shown(r, "a") for r in sorted(c.rows, key=lambda r: r.rank_a or 1e9) if r.rank_a][:10]
+            top_b = [_shown(r, "b") for r in sorted(c.rows, key=lambda r: r.rank_b or 1e9) if r.rank_b][:10]
             if swapped:
                 only_a, only_b, top_a, top_b = only_b, only_a, top_b, top_a
             records.append(
