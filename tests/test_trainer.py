@@ -441,3 +441,19 @@ def test_a_vector_teacher_pulls_the_trained_vectors_towards_its_own(tmp_path):
     near, far = distance(folders[2.0]), distance(folders[0.0])
     print(f"squared distance to the teacher: {near:.3f} with it, {far:.3f} without")
     assert near < 0.7 * far, (near, far)
+
+
+def test_a_run_the_time_limit_does_not_bind_has_rates_set_by_its_steps_alone():
+    """Warm-up over 10 steps, then a linear decay to 10% over 100 steps, whatever time has passed (the rebuild of
+    the demo models is bit for bit only so); a run whose pace reaches the limit first decays over the time."""
+    from sparse_demo.train.loop import learning_rate
+
+    lr, steps, warmup, limit = 1e-3, 100, 10, 1800.0
+    by_hand = [lr * min(1.0, (s + 1) / 10) * (1.0 - 0.9 * s / 100) for s in range(steps)]
+    for pace in (0.0, 0.001, 2.5, 17.0):  # seconds per step, all well inside the limit (100 steps <= 1700 s)
+        rates = [learning_rate(lr, s, steps, warmup, 0.003 + s * pace, limit) for s in range(steps)]
+        assert rates == pytest.approx(by_hand, rel=1e-12, abs=0)
+        assert rates == [learning_rate(lr, s, steps, warmup, 0.0, limit) for s in range(steps)]  # bit for bit
+    # 60 s per step: the limit ends the run at step 30, so the rate decays over the time: at 900 s, half of it
+    assert learning_rate(lr, 15, steps, warmup, 900.0, limit) == pytest.approx(lr * (1 - 0.9 * 0.5))
+    assert learning_rate(lr, 30, steps, warmup, limit, limit) == pytest.approx(lr * 0.1)
