@@ -1,7 +1,8 @@
 """The offline showcase, measured: the two embedded demo models next to BM25, side by side in one run.
 
 For each model folder (default: the bundled V25-style and V26-style demo models): its size, the mean
-expansion share of L1 mass and stopword mass (in context and by vocabulary entry) over queries, and
+expansion share of L1 mass (and the part of it on frequent verb stems such as 나오, 생기, which say
+little about any text) and stopword mass (in context and by vocabulary entry) over queries, and
 R@1 / MRR@10 alone and hybrid (at the folder's recommended weight) next to BM25 on KoBEST BoolQ test,
 KorSTS test (score >= 4) and its low-overlap subset (answers sharing at most half of the question's
 content morphemes), all through the Evaluate tab's code; then each model's top-10 expansions on ten
@@ -57,6 +58,7 @@ def main() -> int:
     from sparse_demo.encoder import SpladeEncoder
     from sparse_demo.model_settings import read_model_settings
     from sparse_demo.offline.data import load_bundled, training_and_heldout
+    from sparse_demo.offline.expansion import cong_kiwi
     from sparse_demo.offline.measure import corpus_metrics, expansion_profile, low_overlap
 
     torch.set_num_threads(args.threads)
@@ -72,6 +74,7 @@ def main() -> int:
         query_sets["KorSTS >= 4"] = [q.text for q in korsts.queries]
     except FileNotFoundError as exc:
         print(f"note: {exc}; only the bundled held-out queries are measured")
+    kiwi = cong_kiwi()
     out: dict[str, dict] = {}
     for folder in folders:
         settings = read_model_settings(folder)
@@ -81,21 +84,22 @@ def main() -> int:
         load_s = time.perf_counter() - t0
         row: dict = {"size_mb": _size(folder) / 1e6, "load_s": load_s, "weight": weight, "profile": {}, "metrics": {}}
         for name, texts in query_sets.items():
-            row["profile"][name] = expansion_profile(folder, texts)
+            row["profile"][name] = expansion_profile(folder, texts, kiwi=kiwi)
         for name, corpus in corpora.items():
             row["metrics"][name] = corpus_metrics(folder, corpus, [weight], 192)
         out[folder.name] = row
 
     print("\n## Size, expansion share and stopword mass (mean over queries)\n")
     print(
-        "| model | size MB | load s | query set | expansion share | stopword mass (in context) "
-        "| stopword mass (vocabulary) | special mass |"
+        "| model | size MB | load s | query set | expansion share | of which frequent verb stems "
+        "| stopword mass (in context) | stopword mass (vocabulary) | special mass |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model, row in out.items():
         for name, p in row["profile"].items():
             print(
                 f"| {model} | {row['size_mb']:.1f} | {row['load_s']:.2f} | {name} | {p['expansion_share']:.1%} | "
+                f"{p['verb_stem_share']:.1%} | "
                 f"{p['stopword_mass']:.1%} | {p['vocab_stopword_mass']:.1%} | {p['special_mass']:.1%} |"
             )
     if corpora:

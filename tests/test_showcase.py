@@ -177,6 +177,70 @@ def test_the_teacher_weighs_an_expansion_by_similarity_and_rarity():
     assert len(checked) >= 3 and any(f < 0.8 for _, f in checked), checked
 
 
+def test_the_teacher_neither_expands_nor_proposes_frequent_verb_stems():
+    """With ``min_verb_id``, a verb or adjective stem whose CoNg id (read from Kiwi) is below it is not expanded
+    (하 of 하나요 adds none of its neighbours) and not proposed (생기 is no expansion of 생겨나); nouns are unaffected
+    (생각 still expands into its own neighbours, the same targets as without the rule)."""
+    from transformers import AutoTokenizer
+
+    from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEMO_STYLE_DIRS["v26"]))
+    plain = CongTeacher(tokenizer, TeacherSettings(function_target=0.0))
+    rule = CongTeacher(tokenizer, TeacherSettings(function_target=0.0, min_verb_id=500), kiwi=plain.kiwi)
+    kiwi = plain.kiwi
+
+    def stem(text: str, form: str):
+        return next(t for t in kiwi.tokenize(text) if t.form == form and t.tag in ("VV", "VA"))
+
+    ha = stem("하나요", "하")
+    assert ha.id < 500
+    near = [m for m in kiwi.most_similar_morphemes((ha.form, ha.tag), top_n=10) if m.score >= 0.55]
+    assert near  # without the rule, 하 proposes its neighbours
+    assert plain.expansions("하나요") and not rule.expansions("하나요")
+
+    source = stem("생겨나다", "생겨나")
+    assert source.id >= 500  # expanded under the rule too
+    proposed = {m.form: m for m in kiwi.most_similar_morphemes((source.form, source.tag), top_n=10)}
+    saenggi = proposed["생기"]
+    assert saenggi.id < 500 and saenggi.tag.startswith("VV") and saenggi.score >= 0.55
+    piece = tokenizer.convert_tokens_to_ids("▁생기")
+    assert piece in plain.expansions("생겨나다") and piece not in rule.expansions("생겨나다")
+
+    assert rule.expansions("생각") == plain.expansions("생각") != {}
+
+
+def test_frequent_verb_stems_are_read_from_kiwi_and_measured_in_the_expansion_share(encoders):
+    """``▁나오``, ``▁생기`` and ``▁만들`` spell verb stems among CoNg's 500 most frequent morphemes (ids read from Kiwi
+    here); nouns, rare stems, lone syllables and the bare marker do not. On "한 남자가 기타를 치고 있다" the V26-style
+    model adds all three, and the profile's ``verb_stem_share`` is their weight over the vector's whole weight,
+    summed here from the vector."""
+    from sparse_demo.offline.expansion import cong_kiwi
+    from sparse_demo.offline.measure import expansion_profile, frequent_verb_piece
+
+    kiwi = cong_kiwi()
+    for stem in ("나오", "생기", "만들"):
+        first = kiwi.tokenize(stem + "다")[0]
+        assert (first.form, first.tag) == (stem, "VV") and first.id < 500, first
+        assert frequent_verb_piece("▁" + stem, kiwi)
+        assert not frequent_verb_piece("▁" + stem, kiwi, max_id=first.id)  # the id decides
+    rare = kiwi.tokenize("생겨나다")[0]
+    assert rare.tag == "VV" and rare.id >= 500 and not frequent_verb_piece("▁생겨나", kiwi)
+    assert not any(frequent_verb_piece(p, kiwi) for p in ("▁인슐린", "▁환자", "▁상승", "▁", "가"))
+
+    text = "한 남자가 기타를 치고 있다"
+    encoder = encoders["v26"]
+    vec = encoder.encode([text])[0].vector
+    weights = {encoder.tokenizer.convert_ids_to_tokens(int(t)): float(w) for t, w in zip(vec.token_ids, vec.weights)}
+    own = set(encoder.tokenizer.tokenize(text))
+    stems = ("▁나오", "▁생기", "▁만들")
+    assert set(stems) <= set(weights) - own, weights
+    profile = expansion_profile(DEMO_STYLE_DIRS["v26"], [text], kiwi=kiwi)
+    expected = sum(weights[p] for p in stems) / sum(weights.values())
+    assert profile["verb_stem_share"] == pytest.approx(expected, rel=1e-4), (profile, weights)
+    assert "verb_stem_share" not in expansion_profile(DEMO_STYLE_DIRS["v26"], [text])
+
+
 def _shared_or_skip():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found (benchmark data is not part of the repository)")

@@ -78,6 +78,10 @@ class TeacherSettings:
             where ``id`` is its CoNg morpheme id (the model's ids follow frequency): frequent, unspecific words
             (방법, 결과) propose less weight than specific ones (인슐린, 임대차).
         rarity_floor: the smallest such factor.
+        min_verb_id: verb and adjective stems (VV, VA) with a CoNg id below this (the most frequent ones:
+            하, 되, 있, 보, 만들, 생기) are neither expanded nor proposed: they carry little meaning of their own,
+            and their CoNg neighbours are each other and generic nouns (하 → 보, 되, 생각), which a model
+            would then add to every question that ends in 하나요 or 있나요. 0: no such rule.
     """
 
     top_n: int = 10
@@ -88,6 +92,7 @@ class TeacherSettings:
     function_target: float | None = None
     rarity_ref: int = 0
     rarity_floor: float = 0.5
+    min_verb_id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +142,15 @@ class CongTeacher:
             found = self.kiwi.most_similar_morphemes((form, tag), top_n=s.top_n)
         except Exception:  # noqa: BLE001 - a morpheme CoNg has no embedding for
             return ()
-        return tuple((m.form, _base_tag(m.tag), float(m.score), self._rarity(int(m.id))) for m in found)
+        return tuple(
+            (m.form, _base_tag(m.tag), float(m.score), self._rarity(int(m.id)))
+            for m in found
+            if not self._light(_base_tag(m.tag), int(m.id))
+        )
+
+    def _light(self, tag: str, morpheme_id: int) -> bool:
+        """A frequent verb or adjective stem (see ``TeacherSettings.min_verb_id``)."""
+        return tag in ("VV", "VA") and morpheme_id < self.settings.min_verb_id
 
     def _rarity(self, morpheme_id: int) -> float:
         s = self.settings
@@ -189,7 +202,7 @@ class CongTeacher:
         skip = set(own)
         out: dict[int, float] = {}
         for t in tokens:
-            if _base_tag(t.tag) not in EXPANDED_TAGS:
+            if _base_tag(t.tag) not in EXPANDED_TAGS or self._light(_base_tag(t.tag), int(t.id)):
                 continue
             for form, tag, score, rarity in self._similar(t.form, str(t.tag)):
                 if score < s.min_score or tag not in EXPANDED_TAGS or form in forms:

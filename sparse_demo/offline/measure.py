@@ -124,11 +124,13 @@ def pick_weight(metrics: dict[str, dict[str, float]], weights: Sequence[float]) 
 
 
 __all__ = [
+    "FREQUENT_ID",
     "RECORDED",
     "WEIGHT_GRID",
     "benchmark_shared",
     "corpus_metrics",
     "expansion_profile",
+    "frequent_verb_piece",
     "held_out_corpus",
     "held_out_metrics",
     "low_overlap",
@@ -137,10 +139,33 @@ __all__ = [
 ]
 
 
-def expansion_profile(model_dir: Path, texts: Sequence[str], max_length: int = 192) -> dict[str, float]:
+#: CoNg morpheme ids below this are the most frequent morphemes (하, 되, 있, 나오, 생기, 만들 among the verb stems).
+FREQUENT_ID = 500
+
+
+def frequent_verb_piece(piece: str, kiwi: Any, max_id: int = FREQUENT_ID) -> bool:
+    """Whether a vocabulary piece spells a frequent verb or adjective stem: ``▁나오`` does, ``▁인슐린`` does not.
+
+    The piece (word-start marker dropped; at least two characters, as the teacher's expansions are: a lone
+    syllable such as 가 is as likely a particle) plus the ending 다 must analyse (Kiwi, CoNg model) into a first
+    morpheme of that same form, tagged VV or VA, whose CoNg id (ids follow frequency) is below ``max_id``:
+    the rule of :attr:`~sparse_demo.offline.expansion.TeacherSettings.min_verb_id`, read from the vocabulary side.
+    """
+    word = piece.lstrip("▁")
+    if len(word) < 2:
+        return False
+    first = kiwi.tokenize(word + "다")[0]
+    return first.form == word and str(first.tag).split("-")[0] in ("VV", "VA") and int(first.id) < max_id
+
+
+def expansion_profile(
+    model_dir: Path, texts: Sequence[str], max_length: int = 192, kiwi: Any = None
+) -> dict[str, float]:
     """Mean per text of the expansion share of L1 mass and the stopword / special mass (both definitions).
 
     * ``expansion_share``: weight on tokens not among the text's input tokens, over all weight;
+    * ``verb_stem_share`` (only with a CoNg ``kiwi``): the part of it on :func:`frequent_verb_piece` tokens
+      (나오, 생기: expansions that say little about any text);
     * ``stopword_mass``: weight on stopwords judged in context (an input token takes its Kiwi
       morpheme's category), over all weight; ``vocab_stopword_mass``: judged by vocabulary entry
       (the card's notion); ``special_mass``: weight on special tokens.
@@ -153,8 +178,10 @@ def expansion_profile(model_dir: Path, texts: Sequence[str], max_length: int = 1
 
     encoder = SpladeEncoder.load(str(model_dir), device="cpu", max_length=max_length, name=model_dir.name)
     analyses = Analyzer(encoder).analyze(list(texts))
+    light: dict[int, bool] = {}
     rows: dict[str, list[float]] = {
         "expansion_share": [],
+        **({"verb_stem_share": []} if kiwi is not None else {}),
         "stopword_mass": [],
         "vocab_stopword_mass": [],
         "special_mass": [],
@@ -164,6 +191,12 @@ def expansion_profile(model_dir: Path, texts: Sequence[str], max_length: int = 1
         total = float(np.sum(vec.weights)) or 1.0
         inputs = np.isin(vec.token_ids, np.asarray(a.encoding.input_ids))
         rows["expansion_share"].append(float(np.sum(vec.weights[~inputs])) / total)
+        if kiwi is not None:
+            for tid in vec.token_ids[~inputs]:
+                if int(tid) not in light:
+                    light[int(tid)] = frequent_verb_piece(encoder.tokenizer.convert_ids_to_tokens(int(tid)), kiwi)
+            verbs = np.array([light.get(int(t), False) for t in vec.token_ids], dtype=bool) & ~inputs
+            rows["verb_stem_share"].append(float(np.sum(vec.weights[verbs])) / total)
         rows["stopword_mass"].append(a.leakage.stopword_mass_ratio)
         rows["vocab_stopword_mass"].append(float(a.leakage.vocab_stopword_mass_ratio or 0.0))
         rows["special_mass"].append(a.leakage.special_mass_ratio)
