@@ -179,8 +179,8 @@ def test_the_teacher_weighs_an_expansion_by_similarity_and_rarity():
 
 def test_the_teacher_neither_expands_nor_proposes_frequent_verb_stems():
     """With ``min_verb_id``, a verb or adjective stem whose CoNg id (read from Kiwi) is below it is not expanded
-    (하 of 하나요 adds none of its neighbours) and not proposed (생기 is no expansion of 생겨나); nouns are unaffected
-    (생각 still expands into its own neighbours, the same targets as without the rule)."""
+    (하 of 하나요 adds none of its neighbours) and not proposed (생기 is no expansion of 생겨나); a noun whose
+    neighbours hold no such stem keeps its targets (생각 expands as without the rule)."""
     from transformers import AutoTokenizer
 
     from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
