@@ -60,6 +60,11 @@ def _base_tag(tag: Any) -> str:
     return str(tag).split("-")[0]
 
 
+def frequent_verb(tag: Any, morpheme_id: int, below: int) -> bool:
+    """A verb or adjective stem (VV, VA) whose CoNg id is below ``below`` (ids follow frequency: 하, 되, 생기)."""
+    return _base_tag(tag) in ("VV", "VA") and morpheme_id < below
+
+
 @dataclass(frozen=True)
 class TeacherSettings:
     """What the CoNg teacher proposes (see the module docstring).
@@ -145,12 +150,8 @@ class CongTeacher:
         return tuple(
             (m.form, _base_tag(m.tag), float(m.score), self._rarity(int(m.id)))
             for m in found
-            if not self._light(_base_tag(m.tag), int(m.id))
+            if not frequent_verb(m.tag, int(m.id), s.min_verb_id)
         )
-
-    def _light(self, tag: str, morpheme_id: int) -> bool:
-        """A frequent verb or adjective stem (see ``TeacherSettings.min_verb_id``)."""
-        return tag in ("VV", "VA") and morpheme_id < self.settings.min_verb_id
 
     def _rarity(self, morpheme_id: int) -> float:
         s = self.settings
@@ -202,7 +203,7 @@ class CongTeacher:
         skip = set(own)
         out: dict[int, float] = {}
         for t in tokens:
-            if _base_tag(t.tag) not in EXPANDED_TAGS or self._light(_base_tag(t.tag), int(t.id)):
+            if _base_tag(t.tag) not in EXPANDED_TAGS or frequent_verb(t.tag, int(t.id), s.min_verb_id):
                 continue
             for form, tag, score, rarity in self._similar(t.form, str(t.tag)):
                 if score < s.min_score or tag not in EXPANDED_TAGS or form in forms:
@@ -419,6 +420,7 @@ __all__ = [
     "TeacherSettings",
     "cong_kiwi",
     "distil_expansions",
+    "frequent_verb",
     "lexicon_texts",
 ]
 

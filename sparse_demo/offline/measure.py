@@ -11,6 +11,7 @@ of the repository).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from sparse_demo.corpus import Corpus, Document, Query
 from sparse_demo.data import Pair, load_boolq, load_korsts
 from sparse_demo.encoder import SpladeEncoder
 from sparse_demo.evaluation import EncodingCache, SystemSpec, choose_weight, evaluate
+from sparse_demo.offline.expansion import frequent_verb
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ def frequent_verb_piece(piece: str, kiwi: Any, max_id: int = FREQUENT_ID) -> boo
     if len(word) < 2:
         return False
     first = kiwi.tokenize(word + "다")[0]
-    return first.form == word and str(first.tag).split("-")[0] in ("VV", "VA") and int(first.id) < max_id
+    return first.form == word and frequent_verb(first.tag, int(first.id), max_id)
 
 
 def expansion_profile(
@@ -178,7 +180,9 @@ def expansion_profile(
 
     encoder = SpladeEncoder.load(str(model_dir), device="cpu", max_length=max_length, name=model_dir.name)
     analyses = Analyzer(encoder).analyze(list(texts))
-    light: dict[int, bool] = {}
+    verb_id = functools.lru_cache(maxsize=None)(
+        lambda tid: frequent_verb_piece(encoder.tokenizer.convert_ids_to_tokens(tid), kiwi)
+    )
     rows: dict[str, list[float]] = {
         "expansion_share": [],
         **({"verb_stem_share": []} if kiwi is not None else {}),
@@ -192,11 +196,8 @@ def expansion_profile(
         inputs = np.isin(vec.token_ids, np.asarray(a.encoding.input_ids))
         rows["expansion_share"].append(float(np.sum(vec.weights[~inputs])) / total)
         if kiwi is not None:
-            for tid in vec.token_ids[~inputs]:
-                if int(tid) not in light:
-                    light[int(tid)] = frequent_verb_piece(encoder.tokenizer.convert_ids_to_tokens(int(tid)), kiwi)
-            verbs = np.array([light.get(int(t), False) for t in vec.token_ids], dtype=bool) & ~inputs
-            rows["verb_stem_share"].append(float(np.sum(vec.weights[verbs])) / total)
+            verbs = np.array([verb_id(int(t)) for t in vec.token_ids[~inputs]], dtype=bool)
+            rows["verb_stem_share"].append(float(np.sum(vec.weights[~inputs][verbs])) / total)
         rows["stopword_mass"].append(a.leakage.stopword_mass_ratio)
         rows["vocab_stopword_mass"].append(float(a.leakage.vocab_stopword_mass_ratio or 0.0))
         rows["special_mass"].append(a.leakage.special_mass_ratio)
