@@ -50,7 +50,15 @@ from sparse_demo.search.options import (
     FUSIONS,
     METHODS,
 )
-from sparse_demo.search.query import SearchHit, SearchOutcome, as_mapping, frame_rows, gold_query, search
+from sparse_demo.search.query import (
+    GOLD_MARK,
+    SearchHit,
+    SearchOutcome,
+    as_mapping,
+    frame_rows,
+    gold_query,
+    search,
+)
 from sparse_demo.search.session import SearchSession, opensearch_status
 from sparse_demo.search.weights import (
     DEFAULT_WEIGHT,
@@ -71,6 +79,7 @@ __all__ = [
     "DEFAULT_QUERY_TOP_K",
     "DEFAULT_WEIGHT",
     "FUSIONS",
+    "GOLD_MARK",
     "METHODS",
     "SAMPLE_CORPUS",
     "EncodedCorpus",

@@ -314,12 +314,16 @@ def _ranked(hits: Sequence[Hit]) -> list[Hit]:
     return [Hit(h.id, h.score, r) for r, h in enumerate(ordered, start=1)]
 
 
+#: How the results table, the highlighted passage and the status line mark a judged relevant hit.
+GOLD_MARK = "✓"
+
+
 def frame_rows(hits: Sequence[SearchHit]) -> list[dict[str, Any]]:
     """Hits as table rows (for pandas / CSV)."""
     return [
         {
             "rank": h.rank,
-            "gold": "✓" if h.gold else ("" if h.relevance is None else "·"),
+            "gold": GOLD_MARK if h.gold else ("" if h.relevance is None else "·"),
             "id": h.id,
             "title": h.title,
             "score": round(h.score, 6),

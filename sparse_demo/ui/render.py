@@ -17,7 +17,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
-from sparse_demo.search import Explanation, SearchHit
+from sparse_demo.search import GOLD_MARK, Explanation, SearchHit
 
 _HL_STYLE = {
     "bm25": ("hl-bm25", "#ffe08a"),
@@ -108,7 +108,7 @@ def highlight(text: str, terms: Iterable[str] = (), tokens: Iterable[str] = ()) 
 
 
 def _passage(hit: SearchHit, title: str, body: str, legend: bool) -> str:
-    gold = " ✓ gold" if hit.gold else ""
+    gold = f" {GOLD_MARK} gold" if hit.gold else ""
     head = f"<h4>{html.escape(hit.id)}{gold}{': ' + title if title else ''}</h4>"
     foot = f'<p style="font-size:0.85em">{HIGHLIGHT_LEGEND}</p>' if legend else ""
     return f'<div class="search-passage">{head}<p>{body}</p>{foot}</div>'

@@ -162,7 +162,7 @@ def _search_status(outcome: svc.SearchOutcome, index: svc.SearchIndex, notes: li
     if outcome.gold_query_id:
         lines.append(
             f"Query `{outcome.gold_query_id}` of the corpus: {outcome.gold_found}/{outcome.gold_total} judged "
-            "relevant passages in these results (marked ✓)."
+            f"relevant passages in these results (marked {svc.GOLD_MARK})."
         )
     if outcome.query_terms:
         lines.append("BM25 terms: " + " ".join(f"`{t}`" for t in outcome.query_terms))
