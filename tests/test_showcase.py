@@ -210,6 +210,52 @@ def test_the_teacher_neither_expands_nor_proposes_frequent_verb_stems():
     assert rule.expansions("생각") == plain.expansions("생각") != {}
 
 
+def test_the_teacher_scales_a_hub_expansion_by_its_in_degree():
+    """With ``max_indegree`` k, an expansion proposed by d > k of the first N content morphemes (counted here from
+    Kiwi: ids from 200 up, NNG/NNP/VV/VA/XR, one-syllable nouns and roots left out, each asked for its 10 nearest
+    with similarity >= 0.55) gets k/d of its target; one proposed by at most k keeps it."""
+    from transformers import AutoTokenizer
+
+    from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEMO_STYLE_DIRS["v26"]))
+    plain = CongTeacher(tokenizer, TeacherSettings(function_target=0.0))
+    k, words = 5, 2000
+    hubs = CongTeacher(
+        tokenizer, TeacherSettings(function_target=0.0, max_indegree=k, indegree_words=words), kiwi=plain.kiwi
+    )
+    kiwi = plain.kiwi
+    morphemes, seen, idx = [], set(), 200
+    while len(morphemes) < words:
+        m = kiwi.morpheme(idx)
+        idx += 1
+        tag = str(m.tag).split("-")[0]
+        content = tag in ("NNG", "NNP", "VV", "VA", "XR") and (len(m.form) >= 2 or tag in ("VV", "VA"))
+        if content and (m.form, str(m.tag)) not in seen:
+            seen.add((m.form, str(m.tag)))
+            morphemes.append((m.form, m.tag))
+    degree: dict[str, int] = {}
+    for form, tag in morphemes:
+        try:
+            near = kiwi.most_similar_morphemes((form, tag), top_n=10)
+        except ValueError:
+            continue
+        for n in near:
+            if n.score >= 0.55 and n.form != form:
+                degree[n.form] = degree.get(n.form, 0) + 1
+
+    before, after = plain.expansions("남자"), hubs.expansions("남자")
+    assert set(before) == set(after)
+    scaled = kept = 0
+    for piece, target in before.items():
+        form = tokenizer.convert_ids_to_tokens(piece).removeprefix("▁")
+        d = degree.get(form, 0)
+        assert after[piece] == pytest.approx(target * min(1.0, k / d) if d else target, rel=1e-6), (form, d)
+        scaled += d > k
+        kept += 0 < d <= k
+    assert scaled >= 2 and kept >= 1, (scaled, kept)  # 여자, 남편, 아이, 사람 are hubs; 남성, 여성, 친구 are not
+
+
 def test_frequent_verb_stems_are_read_from_kiwi_and_measured_in_the_expansion_share(encoders):
     """``▁나오``, ``▁생기`` and ``▁만들`` spell verb stems among CoNg's 500 most frequent morphemes (ids read from Kiwi
     here); nouns, rare stems, lone syllables and the bare marker do not. On "한 남자가 기타를 치고 있다" the V26-style

@@ -40,11 +40,12 @@ that learning to retrieve on a few hundred pairs does not wash out what the teac
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,6 +88,12 @@ class TeacherSettings:
             하, 되, 있, 보, 만들, 생기) are neither expanded nor proposed: they carry little meaning of their own,
             and their CoNg neighbours are each other and generic nouns (하 → 보, 되, 생각), which a model
             would then add to every question that ends in 하나요 or 있나요. 0: no such rule.
+        max_indegree: 0, or an expansion proposed by more than this many of the CoNg model's first
+            ``indegree_words`` content morphemes (its in-degree in their nearest-neighbour graph, counted with the
+            settings above) has its target scaled by ``max_indegree / in-degree``: the graph's hubs (사람, 방식,
+            and rare-word hubs such as 가소롭 or 섬멸) are proposed for unrelated texts alike, so they match
+            unrelated texts to each other, as a term found in every document would without an IDF.
+        indegree_words: how many morphemes the in-degree is counted over.
     """
 
     top_n: int = 10
@@ -98,6 +105,8 @@ class TeacherSettings:
     rarity_ref: int = 0
     rarity_floor: float = 0.5
     min_verb_id: int = 0
+    max_indegree: int = 0
+    indegree_words: int = 12_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +147,7 @@ class CongTeacher:
         self._special = set(getattr(tokenizer, "all_special_ids", []) or [])
         self._similar = functools.lru_cache(maxsize=None)(self._similar_uncached)
         self._word_pieces = functools.lru_cache(maxsize=None)(self._word_pieces_uncached)
+        self._indegree: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ lookups
     def _similar_uncached(self, form: str, tag: str) -> tuple[tuple[str, str, float, float], ...]:
@@ -152,6 +162,28 @@ class CongTeacher:
             for m in found
             if not frequent_verb(m.tag, int(m.id), s.min_verb_id)
         )
+
+    def indegree(self) -> dict[str, int]:
+        """Form -> how many of the first ``indegree_words`` content morphemes propose it (``min_score`` and the
+        stem rule applied); counted once, on first use."""
+        if self._indegree is None:
+            s = self.settings
+            counts: dict[str, int] = {}
+            for idx, form, tag in itertools.islice(_content_morphemes(self.kiwi), s.indegree_words):
+                if frequent_verb(tag, idx, s.min_verb_id):
+                    continue
+                for other, _tag, score, _rarity in self._similar(form, tag):
+                    if score >= s.min_score and other != form:
+                        counts[other] = counts.get(other, 0) + 1
+            self._indegree = counts
+        return self._indegree
+
+    def _hub_factor(self, form: str) -> float:
+        limit = self.settings.max_indegree
+        if limit <= 0:
+            return 1.0
+        degree = self.indegree().get(form, 0)
+        return min(1.0, limit / degree) if degree else 1.0
 
     def _rarity(self, morpheme_id: int) -> float:
         s = self.settings
@@ -208,10 +240,11 @@ class CongTeacher:
             for form, tag, score, rarity in self._similar(t.form, str(t.tag)):
                 if score < s.min_score or tag not in EXPANDED_TAGS or form in forms:
                     continue
+                value = s.weight * score * rarity * self._hub_factor(form)
                 for pid in self._word_pieces(form):
                     if pid in skip or pid in self._special:
                         continue
-                    out[pid] = max(out.get(pid, 0.0), s.weight * score * rarity)
+                    out[pid] = max(out.get(pid, 0.0), value)
         return out
 
     def target(self, text: str, max_length: int = 192) -> tuple[dict[int, float], set[int]]:
@@ -229,6 +262,20 @@ class CongTeacher:
         return targets, set()  # function pieces and special tokens target 0 (V26-style)
 
 
+def _content_morphemes(kiwi: Any, first_id: int = 200, max_id: int = 60_000) -> Iterator[tuple[int, str, str]]:
+    """``(id, form, tag)`` of the CoNg model's content morphemes by id (roughly by frequency), single-syllable
+    nouns and roots left out."""
+    for idx in range(first_id, max_id):
+        try:
+            m = kiwi.morpheme(idx)
+        except Exception:  # noqa: BLE001 - past the model's last id
+            return
+        tag = _base_tag(m.tag)
+        if tag not in EXPANDED_TAGS or not m.form or len(m.form) < 2 and tag in ("NNG", "NNP", "XR"):
+            continue
+        yield idx, m.form, str(m.tag)
+
+
 def lexicon_texts(kiwi: Any, count: int, *, first_id: int = 200, max_id: int = 60_000) -> list[str]:
     """The CoNg model's first ``count`` content morphemes (by id, roughly by frequency) as one-word texts.
 
@@ -236,17 +283,10 @@ def lexicon_texts(kiwi: Any, count: int, *, first_id: int = 200, max_id: int = 6
     """
     out: list[str] = []
     seen: set[str] = set()
-    for idx in range(first_id, max_id):
+    for _idx, form, tag in _content_morphemes(kiwi, first_id, max_id):
         if len(out) >= count:
             break
-        try:
-            m = kiwi.morpheme(idx)
-        except Exception:  # noqa: BLE001 - past the model's last id
-            break
-        tag = _base_tag(m.tag)
-        if tag not in EXPANDED_TAGS or not m.form or len(m.form) < 2 and tag in ("NNG", "NNP", "XR"):
-            continue
-        text = m.form + "다" if tag in ("VV", "VA") else m.form
+        text = form + "다" if _base_tag(tag) in ("VV", "VA") else form
         if text not in seen:
             seen.add(text)
             out.append(text)
