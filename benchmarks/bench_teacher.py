@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 def _settings(spec: str):
     from sparse_demo.offline.expansion import TeacherSettings
 
-    fields = {f.name: f.type for f in dataclasses.fields(TeacherSettings)}
+    fields = [f.name for f in dataclasses.fields(TeacherSettings)]
     kw: dict = {"function_target": 0.0}
     for item in spec.split():
         key, _, value = item.partition("=")
@@ -75,6 +75,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=300, help="questions per set for the expansion share")
     args = parser.parse_args()
 
+    import numpy as np
     from transformers import AutoTokenizer
 
     from sparse_demo.data import load_boolq, load_korsts
@@ -98,8 +99,6 @@ def main() -> int:
     t0 = time.perf_counter()
     bm25 = BM25Index()
     bm25.add(doc_ids, [bm25_terms(d.text) for d in docs])
-    import numpy as np
-
     bm25_scores = np.stack([bm25.scores(bm25_terms(q.text)) for q in low.queries])
     r1, mrr = _figures(bm25_scores, doc_ids, low)
     print(f"BM25: R@1 {r1:.3f} MRR@10 {mrr:.3f} ({time.perf_counter() - t0:.0f} s)")
