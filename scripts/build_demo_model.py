@@ -26,9 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from sparse_demo.offline.expansion import TeacherSettings  # noqa: E402 - after the path fix above
 from sparse_demo.offline.recipe import (  # noqa: E402 - after the path fix above
     DEFAULT_OUT,
+    DEMO_TEACHER,
     HUB_TOKENIZER,
     SHARED_TOKENIZER,
     SIZES,
@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[list[BuildOptions], b
             style=style,
             name=STYLE_NAMES[style],
             note=f"embedded {style}-style demo model trained on bundled sample data",
-            teacher=None if a.no_expansions else TeacherSettings(),
+            teacher=None if a.no_expansions else DEMO_TEACHER,
         )
         for style in styles
     ]

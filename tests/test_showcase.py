@@ -9,6 +9,7 @@ against bm25s in test_bm25). The benchmark checks need ``../shared/data`` and sk
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,52 @@ def test_the_teacher_neither_expands_nor_proposes_frequent_verb_stems():
     assert rule.expansions("생각") == plain.expansions("생각") != {}
 
 
+@pytest.mark.parametrize("leak", [0.1, 0.5])
+def test_the_distillation_leaks_below_zero_only_where_the_target_is_positive(leak):
+    """``distil_leak``: the pooled value is log(1 + z) for z >= 0 (z the max over unpadded positions), leak * z
+    below 0 where the teacher targets the piece, and 0 below 0 where it does not; a padded position never counts."""
+    import torch
+
+    from sparse_demo.offline.expansion import _pooled
+
+    logits = torch.tensor([[[-3.0, 2.0, -1.0, -2.0], [-2.0, 0.5, -4.0, 9.0]]])  # [text, position, piece]
+    mask = torch.tensor([[1, 0]])  # the second position is padding: its 9.0 must not count
+    positive = torch.tensor([[True, True, False, True]])
+    value = _pooled(logits, mask, positive, leak)
+    expected = [leak * -3.0, math.log(3.0), 0.0, leak * -2.0]
+    assert value[0].tolist() == pytest.approx(expected)
+
+
+def test_with_expand_frequent_verbs_a_frequent_stem_is_expanded_but_never_proposed():
+    """``expand_frequent_verbs``: 먹 (CoNg id below 500) gets exactly the expansions it has without any rule (마시,
+    드시, 밥), less the neighbours that are themselves frequent stems (사, 주); 생기 is still no expansion of 생겨나."""
+    from transformers import AutoTokenizer
+
+    from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEMO_STYLE_DIRS["v26"]))
+    plain = CongTeacher(tokenizer, TeacherSettings(function_target=0.0))
+    kiwi = plain.kiwi
+    both = CongTeacher(tokenizer, TeacherSettings(function_target=0.0, min_verb_id=500), kiwi=kiwi)
+    sources = CongTeacher(
+        tokenizer, TeacherSettings(function_target=0.0, min_verb_id=500, expand_frequent_verbs=True), kiwi=kiwi
+    )
+    meok = next(t for t in kiwi.tokenize("먹다") if t.form == "먹")
+    assert str(meok.tag).startswith("VV") and meok.id < 500
+    frequent_stems = {
+        p
+        for m in kiwi.most_similar_morphemes((meok.form, meok.tag), top_n=10)
+        if str(m.tag).split("-")[0] in ("VV", "VA") and m.id < 500
+        for p in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(m.form))
+    }
+    assert frequent_stems  # 사 and 주 (ids below 500) are among 먹's neighbours
+    without_rule = plain.expansions("먹다")
+    assert not both.expansions("먹다")
+    assert sources.expansions("먹다") == {p: w for p, w in without_rule.items() if p not in frequent_stems} != {}
+    piece = tokenizer.convert_tokens_to_ids("▁생기")
+    assert piece in plain.expansions("생겨나다") and piece not in sources.expansions("생겨나다")
+
+
 def test_the_teacher_scales_a_hub_expansion_by_its_in_degree():
     """With ``max_indegree`` k, an expansion proposed by d > k of the first N content morphemes (counted here from
     Kiwi: ids from 200 up, NNG/NNP/VV/VA/XR, one-syllable nouns and roots left out, each asked for its 10 nearest
@@ -316,7 +363,9 @@ def _shared_queries() -> dict[str, list[str]]:
     "on KorSTS, 3.4 points of it frequent verb stems such as 나오, 생기; 15.1% on the bundled held-out ones); the "
     "must-hold is 15%. Builds that passed it (more neighbours, more distillation, question-form phrases, a heavier "
     "teacher) lost the low-overlap KorSTS test or whole-set low-overlap recall; the one that reached it on BoolQ and "
-    "kept that test (hub expansions scaled by in-degree) fell to 12.3% on KorSTS (README, known gaps)",
+    "kept that test (hub expansions scaled by in-degree) fell to 12.3% on KorSTS; builds with 15% on both and no "
+    "verb stems (in-degree 6-8, distil_leak 0.5) lost that test by one or two of its 83 questions, where the shipped "
+    "model's own MRR margin is about one question (README, known gaps: bench_low_overlap.py)",
 )
 def test_on_shared_queries_v26_style_expands_at_least_15_percent(encoders):
     for name, texts in _shared_queries().items():

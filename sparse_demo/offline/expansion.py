@@ -85,15 +85,20 @@ class TeacherSettings:
             (방법, 결과) propose less weight than specific ones (인슐린, 임대차).
         rarity_floor: the smallest such factor.
         min_verb_id: verb and adjective stems (VV, VA) with a CoNg id below this (the most frequent ones:
-            하, 되, 있, 보, 만들, 생기) are neither expanded nor proposed: they carry little meaning of their own,
-            and their CoNg neighbours are each other and generic nouns (하 → 보, 되, 생각), which a model
-            would then add to every question that ends in 하나요 or 있나요. 0: no such rule.
+            하, 되, 있, 보, 만들, 생기) are neither expanded (unless ``expand_frequent_verbs``) nor proposed: they
+            carry little meaning of their own, and their CoNg neighbours are each other and generic nouns
+            (하 → 보, 되, 생각), which a model would then add to every question that ends in 하나요 or 있나요.
+            0: no such rule.
         max_indegree: 0, or an expansion proposed by more than this many of the CoNg model's first
             ``indegree_words`` content morphemes (its in-degree in their nearest-neighbour graph, counted with the
             settings above) has its target scaled by ``max_indegree / in-degree``: the graph's hubs (사람, 방식,
             and rare-word hubs such as 가소롭 or 섬멸) are proposed for unrelated texts alike, so they match
             unrelated texts to each other, as a term found in every document would without an IDF.
         indegree_words: how many morphemes the in-degree is counted over.
+        expand_frequent_verbs: with ``min_verb_id``, the frequent verb and adjective stems are still expanded
+            (먹 → 마시, 드시; 치 → 연주) though never proposed: the rule then only keeps stems such as 나오 and
+            생기 out of every text's vector, and the verbs of a text (captions are mostly verbs: 먹고 있다,
+            자르고 있다) keep their expansions.
     """
 
     top_n: int = 10
@@ -107,6 +112,7 @@ class TeacherSettings:
     min_verb_id: int = 0
     max_indegree: int = 0
     indegree_words: int = 12_000
+    expand_frequent_verbs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,7 +176,7 @@ class CongTeacher:
             s = self.settings
             counts: dict[str, int] = {}
             for idx, form, tag in itertools.islice(_content_morphemes(self.kiwi), s.indegree_words):
-                if frequent_verb(tag, idx, s.min_verb_id):
+                if self._not_expanded(tag, idx):
                     continue
                 for other, _tag, score, _rarity in self._similar(form, tag):
                     if score >= s.min_score and other != form:
@@ -184,6 +190,11 @@ class CongTeacher:
             return 1.0
         degree = self.indegree().get(form, 0)
         return min(1.0, limit / degree) if degree else 1.0
+
+    def _not_expanded(self, tag: Any, morpheme_id: int) -> bool:
+        """Whether a text's morpheme is left without expansions by the verb rule."""
+        s = self.settings
+        return not s.expand_frequent_verbs and frequent_verb(tag, morpheme_id, s.min_verb_id)
 
     def _rarity(self, morpheme_id: int) -> float:
         s = self.settings
@@ -235,7 +246,7 @@ class CongTeacher:
         skip = set(own)
         out: dict[int, float] = {}
         for t in tokens:
-            if _base_tag(t.tag) not in EXPANDED_TAGS or frequent_verb(t.tag, int(t.id), s.min_verb_id):
+            if _base_tag(t.tag) not in EXPANDED_TAGS or self._not_expanded(t.tag, int(t.id)):
                 continue
             for form, tag, score, rarity in self._similar(t.form, str(t.tag)):
                 if score < s.min_score or tag not in EXPANDED_TAGS or form in forms:
@@ -345,6 +356,7 @@ class DistilResult:
     mean_expansions: float
     settings: dict[str, Any]
     graph_pieces: int = 0
+    leak: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -381,9 +393,12 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
     lr: float = 1e-3,
     max_length: int = 192,
     seed: int = 0,
+    leak: float = 0.1,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> DistilResult:
     """Train ``model`` in place to produce the teacher's vectors (see the module docstring).
+
+    ``leak`` is the slope below 0 of an expansion the model does not produce yet (:func:`_pooled`).
 
     Texts are sorted into batches of similar length (seeded order), so one-word lexicon texts do
     not pad to a passage's length; a lexicon text the teacher proposes no expansion for is dropped
@@ -427,7 +442,8 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
             )
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             target, weight = dense_targets([targets[i] for i in batch], vocab)
-            loss = ((_pooled(out.logits, enc["attention_mask"], target > 0) - target) ** 2 * weight).sum(dim=1).mean()
+            pooled = _pooled(out.logits, enc["attention_mask"], target > 0, leak)
+            loss = ((pooled - target) ** 2 * weight).sum(dim=1).mean()
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -449,6 +465,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
         loss_last=last,
         mean_expansions=sum(n_exp) / max(1, len(n_exp)),
         settings=teacher.settings.to_dict(),
+        leak=leak,
     )
 
 
