@@ -96,7 +96,7 @@ class TeacherSettings:
             unrelated texts to each other, as a term found in every document would without an IDF.
         indegree_words: how many morphemes the in-degree is counted over.
         expand_frequent_verbs: with ``min_verb_id``, the frequent verb and adjective stems are still expanded
-            (먹 → 마시, 드시; 치 → 연주) though never proposed: the rule then only keeps stems such as 나오 and
+            (먹 → 마시, 드시; 치 → 때리, 두드리) though never proposed: the rule then only keeps stems such as 나오 and
             생기 out of every text's vector, and the verbs of a text (captions are mostly verbs: 먹고 있다,
             자르고 있다) keep their expansions.
     """
