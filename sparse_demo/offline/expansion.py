@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 EXPANDED_TAGS: frozenset[str] = frozenset({"NNG", "NNP", "VV", "VA", "XR"})
 #: Target weight of a text's own content pieces during distillation.
 OWN_TARGET = 1.0
+#: The distillation's default slope below 0 for an expansion the student does not produce yet (:func:`_pooled`).
+DISTIL_LEAK = 0.1
 
 
 def _base_tag(tag: Any) -> str:
@@ -356,13 +358,13 @@ class DistilResult:
     mean_expansions: float
     settings: dict[str, Any]
     graph_pieces: int = 0
-    leak: float = 0.1
+    leak: float = DISTIL_LEAK
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _pooled(logits: Any, attention_mask: Any, positive: Any, leak: float = 0.1) -> Any:
+def _pooled(logits: Any, attention_mask: Any, positive: Any, leak: float = DISTIL_LEAK) -> Any:
     """The card's vector ``log(1 + relu(z))``, ``z = max_t logits``, leaky below 0 where the target is positive.
 
     ``relu`` has no gradient below 0, and an expansion the model does not produce yet sits there (its
@@ -393,7 +395,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
     lr: float = 1e-3,
     max_length: int = 192,
     seed: int = 0,
-    leak: float = 0.1,
+    leak: float = DISTIL_LEAK,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> DistilResult:
     """Train ``model`` in place to produce the teacher's vectors (see the module docstring).
@@ -470,6 +472,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
 
 
 __all__ = [
+    "DISTIL_LEAK",
     "EXPANDED_TAGS",
     "OWN_TARGET",
     "CongTeacher",

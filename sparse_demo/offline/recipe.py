@@ -63,6 +63,7 @@ from sparse_demo.offline.calibrate import calibrate_background
 from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
 from sparse_demo.offline.expansion import (
+    DISTIL_LEAK,
     CongTeacher,
     DistilResult,
     TeacherSettings,
@@ -353,7 +354,7 @@ class BuildOptions:
     teacher: TeacherSettings | None = DEMO_TEACHER
     lexicon_count: int = 12_000
     distil_epochs: int = 2
-    distil_leak: float = 0.1
+    distil_leak: float = DISTIL_LEAK
     graph_strength: float = 2.0
     vector_kd: float = 1.0
     lexicon_candidates: int = 60_000
