@@ -63,7 +63,6 @@ from sparse_demo.offline.calibrate import calibrate_background
 from sparse_demo.offline.card import model_card
 from sparse_demo.offline.data import load_bundled, training_and_heldout
 from sparse_demo.offline.expansion import (
-    DISTIL_LEAK,
     CongTeacher,
     DistilResult,
     TeacherSettings,
@@ -160,9 +159,15 @@ STYLES: dict[str, dict[str, float]] = {
     "v25": {"stopword_penalty": 1.0, "special_token_penalty": 1.0},
 }
 STYLE_FUNCTION_TARGET: dict[str, float] = {"v26": 0.0, "v25": 1.0}
-#: The shipped builds' CoNg teacher (both styles; the style sets ``function_target``). The other settings
-#: tried are in the README's *Known gaps*.
-DEMO_TEACHER = TeacherSettings()
+#: The shipped builds' CoNg teacher (both styles; the style sets ``function_target``): expansions weigh 1.8 x
+#: similarity x rarity (ids below 20,000 propose less), the graph's hubs are scaled down past 8 proposers,
+#: and frequent verb stems (나오, 생기) are expanded but never proposed. The other settings tried are in the
+#: README's *Known gaps*.
+DEMO_TEACHER = TeacherSettings(
+    weight=1.8, rarity_ref=20_000, min_verb_id=500, max_indegree=8, expand_frequent_verbs=True
+)
+#: The shipped builds' distillation leak (:attr:`BuildOptions.distil_leak`).
+DEMO_DISTIL_LEAK = 0.5
 
 
 def style_teacher(folder: Path, options: BuildOptions) -> CongTeacher:
@@ -354,7 +359,7 @@ class BuildOptions:
     teacher: TeacherSettings | None = DEMO_TEACHER
     lexicon_count: int = 12_000
     distil_epochs: int = 2
-    distil_leak: float = DISTIL_LEAK
+    distil_leak: float = DEMO_DISTIL_LEAK
     graph_strength: float = 2.0
     vector_kd: float = 1.0
     lexicon_candidates: int = 60_000
