@@ -1,16 +1,19 @@
-"""Model folders alone against BM25 on KorSTS low-overlap pairs, as the showcase must-hold measures them, on any split.
+"""Model folders alone against BM25 on KorSTS low-overlap pairs, as the showcase must-hold measures them.
 
 ``tests/test_showcase.py::test_v26_style_alone_beats_bm25_where_question_and_answer_share_few_words`` searches the
-KorSTS *test* pairs scoring >= 4 whose answer shares at most half of the question's content morphemes (83 pairs)
-among their gold sentences and evenly spaced others, 2,000 sentences in all. This script builds the same set for
-``--split`` (``train`` has 422 such pairs, ``dev`` 64) and prints, for BM25 and each folder alone, R@1 and MRR@10,
-then per folder the paired comparison with BM25: the questions whose gold sentence each ranks higher, and a
-two-sided sign test on them (how likely so uneven a split is if neither system were better). One question moves
-R@1 by 1/83 = 0.012 on the test split: the sign test says whether a difference is more than a few questions.
+KorSTS pairs scoring >= 4 whose answer shares at most half of the question's content morphemes, of all three
+splits (569 pairs: train 422, dev 64, test 83; the demo models never train on KorSTS), among all 8,000 KorSTS
+sentences. This script builds that set (``--split all --size 0``, the defaults) or one split's pairs among their
+gold sentences and evenly spaced others (``--size 2000``: how the test searched the 83 test pairs before), and
+prints, for BM25 and each folder alone, R@1 and MRR@10, then per folder the paired comparison with BM25: the
+questions whose gold sentence each ranks higher, and a two-sided sign test on them (how likely so uneven a split
+is if neither system were better). One question moves R@1 by 1/83 = 0.012 on the test split alone, which is why
+the test reads all three.
 
 Usage::
 
-    python benchmarks/bench_low_overlap.py --split train assets/demo-v26-style /path/to/another/build
+    python benchmarks/bench_low_overlap.py assets/demo-v26-style /path/to/another/build
+    python benchmarks/bench_low_overlap.py --split test --size 2000 assets/demo-v26-style
 """
 
 from __future__ import annotations
@@ -49,34 +52,69 @@ def _sign_test(wins: int, losses: int) -> float:
 
 
 def low_overlap_set(split: str, size: int = 2000) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(sentences, [(question, gold id)])``: the must-hold test's construction on ``split``."""
+    """``(sentences, [(question, gold id)])``: the low-overlap pairs of ``split`` (``all``: the three splits)
+    among their gold sentences and evenly spaced others, ``size`` sentences in all (0: every KorSTS sentence)."""
     from sparse_demo.data import load_korsts
     from sparse_demo.korean import CONTENT_TAGS, morphemes
-
-    pairs, judged = load_korsts(split, corpus_from="all")
 
     def content(text: str) -> set[str]:
         return {m.label for m in morphemes(text) if m.tag.split("-")[0] in CONTENT_TAGS}
 
-    low = [
-        p
-        for p in pairs
-        if content(p.query) and len(content(p.query) & content(p.positive)) <= 0.5 * len(content(p.query))
-    ]
-    texts = [d.text for d in judged.documents]
-    gold_texts = list(dict.fromkeys(p.positive for p in low))
-    step = max(1, len(texts) // size)
-    docs = list(dict.fromkeys([*gold_texts, *texts[::step]]))[:size]
-    ids = {t: str(i) for i, t in enumerate(docs)}
-    return docs, [(p.query, ids[p.positive]) for p in low]
+    low, texts = [], []
+    for name in ("train", "dev", "test") if split == "all" else (split,):
+        pairs, judged = load_korsts(name, corpus_from="all")
+        texts = texts or list(dict.fromkeys(d.text for d in judged.documents))
+        low += [
+            p
+            for p in pairs
+            if content(p.query) and len(content(p.query) & content(p.positive)) <= 0.5 * len(content(p.query))
+        ]
+    if size:
+        gold_texts = list(dict.fromkeys(p.positive for p in low))
+        step = max(1, len(texts) // size)
+        texts = list(dict.fromkeys([*gold_texts, *texts[::step]]))[:size]
+    ids = {t: str(i) for i, t in enumerate(texts)}
+    return texts, [(p.query, ids[p.positive]) for p in low]
+
+
+def _idf_weighted(encoder, docs: list[str], questions: list[tuple[str, str]]) -> list[list[str]]:
+    """Top-10 sentence ids per question when each term of the model's dot product is also weighted by the
+    corpus IDF (``ln(1 + (N - df + 0.5) / (df + 0.5))``, df: sentences whose vector holds the term): what BM25
+    knows of this corpus and a model never sees."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    def matrix(texts: list[str]):
+        rows, cols, vals = [], [], []
+        for start in range(0, len(texts), 256):
+            for row, enc in enumerate(encoder.encode(texts[start : start + 256]), start):
+                rows += [row] * len(enc.vector.token_ids)
+                cols += [int(t) for t in enc.vector.token_ids]
+                vals += [float(w) for w in enc.vector.weights]
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(encoder.tokenizer)))
+
+    d = matrix(docs)
+    df = np.asarray((d > 0).sum(axis=0)).ravel()
+    idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5))
+    scores = (matrix([q for q, _ in questions]) @ sp.diags(idf) @ d.T).toarray()
+    return [[str(i) for i in np.argsort(-row, kind="stable")[:10]] for row in scores]
+
+
+def _row(label: str, model: list[dict[str, float]], bm25: list[dict[str, float]]) -> str:
+    # the gold's reciprocal rank decides which system ranks it higher (both outside the top 10: a tie)
+    wins = sum(m["mrr@10"] > b["mrr@10"] for m, b in zip(model, bm25, strict=True))
+    losses = sum(m["mrr@10"] < b["mrr@10"] for m, b in zip(model, bm25, strict=True))
+    r1, mrr = _means(model)
+    return f"| {label} | {r1:.3f} | {mrr:.3f} | {wins} / {losses} | {_sign_test(wins, losses):.2f} |"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path, help="model folders (SPLADE, as the app loads them)")
-    parser.add_argument("--split", default="train", choices=("train", "dev", "test"))
-    parser.add_argument("--size", type=int, default=2000, help="sentences searched (golds first)")
+    parser.add_argument("--split", default="all", choices=("train", "dev", "test", "all"))
+    parser.add_argument("--size", type=int, default=0, help="sentences searched, golds first (0: all of KorSTS)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--idf", action="store_true", help="also each model with its terms weighted by corpus IDF")
     args = parser.parse_args()
 
     import torch
@@ -100,11 +138,10 @@ def main() -> int:
             r1, mrr = _means(bm25)
             print(f"| BM25 | {r1:.3f} | {mrr:.3f} | | |")
         model = _per_question([search(index, q, method="sparse", k=10).ids for q, _ in questions], questions)
-        # the gold's reciprocal rank decides which system ranks it higher (both outside the top 10: a tie)
-        wins = sum(m["mrr@10"] > b["mrr@10"] for m, b in zip(model, bm25, strict=True))
-        losses = sum(m["mrr@10"] < b["mrr@10"] for m, b in zip(model, bm25, strict=True))
-        r1, mrr = _means(model)
-        print(f"| {folder} alone | {r1:.3f} | {mrr:.3f} | {wins} / {losses} | {_sign_test(wins, losses):.2f} |")
+        print(_row(f"{folder} alone", model, bm25))
+        if args.idf:
+            weighted = _per_question(_idf_weighted(encoder, docs, questions), questions)
+            print(_row(f"{folder} x corpus IDF", weighted, bm25))
     return 0
 
 
