@@ -84,19 +84,24 @@ def _idf_weighted(encoder, docs: list[str], questions: list[tuple[str, str]]) ->
     import numpy as np
     import scipy.sparse as sp
 
-    def matrix(texts: list[str]):
+    from sparse_demo.search.options import DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K
+    from sparse_demo.search.sparse_vector import search_vectors
+
+    def matrix(texts: list[str], side: str, top_k: int):
+        """The search's vectors (that side, special tokens dropped, pruned as the index prunes them)."""
         rows, cols, vals = [], [], []
         for start in range(0, len(texts), 256):
-            for row, enc in enumerate(encoder.encode(texts[start : start + 256]), start):
-                rows += [row] * len(enc.vector.token_ids)
-                cols += [int(t) for t in enc.vector.token_ids]
-                vals += [float(w) for w in enc.vector.weights]
-        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(encoder.tokenizer)))
+            encodings = encoder.encode(texts[start : start + 256], side=side)
+            for row, vec in enumerate(search_vectors(encoder, encodings, top_k), start):
+                rows += [row] * len(vec.token_ids)
+                cols += [int(t) for t in vec.token_ids]
+                vals += [float(w) for w in vec.weights]
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), encoder.vocab_size))
 
-    d = matrix(docs)
+    d = matrix(docs, "document", DEFAULT_DOC_TOP_K)
     df = np.asarray((d > 0).sum(axis=0)).ravel()
     idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5))
-    scores = (matrix([q for q, _ in questions]) @ sp.diags(idf) @ d.T).toarray()
+    scores = (matrix([q for q, _ in questions], "query", DEFAULT_QUERY_TOP_K) @ sp.diags(idf) @ d.T).toarray()
     return [[str(i) for i in np.argsort(-row, kind="stable")[:10]] for row in scores]
 
 
