@@ -107,6 +107,13 @@ def test_record_card_and_settings_agree_with_config(record, config):
     assert f"{config['vocab_size']:,} pieces" in card
     assert f"**{settings['hybrid_weight']:g}**" in card
     assert record["name"] in card
+    teacher = record["expansion_distillation"]["settings"]  # the card states the teacher the record says was used
+    assert f"target weight {teacher['weight']:g} x similarity" in card
+    assert (f"is scaled by {teacher['max_indegree']} / that count" in card) == bool(teacher.get("max_indegree"))
+    assert ("never proposed (but expanded)" in card) == bool(teacher.get("expand_frequent_verbs"))
+    assert (f"slope {record['expansion_distillation'].get('leak', 0):g} below 0" in card) == (
+        "leak" in record["expansion_distillation"]
+    )
     info = json.loads((DEMO_MODEL_DIR / "training_info.json").read_text(encoding="utf-8"))
     assert info["steps"] == record["training"]["steps"]
     assert info["metrics_after"] == record["training"]["metrics_after"]

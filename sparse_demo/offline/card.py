@@ -60,12 +60,27 @@ def model_card(record: dict[str, Any]) -> str:
                 if t.get("rarity_ref")
                 else ""
             )
+            + (
+                f"; a word that more than {t['max_indegree']} of CoNg's {t.get('indegree_words', 12_000):,} most "
+                f"frequent content morphemes propose (a hub of the neighbour graph) is scaled by {t['max_indegree']} "
+                "/ that count"
+                if t.get("max_indegree")
+                else ""
+            )
+            + (
+                f"; verb and adjective stems among CoNg's {t['min_verb_id']:,} most frequent morphemes are never "
+                + ("proposed (but expanded)" if t.get("expand_frequent_verbs") else "proposed nor expanded")
+                if t.get("min_verb_id")
+                else ""
+            )
             + f". The embeddings of {distil.get('graph_pieces', 0):,} "
             f"single-piece words were first moved towards their expansions', then the model was trained to "
             f"produce the teacher's vectors ({distil['steps']} steps on {distil['texts']:,} texts: the training "
             f"split's queries and passages and short noun phrases with particles, determiners and endings; plus "
             f"{distil['lexicon_texts']:,} one-word lexicon texts; {distil['mean_expansions']:.1f} expansion pieces "
-            f"per text) before the retrieval training"
+            f"per text"
+            + (f"; slope {distil['leak']:g} below 0 for an expansion not produced yet" if "leak" in distil else "")
+            + ") before the retrieval training"
             + (
                 f", which keeps the teacher's vectors as a distillation term (weight {vkd:g}) next to the card's loss."
                 if (vkd := record.get("training", {}).get("config", {}).get("loss", {}).get("lambda_vector_kd"))
