@@ -43,6 +43,23 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
+def _build_teacher(folder: Path, kiwi):
+    """The CoNg teacher a demo build was distilled from (its build record's settings), or None."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from sparse_demo.offline.expansion import CongTeacher, TeacherSettings
+
+    record = folder / "build_record.json"
+    if not record.is_file():
+        return None
+    distil = json.loads(record.read_text(encoding="utf-8")).get("expansion_distillation")
+    if not distil:
+        return None
+    return CongTeacher(AutoTokenizer.from_pretrained(str(folder)), TeacherSettings(**distil["settings"]), kiwi=kiwi)
+
+
 def main() -> int:
     from sparse_demo.offline import DEMO_STYLE_DIRS
 
@@ -82,9 +99,10 @@ def main() -> int:
         t0 = time.perf_counter()
         SpladeEncoder.load(str(folder), device="cpu")
         load_s = time.perf_counter() - t0
+        teacher = _build_teacher(folder, kiwi)
         row: dict = {"size_mb": _size(folder) / 1e6, "load_s": load_s, "weight": weight, "profile": {}, "metrics": {}}
         for name, texts in query_sets.items():
-            row["profile"][name] = expansion_profile(folder, texts, kiwi=kiwi)
+            row["profile"][name] = expansion_profile(folder, texts, kiwi=kiwi, teacher=teacher)
         for name, corpus in corpora.items():
             row["metrics"][name] = corpus_metrics(folder, corpus, [weight], 192)
         out[folder.name] = row
@@ -92,15 +110,17 @@ def main() -> int:
     print("\n## Size, expansion share and stopword mass (mean over queries)\n")
     print(
         "| model | size MB | load s | query set | expansion share | of which frequent verb stems "
-        "| stopword mass (in context) | stopword mass (vocabulary) | special mass |"
+        "| of which its teacher does not propose | stopword mass (in context) | stopword mass (vocabulary) "
+        "| special mass |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model, row in out.items():
         for name, p in row["profile"].items():
             print(
                 f"| {model} | {row['size_mb']:.1f} | {row['load_s']:.2f} | {name} | {p['expansion_share']:.1%} | "
                 f"{p['verb_stem_share']:.1%} | "
-                f"{p['stopword_mass']:.1%} | {p['vocab_stopword_mass']:.1%} | {p['special_mass']:.1%} |"
+                + (f"{p['unproposed_share']:.1%} | " if "unproposed_share" in p else "— | ")
+                + f"{p['stopword_mass']:.1%} | {p['vocab_stopword_mass']:.1%} | {p['special_mass']:.1%} |"
             )
     if corpora:
         print("\n## Retrieval (Evaluate tab's code, memory backend): R@1 / MRR@10\n")

@@ -303,19 +303,22 @@ def test_the_teacher_scales_a_hub_expansion_by_its_in_degree():
     assert scaled >= 2 and kept >= 1, (scaled, kept)  # 여자, 남편, 아이, 사람 are hubs; 남성, 여성, 친구 are not
 
 
+@pytest.mark.slow  # the teacher counts its graph's in-degrees (12,000 CoNg look-ups)
 def test_frequent_verb_stems_are_read_from_kiwi_and_measured_in_the_expansion_share(tiny_model_dir, tmp_path):
     """``▁나오``, ``▁생기`` and ``▁만들`` spell verb stems among CoNg's 500 most frequent morphemes (ids read from Kiwi
     here); nouns, rare stems, lone syllables and the bare marker do not. A copy of the tiny model whose output
-    bias makes the three fire on every text: the profile's ``verb_stem_share`` is their weight over the vector's
-    whole weight, summed here from the vector."""
+    bias makes the three and ``▁여자`` fire on every text: the profile's ``verb_stem_share`` is the three's weight
+    over the vector's whole weight, summed here from the vector, and so is its ``unproposed_share`` against the
+    shipped teacher (which never proposes such a stem and proposes 여자 for 남자)."""
     import shutil
 
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from sparse_demo.encoder import SpladeEncoder
-    from sparse_demo.offline.expansion import cong_kiwi
+    from sparse_demo.offline.expansion import CongTeacher, cong_kiwi
     from sparse_demo.offline.measure import expansion_profile, frequent_verb_piece
+    from sparse_demo.offline.recipe import DEMO_TEACHER
 
     kiwi = cong_kiwi()
     for stem in ("나오", "생기", "만들"):
@@ -332,11 +335,13 @@ def test_frequent_verb_stems_are_read_from_kiwi_and_measured_in_the_expansion_sh
     model = AutoModelForMaskedLM.from_pretrained(str(folder))
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     stems = ("▁나오", "▁생기", "▁만들")
-    with torch.no_grad():  # only the text's own pieces and the three stems fire
+    similar = {m.form for m in kiwi.most_similar_morphemes(("남자", "NNG"), top_n=10) if m.score >= 0.55}
+    assert "여자" in similar, similar  # CoNg's neighbour of 남자: the teacher proposes it for this text
+    with torch.no_grad():  # only the text's own pieces, the three stems and 여자 fire
         bias = model.get_output_embeddings().bias
         bias.fill_(-1000.0)
         bias[tokenizer(text)["input_ids"]] = 30.0
-        bias[tokenizer.convert_tokens_to_ids(list(stems))] = 30.0
+        bias[tokenizer.convert_tokens_to_ids([*stems, "▁여자"])] = 30.0
     model.save_pretrained(str(folder), safe_serialization=True)
 
     encoder = SpladeEncoder.load(str(folder), device="cpu")
@@ -348,6 +353,11 @@ def test_frequent_verb_stems_are_read_from_kiwi_and_measured_in_the_expansion_sh
     assert 0 < expected < 1
     assert profile["verb_stem_share"] == pytest.approx(expected, rel=1e-4), (profile, weights)
     assert "verb_stem_share" not in expansion_profile(folder, [text])
+    # the teacher never proposes a frequent stem (its verb rule) and does propose 여자: only the stems are the
+    # student's own
+    teacher = CongTeacher(tokenizer, DEMO_TEACHER, kiwi=kiwi)
+    assert profile["expansion_share"] == pytest.approx(expected + weights["▁여자"] / sum(weights.values()), rel=1e-4)
+    assert expansion_profile(folder, [text], teacher=teacher)["unproposed_share"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_the_v26_style_model_adds_no_frequent_verb_stem_to_held_out_queries():

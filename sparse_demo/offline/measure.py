@@ -161,13 +161,16 @@ def frequent_verb_piece(piece: str, kiwi: Any, max_id: int = FREQUENT_ID) -> boo
 
 
 def expansion_profile(
-    model_dir: Path, texts: Sequence[str], max_length: int = 192, kiwi: Any = None
+    model_dir: Path, texts: Sequence[str], max_length: int = 192, kiwi: Any = None, teacher: Any = None
 ) -> dict[str, float]:
     """Mean per text of the expansion share of L1 mass and the stopword / special mass (both definitions).
 
     * ``expansion_share``: weight on tokens not among the text's input tokens, over all weight;
     * ``verb_stem_share`` (only with a CoNg ``kiwi``): the part of it on :func:`frequent_verb_piece` tokens
       (나오, 생기: expansions that say little about any text);
+    * ``unproposed_share`` (only with a ``teacher``, a :class:`~sparse_demo.offline.expansion.CongTeacher` in
+      the model's vocabulary): the part of it on tokens the teacher does not propose for that text: what the
+      student adds on its own, related words it generalises to and noise alike;
     * ``stopword_mass``: weight on stopwords judged in context (an input token takes its Kiwi
       morpheme's category), over all weight; ``vocab_stopword_mass``: judged by vocabulary entry
       (the card's notion); ``special_mass``: weight on special tokens.
@@ -186,6 +189,7 @@ def expansion_profile(
     rows: dict[str, list[float]] = {
         "expansion_share": [],
         **({"verb_stem_share": []} if kiwi is not None else {}),
+        **({"unproposed_share": []} if teacher is not None else {}),
         "stopword_mass": [],
         "vocab_stopword_mass": [],
         "special_mass": [],
@@ -198,6 +202,10 @@ def expansion_profile(
         if kiwi is not None:
             verbs = np.array([verb_id(int(t)) for t in vec.token_ids[~inputs]], dtype=bool)
             rows["verb_stem_share"].append(float(np.sum(vec.weights[~inputs][verbs])) / total)
+        if teacher is not None:
+            proposed = teacher.expansions(a.encoding.text, {int(t) for t in a.encoding.input_ids})
+            mask = ~inputs & ~np.isin(vec.token_ids, np.fromiter(proposed, dtype=np.int64, count=len(proposed)))
+            rows["unproposed_share"].append(float(np.sum(vec.weights[mask])) / total)
         rows["stopword_mass"].append(a.leakage.stopword_mass_ratio)
         rows["vocab_stopword_mass"].append(float(a.leakage.vocab_stopword_mass_ratio or 0.0))
         rows["special_mass"].append(a.leakage.special_mass_ratio)
