@@ -17,9 +17,10 @@ and keeps those that
   to too many words to be a meaningful expansion), none of them a piece of the text itself.
 
 Each kept piece gets the target weight ``weight * similarity * rarity`` (the largest over the
-morphemes that propose it). ``rarity`` is 1 unless ``rarity_ref`` is set (the shipped builds leave it
-off); then it is ``clamp(ln(id) / ln(rarity_ref), rarity_floor, 1)`` of the proposed morpheme's CoNg
-id (the model numbers morphemes by frequency): with ``rarity_ref`` 20,000 and at the same similarity,
+morphemes that propose it). ``rarity`` is 1 unless ``rarity_ref`` is set (the shipped builds set
+20,000: :data:`sparse_demo.offline.recipe.DEMO_TEACHER`); then it is
+``clamp(ln(id) / ln(rarity_ref), rarity_floor, 1)`` of the proposed morpheme's CoNg id (the model numbers
+morphemes by frequency): with ``rarity_ref`` 20,000 and at the same similarity,
 a frequent, unspecific neighbour such as 방식 (of 방법) proposes about 70% of what a specific one such
 as 인슐린 (of 당뇨병) does, so the expansion mass goes to the words that tell texts apart. The text's
 own content pieces (content in context, as the Explore tab judges them: :meth:`CongTeacher.own_pieces`)
