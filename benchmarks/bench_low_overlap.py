@@ -77,32 +77,25 @@ def low_overlap_set(split: str, size: int = 2000) -> tuple[list[str], list[tuple
     return texts, [(p.query, ids[p.positive]) for p in low]
 
 
-def _idf_weighted(encoder, docs: list[str], questions: list[tuple[str, str]]) -> list[list[str]]:
+def _idf_weighted(index, questions: list[tuple[str, str]]) -> list[list[str]]:
     """Top-10 sentence ids per question when each term of the model's dot product is also weighted by the
-    corpus IDF (``ln(1 + (N - df + 0.5) / (df + 0.5))``, df: sentences whose vector holds the term): what BM25
-    knows of this corpus and a model never sees."""
+    corpus IDF (BM25's, df: sentences whose vector holds the term): what BM25 knows of this corpus and a model
+    never sees. The vectors are the search's own: the index's document vectors and the query side's."""
     import numpy as np
     import scipy.sparse as sp
 
-    from sparse_demo.search.options import DEFAULT_DOC_TOP_K, DEFAULT_QUERY_TOP_K
-    from sparse_demo.search.sparse_vector import search_vectors
+    from sparse_demo.corpus_report.build import vectors_matrix, vocabulary
+    from sparse_demo.search.encode import encode_query
+    from sparse_demo.train.losses import idf_from_df
 
-    def matrix(texts: list[str], side: str, top_k: int):
-        """The search's vectors (that side, special tokens dropped, pruned as the index prunes them)."""
-        rows, cols, vals = [], [], []
-        for start in range(0, len(texts), 256):
-            encodings = encoder.encode(texts[start : start + 256], side=side)
-            for row, vec in enumerate(search_vectors(encoder, encodings, top_k), start):
-                rows += [row] * len(vec.token_ids)
-                cols += [int(t) for t in vec.token_ids]
-                vals += [float(w) for w in vec.weights]
-        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), encoder.vocab_size))
-
-    d = matrix(docs, "document", DEFAULT_DOC_TOP_K)
-    df = np.asarray((d > 0).sum(axis=0)).ravel()
-    idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5))
-    scores = (matrix([q for q, _ in questions], "query", DEFAULT_QUERY_TOP_K) @ sp.diags(idf) @ d.T).toarray()
-    return [[str(i) for i in np.argsort(-row, kind="stable")[:10]] for row in scores]
+    encoder = index.encoder
+    _, ids, _ = vocabulary(encoder)
+    d = vectors_matrix([doc.sparse for doc in index.documents], ids, encoder.vocab_size)
+    q = vectors_matrix([encode_query(encoder, text, index.query_top_k)[0] for text, _ in questions], ids, d.shape[1])
+    idf = idf_from_df(np.asarray((d > 0).sum(axis=0)).ravel(), d.shape[0])
+    scores = (q @ sp.diags(idf) @ d.T).toarray()
+    doc_ids = [doc.id for doc in index.documents]
+    return [[doc_ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in scores]
 
 
 def _row(label: str, model: list[dict[str, float]], bm25: list[dict[str, float]]) -> str:
@@ -145,7 +138,7 @@ def main() -> int:
         model = _per_question([search(index, q, method="sparse", k=10).ids for q, _ in questions], questions)
         print(_row(f"{folder} alone", model, bm25))
         if args.idf:
-            weighted = _per_question(_idf_weighted(encoder, docs, questions), questions)
+            weighted = _per_question(_idf_weighted(index, questions), questions)
             print(_row(f"{folder} x corpus IDF", weighted, bm25))
     return 0
 
