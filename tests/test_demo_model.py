@@ -111,6 +111,7 @@ def test_record_card_and_settings_agree_with_config(record, config):
     assert f"target weight {teacher['weight']:g} x similarity" in card
     assert (f"is scaled by {teacher['max_indegree']} / that count" in card) == bool(teacher.get("max_indegree"))
     assert ("never proposed (but expanded)" in card) == bool(teacher.get("expand_frequent_verbs"))
+    assert (f"/ L1) ^ {teacher.get('length_norm', 0):g}" in card) == bool(teacher.get("length_norm"))
     assert (f"slope {record['expansion_distillation'].get('leak', 0):g} below 0" in card) == (
         "leak" in record["expansion_distillation"]
     )
@@ -119,6 +120,19 @@ def test_record_card_and_settings_agree_with_config(record, config):
     assert info["metrics_after"] == record["training"]["metrics_after"]
     tokenizer = json.loads((DEMO_MODEL_DIR / "tokenizer.json").read_text(encoding="utf-8"))
     assert len(tokenizer["model"]["vocab"]) == config["vocab_size"] == record["vocabulary"]["kept"]
+
+
+def test_the_card_states_a_length_normalised_teacher(record):
+    """A build whose teacher scales long texts down (``length_norm``, off in the shipped builds) says so and how:
+    the shipped record's card with that one setting changed."""
+    import copy
+
+    from sparse_demo.offline.card import model_card
+
+    assert "/ L1) ^" not in model_card(record)
+    changed = copy.deepcopy(record)
+    changed["expansion_distillation"]["settings"].update(length_norm=0.3, length_ref=12.0)
+    assert "has every target scaled by (12 / L1) ^ 0.3" in model_card(changed)
 
 
 def test_held_out_metrics_after_training_are_not_below_before(record):

@@ -73,6 +73,13 @@ def model_card(record: dict[str, Any]) -> str:
                 if t.get("min_verb_id")
                 else ""
             )
+            + (
+                f"; a text whose target vector weighs more than {t.get('length_ref', 4.0):g} in all (L1) has every "
+                f"target scaled by ({t.get('length_ref', 4.0):g} / L1) ^ {t['length_norm']:g}, so a long text's "
+                "terms each weigh less (a length normalisation, as in BM25)"
+                if t.get("length_norm")
+                else ""
+            )
             + f". The embeddings of {distil.get('graph_pieces', 0):,} "
             f"single-piece words were first moved towards their expansions', then the model was trained to "
             f"produce the teacher's vectors ({distil['steps']} steps on {distil['texts']:,} texts: the training "

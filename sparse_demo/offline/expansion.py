@@ -28,6 +28,11 @@ get the target :data:`OWN_TARGET`; its other input pieces (particles, endings, p
 stopword-list words) get ``function_target``: 0 for the V26-style teacher (which knows stopwords, as
 the card's penalties do), :data:`OWN_TARGET` for the V25-style one (which does not), or no target at
 all.
+With ``length_norm`` (off in the shipped builds: README, *Known gaps*), a text whose targets weigh more
+than ``length_ref`` in all has every target scaled by ``(length_ref / L1) ** length_norm``: without it, a
+document's vector gains a full-weight term for every word it holds and an expansion for many of them, so
+the dot product favours long documents for being long (the shipped model ranks a longer sentence above a
+shorter paraphrase that BM25, which normalises by length, finds).
 
 **Distillation** (:func:`distil_expansions`): the lexically initialised model is trained to
 produce the teacher's vector (squared error over the whole vocabulary except the free pieces,
@@ -102,6 +107,11 @@ class TeacherSettings:
             (먹 → 마시, 드시; 치 → 때리, 두드리) though never proposed: the rule then only keeps stems such as 나오 and
             생기 out of every text's vector, and the verbs of a text (captions are mostly verbs: 먹고 있다,
             자르고 있다) keep their expansions.
+        length_norm: 0, or a text whose target vector weighs more than ``length_ref`` in all (its L1 norm) has
+            every target scaled by ``(length_ref / L1) ** length_norm``: a long text's terms each weigh less,
+            as BM25's length normalisation does, so the student learns vectors whose dot product does not
+            favour a document for being long (many terms, many expansions: more ways to match anything).
+        length_ref: the L1 norm below which a target vector is not scaled.
     """
 
     top_n: int = 10
@@ -116,6 +126,8 @@ class TeacherSettings:
     max_indegree: int = 0
     indegree_words: int = 12_000
     expand_frequent_verbs: bool = False
+    length_norm: float = 0.0
+    length_ref: float = 4.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,17 +275,34 @@ class CongTeacher:
 
     def target(self, text: str, max_length: int = 192) -> tuple[dict[int, float], set[int]]:
         """``(targets, free)``: piece id -> target weight, and the ids left without a target."""
+        targets, free, _ = self.target_parts(text, max_length)
+        return targets, free
+
+    def target_parts(self, text: str, max_length: int = 192) -> tuple[dict[int, float], set[int], set[int]]:
+        """``(targets, free, expansions)``: :meth:`target` and the ids among its targets that are expansions."""
         content, other = self.own_pieces(text, max_length)
         targets = dict.fromkeys(content, OWN_TARGET)
-        targets.update(self.expansions(text, content | other))
+        expansions = self.expansions(text, content | other)
+        targets.update(expansions)
         function = other - self._special
         ft = self.settings.function_target
         if ft is None:  # free: left to the retrieval training
-            return targets, function | self._special
-        if ft > 0:  # a teacher that knows no stopwords: every input piece counts (V25-style)
+            free = function | self._special
+        elif ft > 0:  # a teacher that knows no stopwords: every input piece counts (V25-style)
             targets.update(dict.fromkeys(function, ft))
-            return targets, set(self._special)
-        return targets, set()  # function pieces and special tokens target 0 (V26-style)
+            free = set(self._special)
+        else:
+            free = set()  # function pieces and special tokens target 0 (V26-style)
+        return self._length_normalised(targets), free, set(expansions)
+
+    def _length_normalised(self, targets: dict[int, float]) -> dict[int, float]:
+        """``targets`` scaled by ``(length_ref / L1) ** length_norm`` when their L1 norm exceeds ``length_ref``."""
+        s = self.settings
+        total = sum(targets.values())
+        if not s.length_norm or total <= s.length_ref:
+            return targets
+        scale = (s.length_ref / total) ** s.length_norm
+        return {k: v * scale for k, v in targets.items()}
 
 
 def _content_morphemes(kiwi: Any, first_id: int = 200, max_id: int = 60_000) -> Iterator[tuple[int, str, str]]:
@@ -413,7 +442,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
 
     t0 = time.time()
     own_texts = list(dict.fromkeys(texts))
-    targets = [teacher.target(t, max_length) for t in own_texts]
+    parts = [teacher.target_parts(t, max_length) for t in own_texts]
     items = list(own_texts)
     kept_lexicon = 0
     for word in dict.fromkeys(lexicon):
@@ -421,13 +450,14 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
             break
         if word in own_texts:
             continue
-        target = teacher.target(word, max_length)
-        if any(v != OWN_TARGET for v in target[0].values()):
+        part = teacher.target_parts(word, max_length)
+        if part[2]:
             items.append(word)
-            targets.append(target)
+            parts.append(part)
             kept_lexicon += 1
+    targets = [(tg, free) for tg, free, _ in parts]
     lengths = [len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in items]
-    n_exp = [sum(1 for v in tg.values() if v != OWN_TARGET) for tg, _ in targets]
+    n_exp = [len(exp) for _, _, exp in parts]
     rng = random.Random(seed)
     order = sorted(range(len(items)), key=lambda i: (lengths[i], i))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
