@@ -8,12 +8,15 @@ gold sentences and evenly spaced others (``--size 2000``: how the test searched 
 prints, for BM25 and each folder alone, R@1 and MRR@10, then per folder the paired comparison with BM25: the
 questions whose gold sentence each ranks higher, and a two-sided sign test on them (how likely so uneven a split
 is if neither system were better). One question moves R@1 by 1/83 = 0.012 on the test split alone, which is why
-the test reads all three.
+the test reads all three. ``--idf`` and ``--length`` add each folder rescored with what BM25 has on top of a
+model's dot product: the corpus IDF, or a length normalisation (each sentence's score over its vector's L1 norm
+to a power); if the latter still helps, the model favours sentences for being long.
 
 Usage::
 
     python benchmarks/bench_low_overlap.py assets/demo-v26-style /path/to/another/build
     python benchmarks/bench_low_overlap.py --split test --size 2000 assets/demo-v26-style
+    python benchmarks/bench_low_overlap.py --idf --length 0.2 --length 0.3 assets/demo-v26-style
 """
 
 from __future__ import annotations
@@ -77,10 +80,12 @@ def low_overlap_set(split: str, size: int = 2000) -> tuple[list[str], list[tuple
     return texts, [(p.query, ids[p.positive]) for p in low]
 
 
-def _idf_weighted(index, questions: list[tuple[str, str]]) -> list[list[str]]:
-    """Top-10 sentence ids per question when each term of the model's dot product is also weighted by the
-    corpus IDF (BM25's, df: sentences whose vector holds the term): what BM25 knows of this corpus and a model
-    never sees. The vectors are the search's own: the index's document vectors and the query side's."""
+def _rescored(index, questions: list[tuple[str, str]], *, idf: bool = False, length: float = 0.0) -> list[list[str]]:
+    """Top-10 sentence ids per question when the model's dot product is changed by what BM25 knows and the
+    model's vectors may not: ``idf`` weights each term by the corpus IDF (BM25's, df: sentences whose vector holds
+    the term), which no model sees; ``length`` divides each sentence's score by its vector's L1 norm to that power
+    (a length normalisation: how much a model still favours a sentence for being long). The vectors are the
+    search's own: the index's document vectors and the query side's."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -92,8 +97,11 @@ def _idf_weighted(index, questions: list[tuple[str, str]]) -> list[list[str]]:
     _, ids, _ = vocabulary(encoder)
     d = vectors_matrix([doc.sparse for doc in index.documents], ids, encoder.vocab_size)
     q = vectors_matrix([encode_query(encoder, text, index.query_top_k)[0] for text, _ in questions], ids, d.shape[1])
-    idf = idf_from_df(np.asarray((d > 0).sum(axis=0)).ravel(), d.shape[0])
-    scores = (q @ sp.diags(idf) @ d.T).toarray()
+    if idf:
+        q = q @ sp.diags(idf_from_df(np.asarray((d > 0).sum(axis=0)).ravel(), d.shape[0]))
+    scores = (q @ d.T).toarray()
+    if length:
+        scores /= np.maximum(np.asarray(d.sum(axis=1)).ravel(), 1e-9) ** length
     doc_ids = [doc.id for doc in index.documents]
     return [[doc_ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in scores]
 
@@ -113,6 +121,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=0, help="sentences searched, golds first (0: all of KorSTS)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--idf", action="store_true", help="also each model with its terms weighted by corpus IDF")
+    parser.add_argument(
+        "--length",
+        type=float,
+        action="append",
+        default=[],
+        help="also each model with each sentence's score divided by its vector's L1 norm to this power (repeatable)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -138,8 +153,11 @@ def main() -> int:
         model = _per_question([search(index, q, method="sparse", k=10).ids for q, _ in questions], questions)
         print(_row(f"{folder} alone", model, bm25))
         if args.idf:
-            weighted = _per_question(_idf_weighted(index, questions), questions)
+            weighted = _per_question(_rescored(index, questions, idf=True), questions)
             print(_row(f"{folder} x corpus IDF", weighted, bm25))
+        for power in args.length:
+            normalised = _per_question(_rescored(index, questions, length=power), questions)
+            print(_row(f"{folder} / L1(sentence) ^ {power:g}", normalised, bm25))
     return 0
 
 
