@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparse_demo.offline.expansion import TeacherSettings
+
 
 def model_card(record: dict[str, Any]) -> str:
     """The demo model's ``README.md`` from its build record."""
@@ -48,20 +50,20 @@ def model_card(record: dict[str, Any]) -> str:
         )
     distil = record.get("expansion_distillation")
     if distil:
-        t = distil["settings"]
+        t = {**TeacherSettings().to_dict(), **distil["settings"]}  # an older record lacks the newer settings
         expansions = (
             f"Expansions come from Kiwi's CoNg model (`kiwipiepy_model`, Apache-2.0) used as a teacher: each "
             f"content morpheme's {t['top_n']} most similar content morphemes with similarity >= {t['min_score']:g}, "
             f"as whole words of at most {t['max_pieces']} pieces of >= {t['min_piece_chars']} characters, with "
             f"target weight {t['weight']:g} x similarity"
             + (
-                f" x rarity (clamp(ln id / ln {t['rarity_ref']:,}, {t.get('rarity_floor', 0.5):g}, 1) of the proposed "
+                f" x rarity (clamp(ln id / ln {t['rarity_ref']:,}, {t['rarity_floor']:g}, 1) of the proposed "
                 "morpheme's CoNg id, ids following frequency: frequent, unspecific words propose less)"
                 if t.get("rarity_ref")
                 else ""
             )
             + (
-                f"; a word that more than {t['max_indegree']} of CoNg's {t.get('indegree_words', 12_000):,} most "
+                f"; a word that more than {t['max_indegree']} of CoNg's {t['indegree_words']:,} most "
                 f"frequent content morphemes propose (a hub of the neighbour graph) is scaled by {t['max_indegree']} "
                 "/ that count"
                 if t.get("max_indegree")
@@ -74,8 +76,8 @@ def model_card(record: dict[str, Any]) -> str:
                 else ""
             )
             + (
-                f"; a text whose target vector weighs more than {t.get('length_ref', 4.0):g} in all (L1) has every "
-                f"target scaled by ({t.get('length_ref', 4.0):g} / L1) ^ {t['length_norm']:g}, so a long text's "
+                f"; a text whose target vector weighs more than {t['length_ref']:g} in all (L1) has every "
+                f"target scaled by ({t['length_ref']:g} / L1) ^ {t['length_norm']:g}, so a long text's "
                 "terms each weigh less (a length normalisation, as in BM25)"
                 if t.get("length_norm")
                 else ""

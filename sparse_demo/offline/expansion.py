@@ -455,7 +455,6 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
             items.append(word)
             parts.append(part)
             kept_lexicon += 1
-    targets = [(tg, free) for tg, free, _ in parts]
     lengths = [len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in items]
     n_exp = [len(exp) for _, _, exp in parts]
     rng = random.Random(seed)
@@ -474,7 +473,7 @@ def distil_expansions(  # noqa: PLR0913 - one training loop's knobs
                 [items[i] for i in batch], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             )
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            target, weight = dense_targets([targets[i] for i in batch], vocab)
+            target, weight = dense_targets([parts[i][:2] for i in batch], vocab)
             pooled = _pooled(out.logits, enc["attention_mask"], target > 0, leak)
             loss = ((pooled - target) ** 2 * weight).sum(dim=1).mean()
             optimizer.zero_grad()
