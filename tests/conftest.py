@@ -241,16 +241,67 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture's teardown knows whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def _browser_events(pg) -> list[str]:
+    """What the page reports as it goes (console errors and warnings, uncaught errors, failed requests),
+    printed when a browser test fails: a lost answer then says whether the page saw an error."""
+    events: list[str] = []
+
+    def console(msg) -> None:
+        if msg.type in ("error", "warning"):
+            events.append(f"console {msg.type}: {msg.text}")
+
+    pg.on("console", console)
+    pg.on("pageerror", lambda exc: events.append(f"page error: {exc}"))
+    pg.on("requestfailed", lambda r: events.append(f"request failed: {r.method} {r.url} ({r.failure})"))
+    return events
+
+
 @pytest.fixture()
-def page(browser, app_url):
+def page(browser, app_url, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
+    events = _browser_events(pg)
     pg.goto(app_url)
     # the page answers Explore's first example on load: wait for it, so a test's own answer is never replaced
     pg.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=300_000)
     yield pg
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        toasts = pg.locator(".toast-body").all_inner_texts()
+        print("The browser saw:", *(events[-40:] or ["no console error, page error or failed request"]), sep="\n  ")
+        print("Toasts on screen:", toasts or "none")
     context.close()
+
+
+def fill_box(box, text: str) -> None:
+    """Type ``text`` into a Gradio text box and wait until the box holds it (a box a tab has just shown may
+    still be taking its first value)."""
+    from playwright.sync_api import expect
+
+    box.fill(text)
+    expect(box).to_have_value(text)
+
+
+def wait_for_answer(page, selector: str, text: str, timeout_ms: float) -> str:
+    """The inner text of ``selector`` once it shows ``text``; on timeout, a failure that quotes what it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    where = page.locator(selector)
+    try:
+        where.get_by_text(text).first.wait_for(timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = where.inner_text(timeout=5_000) if where.count() else "(not on the page)"
+        pytest.fail(f"{selector} did not show {text!r} within {timeout_ms / 1000:.0f} s; it shows: {shown!r}")
+    return where.inner_text()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):

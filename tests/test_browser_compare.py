@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from conftest import fill_box, wait_for_answer
+
+SET = "당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증"
 #: The conftest models are random tiny XLM-R models that activate ~230k ids per query; their
 #: first analysis classifies every one of them (seconds, minutes on a busy 2-core machine).
 SLOW_MS = 300_000
@@ -20,9 +23,9 @@ def _row_cells(page, table_id: str, index: int = 0) -> list[str]:
 
 def test_compare_one_query_in_browser(page):
     _open_compare(page)
-    page.locator("#compare-query textarea").fill("당뇨병 치료 방법")
+    fill_box(page.locator("#compare-query textarea"), "당뇨병 치료 방법")
     page.locator("#compare-run").click()
-    page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
+    wait_for_answer(page, "#compare-status", "input tokens", SLOW_MS)
     cells = _row_cells(page, "compare-aligned")
     # columns: rank_a, token_a, weight_a, rank_b, token_b, weight_b, rank_shift, weight_delta, status, ...
     assert "1" in (cells[0], cells[3]), cells  # the first row holds a rank-1 token of A or B
@@ -35,15 +38,16 @@ def test_compare_one_query_in_browser(page):
 def test_compare_query_set_then_pick_a_row_in_browser(page):
     _open_compare(page)
     page.get_by_role("tab", name="Query set", exact=True).click()
-    page.locator("#compare-set-text textarea").fill("당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증")
+    fill_box(page.locator("#compare-set-text textarea"), SET)
     page.locator("#compare-set-run").click()
-    page.locator("#compare-set-status").get_by_text("3 queries").wait_for(timeout=SLOW_MS)
+    status = wait_for_answer(page, "#compare-set-status", "queries", SLOW_MS)
+    assert status.startswith("3 queries"), status
     cells = _row_cells(page, "compare-set-disagreements")
     assert cells[0] == "1", cells  # rank 1 = the query where the pair disagrees most
     query = cells[2]
     assert query in {"당뇨병 치료 방법", "전세 보증금 돌려받는 방법", "클라우드 보안 인증"}
     page.locator('#compare-set-disagreements [role="row"][data-index="0"] [role="gridcell"]').nth(2).click()
-    page.locator("#compare-status").get_by_text("input tokens").wait_for(timeout=SLOW_MS)
+    wait_for_answer(page, "#compare-status", "input tokens", SLOW_MS)
     assert page.locator("#compare-query textarea").input_value() == query
     _row_cells(page, "compare-aligned")
 
@@ -54,14 +58,12 @@ def test_limits_are_stated_in_browser(page, app_context, monkeypatch):
 
     monkeypatch.setattr(app_context, "limits", Limits(max_query_chars=40, max_batch=2))
     _open_compare(page)
-    page.locator("#compare-query textarea").fill("당뇨병 " * 20)
+    fill_box(page.locator("#compare-query textarea"), "당뇨병 " * 20)
     page.locator("#compare-run").click()
-    page.locator("#compare-status").get_by_text("SPARSE_DEMO_MAX_QUERY_CHARS").wait_for(timeout=SLOW_MS)
-    assert "the limit is 40" in page.locator("#compare-status").inner_text()
+    status = wait_for_answer(page, "#compare-status", "SPARSE_DEMO_MAX_QUERY_CHARS", SLOW_MS)
+    assert "the limit is 40" in status, status
     page.get_by_role("tab", name="Query set", exact=True).click()
-    page.locator("#compare-set-text textarea").fill("당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증")
+    fill_box(page.locator("#compare-set-text textarea"), SET)
     page.locator("#compare-set-run").click()
-    # (the page may already show an answer on load: wait for the one about these 3 queries)
-    page.locator("#compare-set-status").get_by_text("of 3 queries").wait_for(timeout=SLOW_MS)
-    status = page.locator("#compare-set-status").inner_text()
+    status = wait_for_answer(page, "#compare-set-status", "queries", SLOW_MS)
     assert "Only the first 2 of 3 queries" in status and "SPARSE_DEMO_MAX_BATCH" in status, status
