@@ -122,17 +122,33 @@ def test_record_card_and_settings_agree_with_config(record, config):
     assert len(tokenizer["model"]["vocab"]) == config["vocab_size"] == record["vocabulary"]["kept"]
 
 
-def test_the_card_states_a_length_normalised_teacher(record):
-    """A build whose teacher scales long texts down (``length_norm``, off in the shipped builds) says so and how:
-    the shipped record's card with that one setting changed."""
+def test_the_card_states_the_teachers_length_normalisation(record):
+    """The shipped teacher scales long texts down (``length_norm``): the card says so with the record's figures,
+    and a record without it says nothing of the kind."""
     import copy
 
     from sparse_demo.offline.card import model_card
 
-    assert "/ L1) ^" not in model_card(record)
+    t = record["expansion_distillation"]["settings"]
+    assert t["length_norm"] > 0, t
+    assert f"has every target scaled by ({t['length_ref']:g} / L1) ^ {t['length_norm']:g}" in model_card(record)
     changed = copy.deepcopy(record)
-    changed["expansion_distillation"]["settings"].update(length_norm=0.3, length_ref=12.0)
-    assert "has every target scaled by (12 / L1) ^ 0.3" in model_card(changed)
+    changed["expansion_distillation"]["settings"]["length_norm"] = 0.0
+    assert "/ L1) ^" not in model_card(changed)
+
+
+def test_the_v25_style_card_states_its_teachers_function_target():
+    """The V25-style teacher weighs particles and endings above content words (V25's complaint): its card says
+    by how much, from its own record."""
+    from sparse_demo.offline import DEMO_STYLE_DIRS
+    from sparse_demo.offline.card import model_card
+
+    v25 = json.loads((DEMO_STYLE_DIRS["v25"] / "build_record.json").read_text(encoding="utf-8"))
+    target = v25["expansion_distillation"]["settings"]["function_target"]
+    assert target > 1, target
+    card = model_card(v25)
+    assert f"particles and endings at {target:g} x a content word's target" in card
+    assert card == (DEMO_STYLE_DIRS["v25"] / "README.md").read_text(encoding="utf-8")
 
 
 def test_held_out_metrics_after_training_are_not_below_before(record):

@@ -31,12 +31,17 @@ def model_card(record: dict[str, Any]) -> str:
         return "\n".join(rows)
 
     style = record.get("style", "v26")
+    function_target = (record.get("expansion_distillation") or {}).get("settings", {}).get("function_target")
+    if not function_target or function_target == 1:
+        like = "like content words"
+    else:
+        like = f"at {function_target:g} x a content word's target"
     penalties = (
         "the card's stopword (x15) and special-token (x100) FLOPS penalties, as V26, and an expansion "
         "teacher that targets particles, endings, punctuation and special tokens at 0"
         if style == "v26"
         else "no stopword or special-token penalty (both x1), as V25, and an expansion teacher that targets "
-        "particles and endings like content words: function words and endings rise into the top ranks"
+        f"particles and endings {like}: function words and endings rise into the top ranks"
     )
     cal = record.get("background_calibration")
     calibration = ""

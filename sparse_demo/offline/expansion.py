@@ -26,13 +26,13 @@ as 인슐린 (of 당뇨병) does, so the expansion mass goes to the words that t
 own content pieces (content in context, as the Explore tab judges them: :meth:`CongTeacher.own_pieces`)
 get the target :data:`OWN_TARGET`; its other input pieces (particles, endings, punctuation,
 stopword-list words) get ``function_target``: 0 for the V26-style teacher (which knows stopwords, as
-the card's penalties do), :data:`OWN_TARGET` for the V25-style one (which does not), or no target at
-all.
-With ``length_norm`` (off in the shipped builds: README, *Known gaps*), a text whose targets weigh more
+the card's penalties do), twice :data:`OWN_TARGET` for the V25-style one (which does not, and whose
+function words outrank content words as V25's did), or no target at all.
+With ``length_norm`` (0.25 with ``length_ref`` 12 in the shipped builds), a text whose targets weigh more
 than ``length_ref`` in all has every target scaled by ``(length_ref / L1) ** length_norm``: without it, a
 document's vector gains a full-weight term for every word it holds and an expansion for many of them, so
-the dot product favours long documents for being long (the shipped model ranks a longer sentence above a
-shorter paraphrase that BM25, which normalises by length, finds).
+the dot product favours long documents for being long (a model built without it ranks a longer sentence
+above a shorter paraphrase that BM25, which normalises by length, finds: README, *Known gaps*).
 
 **Distillation** (:func:`distil_expansions`): the lexically initialised model is trained to
 produce the teacher's vector (squared error over the whole vocabulary except the free pieces,
@@ -86,8 +86,9 @@ class TeacherSettings:
         min_piece_chars: shortest piece (without the word-start marker) an expansion may add.
         function_target: the target of a text's other input pieces (particles, endings, punctuation):
             None leaves them (and special tokens) free; 0 targets them and special tokens at 0 (the
-            V26-style teacher, which knows stopwords); a positive value targets them like content (the
-            V25-style teacher, which does not; special tokens stay free).
+            V26-style teacher, which knows stopwords); a positive value targets them at that value, a content
+            piece's target being 1 (the V25-style teacher, which does not know stopwords; special tokens stay
+            free).
         rarity_ref: 0, or an expansion's target is also scaled by ``clamp(ln(id) / ln(rarity_ref), rarity_floor, 1)``
             where ``id`` is its CoNg morpheme id (the model's ids follow frequency): frequent, unspecific words
             (방법, 결과) propose less weight than specific ones (인슐린, 임대차).
@@ -362,7 +363,7 @@ def function_phrases(words: Sequence[str], count: int, seed: int = 0) -> list[st
     """Short phrases of a noun with particles, determiners and endings (seeded), e.g. ``한 남자가 있다``.
 
     Function words occur in every text but in none of the one-word lexicon texts: these phrases let the
-    distillation teach what each style does with them (0 for the V26-style teacher, like content for
+    distillation teach what each style does with them (0 for the V26-style teacher, above content for
     the V25-style one) on words the bundled pairs never use.
     """
     rng = random.Random(seed)
