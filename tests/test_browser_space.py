@@ -159,7 +159,7 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
     from urllib.parse import quote
 
     from sparse_demo.offline import DEMO_MODEL_NAME, DEMO_V25_NAME
-    from sparse_demo.ui.common import EXAMPLE_QUERIES
+    from sparse_demo.ui.common import COMPARE_EXAMPLE, EXAMPLE_QUERIES
 
     if DEMO_V25_NAME not in space["ctx"].registry.names:
         pytest.skip("the bundled demo models are not built in this checkout")
@@ -174,7 +174,8 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
         page.get_by_role("tab", name="Compare", exact=True).click()
         assert page.locator("#compare-a-model input").input_value() == DEMO_MODEL_NAME
         assert page.locator("#compare-b-model input").input_value() == DEMO_V25_NAME
-        page.locator("#compare-query textarea").fill("감기에 걸렸을 때 먹는 음식")  # has particles and endings
+        # its first query has a particle and an ending: the first click shows the two styles apart
+        assert page.locator("#compare-query textarea").input_value() == COMPARE_EXAMPLE
         page.locator("#compare-run").click()
         page.locator("#compare-status").get_by_text(DEMO_V25_NAME).first.wait_for(timeout=SLOW_MS)
         masses = _stopword_masses(page)

@@ -52,6 +52,9 @@ EXAMPLE_QUERIES: list[str] = [
     "고혈압에 좋은 음식은 무엇이 있습니까?",
     "김치찌개 맛있게 끓이는 법",
 ]
+#: The Compare tab's first query: one with a particle and an ending (에, 한), so two models that treat stopwords
+#: differently (V25 and V26, or the two bundled demo styles) show it on the first click; 당뇨병 치료 방법 has none.
+COMPARE_EXAMPLE: str = "여권 발급에 필요한 서류"
 
 
 class UserError(ValueError):

@@ -19,7 +19,7 @@ from ..formatting import display_frame, empty_frame
 from ..offline import DEMO_MODEL_NAME, DEMO_V25_NAME
 from ..space import gpu
 from ..textio import read_query_file
-from .common import EXAMPLE_QUERIES, SIDE_CHOICES, AppContext, model_picker
+from .common import COMPARE_EXAMPLE, EXAMPLE_QUERIES, SIDE_CHOICES, AppContext, model_picker
 from .compare_one import (
     TABLE_COLUMNS,
     CompareResult,
@@ -142,7 +142,7 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
         with gr.Tab("One query", id="compare-one", elem_id="compare-one-tab"):
             query = gr.Textbox(
                 label="Query",
-                value=EXAMPLE_QUERIES[0],
+                value=COMPARE_EXAMPLE,
                 lines=2,
                 elem_id="compare-query",
                 placeholder="한국어 질의를 입력하세요",
