@@ -113,8 +113,9 @@ def test_the_engines_explanation_is_decoded_into_tokens_and_agrees(sample):
             assert line is not None and "agrees" in line, line
 
 
-def _leg_ties(legs) -> bool:
-    return any(len({h.score for h in leg.hits}) != len(leg.hits) for leg in legs)
+def _tied(blocks: list[dict[str, range]], docs) -> bool:
+    """Whether any of ``docs`` shares its score (so its rank is open) with another document in a leg."""
+    return any(len(b[d]) > 1 for b in blocks for d in docs if d in b)
 
 
 def _rank_blocks(leg) -> dict[str, range]:
@@ -139,8 +140,9 @@ def test_server_side_hybrid_ranks_as_client_side_fusion_of_the_same_legs(sample,
     """The cluster's hybrid query (search pipeline) and :func:`fuse` on the cluster's own legs agree.
 
     RRF only looks at ranks, and where a leg has tied scores the engine ranks the tied documents in
-    index order and the client by id: there every fused score must be one that some order of the tied
-    documents gives, in descending order; without ties the two lists are equal."""
+    index order and the client by id: where a document of either top 10 is tied in a leg, every fused score
+    must be one that some order of the tied documents gives, in descending order; where none is (ties further
+    down a leg change no rank of theirs), the two lists are equal."""
     index, queries = sample
     be = index.backend
     exact = 0
@@ -155,8 +157,8 @@ def test_server_side_hybrid_ranks_as_client_side_fusion_of_the_same_legs(sample,
         got = [(h.id, h.score) for h in server.hits]
         want = [(h.id, h.score) for h in client.hits]
         assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
-        if fusion == "rrf" and _leg_ties(legs):
-            blocks = [_rank_blocks(leg) for leg in legs]
+        blocks = [_rank_blocks(leg) for leg in legs]
+        if fusion == "rrf" and _tied(blocks, {d for d, _ in got + want}):
             assert all(_rrf_possible(d, sc, blocks) for d, sc in got), (text, got, want)
             continue
         for (gid, gs), (wid, ws) in zip(got, want, strict=True):
@@ -164,7 +166,7 @@ def test_server_side_hybrid_ranks_as_client_side_fusion_of_the_same_legs(sample,
             if gid != wid:  # only a float32 near-tie may swap
                 assert gid in dict(want) and abs(dict(want)[gid] - ws) < 2e-6, (text, got, want)
         exact += 1
-    assert exact >= (1 if fusion == "rrf" else len(queries)), exact  # RRF: most sample queries have leg ties
+    assert exact >= (1 if fusion == "rrf" else len(queries)), exact  # RRF: many queries have ties in their top 10
 
 
 def test_the_search_function_fuses_on_the_cluster_and_says_so(sample):
