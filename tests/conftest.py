@@ -282,12 +282,34 @@ def page(browser, app_url, request):
     context.close()
 
 
-def fill_box(box, text: str) -> None:
-    """Type ``text`` into a Gradio text box and wait until the box holds it (a box a tab has just shown may
-    still be taking its first value)."""
+#: Resolves once the page has painted twice and then had nothing left to do (or after 2 s).
+_SETTLED = (
+    "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame("
+    "() => requestIdleCallback(() => done(), {timeout: 2000}))))"
+)
+
+
+def settle(page) -> None:
+    """Wait until the page has finished what it was doing: a tab just shown mounts its boxes, and a moment
+    later Gradio's props sync may hand a box its value again."""
+    page.evaluate(_SETTLED)
+
+
+def fill_box(box, text: str, tries: int = 3) -> None:
+    """Type ``text`` into a Gradio box and make sure the box keeps it.
+
+    Gradio mounts a tab's boxes when the tab is first shown, and its props sync can give a box its initial
+    value again a moment after the box appears (seen in CI: the Compare set box lost the typed queries and held
+    its default). So the page settles before and after typing, and the text is typed again if it was lost.
+    """
     from playwright.sync_api import expect
 
-    box.fill(text)
+    for _ in range(tries):
+        settle(box.page)
+        box.fill(text)
+        settle(box.page)
+        if box.input_value() == text:
+            return
     expect(box).to_have_value(text)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from conftest import fill_box
+
 
 def test_explore_in_browser(page):
     box = page.locator("#explore-query textarea")
-    box.fill("당뇨병 치료 방법")
+    fill_box(box, "당뇨병 치료 방법")
     page.locator("#explore-run").click()
     status = page.locator("#explore-status")
     status.get_by_text("tokens encoded").wait_for()
@@ -22,6 +24,6 @@ def test_explore_in_browser(page):
 
 
 def test_explore_empty_query_message_in_browser(page):
-    page.locator("#explore-query textarea").fill("   ")
+    fill_box(page.locator("#explore-query textarea"), "   ")
     page.locator("#explore-run").click()
     page.locator("#explore-status").get_by_text("empty").wait_for()

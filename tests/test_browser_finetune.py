@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import fill_box, free_port, wait_for
 
 TOPICS = [
     ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
@@ -44,7 +44,7 @@ def _start(page, pairs: Path, seconds: int = 20) -> None:
     page.locator("#ft-pairs input[type=file]").set_input_files(str(pairs))
     page.locator("#ft-size").get_by_text("tiny").click()
     limit = page.locator("#ft-time input[type=number]")
-    limit.fill(str(seconds))
+    fill_box(limit, str(seconds))
     limit.press("Enter")
 
 
@@ -107,7 +107,7 @@ def test_a_closed_tab_cancels_its_training_and_its_files_go(browser, public_app,
     before = _visitor_folders(ctx)
     context, page = _open(browser, public_app["url"])
     _start(page, _pairs_file(tmp_path / "many.jsonl", variants=40), seconds=300)
-    page.get_by_label("epochs").fill("200")  # would train for the whole 300 s if nobody stopped it
+    fill_box(page.get_by_label("epochs"), "200")  # would train for the whole 300 s if nobody stopped it
     page.locator("#ft-start").click()
     page.locator("#ft-status").get_by_text("step ").wait_for(timeout=300_000)
     assert page.locator("#ft-cancel").is_enabled()  # a run is on

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from conftest import fill_box
+
 
 def test_heatmap_renders_for_a_query(page):
-    page.locator("#explore-query textarea").fill("당뇨병 치료 방법")
+    fill_box(page.locator("#explore-query textarea"), "당뇨병 치료 방법")
     page.get_by_text("Position heatmap: which input positions feed which tokens").click()
     page.locator("#explore-hm-run").click()
     page.locator("#explore-hm-status").get_by_text("input positions").wait_for(timeout=120_000)
@@ -47,8 +49,8 @@ def test_an_inference_free_model_shows_its_query_side_and_its_document_side(page
     folder = tmp_path / "inference-free"
     SparseEncoder(modules=[router], device="cpu").save(str(folder))
 
-    page.locator("#explore-folder textarea, #explore-folder input").first.fill(str(folder))
-    page.locator("#explore-query textarea").fill("당뇨병 치료 방법")
+    fill_box(page.locator("#explore-folder textarea, #explore-folder input").first, str(folder))
+    fill_box(page.locator("#explore-query textarea"), "당뇨병 치료 방법")
     page.locator("#explore-run").click()
     status = page.locator("#explore-status")
     status.get_by_text("token weights").wait_for(timeout=120_000)

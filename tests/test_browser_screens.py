@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import wait_for
+from conftest import fill_box, wait_for
 
 CHARTS = ("evaluate-weight-chart", "evaluate-prune-flops", "evaluate-prune-bytes")
 DEMO_MODEL = "demo-v26-style (bundled)"  # written here: the test reads what a visitor reads
@@ -38,7 +38,7 @@ def evaluated(browser, styled_url):
     page.get_by_role("tab", name="Evaluate").click()
     # the bundled demo model (15k vocabulary) encodes the sample far faster than the 250k-vocabulary tiny models
     page.locator("#evaluate-models .token", has_text="tiny-a").locator(".token-remove").click()
-    page.locator("#evaluate-models input").fill("demo")
+    fill_box(page.locator("#evaluate-models input"), "demo")
     page.get_by_role("option", name=DEMO_MODEL).click()
     for label in ("Hybrid weight curve", "Pruning curve (top-k, max_ratio)"):
         page.locator("#evaluate-sweeps").get_by_label(label).check()

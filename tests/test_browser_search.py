@@ -4,6 +4,8 @@ lower case is longer than itself is highlighted on the right characters."""
 
 from __future__ import annotations
 
+from conftest import fill_box
+
 #: Encoding the 313-passage sample corpus with a random tiny XLM-R model takes tens of
 #: seconds (minutes on a busy 2-core machine): every passage activates ~250k vocabulary ids.
 SLOW_MS = 900_000
@@ -19,7 +21,7 @@ def _pick_model(page, name: str) -> None:
     box = page.locator("#search-model input")
     for _ in range(5):
         box.click()
-        box.fill("demo")
+        fill_box(box, "demo")
         try:
             page.get_by_role("option", name=name).click(timeout=10_000)
             wait_for(lambda: box.input_value() == name, timeout=10)
@@ -51,7 +53,7 @@ def test_search_hybrid_in_browser(page):
     assert "313 documents" in index_status and "memory" in index_status and "analyzer" in index_status
 
     page.get_by_role("radio", name="Hybrid (BM25 + sparse)").check()
-    page.locator("#search-query textarea").fill("당뇨병 치료 방법")
+    fill_box(page.locator("#search-query textarea"), "당뇨병 치료 방법")
     page.locator("#search-run").click()
     status = page.locator("#search-status")
     status.get_by_text("hits in").wait_for(timeout=SLOW_MS)
@@ -79,7 +81,7 @@ def test_search_hybrid_in_browser(page):
 
 def test_search_empty_query_message_in_browser(page):
     page.get_by_role("tab", name="Search").click()
-    page.locator("#search-query textarea").fill("   ")
+    fill_box(page.locator("#search-query textarea"), "   ")
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("empty").wait_for()
 
@@ -99,7 +101,7 @@ def test_uploaded_passage_highlights_the_right_characters_in_browser(page, tmp_p
     page.locator("#search-upload input[type=file]").set_input_files(str(path))
     page.locator("#search-index-status").get_by_text("2 documents").wait_for()
     page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
-    page.locator("#search-query textarea").fill("혈당")
+    fill_box(page.locator("#search-query textarea"), "혈당")
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
     marks = page.locator("#search-passage .search-passage > p:not([style]) mark")  # the passage, not the legend
@@ -127,10 +129,10 @@ def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
     page.locator("#search-index-status").get_by_text("3 documents").wait_for()
 
     box = page.locator("#search-analyzer input")
-    box.fill("j, e")
+    fill_box(box, "j, e")
     box.press("Enter")
     page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
-    page.locator("#search-query textarea").fill("전세 보증금")
+    fill_box(page.locator("#search-query textarea"), "전세 보증금")
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
     assert "analyzer E,J" in page.locator("#search-status").inner_text()
@@ -147,7 +149,7 @@ def test_an_over_long_query_is_refused_with_the_limit_in_browser(page, app_conte
     limit = app_context.limits.max_query_chars
     page.get_by_role("tab", name="Search").click()
     page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
-    page.locator("#search-query textarea").fill("가" * (limit + 1))
+    fill_box(page.locator("#search-query textarea"), "가" * (limit + 1))
     page.locator("#search-run").click()
     status = page.locator("#search-status")
     status.get_by_text("SPARSE_DEMO_MAX_QUERY_CHARS").wait_for(timeout=SLOW_MS)

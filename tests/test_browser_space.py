@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import fill_box, free_port, wait_for
 
 from sparse_demo.models import NOT_AVAILABLE
 
@@ -133,7 +133,7 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         assert page.locator("#search-model input").input_value() == demo_name
         page.locator("#search-index").click()
         page.locator("#search-index-status").get_by_text("Index ready").wait_for(timeout=SLOW_MS)
-        page.locator("#search-query textarea").fill("당뇨병 치료 방법")
+        fill_box(page.locator("#search-query textarea"), "당뇨병 치료 방법")
         page.locator("#search-run").click()
         page.locator("#search-status").get_by_text("hits in").wait_for(timeout=SLOW_MS)
         page.locator('#search-results [role="row"][data-index="0"]').wait_for()
@@ -234,7 +234,7 @@ def _finetune(page, tmp_path: Path) -> str:
     page.locator("#ft-pairs input[type=file]").set_input_files(str(pairs))
     page.locator("#ft-size").get_by_text("tiny").click()
     limit = page.locator("#ft-time input[type=number]")
-    limit.fill("20")
+    fill_box(limit, "20")
     limit.press("Enter")
     page.locator("#ft-start").click()
     page.locator("#ft-status").get_by_text("Done").wait_for(timeout=SLOW_MS)
@@ -273,10 +273,10 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
         # B types A's model name, then its folder: never A's model (more spellings: tests/test_models.py)
         box = page_b.locator("#explore-folder textarea, #explore-folder input").first
         status = page_b.locator("#explore-status")
-        box.fill(name)
+        fill_box(box, name)
         page_b.locator("#explore-run").click()
         status.get_by_text("Could not load").wait_for(timeout=SLOW_MS)
-        box.fill(str(folder))
+        fill_box(box, str(folder))
         page_b.locator("#explore-run").click()
         status.get_by_text(NOT_AVAILABLE).wait_for(timeout=SLOW_MS)
         assert "tokens encoded" not in status.inner_text()
@@ -385,7 +385,7 @@ def _hybrid_search(page) -> str:
     before = status.inner_text()
     page.locator("#search-method").get_by_text("Hybrid (BM25 + sparse)").click()
     page.locator("#search-backend").get_by_text("In memory").click()
-    page.locator("#search-query textarea").fill("당뇨병 치료 방법")
+    fill_box(page.locator("#search-query textarea"), "당뇨병 치료 방법")
     page.locator("#search-run").click()
     wait_for(lambda: "hits in" in status.inner_text() and status.inner_text() != before, timeout=SLOW_MS / 1000)
     return status.inner_text()
@@ -452,13 +452,13 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
                     lambda s=status: NOT_AVAILABLE not in s.inner_text() and s.inner_text().strip(),
                     timeout=SLOW_MS / 1000,
                 )
-            field.fill(typed)
+            fill_box(field, typed)
             page_b.locator(button).click()
             try:
                 wait_for(lambda s=status: NOT_AVAILABLE in s.inner_text(), timeout=SLOW_MS / 1000)
             except TimeoutError:
                 raise AssertionError(f"{typed} in {box}: {status.inner_text()}") from None
-            field.fill("")
+            fill_box(field, "")
         # (Evaluate has no box to type in: its model list refuses values it does not offer;
         #  tests/test_visitors.py checks its handler with a typed path.)
 
