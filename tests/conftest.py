@@ -295,6 +295,13 @@ def settle(page) -> None:
     page.evaluate(_SETTLED)
 
 
+def show_tab(page, name: str) -> None:
+    """Click the tab labelled ``name`` and wait until the page has mounted what it shows (see :func:`settle`),
+    so that a click or a typed text right after it is not undone by the mount."""
+    page.get_by_role("tab", name=name, exact=True).click()
+    settle(page)
+
+
 def fill_box(box, text: str, tries: int = 3) -> None:
     """Type ``text`` into a Gradio box and make sure the box keeps it.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import fill_box, wait_for_answer
+from conftest import fill_box, show_tab, wait_for_answer
 
 SET = "당뇨병 치료 방법\n전세 보증금 돌려받는 방법\n클라우드 보안 인증"
 #: The conftest models are random tiny XLM-R models that activate ~230k ids per query; their
@@ -11,7 +11,7 @@ SLOW_MS = 300_000
 
 
 def _open_compare(page) -> None:
-    page.get_by_role("tab", name="Compare", exact=True).click()
+    show_tab(page, "Compare")
     page.locator("#compare-query textarea").wait_for()
 
 
@@ -37,7 +37,7 @@ def test_compare_one_query_in_browser(page):
 
 def test_compare_query_set_then_pick_a_row_in_browser(page):
     _open_compare(page)
-    page.get_by_role("tab", name="Query set", exact=True).click()
+    show_tab(page, "Query set")
     fill_box(page.locator("#compare-set-text textarea"), SET)
     page.locator("#compare-set-run").click()
     status = wait_for_answer(page, "#compare-set-status", "queries", SLOW_MS)
@@ -62,7 +62,7 @@ def test_limits_are_stated_in_browser(page, app_context, monkeypatch):
     page.locator("#compare-run").click()
     status = wait_for_answer(page, "#compare-status", "SPARSE_DEMO_MAX_QUERY_CHARS", SLOW_MS)
     assert "the limit is 40" in status, status
-    page.get_by_role("tab", name="Query set", exact=True).click()
+    show_tab(page, "Query set")
     fill_box(page.locator("#compare-set-text textarea"), SET)
     page.locator("#compare-set-run").click()
     status = wait_for_answer(page, "#compare-set-status", "queries", SLOW_MS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import fill_box
+from conftest import fill_box, show_tab
 
 #: The bundled demo model (15k vocabulary) encodes the sample far faster than the 250k-vocabulary tiny models;
 #: Evaluate keeps encodings per model and corpus, so test_browser_screens' run with it is not repeated here.
@@ -12,7 +12,7 @@ DEMO_MODEL = "demo-v26-style (bundled)"  # written here: the test reads what a v
 
 
 def test_evaluate_sample_in_browser(page):
-    page.get_by_role("tab", name="Evaluate").click()
+    show_tab(page, "Evaluate")
     page.locator("#evaluate-models .token", has_text="tiny-a").locator(".token-remove").click()
     fill_box(page.locator("#evaluate-models input"), "demo")
     page.get_by_role("option", name=DEMO_MODEL).click()

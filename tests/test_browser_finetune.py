@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import fill_box, free_port, wait_for
+from conftest import fill_box, free_port, show_tab, wait_for
 
 TOPICS = [
     ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
@@ -40,7 +40,7 @@ def _pairs_file(path: Path, variants: int = len(SUFFIXES)) -> Path:
 
 
 def _start(page, pairs: Path, seconds: int = 20) -> None:
-    page.get_by_role("tab", name="Fine-tune").click()
+    show_tab(page, "Fine-tune")
     page.locator("#ft-pairs input[type=file]").set_input_files(str(pairs))
     page.locator("#ft-size").get_by_text("tiny").click()
     limit = page.locator("#ft-time input[type=number]")
@@ -58,7 +58,7 @@ def test_finetune_in_browser(page, tmp_path):
     assert "pairs" in text and "added to your model list" in text
     page.locator("#ft-metrics [role=gridcell]", has_text="hybrid").first.wait_for()
     # the new model is offered in the Explore tab's picker of this visitor
-    page.get_by_role("tab", name="Explore").click()
+    show_tab(page, "Explore")
     page.locator("#explore-model input").click()
     page.locator("#explore-model [role=option]", has_text="fine-tuned").first.wait_for()
 
@@ -174,7 +174,7 @@ def test_public_page_and_zip_show_no_server_path(browser, public_app, tmp_path):
         zipped = Path(info.value.path())
         texts = {}
         for tab in ("Explore", "Compare", "Search", "Fine-tune", "Evaluate"):
-            page.get_by_role("tab", name=tab, exact=True).click()
+            show_tab(page, tab)
             page.wait_for_timeout(300)
             texts[f"page, {tab} tab"] = page.locator("body").inner_text()
         with zipfile.ZipFile(zipped) as zf:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from conftest import show_tab
 from test_browser_finetune import _pairs_file, _start
 
 
@@ -20,6 +21,6 @@ def test_inference_free_finetune_in_browser(page, app_context, tmp_path):
     page.locator("#ft-metrics [role=gridcell]", has_text="hybrid").first.wait_for()
     (folder,) = routers()  # the run saved a sentence-transformers Router folder (the checkbox reached the trainer)
     assert (folder / "query_0_SparseStaticEmbedding" / "model.safetensors").is_file()
-    page.get_by_role("tab", name="Explore").click()
+    show_tab(page, "Explore")
     page.locator("#explore-model input").click()
     page.locator("#explore-model [role=option]", has_text="fine-tuned").first.wait_for()

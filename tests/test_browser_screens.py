@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from conftest import fill_box, wait_for
+from conftest import fill_box, show_tab, wait_for
 
 CHARTS = ("evaluate-weight-chart", "evaluate-prune-flops", "evaluate-prune-bytes")
 DEMO_MODEL = "demo-v26-style (bundled)"  # written here: the test reads what a visitor reads
@@ -31,11 +31,11 @@ def evaluated(browser, styled_url):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(styled_url)
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     page.locator("#search-method").get_by_label("BM25 (Kiwi morphemes)").check()  # results without encoding
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("hits in").wait_for(timeout=240_000)
-    page.get_by_role("tab", name="Evaluate").click()
+    show_tab(page, "Evaluate")
     # the bundled demo model (15k vocabulary) encodes the sample far faster than the 250k-vocabulary tiny models
     page.locator("#evaluate-models .token", has_text="tiny-a").locator(".token-remove").click()
     fill_box(page.locator("#evaluate-models input"), "demo")
@@ -83,7 +83,7 @@ def test_evaluate_charts_lie_inside_their_boxes(evaluated, width):
 def test_table_headers_are_one_line(evaluated):
     """Every header cell of the measured table and of a token table is one line (no "ra / nk")."""
     evaluated.set_viewport_size({"width": 1400, "height": 1000})
-    evaluated.get_by_role("tab", name="Explore").click()
+    show_tab(evaluated, "Explore")
     evaluated.locator("#explore-run").click()
     evaluated.locator("#explore-leakage").get_by_text("Stopword leakage").wait_for(timeout=120_000)
     evaluated.locator('#explore-table [role="row"][data-index="0"]').wait_for()
@@ -94,7 +94,7 @@ def test_table_headers_are_one_line(evaluated):
     })"""
     headers = evaluated.locator("#explore-table th .header").evaluate_all(lines)
     assert [h[0] for h in headers][:3] == ["rank", "token", "weight"], headers
-    evaluated.get_by_role("tab", name="Evaluate").click()
+    show_tab(evaluated, "Evaluate")
     headers += evaluated.locator("#evaluate-table th .header").evaluate_all(lines)
     for text, rects, height, one_line in headers:
         assert rects == 1 and height <= one_line, f"header {text!r} takes {rects} lines ({height:.0f}px)"
@@ -115,7 +115,7 @@ def test_tables_before_a_run_say_what_to_do(browser, styled_url):
         }
         tabs = {"explore": "Explore", "search": "Search", "evaluate": "Evaluate", "compare": "Compare"}
         for elem, words in expected.items():
-            page.get_by_role("tab", name=tabs[elem.split("-")[0]]).click()
+            show_tab(page, tabs[elem.split("-")[0]])
             if elem == "evaluate-wins":
                 page.get_by_text("Per-query wins and losses").click()
             table = page.locator(f"#{elem}")
@@ -129,7 +129,7 @@ def test_tables_before_a_run_say_what_to_do(browser, styled_url):
 def test_a_query_from_evaluate_clears_the_old_results(evaluated):
     """Selecting a wins/losses row fills Search's query and clears the results of the previous query."""
     evaluated.set_viewport_size({"width": 1400, "height": 1000})
-    evaluated.get_by_role("tab", name="Evaluate").click()
+    show_tab(evaluated, "Evaluate")
     accordion = evaluated.get_by_text("Per-query wins and losses")
     if not evaluated.locator("#evaluate-wins").is_visible():
         accordion.click()
@@ -137,7 +137,7 @@ def test_a_query_from_evaluate_clears_the_old_results(evaluated):
     row.wait_for()
     query = row.locator('[role="gridcell"]').nth(1).inner_text().strip()
     row.locator('[role="gridcell"]').nth(1).click()
-    evaluated.get_by_role("tab", name="Search").click()
+    show_tab(evaluated, "Search")
     box = evaluated.locator("#search-query textarea")
     wait_for(lambda: box.input_value().strip() == query, timeout=20)
     results = evaluated.locator("#search-results")

@@ -4,7 +4,7 @@ lower case is longer than itself is highlighted on the right characters."""
 
 from __future__ import annotations
 
-from conftest import fill_box
+from conftest import fill_box, show_tab
 
 #: Encoding the 313-passage sample corpus with a random tiny XLM-R model takes tens of
 #: seconds (minutes on a busy 2-core machine): every passage activates ~250k vocabulary ids.
@@ -42,7 +42,7 @@ def _opt_float(cell: str) -> float | None:
 
 
 def test_search_hybrid_in_browser(page):
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     page.locator("#search-query textarea").wait_for()
     assert "tiny-a" in page.locator("#search-model input").input_value()  # the presets' default
     _pick_model(page, DEMO_MODEL)
@@ -80,7 +80,7 @@ def test_search_hybrid_in_browser(page):
 
 
 def test_search_empty_query_message_in_browser(page):
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     fill_box(page.locator("#search-query textarea"), "   ")
     page.locator("#search-run").click()
     page.locator("#search-status").get_by_text("empty").wait_for()
@@ -97,7 +97,7 @@ def test_uploaded_passage_highlights_the_right_characters_in_browser(page, tmp_p
     path = tmp_path / "upload.jsonl"
     rows = [{"id": "tr-1", "text": "İİİ 혈당 관리"}, {"id": "ko-2", "text": "전세 보증금"}]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     page.locator("#search-upload input[type=file]").set_input_files(str(path))
     page.locator("#search-index-status").get_by_text("2 documents").wait_for()
     page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
@@ -124,7 +124,7 @@ def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
         {"id": "c", "text": "여권 발급에는 신분증과 사진이 필요합니다."},
     ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     page.locator("#search-upload input[type=file]").set_input_files(str(path))
     page.locator("#search-index-status").get_by_text("3 documents").wait_for()
 
@@ -147,7 +147,7 @@ def test_corpus_report_accordion_and_analyzer_in_the_full_app(page, tmp_path):
 def test_an_over_long_query_is_refused_with_the_limit_in_browser(page, app_context):
     """A query one character over ctx.limits.max_query_chars gets a message naming the limit and its variable."""
     limit = app_context.limits.max_query_chars
-    page.get_by_role("tab", name="Search").click()
+    show_tab(page, "Search")
     page.get_by_role("radio", name="BM25 (Kiwi morphemes)").check()
     fill_box(page.locator("#search-query textarea"), "가" * (limit + 1))
     page.locator("#search-run").click()

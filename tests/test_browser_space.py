@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fill_box, free_port, wait_for
+from conftest import fill_box, free_port, show_tab, wait_for
 
 from sparse_demo.models import NOT_AVAILABLE
 
@@ -121,7 +121,7 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         assert demo_name in page.locator("#explore-status").inner_text()
         page.locator('#explore-table [role="row"][data-index="0"]').wait_for()
         # Compare
-        page.get_by_role("tab", name="Compare", exact=True).click()
+        show_tab(page, "Compare")
         assert page.locator("#compare-a-model input").input_value() == demo_name
         page.locator("#compare-run").click()
         # the tables show an empty-state row before the first answer: wait for the answer's status
@@ -129,7 +129,7 @@ def test_first_visit_without_v26_answers_with_the_demo_model(browser, space):
         page.locator('#compare-aligned [role="row"][data-index="0"]').wait_for()
         assert "Nothing to show yet" not in page.locator("#compare-aligned").inner_text()
         # Search: build the sample index, then search it
-        page.get_by_role("tab", name="Search", exact=True).click()
+        show_tab(page, "Search")
         assert page.locator("#search-model input").input_value() == demo_name
         page.locator("#search-index").click()
         page.locator("#search-index-status").get_by_text("Index ready").wait_for(timeout=SLOW_MS)
@@ -171,7 +171,7 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
         origins = [r[header.index("origin")] for r in rows]
         assert "expansion" in origins, rows
         # Compare, as its tab opens: the two demo models side by side
-        page.get_by_role("tab", name="Compare", exact=True).click()
+        show_tab(page, "Compare")
         assert page.locator("#compare-a-model input").input_value() == DEMO_MODEL_NAME
         assert page.locator("#compare-b-model input").input_value() == DEMO_V25_NAME
         # its first query has a particle and an ending: the first click shows the two styles apart
@@ -230,7 +230,7 @@ def _finetune(page, tmp_path: Path) -> str:
     rows = [{"query": f"{q} {s}", "positive": p} for q, p in topics for s in ("", "방법", "정보", "알려줘")]
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    page.get_by_role("tab", name="Fine-tune").click()
+    show_tab(page, "Fine-tune")
     page.locator("#ft-pairs input[type=file]").set_input_files(str(pairs))
     page.locator("#ft-size").get_by_text("tiny").click()
     limit = page.locator("#ft-time input[type=number]")
@@ -256,19 +256,19 @@ def test_two_visitors_keep_their_models_apart(browser, space, tmp_path, tiny_mod
         owned = [p for p in (ctx.workdir / "visitors").glob("*/finetune*") if p.is_dir()]
         assert len(owned) == 1
         folder = owned[0]
-        page_a.get_by_role("tab", name="Explore").click()
+        show_tab(page_a, "Explore")
         assert name in _options(page_a, "explore-model")
 
         # a public model built after B opened the page (e.g. by the Models accordion)
         later = "built later (public)"
         ctx.registry.register(later, str(tiny_model_dir_b), "added while B's page was open")
 
-        page_b.get_by_role("tab", name="Explore").click()
+        show_tab(page_b, "Explore")
         options = wait_for(lambda: (lambda o: o if later in o else None)(_options(page_b, "explore-model")))
         assert not any(o.startswith("fine-tuned") for o in options), options
-        page_b.get_by_role("tab", name="Compare", exact=True).click()
+        show_tab(page_b, "Compare")
         assert not any(o.startswith("fine-tuned") for o in _options(page_b, "compare-a-model"))
-        page_b.get_by_role("tab", name="Explore").click()
+        show_tab(page_b, "Explore")
 
         # B types A's model name, then its folder: never A's model (more spellings: tests/test_models.py)
         box = page_b.locator("#explore-folder textarea, #explore-folder input").first
@@ -380,7 +380,7 @@ def _file_urls(page, selector: str) -> list[str]:
 
 def _hybrid_search(page) -> str:
     """Search the uploaded corpus with the hybrid method; the status text."""
-    page.get_by_role("tab", name="Search", exact=True).click()
+    show_tab(page, "Search")
     status = page.locator("#search-status")
     before = status.inner_text()
     page.locator("#search-method").get_by_text("Hybrid (BM25 + sparse)").click()
@@ -406,7 +406,7 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         sessions = [p.name for p in ctx.downloads_root.iterdir() if p.is_dir()]
         assert len(sessions) == 1, sessions
         a_session = sessions[0]
-        page_a.get_by_role("tab", name="Evaluate").click()
+        show_tab(page_a, "Evaluate")
         page_a.locator("#evaluate-upload input[type=file]").set_input_files(str(secret))
         page_a.locator("#evaluate-input-status").get_by_text("judged queries").wait_for(timeout=SLOW_MS)
         page_a.locator("#evaluate-systems").get_by_text("Hybrid, weight by cross-validation").click()
@@ -419,12 +419,12 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         a_urls += _file_urls(page_a, "#evaluate-files")
 
         # A's Search on the same documents uses A's tuned weight (the positive control) ...
-        page_a.get_by_role("tab", name="Search", exact=True).click()
+        show_tab(page_a, "Search")
         page_a.locator("#search-upload input[type=file]").set_input_files(str(secret))
         page_a.locator("#search-index-status").get_by_text("12 documents").wait_for(timeout=SLOW_MS)
         assert "tuned by the Evaluate tab" in _hybrid_search(page_a)
         # ... B's Search on the same documents (B's own file name) never does, nor names A's file
-        page_b.get_by_role("tab", name="Search", exact=True).click()
+        show_tab(page_b, "Search")
         page_b.locator("#search-upload input[type=file]").set_input_files(str(shutil.copy(secret, tmp_path / "b.zip")))
         page_b.locator("#search-index-status").get_by_text("12 documents").wait_for(timeout=SLOW_MS)
         status_b = _hybrid_search(page_b)
@@ -441,7 +441,7 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         ]
         refused = [(str(a_model), box) for box in boxes] + [(str(public_space["linked"]), boxes[0])]
         for typed, (tab, box, button, out) in refused:
-            page_b.get_by_role("tab", name=tab, exact=True).click()
+            show_tab(page_b, tab)
             if box.startswith("#corpus-report") and not page_b.locator(box).is_visible():
                 page_b.locator("#corpus-report").get_by_text("Corpus report", exact=True).first.click()
             field = page_b.locator(f"{box} textarea, {box} input").first
@@ -463,7 +463,7 @@ def test_public_space_keeps_each_visitors_things_to_that_visitor(browser, public
         #  tests/test_visitors.py checks its handler with a typed path.)
 
         # the Search tab in public mode: no developer instructions, no server path
-        page_b.get_by_role("tab", name="Search", exact=True).click()
+        show_tab(page_b, "Search")
         page_b.locator("#search-backend").get_by_text("OpenSearch").click()
         page_b.locator("#search-index-status").get_by_text("search engine is unavailable").wait_for(timeout=60_000)
         page_b.locator("#search-method").get_by_text("BM25 (Kiwi morphemes)").click()
