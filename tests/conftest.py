@@ -274,12 +274,41 @@ def page(browser, app_url, request):
     # the page answers Explore's first example on load: wait for it, so a test's own answer is never replaced
     pg.locator("#explore-status").get_by_text("tokens encoded").wait_for(timeout=300_000)
     yield pg
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        toasts = pg.locator(".toast-body").all_inner_texts()
-        print("The browser saw:", *(events[-40:] or ["no console error, page error or failed request"]), sep="\n  ")
-        print("Toasts on screen:", toasts or "none")
+    if _failed(request):
+        _print_seen(pg, events)
     context.close()
+
+
+def _failed(request) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is not None and report.failed
+
+
+def _print_seen(pg, events: list[str]) -> None:
+    """Print what a page saw (for a failed test): its events, and the toasts still on screen if it is open."""
+    seen = events[-40:] or ["no console error, page error or failed request"]
+    print(f"The browser saw at {pg.url}:", *seen, sep="\n  ")
+    toasts = "(page closed)" if pg.is_closed() else pg.locator(".toast-body").all_inner_texts() or "none"
+    print("Toasts on screen:", toasts)
+
+
+#: Pages a test opened itself (one per visitor) and :func:`watch_page` registered, with what each saw.
+_WATCHED: list[tuple[object, list[str]]] = []
+
+
+def watch_page(pg) -> None:
+    """Record what ``pg`` sees, printed if the test fails (the ``page`` fixture does this for its own page)."""
+    _WATCHED.append((pg, _browser_events(pg)))
+
+
+@pytest.fixture(autouse=True)
+def _report_watched_pages(request):
+    _WATCHED.clear()
+    yield
+    if _failed(request):
+        for pg, events in _WATCHED:
+            _print_seen(pg, events)
+    _WATCHED.clear()
 
 
 #: Resolves once the page has painted twice and then had nothing left to do (or after 2 s).

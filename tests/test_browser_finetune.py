@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import fill_box, free_port, show_tab, wait_for
+from conftest import fill_box, free_port, show_tab, wait_for, watch_page
 
 TOPICS = [
     ("당뇨병 치료", "당뇨병 치료는 식이요법과 운동, 인슐린 주사로 혈당을 관리합니다."),
@@ -85,6 +85,7 @@ def _open(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
+    watch_page(page)
     page.goto(url)
     page.locator("#explore-query textarea").wait_for()
     return context, page

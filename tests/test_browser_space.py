@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fill_box, free_port, show_tab, wait_for
+from conftest import fill_box, free_port, show_tab, wait_for, watch_page
 
 from sparse_demo.models import NOT_AVAILABLE
 
@@ -68,6 +68,7 @@ def _open(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
+    watch_page(page)
     page.goto(url)
     page.locator("#explore-query textarea").wait_for()
     # the page answers Explore's first example on load: wait for it, so no later answer is replaced by it
