@@ -226,7 +226,10 @@ QUEUE_CONCURRENCY = 2
 
 
 def serve(demo: gr.Blocks, **launch):
-    """Queue and launch ``demo`` as ``python app.py`` serves it (the tests' servers of the whole app call this too)."""
+    """Queue and launch ``demo`` with the app's stylesheet, as ``python app.py`` serves it (the tests' servers of
+    the whole app call this too, so they show the screens a visitor sees)."""
+    css_path = ASSETS / "style.css"
+    launch.setdefault("css_paths", [css_path] if css_path.exists() else None)
     return demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(**launch)
 
 
@@ -239,13 +242,7 @@ def main() -> None:
     demo = build_app(ctx)
     built.set()
     install_shutdown(demo, ctx)
-    css_path = ASSETS / "style.css"
-    serve(
-        demo,
-        server_name=server.host,
-        server_port=server.port,
-        css_paths=[css_path] if css_path.exists() else None,
-    )
+    serve(demo, server_name=server.host, server_port=server.port)
 
 
 if __name__ == "__main__":

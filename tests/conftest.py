@@ -194,8 +194,7 @@ def app_url(app_context):
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        css_paths=[ROOT / "assets" / "style.css"],
-    )  # as `python app.py` serves it
+    )  # as `python app.py` serves it, stylesheet included
     url = f"http://127.0.0.1:{port}/"
     yield url
     demo.close()

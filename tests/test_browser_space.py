@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -181,6 +182,12 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
         page.locator("#compare-status").get_by_text(DEMO_V25_NAME).first.wait_for(timeout=SLOW_MS)
         masses = _stopword_masses(page)
         assert masses[1] > masses[0], masses
+        # the stats table shows both models' whole columns, headers (the long model names) included, at 1280 px
+        page.locator("#compare-sides th", has_text=DEMO_V25_NAME).wait_for(timeout=SLOW_MS)
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        with contextlib.suppress(TimeoutError):  # the grid lays itself out again after the resize
+            wait_for(lambda: not _cut_sideways(page, "compare-sides"), timeout=10)
+        assert not _cut_sideways(page, "compare-sides"), _cut_sideways(page, "compare-sides")
     finally:
         context.close()
     # a link with tab, q and both models opens that view with its answer
@@ -197,6 +204,14 @@ def test_offline_showcase_expands_on_load_and_compares_the_two_demo_styles(brows
         assert masses[0] > masses[1], masses
     finally:
         context.close()
+
+
+def _cut_sideways(page, elem_id: str) -> list[list]:
+    """The elements inside ``#elem_id`` whose content is wider than what they show (scrolls or is cut)."""
+    return page.locator(f"#{elem_id}").evaluate(
+        """root => [...root.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1)
+            .map(e => [e.tagName, e.scrollWidth, e.clientWidth, e.textContent.slice(0, 40)])"""
+    )
 
 
 def _stopword_masses(page) -> tuple[float, float]:

@@ -159,15 +159,16 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
                 interactive=False,
                 wrap=True,
             )
-            with gr.Row():
-                chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
-                sides = gr.Dataframe(
-                    value=empty_frame(EMPTY_SIDES),
-                    label="Stats and leakage",
-                    elem_id="compare-sides",
-                    interactive=False,
-                    wrap=True,
-                )
+            # the stats table takes the full width: its headers are the two model names (one line each), which
+            # a half-width column cut at 1280-1400 px
+            sides = gr.Dataframe(
+                value=empty_frame(EMPTY_SIDES),
+                label="Stats and leakage",
+                elem_id="compare-sides",
+                interactive=False,
+                wrap=True,
+            )
+            chart = gr.Plot(label="Weights: A left, B right", elem_id="compare-chart")
             morphs = gr.Dataframe(
                 value=empty_frame(EMPTY_MORPHEMES),
                 label="Per Kiwi morpheme of the query: the weight mass and top tokens each model "
