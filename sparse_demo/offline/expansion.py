@@ -32,7 +32,7 @@ With ``length_norm`` (0.25 with ``length_ref`` 12 in the shipped builds), a text
 than ``length_ref`` in all has every target scaled by ``(length_ref / L1) ** length_norm``: without it, a
 document's vector gains a full-weight term for every word it holds and an expansion for many of them, so
 the dot product favours long documents for being long (a model built without it ranks a longer sentence
-above a shorter paraphrase that BM25, which normalises by length, finds: README, *Known gaps*).
+above a shorter paraphrase that BM25, which normalises by length, finds: README, *Length normalisation*).
 
 **Distillation** (:func:`distil_expansions`): the lexically initialised model is trained to
 produce the teacher's vector (squared error over the whole vocabulary except the free pieces,

@@ -164,7 +164,7 @@ STYLE_FUNCTION_TARGET: dict[str, float] = {"v26": 0.0, "v25": 2.0}
 #: similarity x rarity (ids below 20,000 propose less), the graph's hubs are scaled down past 8 proposers,
 #: frequent verb stems (나오, 생기) are expanded but never proposed, and a text whose targets weigh more than
 #: 12 in all has them scaled by (12 / L1) ^ 0.25, so the student does not favour long documents. The other
-#: settings tried are in the README's *Known gaps*.
+#: settings tried are in the README's *Length normalisation* and *Build history*.
 DEMO_TEACHER = TeacherSettings(
     weight=2.1,
     rarity_ref=20_000,
@@ -329,7 +329,7 @@ class BuildOptions:
         distil_leak: the distillation's slope below 0 for an expansion not produced yet (``leak`` of
             :func:`~sparse_demo.offline.expansion.distil_expansions`): at 0.1 the student kept about 0.6 of the
             teacher's expansion share on the bundled training questions themselves, at 0.5 about 0.75 (README,
-            *Known gaps*, for what the retrieval training then kept).
+            *Build history*, for what the retrieval training then kept).
         vector_kd: weight of the teacher's vectors in the retrieval training (the loss's ``lambda_vector_kd``:
             the expansions distilled before are kept while retrieval is learnt; 0: not used there).
         graph_strength: how far each single-piece word's embedding moves towards its expansions' before

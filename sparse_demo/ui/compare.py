@@ -159,8 +159,8 @@ def build_tab(ctx: AppContext, visitor_models: gr.State) -> LinkTarget:
                 interactive=False,
                 wrap=True,
             )
-            # the stats table takes the full width: its headers are the two model names (one line each), which
-            # a half-width column cut at 1280-1400 px
+            # the stats table takes the full width: its headers are the two model names (one line each), and at
+            # half width, beside the chart, the B column was cut at 1280-1400 px
             sides = gr.Dataframe(
                 value=empty_frame(EMPTY_SIDES),
                 label="Stats and leakage",
